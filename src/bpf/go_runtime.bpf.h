@@ -1,0 +1,62 @@
+/* Finding the current goroutine from a uprobe (DESIGN.md technique 5). Shared by every
+ * gotrace BPF program; each defines `layout` in its .rodata. */
+#ifndef GO_RUNTIME_BPF_H
+#define GO_RUNTIME_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "gotrace.h"
+
+/* GDT index of the first TLS descriptor on x86 (arch/x86/include/asm/segment.h). */
+#define GDT_ENTRY_TLS_MIN_X86 12
+
+/* Base address of the 32-bit TLS segment selected by the task's %gs. */
+static __always_inline __u64 gs_tls_base(struct task_struct *task)
+{
+	__u16 gsindex = BPF_CORE_READ(task, thread.gsindex);
+	__u32 idx = (gsindex >> 3) - GDT_ENTRY_TLS_MIN_X86;
+	struct desc_struct desc = {};
+
+	if (idx >= 3)
+		return 0;
+	bpf_core_read(&desc, sizeof(desc), &task->thread.tls_array[idx]);
+	return (__u64)desc.base0 | ((__u64)desc.base1 << 16) | ((__u64)desc.base2 << 24);
+}
+
+/* The g pointer of the goroutine running on this thread, or 0 if it cannot be read. */
+static __always_inline __u64 current_g(struct pt_regs *ctx, const volatile struct go_layout *l)
+{
+	struct task_struct *task;
+	__u64 base, g = 0;
+
+	switch (l->g_source) {
+	case G_FROM_R14:
+		return ctx->r14;
+	case G_FROM_FS_TLS:
+		task = bpf_get_current_task_btf();
+		base = BPF_CORE_READ(task, thread.fsbase);
+		bpf_probe_read_user(&g, 8, (void *)(base + l->tls_offset));
+		return g;
+	case G_FROM_GS_TLS:
+		task = bpf_get_current_task_btf();
+		base = gs_tls_base(task);
+		if (!base)
+			return 0;
+		bpf_probe_read_user(&g, 4, (void *)(base + l->tls_offset));
+		return g;
+	}
+	return 0;
+}
+
+/* g.stack.hi of goroutine g. */
+static __always_inline __u64 g_stack_hi(__u64 g, const volatile struct go_layout *l)
+{
+	__u64 hi = 0;
+
+	bpf_probe_read_user(&hi, l->ptr_size, (void *)(g + l->g_stack_hi));
+	return hi;
+}
+
+#endif

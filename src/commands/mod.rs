@@ -1,0 +1,3 @@
+//! One module per gotrace subcommand.
+
+pub mod list;

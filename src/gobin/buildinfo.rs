@@ -1,0 +1,1 @@
+//! `.go.buildinfo`: the Go version and main module recorded by the linker.

@@ -1,0 +1,1 @@
+//! DWARF (optional): function parameter and result types, globals, runtime.g / runtime.m layout.

@@ -1,0 +1,1 @@
+//! ELF layout: sections, PT_LOAD segments, vaddr -> file offset.

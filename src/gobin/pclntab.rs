@@ -1,0 +1,1 @@
+//! The Go pclntab reader: functions, pc -> file:line, pc -> SP delta.

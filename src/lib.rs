@@ -1,0 +1,7 @@
+//! gotrace as a library: the binary reader (`gobin`), probe planning, the BPF sessions and the
+//! commands. The `gotrace` binary is a thin `main` over [`commands`]; benches and fuzz targets
+//! use the readers directly.
+
+pub mod cli;
+pub mod commands;
+pub mod gobin;

@@ -1,0 +1,26 @@
+//! gotrace: trace running Go programs with eBPF.
+//!
+//! `main` only prints errors; `run` does the work and returns the exit code. Every error the
+//! user can cause is printed as one line (`{:#}` joins anyhow's context chain) with exit code 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gotrace::{cli, commands};
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("gotrace: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
+    match args.command {
+        cli::Command::List(list) => commands::list::run(&list),
+    }
+}
