@@ -92,8 +92,7 @@ fn read_go_string(
     let header = elf.bytes_at(vaddr, 2 * ptr_size as u64)?;
     let ptr = read_ptr(header, ptr_size, big_endian)?;
     let len = read_ptr(&header[ptr_size..], ptr_size, big_endian)?;
-    let bytes = elf.bytes_at(ptr, len)?;
-    Some(String::from_utf8_lossy(bytes).into_owned())
+    Some(text(elf.bytes_at(ptr, len)?))
 }
 
 /// Reads a uvarint-length-prefixed string, advancing `rest`.
@@ -101,7 +100,17 @@ fn read_varint_string(rest: &mut &[u8]) -> Option<String> {
     let (len, used) = crate::gobin::varint::read_uvarint(rest)?;
     let bytes = rest.get(used..used.checked_add(usize::try_from(len).ok()?)?)?;
     *rest = &rest[used + bytes.len()..];
-    Some(String::from_utf8_lossy(bytes).into_owned())
+    Some(text(bytes))
+}
+
+/// Bytes as text, without the 16-byte sentinels Go puts around module info (as
+/// `debug/buildinfo` strips them).
+fn text(bytes: &[u8]) -> String {
+    let unwrapped = match bytes.len() {
+        n if n >= 33 && bytes[n - 17] == b'\n' => &bytes[16..n - 16],
+        _ => bytes,
+    };
+    String::from_utf8_lossy(unwrapped).into_owned()
 }
 
 /// The main module from the module info text (`path\t...`, `mod\t<path>\t<version>...`).
@@ -131,7 +140,9 @@ mod tests {
 
     #[test]
     fn module_line() {
-        let info = "0w\u{af}\u{c}\u{92}t\u{8}\u{2}A\u{e1}\u{c1}\u{7}\u{e6}\u{d6}\u{18}\u{e6}path\texample\nmod\texample\t(devel)\t\n";
+        let info = "path\texample\nmod\texample\t(devel)\t\n";
         assert_eq!(main_module(info).as_deref(), Some("example"));
+        let wrapped = b"0123456789abcdefpath\tcmd/compile\nbuild\t-x\n0123456789abcdef";
+        assert_eq!(main_module(&text(wrapped)).as_deref(), Some("cmd/compile"));
     }
 }
