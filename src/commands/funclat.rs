@@ -107,8 +107,11 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
             Wake::Stop(reason) => break reason,
         }
     };
-    let now = read_hists(&skel, &plan)?;
+    let mut now = read_hists(&skel, &plan)?;
     drop(attached);
+    if let (StopReason::TargetExited(_), Some(pid)) = (stop, target.pid) {
+        count_calls_cut_by_exit(&skel, pid, &mut now)?;
+    }
     if interval.is_none() || now != printed {
         print_period(&mut out, args, unit, &plan, &now, &printed)?;
     }
@@ -145,6 +148,24 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
             Ok(total)
         })
         .collect()
+}
+
+/// Counts as unmatched the calls still open in process `pid` after it exited: they can never
+/// return (typically a panic that ended the program, or `os.Exit` inside the call).
+fn count_calls_cut_by_exit(skel: &FunclatSkel<'_>, pid: u32, hists: &mut [Log2Hist]) -> Result<()> {
+    for key_bytes in skel.maps.starts.keys() {
+        let key: types::frame_key = plain_copy(&key_bytes)?;
+        if key.tgid != pid {
+            continue;
+        }
+        if let Some(value) = skel.maps.starts.lookup(&key_bytes, MapFlags::ANY)? {
+            let start: types::frame_start = plain_copy(&value)?;
+            if let Some(hist) = hists.get_mut(start.func_id as usize) {
+                hist.unmatched += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Converts one CPU's `struct func_hist` (the skeleton's generated type) into a histogram.
