@@ -80,8 +80,12 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	}
 
 	start = bpf_map_lookup_elem(&starts, &key);
-	if (!start || start->func_id != func_id)
-		return 0; /* the call began before tracing did */
+	if (!start || start->func_id != func_id) {
+		/* A return whose entry was never seen: the entry hit was lost, or the call was
+		 * already running when tracing began. Counted, never silently dropped. */
+		hist->lost++;
+		return 0;
+	}
 	__u64 delta = now - start->start_ns;
 	bpf_map_delete_elem(&starts, &key);
 	hist->slots[log2_slot(delta / unit_div) & (GOTRACE_HIST_SLOTS - 1)]++;
