@@ -64,7 +64,7 @@ struct Listed {
     function: String,
     entry: u64,
     end: u64,
-    file_offset: u64,
+    file_offset: Option<u64>,
     file: Option<String>,
     line: Option<i64>,
     has_dwarf_keys: bool,
@@ -181,11 +181,14 @@ fn check_function_list(binary: &GoBinary) -> Result<Vec<String>> {
     }
 
     for function in listed.values() {
+        let Some(listed_offset) = function.file_offset else {
+            continue; // counted as a missing key
+        };
         match file_offset(&elf, function.entry) {
-            Some(offset) if offset == function.file_offset => {}
+            Some(offset) if offset == listed_offset => {}
             Some(offset) => problems.push(format!(
-                "{}: file_offset {:#x}, the program headers say {offset:#x}",
-                function.function, function.file_offset
+                "{}: file_offset {listed_offset:#x}, the program headers say {offset:#x}",
+                function.function
             )),
             None => problems.push(format!(
                 "{}: entry {:#x} is in no PT_LOAD segment",
@@ -223,7 +226,9 @@ fn check_function_list(binary: &GoBinary) -> Result<Vec<String>> {
 
 /// File and line of every function against gosym's for the entry PC.
 fn check_file_and_line(binary: &GoBinary) -> Result<Vec<String>> {
-    let (listed, mut problems) = list(&binary.path)?;
+    // Problems with the output's shape are check_function_list's to report.
+    let (listed, _) = list(&binary.path)?;
+    let mut problems = Vec::new();
     for oracle in gosym_functions(&binary.path)? {
         let Some(function) = listed.get(&oracle.entry) else {
             continue;
@@ -336,7 +341,7 @@ fn file_offset(elf: &object::File<'_>, address: u64) -> Option<u64> {
 // Parsing gotrace's output.
 
 /// Runs `gotrace list --json BINARY`; returns the functions by entry and the problems found in
-/// the output (an error if gotrace failed).
+/// the output (an error if gotrace failed or listed nothing usable).
 fn list(binary: &Path) -> Result<(BTreeMap<u64, Listed>, Vec<String>)> {
     let output = gotrace([Path::new("list"), Path::new("--json"), binary]);
     if !output.status.success() {
@@ -348,12 +353,13 @@ fn list(binary: &Path) -> Result<(BTreeMap<u64, Listed>, Vec<String>)> {
     }
     let mut listed = BTreeMap::new();
     let mut problems = Vec::new();
+    let mut missing_keys = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        match parse_listed(line) {
+        match parse_listed(line, &mut missing_keys) {
             Ok(function) => {
                 if let Some(previous) = listed.insert(function.entry, function) {
                     problems.push(format!(
-                        "two functions at {:#x}: {:?} and another",
+                        "two functions at {:#x}, one is {:?}",
                         previous.entry, previous.function
                     ));
                 }
@@ -361,26 +367,28 @@ fn list(binary: &Path) -> Result<(BTreeMap<u64, Listed>, Vec<String>)> {
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
+    for (key, lines) in missing_keys {
+        problems.insert(0, format!("key {key:?} missing in {lines} lines"));
+    }
     if listed.is_empty() {
         bail!(
-            "gotrace list --json listed no functions ({} problems in its output)",
-            problems.len()
+            "gotrace list --json listed no usable function; first problem: {}",
+            problems.first().map_or("none", String::as_str)
         );
     }
     Ok((listed, problems))
 }
 
-/// Parses one line of `gotrace list --json`.
-fn parse_listed(line: &str) -> Result<Listed> {
+/// Parses one line of `gotrace list --json`, counting its missing keys; an error if it lacks
+/// what identifies a function (function, entry, end) or a field has the wrong type.
+fn parse_listed(line: &str, missing_keys: &mut BTreeMap<&'static str, usize>) -> Result<Listed> {
     let object: Map<String, Value> =
         serde_json::from_str(line).with_context(|| format!("not a JSON object: {line:?}"))?;
-    let missing: Vec<&str> = REQUIRED_KEYS
+    for key in REQUIRED_KEYS
         .iter()
-        .copied()
-        .filter(|key| !object.contains_key(*key))
-        .collect();
-    if !missing.is_empty() {
-        bail!("keys {missing:?} missing in {line:?}");
+        .filter(|key| !object.contains_key(**key))
+    {
+        *missing_keys.entry(key).or_default() += 1;
     }
     let dwarf_keys = DWARF_KEYS
         .iter()
@@ -389,19 +397,29 @@ fn parse_listed(line: &str) -> Result<Listed> {
     if dwarf_keys == 1 {
         bail!("only one of {DWARF_KEYS:?} in {line:?}");
     }
-    let field = |key: &str| -> Result<u64> {
-        address(&object[key]).with_context(|| format!("{key} in {line:?}"))
+    let field = |key: &str| -> Result<Option<u64>> {
+        object
+            .get(key)
+            .map(address)
+            .transpose()
+            .with_context(|| format!("{key} in {line:?}"))
     };
+    let required =
+        |key: &str| -> Result<u64> { field(key)?.ok_or_else(|| anyhow!("no {key} in {line:?}")) };
     Ok(Listed {
-        function: object["function"]
-            .as_str()
-            .ok_or_else(|| anyhow!("function is not a string in {line:?}"))?
+        function: object
+            .get("function")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("no function name in {line:?}"))?
             .to_owned(),
-        entry: field("entry")?,
-        end: field("end")?,
+        entry: required("entry")?,
+        end: required("end")?,
         file_offset: field("file_offset")?,
-        file: object["file"].as_str().map(str::to_owned),
-        line: object["line"].as_i64(),
+        file: object
+            .get("file")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        line: object.get("line").and_then(Value::as_i64),
         has_dwarf_keys: dwarf_keys == DWARF_KEYS.len(),
     })
 }

@@ -41,7 +41,9 @@ pub fn go_nm_text_symbols(binary: &Path) -> Result<Vec<NmSymbol>> {
     }
     let mut symbols = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let mut fields = line.split_whitespace();
+        // "  4669d0 T name": the name is the rest of the line and may contain spaces
+        // ("type..eq.struct { runtime.gList; runtime.n int32 }").
+        let mut fields = line.trim_start().splitn(3, ' ');
         let (Some(address), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
         else {
             bail!("go tool nm: unexpected line {line:?}");
