@@ -165,6 +165,7 @@ fn is_morestack_block(mut block: impl InsnStream, entry: u64) -> bool {
 }
 
 impl Insn {
+    /// What the entry probe needs to know of this instruction.
     fn probe_insn(&self) -> ProbeInsn {
         ProbeInsn {
             push_reg: self.push_reg,
@@ -179,6 +180,7 @@ fn code_from(code: &[u8], entry: u64, addr: u64) -> Option<&[u8]> {
     code.get(offset..).filter(|rest| !rest.is_empty())
 }
 
+/// amd64 (`bitness` 64) or 386 (32) with iced-x86.
 fn decode_x86(bitness: u32, code: &[u8], entry: u64) -> Result<DecodedFunction> {
     decode_with(entry, |addr| {
         let rest = code_from(code, entry, addr)?;
@@ -273,6 +275,7 @@ fn x86_flow(insn: &Instruction) -> Flow {
     }
 }
 
+/// arm64: the function must be whole, aligned 4-byte words.
 fn decode_arm64(code: &[u8], entry: u64) -> Result<DecodedFunction> {
     if entry % 4 != 0 || code.len() % 4 != 0 {
         bail!(
@@ -313,6 +316,7 @@ impl InsnStream for Arm64Stream<'_> {
 const ARM64_RET_MASK: u32 = 0xffff_fc1f;
 const ARM64_RET: u32 = 0xd65f_0000;
 
+/// Control flow of the arm64 instruction `word` at `addr`.
 fn arm64_flow(word: u32, addr: u64) -> Flow {
     // Branch displacement: `bits` wide at bit `shift`, signed, in words.
     let target = |shift: u32, bits: u32| {
