@@ -21,5 +21,5 @@ fn main() {
             .unwrap_or_else(|e| panic!("building BPF program {}: {e:#}", source.display()));
         println!("cargo:rerun-if-changed={}", source.display());
     }
-    println!("cargo:rerun-if-changed=src/bpf/gotrace.h");
+    println!("cargo:rerun-if-changed=src/bpf");
 }

@@ -16,8 +16,55 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the functions (and globals) of a Go binary that can be traced, and how.
-    #[command(after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'")]
+    #[command(
+        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'"
+    )]
     List(ListArgs),
+    /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
+    #[command(
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter"
+    )]
+    Funclat(FunclatArgs),
+}
+
+/// What to trace: the last positional is the binary unless `-p` or `--` names the process.
+#[derive(Debug, Args)]
+pub struct TraceTarget {
+    /// Trace only this process (the binary is /proc/PID/exe).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long = "duration", value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// One JSON object per line instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Launch this command and trace it from its first instruction; gotrace exits with its
+    /// exit status.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// Arguments of `gotrace funclat`.
+#[derive(Debug, Args)]
+pub struct FunclatArgs {
+    /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
+    #[arg(required = true, value_name = "PATTERN... [BINARY]")]
+    pub positional: Vec<String>,
+    /// Print and reset the histograms every SECS seconds.
+    #[arg(short = 'i', long = "interval", value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Histogram in microseconds.
+    #[arg(short = 'u', long = "microseconds", conflicts_with = "milliseconds")]
+    pub microseconds: bool,
+    /// Histogram in milliseconds.
+    #[arg(short = 'm', long = "milliseconds")]
+    pub milliseconds: bool,
+    /// Print a timestamp before each interval.
+    #[arg(short = 'T', long = "timestamp")]
+    pub timestamp: bool,
+    #[command(flatten)]
+    pub target: TraceTarget,
 }
 
 /// Arguments of `gotrace list`.

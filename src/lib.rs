@@ -3,5 +3,11 @@
 //! use the readers directly.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod gobin;
+pub mod histogram;
+pub mod plan;
+pub mod session;
+pub mod skeletons;
+pub mod target;

@@ -10,6 +10,7 @@ use gotrace::{cli, commands};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    gotrace::skeletons::route_libbpf_log();
     match run(args) {
         Ok(code) => code,
         Err(err) => {
@@ -22,5 +23,6 @@ fn main() -> ExitCode {
 fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     match args.command {
         cli::Command::List(list) => commands::list::run(&list),
+        cli::Command::Funclat(funclat) => commands::funclat::run(&funclat),
     }
 }

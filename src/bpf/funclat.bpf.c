@@ -7,6 +7,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct go_layout layout = {};
+/* Histogram unit: 1 (ns), 1000 (us) or 1000000 (ms). */
+const volatile __u64 unit_div = 1;
 
 /* Indexed by function id; per CPU so the hot path takes no lock. Sized before load. */
 struct {
@@ -37,8 +39,7 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return slot;
 }
 
-SEC("uprobe")
-int funclat_site(struct pt_regs *ctx)
+static __always_inline int funclat_site(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 func_id = cookie >> COOKIE_FUNC_SHIFT;
@@ -79,12 +80,30 @@ int funclat_site(struct pt_regs *ctx)
 	}
 
 	start = bpf_map_lookup_elem(&starts, &key);
-	if (!start || start->func_id != func_id)
-		return 0; /* the call began before tracing did */
+	if (!start || start->func_id != func_id) {
+		/* A return whose entry was never seen: the entry hit was lost, or the call was
+		 * already running when tracing began. Counted, never silently dropped. */
+		hist->lost++;
+		return 0;
+	}
 	__u64 delta = now - start->start_ns;
 	bpf_map_delete_elem(&starts, &key);
-	hist->slots[log2_slot(delta) & (GOTRACE_HIST_SLOTS - 1)]++;
+	hist->slots[log2_slot(delta / unit_div) & (GOTRACE_HIST_SLOTS - 1)]++;
 	hist->count++;
 	hist->total_ns += delta;
 	return 0;
+}
+
+/* The same program for the two attach types: one multi-uprobe link for every site where the
+ * kernel has them, one perf-event uprobe per site otherwise. */
+SEC("uprobe.multi")
+int funclat_multi(struct pt_regs *ctx)
+{
+	return funclat_site(ctx);
+}
+
+SEC("uprobe")
+int funclat_single(struct pt_regs *ctx)
+{
+	return funclat_site(ctx);
 }

@@ -17,12 +17,13 @@ static __always_inline __u64 gs_tls_base(struct task_struct *task)
 {
 	__u16 gsindex = BPF_CORE_READ(task, thread.gsindex);
 	__u32 idx = (gsindex >> 3) - GDT_ENTRY_TLS_MIN_X86;
-	struct desc_struct desc = {};
+	__u64 desc = 0;
 
 	if (idx >= 3)
 		return 0;
 	bpf_core_read(&desc, sizeof(desc), &task->thread.tls_array[idx]);
-	return (__u64)desc.base0 | ((__u64)desc.base1 << 16) | ((__u64)desc.base2 << 24);
+	/* x86 segment descriptor: base bits 0-23 at bits 16-39, bits 24-31 at bits 56-63. */
+	return ((desc >> 16) & 0xffffff) | (((desc >> 56) & 0xff) << 24);
 }
 
 /* The g pointer of the goroutine running on this thread, or 0 if it cannot be read. */

@@ -33,7 +33,8 @@ struct func_hist {
 	__u64 count;
 	__u64 total_ns;
 	__u64 unmatched;     /* entries whose return never came (panic, Goexit) */
-	__u64 lost;          /* entries that could not be recorded (map update failed) */
+	__u64 lost;          /* calls not measured: entry not recorded (map full, g unreadable)
+	                      * or a return whose entry was never seen */
 };
 
 /* Key pairing an entry with its return (DESIGN.md technique 4). */

@@ -1,3 +1,4 @@
 //! One module per gotrace subcommand.
 
+pub mod funclat;
 pub mod list;

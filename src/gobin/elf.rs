@@ -1,1 +1,104 @@
-//! ELF layout: sections, PT_LOAD segments, vaddr -> file offset.
+//! ELF layout of a Go binary: architecture, PIE, symbols, PT_LOAD segments, and the mapping
+//! from virtual addresses to file offsets that uprobes need (DESIGN.md technique 7).
+
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectKind, ObjectSection, ObjectSegment, ObjectSymbol};
+
+use super::Arch;
+
+/// One PT_LOAD segment: where its bytes sit in memory and in the file.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSegment {
+    pub vaddr: u64,
+    pub file_offset: u64,
+    pub file_size: u64,
+}
+
+/// The parts of the ELF file the rest of gotrace needs.
+pub struct ElfImage<'data> {
+    /// The parsed ELF file (sections, symbols).
+    pub file: object::File<'data>,
+    /// The whole file's bytes.
+    pub data: &'data [u8],
+    pub arch: Arch,
+    /// Position-independent executable (ET_DYN): addresses are relative to a load base.
+    pub is_pie: bool,
+    /// No `.symtab` (e.g. built with `-ldflags=-s`).
+    pub stripped: bool,
+    segments: Vec<LoadSegment>,
+}
+
+impl<'data> ElfImage<'data> {
+    /// Parses the ELF header, segments and architecture.
+    pub fn parse(data: &'data [u8]) -> Result<Self> {
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            bail!("not an ELF file");
+        }
+        let file = object::File::parse(data)
+            .context("corrupt or truncated ELF file (its headers cannot be read)")?;
+        let arch = match file.architecture() {
+            object::Architecture::X86_64 => Arch::Amd64,
+            object::Architecture::I386 => Arch::I386,
+            object::Architecture::Aarch64 => Arch::Arm64,
+            other => bail!("unsupported architecture {other:?}: gotrace reads amd64, 386 and arm64 Go binaries"),
+        };
+        let is_pie = match file.kind() {
+            ObjectKind::Executable => false,
+            ObjectKind::Dynamic => true,
+            other => bail!("not an executable (ELF kind {other:?})"),
+        };
+        let stripped = file.section_by_name(".symtab").is_none();
+        let segments = file
+            .segments()
+            .map(|seg| {
+                let (file_offset, file_size) = seg.file_range();
+                LoadSegment {
+                    vaddr: seg.address(),
+                    file_offset,
+                    file_size,
+                }
+            })
+            .collect();
+        Ok(ElfImage {
+            file,
+            data,
+            arch,
+            is_pie,
+            stripped,
+            segments,
+        })
+    }
+
+    /// File offset of a virtual address (as in the file, before any PIE load base).
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments.iter().find_map(|seg| {
+            let delta = vaddr.checked_sub(seg.vaddr)?;
+            (delta < seg.file_size).then_some(seg.file_offset + delta)
+        })
+    }
+
+    /// The bytes of the file from `vaddr` for `len` bytes, if they are all in the file.
+    pub fn bytes_at(&self, vaddr: u64, len: u64) -> Option<&'data [u8]> {
+        let seg = self.segments.iter().find(|seg| {
+            vaddr >= seg.vaddr && vaddr.saturating_add(len) <= seg.vaddr + seg.file_size
+        })?;
+        let start = usize::try_from(seg.file_offset + (vaddr - seg.vaddr)).ok()?;
+        self.data
+            .get(start..start.checked_add(usize::try_from(len).ok()?)?)
+    }
+
+    /// Contents and address of a section, decompressed if needed.
+    pub fn section(&self, name: &str) -> Option<(u64, std::borrow::Cow<'data, [u8]>)> {
+        let section = self.file.section_by_name(name)?;
+        let data = section.uncompressed_data().ok()?;
+        Some((section.address(), data))
+    }
+
+    /// Address of a symbol in `.symtab` (absent in stripped binaries).
+    pub fn symbol_address(&self, name: &str) -> Option<u64> {
+        self.file
+            .symbols()
+            .find(|sym| sym.name_bytes().is_ok_and(|n| n == name.as_bytes()))
+            .map(|sym| sym.address())
+    }
+}

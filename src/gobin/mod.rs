@@ -8,6 +8,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod pclntab;
 pub mod runtime_layout;
+pub mod varint;
 
 /// Instruction set of a Go binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -35,4 +36,170 @@ impl Arch {
             Arch::Arm64 => "arm64",
         }
     }
+}
+
+/// A binary file mapped into memory; [`GoBinary`] borrows from it.
+pub struct BinaryFile {
+    path: std::path::PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl BinaryFile {
+    /// Opens and maps `path` read-only.
+    pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: the map is read-only and private; gotrace never writes through it. A binary
+        // truncated by another process while mapped would fault, as with any mmap reader;
+        // executables are replaced by rename, not rewritten in place.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", path.display()))?;
+        Ok(BinaryFile {
+            path: path.to_owned(),
+            map,
+        })
+    }
+
+    /// Parses the mapped bytes as a Go binary; errors name the file.
+    pub fn parse(&self) -> anyhow::Result<GoBinary<'_>> {
+        use anyhow::Context;
+        GoBinary::parse(&self.map).with_context(|| format!("{}", self.path.display()))
+    }
+}
+
+/// A Go executable, read from its bytes: the single source of Go knowledge for the planner.
+pub struct GoBinary<'data> {
+    pub elf: elf::ElfImage<'data>,
+    pub build: buildinfo::BuildInfo,
+    pub pclntab: pclntab::Pclntab<'data>,
+    /// Every function of the pclntab, in address order.
+    pub funcs: Vec<pclntab::Func<'data>>,
+}
+
+impl<'data> GoBinary<'data> {
+    /// Reads the ELF headers, build info and pclntab. Fails with one clear sentence on a
+    /// non-ELF, non-Go, unsupported or corrupt file.
+    pub fn parse(data: &'data [u8]) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let elf = elf::ElfImage::parse(data)?;
+        let build = buildinfo::BuildInfo::read(&elf);
+        let pclntab = find_pclntab(&elf)?;
+        let funcs = pclntab
+            .funcs()
+            .context("reading the pclntab's function table")?;
+        Ok(GoBinary {
+            elf,
+            build,
+            pclntab,
+            funcs,
+        })
+    }
+
+    /// The function whose range holds `pc`.
+    pub fn func_at(&self, pc: u64) -> Option<&pclntab::Func<'data>> {
+        let idx = self
+            .funcs
+            .partition_point(|f| f.entry <= pc)
+            .checked_sub(1)?;
+        let func = &self.funcs[idx];
+        (pc < func.end).then_some(func)
+    }
+
+    /// The entry probe site and every RET site of `func`, by decoding its instructions.
+    pub fn probe_sites(&self, func: &pclntab::Func<'_>) -> anyhow::Result<disasm::DecodedFunction> {
+        use anyhow::Context;
+        let code = self.code(func).context("its code is not in the file")?;
+        disasm::decode_function(self.elf.arch, code, func.entry)
+    }
+
+    /// Whether Go functions take arguments in registers (amd64 Go 1.17+, arm64 Go 1.18+):
+    /// those runtimes have `runtime.spillArgs`, even when stripped (pclntab keeps the name).
+    pub fn uses_register_abi(&self) -> bool {
+        self.funcs.iter().any(|f| f.name == "runtime.spillArgs")
+    }
+
+    /// Whether `name` is a Go function that exists only inlined into its callers.
+    pub fn is_inlined_everywhere(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// The machine code of `func`, from its entry to its end.
+    pub fn code(&self, func: &pclntab::Func<'_>) -> Option<&'data [u8]> {
+        self.elf.bytes_at(func.entry, func.end - func.entry)
+    }
+}
+
+/// The address of the first Go function: `runtime.text`, else the start of `.text`.
+fn text_start(elf: &elf::ElfImage<'_>) -> u64 {
+    use object::{Object, ObjectSection};
+    elf.symbol_address("runtime.text")
+        .or_else(|| elf.file.section_by_name(".text").map(|s| s.address()))
+        .unwrap_or(0)
+}
+
+/// Finds the pclntab: the `.gopclntab` section, the `runtime.pclntab` symbol, or (stripped
+/// PIE builds keep it inside `.data.rel.ro`) a scan of read-only data for a valid header.
+fn find_pclntab<'data>(elf: &elf::ElfImage<'data>) -> anyhow::Result<pclntab::Pclntab<'data>> {
+    use anyhow::bail;
+    use object::{Object, ObjectSection};
+
+    let text = text_start(elf);
+    let section_bytes = |name: &str| {
+        let section = elf.file.section_by_name(name)?;
+        let (offset, size) = section.file_range()?;
+        elf.data
+            .get(usize::try_from(offset).ok()?..usize::try_from(offset + size).ok()?)
+    };
+    if let Some(bytes) = section_bytes(".gopclntab") {
+        return pclntab::Pclntab::parse(bytes, text);
+    }
+    if let (Some(start), Some(end)) = (
+        elf.symbol_address("runtime.pclntab"),
+        elf.symbol_address("runtime.epclntab"),
+    ) {
+        if let Some(bytes) = end
+            .checked_sub(start)
+            .and_then(|len| elf.bytes_at(start, len))
+        {
+            return pclntab::Pclntab::parse(bytes, text);
+        }
+    }
+    for name in [".data.rel.ro", ".rodata", ".noptrdata"] {
+        let Some(bytes) = section_bytes(name) else {
+            continue;
+        };
+        if let Some(table) = scan_for_pclntab(bytes, text, elf.arch) {
+            return Ok(table);
+        }
+    }
+    if elf.file.section_by_name(".go.buildinfo").is_some()
+        || elf.symbol_address("runtime.main").is_some()
+    {
+        bail!("Go pclntab not found or corrupt: the binary's function table cannot be read");
+    }
+    bail!("not a Go binary (no Go function table and no Go build info)");
+}
+
+/// Tries every aligned occurrence of a pclntab magic in `bytes`; the first that parses and
+/// whose first function lies at the text start wins.
+fn scan_for_pclntab<'data>(
+    bytes: &'data [u8],
+    text: u64,
+    arch: Arch,
+) -> Option<pclntab::Pclntab<'data>> {
+    let align = arch.ptr_size() as usize;
+    (0..bytes.len().saturating_sub(8))
+        .step_by(align)
+        .find_map(|off| {
+            let candidate = &bytes[off..];
+            if !pclntab::MAGICS.iter().any(|m| candidate.starts_with(m))
+                || usize::from(candidate[7]) != align
+            {
+                return None;
+            }
+            let table = pclntab::Pclntab::parse(candidate, text).ok()?;
+            let first = table.func(0).ok()?;
+            (first.entry == text).then_some(table)
+        })
 }

@@ -1,0 +1,27 @@
+//! Unsigned LEB128 varints as Go's `encoding/binary.Uvarint` writes them (pclntab, buildinfo).
+
+/// Decodes a uvarint at the start of `bytes`: (value, bytes used), or None if truncated or
+/// longer than 64 bits.
+pub fn read_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_uvarint;
+
+    #[test]
+    fn decodes() {
+        assert_eq!(read_uvarint(&[0x00]), Some((0, 1)));
+        assert_eq!(read_uvarint(&[0x96, 0x01]), Some((150, 2)));
+        assert_eq!(read_uvarint(&[0x80]), None);
+        assert_eq!(read_uvarint(&[]), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! Probe planning: which functions a command's patterns name, and for each the file offsets of
+//! its entry site and every RET site, plus the runtime facts the BPF programs need. Plain
+//! data, computed from [`GoBinary`] alone (testable without root).
+
+use anyhow::{bail, Context, Result};
+
+use crate::gobin::{Arch, GoBinary};
+
+/// Where the BPF side finds the current g (mirrors `enum g_source` in src/bpf/gotrace.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GSource {
+    /// amd64 register ABI: R14.
+    R14,
+    /// amd64 stack ABI: TLS at fsbase + offset.
+    FsTls(i32),
+    /// 386: TLS at the %gs segment base + offset.
+    GsTls(i32),
+}
+
+impl GSource {
+    /// The `enum g_source` value and TLS offset for the BPF programs.
+    pub fn to_bpf(self) -> (u32, i32) {
+        match self {
+            GSource::R14 => (0, 0),
+            GSource::FsTls(off) => (1, off),
+            GSource::GsTls(off) => (2, off),
+        }
+    }
+}
+
+/// Facts about the Go runtime of the binary that every BPF program needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeFacts {
+    pub g_source: GSource,
+    pub ptr_size: u32,
+    /// offsetof(runtime.g, stack.hi): `stack` is g's first field in every Go release.
+    pub g_stack_hi: u32,
+}
+
+/// One function to probe.
+#[derive(Debug, Clone)]
+pub struct PlannedFunc {
+    /// Index in [`ProbePlan::funcs`], carried in every cookie.
+    pub id: u32,
+    pub name: String,
+    pub entry: u64,
+    /// File offset of the entry probe site.
+    pub entry_site: u64,
+    /// File offsets of every RET.
+    pub ret_sites: Vec<u64>,
+}
+
+/// What the patterns resolved to.
+#[derive(Debug, Clone)]
+pub struct ProbePlan {
+    pub funcs: Vec<PlannedFunc>,
+    /// Functions a glob matched but that cannot be probed, with the reason.
+    pub skipped: Vec<(String, String)>,
+    pub runtime: RuntimeFacts,
+}
+
+/// Does `pattern` use glob syntax (as opposed to naming one function)?
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?']) || (pattern.contains('[') && !pattern.contains("[...]"))
+}
+
+/// Resolves `patterns` against the binary. A pattern naming one function fails with a clear
+/// message when that function is unknown, inlined away, or has no RET (when `need_ret`); a glob
+/// that matches nothing fails; glob matches that cannot be probed are skipped and listed.
+pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<ProbePlan> {
+    let runtime = runtime_facts(bin)?;
+    let mut funcs: Vec<PlannedFunc> = Vec::new();
+    let mut skipped = Vec::new();
+    for pattern in patterns {
+        let glob = glob::Pattern::new(pattern)
+            .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
+        let exact = !is_glob(pattern);
+        let matched: Vec<_> = bin
+            .funcs
+            .iter()
+            .filter(|f| {
+                if exact {
+                    f.name == pattern
+                } else {
+                    glob.matches(f.name)
+                }
+            })
+            .collect();
+        if matched.is_empty() {
+            bail!("{}", not_found_message(bin, pattern, exact));
+        }
+        for func in matched {
+            if funcs.iter().any(|p| p.entry == func.entry) {
+                continue;
+            }
+            let sites = bin.probe_sites(func);
+            let problem = match &sites {
+                Err(err) => Some(format!("{err:#}")),
+                Ok(s) if need_ret && s.ret_sites.is_empty() => Some(
+                    "has no RET instruction (it never returns or ends in a tail call), so its return cannot be probed".to_owned(),
+                ),
+                Ok(_) => None,
+            };
+            if let Some(reason) = problem {
+                if exact {
+                    bail!("{}: {reason}", func.name);
+                }
+                skipped.push((func.name.to_owned(), reason));
+                continue;
+            }
+            let sites = sites?;
+            let offset = |vaddr: u64| {
+                bin.elf.file_offset(vaddr).with_context(|| {
+                    format!("{}: address {vaddr:#x} is not in the file", func.name)
+                })
+            };
+            funcs.push(PlannedFunc {
+                id: u32::try_from(funcs.len()).context("too many functions")?,
+                name: func.name.to_owned(),
+                entry: func.entry,
+                entry_site: offset(sites.entry_probe)?,
+                ret_sites: sites
+                    .ret_sites
+                    .iter()
+                    .map(|&v| offset(v))
+                    .collect::<Result<_>>()?,
+            });
+        }
+    }
+    if funcs.is_empty() {
+        let reasons: Vec<String> = skipped
+            .iter()
+            .take(3)
+            .map(|(n, r)| format!("{n} {r}"))
+            .collect();
+        bail!(
+            "no function matched by {patterns:?} can be probed ({})",
+            reasons.join("; ")
+        );
+    }
+    Ok(ProbePlan {
+        funcs,
+        skipped,
+        runtime,
+    })
+}
+
+/// "unknown function" with the nearest names, or "inlined" when DWARF knows it.
+fn not_found_message(bin: &GoBinary<'_>, pattern: &str, exact: bool) -> String {
+    if !exact {
+        return format!(
+            "no function matches {pattern:?} (see `gotrace list BINARY` for the names)"
+        );
+    }
+    if bin.is_inlined_everywhere(pattern) {
+        return format!(
+            "{pattern} is inlined into its callers and has no code of its own to probe (rebuild with -gcflags='-l' or mark it //go:noinline)"
+        );
+    }
+    let mut near: Vec<(f64, &str)> = bin
+        .funcs
+        .iter()
+        .map(|f| (strsim::jaro_winkler(pattern, f.name), f.name))
+        .filter(|(score, _)| *score > 0.85)
+        .collect();
+    near.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let names: Vec<&str> = near.iter().take(3).map(|(_, n)| *n).collect();
+    if names.is_empty() {
+        format!("unknown function {pattern} (see `gotrace list BINARY` for the names)")
+    } else {
+        format!(
+            "unknown function {pattern}; did you mean {}?",
+            names.join(", ")
+        )
+    }
+}
+
+/// How the BPF side finds g and the stack bounds for this binary (DESIGN.md technique 5).
+fn runtime_facts(bin: &GoBinary<'_>) -> Result<RuntimeFacts> {
+    let arch = bin.elf.arch;
+    let g_source = match arch {
+        Arch::Amd64 if bin.uses_register_abi() => GSource::R14,
+        Arch::Amd64 => GSource::FsTls(-8),
+        Arch::I386 => GSource::GsTls(-4),
+        Arch::Arm64 => bail!("tracing arm64 binaries is not supported on this machine (only reading them: gotrace list)"),
+    };
+    let ptr_size = arch.ptr_size() as u32;
+    Ok(RuntimeFacts {
+        g_source,
+        ptr_size,
+        g_stack_hi: ptr_size,
+    })
+}

@@ -1,0 +1,218 @@
+//! Which process(es) a tracing command watches: every process running a binary, one PID, or a
+//! command gotrace launches itself and holds before `exec` until the probes are attached.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// How the user named the target, straight from the command line.
+pub enum TargetSpec {
+    /// Every process running this binary (now or later).
+    Binary(PathBuf),
+    /// One running process.
+    Pid(u32),
+    /// A command to launch, traced from its first instruction.
+    Launch(Vec<OsString>),
+}
+
+/// A target ready for attaching: the binary to read and attach to, and the process filter.
+pub struct Target {
+    /// The executable to read and to place probes in.
+    pub binary: PathBuf,
+    /// Process to trace, or None for every process running `binary`.
+    pub pid: Option<u32>,
+    /// The launched child, held before `exec` until [`Target::release`].
+    child: Option<HeldChild>,
+}
+
+/// A forked child blocked on a pipe before `exec`.
+struct HeldChild {
+    pid: libc::pid_t,
+    release_fd: libc::c_int,
+}
+
+/// How a watched target ended.
+pub enum TargetState {
+    Running,
+    /// The process exited (launched children: with this exit code).
+    Exited(Option<i32>),
+}
+
+impl Target {
+    /// Resolves the spec: checks the binary or process exists and, for a launch, forks the
+    /// child (held before exec).
+    pub fn resolve(spec: TargetSpec) -> Result<Target> {
+        match spec {
+            TargetSpec::Binary(binary) => {
+                if !binary.exists() {
+                    bail!(
+                        "{}: no such file (give the path of a Go binary, -p PID, or -- CMD)",
+                        binary.display()
+                    );
+                }
+                Ok(Target {
+                    binary,
+                    pid: None,
+                    child: None,
+                })
+            }
+            TargetSpec::Pid(pid) => {
+                let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+                std::fs::read_link(&exe).with_context(|| {
+                    format!(
+                        "process {pid} not found or not accessible (is it running? are you root?)"
+                    )
+                })?;
+                Ok(Target {
+                    binary: exe,
+                    pid: Some(pid),
+                    child: None,
+                })
+            }
+            TargetSpec::Launch(argv) => launch_held(&argv),
+        }
+    }
+
+    /// Lets a launched child run (`exec`s it). No-op for other targets.
+    pub fn release(&mut self) -> Result<()> {
+        if let Some(child) = &mut self.child {
+            if child.release_fd >= 0 {
+                // SAFETY: release_fd is the write end of a pipe this process created and owns;
+                // writing one byte from a valid buffer and closing it once is sound.
+                let written = unsafe { libc::write(child.release_fd, b"g".as_ptr().cast(), 1) };
+                // SAFETY: closing the fd we own, exactly once (set to -1 after).
+                unsafe { libc::close(child.release_fd) };
+                child.release_fd = -1;
+                if written != 1 {
+                    bail!("could not start the launched command");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the traced process is still there (always Running for binary targets).
+    pub fn state(&mut self) -> TargetState {
+        if let Some(child) = &self.child {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer; WNOHANG never blocks.
+            let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
+            if r == child.pid {
+                let code = if libc::WIFEXITED(status) {
+                    Some(libc::WEXITSTATUS(status))
+                } else {
+                    libc::WIFSIGNALED(status).then(|| 128 + libc::WTERMSIG(status))
+                };
+                self.child = None;
+                return TargetState::Exited(code);
+            }
+            return TargetState::Running;
+        }
+        match self.pid {
+            Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => TargetState::Exited(None),
+            _ => TargetState::Running,
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // A child still held before exec (tracing failed to start) must not linger.
+        if let Some(child) = &self.child {
+            if child.release_fd >= 0 {
+                // SAFETY: signalling and reaping our own child; closing our own fd.
+                unsafe {
+                    libc::kill(child.pid, libc::SIGKILL);
+                    libc::close(child.release_fd);
+                    libc::waitpid(child.pid, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+    }
+}
+
+/// Finds `program` like a shell would: as a path if it has a slash, else on $PATH.
+fn find_program(program: &OsString) -> Result<PathBuf> {
+    let path = Path::new(program);
+    if program.as_bytes().contains(&b'/') {
+        return Ok(path.to_owned());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(path))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("{}: command not found", path.display()))
+}
+
+/// Forks a child that waits on a pipe, then execs `argv`.
+fn launch_held(argv: &[OsString]) -> Result<Target> {
+    let program = argv.first().context("no command after --")?;
+    let binary = find_program(program)?;
+    let to_cstring = |s: &[u8]| CString::new(s).context("command argument contains a NUL byte");
+    let c_path = to_cstring(binary.as_os_str().as_bytes())?;
+    let c_args = argv
+        .iter()
+        .map(|a| to_cstring(a.as_bytes()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut c_argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    c_argv.push(std::ptr::null());
+
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into a valid 2-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: after fork the child only calls async-signal-safe functions (read, close,
+    // execv, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("fork: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: child side, see above; every pointer was built before fork.
+        unsafe {
+            libc::close(fds[1]);
+            let mut byte = 0u8;
+            if libc::read(fds[0], (&mut byte as *mut u8).cast(), 1) == 1 {
+                libc::execv(c_path.as_ptr(), c_argv.as_ptr());
+            }
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: closing the read end we no longer need, once.
+    unsafe { libc::close(fds[0]) };
+    let pid_u32 = u32::try_from(pid).expect("fork returned a positive pid");
+    Ok(Target {
+        binary,
+        pid: Some(pid_u32),
+        child: Some(HeldChild {
+            pid,
+            release_fd: fds[1],
+        }),
+    })
+}
+
+impl crate::cli::TraceTarget {
+    /// Splits a tracing command's positionals into patterns and the target: with `-p` or
+    /// `-- CMD` every positional is a pattern, otherwise the last one is the binary.
+    pub fn split(&self, positional: &[String]) -> Result<(Vec<String>, TargetSpec)> {
+        let explicit = match (self.pid, self.command.is_empty()) {
+            (Some(_), false) => bail!("give either -p PID or -- CMD, not both"),
+            (Some(pid), true) => Some(TargetSpec::Pid(pid)),
+            (None, false) => Some(TargetSpec::Launch(self.command.clone())),
+            (None, true) => None,
+        };
+        if let Some(spec) = explicit {
+            return Ok((positional.to_vec(), spec));
+        }
+        match positional {
+            [patterns @ .., binary] if !patterns.is_empty() => {
+                Ok((patterns.to_vec(), TargetSpec::Binary(PathBuf::from(binary))))
+            }
+            _ => bail!("name a function pattern and a target: PATTERN... BINARY, PATTERN... -p PID, or PATTERN... -- CMD ARGS"),
+        }
+    }
+}
