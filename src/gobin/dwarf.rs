@@ -245,6 +245,17 @@ impl DieAttrs<'_> {
     }
 }
 
+/// How the parser treats a DIE, given its tag and its parent.
+#[derive(Clone, Copy)]
+enum Role {
+    /// A type, wherever it is.
+    Type,
+    /// Below the unit: a subprogram, a global, or the unit itself.
+    Top,
+    /// A member, subrange or formal parameter of the open parent.
+    Child,
+}
+
 /// What the DIEs below an open parent DIE contribute to.
 enum Parent {
     /// A type whose children (struct members, array subranges) complete it.
@@ -361,11 +372,16 @@ impl Parser {
                 }
             }
             let tag = abbrev.tag();
-            let is_child = match open.last() {
-                None | Some((_, Parent::Unit)) => false,
-                Some((d, Parent::Type { .. } | Parent::Function { .. })) if *d == depth - 1 => true,
-                Some(_) => {
-                    // Below a DIE whose children we do not use.
+            let role = match open.last() {
+                _ if is_type_tag(tag) => Role::Type,
+                None | Some((_, Parent::Unit)) if is_interesting(tag) => Role::Top,
+                Some((d, Parent::Type { .. } | Parent::Function { .. }))
+                    if *d == depth - 1 && is_interesting(tag) =>
+                {
+                    Role::Child
+                }
+                _ => {
+                    // Says nothing we use, nor do its children.
                     entries.skip_attributes(abbrev.attributes())?;
                     if abbrev.has_children() {
                         open.push((depth, Parent::Ignored));
@@ -373,13 +389,6 @@ impl Parser {
                     continue;
                 }
             };
-            if !is_interesting(tag) {
-                entries.skip_attributes(abbrev.attributes())?;
-                if abbrev.has_children() {
-                    open.push((depth, Parent::Ignored));
-                }
-                continue;
-            }
             let mut attrs = DieAttrs::default();
             for spec in abbrev.attributes() {
                 if is_wanted(spec.name()) {
@@ -392,8 +401,13 @@ impl Parser {
             let Some(offset) = unit_offset.to_debug_info_offset(header).map(|o| o.0) else {
                 bail!("DIE offset {unit_offset:?} outside its unit");
             };
-            let new_parent = match open.last_mut() {
-                Some((_, parent)) if is_child => self.child(parent, tag, &attrs, offset),
+            let new_parent = match (role, open.last_mut()) {
+                (Role::Type, _) => {
+                    let id = self.id_at(offset);
+                    let ty = self.type_die(tag, &attrs, ptr_size);
+                    Parent::Type { id, ty }
+                }
+                (Role::Child, Some((_, parent))) => self.child(parent, tag, &attrs, offset),
                 _ => self.top(tag, &attrs, offset, ptr_size),
             };
             if abbrev.has_children() {
@@ -430,16 +444,6 @@ impl Parser {
             constants::DW_TAG_variable => {
                 self.global(attrs, ptr_size);
                 Parent::Ignored
-            }
-            constants::DW_TAG_base_type
-            | constants::DW_TAG_pointer_type
-            | constants::DW_TAG_structure_type
-            | constants::DW_TAG_typedef
-            | constants::DW_TAG_array_type
-            | constants::DW_TAG_subroutine_type => {
-                let id = self.id_at(offset);
-                let ty = self.type_die(tag, attrs, ptr_size);
-                Parent::Type { id, ty }
             }
             _ => Parent::Ignored,
         }
@@ -751,8 +755,9 @@ fn typedef_chain(pending: &[Option<PendingType>], id: TypeId) -> Vec<&PendingTyp
     chain
 }
 
-/// True for the tags whose DIEs the parser reads.
-fn is_interesting(tag: DwTag) -> bool {
+/// True for the tags of type DIEs, which are read wherever they are (Go puts most below the
+/// unit, and the typedefs of a generic function's dictionary parameters below the function).
+fn is_type_tag(tag: DwTag) -> bool {
     matches!(
         tag,
         constants::DW_TAG_base_type
@@ -761,7 +766,15 @@ fn is_interesting(tag: DwTag) -> bool {
             | constants::DW_TAG_typedef
             | constants::DW_TAG_array_type
             | constants::DW_TAG_subroutine_type
-            | constants::DW_TAG_subrange_type
+            | constants::DW_TAG_unspecified_type
+    )
+}
+
+/// True for the other tags whose DIEs the parser reads, where their parent is one it reads.
+fn is_interesting(tag: DwTag) -> bool {
+    matches!(
+        tag,
+        constants::DW_TAG_subrange_type
             | constants::DW_TAG_member
             | constants::DW_TAG_subprogram
             | constants::DW_TAG_formal_parameter
