@@ -264,12 +264,11 @@ enum Parent {
     Function(FuncDie),
     /// The compile unit: its children are types, subprograms and globals.
     Unit,
-    /// Children that say nothing we use (subroutine types, unnamed subprograms...).
+    /// Children that say nothing we use (lexical blocks, inlined calls, local variables...).
     Ignored,
 }
 
 /// A type as read from its DIE, before typedef chains are resolved.
-#[derive(Debug, Clone)]
 struct PendingType {
     name: String,
     size: Option<u64>,
@@ -315,10 +314,14 @@ struct FoundFunc {
     concrete: bool,
 }
 
+/// What one pass over `.debug_info` collects.
 #[derive(Default)]
 struct Parser {
+    /// Types by id; `None` until (unless) the DIE is read.
     types: Vec<Option<PendingType>>,
+    /// Type ids by `.debug_info` offset of their DIE.
     ids: HashMap<usize, TypeId>,
+    /// The type given to parameters and elements whose type DWARF does not say.
     unknown: Option<TypeId>,
     functions: HashMap<String, FoundFunc>,
     /// Names of abstract subprograms by offset.
@@ -351,6 +354,7 @@ impl Parser {
         }
     }
 
+    /// Reads every DIE of one unit, depth first, keeping the chain of open parents.
     fn unit(
         &mut self,
         dwarf: &gimli::Dwarf<Reader<'_>>,
@@ -422,8 +426,8 @@ impl Parser {
         Ok(())
     }
 
-    /// Handles a DIE directly below the unit (or the unit itself): a type, a subprogram, a
-    /// global. Returns what its children contribute to.
+    /// Handles a DIE directly below the unit (or the unit itself) that is not a type: a
+    /// subprogram or a global. Returns what its children contribute to.
     fn top(&mut self, tag: DwTag, attrs: &DieAttrs<'_>, offset: usize, ptr_size: u64) -> Parent {
         match tag {
             constants::DW_TAG_compile_unit => Parent::Unit,
