@@ -52,6 +52,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     fill_layout!(rodata.layout, plan.runtime, target.pid);
     rodata.unit_div = unit.divisor();
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
+    open.maps.starts.set_max_entries(args.max_open_calls.max(1))?;
     open.progs.funclat_multi.set_autoload(multi);
     open.progs.funclat_single.set_autoload(!multi);
     let skel = open
@@ -210,6 +211,13 @@ fn print_period(
         } else {
             writeln!(out, "\nFunction = {}", func.name)?;
             period.print(out, unit)?;
+            if period.lost > 0 {
+                writeln!(
+                    out,
+                    "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                    period.lost, args.max_open_calls
+                )?;
+            }
         }
     }
     out.flush()?;
