@@ -20,7 +20,8 @@ log=$(mktemp)
 bpftrace -e "uprobe:$bin:\"main.deep\" { @hits = count(); }" >"$log" 2>&1 &
 bt=$!
 sleep 4
-prog=$(bpftool prog show | awk -v pid="$bt" '/ kprobe / {id=$1} /pids bpftrace\('"$bt"'\)/ {print id}' | tr -d : | tail -1)
+# the newest kprobe-type program named main_deep is bpftrace's (one bpftrace at a time)
+prog=$(bpftool prog show | awk '/ kprobe +name main_deep / {id=$1} END {print id}' | tr -d :)
 GOMAXPROCS=1 "$here/probe_count.sh" "$bin" "$msoff" -- "$bin" -g "$G" -n "$N" >"$log.target" &
 tgt=$!
 if [ -n "$window" ]; then sleep "$window"; else wait "$tgt"; fi
