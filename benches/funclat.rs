@@ -15,10 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use gotrace::gobin::BinaryFile;
 use gotrace::session::{self, Site};
 use gotrace::skeletons::floor::FloorSkelBuilder;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 const CALLS: &str = "200000";
 const RUNS: usize = 3;
@@ -29,7 +29,9 @@ fn main() -> Result<()> {
         bail!("the funclat benchmark loads BPF programs: run it as root");
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(root.join("scripts/build-targets.sh")).stdout(Stdio::null()).status()?;
+    let status = Command::new(root.join("scripts/build-targets.sh"))
+        .stdout(Stdio::null())
+        .status()?;
     anyhow::ensure!(status.success(), "scripts/build-targets.sh failed");
     let counter = root.join("target/go-targets/go1.27.3/amd64-plain/counter");
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
@@ -40,14 +42,26 @@ fn main() -> Result<()> {
     let calls: f64 = CALLS.parse()?;
     let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
     println!("funclat overhead, {CALLS} calls of main.doWork (best of {RUNS}):");
-    println!("  untraced run          {:>10.1} ms", untraced.as_secs_f64() * 1e3);
+    println!(
+        "  untraced run          {:>10.1} ms",
+        untraced.as_secs_f64() * 1e3
+    );
     println!("  floor (2 hits/call)   {:>10.1} ns/call", per_call(floor));
     println!("  gotrace funclat       {:>10.1} ns/call", per_call(traced));
-    println!("  ratio gotrace/floor   {:>10.3}   (goal <= 1.10)", per_call(traced) / per_call(floor));
-    println!("  gotrace CPU           {:>10.2} % of one core while tracing (goal <= 1 %)", cpu);
+    println!(
+        "  ratio gotrace/floor   {:>10.3}   (goal <= 1.10)",
+        per_call(traced) / per_call(floor)
+    );
+    println!(
+        "  gotrace CPU           {:>10.2} % of one core while tracing (goal <= 1 %)",
+        cpu
+    );
 
     let compile = dirs_cache().join("go/1.27.3/go/pkg/tool/linux_amd64/compile");
-    for (label, pattern) in [("1 function", "main.main"), ("~1000 functions", "cmd/compile/internal/ssagen.*")] {
+    for (label, pattern) in [
+        ("1 function", "main.main"),
+        ("~1000 functions", "cmd/compile/internal/ssagen.*"),
+    ] {
         let functions = count_functions(&gotrace, &compile, pattern)?;
         let startup = best_of(|| time_to_banner(&gotrace, &compile, pattern))?;
         println!(
@@ -63,17 +77,25 @@ fn main() -> Result<()> {
 fn dirs_cache() -> PathBuf {
     std::env::var_os("GOTRACE_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gotrace"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gotrace")
+        })
 }
 
 fn best_of(mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {
-    (0..RUNS).map(|_| f()).collect::<Result<Vec<_>>>().map(|v| v.into_iter().min().expect("RUNS > 0"))
+    (0..RUNS)
+        .map(|_| f())
+        .collect::<Result<Vec<_>>>()
+        .map(|v| v.into_iter().min().expect("RUNS > 0"))
 }
 
 /// Wall time of one tight-loop counter run.
 fn run_counter(counter: &Path) -> Result<Duration> {
     let start = Instant::now();
-    let status = Command::new(counter).args(["-rate", "0", "-n", CALLS]).stdout(Stdio::null()).status()?;
+    let status = Command::new(counter)
+        .args(["-rate", "0", "-n", CALLS])
+        .stdout(Stdio::null())
+        .status()?;
     anyhow::ensure!(status.success(), "counter failed");
     Ok(start.elapsed())
 }
@@ -87,7 +109,10 @@ fn with_floor<T>(counter: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
         .funcs
         .iter()
         .flat_map(|f| std::iter::once(f.entry_site).chain(f.ret_sites.iter().copied()))
-        .map(|file_offset| Site { file_offset, cookie: 0 })
+        .map(|file_offset| Site {
+            file_offset,
+            cookie: 0,
+        })
         .collect();
     let mut object = MaybeUninit::uninit();
     let skel = FloorSkelBuilder::default().open(&mut object)?.load()?;
@@ -102,7 +127,8 @@ fn with_gotrace(gotrace: &Path, counter: &Path) -> Result<(Duration, f64)> {
     let cpu_before = cpu_time(tracer.id())?;
     let wall = Instant::now();
     let best = best_of(|| run_counter(counter));
-    let cpu = (cpu_time(tracer.id())? - cpu_before).as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0;
+    let cpu =
+        (cpu_time(tracer.id())? - cpu_before).as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0;
     stop(&mut tracer);
     Ok((best?, cpu))
 }
@@ -121,6 +147,8 @@ fn spawn_to_banner(gotrace: &Path, binary: &Path, pattern: &str) -> Result<Child
 }
 
 fn stop(child: &mut Child) {
+    // Nobody reads the final histograms: close the pipe so that gotrace cannot block on it.
+    drop(child.stdout.take());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let _ = child.wait();
@@ -135,14 +163,27 @@ fn time_to_banner(gotrace: &Path, binary: &Path, pattern: &str) -> Result<Durati
 }
 
 fn count_functions(gotrace: &Path, binary: &Path, pattern: &str) -> Result<usize> {
-    let out = Command::new(gotrace).args(["list", "--json"]).arg(binary).arg(pattern).output()?;
-    Ok(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count())
+    let out = Command::new(gotrace)
+        .args(["list", "--json"])
+        .arg(binary)
+        .arg(pattern)
+        .output()?;
+    Ok(out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count())
 }
 
 /// utime + stime of a process, from /proc/PID/stat.
 fn cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit(')').next().context("stat")?.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .context("stat")?
+        .split_whitespace()
+        .collect();
     let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;

@@ -15,7 +15,13 @@ pub mod funclat {
 }
 
 /// The minimal counting program benchmarks use as the cost floor.
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, non_camel_case_types)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    dead_code,
+    unused_imports,
+    non_camel_case_types
+)]
 pub mod floor {
     include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
 }
