@@ -505,3 +505,68 @@ fn user_errors_are_one_line() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
     }
 }
+
+/// The exact-delivery experiment (docs/exact-delivery.md, issue "exact delivery"): goroutines
+/// whose stacks grow and shrink under Go's asynchronous preemption, GOMAXPROCS 1 and 2, ten
+/// consecutive runs each: the traced count equals the target's own count every time.
+#[test]
+fn counts_stay_exact_under_async_preemption() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = target("1.27.3", "amd64", Variant::Plain, "workloads") else {
+        return;
+    };
+    let args = [
+        "deep",
+        "-g",
+        "50",
+        "-calls",
+        "2",
+        "-maxdepth",
+        "200",
+        "-warm",
+        "600",
+    ];
+    for procs in ["1", "2"] {
+        for run in 1..=10 {
+            let mut cmd_args = vec![
+                "funclat",
+                "--json",
+                "main.deep",
+                "--",
+                binary.path.to_str().unwrap(),
+            ];
+            cmd_args.extend(args);
+            let output = Command::new(GOTRACE)
+                .args(&cmd_args)
+                .env("GOMAXPROCS", procs)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let own: Vec<String> = stdout
+                .lines()
+                .filter(|l| !l.starts_with('{'))
+                .map(str::to_owned)
+                .collect();
+            let hist: Value =
+                serde_json::from_str(stdout.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+            let calls = own_count(&own, "calls main.deep");
+            assert_eq!(
+                (
+                    field(&hist, "count"),
+                    field(&hist, "unmatched"),
+                    field(&hist, "lost")
+                ),
+                (calls, 0, 0),
+                "GOMAXPROCS={procs} run {run}: {hist}"
+            );
+        }
+    }
+}

@@ -5,7 +5,8 @@
 //	workloads fib -n 25                      recursion
 //	workloads panics -n 1000 -every 20       panics recovered in the caller
 //	workloads sleep -ms 20 -n 50 -g 4        calls of known duration on migrating goroutines
-//	workloads deep -g 100 -calls 200         the exact-delivery experiment (see docs/exact-delivery.md)
+//	workloads deep -g 100 -calls 200         the exact-delivery experiment (docs/exact-delivery.md):
+//	                                         stackgrow with a 1 ms pause and a first deep(-warm) call
 package main
 
 import (
@@ -40,18 +41,18 @@ func handle(n int) int {
 	return deep(n)
 }
 
-func stackgrow(goroutines, calls int, pause time.Duration, warm bool) {
+func stackgrow(goroutines, calls, maxDepth, warm int, pause time.Duration) {
 	var wg sync.WaitGroup
 	sums := make([]int, goroutines)
 	for g := 0; g < goroutines; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			if warm {
-				sums[g] += deep(3000)
+			if warm > 0 {
+				sums[g] += deep(warm)
 			}
 			for i := 0; i < calls; i++ {
-				sums[g] += handle(50 + (g*7919+i*104729)%1991)
+				sums[g] += handle(50 + (g*7919+i*104729)%(maxDepth-49))
 				if pause > 0 {
 					time.Sleep(pause)
 				}
@@ -119,12 +120,14 @@ func main() {
 	n := fs.Int("n", 25, "fib argument / number of calls")
 	every := fs.Int("every", 20, "panic every N calls")
 	ms := fs.Int("ms", 20, "sleep milliseconds")
+	maxDepth := fs.Int("maxdepth", 2040, "deepest recursion of handle (>= 50)")
+	warm := fs.Int("warm", 3000, "deep: first recursion depth of each goroutine, to grow its stack")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "stackgrow":
-		stackgrow(*goroutines, *calls, 0, false)
+		stackgrow(*goroutines, *calls, *maxDepth, 0, 0)
 	case "deep":
-		stackgrow(*goroutines, *calls, time.Millisecond, true)
+		stackgrow(*goroutines, *calls, *maxDepth, *warm, time.Millisecond)
 	case "fib":
 		fmt.Printf("fib(%d) = %d, square %d\n", *n, fib(*n), square(*n))
 		fmt.Printf("calls main.fib %d\n", fibCalls)
