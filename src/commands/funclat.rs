@@ -82,6 +82,8 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     };
     let attached = session::attach_sites(prog, multi, target.pid, &target.binary, &sites)?;
 
+    // Stop signals are caught from here on: a Ctrl-C right after the banner must still detach.
+    let mut lifecycle = Lifecycle::start(duration, interval);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (name, reason) in &plan.skipped {
@@ -98,7 +100,6 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     }
     target.release()?;
 
-    let mut lifecycle = Lifecycle::start(duration, interval);
     let mut printed = vec![Log2Hist::default(); plan.funcs.len()];
     let stop = loop {
         match lifecycle.wait(&mut target) {
