@@ -29,25 +29,39 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     for func in bin.funcs.iter().filter(|f| matches(f.name)) {
         shown += 1;
         let (file, line) = bin.pclntab.line(func, func.entry)?.unwrap_or(("?", 0));
-        let offset = bin.elf.file_offset(func.entry).unwrap_or(0);
+        let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
+        let sites = bin.probe_sites(func);
         if args.json {
-            let row = serde_json::json!({
+            let mut row = serde_json::json!({
                 "function": func.name,
                 "entry": func.entry,
                 "end": func.end,
-                "file_offset": offset,
+                "file_offset": offset(func.entry),
                 "file": file,
                 "line": line,
             });
+            match &sites {
+                Ok(sites) => {
+                    row["entry_probe_offset"] = offset(sites.entry_probe).into();
+                    row["ret_offsets"] = sites.ret_sites.iter().map(|&v| offset(v)).collect();
+                }
+                Err(err) => row["problem"] = format!("{err:#}").into(),
+            }
             writeln!(out, "{row}")?;
         } else {
+            let rets = match &sites {
+                Ok(sites) if sites.ret_sites.is_empty() => "none".to_owned(),
+                Ok(sites) => sites.ret_sites.len().to_string(),
+                Err(_) => "?".to_owned(),
+            };
             writeln!(
                 out,
-                "{:<60} {:#010x} {:#08x} {:>6} {}:{}",
+                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {}:{}",
                 func.name,
                 func.entry,
-                offset,
+                offset(func.entry).unwrap_or(0),
                 func.end - func.entry,
+                rets,
                 file,
                 line
             )?;

@@ -1,0 +1,507 @@
+//! `gotrace funclat` against real Go processes (issue: funclat). Each test loads real BPF
+//! programs, traces a real target and compares with the target's own record of its calls.
+//! The tests in this file run one at a time (they share the kernel's uprobe state and the
+//! machine's two cores).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::targets::{esbuild_binary, matrix_binary, GoBinary, Variant};
+use common::{require, require_root};
+use serde_json::Value;
+
+/// Serialises the tests of this file.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A matrix binary, or None under the prerequisite rule.
+fn target(
+    version: &'static str,
+    goarch: &'static str,
+    variant: Variant,
+    program: &str,
+) -> Option<GoBinary> {
+    require(matrix_binary(version, goarch, variant, program))
+}
+
+/// `gotrace funclat --json FUNC -- BINARY ARGS...`: the target's own output lines and
+/// gotrace's histogram objects.
+fn funclat_launch(
+    function: &str,
+    binary: &GoBinary,
+    target_args: &[&str],
+) -> (Output, Vec<String>, Vec<Value>) {
+    let mut args = vec!["funclat", "--json", function, "--"];
+    let path = binary.path.to_str().expect("utf-8 path");
+    args.push(path);
+    args.extend_from_slice(target_args);
+    let output = gotrace(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (json, own): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.starts_with('{'));
+    let hists = json
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (output, own.into_iter().map(str::to_owned).collect(), hists)
+}
+
+/// The value the target printed as `<key> <number>`.
+fn own_count(lines: &[String], key: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("target printed no {key:?} line; it printed {lines:?}"))
+}
+
+fn field(hist: &Value, key: &str) -> u64 {
+    hist[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {hist}"))
+}
+
+/// Traces `function` in a launched target and checks count/unmatched/lost against the
+/// target's own counts.
+fn check_exact(binary: &GoBinary, function: &str, args: &[&str], calls_key: &str, unmatched: u64) {
+    let (output, own, hists) = funclat_launch(function, binary, args);
+    assert!(
+        output.status.success(),
+        "{binary}: gotrace failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        hists.len(),
+        1,
+        "{binary}: one histogram expected, got {hists:?}"
+    );
+    let hist = &hists[0];
+    let calls = own_count(&own, calls_key);
+    assert_eq!(field(hist, "lost"), 0, "{binary}: lost calls: {hist}");
+    assert_eq!(
+        field(hist, "unmatched"),
+        unmatched,
+        "{binary}: unmatched: {hist}"
+    );
+    assert_eq!(
+        field(hist, "count") + unmatched,
+        calls,
+        "{binary}: traced count vs the target's own count: {hist}"
+    );
+    let buckets: u64 = hist["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| field(b, "count"))
+        .sum();
+    assert_eq!(
+        buckets,
+        field(hist, "count"),
+        "{binary}: bucket counts do not add up: {hist}"
+    );
+}
+
+const COUNTER_CALLS: &str = "20000";
+
+#[test]
+fn counter_count_is_exact() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let builds = [
+        ("1.19", "amd64", Variant::Plain),
+        ("1.27.3", "amd64", Variant::Plain),
+        ("1.21.13", "386", Variant::Plain),
+        ("1.19", "386", Variant::Stripped),
+        ("1.24.11", "amd64", Variant::Stripped),
+        ("1.27.3", "amd64", Variant::Pie),
+    ];
+    for (version, goarch, variant) in builds {
+        let Some(binary) = target(version, goarch, variant, "counter") else {
+            continue;
+        };
+        check_exact(
+            &binary,
+            "main.doWork",
+            &["-rate", "0", "-n", COUNTER_CALLS],
+            "calls",
+            0,
+        );
+    }
+}
+
+#[test]
+fn growing_stacks_never_crash_and_count_exactly() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for (version, goarch) in [("1.19", "amd64"), ("1.27.3", "amd64"), ("1.21.13", "386")] {
+        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
+            continue;
+        };
+        let args = ["stackgrow", "-g", "100", "-calls", "1"];
+        let untraced = Command::new(&binary.path)
+            .args(args)
+            .output()
+            .expect("run target");
+        let (output, own, _) = funclat_launch("main.deep", &binary, &args);
+        assert!(
+            output.status.success(),
+            "{binary}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let untraced_lines: Vec<String> = String::from_utf8_lossy(&untraced.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            own, untraced_lines,
+            "{binary}: traced output differs from the untraced run"
+        );
+        assert!(own_count(&own, "calls main.deep") >= 20_000);
+        check_exact(&binary, "main.deep", &args, "calls main.deep", 0);
+    }
+}
+
+#[test]
+fn recursion_pairs_every_return() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for (version, goarch) in [("1.19", "amd64"), ("1.24.11", "amd64"), ("1.27.3", "386")] {
+        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
+            continue;
+        };
+        check_exact(
+            &binary,
+            "main.fib",
+            &["fib", "-n", "20"],
+            "calls main.fib",
+            0,
+        );
+    }
+}
+
+#[test]
+fn recovered_panics_are_unmatched_and_later_calls_measured() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for (version, goarch) in [("1.19", "amd64"), ("1.27.3", "amd64"), ("1.21.13", "386")] {
+        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
+            continue;
+        };
+        let (output, own, hists) = funclat_launch(
+            "main.mayPanic",
+            &binary,
+            &["panics", "-n", "2000", "-every", "20"],
+        );
+        assert!(output.status.success());
+        let (calls, panics) = (
+            own_count(&own, "calls main.mayPanic"),
+            own_count(&own, "panics"),
+        );
+        assert_eq!(panics, 100);
+        assert_eq!(
+            field(&hists[0], "unmatched"),
+            panics,
+            "{binary}: {}",
+            hists[0]
+        );
+        assert_eq!(
+            field(&hists[0], "count"),
+            calls - panics,
+            "{binary}: {}",
+            hists[0]
+        );
+        assert_eq!(field(&hists[0], "lost"), 0, "{binary}: {}", hists[0]);
+    }
+}
+
+/// log2 bucket of a duration in ns, as funclat buckets them.
+fn bucket(ns: u64) -> u32 {
+    63 - ns.max(1).leading_zeros()
+}
+
+#[test]
+fn sleeping_calls_land_in_the_right_bucket() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for (version, goarch) in [("1.19", "amd64"), ("1.27.3", "amd64"), ("1.24.11", "386")] {
+        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
+            continue;
+        };
+        let (output, own, hists) = funclat_launch(
+            "main.sleepy",
+            &binary,
+            &["sleep", "-ms", "20", "-n", "25", "-g", "4"],
+        );
+        assert!(output.status.success());
+        let mut expected = std::collections::BTreeMap::<u32, u64>::new();
+        for line in &own {
+            if let Some(ns) = line.strip_prefix("duration_ns ") {
+                *expected.entry(bucket(ns.parse().unwrap())).or_default() += 1;
+            }
+        }
+        let calls: u64 = expected.values().sum();
+        assert_eq!(calls, 100);
+        let mut agreeing = 0;
+        for b in hists[0]["buckets"].as_array().unwrap() {
+            let slot = bucket(field(b, "low"));
+            agreeing += field(b, "count").min(expected.get(&slot).copied().unwrap_or(0));
+        }
+        assert!(agreeing * 100 >= calls * 99, "{binary}: only {agreeing} of {calls} calls in the target's own bucket: {} vs {expected:?}", hists[0]);
+    }
+}
+
+#[test]
+fn old_stack_abi_binary_from_npm() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let Some(esbuild) = require(esbuild_binary("esbuild-linux-64", "0.7.22")) else {
+        return;
+    };
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("a.js"),
+        "import {b} from './b.js'\nconsole.log(b)\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.js"), "export const b = 42\n").unwrap();
+    let entry = dir.join("a.js");
+    let args = [entry.to_str().unwrap(), "--bundle"];
+    let untraced = Command::new(&esbuild.path).args(args).output().unwrap();
+    let (output, own, hists) = funclat_launch(
+        "github.com/evanw/esbuild/internal/js_parser.Parse",
+        &esbuild,
+        &args,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        own.join("\n"),
+        String::from_utf8_lossy(&untraced.stdout).trim_end()
+    );
+    // One parse per input file (a.js, b.js) plus esbuild's runtime module.
+    assert_eq!(field(&hists[0], "count"), 3, "{}", hists[0]);
+    assert_eq!(field(&hists[0], "unmatched") + field(&hists[0], "lost"), 0);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "gotrace-test-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts a counter that waits for a line on stdin before making `n` calls.
+fn waiting_counter(binary: &GoBinary, n: &str) -> std::process::Child {
+    Command::new(&binary.path)
+        .args(["-wait", "-rate", "0", "-n", n])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start counter")
+}
+
+fn release(child: &mut std::process::Child) -> u64 {
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output_ref();
+    own_count(&out, "calls")
+}
+
+trait WaitLines {
+    fn wait_with_output_ref(&mut self) -> Vec<String>;
+}
+
+impl WaitLines for std::process::Child {
+    fn wait_with_output_ref(&mut self) -> Vec<String> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(self.stdout.as_mut().unwrap(), &mut text).unwrap();
+        self.wait().unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+/// Starts gotrace and waits for its banner (probes attached).
+fn spawn_gotrace(args: &[&str]) -> std::process::Child {
+    let mut child = Command::new(GOTRACE)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut banner).unwrap();
+    assert!(banner.starts_with("Tracing "), "no banner: {banner:?}");
+    child.stdout = Some(stdout.into_inner());
+    child
+}
+
+#[test]
+fn pid_traces_only_that_process() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = target("1.27.3", "amd64", Variant::Pie, "counter") else {
+        return;
+    };
+    let mut traced = waiting_counter(&binary, "5000");
+    let mut other = waiting_counter(&binary, "7000");
+    let pid = traced.id().to_string();
+    let tracer = spawn_gotrace(&["funclat", "main.doWork", "-p", &pid]);
+    let (traced_calls, other_calls) = (release(&mut traced), release(&mut other));
+    assert_eq!((traced_calls, other_calls), (5000, 7000));
+    let out = tracer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "gotrace ends when the traced process exits: {:?}",
+        out
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(", count: 5000\n"),
+        "only the traced process counted:\n{text}"
+    );
+}
+
+/// Links and programs of gotrace's funclat BPF program currently in the kernel.
+fn funclat_programs_loaded() -> usize {
+    let out = Command::new("bpftool")
+        .args(["prog", "list"])
+        .output()
+        .expect("bpftool (scripts/setup.sh installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("name funclat_"))
+        .count()
+}
+
+fn wait_for_no_programs() -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if funclat_programs_loaded() == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn every_probe_is_removed_on_exit() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = target("1.19", "amd64", Variant::Plain, "counter") else {
+        return;
+    };
+    for how in ["SIGINT", "SIGTERM", "-d"] {
+        let mut counter = Command::new(&binary.path)
+            .args(["-rate", "2000"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = counter.id().to_string();
+        let mut args = vec!["funclat", "main.doWork", "-p", &pid];
+        if how == "-d" {
+            args.extend(["-d", "1"]);
+        }
+        let mut tracer = spawn_gotrace(&args);
+        assert_eq!(funclat_programs_loaded(), 1, "program loaded while tracing");
+        std::thread::sleep(Duration::from_millis(500));
+        match how {
+            "SIGINT" => unsafe_kill(tracer.id(), libc::SIGINT),
+            "SIGTERM" => unsafe_kill(tracer.id(), libc::SIGTERM),
+            _ => {}
+        }
+        let status = tracer.wait().unwrap();
+        assert!(status.success(), "{how}: gotrace exit status {status}");
+        assert!(
+            wait_for_no_programs(),
+            "{how}: a funclat BPF program is still loaded after gotrace exited"
+        );
+        // The target runs on unaffected and still counts.
+        std::thread::sleep(Duration::from_millis(300));
+        unsafe_kill(counter.id(), libc::SIGTERM);
+        let lines = counter.wait_with_output_ref();
+        assert!(
+            own_count(&lines, "calls") > 0,
+            "{how}: target output {lines:?}"
+        );
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory effects; the pid is a child this test started.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+#[test]
+fn user_errors_are_one_line() {
+    let Some(binary) = target("1.27.3", "amd64", Variant::Plain, "workloads") else {
+        return;
+    };
+    let path = binary.path.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["funclat", "main.fibb", path], "did you mean main.fib"),
+        (&["funclat", "main.addOne", path], "inlined"),
+        (&["funclat", "runtime.goexit1", path], "no RET"),
+        (&["funclat", "main.*", "/etc/passwd"], "not an ELF file"),
+    ];
+    for (args, expected) in cases {
+        let out = gotrace(args);
+        let problems = user_error_problems(&out);
+        assert!(problems.is_empty(), "{args:?}: {problems:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{args:?}: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if require_root() {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                GOTRACE,
+                "funclat",
+                "main.fib",
+                path,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            user_error_problems(&out).is_empty(),
+            "{:?}",
+            user_error_problems(&out)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+    }
+}
