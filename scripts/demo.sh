@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The gotrace demo, for a fresh Debian machine (as root): installs the prerequisites, builds
 # gotrace and the counter example (Go 1.19), then shows the latency histogram of main.doWork
-# while gotrace launches the counter and traces it for 5 seconds.
+# while gotrace launches the counter and traces it (at most 5 seconds). The counter makes 4000
+# calls at 1000 per second, then prints its own count ("calls 4000") and exits, so the
+# histogram's count can be compared with the program's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,4 +17,4 @@ cache="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
     GOPATH="$cache/gopath" GOCACHE="$cache/gocache" \
     /usr/bin/go build -trimpath -buildvcs=false -o "$counter" .)
 
-exec target/release/gotrace funclat -d 5 main.doWork -- "$counter"
+exec target/release/gotrace funclat -d 5 main.doWork -- "$counter" -n 4000
