@@ -63,6 +63,11 @@ pub struct FunclatArgs {
     /// Print a timestamp before each interval.
     #[arg(short = 'T', long = "timestamp")]
     pub timestamp: bool,
+    /// Calls that can be in flight at once (goroutines x recursion depth of the traced
+    /// functions). Beyond it the oldest are evicted and their returns counted as lost; each
+    /// slot costs about 100 bytes of kernel memory.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub max_open_calls: u32,
     #[command(flatten)]
     pub target: TraceTarget,
 }

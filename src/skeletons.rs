@@ -14,6 +14,18 @@ pub mod funclat {
     include!(concat!(env!("OUT_DIR"), "/funclat.skel.rs"));
 }
 
+/// The minimal counting program benchmarks use as the cost floor.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    dead_code,
+    unused_imports,
+    non_camel_case_types
+)]
+pub mod floor {
+    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
+}
+
 /// Capability bits (linux/capability.h) that allow loading tracing BPF programs.
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;

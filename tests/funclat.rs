@@ -470,7 +470,7 @@ fn user_errors_are_one_line() {
     let path = binary.path.to_str().unwrap();
     let cases: [(&[&str], &str); 4] = [
         (&["funclat", "main.fibb", path], "did you mean main.fib"),
-        (&["funclat", "main.addOne", path], "inlined"),
+        (&["funclat", "main.square", path], "inlined"),
         (&["funclat", "runtime.goexit1", path], "no RET"),
         (&["funclat", "main.*", "/etc/passwd"], "not an ELF file"),
     ];

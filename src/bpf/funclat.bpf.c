@@ -21,7 +21,7 @@ struct {
 /* Calls in flight. LRU so that entries whose return never comes cannot fill it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 1); /* sized before load: --max-open-calls */
 	__type(key, struct frame_key);
 	__type(value, struct frame_start);
 } starts SEC(".maps");

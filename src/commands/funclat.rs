@@ -52,6 +52,9 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     fill_layout!(rodata.layout, plan.runtime, target.pid);
     rodata.unit_div = unit.divisor();
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
+    open.maps
+        .starts
+        .set_max_entries(args.max_open_calls.max(1))?;
     open.progs.funclat_multi.set_autoload(multi);
     open.progs.funclat_single.set_autoload(!multi);
     let skel = open
@@ -207,9 +210,17 @@ fn print_period(
         let period = now.since(earlier);
         if args.target.json {
             writeln!(out, "{}", period.to_json(&func.name, unit))?;
-        } else {
+        } else if period != Log2Hist::default() || plan.funcs.len() == 1 {
+            // With many functions, only those that did something (as BCC does).
             writeln!(out, "\nFunction = {}", func.name)?;
             period.print(out, unit)?;
+            if period.lost > 0 {
+                writeln!(
+                    out,
+                    "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                    period.lost, args.max_open_calls
+                )?;
+            }
         }
     }
     out.flush()?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::ListArgs;
+use crate::gobin::dwarf::{DwarfInfo, Param};
 use crate::gobin::{BinaryFile, GoBinary};
 
 /// Runs `gotrace list`.
@@ -20,10 +21,19 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         .context("bad pattern (glob syntax: * ? [abc])")?;
     let matches = |name: &str| pattern.as_ref().is_none_or(|p| p.matches(name));
 
+    let dwarf = bin.dwarf()?;
+    if args.globals {
+        return list_globals(&bin, dwarf.as_ref(), &matches, args.json);
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if !args.json {
-        writeln!(out, "{}", header(&bin))?;
+        writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
+        writeln!(
+            out,
+            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} FILE:LINE",
+            "FUNCTION", "ENTRY", "OFFSET", "SIZE", "RETS", "TYPES"
+        )?;
     }
     let mut shown = 0usize;
     for func in bin.funcs.iter().filter(|f| matches(f.name)) {
@@ -40,6 +50,11 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 "file": file,
                 "line": line,
             });
+            if let Some(info) = &dwarf {
+                let sig = info.functions.get(func.name).cloned().unwrap_or_default();
+                row["params"] = params_json(info, &sig.params);
+                row["results"] = params_json(info, &sig.results);
+            }
             match &sites {
                 Ok(sites) => {
                     row["entry_probe_offset"] = offset(sites.entry_probe).into();
@@ -54,14 +69,18 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 Ok(sites) => sites.ret_sites.len().to_string(),
                 Err(_) => "?".to_owned(),
             };
+            let types_known = dwarf
+                .as_ref()
+                .is_some_and(|d| d.functions.contains_key(func.name));
             writeln!(
                 out,
-                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {}:{}",
+                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {}:{}",
                 func.name,
                 func.entry,
                 offset(func.entry).unwrap_or(0),
                 func.end - func.entry,
                 rets,
+                if types_known { "yes" } else { "no" },
                 file,
                 line
             )?;
@@ -79,10 +98,65 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `[{"name":..,"type":..}]` for parameters or results.
+fn params_json(info: &DwarfInfo, params: &[Param]) -> serde_json::Value {
+    params
+        .iter()
+        .map(|p| serde_json::json!({"name": p.name, "type": info.types.name(p.ty)}))
+        .collect()
+}
+
+/// `gotrace list --globals`: name, address, size and type of each global.
+fn list_globals(
+    bin: &GoBinary<'_>,
+    dwarf: Option<&DwarfInfo>,
+    matches: &dyn Fn(&str) -> bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let info = dwarf.with_context(|| {
+        "this binary has no DWARF, so its globals are unknown (it was built with -ldflags=-w or stripped)"
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !json {
+        writeln!(out, "{}", header(bin, true))?;
+        writeln!(out, "{:<60} {:<18} {:>8} TYPE", "GLOBAL", "ADDRESS", "SIZE")?;
+    }
+    let mut shown = 0usize;
+    for global in info.globals.iter().filter(|g| matches(&g.name)) {
+        shown += 1;
+        let ty = global.ty.map(|t| info.types.get(t));
+        if json {
+            let row = serde_json::json!({
+                "global": global.name,
+                "address": global.addr,
+                "size": ty.map(|t| t.size),
+                "type": ty.map(|t| t.name.as_str()),
+            });
+            writeln!(out, "{row}")?;
+        } else {
+            writeln!(
+                out,
+                "{:<60} {:#018x} {:>8} {}",
+                global.name,
+                global.addr,
+                ty.map_or("?".to_owned(), |t| t.size.to_string()),
+                ty.map_or("?", |t| t.name.as_str())
+            )?;
+        }
+    }
+    out.flush()?;
+    anyhow::ensure!(
+        shown > 0,
+        "no global matches the pattern (try `gotrace list --globals BINARY`)"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// One line saying what kind of binary this is.
-fn header(bin: &GoBinary<'_>) -> String {
+fn header(bin: &GoBinary<'_>, has_dwarf: bool) -> String {
     format!(
-        "# {} {} {}, {}, {}, pclntab {}, {} functions",
+        "# {} {} {}, {}, {}, {}, pclntab {}, {} functions",
         bin.build
             .go_version
             .as_deref()
@@ -94,6 +168,7 @@ fn header(bin: &GoBinary<'_>) -> String {
         } else {
             "with symbols"
         },
+        if has_dwarf { "DWARF" } else { "no DWARF" },
         bin.build
             .main_module
             .as_deref()

@@ -1,33 +1,358 @@
 //! Instruction decoding of one function: its RET sites and its entry probe site.
-//! TEMPORARY stand-in until the decoder branch lands.
+//!
+//! A function's bytes are decoded linearly from its entry to its end (DESIGN.md techniques 2
+//! and 3): with iced-x86 for amd64 (64-bit mode) and 386 (32-bit mode), as fixed 4-byte words
+//! for arm64. Raw bytes are never searched for a RET opcode: a probe inside an instruction
+//! corrupts the target.
+//!
+//! The entry probe goes after Go's stack-check prologue, because `runtime.morestack` re-runs a
+//! function from its first byte after growing the stack. A prologue branch is recognised by
+//! what it jumps to, not by its exact shape: a conditional branch among the function's first
+//! instructions (register loads, compares and subtractions only) whose target block, decoded
+//! straight-line, makes exactly one direct call (to morestack) and then jumps back to the
+//! entry. The entry probe is the instruction after the last such branch (huge frames have two).
+
+use anyhow::{anyhow, bail, Result};
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
 
 use super::Arch;
 
 /// What decoding one function found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedFunction {
+    /// Vaddr of the entry probe site: the first instruction after the stack-check prologue
+    /// (so the probe fires once per call even when morestack re-runs the function); the entry
+    /// itself when the function has no stack check (NOSPLIT / frameless).
     pub entry_probe: u64,
+    /// The instruction at `entry_probe`.
+    pub entry_probe_insn: ProbeInsn,
+    /// Vaddr of every return instruction, in address order (empty: the function has no RET;
+    /// the caller reports it, it is never guessed).
     pub ret_sites: Vec<u64>,
 }
 
-/// Decodes one function.
-pub fn decode_function(arch: Arch, code: &[u8], entry: u64) -> anyhow::Result<DecodedFunction> {
-    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
-    let bits = if arch == Arch::I386 { 32 } else { 64 };
-    let mut dec = Decoder::with_ip(bits, code, entry, DecoderOptions::NONE);
-    let mut ret_sites = Vec::new();
-    let mut entry_probe = entry;
-    let mut prev_jcc = false;
-    for (n, insn) in (&mut dec).into_iter().enumerate() {
-        if prev_jcc && n < 6 && entry_probe == entry {
-            entry_probe = insn.ip();
-        }
-        prev_jcc = insn.mnemonic() == Mnemonic::Jbe;
-        if insn.mnemonic() == Mnemonic::Ret {
-            ret_sites.push(insn.ip());
-        }
+/// The instruction a probe sits on, as far as uprobe delivery cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeInsn {
+    /// `PUSH reg` (amd64 `PUSHQ BP` after the stack check): the kernel emulates it instead of
+    /// single-stepping it out of line.
+    pub push_reg: bool,
+    /// Length in bytes.
+    pub len: u8,
+}
+
+/// Decodes the function whose bytes are `code`, mapped at vaddr `entry`. `code` is the whole
+/// range pclntab gives, [entry, end); trailing INT3 padding (amd64/386) or zero words (arm64)
+/// are harmless. An undecodable instruction is an error naming its address.
+pub fn decode_function(arch: Arch, code: &[u8], entry: u64) -> Result<DecodedFunction> {
+    if code.is_empty() {
+        bail!("function at {entry:#x} has no code");
     }
+    match arch {
+        Arch::Amd64 => decode_x86(64, code, entry),
+        Arch::I386 => decode_x86(32, code, entry),
+        Arch::Arm64 => decode_arm64(code, entry),
+    }
+}
+
+/// At most this many instructions from the entry are searched for the stack check. The longest
+/// shape (Go < 1.17 huge frames) has 8.
+const MAX_PROLOGUE_INSNS: usize = 16;
+
+/// At most this many instructions are decoded from a prologue branch's target. A morestack
+/// block spills and reloads every argument register around its call (amd64: 9 integer and
+/// 15 float registers).
+const MAX_MORESTACK_BLOCK_INSNS: usize = 128;
+
+/// One decoded instruction, reduced to what probe placement needs.
+#[derive(Debug, Clone, Copy)]
+struct Insn {
+    addr: u64,
+    len: u8,
+    flow: Flow,
+    /// A register-only move, load, compare or subtraction: something a stack-check prologue is
+    /// made of (conditional branches are judged by their target instead).
+    stack_check_like: bool,
+    push_reg: bool,
+}
+
+/// Control flow of one instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Falls through to the next instruction.
+    Next,
+    /// A near return: a RET site.
+    Ret,
+    /// A direct conditional branch to the given vaddr.
+    CondBranch(u64),
+    /// A direct call.
+    Call,
+    /// A direct unconditional jump to the given vaddr.
+    Jump(u64),
+    /// Anything else that leaves the straight line: indirect jumps and calls, traps,
+    /// far returns.
+    Other,
+}
+
+/// A forward stream of decoded instructions.
+trait InsnStream {
+    /// The next instruction, `None` at the end of the code, or an error for undecodable bytes.
+    fn next_insn(&mut self) -> Option<Result<Insn>>;
+}
+
+/// Decodes a whole function with the instruction streams `stream_at(vaddr)` builds.
+fn decode_with<S: InsnStream>(
+    entry: u64,
+    mut stream_at: impl FnMut(u64) -> Option<S>,
+) -> Result<DecodedFunction> {
+    let mut stream = stream_at(entry).ok_or_else(|| anyhow!("no code at {entry:#x}"))?;
+    let mut entry_probe = None;
+    let mut probe_follows = true;
+    let mut in_prologue = true;
+    let mut ret_sites = Vec::new();
+    let mut index = 0;
+    while let Some(insn) = stream.next_insn() {
+        let insn = insn?;
+        if probe_follows {
+            entry_probe = Some((insn.addr, insn.probe_insn()));
+            probe_follows = false;
+        }
+        if in_prologue {
+            in_prologue = index < MAX_PROLOGUE_INSNS
+                && match insn.flow {
+                    Flow::CondBranch(target) => {
+                        probe_follows =
+                            stream_at(target).is_some_and(|block| is_morestack_block(block, entry));
+                        true
+                    }
+                    _ => insn.stack_check_like,
+                };
+        }
+        if insn.flow == Flow::Ret {
+            ret_sites.push(insn.addr);
+        }
+        index += 1;
+    }
+    if probe_follows {
+        bail!("function at {entry:#x} ends right after its stack check");
+    }
+    let (entry_probe, entry_probe_insn) =
+        entry_probe.ok_or_else(|| anyhow!("function at {entry:#x} has no instruction"))?;
     Ok(DecodedFunction {
         entry_probe,
+        entry_probe_insn,
         ret_sites,
     })
+}
+
+/// Whether `block` is Go's morestack block: straight-line code with exactly one direct call,
+/// ending in a jump back to `entry`. (A panic block falling through into the morestack block
+/// makes a second call first, so it does not count.)
+fn is_morestack_block(mut block: impl InsnStream, entry: u64) -> bool {
+    let mut calls = 0;
+    for _ in 0..MAX_MORESTACK_BLOCK_INSNS {
+        match block.next_insn() {
+            Some(Ok(insn)) => match insn.flow {
+                Flow::Next => {}
+                Flow::Call if calls == 0 => calls = 1,
+                Flow::Jump(target) => return calls == 1 && target == entry,
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+    false
+}
+
+impl Insn {
+    /// What the entry probe needs to know of this instruction.
+    fn probe_insn(&self) -> ProbeInsn {
+        ProbeInsn {
+            push_reg: self.push_reg,
+            len: self.len,
+        }
+    }
+}
+
+/// The code from `addr` on, when `addr` lies inside the function.
+fn code_from(code: &[u8], entry: u64, addr: u64) -> Option<&[u8]> {
+    let offset = usize::try_from(addr.checked_sub(entry)?).ok()?;
+    code.get(offset..).filter(|rest| !rest.is_empty())
+}
+
+/// amd64 (`bitness` 64) or 386 (32) with iced-x86.
+fn decode_x86(bitness: u32, code: &[u8], entry: u64) -> Result<DecodedFunction> {
+    decode_with(entry, |addr| {
+        let rest = code_from(code, entry, addr)?;
+        let decoder = Decoder::try_with_ip(bitness, rest, addr, DecoderOptions::NONE).ok()?;
+        Some(X86Stream {
+            decoder,
+            insn: Instruction::default(),
+            entry,
+            failed: false,
+        })
+    })
+}
+
+/// iced-x86 decoding, one reused `Instruction`.
+struct X86Stream<'a> {
+    decoder: Decoder<'a>,
+    insn: Instruction,
+    entry: u64,
+    /// An undecodable instruction was met: what follows is not aligned to instructions.
+    failed: bool,
+}
+
+impl InsnStream for X86Stream<'_> {
+    fn next_insn(&mut self) -> Option<Result<Insn>> {
+        if self.failed || !self.decoder.can_decode() {
+            return None;
+        }
+        self.decoder.decode_out(&mut self.insn);
+        let insn = &self.insn;
+        if insn.is_invalid() {
+            self.failed = true;
+            let why = match self.decoder.last_error() {
+                DecoderError::NoMoreBytes => "cut off by the function's end",
+                _ => "invalid encoding",
+            };
+            return Some(Err(anyhow!(
+                "undecodable instruction at {:#x} ({why}) in function at {:#x}",
+                insn.ip(),
+                self.entry
+            )));
+        }
+        let flow = x86_flow(insn);
+        let op0_is_register = insn.op0_kind() == OpKind::Register;
+        let stack_check_like = match insn.mnemonic() {
+            Mnemonic::Mov | Mnemonic::Lea | Mnemonic::Sub => op0_is_register,
+            Mnemonic::Cmp | Mnemonic::Nop => true,
+            _ => false,
+        };
+        Some(Ok(Insn {
+            addr: insn.ip(),
+            // An x86 instruction is at most 15 bytes.
+            len: insn.len() as u8,
+            flow,
+            stack_check_like,
+            push_reg: insn.mnemonic() == Mnemonic::Push && op0_is_register,
+        }))
+    }
+}
+
+/// Control flow of an x86 instruction, from its mnemonic and whether its operand is a direct
+/// near branch target (iced's own flow-control tables need a feature this crate leaves off).
+fn x86_flow(insn: &Instruction) -> Flow {
+    let direct = matches!(
+        insn.op0_kind(),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    );
+    match insn.mnemonic() {
+        Mnemonic::Ret => Flow::Ret,
+        Mnemonic::Call if direct => Flow::Call,
+        Mnemonic::Jmp if direct => Flow::Jump(insn.near_branch_target()),
+        // Jcc, JRCXZ, LOOP, XBEGIN: the only other instructions with a near branch target.
+        _ if direct => Flow::CondBranch(insn.near_branch_target()),
+        Mnemonic::Call
+        | Mnemonic::Jmp
+        | Mnemonic::Retf
+        | Mnemonic::Iret
+        | Mnemonic::Iretd
+        | Mnemonic::Iretq
+        | Mnemonic::Int3
+        | Mnemonic::Int
+        | Mnemonic::Int1
+        | Mnemonic::Into
+        | Mnemonic::Ud0
+        | Mnemonic::Ud1
+        | Mnemonic::Ud2
+        | Mnemonic::Hlt
+        | Mnemonic::Syscall
+        | Mnemonic::Sysenter
+        | Mnemonic::Sysexit
+        | Mnemonic::Sysret => Flow::Other,
+        _ => Flow::Next,
+    }
+}
+
+/// arm64: the function must be whole, aligned 4-byte words.
+fn decode_arm64(code: &[u8], entry: u64) -> Result<DecodedFunction> {
+    if entry % 4 != 0 || code.len() % 4 != 0 {
+        bail!(
+            "arm64 function at {entry:#x} ({} bytes) is not made of aligned 4-byte words",
+            code.len()
+        );
+    }
+    decode_with(entry, |addr| {
+        Some(Arm64Stream {
+            words: code_from(code, entry, addr)?.chunks_exact(4),
+            addr,
+        })
+    })
+}
+
+/// Fixed-width arm64 decoding: only the encodings probe placement needs are told apart.
+struct Arm64Stream<'a> {
+    words: std::slice::ChunksExact<'a, u8>,
+    addr: u64,
+}
+
+impl InsnStream for Arm64Stream<'_> {
+    fn next_insn(&mut self) -> Option<Result<Insn>> {
+        let word = u32::from_le_bytes(self.words.next()?.try_into().ok()?);
+        let addr = self.addr;
+        self.addr = addr.wrapping_add(4);
+        Some(Ok(Insn {
+            addr,
+            len: 4,
+            flow: arm64_flow(word, addr),
+            stack_check_like: arm64_is_stack_check_like(word),
+            push_reg: false,
+        }))
+    }
+}
+
+/// arm64 `RET Xn` (plain `RET` is `RET X30`, 0xd65f03c0).
+const ARM64_RET_MASK: u32 = 0xffff_fc1f;
+const ARM64_RET: u32 = 0xd65f_0000;
+
+/// Control flow of the arm64 instruction `word` at `addr`.
+fn arm64_flow(word: u32, addr: u64) -> Flow {
+    // Branch displacement: `bits` wide at bit `shift`, signed, in words.
+    let target = |shift: u32, bits: u32| {
+        let field = (word >> shift) & ((1 << bits) - 1);
+        let words = i64::from(((field << (32 - bits)) as i32) >> (32 - bits));
+        addr.wrapping_add_signed(words * 4)
+    };
+    if word & ARM64_RET_MASK == ARM64_RET {
+        Flow::Ret
+    } else if word & 0xfc00_0000 == 0x1400_0000 {
+        Flow::Jump(target(0, 26)) // B
+    } else if word & 0xfc00_0000 == 0x9400_0000 {
+        Flow::Call // BL
+    } else if word & 0xff00_0000 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
+        Flow::CondBranch(target(5, 19)) // B.cond, CBZ/CBNZ
+    } else if word & 0x7e00_0000 == 0x3600_0000 {
+        Flow::CondBranch(target(5, 14)) // TBZ/TBNZ
+    } else if word & 0xfe00_0000 == 0xd600_0000
+        || word & 0xff00_0000 == 0xd400_0000
+        || word & 0xffff_0000 == 0
+    {
+        // BR/BLR/ERET…, exception generation (BRK, SVC), UDF (zero padding between functions)
+        Flow::Other
+    } else {
+        Flow::Next
+    }
+}
+
+/// The encodings Go's arm64 stack checks use: `MOVD 16(g), R16` (LDR unsigned offset),
+/// constants (MOVZ/MOVN/MOVK, ORR immediate), SUB/SUBS/CMP (immediate, shifted or extended
+/// register), and NOP.
+fn arm64_is_stack_check_like(word: u32) -> bool {
+    word & 0xffc0_0000 == 0xf940_0000
+        || word & 0x1f80_0000 == 0x1280_0000
+        || word & 0x1f80_0000 == 0x1200_0000
+        || word & 0x1f00_0000 == 0x1100_0000
+        || word & 0x1f00_0000 == 0x0b00_0000
+        || word == 0xd503_201f
 }

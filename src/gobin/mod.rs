@@ -119,9 +119,17 @@ impl<'data> GoBinary<'data> {
         self.funcs.iter().any(|f| f.name == "runtime.spillArgs")
     }
 
-    /// Whether `name` is a Go function that exists only inlined into its callers.
-    pub fn is_inlined_everywhere(&self, _name: &str) -> bool {
-        false
+    /// The binary's DWARF (types, signatures, globals), or None when it has none.
+    pub fn dwarf(&self) -> anyhow::Result<Option<dwarf::DwarfInfo>> {
+        use anyhow::Context;
+        dwarf::load(&self.elf.file).context("reading DWARF")
+    }
+
+    /// Whether `name` is a Go function that exists only inlined into its callers: DWARF
+    /// describes it, the pclntab has no code for it.
+    pub fn is_inlined_everywhere(&self, name: &str) -> bool {
+        let in_dwarf = matches!(self.dwarf(), Ok(Some(info)) if info.functions.contains_key(name));
+        in_dwarf && !self.funcs.iter().any(|f| f.name == name)
     }
 
     /// The machine code of `func`, from its entry to its end.

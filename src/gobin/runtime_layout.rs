@@ -1,1 +1,135 @@
 //! Field offsets of runtime.g and runtime.m: from DWARF, or a per-Go-version table when stripped.
+//!
+//! Where each table row comes from (Linux; amd64 and arm64 share every offset):
+//! - Go 1.19, 1.21–1.27, all three architectures: read from the DWARF of binaries built with
+//!   each toolchain (`tests/dwarf_oracle.rs` checks every one that is installed).
+//! - Go 1.14 amd64: the DWARF of esbuild 0.3.9.
+//! - From the runtime source (`src/runtime/runtime2.go`): Go 1.13, 1.14.6, 1.16.14, 1.17.13,
+//!   1.18 and 1.20.6 (every other row of those versions). Go 1.15 was not read: 1.14 and 1.16
+//!   declare the same fields up to `g.goid` and `m.curg`. The offsets follow Go's layout rules,
+//!   checked on the DWARF versions: `gobuf` is 7 words until Go 1.24 (6 from 1.25, `ret`
+//!   removed), `int64`/`uint64` are 4-aligned on 386, `m` gained `_ uint32` after `divmod` in
+//!   1.19 and `g` gained `syscallbp` in 1.23.
+
+use super::Arch;
+
+/// Where a [`RuntimeLayout`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutSource {
+    /// The binary's own DWARF types runtime.g and runtime.m.
+    Dwarf,
+    /// The per-Go-version table in this module.
+    Table,
+}
+
+/// Byte offsets of the runtime fields gotrace reads from a goroutine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct RuntimeLayout {
+    /// `g.goid`.
+    pub g_goid: u64,
+    /// `g.stack.lo`.
+    pub g_stack_lo: u64,
+    /// `g.stack.hi`.
+    pub g_stack_hi: u64,
+    /// `g.m`.
+    pub g_m: u64,
+    /// `m.curg`.
+    pub m_curg: u64,
+    pub source: LayoutSource,
+}
+
+/// `g.goid` and `m.curg` for 64-bit (amd64, arm64) and 386; `g.stack` and `g.m` never moved.
+struct Row {
+    /// Go 1.x minor versions the row covers, inclusive.
+    minors: (u32, u32),
+    goid_64: u64,
+    curg_64: u64,
+    goid_386: u64,
+    curg_386: u64,
+}
+
+/// Layout by Go minor version (see the module doc for the source of each row).
+const TABLE: &[Row] = &[
+    Row {
+        minors: (13, 18),
+        goid_64: 152,
+        curg_64: 192,
+        goid_386: 80,
+        curg_386: 104,
+    },
+    Row {
+        minors: (19, 22),
+        goid_64: 152,
+        curg_64: 192,
+        goid_386: 80,
+        curg_386: 108,
+    },
+    Row {
+        minors: (23, 24),
+        goid_64: 160,
+        curg_64: 192,
+        goid_386: 84,
+        curg_386: 108,
+    },
+    Row {
+        minors: (25, 27),
+        goid_64: 152,
+        curg_64: 184,
+        goid_386: 80,
+        curg_386: 100,
+    },
+];
+
+/// The layout for a Go version (`"go1.21.13"`, `"go1.22rc1"`) and architecture, when the
+/// table knows that version.
+pub fn for_go_version(version: &str, arch: Arch) -> Option<RuntimeLayout> {
+    let minor = go1_minor(version)?;
+    let row = TABLE
+        .iter()
+        .find(|row| (row.minors.0..=row.minors.1).contains(&minor))?;
+    let ptr = arch.ptr_size();
+    let (g_goid, m_curg) = match arch {
+        Arch::Amd64 | Arch::Arm64 => (row.goid_64, row.curg_64),
+        Arch::I386 => (row.goid_386, row.curg_386),
+    };
+    Some(RuntimeLayout {
+        g_goid,
+        g_stack_lo: 0,
+        g_stack_hi: ptr,
+        g_m: 6 * ptr,
+        m_curg,
+        source: LayoutSource::Table,
+    })
+}
+
+/// The minor version of a `go1.N...` version string.
+fn go1_minor(version: &str) -> Option<u32> {
+    let rest = version.strip_prefix("go1.")?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest.get(..digits)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_release_and_prerelease_versions() {
+        assert_eq!(go1_minor("go1.21.13"), Some(21));
+        assert_eq!(go1_minor("go1.22rc1"), Some(22));
+        assert_eq!(go1_minor("go1.9"), Some(9));
+        assert_eq!(go1_minor("go1."), None);
+        assert_eq!(go1_minor("devel +abc"), None);
+        assert_eq!(go1_minor("go2.0"), None);
+    }
+
+    #[test]
+    fn unknown_versions_have_no_layout() {
+        assert_eq!(for_go_version("go1.12.17", Arch::Amd64), None);
+        assert_eq!(for_go_version("go1.28", Arch::Amd64), None);
+        assert_eq!(for_go_version("", Arch::I386), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! `cargo bench --bench funclat` (root): the costs of `gotrace funclat`, each against a
+//! baseline measured in the same run (issue: funclat, "Performance").
+//!
+//! - Overhead per call on a tight loop (the counter example, `-rate 0`), divided by the floor:
+//!   the minimal counting BPF program (`src/bpf/floor.bpf.c`) on the same probe sites (entry +
+//!   RET, i.e. two hits per call). Goal: ratio <= 1.10.
+//! - Start-up, launch to banner, on the largest Go binary here (Go's `compile`): one function,
+//!   and ~1,000 functions. Goals: 200 ms and 2 s.
+//! - gotrace's own CPU while the busy target runs, in % of one core. Goal: <= 1 %.
+
+use std::io::BufRead;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use gotrace::gobin::BinaryFile;
+use gotrace::session::{self, Site};
+use gotrace::skeletons::floor::FloorSkelBuilder;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+
+const CALLS: &str = "200000";
+const RUNS: usize = 3;
+
+fn main() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the funclat benchmark loads BPF programs: run it as root");
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(root.join("scripts/build-targets.sh"))
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "scripts/build-targets.sh failed");
+    let counter = root.join("target/go-targets/go1.27.3/amd64-plain/counter");
+    let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
+
+    let untraced = best_of(|| run_counter(&counter))?;
+    let floor = with_floor(&counter, || best_of(|| run_counter(&counter)))?;
+    let (traced, cpu) = with_gotrace(&gotrace, &counter)?;
+    let calls: f64 = CALLS.parse()?;
+    let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
+    println!("funclat overhead, {CALLS} calls of main.doWork (best of {RUNS}):");
+    println!(
+        "  untraced run          {:>10.1} ms",
+        untraced.as_secs_f64() * 1e3
+    );
+    println!("  floor (2 hits/call)   {:>10.1} ns/call", per_call(floor));
+    println!("  gotrace funclat       {:>10.1} ns/call", per_call(traced));
+    println!(
+        "  ratio gotrace/floor   {:>10.3}   (goal <= 1.10)",
+        per_call(traced) / per_call(floor)
+    );
+    println!(
+        "  gotrace CPU           {:>10.2} % of one core while tracing (goal <= 1 %)",
+        cpu
+    );
+
+    let compile = dirs_cache().join("go/1.27.3/go/pkg/tool/linux_amd64/compile");
+    for (label, pattern) in [
+        ("1 function", "main.main"),
+        ("~1000 functions", "cmd/compile/internal/ssagen.*"),
+    ] {
+        let functions = count_functions(&gotrace, &compile, pattern)?;
+        let startup = best_of(|| time_to_banner(&gotrace, &compile, pattern))?;
+        println!(
+            "start-up to banner, {label} ({functions} on {}): {:.1} ms (goal {})",
+            compile.display(),
+            startup.as_secs_f64() * 1e3,
+            if functions > 1 { "2000 ms" } else { "200 ms" }
+        );
+    }
+    Ok(())
+}
+
+fn dirs_cache() -> PathBuf {
+    std::env::var_os("GOTRACE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gotrace")
+        })
+}
+
+fn best_of(mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+    (0..RUNS)
+        .map(|_| f())
+        .collect::<Result<Vec<_>>>()
+        .map(|v| v.into_iter().min().expect("RUNS > 0"))
+}
+
+/// Wall time of one tight-loop counter run.
+fn run_counter(counter: &Path) -> Result<Duration> {
+    let start = Instant::now();
+    let status = Command::new(counter)
+        .args(["-rate", "0", "-n", CALLS])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "counter failed");
+    Ok(start.elapsed())
+}
+
+/// Runs `f` while the floor program counts hits on funclat's own sites for main.doWork.
+fn with_floor<T>(counter: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let file = BinaryFile::open(counter)?;
+    let bin = file.parse()?;
+    let plan = gotrace::plan::plan(&bin, &["main.doWork".to_owned()], true)?;
+    let sites: Vec<Site> = plan
+        .funcs
+        .iter()
+        .flat_map(|f| std::iter::once(f.entry_site).chain(f.ret_sites.iter().copied()))
+        .map(|file_offset| Site {
+            file_offset,
+            cookie: 0,
+        })
+        .collect();
+    let mut object = MaybeUninit::uninit();
+    let skel = FloorSkelBuilder::default().open(&mut object)?.load()?;
+    let _links = session::attach_sites(&skel.progs.floor_hit, true, None, counter, &sites)?;
+    f()
+}
+
+/// Tight-loop runs with `gotrace funclat main.doWork COUNTER` attached; also gotrace's CPU
+/// share over those runs.
+fn with_gotrace(gotrace: &Path, counter: &Path) -> Result<(Duration, f64)> {
+    let mut tracer = spawn_to_banner(gotrace, counter, "main.doWork")?;
+    let cpu_before = cpu_time(tracer.id())?;
+    let wall = Instant::now();
+    let best = best_of(|| run_counter(counter));
+    let cpu =
+        (cpu_time(tracer.id())? - cpu_before).as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0;
+    stop(&mut tracer);
+    Ok((best?, cpu))
+}
+
+fn spawn_to_banner(gotrace: &Path, binary: &Path, pattern: &str) -> Result<Child> {
+    let mut child = Command::new(gotrace)
+        .args(["funclat", pattern])
+        .arg(binary)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut banner = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().context("stdout")?).read_line(&mut banner)?;
+    anyhow::ensure!(banner.starts_with("Tracing"), "gotrace printed {banner:?}");
+    Ok(child)
+}
+
+fn stop(child: &mut Child) {
+    // Nobody reads the final histograms: close the pipe so that gotrace cannot block on it.
+    drop(child.stdout.take());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+}
+
+fn time_to_banner(gotrace: &Path, binary: &Path, pattern: &str) -> Result<Duration> {
+    let start = Instant::now();
+    let mut child = spawn_to_banner(gotrace, binary, pattern)?;
+    let elapsed = start.elapsed();
+    stop(&mut child);
+    Ok(elapsed)
+}
+
+fn count_functions(gotrace: &Path, binary: &Path, pattern: &str) -> Result<usize> {
+    let out = Command::new(gotrace)
+        .args(["list", "--json"])
+        .arg(binary)
+        .arg(pattern)
+        .output()?;
+    Ok(out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count())
+}
+
+/// utime + stime of a process, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .context("stat")?
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Ok(Duration::from_millis(ticks * 1000 / hz))
+}

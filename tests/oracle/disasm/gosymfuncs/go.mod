@@ -1,0 +1,3 @@
+module gosymfuncs
+
+go 1.19

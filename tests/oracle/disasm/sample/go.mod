@@ -1,0 +1,3 @@
+module disasmsample
+
+go 1.19

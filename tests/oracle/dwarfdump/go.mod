@@ -1,0 +1,3 @@
+module gotrace.test/dwarfdump
+
+go 1.19

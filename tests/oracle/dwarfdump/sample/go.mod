@@ -1,0 +1,3 @@
+module gotrace.test/sample
+
+go 1.19
