@@ -37,9 +37,11 @@ for dir in "$ROOT"/examples/go-targets/*/; do
   [ -f "$dir/go.mod" ] && programs+=("$(basename "$dir")")
 done
 
-# up_to_date OUTPUT SOURCE_DIR: the output exists and nothing it depends on is newer.
+# up_to_date OUTPUT SOURCE_DIR GO: the output exists and nothing it depends on (sources, this
+# script, the toolchain) is newer.
 up_to_date() {
-  [ -f "$1" ] && [ ! "$SCRIPT" -nt "$1" ] && [ -z "$(find "$2" -newer "$1" -print -quit)" ]
+  [ -f "$1" ] && [ ! "$SCRIPT" -nt "$1" ] && [ ! "$3" -nt "$1" ] &&
+    [ -z "$(find "$2" -newer "$1" -print -quit)" ]
 }
 
 # build GO GOARCH SOURCE_DIR OUTPUT FLAGS...: one go build, atomically replacing OUTPUT. The
@@ -73,7 +75,7 @@ for toolchain in "${TOOLCHAINS[@]}"; do
       for program in "${programs[@]}"; do
         src="$ROOT/examples/go-targets/$program"
         out="$OUT/go$version/$goarch-$variant/$program"
-        if up_to_date "$out" "$src"; then
+        if up_to_date "$out" "$src" "$go"; then
           fresh=$((fresh + 1))
           continue
         fi

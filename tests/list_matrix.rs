@@ -368,7 +368,14 @@ fn list(binary: &Path) -> Result<(BTreeMap<u64, Listed>, Vec<String>)> {
         }
     }
     for (key, lines) in missing_keys {
-        problems.insert(0, format!("key {key:?} missing in {lines} lines"));
+        let shown: Vec<&str> = lines.iter().take(3).map(String::as_str).collect();
+        problems.insert(
+            0,
+            format!(
+                "key {key:?} missing in {} lines, e.g. {shown:?}",
+                lines.len()
+            ),
+        );
     }
     if listed.is_empty() {
         bail!(
@@ -379,16 +386,20 @@ fn list(binary: &Path) -> Result<(BTreeMap<u64, Listed>, Vec<String>)> {
     Ok((listed, problems))
 }
 
-/// Parses one line of `gotrace list --json`, counting its missing keys; an error if it lacks
-/// what identifies a function (function, entry, end) or a field has the wrong type.
-fn parse_listed(line: &str, missing_keys: &mut BTreeMap<&'static str, usize>) -> Result<Listed> {
+/// Parses one line of `gotrace list --json`, recording its missing keys (key -> lines); an
+/// error if it lacks what identifies a function (function, entry, end) or a field has the
+/// wrong type.
+fn parse_listed(
+    line: &str,
+    missing_keys: &mut BTreeMap<&'static str, Vec<String>>,
+) -> Result<Listed> {
     let object: Map<String, Value> =
         serde_json::from_str(line).with_context(|| format!("not a JSON object: {line:?}"))?;
     for key in REQUIRED_KEYS
         .iter()
         .filter(|key| !object.contains_key(**key))
     {
-        *missing_keys.entry(key).or_default() += 1;
+        missing_keys.entry(key).or_default().push(line.to_owned());
     }
     let dwarf_keys = DWARF_KEYS
         .iter()
