@@ -118,17 +118,35 @@ impl Target {
 }
 
 impl Drop for Target {
+    /// A launched command does not outlive gotrace: one still held before exec (tracing failed
+    /// to start) is killed; one still running when tracing stops (-d, Ctrl-C, SIGTERM) gets
+    /// SIGTERM, then SIGKILL if it has not exited after two seconds.
     fn drop(&mut self) {
-        // A child still held before exec (tracing failed to start) must not linger.
-        if let Some(child) = &self.child {
-            if child.release_fd >= 0 {
-                // SAFETY: signalling and reaping our own child; closing our own fd.
-                unsafe {
-                    libc::kill(child.pid, libc::SIGKILL);
-                    libc::close(child.release_fd);
-                    libc::waitpid(child.pid, std::ptr::null_mut(), 0);
-                }
+        let Some(&HeldChild { pid, release_fd }) = self.child.as_ref() else {
+            return;
+        };
+        if release_fd >= 0 {
+            // SAFETY: signalling and reaping our own child; closing our own fd.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::close(release_fd);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
+            return;
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while matches!(self.state(), TargetState::Running) {
+            if std::time::Instant::now() > deadline {
+                // SAFETY: signalling and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

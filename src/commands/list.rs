@@ -60,7 +60,11 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                     row["entry_probe_offset"] = offset(sites.entry_probe).into();
                     row["ret_offsets"] = sites.ret_sites.iter().map(|&v| offset(v)).collect();
                 }
-                Err(err) => row["problem"] = format!("{err:#}").into(),
+                Err(err) => {
+                    row["entry_probe_offset"] = serde_json::Value::Null;
+                    row["ret_offsets"] = serde_json::json!([]);
+                    row["problem"] = format!("{err:#}").into();
+                }
             }
             writeln!(out, "{row}")?;
         } else {
