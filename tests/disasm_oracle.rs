@@ -12,6 +12,8 @@
 //! 1.21/1.24/1.27 under `~/.cache/gotrace/go` (scripts/setup.sh). A missing one fails the test
 //! when `CI` is set and is skipped loudly otherwise.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -165,27 +167,16 @@ fn nm_functions(binary: &Path) -> Vec<Func> {
     funcs
 }
 
-/// Functions from the pclntab, read by Go's `debug/gosym` (tests/oracle/disasm/gosymfuncs).
+/// Functions from the pclntab, read by Go's `debug/gosym` (the shared oracle in
+/// tests/oracle/gosym).
 fn gosym_functions(binary: &Path) -> Vec<Func> {
-    let helper = out_dir().join("gosymfuncs");
-    run_ok(
-        go_command(Path::new(ORACLE_GO))
-            .current_dir(oracle_dir("gosymfuncs"))
-            .args(["build", "-o"])
-            .arg(&helper)
-            .arg("."),
-    );
-    let stdout = run_ok(Command::new(&helper).arg(binary));
-    String::from_utf8_lossy(&stdout)
-        .lines()
-        .map(|line| {
-            let (start, rest) = token(line);
-            let (end, name) = token(rest);
-            Func {
-                start: hex(start).expect("gosymfuncs prints hex"),
-                end: hex(end).expect("gosymfuncs prints hex"),
-                name: name.to_string(),
-            }
+    common::oracle::gosym_functions(binary)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .into_iter()
+        .map(|f| Func {
+            start: f.entry,
+            end: f.end,
+            name: f.name,
         })
         .collect()
 }

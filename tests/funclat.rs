@@ -18,10 +18,22 @@ use serde_json::Value;
 /// Serialises the tests of this file.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
+/// Starts a BPF test: takes the file's lock, and applies the root prerequisite rule (None:
+/// skip).
+fn bpf_test() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = ONE_AT_A_TIME
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    require_root().then_some(guard)
+}
+
+/// The workloads program built by each (Go version, GOARCH), plain; missing ones follow the
+/// prerequisite rule.
+fn workloads(builds: &[(&'static str, &'static str)]) -> Vec<GoBinary> {
+    builds
+        .iter()
+        .filter_map(|&(version, goarch)| target(version, goarch, Variant::Plain, "workloads"))
+        .collect()
 }
 
 /// A matrix binary, or None under the prerequisite rule.
@@ -113,10 +125,7 @@ const COUNTER_CALLS: &str = "20000";
 
 #[test]
 fn counter_count_is_exact() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
+    let Some(_serial) = bpf_test() else { return };
     let builds = [
         ("1.19", "amd64", Variant::Plain),
         ("1.27.3", "amd64", Variant::Plain),
@@ -141,14 +150,8 @@ fn counter_count_is_exact() {
 
 #[test]
 fn growing_stacks_never_crash_and_count_exactly() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in [("1.19", "amd64"), ("1.27.3", "amd64"), ("1.21.13", "386")] {
-        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
-            continue;
-        };
+    let Some(_serial) = bpf_test() else { return };
+    for binary in workloads(&[("1.19", "amd64"), ("1.27.3", "amd64"), ("1.21.13", "386")]) {
         let args = ["stackgrow", "-g", "100", "-calls", "1"];
         let untraced = Command::new(&binary.path)
             .args(args)
@@ -175,14 +178,8 @@ fn growing_stacks_never_crash_and_count_exactly() {
 
 #[test]
 fn recursion_pairs_every_return() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in [("1.19", "amd64"), ("1.24.11", "amd64"), ("1.27.3", "386")] {
-        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
-            continue;
-        };
+    let Some(_serial) = bpf_test() else { return };
+    for binary in workloads(&[("1.19", "amd64"), ("1.24.11", "amd64"), ("1.27.3", "386")]) {
         check_exact(
             &binary,
             "main.fib",
@@ -195,14 +192,8 @@ fn recursion_pairs_every_return() {
 
 #[test]
 fn recovered_panics_are_unmatched_and_later_calls_measured() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in [("1.19", "amd64"), ("1.27.3", "amd64"), ("1.21.13", "386")] {
-        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
-            continue;
-        };
+    let Some(_serial) = bpf_test() else { return };
+    for binary in workloads(&[("1.19", "amd64"), ("1.27.3", "amd64"), ("1.21.13", "386")]) {
         let (output, own, hists) = funclat_launch(
             "main.mayPanic",
             &binary,
@@ -237,14 +228,8 @@ fn bucket(ns: u64) -> u32 {
 
 #[test]
 fn sleeping_calls_land_in_the_right_bucket() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in [("1.19", "amd64"), ("1.27.3", "amd64"), ("1.24.11", "386")] {
-        let Some(binary) = target(version, goarch, Variant::Plain, "workloads") else {
-            continue;
-        };
+    let Some(_serial) = bpf_test() else { return };
+    for binary in workloads(&[("1.19", "amd64"), ("1.27.3", "amd64"), ("1.24.11", "386")]) {
         let (output, own, hists) = funclat_launch(
             "main.sleepy",
             &binary,
@@ -270,10 +255,7 @@ fn sleeping_calls_land_in_the_right_bucket() {
 
 #[test]
 fn old_stack_abi_binary_from_npm() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
+    let Some(_serial) = bpf_test() else { return };
     let Some(esbuild) = require(esbuild_binary("esbuild-linux-64", "0.7.22")) else {
         return;
     };
@@ -363,10 +345,7 @@ fn spawn_gotrace(args: &[&str]) -> std::process::Child {
 
 #[test]
 fn pid_traces_only_that_process() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
+    let Some(_serial) = bpf_test() else { return };
     let Some(binary) = target("1.27.3", "amd64", Variant::Pie, "counter") else {
         return;
     };
@@ -414,10 +393,7 @@ fn wait_for_no_programs() -> bool {
 
 #[test]
 fn every_probe_is_removed_on_exit() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
+    let Some(_serial) = bpf_test() else { return };
     let Some(binary) = target("1.19", "amd64", Variant::Plain, "counter") else {
         return;
     };
@@ -511,10 +487,7 @@ fn user_errors_are_one_line() {
 /// consecutive runs each: the traced count equals the target's own count every time.
 #[test]
 fn counts_stay_exact_under_async_preemption() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
+    let Some(_serial) = bpf_test() else { return };
     let Some(binary) = target("1.27.3", "amd64", Variant::Plain, "workloads") else {
         return;
     };

@@ -63,17 +63,20 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	key.depth = g_stack_hi(key.g, &layout) - PT_REGS_SP(ctx);
 
 	if ((cookie & 0xff) == COOKIE_KIND_ENTRY) {
+		new_start.start_ns = now;
+		new_start.func_id = func_id;
+		/* The common case costs one insert; only a frame key already in use (a call at
+		 * this depth that never returned: panic unwinding, Goexit) costs more. */
+		if (!bpf_map_update_elem(&starts, &key, &new_start, BPF_NOEXIST))
+			return 0;
 		start = bpf_map_lookup_elem(&starts, &key);
 		if (start) {
-			/* A call at this depth never returned (panic unwinding, Goexit). */
 			__u32 stale = start->func_id;
 			struct func_hist *stale_hist = bpf_map_lookup_elem(&hists, &stale);
 
 			if (stale_hist)
 				stale_hist->unmatched++;
 		}
-		new_start.start_ns = now;
-		new_start.func_id = func_id;
 		if (bpf_map_update_elem(&starts, &key, &new_start, BPF_ANY))
 			hist->lost++;
 		return 0;

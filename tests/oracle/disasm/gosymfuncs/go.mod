@@ -1,3 +1,0 @@
-module gosymfuncs
-
-go 1.19
