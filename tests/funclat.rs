@@ -543,3 +543,55 @@ fn counts_stay_exact_under_async_preemption() {
         }
     }
 }
+
+/// `-i` prints one histogram per interval, and together they hold every call; `-m` buckets
+/// in milliseconds.
+#[test]
+fn intervals_add_up_and_units_scale() {
+    let Some(_serial) = bpf_test() else { return };
+    for binary in workloads(&[("1.27.3", "amd64")]) {
+        let path = binary.path.to_str().unwrap();
+        let out = gotrace([
+            "funclat",
+            "--json",
+            "-i",
+            "0.5",
+            "-m",
+            "main.sleepy",
+            "--",
+            path,
+            "sleep",
+            "-ms",
+            "20",
+            "-n",
+            "60",
+            "-g",
+            "2",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let hists: Vec<Value> = stdout
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(hists.len() >= 2, "several intervals expected: {stdout}");
+        let total: u64 = hists.iter().map(|h| field(h, "count")).sum();
+        assert_eq!(total, 120, "{stdout}");
+        for hist in &hists {
+            assert_eq!(hist["unit"], "ms");
+            for bucket in hist["buckets"].as_array().unwrap() {
+                // 20 ms sleeps: the [16, 31] ms bucket.
+                assert_eq!(
+                    (field(bucket, "low"), field(bucket, "high")),
+                    (16, 31),
+                    "{hist}"
+                );
+            }
+        }
+    }
+}
