@@ -31,7 +31,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-/// Fails with one clear line unless this process may load uprobe BPF programs.
+/// Fails with one clear line unless this process may load uprobe BPF programs on this kernel.
 pub fn require_bpf_privileges() -> Result<()> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let effective = status
@@ -40,10 +40,21 @@ pub fn require_bpf_privileges() -> Result<()> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0);
     let has = |cap: u32| effective & (1 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
+    if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        bail!("tracing needs root (or the CAP_BPF and CAP_PERFMON capabilities): run gotrace with sudo");
     }
-    bail!("tracing needs root (or the CAP_BPF and CAP_PERFMON capabilities): run gotrace with sudo")
+    require_kernel_features()
+}
+
+/// Fails with one clear line when the kernel lacks what every gotrace program needs.
+fn require_kernel_features() -> Result<()> {
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        bail!("this kernel has no BTF (/sys/kernel/btf/vmlinux): gotrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+    }
+    if !std::path::Path::new("/sys/bus/event_source/devices/uprobe").exists() {
+        bail!("this kernel has no uprobes (/sys/bus/event_source/devices/uprobe): gotrace needs CONFIG_UPROBE_EVENTS=y");
+    }
+    Ok(())
 }
 
 /// Fills the BPF side's `struct go_layout` from [`crate::plan::RuntimeFacts`]; a macro because
