@@ -21,26 +21,12 @@ pub struct Site {
 
 /// The links holding probes in place. Dropping this detaches them all.
 pub struct Attached {
-    links: Vec<Link>,
-    /// Whether the kernel's multi-uprobe link was used (one link for every site).
-    pub multi: bool,
+    _links: Vec<Link>,
 }
 
-impl Attached {
-    /// Number of links held.
-    pub fn len(&self) -> usize {
-        self.links.len()
-    }
-
-    /// Whether no link is held.
-    pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
-    }
-}
-
-/// Attaches `multi_prog` (SEC "uprobe.multi") at every site with one link; `single_prog`
-/// (SEC "uprobe") is the per-site fallback for kernels without multi-uprobe links. Exactly one
-/// of the two must have been loaded: pass the other as None.
+/// Attaches `prog` at every site: with one multi-uprobe link when `multi` (the program was
+/// loaded as SEC "uprobe.multi"), else one perf-event uprobe per site (SEC "uprobe"), the
+/// fallback for kernels without multi-uprobe links. `pid` None: every process.
 pub fn attach_sites(
     prog: &ProgramMut<'_>,
     multi: bool,
@@ -60,10 +46,7 @@ pub fn attach_sites(
             .with_context(|| {
                 format!("attaching {} uprobes to {}", sites.len(), binary.display())
             })?;
-        return Ok(Attached {
-            links: vec![link],
-            multi: true,
-        });
+        return Ok(Attached { _links: vec![link] });
     }
     let links = sites
         .iter()
@@ -82,10 +65,7 @@ pub fn attach_sites(
                 })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Attached {
-        links,
-        multi: false,
-    })
+    Ok(Attached { _links: links })
 }
 
 /// Whether this kernel has multi-uprobe links (Linux 6.6+).
