@@ -68,9 +68,12 @@ pub fn attach_sites(
     Ok(Attached { _links: links })
 }
 
-/// Whether this kernel has multi-uprobe links (Linux 6.6+).
+/// Whether to attach with one multi-uprobe link (Linux 6.6+). Setting the environment
+/// variable GOTRACE_PER_SITE_UPROBES forces one perf-event uprobe per site instead (the path
+/// older kernels take; also how the tests exercise it).
 pub fn kernel_has_uprobe_multi() -> bool {
-    kernel_release().is_some_and(|(major, minor)| (major, minor) >= (6, 6))
+    std::env::var_os("GOTRACE_PER_SITE_UPROBES").is_none()
+        && kernel_release().is_some_and(|(major, minor)| (major, minor) >= (6, 6))
 }
 
 fn kernel_release() -> Option<(u32, u32)> {

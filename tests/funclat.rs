@@ -595,3 +595,48 @@ fn intervals_add_up_and_units_scale() {
         }
     }
 }
+
+/// The per-site attach path (kernels before 6.6) counts as exactly as the multi-uprobe link.
+#[test]
+fn per_site_uprobes_count_exactly() {
+    let Some(_serial) = bpf_test() else { return };
+    for binary in workloads(&[("1.19", "amd64"), ("1.24.11", "386")]) {
+        let out = Command::new(GOTRACE)
+            .args([
+                "funclat",
+                "--json",
+                "main.fib",
+                "--",
+                binary.path.to_str().unwrap(),
+                "fib",
+                "-n",
+                "18",
+            ])
+            .env("GOTRACE_PER_SITE_UPROBES", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let own: Vec<String> = stdout
+            .lines()
+            .filter(|l| !l.starts_with('{'))
+            .map(str::to_owned)
+            .collect();
+        let hist: Value =
+            serde_json::from_str(stdout.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+        assert_eq!(
+            field(&hist, "count"),
+            own_count(&own, "calls main.fib"),
+            "{binary}: {hist}"
+        );
+        assert_eq!(
+            field(&hist, "unmatched") + field(&hist, "lost"),
+            0,
+            "{binary}: {hist}"
+        );
+    }
+}
