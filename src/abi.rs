@@ -1,0 +1,479 @@
+//! Go calling conventions: where each argument and result of a function lives at its entry
+//! probe and at its RET probes, computed from DWARF types (DESIGN.md technique 6).
+//!
+//! Register ABI (amd64, Go >= 1.17) follows `src/cmd/compile/abi-internal.md`: each value is
+//! flattened into integer and floating-point pieces; if all its pieces fit in the remaining
+//! registers (integer RAX RBX RCX RDI RSI R8 R9 R10 R11, floating X0-X14) it takes them in
+//! order, otherwise it goes whole to the stack-argument area, aligned to its type. Results are
+//! assigned the same way from the first register again, their stack part starting after the
+//! pointer-aligned arguments. Stack ABI (ABI0: Go < 1.17 and 386): every value on the stack.
+//!
+//! The plan addresses a captured *frame*: the integer registers at [`REGS_AREA`] slots of 8
+//! bytes, then a window of the stack starting at SP (the return address) at [`REGS_AREA`].
+//! Strings, `[]byte` and error messages are extra reads ([`Deref`]) the BPF side performs.
+//! Everything here is plain data: the BPF program executes it, [`crate::values`] decodes.
+
+use crate::gobin::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
+use crate::gobin::Arch;
+
+/// Bytes of the frame holding registers (16 slots of 8 bytes; the first nine are used).
+pub const REGS_AREA: u32 = 128;
+/// Bytes of stack captured from SP (mirrors ARGS_STACK_WINDOW in src/bpf/args.bpf.c).
+pub const STACK_WINDOW: u32 = 384;
+/// Extra reads per probe hit (mirrors ARGS_MAX_DEREFS).
+pub const MAX_DEREFS: usize = 16;
+/// Longest single extra read, the upper bound of `--strsize` (mirrors ARGS_MAX_READ).
+pub const MAX_READ: u32 = 4096;
+/// Integer argument registers of the amd64 register ABI, in assignment order.
+pub const AMD64_INT_REGS: [&str; 9] = ["RAX", "RBX", "RCX", "RDI", "RSI", "R8", "R9", "R10", "R11"];
+/// Floating-point argument registers of the amd64 register ABI (X0-X14).
+const AMD64_FLOAT_REGS: usize = 15;
+/// Nesting bound for structs and arrays.
+const MAX_DEPTH: usize = 8;
+/// Array elements decoded at most.
+const MAX_ARRAY_ELEMS: u64 = 64;
+
+/// Which calling convention a function uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abi {
+    /// ABIInternal with integer arguments in registers (amd64, Go >= 1.17).
+    Register,
+    /// ABI0: every argument and result on the stack.
+    Stack,
+}
+
+/// A span of the captured frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    /// Byte offset in the frame.
+    pub offset: u32,
+    /// Size in bytes (1 to 8).
+    pub size: u32,
+}
+
+/// How to decode one value from the frame and the extra reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Int {
+        loc: Loc,
+        signed: bool,
+    },
+    Bool {
+        loc: Loc,
+    },
+    /// Pointers, unsafe.Pointer, maps, channels, funcs: printed as hex.
+    Pointer {
+        loc: Loc,
+    },
+    Float {
+        loc: Loc,
+    },
+    /// A string (or `[]byte`): `deref` is the index of the read of its bytes.
+    String {
+        len: Loc,
+        deref: usize,
+    },
+    Struct {
+        fields: Vec<(String, Shape)>,
+    },
+    Array {
+        elems: Vec<Shape>,
+    },
+    /// An interface: the first word (itab or type) and, for `error`, the read of an
+    /// `*errors.errorString` message.
+    Interface {
+        tab: Loc,
+        empty: bool,
+        message: Option<usize>,
+    },
+    /// A value gotrace cannot read, with why.
+    Unreadable {
+        reason: String,
+    },
+}
+
+/// One argument or result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuePlan {
+    pub name: String,
+    pub type_name: String,
+    pub shape: Shape,
+}
+
+/// What an extra read fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerefKind {
+    /// `min(len * scale, max)` bytes at the pointer.
+    Counted { ptr: Loc, len: Loc, scale: u32 },
+    /// The data word points at a `(ptr, len)` string header (`*errors.errorString`).
+    StringHeader { ptr: Loc },
+}
+
+/// One extra read performed by the BPF program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deref {
+    pub kind: DerefKind,
+    /// At most this many bytes.
+    pub max: u32,
+}
+
+/// Everything read at one kind of probe site (entry or RET).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SitePlan {
+    pub values: Vec<ValuePlan>,
+    /// Bytes of stack to copy from SP.
+    pub stack_bytes: u32,
+    pub derefs: Vec<Deref>,
+}
+
+/// The arguments (at entry) and results (at each RET) of one function.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallPlan {
+    pub entry: SitePlan,
+    pub ret: SitePlan,
+}
+
+/// Computes where `sig`'s arguments and results live under `abi`.
+pub fn call_plan(sig: &FuncSig, types: &TypeTable, arch: Arch, abi: Abi, strsize: u32) -> CallPlan {
+    let mut assigner = Assigner {
+        types,
+        ptr: arch.ptr_size(),
+        abi,
+        strsize: strsize.min(MAX_READ),
+        stack_offset: 0,
+    };
+    let entry = assigner.assign_all(&sig.params);
+    assigner.stack_offset = align_up(assigner.stack_offset, assigner.ptr);
+    let ret = assigner.assign_all(&sig.results);
+    CallPlan { entry, ret }
+}
+
+/// State of one function's assignment.
+struct Assigner<'a> {
+    types: &'a TypeTable,
+    ptr: u64,
+    abi: Abi,
+    strsize: u32,
+    /// Next free byte of the stack-argument area.
+    stack_offset: u64,
+}
+
+/// Registers still free while assigning one list (arguments or results).
+#[derive(Clone, Copy, Default)]
+struct RegCursor {
+    ints: usize,
+    floats: usize,
+}
+
+/// Where the pieces of a value being shaped come from.
+enum Place {
+    Registers(RegCursor),
+    /// Byte offset in the stack-argument area.
+    Memory(u64),
+}
+
+impl Assigner<'_> {
+    fn assign_all(&mut self, params: &[Param]) -> SitePlan {
+        let mut site = SitePlan::default();
+        let mut regs = RegCursor::default();
+        for param in params {
+            let ty = param.ty;
+            let fits = match self.abi {
+                Abi::Register => self.reg_pieces(ty, 0).filter(|(ints, floats)| {
+                    regs.ints + ints <= AMD64_INT_REGS.len()
+                        && regs.floats + floats <= AMD64_FLOAT_REGS
+                }),
+                Abi::Stack => None,
+            };
+            let mut place = if fits.is_some() {
+                Place::Registers(regs)
+            } else {
+                let align = self.align_of(ty, 0);
+                let start = align_up(self.stack_offset, align);
+                self.stack_offset = start + self.types.get(ty).size;
+                Place::Memory(start)
+            };
+            let shape = self.shape(ty, &mut place, &mut site, 0);
+            if let Place::Registers(after) = place {
+                regs = after;
+            }
+            site.values.push(ValuePlan {
+                name: param.name.clone(),
+                type_name: self.types.name(ty).to_owned(),
+                shape,
+            });
+        }
+        site.stack_bytes = u32::try_from(self.ptr + self.stack_offset)
+            .unwrap_or(STACK_WINDOW)
+            .min(STACK_WINDOW);
+        site
+    }
+
+    /// Integer and floating-point register pieces of a value of type `ty`; None when it can
+    /// never be register-assigned (arrays of more than one element, unknown types).
+    fn reg_pieces(&self, ty: TypeId, depth: usize) -> Option<(usize, usize)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let t = self.types.get(ty);
+        Some(match &t.kind {
+            TypeKind::Bool
+            | TypeKind::Int { .. }
+            | TypeKind::Uintptr
+            | TypeKind::Pointer { .. }
+            | TypeKind::UnsafePointer
+            | TypeKind::Map
+            | TypeKind::Chan
+            | TypeKind::Func => (1, 0),
+            TypeKind::Float => (0, 1),
+            TypeKind::Complex => (0, 2),
+            TypeKind::String | TypeKind::Interface { .. } => (2, 0),
+            TypeKind::Slice { .. } => (3, 0),
+            TypeKind::Struct { fields } => {
+                let mut total = (0, 0);
+                for field in fields {
+                    let (i, f) = self.reg_pieces(field.ty, depth + 1)?;
+                    total = (total.0 + i, total.1 + f);
+                }
+                total
+            }
+            TypeKind::Array { len: 0, .. } => (0, 0),
+            TypeKind::Array { elem, len: 1 } => self.reg_pieces(*elem, depth + 1)?,
+            TypeKind::Array { .. } | TypeKind::Unknown => return None,
+        })
+    }
+
+    /// Alignment of `ty` in memory (Go's rules: 8-byte scalars are 4-aligned on 386).
+    fn align_of(&self, ty: TypeId, depth: usize) -> u64 {
+        let t = self.types.get(ty);
+        let scalar = |size: u64| size.clamp(1, self.ptr);
+        match &t.kind {
+            TypeKind::Bool | TypeKind::Int { .. } | TypeKind::Float => scalar(t.size),
+            TypeKind::Complex => scalar(t.size / 2),
+            TypeKind::Struct { fields } if depth <= MAX_DEPTH => fields
+                .iter()
+                .map(|f| self.align_of(f.ty, depth + 1))
+                .max()
+                .unwrap_or(1),
+            TypeKind::Array { elem, .. } if depth <= MAX_DEPTH => self.align_of(*elem, depth + 1),
+            _ => self.ptr,
+        }
+    }
+
+    /// The next piece of `size` bytes: a register, or memory at the current offset + `delta`.
+    fn piece(&self, place: &mut Place, float: bool, delta: u64, size: u64) -> Option<Loc> {
+        let size = u32::try_from(size).ok()?;
+        match place {
+            Place::Registers(cursor) if float => {
+                cursor.floats += 1;
+                None
+            }
+            Place::Registers(cursor) => {
+                let slot = cursor.ints;
+                cursor.ints += 1;
+                Some(Loc {
+                    offset: u32::try_from(slot * 8).ok()?,
+                    size,
+                })
+            }
+            Place::Memory(base) => {
+                let from_sp = self.ptr.checked_add(*base)?.checked_add(delta)?;
+                let end = from_sp.checked_add(u64::from(size))?;
+                (end <= u64::from(STACK_WINDOW)).then_some(Loc {
+                    offset: REGS_AREA + u32::try_from(from_sp).ok()?,
+                    size,
+                })
+            }
+        }
+    }
+
+    /// The decoding shape of a value of type `ty` at `place`; registers are consumed from
+    /// the cursor, memory offsets are relative to the value's start.
+    fn shape(&self, ty: TypeId, place: &mut Place, site: &mut SitePlan, depth: usize) -> Shape {
+        let in_memory = matches!(place, Place::Memory(_));
+        let beyond = || Shape::Unreadable {
+            reason: format!("beyond the {STACK_WINDOW}-byte stack window gotrace copies"),
+        };
+        let t = self.types.get(ty);
+        let ptr = self.ptr;
+        match &t.kind {
+            TypeKind::Bool => self
+                .piece(place, false, 0, 1)
+                .map_or_else(beyond, |loc| Shape::Bool { loc }),
+            TypeKind::Int { signed } => {
+                self.piece(place, false, 0, t.size)
+                    .map_or_else(beyond, |loc| Shape::Int {
+                        loc,
+                        signed: *signed,
+                    })
+            }
+            TypeKind::Uintptr => self
+                .piece(place, false, 0, t.size)
+                .map_or_else(beyond, |loc| Shape::Int { loc, signed: false }),
+            TypeKind::Pointer { .. }
+            | TypeKind::UnsafePointer
+            | TypeKind::Map
+            | TypeKind::Chan
+            | TypeKind::Func => self
+                .piece(place, false, 0, ptr)
+                .map_or_else(beyond, |loc| Shape::Pointer { loc }),
+            TypeKind::Float => match self.piece(place, true, 0, t.size) {
+                Some(loc) => Shape::Float { loc },
+                None if in_memory => beyond(),
+                None => Shape::Unreadable {
+                    reason: "passed in an XMM register, which uprobe programs cannot read".into(),
+                },
+            },
+            TypeKind::Complex => {
+                let half = t.size / 2;
+                let (re, im) = (
+                    self.piece(place, true, 0, half),
+                    self.piece(place, true, half, half),
+                );
+                match (re, im) {
+                    (Some(_), Some(_)) => Shape::Unreadable {
+                        reason: "complex numbers are not decoded".into(),
+                    },
+                    _ if in_memory => beyond(),
+                    _ => Shape::Unreadable {
+                        reason: "passed in XMM registers, which uprobe programs cannot read".into(),
+                    },
+                }
+            }
+            TypeKind::String => {
+                let data = self.piece(place, false, 0, ptr);
+                let len = self.piece(place, false, ptr, ptr);
+                self.counted(site, data, len, 1)
+            }
+            TypeKind::Slice { elem } => {
+                let data = self.piece(place, false, 0, ptr);
+                let len = self.piece(place, false, ptr, ptr);
+                let _cap = self.piece(place, false, 2 * ptr, ptr);
+                if self.types.get(*elem).size == 1
+                    && matches!(self.types.get(*elem).kind, TypeKind::Int { .. })
+                {
+                    self.counted(site, data, len, 1)
+                } else {
+                    Shape::Unreadable {
+                        reason: "slices other than []byte are not decoded yet".into(),
+                    }
+                }
+            }
+            TypeKind::Interface { empty } => {
+                let tab = self.piece(place, false, 0, ptr);
+                let data = self.piece(place, false, ptr, ptr);
+                let (Some(tab), Some(data)) = (tab, data) else {
+                    return beyond();
+                };
+                let message = (t.name == "error" && site.derefs.len() < MAX_DEREFS).then(|| {
+                    site.derefs.push(Deref {
+                        kind: DerefKind::StringHeader { ptr: data },
+                        max: self.strsize,
+                    });
+                    site.derefs.len() - 1
+                });
+                Shape::Interface {
+                    tab,
+                    empty: *empty,
+                    message,
+                }
+            }
+            TypeKind::Struct { fields } => {
+                if depth >= MAX_DEPTH {
+                    self.skip(ty, place);
+                    return Shape::Unreadable {
+                        reason: format!("nested deeper than {MAX_DEPTH} levels"),
+                    };
+                }
+                let fields = fields
+                    .iter()
+                    .map(|f| {
+                        let mut inner = self.nested(place, f.offset);
+                        let shape = self.shape(f.ty, &mut inner, site, depth + 1);
+                        self.resume(place, inner);
+                        (f.name.clone(), shape)
+                    })
+                    .collect();
+                Shape::Struct { fields }
+            }
+            TypeKind::Array { elem, len } => {
+                let size = self.types.get(*elem).size;
+                if depth >= MAX_DEPTH || *len > MAX_ARRAY_ELEMS {
+                    self.skip(ty, place);
+                    return Shape::Unreadable {
+                        reason: format!("arrays longer than {MAX_ARRAY_ELEMS} elements or nested deeper than {MAX_DEPTH} levels are not decoded"),
+                    };
+                }
+                let elems = (0..*len)
+                    .map(|i| {
+                        let mut inner = self.nested(place, i * size);
+                        let shape = self.shape(*elem, &mut inner, site, depth + 1);
+                        self.resume(place, inner);
+                        shape
+                    })
+                    .collect();
+                Shape::Array { elems }
+            }
+            TypeKind::Unknown => Shape::Unreadable {
+                reason: format!("type {} is not described by DWARF", t.name),
+            },
+        }
+    }
+
+    /// The place of a component at byte `offset` of a value at `place`.
+    fn nested(&self, place: &Place, offset: u64) -> Place {
+        match place {
+            Place::Registers(cursor) => Place::Registers(*cursor),
+            Place::Memory(base) => Place::Memory(base.saturating_add(offset)),
+        }
+    }
+
+    /// Carries the registers a component consumed back to its parent.
+    fn resume(&self, place: &mut Place, inner: Place) {
+        if let (Place::Registers(cursor), Place::Registers(after)) = (place, inner) {
+            *cursor = after;
+        }
+    }
+
+    /// Consumes the registers of a value that is not decoded.
+    fn skip(&self, ty: TypeId, place: &mut Place) {
+        if let (Place::Registers(cursor), Some((ints, floats))) = (place, self.reg_pieces(ty, 0)) {
+            cursor.ints += ints;
+            cursor.floats += floats;
+        }
+    }
+
+    /// A string-like value: `len` bytes (times `scale`) at `data`, read by the BPF side.
+    fn counted(
+        &self,
+        site: &mut SitePlan,
+        data: Option<Loc>,
+        len: Option<Loc>,
+        scale: u32,
+    ) -> Shape {
+        let (Some(ptr), Some(len)) = (data, len) else {
+            return Shape::Unreadable {
+                reason: format!("beyond the {STACK_WINDOW}-byte stack window gotrace copies"),
+            };
+        };
+        if site.derefs.len() >= MAX_DEREFS {
+            return Shape::Unreadable {
+                reason: format!("more than {MAX_DEREFS} strings in one call"),
+            };
+        }
+        site.derefs.push(Deref {
+            kind: DerefKind::Counted { ptr, len, scale },
+            max: self.strsize,
+        });
+        Shape::String {
+            len,
+            deref: site.derefs.len() - 1,
+        }
+    }
+}
+
+/// `value` rounded up to a multiple of `align` (align >= 1).
+fn align_up(value: u64, align: u64) -> u64 {
+    let align = align.max(1);
+    value.div_ceil(align) * align
+}
