@@ -477,3 +477,247 @@ fn align_up(value: u64, align: u64) -> u64 {
     let align = align.max(1);
     value.div_ceil(align) * align
 }
+
+#[cfg(test)]
+mod tests {
+    //! Expected placements are worked out by hand from abi-internal.md's rules and its
+    //! examples; the integration test (tests/args.rs) checks the same rules against real calls.
+    use super::*;
+    use crate::gobin::dwarf::{Field, GoType};
+
+    /// Type ids of the table built by [`table`].
+    const INT8: TypeId = TypeId(0);
+    const INT: TypeId = TypeId(1);
+    const STRING: TypeId = TypeId(2);
+    const POINT: TypeId = TypeId(3);
+    const FLOAT64: TypeId = TypeId(4);
+    const BIG: TypeId = TypeId(5);
+    const ARRAY3: TypeId = TypeId(6);
+    const ARRAY1: TypeId = TypeId(7);
+    const INT64: TypeId = TypeId(8);
+    const INT32: TypeId = TypeId(9);
+    const INT16: TypeId = TypeId(10);
+
+    fn ty(name: &str, size: u64, kind: TypeKind) -> GoType {
+        GoType {
+            name: name.into(),
+            size,
+            kind,
+        }
+    }
+
+    /// Types for a 64-bit (`ptr` 8) or 32-bit (`ptr` 4) target.
+    fn table(ptr: u64) -> TypeTable {
+        let field = |name: &str, offset: u64, ty: TypeId| Field {
+            name: name.into(),
+            offset,
+            ty,
+        };
+        TypeTable::from_types(vec![
+            ty("int8", 1, TypeKind::Int { signed: true }),
+            ty("int", ptr, TypeKind::Int { signed: true }),
+            ty("string", 2 * ptr, TypeKind::String),
+            ty(
+                "main.Point",
+                4 * ptr,
+                TypeKind::Struct {
+                    fields: vec![
+                        field("X", 0, INT),
+                        field("Y", ptr, INT),
+                        field("Name", 2 * ptr, STRING),
+                    ],
+                },
+            ),
+            ty("float64", 8, TypeKind::Float),
+            ty(
+                "main.Big",
+                10 * ptr,
+                TypeKind::Struct {
+                    fields: (0..10)
+                        .map(|i| field(&format!("F{i}"), i * ptr, INT))
+                        .collect(),
+                },
+            ),
+            ty("[3]int", 3 * ptr, TypeKind::Array { elem: INT, len: 3 }),
+            ty("[1]int", ptr, TypeKind::Array { elem: INT, len: 1 }),
+            ty("int64", 8, TypeKind::Int { signed: true }),
+            ty("int32", 4, TypeKind::Int { signed: true }),
+            ty("int16", 2, TypeKind::Int { signed: true }),
+        ])
+    }
+
+    fn sig(params: &[TypeId], results: &[TypeId]) -> FuncSig {
+        let list = |ids: &[TypeId], prefix: &str| {
+            ids.iter()
+                .enumerate()
+                .map(|(i, &ty)| Param {
+                    name: format!("{prefix}{i}"),
+                    ty,
+                })
+                .collect()
+        };
+        FuncSig {
+            params: list(params, "p"),
+            results: list(results, "~r"),
+        }
+    }
+
+    fn reg(slot: u32, size: u32) -> Loc {
+        Loc {
+            offset: slot * 8,
+            size,
+        }
+    }
+
+    fn stack(from_sp: u32, size: u32) -> Loc {
+        Loc {
+            offset: REGS_AREA + from_sp,
+            size,
+        }
+    }
+
+    fn int(loc: Loc) -> Shape {
+        Shape::Int { loc, signed: true }
+    }
+
+    fn amd64(params: &[TypeId], results: &[TypeId]) -> CallPlan {
+        call_plan(
+            &sig(params, results),
+            &table(8),
+            Arch::Amd64,
+            Abi::Register,
+            64,
+        )
+    }
+
+    #[test]
+    fn registers_in_order_with_structs_flattened() {
+        let plan = amd64(&[INT8, STRING, POINT], &[]);
+        let shapes: Vec<&Shape> = plan.entry.values.iter().map(|v| &v.shape).collect();
+        assert_eq!(shapes[0], &int(reg(0, 1)));
+        assert_eq!(
+            shapes[1],
+            &Shape::String {
+                len: reg(2, 8),
+                deref: 0
+            }
+        );
+        let Shape::Struct { fields } = shapes[2] else {
+            panic!("{:?}", shapes[2])
+        };
+        assert_eq!(fields[0].1, int(reg(3, 8)));
+        assert_eq!(fields[1].1, int(reg(4, 8)));
+        assert_eq!(
+            fields[2].1,
+            Shape::String {
+                len: reg(6, 8),
+                deref: 1
+            }
+        );
+        assert_eq!(
+            plan.entry.derefs[1].kind,
+            DerefKind::Counted {
+                ptr: reg(5, 8),
+                len: reg(6, 8),
+                scale: 1
+            }
+        );
+    }
+
+    #[test]
+    fn tenth_integer_goes_to_the_stack() {
+        let plan = amd64(&[INT; 10], &[]);
+        assert_eq!(plan.entry.values[8].shape, int(reg(8, 8)));
+        assert_eq!(plan.entry.values[9].shape, int(stack(8, 8)));
+        assert_eq!(plan.entry.stack_bytes, 16);
+    }
+
+    #[test]
+    fn a_struct_that_does_not_fit_goes_whole_to_the_stack_and_later_ints_still_use_registers() {
+        let plan = amd64(&[INT, BIG, INT], &[]);
+        assert_eq!(plan.entry.values[0].shape, int(reg(0, 8)));
+        let Shape::Struct { fields } = &plan.entry.values[1].shape else {
+            panic!()
+        };
+        assert_eq!(fields[0].1, int(stack(8, 8)));
+        assert_eq!(fields[9].1, int(stack(8 + 72, 8)));
+        assert_eq!(plan.entry.values[2].shape, int(reg(1, 8)));
+    }
+
+    #[test]
+    fn arrays_longer_than_one_go_to_the_stack() {
+        let plan = amd64(&[ARRAY3, ARRAY1], &[]);
+        assert_eq!(
+            plan.entry.values[0].shape,
+            Shape::Array {
+                elems: vec![int(stack(8, 8)), int(stack(16, 8)), int(stack(24, 8))]
+            }
+        );
+        assert_eq!(
+            plan.entry.values[1].shape,
+            Shape::Array {
+                elems: vec![int(reg(0, 8))]
+            }
+        );
+    }
+
+    #[test]
+    fn register_floats_are_unreadable_and_take_no_integer_register() {
+        let plan = amd64(&[FLOAT64, INT], &[]);
+        assert!(matches!(
+            &plan.entry.values[0].shape,
+            Shape::Unreadable { reason } if reason.contains("XMM")
+        ));
+        assert_eq!(plan.entry.values[1].shape, int(reg(0, 8)));
+    }
+
+    #[test]
+    fn results_restart_at_rax_and_stack_results_follow_stack_arguments() {
+        let mut params = vec![INT; 10];
+        params.push(INT8);
+        let plan = amd64(&params, &[INT, ARRAY3]);
+        assert_eq!(plan.ret.values[0].shape, int(reg(0, 8)));
+        // Stack arguments: the 10th int at 0, the int8 at 8; results start pointer-aligned.
+        assert_eq!(
+            plan.ret.values[1].shape,
+            Shape::Array {
+                elems: vec![
+                    int(stack(8 + 16, 8)),
+                    int(stack(8 + 24, 8)),
+                    int(stack(8 + 32, 8))
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn stack_abi_on_386_aligns_8_byte_integers_to_4() {
+        let plan = call_plan(
+            &sig(&[INT8, INT64, INT32], &[INT16]),
+            &table(4),
+            Arch::I386,
+            Abi::Stack,
+            64,
+        );
+        let at = |v: &ValuePlan| v.shape.clone();
+        assert_eq!(at(&plan.entry.values[0]), int(stack(4, 1)));
+        assert_eq!(at(&plan.entry.values[1]), int(stack(8, 8)));
+        assert_eq!(at(&plan.entry.values[2]), int(stack(16, 4)));
+        assert_eq!(at(&plan.ret.values[0]), int(stack(20, 2)));
+    }
+
+    #[test]
+    fn stack_abi_floats_are_read() {
+        let plan = call_plan(
+            &sig(&[FLOAT64], &[]),
+            &table(8),
+            Arch::Amd64,
+            Abi::Stack,
+            64,
+        );
+        assert_eq!(
+            plan.entry.values[0].shape,
+            Shape::Float { loc: stack(8, 8) }
+        );
+    }
+}

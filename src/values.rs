@@ -12,7 +12,6 @@ pub struct Captured<'a> {
     pub frame: &'a [u8],
     /// Per extra read of the plan: the bytes read, or None when the read failed.
     pub derefs: Vec<Option<&'a [u8]>>,
-    pub ptr_size: u32,
 }
 
 /// Names the dynamic type of an interface from its first word (itab, or type for `any`).

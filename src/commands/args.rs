@@ -137,7 +137,6 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         calls: &calls,
         namer: &namer,
         json: args.target.json,
-        ptr_size: plan.runtime.ptr_size,
         clock_offset: crate::clock::monotonic_to_unix_ns(),
         max_events: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
@@ -275,7 +274,6 @@ struct Printer<'a> {
     calls: &'a [CallPlan],
     namer: &'a dyn TypeNamer,
     json: bool,
-    ptr_size: u32,
     clock_offset: i128,
     max_events: u64,
     printed: u64,
@@ -333,11 +331,7 @@ impl Printer<'_> {
                 piece
             })
             .collect();
-        let captured = Captured {
-            frame,
-            derefs,
-            ptr_size: self.ptr_size,
-        };
+        let captured = Captured { frame, derefs };
         let decoded = values::decode_site(site, &captured, self.namer);
         let line = if self.json {
             let mut object = json!({
