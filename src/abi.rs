@@ -28,6 +28,8 @@ pub const MAX_READ: u32 = 4096;
 pub const AMD64_INT_REGS: [&str; 9] = ["RAX", "RBX", "RCX", "RDI", "RSI", "R8", "R9", "R10", "R11"];
 /// Floating-point argument registers of the amd64 register ABI (X0-X14).
 const AMD64_FLOAT_REGS: usize = 15;
+/// Slice elements read at most.
+pub const MAX_SLICE_ELEMS: u32 = 16;
 /// Nesting bound for structs and arrays.
 const MAX_DEPTH: usize = 8;
 /// Array elements decoded at most.
@@ -71,6 +73,14 @@ pub enum Shape {
     /// A string (or `[]byte`): `deref` is the index of the read of its bytes.
     String {
         len: Loc,
+        deref: usize,
+    },
+    /// A slice of scalars: its first elements (each decoded by `elem` from its own bytes).
+    Slice {
+        len: Loc,
+        cap: Loc,
+        elem: Box<Shape>,
+        elem_size: u32,
         deref: usize,
     },
     Struct {
@@ -170,6 +180,8 @@ enum Place {
     Registers(RegCursor),
     /// Byte offset in the stack-argument area.
     Memory(u64),
+    /// A slice element, at offset 0 of its own bytes.
+    Element,
 }
 
 impl Assigner<'_> {
@@ -276,6 +288,10 @@ impl Assigner<'_> {
                     size,
                 })
             }
+            Place::Element => Some(Loc {
+                offset: u32::try_from(delta).ok()?,
+                size,
+            }),
             Place::Memory(base) => {
                 let from_sp = self.ptr.checked_add(*base)?.checked_add(delta)?;
                 let end = from_sp.checked_add(u64::from(size))?;
@@ -290,7 +306,7 @@ impl Assigner<'_> {
     /// The decoding shape of a value of type `ty` at `place`; registers are consumed from
     /// the cursor, memory offsets are relative to the value's start.
     fn shape(&self, ty: TypeId, place: &mut Place, site: &mut SitePlan, depth: usize) -> Shape {
-        let in_memory = matches!(place, Place::Memory(_));
+        let in_memory = !matches!(place, Place::Registers(_));
         let beyond = || Shape::Unreadable {
             reason: format!("beyond the {STACK_WINDOW}-byte stack window gotrace copies"),
         };
@@ -343,20 +359,40 @@ impl Assigner<'_> {
             TypeKind::String => {
                 let data = self.piece(place, false, 0, ptr);
                 let len = self.piece(place, false, ptr, ptr);
-                self.counted(site, data, len, 1)
+                self.counted(site, data, len, 1, self.strsize)
             }
             TypeKind::Slice { elem } => {
                 let data = self.piece(place, false, 0, ptr);
                 let len = self.piece(place, false, ptr, ptr);
-                let _cap = self.piece(place, false, 2 * ptr, ptr);
-                if self.types.get(*elem).size == 1
-                    && matches!(self.types.get(*elem).kind, TypeKind::Int { .. })
-                {
-                    self.counted(site, data, len, 1)
-                } else {
-                    Shape::Unreadable {
-                        reason: "slices other than []byte are not decoded yet".into(),
-                    }
+                let cap = self.piece(place, false, 2 * ptr, ptr);
+                let elem_type = self.types.get(*elem);
+                let elem_size = u32::try_from(elem_type.size).unwrap_or(u32::MAX);
+                if elem_size == 1 && matches!(elem_type.kind, TypeKind::Int { .. }) {
+                    return self.counted(site, data, len, 1, self.strsize);
+                }
+                let mut elem_place = Place::Element;
+                let elem_shape = self.shape(*elem, &mut elem_place, site, depth + 1);
+                let scalar = matches!(
+                    elem_shape,
+                    Shape::Int { .. }
+                        | Shape::Bool { .. }
+                        | Shape::Pointer { .. }
+                        | Shape::Float { .. }
+                );
+                let (Some(cap), true, 1..=8) = (cap, scalar, elem_size) else {
+                    return Shape::Unreadable {
+                        reason: format!("slices of {} are not decoded", elem_type.name),
+                    };
+                };
+                match self.counted(site, data, len, elem_size, elem_size * MAX_SLICE_ELEMS) {
+                    Shape::String { len, deref } => Shape::Slice {
+                        len,
+                        cap,
+                        elem: Box::new(elem_shape),
+                        elem_size,
+                        deref,
+                    },
+                    unreadable => unreadable,
                 }
             }
             TypeKind::Interface { empty } => {
@@ -425,6 +461,7 @@ impl Assigner<'_> {
         match place {
             Place::Registers(cursor) => Place::Registers(*cursor),
             Place::Memory(base) => Place::Memory(base.saturating_add(offset)),
+            Place::Element => Place::Element,
         }
     }
 
@@ -450,6 +487,7 @@ impl Assigner<'_> {
         data: Option<Loc>,
         len: Option<Loc>,
         scale: u32,
+        max: u32,
     ) -> Shape {
         let (Some(ptr), Some(len)) = (data, len) else {
             return Shape::Unreadable {
@@ -463,7 +501,7 @@ impl Assigner<'_> {
         }
         site.derefs.push(Deref {
             kind: DerefKind::Counted { ptr, len, scale },
-            max: self.strsize,
+            max,
         });
         Shape::String {
             len,

@@ -26,6 +26,8 @@ struct Decoded {
     truncated: bool,
     has_string: bool,
     reason: Option<String>,
+    /// A slice's length and capacity.
+    len_cap: Option<(u64, u64)>,
 }
 
 impl Decoded {
@@ -35,6 +37,7 @@ impl Decoded {
             truncated: false,
             has_string: false,
             reason: None,
+            len_cap: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl Decoded {
             truncated: false,
             has_string: false,
             reason: Some(reason),
+            len_cap: None,
         }
     }
 }
@@ -63,7 +67,11 @@ fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer
     object.insert("name".into(), json!(plan.name));
     object.insert("type".into(), json!(plan.type_name));
     object.insert("value".into(), decoded.value);
-    if decoded.has_string {
+    if let Some((len, cap)) = decoded.len_cap {
+        object.insert("len".into(), json!(len));
+        object.insert("cap".into(), json!(cap));
+    }
+    if decoded.has_string || decoded.len_cap.is_some() {
         object.insert("truncated".into(), json!(decoded.truncated));
     }
     if let Some(reason) = decoded.reason {
@@ -116,17 +124,55 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                     truncated: (bytes.len() as u64) < full_len,
                     has_string: true,
                     reason: None,
+                    len_cap: None,
                 },
                 None if full_len == 0 => Decoded {
                     value: json!(""),
                     truncated: false,
                     has_string: true,
                     reason: None,
+                    len_cap: None,
                 },
                 None => Decoded {
                     has_string: true,
                     ..Decoded::unreadable("the string's bytes could not be read".into())
                 },
+            }
+        }
+        Shape::Slice {
+            len,
+            cap,
+            elem,
+            elem_size,
+            deref,
+        } => {
+            let (Some(len), Some(cap)) = (read_unsigned(frame, *len), read_unsigned(frame, *cap))
+            else {
+                return outside();
+            };
+            let Some(bytes) = captured.derefs.get(*deref).copied().flatten() else {
+                if len == 0 {
+                    return Decoded {
+                        len_cap: Some((len, cap)),
+                        ..Decoded::plain(json!([]))
+                    };
+                }
+                return Decoded::unreadable("the slice's elements could not be read".into());
+            };
+            let elems: Vec<Value> = bytes
+                .chunks_exact((*elem_size).max(1) as usize)
+                .map(|chunk| {
+                    let element = Captured {
+                        frame: chunk,
+                        derefs: Vec::new(),
+                    };
+                    decode(elem, &element, namer).value
+                })
+                .collect();
+            Decoded {
+                truncated: (elems.len() as u64) < len,
+                len_cap: Some((len, cap)),
+                ..Decoded::plain(Value::Array(elems))
             }
         }
         Shape::Struct { fields } => {

@@ -37,6 +37,9 @@ const FUNCTIONS: &[&str] = &[
     "main.array",
     "main.Point.Sum",
     "main.(*Point).Move",
+    "main.bytesArg",
+    "main.ints64",
+    "main.describe",
 ];
 
 /// The --strsize the tests use (argstarget passes a 120-byte string).
@@ -86,21 +89,46 @@ fn trace(binary: &GoBinary, rounds: u32) -> Run {
     run
 }
 
-/// What gotrace must print for a value the target recorded as `own` for a `type_name`.
-fn expected(own: &Value, type_name: &str, register_abi: bool) -> (Value, Option<bool>) {
+/// Slice elements gotrace prints at most.
+const SLICE_ELEMS: usize = 16;
+
+/// What gotrace must print for a value the target recorded as `own` for a `type_name`, and
+/// the extra keys it must carry (`truncated`, `len`, `cap`).
+fn expected(
+    own: &Value,
+    type_name: &str,
+    register_abi: bool,
+) -> (Value, Vec<(&'static str, Value)>) {
     if type_name.starts_with("float") && register_abi {
-        return (Value::Null, None);
+        return (Value::Null, Vec::new());
+    }
+    if let Some(elems) = own.get("slice") {
+        // The target records a slice as its first 16 elements with len and cap.
+        let len = own["len"].as_u64().unwrap_or(0);
+        let shown = if elems.is_null() {
+            json!([])
+        } else {
+            elems.clone()
+        };
+        return (
+            shown,
+            vec![
+                ("len", own["len"].clone()),
+                ("cap", own["cap"].clone()),
+                ("truncated", json!(len > SLICE_ELEMS as u64)),
+            ],
+        );
     }
     match own {
-        Value::String(s) if type_name == "string" => {
+        Value::String(s) if type_name == "string" || type_name == "[]uint8" => {
             let bytes = s.as_bytes();
             let cut = &bytes[..bytes.len().min(STRSIZE)];
             (
                 json!(String::from_utf8_lossy(cut)),
-                Some(bytes.len() > STRSIZE),
+                vec![("truncated", json!(bytes.len() > STRSIZE))],
             )
         }
-        other => (other.clone(), None),
+        other => (other.clone(), Vec::new()),
     }
 }
 
@@ -126,13 +154,13 @@ fn compare_values(
     }
     for (value, own) in ours.iter().zip(own) {
         let type_name = value["type"].as_str().unwrap_or("");
-        let (want, truncated) = expected(own, type_name, register_abi);
+        let (want, keys) = expected(own, type_name, register_abi);
         if value["value"] != want {
             problems.push(format!("{what}: {value} but the target recorded {own}"));
         }
-        if let Some(truncated) = truncated {
-            if value["truncated"] != json!(truncated) {
-                problems.push(format!("{what}: {value}: truncated should be {truncated}"));
+        for (key, want) in keys {
+            if value[key] != want {
+                problems.push(format!("{what}: {value}: {key} should be {want}"));
             }
         }
         if want.is_null() && !value["reason"].is_string() {

@@ -110,10 +110,35 @@ func big(n int, b Big) int { counter++; return n + b.A + b.J }
 func array(a [3]int) int { counter++; return a[0] + a[1] + a[2] }
 
 //go:noinline
+func bytesArg(b []byte) int { counter++; return len(b) }
+
+//go:noinline
+func ints64(v []int64, flags []bool) int { counter++; return len(v) + len(flags) }
+
+//go:noinline
+func describe(v interface{}) bool { counter++; return v == nil }
+
+//go:noinline
 func (p Point) Sum() int { counter++; return p.X + p.Y }
 
 //go:noinline
 func (p *Point) Move(dx int) { counter++; p.X += dx }
+
+// sliceValue is a slice as gotrace prints it: the first 16 elements, with len and cap.
+func sliceValue(v []int64) map[string]interface{} {
+	shown := v
+	if len(shown) > 16 {
+		shown = shown[:16]
+	}
+	return map[string]interface{}{"slice": shown, "len": len(v), "cap": cap(v)}
+}
+
+func anyValue(v interface{}) interface{} {
+	if v == nil {
+		return "<nil>"
+	}
+	return map[string]interface{}{"type": fmt.Sprintf("%T", v)}
+}
 
 func pointValue(p Point) map[string]interface{} {
 	return map[string]interface{}{"X": p.X, "Y": p.Y, "Name": p.Name}
@@ -168,5 +193,19 @@ func main() {
 		record("main.Point.Sum", []interface{}{pointValue(pt)}, []interface{}{pt.Sum()})
 		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
 		pt.Move(4)
+
+		raw := []byte("raw\x00bytes\xff" + strings.Repeat("z", round))
+		record("main.bytesArg", []interface{}{string(raw)}, []interface{}{bytesArg(raw)})
+		many := make([]int64, 20+round, 32+round)
+		for n := range many {
+			many[n] = int64(n*n) - 50
+		}
+		flags := []bool{true, false, round%2 == 1}
+		for _, v := range [][]int64{many, nil, many[:3]} {
+			record("main.ints64", []interface{}{sliceValue(v), map[string]interface{}{"slice": flags, "len": len(flags), "cap": cap(flags)}}, []interface{}{ints64(v, flags)})
+		}
+		for _, v := range []interface{}{nil, round, &pt, "s"} {
+			record("main.describe", []interface{}{anyValue(v)}, []interface{}{describe(v)})
+		}
 	}
 }
