@@ -25,6 +25,11 @@ pub enum Command {
         after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter"
     )]
     Funclat(FunclatArgs),
+    /// Every call of Go functions: arguments, results, duration and goroutine.
+    #[command(
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 main.handle -- ./server -port 8080"
+    )]
+    Args(ArgsArgs),
 }
 
 /// What to trace: the last positional is the binary unless `-p` or `--` names the process.
@@ -85,4 +90,30 @@ pub struct ListArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `gotrace args`.
+#[derive(Debug, Args)]
+pub struct ArgsArgs {
+    /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
+    #[arg(required = true, value_name = "FUNC... [BINARY]")]
+    pub positional: Vec<String>,
+    /// Bytes of each string (and []byte) printed at most; longer ones are marked truncated.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub strsize: u32,
+    /// Entry only: do not probe the RETs (no results, no durations).
+    #[arg(long)]
+    pub no_ret: bool,
+    /// Stop after printing this many events.
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Calls that can be in flight at once (for durations); beyond it the oldest are
+    /// evicted and their returns counted as unmatched.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_open_calls: u32,
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    pub ringbuf_mib: u32,
+    #[command(flatten)]
+    pub target: TraceTarget,
 }

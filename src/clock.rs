@@ -13,3 +13,35 @@ pub fn wall_clock_hms() -> String {
     };
     format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
+
+/// Nanoseconds of CLOCK_REALTIME minus CLOCK_MONOTONIC (what BPF's `bpf_ktime_get_ns` reads):
+/// add it to a BPF timestamp to get Unix time.
+pub fn monotonic_to_unix_ns() -> i128 {
+    let read = |clock: libc::clockid_t| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes to it.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    };
+    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
+}
+
+/// A Unix time in nanoseconds as local `HH:MM:SS.micros`.
+pub fn hms_micros(unix_ns: i128) -> String {
+    let secs = libc::time_t::try_from(unix_ns.div_euclid(1_000_000_000)).unwrap_or(0);
+    let micros = unix_ns.rem_euclid(1_000_000_000) / 1000;
+    // SAFETY: `tm` is plain data that localtime_r fully initialises on success; both pointers
+    // are to valid locals.
+    let tm = unsafe {
+        let mut tm = std::mem::zeroed::<libc::tm>();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    };
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}

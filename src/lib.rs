@@ -2,6 +2,7 @@
 //! commands. The `gotrace` binary is a thin `main` over [`commands`]; benches and fuzz targets
 //! use the readers directly.
 
+pub mod abi;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -11,3 +12,5 @@ pub mod plan;
 pub mod session;
 pub mod skeletons;
 pub mod target;
+pub mod typenames;
+pub mod values;

@@ -14,6 +14,18 @@ pub mod funclat {
     include!(concat!(env!("OUT_DIR"), "/funclat.skel.rs"));
 }
 
+/// `gotrace args`: arguments and results through a ring buffer.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    dead_code,
+    unused_imports,
+    non_camel_case_types
+)]
+pub mod args {
+    include!(concat!(env!("OUT_DIR"), "/args.skel.rs"));
+}
+
 /// The minimal counting program benchmarks use as the cost floor.
 #[allow(
     clippy::all,
@@ -70,6 +82,17 @@ macro_rules! fill_layout {
     }};
 }
 pub(crate) use fill_layout;
+
+/// Copies a BPF map value (or event) into the skeleton type it holds.
+pub fn plain_copy<T: Copy>(bytes: &[u8]) -> Result<T> {
+    anyhow::ensure!(
+        bytes.len() >= std::mem::size_of::<T>(),
+        "BPF map value too short"
+    );
+    // SAFETY: T is a skeleton-generated #[repr(C)] struct of integers (every bit pattern is
+    // valid), and `bytes` holds at least size_of::<T>() bytes; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
 
 /// Routes libbpf's own messages (verifier logs, warnings) to stderr only when the environment
 /// variable GOTRACE_LIBBPF_LOG is set, so that errors stay one line.

@@ -15,7 +15,7 @@ use crate::gobin::BinaryFile;
 use crate::histogram::{Log2Hist, Unit};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
-use crate::skeletons::{self, fill_layout, funclat::*};
+use crate::skeletons::{self, fill_layout, funclat::*, plain_copy};
 use crate::target::Target;
 
 /// Cookie of a probe site: function id and site kind (see COOKIE_* in src/bpf/gotrace.h).
@@ -182,17 +182,6 @@ fn from_bpf(bytes: &[u8]) -> Result<Log2Hist> {
         unmatched: hist.unmatched,
         lost: hist.lost,
     })
-}
-
-/// Copies a map value into the skeleton type it holds.
-fn plain_copy<T: Copy>(bytes: &[u8]) -> Result<T> {
-    anyhow::ensure!(
-        bytes.len() >= std::mem::size_of::<T>(),
-        "BPF map value too short"
-    );
-    // SAFETY: T is a skeleton-generated #[repr(C)] struct of integers (every bit pattern is
-    // valid), and `bytes` holds at least size_of::<T>() bytes; read_unaligned needs no alignment.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 /// Prints what happened since `earlier` for every function.

@@ -1,4 +1,5 @@
 //! One module per gotrace subcommand.
 
+pub mod args;
 pub mod funclat;
 pub mod list;

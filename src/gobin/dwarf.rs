@@ -113,6 +113,11 @@ static UNKNOWN_TYPE: GoType = GoType {
 };
 
 impl TypeTable {
+    /// A table holding `types`, indexed by position (for plans computed from written types).
+    pub fn from_types(types: Vec<GoType>) -> TypeTable {
+        TypeTable { types }
+    }
+
     /// The type with this id (an empty `Unknown` type if the id is not from this table).
     pub fn get(&self, id: TypeId) -> &GoType {
         self.types.get(id.0).unwrap_or(&UNKNOWN_TYPE)

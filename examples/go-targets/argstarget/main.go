@@ -1,0 +1,211 @@
+// argstarget calls functions with arguments of every kind gotrace args decodes, and prints its
+// own record of each call as one line: `REC {"function":...,"args":[...],"results":[...]}`.
+// The values in a record are written the way gotrace prints them (pointers as hex strings,
+// strings as text, nil errors as "<nil>"), so a test can compare the two directly.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+// Point is a small struct passed in registers under the register ABI.
+type Point struct {
+	X, Y int
+	Name string
+}
+
+// Rect nests two Points (eight words: still fits in registers).
+type Rect struct {
+	Min, Max Point
+}
+
+// Big has ten words: more than the nine integer registers, so it goes on the stack.
+type Big struct {
+	A, B, C, D, E, F, G, H, I, J int
+}
+
+// codeError is an error type that holds no string.
+type codeError struct{ code int }
+
+func (e *codeError) Error() string { return fmt.Sprintf("code %d", e.code) }
+
+var counter int
+
+func record(function string, args []interface{}, results []interface{}) {
+	line, err := json.Marshal(map[string]interface{}{"function": function, "args": args, "results": results})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("REC %s\n", line)
+}
+
+func hexPtr(p uintptr) string { return fmt.Sprintf("%#x", p) }
+
+func errValue(err error) interface{} {
+	if err == nil {
+		return "<nil>"
+	}
+	v := map[string]interface{}{"type": fmt.Sprintf("%T", err)}
+	if _, ok := err.(interface{ Unwrap() error }); !ok && fmt.Sprintf("%T", err) == "*errors.errorString" {
+		v["message"] = err.Error()
+	}
+	return v
+}
+
+//go:noinline
+func ints(a int8, b int16, c int32, d int64, e uint8, f uint16, g uint32, h uint64, i int, j uint, k uintptr) int64 {
+	r := int64(a) + int64(b) + int64(c) + d + int64(e) + int64(f) + int64(g) + int64(h) + int64(i) + int64(j) + int64(k)
+	counter++
+	return r
+}
+
+//go:noinline
+func bools(a, b bool) bool { counter++; return a && !b }
+
+//go:noinline
+func strs(s, t string) (n int, joined string) {
+	counter++
+	return len(s) + len(t), s + t
+}
+
+//go:noinline
+func pointer(p *int) *int { counter++; return p }
+
+//go:noinline
+func divmod(a, b int) (q, r int) { counter++; return a / b, a % b }
+
+//go:noinline
+func mayFail(n int) (int, error) {
+	counter++
+	if n < 0 {
+		return 0, errors.New("negative input")
+	}
+	if n == 0 {
+		return 0, &codeError{code: 7}
+	}
+	return n * 2, nil
+}
+
+//go:noinline
+func withFloat(x float64, n int) int { counter++; return n + int(x) }
+
+//go:noinline
+func point(p Point, dx int) Point {
+	counter++
+	return Point{X: p.X + dx, Y: p.Y, Name: p.Name}
+}
+
+//go:noinline
+func rect(r Rect) int { counter++; return (r.Max.X - r.Min.X) * (r.Max.Y - r.Min.Y) }
+
+//go:noinline
+func big(n int, b Big) int { counter++; return n + b.A + b.J }
+
+//go:noinline
+func array(a [3]int) int { counter++; return a[0] + a[1] + a[2] }
+
+//go:noinline
+func bytesArg(b []byte) int { counter++; return len(b) }
+
+//go:noinline
+func ints64(v []int64, flags []bool) int { counter++; return len(v) + len(flags) }
+
+//go:noinline
+func describe(v interface{}) bool { counter++; return v == nil }
+
+//go:noinline
+func (p Point) Sum() int { counter++; return p.X + p.Y }
+
+//go:noinline
+func (p *Point) Move(dx int) { counter++; p.X += dx }
+
+// sliceValue is a slice as gotrace prints it: the first 16 elements, with len and cap.
+func sliceValue(v []int64) map[string]interface{} {
+	shown := v
+	if len(shown) > 16 {
+		shown = shown[:16]
+	}
+	return map[string]interface{}{"slice": shown, "len": len(v), "cap": cap(v)}
+}
+
+func anyValue(v interface{}) interface{} {
+	if v == nil {
+		return "<nil>"
+	}
+	return map[string]interface{}{"type": fmt.Sprintf("%T", v)}
+}
+
+func pointValue(p Point) map[string]interface{} {
+	return map[string]interface{}{"X": p.X, "Y": p.Y, "Name": p.Name}
+}
+
+func main() {
+	rounds := flag.Int("rounds", 1, "how many times to run the whole set of calls")
+	flag.Parse()
+	long := strings.Repeat("abcdefghij", 12)
+	for round := 0; round < *rounds; round++ {
+		r := int64(round)
+		a, b, c, d := int8(-5-round%100), int16(-300-round), int32(-70000-round), -5000000000-r
+		e, f, g, h := uint8(250), uint16(65000), uint32(4000000000), uint64(18000000000000000000)+uint64(round)
+		i, j, k := -42-round, uint(7), uintptr(0xdeadbeef)
+		res := ints(a, b, c, d, e, f, g, h, i, j, k)
+		record("main.ints", []interface{}{a, b, c, d, e, f, g, h, i, j, k}, []interface{}{res})
+
+		t, fl := round%2 == 0, round%3 == 0
+		record("main.bools", []interface{}{t, fl}, []interface{}{bools(t, fl)})
+
+		for _, pair := range [][2]string{{"hello", "world"}, {"", ""}, {long, "x"}, {"caf\xe9\xff", "ü"}} {
+			n, joined := strs(pair[0], pair[1])
+			record("main.strs", []interface{}{pair[0], pair[1]}, []interface{}{n, joined})
+		}
+
+		x := round
+		px := pointer(&x)
+		record("main.pointer", []interface{}{hexPtr(uintptr(unsafe.Pointer(&x)))}, []interface{}{hexPtr(uintptr(unsafe.Pointer(px)))})
+		var nilp *int
+		record("main.pointer", []interface{}{"0x0"}, []interface{}{hexPtr(uintptr(unsafe.Pointer(pointer(nilp))))})
+
+		q, rem := divmod(-17-round, 5)
+		record("main.divmod", []interface{}{-17 - round, 5}, []interface{}{q, rem})
+
+		for _, n := range []int{3 + round, -1, 0} {
+			v, err := mayFail(n)
+			record("main.mayFail", []interface{}{n}, []interface{}{v, errValue(err)})
+		}
+
+		fx := 2.5 + float64(round)
+		record("main.withFloat", []interface{}{fx, round}, []interface{}{withFloat(fx, round)})
+
+		pt := Point{X: -1 - round, Y: 2, Name: "pt"}
+		record("main.point", []interface{}{pointValue(pt), 3}, []interface{}{pointValue(point(pt, 3))})
+		rc := Rect{Min: Point{1, 2, "min"}, Max: Point{4 + round, 6, "max"}}
+		record("main.rect", []interface{}{map[string]interface{}{"Min": pointValue(rc.Min), "Max": pointValue(rc.Max)}}, []interface{}{rect(rc)})
+		bg := Big{-1, 2, 3, 4, 5, 6, 7, 8, 9, 10 + round}
+		bgv := map[string]interface{}{"A": bg.A, "B": bg.B, "C": bg.C, "D": bg.D, "E": bg.E, "F": bg.F, "G": bg.G, "H": bg.H, "I": bg.I, "J": bg.J}
+		record("main.big", []interface{}{round, bgv}, []interface{}{big(round, bg)})
+		arr := [3]int{-7, 8, round}
+		record("main.array", []interface{}{arr}, []interface{}{array(arr)})
+		record("main.Point.Sum", []interface{}{pointValue(pt)}, []interface{}{pt.Sum()})
+		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
+		pt.Move(4)
+
+		raw := []byte("raw\x00bytes\xff" + strings.Repeat("z", round))
+		record("main.bytesArg", []interface{}{string(raw)}, []interface{}{bytesArg(raw)})
+		many := make([]int64, 20+round, 32+round)
+		for n := range many {
+			many[n] = int64(n*n) - 50
+		}
+		flags := []bool{true, false, round%2 == 1}
+		for _, v := range [][]int64{many, nil, many[:3]} {
+			record("main.ints64", []interface{}{sliceValue(v), map[string]interface{}{"slice": flags, "len": len(flags), "cap": cap(flags)}}, []interface{}{ints64(v, flags)})
+		}
+		for _, v := range []interface{}{nil, round, &pt, "s"} {
+			record("main.describe", []interface{}{anyValue(v)}, []interface{}{describe(v)})
+		}
+	}
+}

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: GPL-2.0
+/* gotrace args: every call's arguments and results, streamed through one ring buffer.
+ * One generic program runs at each function's entry site and at every RET; the attach cookie
+ * says which function and which kind of site, and selects a fetch plan (computed in user space
+ * from DWARF, src/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
+ * The program copies raw registers, stack and bytes; user space decodes. */
+#include "go_runtime.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Mirrors of the constants in src/abi.rs. */
+#define ARGS_REGS 16
+#define ARGS_STACK_WINDOW 384
+#define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW)
+#define ARGS_MAX_DEREFS 16
+#define ARGS_MAX_READ 4096
+#define ARGS_DATA_CAP 8192
+#define ARGS_READ_FAILED 0xffffffffu
+
+#define DEREF_COUNTED 0       /* min(len * scale, max) bytes at the pointer */
+#define DEREF_STRING_HEADER 1 /* the pointer points at a (ptr, len) string header */
+
+/* One extra read: offsets are into the captured frame (registers, then stack from SP). */
+struct args_deref {
+	__u16 ptr_off;
+	__u16 len_off;
+	__u32 scale;
+	__u32 max;
+	__u32 kind;
+};
+
+/* What to capture at one kind of site of one function. */
+struct args_fetch {
+	__u32 stack_bytes;
+	__u32 n_derefs;
+	struct args_deref derefs[ARGS_MAX_DEREFS];
+};
+
+/* One event; only the used part of `data` is sent. */
+struct args_event {
+	__u64 ts_ns;
+	__u64 goid;
+	__u64 duration_ns;
+	__u32 pid;
+	__u32 tid;
+	__u32 func_id;
+	__u32 kind;      /* COOKIE_KIND_ENTRY or COOKIE_KIND_RET */
+	__u32 matched;   /* RET: 1 when its entry was seen (duration_ns is valid) */
+	__u32 data_len;
+	__u64 regs[ARGS_REGS];
+	__u8 stack[ARGS_STACK_WINDOW];
+	__u32 deref_len[ARGS_MAX_DEREFS]; /* bytes read, or ARGS_READ_FAILED */
+	__u8 data[ARGS_DATA_CAP + ARGS_MAX_READ];
+};
+
+/* Loss accounting, per CPU. */
+struct args_stats {
+	__u64 lost;      /* events not delivered: ring buffer full, or g unreadable */
+	__u64 unmatched; /* RETs without their entry, entries overwritten without a RET */
+};
+
+const volatile struct go_layout layout = {};
+/* offsetof(runtime.g, goid). */
+const volatile __u32 g_goid = 0;
+/* Whether RET sites are probed (so entries are remembered for the duration). */
+const volatile __u32 pair_calls = 1;
+
+/* Indexed by func_id * 2 + site kind. Sized before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct args_fetch);
+} fetch_plans SEC(".maps");
+
+/* The event under construction (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct args_event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct args_stats);
+} stats SEC(".maps");
+
+/* Calls in flight, for durations. LRU so entries whose return never comes cannot fill it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1); /* sized before load */
+	__type(key, struct frame_key);
+	__type(value, struct frame_start);
+} starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* sized before load */
+} events SEC(".maps");
+
+/* The pointer-sized word at byte `off` of the captured frame. */
+static __always_inline __u64 frame_word(struct args_event *e, __u32 off)
+{
+	__u64 word = 0;
+
+	if (off > ARGS_FRAME_BYTES - 8)
+		return 0;
+	bpf_probe_read_kernel(&word, 8, (__u8 *)e->regs + off);
+	if (layout.ptr_size == 4)
+		word &= 0xffffffff;
+	return word;
+}
+
+/* Performs one extra read into e->data; returns the bytes read or ARGS_READ_FAILED. */
+static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d)
+{
+	__u64 ptr = frame_word(e, d->ptr_off);
+	__u64 len, n;
+	__u32 off = e->data_len;
+
+	if (d->kind == DEREF_STRING_HEADER) {
+		__u64 header[2] = {};
+
+		if (!ptr || bpf_probe_read_user(&header[0], layout.ptr_size, (void *)ptr) ||
+		    bpf_probe_read_user(&header[1], layout.ptr_size, (void *)(ptr + layout.ptr_size)))
+			return ARGS_READ_FAILED;
+		ptr = header[0];
+		len = header[1];
+	} else {
+		len = frame_word(e, d->len_off) * d->scale;
+	}
+	n = len < d->max ? len : d->max;
+	if (n > ARGS_MAX_READ)
+		n = ARGS_MAX_READ;
+	if (n == 0)
+		return 0;
+	if (off >= ARGS_DATA_CAP)
+		return ARGS_READ_FAILED;
+	if (bpf_probe_read_user(&e->data[off], n, (void *)ptr))
+		return ARGS_READ_FAILED;
+	e->data_len = off + n;
+	return n;
+}
+
+static __always_inline void count(__u32 which)
+{
+	__u32 zero = 0;
+	struct args_stats *s = bpf_map_lookup_elem(&stats, &zero);
+
+	if (!s)
+		return;
+	if (which)
+		__sync_fetch_and_add(&s->unmatched, 1);
+	else
+		__sync_fetch_and_add(&s->lost, 1);
+}
+
+static __always_inline int args_site(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 func_id = cookie >> COOKIE_FUNC_SHIFT;
+	__u32 kind = cookie & 0xff;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 zero = 0, plan_key = func_id * 2 + (kind ? 1 : 0);
+	struct frame_key key = {};
+	struct frame_start *start, new_start = {};
+	struct args_fetch *plan;
+	struct args_event *e;
+	__u64 now = bpf_ktime_get_ns(), sp, size;
+	/* One copy of the registers: direct ctx loads on several paths get merged by the
+	 * compiler into a modified-ctx access the verifier refuses. */
+	struct pt_regs regs;
+
+	key.tgid = pid_tgid >> 32;
+	if (layout.filter_tgid && key.tgid != layout.filter_tgid)
+		return 0;
+	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!plan || !e)
+		return 0;
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
+		return 0;
+	sp = regs.sp;
+	key.g = current_g(&regs, &layout);
+	if (!key.g) {
+		count(0);
+		return 0;
+	}
+	key.depth = g_stack_hi(key.g, &layout) - sp;
+
+	e->ts_ns = now;
+	e->pid = key.tgid;
+	e->tid = (__u32)pid_tgid;
+	e->func_id = func_id;
+	e->kind = kind;
+	e->matched = 0;
+	e->duration_ns = 0;
+	e->data_len = 0;
+	e->goid = 0;
+	bpf_probe_read_user(&e->goid, 8, (void *)(key.g + g_goid));
+
+	if (kind == COOKIE_KIND_ENTRY) {
+		if (pair_calls) {
+			if (bpf_map_lookup_elem(&starts, &key))
+				count(1); /* a call at this depth never returned (panic, Goexit) */
+			new_start.start_ns = now;
+			new_start.func_id = func_id;
+			bpf_map_update_elem(&starts, &key, &new_start, BPF_ANY);
+		}
+	} else {
+		start = bpf_map_lookup_elem(&starts, &key);
+		if (start && start->func_id == func_id) {
+			e->duration_ns = now - start->start_ns;
+			e->matched = 1;
+			bpf_map_delete_elem(&starts, &key);
+		} else {
+			count(1);
+		}
+	}
+
+	if (layout.g_source == G_FROM_R14) {
+		e->regs[0] = regs.ax;
+		e->regs[1] = regs.bx;
+		e->regs[2] = regs.cx;
+		e->regs[3] = regs.di;
+		e->regs[4] = regs.si;
+		e->regs[5] = regs.r8;
+		e->regs[6] = regs.r9;
+		e->regs[7] = regs.r10;
+		e->regs[8] = regs.r11;
+	}
+	size = plan->stack_bytes;
+	if (size > ARGS_STACK_WINDOW)
+		size = ARGS_STACK_WINDOW;
+	if (size && bpf_probe_read_user(e->stack, size, (void *)sp))
+		__builtin_memset(e->stack, 0, sizeof(e->stack));
+
+	for (int i = 0; i < ARGS_MAX_DEREFS; i++) {
+		if (i >= plan->n_derefs)
+			break;
+		e->deref_len[i] = do_deref(e, &plan->derefs[i]);
+	}
+
+	size = offsetof(struct args_event, data) + e->data_len;
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	if (bpf_ringbuf_output(&events, e, size, BPF_RB_NO_WAKEUP))
+		count(0);
+	return 0;
+}
+
+SEC("uprobe.multi")
+int args_multi(struct pt_regs *ctx)
+{
+	return args_site(ctx);
+}
+
+SEC("uprobe")
+int args_single(struct pt_regs *ctx)
+{
+	return args_site(ctx);
+}

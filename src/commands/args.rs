@@ -1,0 +1,431 @@
+//! `gotrace args`: every call of the traced functions with its arguments (at the entry probe),
+//! its results and duration (at each RET probe) and its goroutine. The BPF program copies raw
+//! registers, stack and string bytes by a per-function fetch plan ([`crate::abi`]) into one
+//! ring buffer, without wake-ups; this side polls it and decodes ([`crate::values`]).
+
+use std::io::{BufWriter, Write};
+use std::mem::{offset_of, size_of, MaybeUninit};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use serde_json::{json, Value};
+
+use crate::abi::{self, Abi, CallPlan, DerefKind, SitePlan};
+use crate::cli::ArgsArgs;
+use crate::gobin::{runtime_layout, Arch, BinaryFile, GoBinary};
+use crate::plan::{self, ProbePlan};
+use crate::session::{self, Lifecycle, Site, StopReason, Wake};
+use crate::skeletons::{self, args::*, fill_layout, plain_copy};
+use crate::target::Target;
+use crate::typenames::BinaryTypeNamer;
+use crate::values::{self, Captured, TypeNamer};
+
+/// How often the ring buffer is drained (the BPF side never forces a wake-up).
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// `deref_len` value of a read that failed (ARGS_READ_FAILED).
+const READ_FAILED: u32 = u32::MAX;
+
+/// Runs `gotrace args`.
+pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
+    let (patterns, spec) = args.target.split(&args.positional)?;
+    if args.strsize > abi::MAX_READ {
+        bail!("--strsize is at most {}", abi::MAX_READ);
+    }
+    if !args.ringbuf_mib.is_power_of_two() {
+        bail!("--ringbuf-mib must be a power of two");
+    }
+    let duration = args
+        .target
+        .duration
+        .map(|secs| {
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("durations must be positive seconds")
+        })
+        .transpose()?;
+    let mut target = Target::resolve(spec)?;
+    let file = BinaryFile::open(&target.binary)?;
+    let bin = file.parse()?;
+    let plan = plan::plan(&bin, &patterns, !args.no_ret)?;
+    let calls = call_plans(&bin, &plan, args.strsize)?;
+    let g_goid = goid_offset(&bin)?;
+    skeletons::require_bpf_privileges()?;
+
+    let multi = session::kernel_has_uprobe_multi();
+    let mut open_object = MaybeUninit::uninit();
+    let mut open = ArgsSkelBuilder::default()
+        .open(&mut open_object)
+        .context("opening the BPF program")?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("BPF program has no .rodata")?;
+    fill_layout!(rodata.layout, plan.runtime, target.pid);
+    rodata.g_goid = g_goid;
+    rodata.pair_calls = u32::from(!args.no_ret);
+    open.maps
+        .fetch_plans
+        .set_max_entries(2 * plan.funcs.len() as u32)?;
+    open.maps
+        .starts
+        .set_max_entries(args.max_open_calls.max(1))?;
+    open.maps.events.set_max_entries(args.ringbuf_mib << 20)?;
+    open.progs.args_multi.set_autoload(multi);
+    open.progs.args_single.set_autoload(!multi);
+    let skel = open
+        .load()
+        .context("the kernel refused the BPF program (set GOTRACE_LIBBPF_LOG=1 to see why)")?;
+    for (func, call) in plan.funcs.iter().zip(&calls) {
+        for (kind, site) in [(0u32, &call.entry), (1, &call.ret)] {
+            let key = func.id * 2 + kind;
+            let fetch = to_bpf_fetch(site);
+            skel.maps
+                .fetch_plans
+                .update(&key.to_ne_bytes(), plain_bytes(&fetch), MapFlags::ANY)?;
+        }
+    }
+
+    let sites: Vec<Site> = plan
+        .funcs
+        .iter()
+        .flat_map(|f| {
+            let rets = if args.no_ret {
+                &[][..]
+            } else {
+                &f.ret_sites[..]
+            };
+            std::iter::once(Site {
+                file_offset: f.entry_site,
+                cookie: u64::from(f.id) << 8,
+            })
+            .chain(rets.iter().map(|&off| Site {
+                file_offset: off,
+                cookie: (u64::from(f.id) << 8) | 1,
+            }))
+        })
+        .collect();
+    let prog = if multi {
+        &skel.progs.args_multi
+    } else {
+        &skel.progs.args_single
+    };
+    let attached = session::attach_sites(prog, multi, target.pid, &target.binary, &sites)?;
+
+    for (name, reason) in &plan.skipped {
+        eprintln!("gotrace: skipping {name}: {reason}");
+    }
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    if !args.target.json {
+        writeln!(
+            out,
+            "Tracing {} functions for {:?}... Hit Ctrl-C to end.",
+            plan.funcs.len(),
+            patterns.join(" ")
+        )?;
+        out.flush()?;
+    }
+    target.release()?;
+
+    let namer = BinaryTypeNamer::new(&bin, target.pid);
+    let printer = std::cell::RefCell::new(Printer {
+        plan: &plan,
+        calls: &calls,
+        namer: &namer,
+        json: args.target.json,
+        clock_offset: crate::clock::monotonic_to_unix_ns(),
+        max_events: args.max_events.unwrap_or(u64::MAX),
+        printed: 0,
+        lines: Vec::with_capacity(1 << 16),
+        event: Box::new(zeroed_event()),
+    });
+    let mut ring = RingBufferBuilder::new();
+    ring.add(&skel.maps.events, |bytes: &[u8]| {
+        printer.borrow_mut().handle(bytes);
+        0
+    })?;
+    let ring = ring.build()?;
+
+    let mut lifecycle = Lifecycle::start(duration, Some(POLL_INTERVAL));
+    let stop = loop {
+        match lifecycle.wait(&mut target) {
+            Wake::Interval => {
+                ring.consume()?;
+                let done = printer.borrow_mut().flush(&mut out)?;
+                if done {
+                    break StopReason::Signal;
+                }
+            }
+            Wake::Stop(reason) => break reason,
+        }
+    };
+    drop(attached);
+    ring.consume()?;
+    drop(ring);
+    let mut printer = printer.into_inner();
+    printer.flush(&mut out)?;
+    let (lost, unmatched) = read_stats(&skel)?;
+    if args.target.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"type": "summary", "events": printer.printed, "lost": lost, "unmatched": unmatched})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{} events, {lost} lost, {unmatched} unmatched",
+            printer.printed
+        )?;
+    }
+    out.flush()?;
+    Ok(match stop {
+        StopReason::TargetExited(Some(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// The ABI plan of every planned function, from its DWARF signature.
+fn call_plans(bin: &GoBinary<'_>, plan: &ProbePlan, strsize: u32) -> Result<Vec<CallPlan>> {
+    let dwarf = bin.dwarf()?.with_context(|| {
+        format!(
+            "{} has no DWARF (stripped?): gotrace args needs the functions' types",
+            "the binary"
+        )
+    })?;
+    let abi = if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
+        Abi::Register
+    } else {
+        Abi::Stack
+    };
+    Ok(plan
+        .funcs
+        .iter()
+        .map(|func| match dwarf.functions.get(&func.name) {
+            Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
+            None => {
+                eprintln!(
+                    "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
+                    func.name
+                );
+                CallPlan::default()
+            }
+        })
+        .collect())
+}
+
+/// offsetof(runtime.g, goid): from DWARF, else the per-Go-version table.
+fn goid_offset(bin: &GoBinary<'_>) -> Result<u32> {
+    let from_dwarf = bin.dwarf().ok().flatten().and_then(|d| d.runtime);
+    let layout = from_dwarf
+        .or_else(|| runtime_layout::for_go_version(bin.build.go_version.as_deref()?, bin.elf.arch));
+    let layout = layout.context("cannot find runtime.g's goid offset for this Go version")?;
+    u32::try_from(layout.g_goid).context("goid offset out of range")
+}
+
+/// The BPF `struct args_fetch` of a site plan.
+fn to_bpf_fetch(site: &SitePlan) -> types::args_fetch {
+    let mut fetch = types::args_fetch {
+        stack_bytes: site.stack_bytes,
+        n_derefs: site.derefs.len().min(abi::MAX_DEREFS) as u32,
+        ..Default::default()
+    };
+    for (slot, deref) in fetch.derefs.iter_mut().zip(&site.derefs) {
+        slot.max = deref.max;
+        match deref.kind {
+            DerefKind::Counted { ptr, len, scale } => {
+                slot.kind = 0;
+                slot.ptr_off = ptr.offset as u16;
+                slot.len_off = len.offset as u16;
+                slot.scale = scale;
+            }
+            DerefKind::StringHeader { ptr } => {
+                slot.kind = 1;
+                slot.ptr_off = ptr.offset as u16;
+            }
+        }
+    }
+    fetch
+}
+
+/// Sums the per-CPU loss counters: (lost, unmatched).
+fn read_stats(skel: &ArgsSkel<'_>) -> Result<(u64, u64)> {
+    let per_cpu = skel
+        .maps
+        .stats
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
+        .context("stats map entry missing")?;
+    let mut totals = (0, 0);
+    for bytes in per_cpu {
+        let stats: types::args_stats = plain_copy(&bytes)?;
+        totals.0 += stats.lost;
+        totals.1 += stats.unmatched;
+    }
+    Ok(totals)
+}
+
+/// Turns ring-buffer events into output lines.
+struct Printer<'a> {
+    plan: &'a ProbePlan,
+    calls: &'a [CallPlan],
+    namer: &'a dyn TypeNamer,
+    json: bool,
+    clock_offset: i128,
+    max_events: u64,
+    printed: u64,
+    /// Lines formatted since the last flush.
+    lines: Vec<u8>,
+    /// The header of the event being decoded.
+    event: Box<types::args_event>,
+}
+
+impl Printer<'_> {
+    /// Decodes one event into `lines` (ignored once --max-events were printed).
+    fn handle(&mut self, bytes: &[u8]) {
+        if self.printed >= self.max_events {
+            return;
+        }
+        let header_len = offset_of!(types::args_event, data);
+        let Some(header) = bytes.get(..header_len) else {
+            return;
+        };
+        // SAFETY: `self.event` is a #[repr(C)] struct of integers (any bit pattern is valid)
+        // of size_of::<args_event>() >= header_len bytes; `header` holds header_len bytes and
+        // does not overlap the box.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                header.as_ptr(),
+                std::ptr::from_mut(&mut *self.event).cast::<u8>(),
+                header_len,
+            );
+        }
+        let data = bytes.get(header_len..).unwrap_or(&[]);
+        let frame_start = offset_of!(types::args_event, regs);
+        let frame = bytes
+            .get(frame_start..frame_start + (abi::REGS_AREA + abi::STACK_WINDOW) as usize)
+            .unwrap_or(&[]);
+        let e = &*self.event;
+        let (Some(func), Some(call)) = (
+            self.plan.funcs.get(e.func_id as usize),
+            self.calls.get(e.func_id as usize),
+        ) else {
+            return;
+        };
+        let is_ret = e.kind != 0;
+        let site = if is_ret { &call.ret } else { &call.entry };
+        let mut cursor = 0usize;
+        let derefs = e
+            .deref_len
+            .iter()
+            .take(site.derefs.len())
+            .map(|&len| {
+                if len == READ_FAILED {
+                    return None;
+                }
+                let piece = data.get(cursor..cursor.checked_add(len as usize)?);
+                cursor += len as usize;
+                piece
+            })
+            .collect();
+        let captured = Captured { frame, derefs };
+        let decoded = values::decode_site(site, &captured, self.namer);
+        let line = if self.json {
+            let mut object = json!({
+                "type": if is_ret { "return" } else { "call" },
+                "ts_ns": e.ts_ns,
+                "pid": e.pid,
+                "tid": e.tid,
+                "goid": e.goid,
+                "function": func.name,
+            });
+            if is_ret {
+                object["duration_ns"] = if e.matched != 0 {
+                    json!(e.duration_ns)
+                } else {
+                    Value::Null
+                };
+                object["results"] = Value::Array(decoded);
+            } else {
+                object["args"] = Value::Array(decoded);
+            }
+            object.to_string()
+        } else {
+            let when = crate::clock::hms_micros(i128::from(e.ts_ns) + self.clock_offset);
+            let list = |sep: &str, named: bool| {
+                decoded
+                    .iter()
+                    .map(|v| {
+                        let text = values::human(v);
+                        if named {
+                            format!("{}={text}", v["name"].as_str().unwrap_or("?"))
+                        } else {
+                            text
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            };
+            if is_ret {
+                let took = if e.matched != 0 {
+                    format_duration(e.duration_ns)
+                } else {
+                    "(entry not seen)".to_owned()
+                };
+                format!(
+                    "{when} pid {} goid {} ← {} = ({}) {took}",
+                    e.pid,
+                    e.goid,
+                    func.name,
+                    list(", ", false)
+                )
+            } else {
+                format!(
+                    "{when} pid {} goid {} → {}({})",
+                    e.pid,
+                    e.goid,
+                    func.name,
+                    list(", ", true)
+                )
+            }
+        };
+        self.lines.extend_from_slice(line.as_bytes());
+        self.lines.push(b'\n');
+        self.printed += 1;
+    }
+
+    /// Writes the pending lines; true once --max-events were printed.
+    fn flush(&mut self, out: &mut impl Write) -> Result<bool> {
+        out.write_all(&self.lines)?;
+        out.flush()?;
+        self.lines.clear();
+        Ok(self.printed >= self.max_events)
+    }
+}
+
+/// A duration like `1.2µs`.
+fn format_duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
+}
+
+/// An all-zero event.
+fn zeroed_event() -> types::args_event {
+    // SAFETY: args_event is a skeleton-generated #[repr(C)] struct of integers and integer
+    // arrays, for which all-zero bytes are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The bytes of a plain skeleton struct, for a map update.
+fn plain_bytes<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: T is a skeleton-generated #[repr(C)] plain-data struct; viewing its
+    // size_of::<T>() initialised bytes as u8 is valid for the borrow's lifetime.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(value).cast::<u8>(), size_of::<T>()) }
+}

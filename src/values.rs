@@ -1,0 +1,264 @@
+//! Decoding the raw bytes one probe hit captured (registers, a stack window, extra reads) into
+//! JSON values, following an [`crate::abi`] plan. Never panics on short or garbage input:
+//! what cannot be read becomes `null` with a reason.
+
+use serde_json::{json, Map, Value};
+
+use crate::abi::{Loc, Shape, SitePlan, ValuePlan};
+
+/// The bytes of one probe hit.
+pub struct Captured<'a> {
+    /// Registers then stack window (see [`crate::abi::REGS_AREA`]).
+    pub frame: &'a [u8],
+    /// Per extra read of the plan: the bytes read, or None when the read failed.
+    pub derefs: Vec<Option<&'a [u8]>>,
+}
+
+/// Names the dynamic type of an interface from its first word (itab, or type for `any`).
+pub trait TypeNamer {
+    /// The Go type name, or why it cannot be known.
+    fn dynamic_type(&self, first_word: u64, empty: bool) -> Result<String, String>;
+}
+
+/// One decoded value: the JSON value, its truncation mark, or why it is unreadable.
+struct Decoded {
+    value: Value,
+    truncated: bool,
+    has_string: bool,
+    reason: Option<String>,
+    /// A slice's length and capacity.
+    len_cap: Option<(u64, u64)>,
+}
+
+impl Decoded {
+    fn plain(value: Value) -> Decoded {
+        Decoded {
+            value,
+            truncated: false,
+            has_string: false,
+            reason: None,
+            len_cap: None,
+        }
+    }
+
+    fn unreadable(reason: String) -> Decoded {
+        Decoded {
+            value: Value::Null,
+            truncated: false,
+            has_string: false,
+            reason: Some(reason),
+            len_cap: None,
+        }
+    }
+}
+
+/// The `args` / `results` list of one event: `{"name","type","value"}` objects, with
+/// `truncated` for values holding strings and `reason` for `null` values.
+pub fn decode_site(plan: &SitePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Vec<Value> {
+    plan.values
+        .iter()
+        .map(|v| decode_value(v, captured, namer))
+        .collect()
+}
+
+fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Value {
+    let decoded = decode(&plan.shape, captured, namer);
+    let mut object = Map::new();
+    object.insert("name".into(), json!(plan.name));
+    object.insert("type".into(), json!(plan.type_name));
+    object.insert("value".into(), decoded.value);
+    if let Some((len, cap)) = decoded.len_cap {
+        object.insert("len".into(), json!(len));
+        object.insert("cap".into(), json!(cap));
+    }
+    if decoded.has_string || decoded.len_cap.is_some() {
+        object.insert("truncated".into(), json!(decoded.truncated));
+    }
+    if let Some(reason) = decoded.reason {
+        object.insert("reason".into(), json!(reason));
+    }
+    Value::Object(object)
+}
+
+/// The little-endian unsigned value at `loc`, or None when outside the frame.
+fn read_unsigned(frame: &[u8], loc: Loc) -> Option<u64> {
+    let start = usize::try_from(loc.offset).ok()?;
+    let size = usize::try_from(loc.size).ok()?.min(8);
+    let bytes = frame.get(start..start.checked_add(size)?)?;
+    let mut word = [0u8; 8];
+    word.get_mut(..size)?.copy_from_slice(bytes);
+    Some(u64::from_le_bytes(word))
+}
+
+fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Decoded {
+    let frame = captured.frame;
+    let outside = || Decoded::unreadable("not captured".into());
+    match shape {
+        Shape::Int { loc, signed } => match read_unsigned(frame, *loc) {
+            Some(raw) if *signed && loc.size < 8 && loc.size > 0 => {
+                let shift = 64 - 8 * loc.size;
+                Decoded::plain(json!(((raw << shift) as i64) >> shift))
+            }
+            Some(raw) if *signed => Decoded::plain(json!(raw as i64)),
+            Some(raw) => Decoded::plain(json!(raw)),
+            None => outside(),
+        },
+        Shape::Bool { loc } => read_unsigned(frame, *loc)
+            .map_or_else(outside, |raw| Decoded::plain(json!(raw & 0xff != 0))),
+        Shape::Pointer { loc } => read_unsigned(frame, *loc)
+            .map_or_else(outside, |raw| Decoded::plain(json!(format!("{raw:#x}")))),
+        Shape::Float { loc } => match read_unsigned(frame, *loc) {
+            Some(raw) if loc.size == 4 => {
+                Decoded::plain(json!(f64::from(f32::from_bits(raw as u32))))
+            }
+            Some(raw) => Decoded::plain(json!(f64::from_bits(raw))),
+            None => outside(),
+        },
+        Shape::String { len, deref } => {
+            let Some(full_len) = read_unsigned(frame, *len) else {
+                return outside();
+            };
+            match captured.derefs.get(*deref).copied().flatten() {
+                Some(bytes) => Decoded {
+                    value: json!(String::from_utf8_lossy(bytes)),
+                    truncated: (bytes.len() as u64) < full_len,
+                    has_string: true,
+                    reason: None,
+                    len_cap: None,
+                },
+                None if full_len == 0 => Decoded {
+                    value: json!(""),
+                    truncated: false,
+                    has_string: true,
+                    reason: None,
+                    len_cap: None,
+                },
+                None => Decoded {
+                    has_string: true,
+                    ..Decoded::unreadable("the string's bytes could not be read".into())
+                },
+            }
+        }
+        Shape::Slice {
+            len,
+            cap,
+            elem,
+            elem_size,
+            deref,
+        } => {
+            let (Some(len), Some(cap)) = (read_unsigned(frame, *len), read_unsigned(frame, *cap))
+            else {
+                return outside();
+            };
+            let Some(bytes) = captured.derefs.get(*deref).copied().flatten() else {
+                if len == 0 {
+                    return Decoded {
+                        len_cap: Some((len, cap)),
+                        ..Decoded::plain(json!([]))
+                    };
+                }
+                return Decoded::unreadable("the slice's elements could not be read".into());
+            };
+            let elems: Vec<Value> = bytes
+                .chunks_exact((*elem_size).max(1) as usize)
+                .map(|chunk| {
+                    let element = Captured {
+                        frame: chunk,
+                        derefs: Vec::new(),
+                    };
+                    decode(elem, &element, namer).value
+                })
+                .collect();
+            Decoded {
+                truncated: (elems.len() as u64) < len,
+                len_cap: Some((len, cap)),
+                ..Decoded::plain(Value::Array(elems))
+            }
+        }
+        Shape::Struct { fields } => {
+            let mut object = Map::new();
+            let mut whole = Decoded::plain(Value::Null);
+            for (name, field) in fields {
+                let d = decode(field, captured, namer);
+                whole.truncated |= d.truncated;
+                whole.has_string |= d.has_string;
+                object.insert(name.clone(), d.value);
+            }
+            whole.value = Value::Object(object);
+            whole
+        }
+        Shape::Array { elems } => {
+            let mut whole = Decoded::plain(Value::Null);
+            let values = elems
+                .iter()
+                .map(|e| {
+                    let d = decode(e, captured, namer);
+                    whole.truncated |= d.truncated;
+                    whole.has_string |= d.has_string;
+                    d.value
+                })
+                .collect();
+            whole.value = Value::Array(values);
+            whole
+        }
+        Shape::Interface {
+            tab,
+            empty,
+            message,
+        } => {
+            let Some(first) = read_unsigned(frame, *tab) else {
+                return outside();
+            };
+            if first == 0 {
+                return Decoded::plain(json!("<nil>"));
+            }
+            let type_name = match namer.dynamic_type(first, *empty) {
+                Ok(name) => name,
+                Err(reason) => return Decoded::unreadable(reason),
+            };
+            let mut object = Map::new();
+            object.insert("type".into(), json!(type_name));
+            if type_name == "*errors.errorString" {
+                if let Some(bytes) = message.and_then(|m| captured.derefs.get(m).copied().flatten())
+                {
+                    object.insert("message".into(), json!(String::from_utf8_lossy(bytes)));
+                }
+            }
+            Decoded::plain(Value::Object(object))
+        }
+        Shape::Unreadable { reason } => Decoded::unreadable(reason.clone()),
+    }
+}
+
+/// A value as one short human-readable token: strings quoted, structs `{X:1 Y:2}`.
+pub fn human(value: &Value) -> String {
+    let v = &value["value"];
+    if v.is_null() {
+        return format!("?({})", value["reason"].as_str().unwrap_or("unreadable"));
+    }
+    let mut text = human_inner(v);
+    if value["truncated"] == json!(true) {
+        text.push_str("...");
+    }
+    text
+}
+
+fn human_inner(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(human_inner).collect::<Vec<_>>().join(" ")
+        ),
+        Value::Object(fields) => format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", human_inner(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Value::Null => "?".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,271 @@
+//! `gotrace args` against real Go processes (issue 4). The oracle is the target itself:
+//! `examples/go-targets/argstarget` prints its own record of every call's arguments and results
+//! (`REC {...}` lines); gotrace's JSON events must equal those records for every call, on
+//! register-ABI amd64 builds and on 386 stack-ABI builds. The tests in this file run one at a
+//! time (they share the kernel's uprobe state and the machine's two cores).
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::gotrace::gotrace;
+use common::targets::{matrix_binary, GoBinary, Variant};
+use common::{require, require_root};
+use serde_json::{json, Value};
+
+/// Serialises the tests of this file.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every function of argstarget that gotrace traces.
+const FUNCTIONS: &[&str] = &[
+    "main.ints",
+    "main.bools",
+    "main.strs",
+    "main.pointer",
+    "main.divmod",
+    "main.mayFail",
+    "main.withFloat",
+    "main.point",
+    "main.rect",
+    "main.big",
+    "main.array",
+    "main.Point.Sum",
+    "main.(*Point).Move",
+    "main.bytesArg",
+    "main.ints64",
+    "main.describe",
+];
+
+/// The --strsize the tests use (argstarget passes a 120-byte string).
+const STRSIZE: usize = 64;
+
+/// What one gotrace run printed.
+struct Run {
+    /// The target's own records, in call order.
+    records: Vec<Value>,
+    /// gotrace's call/return events, in order.
+    events: Vec<Value>,
+    summary: Value,
+}
+
+fn trace(binary: &GoBinary, rounds: u32) -> Run {
+    let path = binary.path.to_str().expect("utf-8 path");
+    let strsize = STRSIZE.to_string();
+    let rounds = rounds.to_string();
+    let mut args = vec!["args", "--json", "--strsize", &strsize];
+    args.extend_from_slice(FUNCTIONS);
+    args.extend_from_slice(&["--", path, "-rounds", &rounds]);
+    let output = gotrace(&args);
+    assert!(
+        output.status.success(),
+        "{binary}: gotrace failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut run = Run {
+        records: Vec::new(),
+        events: Vec::new(),
+        summary: Value::Null,
+    };
+    for line in stdout.lines() {
+        if let Some(record) = line.strip_prefix("REC ") {
+            run.records
+                .push(serde_json::from_str(record).expect("target record"));
+        } else if line.starts_with('{') {
+            let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
+            if event["type"] == "summary" {
+                run.summary = event;
+            } else {
+                run.events.push(event);
+            }
+        }
+    }
+    run
+}
+
+/// Slice elements gotrace prints at most.
+const SLICE_ELEMS: usize = 16;
+
+/// What gotrace must print for a value the target recorded as `own` for a `type_name`, and
+/// the extra keys it must carry (`truncated`, `len`, `cap`).
+fn expected(
+    own: &Value,
+    type_name: &str,
+    register_abi: bool,
+) -> (Value, Vec<(&'static str, Value)>) {
+    if type_name.starts_with("float") && register_abi {
+        return (Value::Null, Vec::new());
+    }
+    if let Some(elems) = own.get("slice") {
+        // The target records a slice as its first 16 elements with len and cap.
+        let len = own["len"].as_u64().unwrap_or(0);
+        let shown = if elems.is_null() {
+            json!([])
+        } else {
+            elems.clone()
+        };
+        return (
+            shown,
+            vec![
+                ("len", own["len"].clone()),
+                ("cap", own["cap"].clone()),
+                ("truncated", json!(len > SLICE_ELEMS as u64)),
+            ],
+        );
+    }
+    match own {
+        Value::String(s) if type_name == "string" || type_name == "[]uint8" => {
+            let bytes = s.as_bytes();
+            let cut = &bytes[..bytes.len().min(STRSIZE)];
+            (
+                json!(String::from_utf8_lossy(cut)),
+                vec![("truncated", json!(bytes.len() > STRSIZE))],
+            )
+        }
+        other => (other.clone(), Vec::new()),
+    }
+}
+
+/// Compares gotrace's values (args or results of one event) with the target's record.
+fn compare_values(
+    what: &str,
+    ours: &Value,
+    own: &Value,
+    register_abi: bool,
+    problems: &mut Vec<String>,
+) {
+    let (Some(ours), Some(own)) = (ours.as_array(), own.as_array()) else {
+        problems.push(format!("{what}: not lists: gotrace {ours}, target {own}"));
+        return;
+    };
+    if ours.len() != own.len() {
+        problems.push(format!(
+            "{what}: gotrace has {} values, target {}",
+            ours.len(),
+            own.len()
+        ));
+        return;
+    }
+    for (value, own) in ours.iter().zip(own) {
+        let type_name = value["type"].as_str().unwrap_or("");
+        let (want, keys) = expected(own, type_name, register_abi);
+        if value["value"] != want {
+            problems.push(format!("{what}: {value} but the target recorded {own}"));
+        }
+        for (key, want) in keys {
+            if value[key] != want {
+                problems.push(format!("{what}: {value}: {key} should be {want}"));
+            }
+        }
+        if want.is_null() && !value["reason"].is_string() {
+            problems.push(format!("{what}: {value}: null without a reason"));
+        }
+    }
+}
+
+/// Traces argstarget built by `version` for `goarch` and checks every call.
+fn check_matrix_binary(version: &'static str, goarch: &'static str) {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "argstarget")) else {
+        return;
+    };
+    let _serial = serial();
+    let register_abi = goarch == "amd64";
+    let rounds = 3;
+    let run = trace(&binary, rounds);
+    assert!(
+        !run.records.is_empty(),
+        "{binary}: the target printed no records"
+    );
+    let calls: Vec<&Value> = run.events.iter().filter(|e| e["type"] == "call").collect();
+    let returns: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "return")
+        .collect();
+    let mut problems = Vec::new();
+    if calls.len() != run.records.len() || returns.len() != run.records.len() {
+        problems.push(format!(
+            "{} records but {} call and {} return events",
+            run.records.len(),
+            calls.len(),
+            returns.len()
+        ));
+    }
+    for (i, ((record, call), ret)) in run.records.iter().zip(&calls).zip(&returns).enumerate() {
+        let function = &record["function"];
+        if &call["function"] != function || &ret["function"] != function {
+            problems.push(format!(
+                "call {i}: target called {function}, gotrace saw {} / {}",
+                call["function"], ret["function"]
+            ));
+            continue;
+        }
+        compare_values(
+            &format!("call {i} {function} args"),
+            &call["args"],
+            &record["args"],
+            register_abi,
+            &mut problems,
+        );
+        compare_values(
+            &format!("call {i} {function} results"),
+            &ret["results"],
+            &record["results"],
+            register_abi,
+            &mut problems,
+        );
+        if call["goid"] != ret["goid"] || !ret["duration_ns"].is_u64() {
+            problems.push(format!("call {i}: goid or duration wrong: {call} / {ret}"));
+        }
+    }
+    let want_summary =
+        json!({"type": "summary", "events": 2 * run.records.len(), "lost": 0, "unmatched": 0});
+    if run.summary != want_summary {
+        problems.push(format!("summary {} (want {want_summary})", run.summary));
+    }
+    assert!(
+        problems.is_empty(),
+        "{binary}: {} of {} calls differ from the target's record:\n{}",
+        problems.len(),
+        run.records.len(),
+        problems.join("\n")
+    );
+    eprintln!(
+        "{binary}: {} calls equal the target's record",
+        run.records.len()
+    );
+}
+
+#[test]
+fn register_abi_go1_19_amd64() {
+    check_matrix_binary("1.19", "amd64");
+}
+
+#[test]
+fn register_abi_go1_24_amd64() {
+    check_matrix_binary("1.24.11", "amd64");
+}
+
+#[test]
+fn stack_abi_go1_19_386() {
+    check_matrix_binary("1.19", "386");
+}
+
+#[test]
+fn stack_abi_go1_24_386() {
+    check_matrix_binary("1.24.11", "386");
+}
+
+#[test]
+fn register_abi_go1_27_amd64() {
+    check_matrix_binary("1.27.3", "amd64");
+}
