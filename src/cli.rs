@@ -25,6 +25,11 @@ pub enum Command {
         after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter"
     )]
     Funclat(FunclatArgs),
+    /// Goroutine creation and exit events, with start function, creation site and lifetime.
+    #[command(
+        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server"
+    )]
+    Goroutines(GoroutinesArgs),
 }
 
 /// What to trace: the last positional is the binary unless `-p` or `--` names the process.
@@ -68,6 +73,29 @@ pub struct FunclatArgs {
     /// slot costs about 100 bytes of kernel memory.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_open_calls: u32,
+    #[command(flatten)]
+    pub target: TraceTarget,
+}
+
+/// Arguments of `gotrace goroutines`.
+#[derive(Debug, Args)]
+pub struct GoroutinesArgs {
+    /// The Go binary (every process running it), unless -p or -- is given.
+    #[arg(value_name = "BINARY")]
+    pub binary: Option<std::path::PathBuf>,
+    /// Only goroutines whose start function matches this glob ('main.*').
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Print the summary every SECS seconds (cumulative since tracing began).
+    #[arg(short = 'i', long = "interval", value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Print only the summary, not each event.
+    #[arg(long)]
+    pub summary: bool,
+    /// Kernel buffer for events in flight to gotrace, in MiB (a power of two); events that do
+    /// not fit are counted as lost.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub buffer_mib: u32,
     #[command(flatten)]
     pub target: TraceTarget,
 }

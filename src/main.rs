@@ -24,5 +24,6 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     match args.command {
         cli::Command::List(list) => commands::list::run(&list),
         cli::Command::Funclat(funclat) => commands::funclat::run(&funclat),
+        cli::Command::Goroutines(goroutines) => commands::goroutines::run(&goroutines),
     }
 }

@@ -14,6 +14,18 @@ pub mod funclat {
     include!(concat!(env!("OUT_DIR"), "/funclat.skel.rs"));
 }
 
+/// gotrace goroutines: creation and exit events.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    dead_code,
+    unused_imports,
+    non_camel_case_types
+)]
+pub mod goroutines {
+    include!(concat!(env!("OUT_DIR"), "/goroutines.skel.rs"));
+}
+
 /// The minimal counting program benchmarks use as the cost floor.
 #[allow(
     clippy::all,
@@ -59,6 +71,18 @@ macro_rules! fill_layout {
     }};
 }
 pub(crate) use fill_layout;
+
+/// Copies a BPF map value or ring-buffer record into the skeleton type it holds.
+pub fn plain_copy<T: Copy>(bytes: &[u8]) -> Result<T> {
+    anyhow::ensure!(
+        bytes.len() >= std::mem::size_of::<T>(),
+        "BPF record too short"
+    );
+    // SAFETY: callers pass skeleton-generated #[repr(C)] structs of integers (every bit pattern
+    // is valid), `bytes` holds at least size_of::<T>() bytes, and read_unaligned needs no
+    // alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
 
 /// Routes libbpf's own messages (verifier logs, warnings) to stderr only when the environment
 /// variable GOTRACE_LIBBPF_LOG is set, so that errors stay one line.

@@ -1,4 +1,5 @@
 //! One module per gotrace subcommand.
 
 pub mod funclat;
+pub mod goroutines;
 pub mod list;
