@@ -30,6 +30,11 @@ pub enum Command {
         after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 main.handle -- ./server -port 8080"
     )]
     Args(ArgsArgs),
+    /// Goroutine creation and exit events, with start function, creation site and lifetime.
+    #[command(
+        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server"
+    )]
+    Goroutines(GoroutinesArgs),
 }
 
 /// What to trace: the last positional is the binary unless `-p` or `--` names the process.
@@ -73,6 +78,29 @@ pub struct FunclatArgs {
     /// slot costs about 100 bytes of kernel memory.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_open_calls: u32,
+    #[command(flatten)]
+    pub target: TraceTarget,
+}
+
+/// Arguments of `gotrace goroutines`.
+#[derive(Debug, Args)]
+pub struct GoroutinesArgs {
+    /// The Go binary (every process running it), unless -p or -- is given.
+    #[arg(value_name = "BINARY")]
+    pub binary: Option<std::path::PathBuf>,
+    /// Only goroutines whose start function matches this glob ('main.*').
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Print the summary every SECS seconds (cumulative since tracing began).
+    #[arg(short = 'i', long = "interval", value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Print only the summary, not each event.
+    #[arg(long)]
+    pub summary: bool,
+    /// Kernel buffer for events in flight to gotrace, in MiB (a power of two); events that do
+    /// not fit are counted as lost.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub buffer_mib: u32,
     #[command(flatten)]
     pub target: TraceTarget,
 }

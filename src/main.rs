@@ -25,5 +25,6 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::List(list) => commands::list::run(&list),
         cli::Command::Funclat(funclat) => commands::funclat::run(&funclat),
         cli::Command::Args(args) => commands::args::run(&args),
+        cli::Command::Goroutines(goroutines) => commands::goroutines::run(&goroutines),
     }
 }

@@ -3,40 +3,33 @@
 
 use anyhow::{bail, Result};
 
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    dead_code,
-    unused_imports,
-    non_camel_case_types
-)]
-pub mod funclat {
-    include!(concat!(env!("OUT_DIR"), "/funclat.skel.rs"));
+/// Declares the module holding one skeleton that build.rs generated from `src/bpf/<name>.bpf.c`.
+macro_rules! skeleton {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, non_camel_case_types)]
+        pub mod $name {
+            include!(concat!(env!("OUT_DIR"), "/", stringify!($name), ".skel.rs"));
+        }
+    };
 }
 
-/// `gotrace args`: arguments and results through a ring buffer.
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    dead_code,
-    unused_imports,
-    non_camel_case_types
-)]
-pub mod args {
-    include!(concat!(env!("OUT_DIR"), "/args.skel.rs"));
-}
-
-/// The minimal counting program benchmarks use as the cost floor.
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    dead_code,
-    unused_imports,
-    non_camel_case_types
-)]
-pub mod floor {
-    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
-}
+skeleton!(
+    /// `gotrace funclat`: in-kernel latency histograms.
+    funclat
+);
+skeleton!(
+    /// `gotrace args`: arguments and results through a ring buffer.
+    args
+);
+skeleton!(
+    /// `gotrace goroutines`: creation and exit events.
+    goroutines
+);
+skeleton!(
+    /// The minimal counting program benchmarks use as the cost floor.
+    floor
+);
 
 /// Capability bits (linux/capability.h) that allow loading tracing BPF programs.
 const CAP_SYS_ADMIN: u32 = 21;

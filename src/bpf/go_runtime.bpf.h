@@ -34,7 +34,12 @@ static __always_inline __u64 current_g(struct pt_regs *ctx, const volatile struc
 
 	switch (l->g_source) {
 	case G_FROM_R14:
-		return ctx->r14;
+		/* Through a register: otherwise the compiler may merge this load with the other
+		 * cases' loads of g into one load from a ctx-or-stack pointer, which the verifier
+		 * rejects ("dereference of modified ctx ptr"). */
+		g = ctx->r14;
+		barrier_var(g);
+		return g;
 	case G_FROM_FS_TLS:
 		task = bpf_get_current_task_btf();
 		base = BPF_CORE_READ(task, thread.fsbase);

@@ -51,4 +51,57 @@ struct frame_start {
 	__u32 pad;
 };
 
+/* gotrace goroutines: the probe kinds (low byte of the cookie). */
+#define GOROUTINE_SITE_NEWPROC_ENTRY 0
+#define GOROUTINE_SITE_NEWPROC_RET 1
+#define GOROUTINE_SITE_EXIT 2
+
+/* Where runtime.newproc1 keeps what the goroutines program reads: in registers (amd64
+ * register ABI: fn in RAX, callerpc in RCX, the result in RAX) or at these offsets from SP
+ * (stack ABI; SP at entry and at RET is the same). */
+struct newproc_abi {
+	__u32 in_registers;
+	__u32 fn_sp_offset;
+	__u32 callerpc_sp_offset;
+	__u32 result_sp_offset;
+};
+
+/* Offsets of the runtime fields the goroutines program reads. */
+struct goroutine_layout {
+	__u32 g_goid;
+	__u32 g_m;
+	__u32 m_curg;
+	__u32 pad;
+};
+
+enum goroutine_event_kind {
+	GOROUTINE_CREATED = 0,
+	GOROUTINE_EXITED = 1,
+};
+
+/* One ring-buffer record of gotrace goroutines. */
+struct goroutine_event {
+	__u64 ts_ns;
+	__u64 goid;
+	__u64 parent_goid;   /* created only */
+	__u64 start_pc;      /* created only: funcval.fn */
+	__u64 caller_pc;     /* created only: the go statement's return address */
+	__u32 tgid;
+	__u32 kind;          /* enum goroutine_event_kind */
+};
+
+/* What newproc1's entry saw, waiting for its RET. */
+struct newproc_call {
+	__u64 start_pc;
+	__u64 caller_pc;
+	__u64 parent_goid;
+};
+
+/* Loss counters of gotrace goroutines (per CPU); each lost event is counted once. */
+struct goroutine_counters {
+	__u64 lost;          /* events the ring buffer had no room for */
+	__u64 unreadable;    /* newproc1 RETs and goexit1 hits where g or the new g was unreadable */
+	__u64 unpaired;      /* newproc1 RETs whose entry was not recorded (or not seen) */
+};
+
 #endif

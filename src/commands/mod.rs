@@ -2,4 +2,5 @@
 
 pub mod args;
 pub mod funclat;
+pub mod goroutines;
 pub mod list;

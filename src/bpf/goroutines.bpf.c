@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+/* gotrace goroutines: goroutine creation and exit events.
+ * One generic program is attached at runtime.newproc1's entry site, at each of its RETs and at
+ * runtime.goexit1's entry; the cookie's low byte says which (GOROUTINE_SITE_*).
+ * newproc1 runs on the system stack (g is g0): the parent is g.m.curg. Its entry and RET are
+ * paired by the frame key (DESIGN.md technique 4); the RET reads the new g (the result) and
+ * its goid. goexit1 runs on the exiting goroutine itself. */
+#include "go_runtime.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct go_layout layout = {};
+const volatile struct goroutine_layout runtime_offsets = {};
+const volatile struct newproc_abi newproc = {};
+
+/* newproc1 calls in flight, keyed by frame. Sized before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct frame_key);
+	__type(value, struct newproc_call);
+} calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24); /* resized before load: --buffer-mb */
+} events SEC(".maps");
+
+/* Puts struct goroutine_event in the BTF, so that the skeleton generates its Rust type (a
+ * ring buffer has no value type to carry it). Never written. */
+struct goroutine_event event_type_for_skeleton = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct goroutine_counters);
+} loss_counters SEC(".maps");
+
+/* Reads a pointer-sized value of the target at addr (0 when unreadable). */
+static __always_inline __u64 read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_user(&v, layout.ptr_size, (void *)addr);
+	return v;
+}
+
+/* The goid of g (goid is 8 bytes on every architecture). */
+static __always_inline __u64 goid_of(__u64 g)
+{
+	__u64 goid = 0;
+
+	bpf_probe_read_user(&goid, 8, (void *)(g + runtime_offsets.g_goid));
+	return goid;
+}
+
+/* A newproc1 value: a register (in_registers) or a pointer-sized stack slot at SP+offset. */
+static __always_inline __u64 newproc_value(__u64 sp, __u64 reg, __u32 sp_offset)
+{
+	if (newproc.in_registers)
+		return reg;
+	return read_ptr(sp + sp_offset);
+}
+
+static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid, __u32 kind,
+				 __u64 goid, const struct newproc_call *call)
+{
+	struct goroutine_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		counters->lost++;
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->goid = goid;
+	e->tgid = tgid;
+	e->kind = kind;
+	e->parent_goid = call ? call->parent_goid : 0;
+	e->start_pc = call ? call->start_pc : 0;
+	e->caller_pc = call ? call->caller_pc : 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int goroutine_site(struct pt_regs *ctx)
+{
+	__u64 kind = bpf_get_attach_cookie(ctx) & 0xff;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	struct goroutine_counters *counters;
+	struct frame_key key = {};
+	struct newproc_call call = {}, *pending;
+	__u64 g, m, fn;
+	__u64 sp = PT_REGS_SP(ctx), ax = ctx->ax, cx = ctx->cx;
+
+	if (layout.filter_tgid && tgid != layout.filter_tgid)
+		return 0;
+	counters = bpf_map_lookup_elem(&loss_counters, &zero);
+	if (!counters)
+		return 0;
+	g = current_g(ctx, &layout);
+	if (kind == GOROUTINE_SITE_NEWPROC_ENTRY) {
+		/* A failure here is counted once, by the RET that finds no pending call. */
+		if (!g)
+			return 0;
+		key.tgid = tgid;
+		key.g = g;
+		key.depth = g_stack_hi(g, &layout) - sp;
+		m = read_ptr(g + runtime_offsets.g_m);
+		g = m ? read_ptr(m + runtime_offsets.m_curg) : 0;
+		fn = newproc_value(sp, ax, newproc.fn_sp_offset);
+		if (!fn)
+			return 0;
+		/* No curg: the runtime itself creates the main goroutine (parent 0). */
+		call.parent_goid = g ? goid_of(g) : 0;
+		call.start_pc = read_ptr(fn);
+		call.caller_pc = newproc_value(sp, cx, newproc.callerpc_sp_offset);
+		bpf_map_update_elem(&calls, &key, &call, BPF_ANY);
+		return 0;
+	}
+	if (!g) {
+		counters->unreadable++;
+		return 0;
+	}
+	if (kind == GOROUTINE_SITE_EXIT) {
+		emit(counters, tgid, GOROUTINE_EXITED, goid_of(g), 0);
+		return 0;
+	}
+	key.tgid = tgid;
+	key.g = g;
+	key.depth = g_stack_hi(g, &layout) - sp;
+	pending = bpf_map_lookup_elem(&calls, &key);
+	if (!pending) {
+		counters->unpaired++;
+		return 0;
+	}
+	call = *pending;
+	bpf_map_delete_elem(&calls, &key);
+	g = newproc_value(sp, ax, newproc.result_sp_offset);
+	if (!g) {
+		counters->unreadable++;
+		return 0;
+	}
+	emit(counters, tgid, GOROUTINE_CREATED, goid_of(g), &call);
+	return 0;
+}
+
+/* The same program for the two attach types (see funclat.bpf.c). */
+SEC("uprobe.multi")
+int goroutines_multi(struct pt_regs *ctx)
+{
+	return goroutine_site(ctx);
+}
+
+SEC("uprobe")
+int goroutines_single(struct pt_regs *ctx)
+{
+	return goroutine_site(ctx);
+}

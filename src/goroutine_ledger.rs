@@ -1,0 +1,149 @@
+//! The book `gotrace goroutines` keeps of what it saw: the goroutines alive now (keyed by
+//! (pid, goid), because runtime g structs are reused after exit) and, per start function and
+//! creation site, how many were created and exited and how long they lived. Plain data,
+//! fed by events, testable without BPF.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// One summary row's key: start function and creation site.
+pub type RowKey = (String, String);
+
+/// Totals for one start function and creation site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    pub created: u64,
+    pub exited: u64,
+    /// Lifetimes of the exited ones, in ns.
+    pub lifetimes_ns: Vec<u64>,
+}
+
+impl Row {
+    /// Goroutines created and not yet exited.
+    pub fn alive(&self) -> u64 {
+        self.created - self.exited
+    }
+
+    /// The nearest-rank percentile `p` (0–100] of the lifetimes; 0 when none exited.
+    pub fn lifetime_percentile_ns(&self, p: u64) -> u64 {
+        let mut sorted = self.lifetimes_ns.clone();
+        sorted.sort_unstable();
+        let n = sorted.len() as u64;
+        if n == 0 {
+            return 0;
+        }
+        let rank = (p * n).div_ceil(100).clamp(1, n);
+        sorted[(rank - 1) as usize]
+    }
+
+    /// The longest lifetime; 0 when none exited.
+    pub fn lifetime_max_ns(&self) -> u64 {
+        self.lifetimes_ns.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// A goroutine created while tracing, not yet exited.
+#[derive(Debug, Clone)]
+struct Live {
+    created_ns: u64,
+    row: RowKey,
+}
+
+/// Everything seen so far.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    live: HashMap<(u32, u64), Live>,
+    rows: BTreeMap<RowKey, Row>,
+    peak_live: usize,
+    /// Exits of goroutines whose creation was not seen (created before tracing began).
+    pub exits_unseen_creation: u64,
+}
+
+impl Ledger {
+    /// Records a creation. A goid still marked live in that process (its exit was lost) is
+    /// replaced.
+    pub fn created(&mut self, pid: u32, goid: u64, ts_ns: u64, row: RowKey) {
+        self.rows.entry(row.clone()).or_default().created += 1;
+        self.live.insert(
+            (pid, goid),
+            Live {
+                created_ns: ts_ns,
+                row,
+            },
+        );
+        self.peak_live = self.peak_live.max(self.live.len());
+    }
+
+    /// Records an exit; returns the lifetime when the creation was seen.
+    pub fn exited(&mut self, pid: u32, goid: u64, ts_ns: u64) -> Option<u64> {
+        let Some(live) = self.live.remove(&(pid, goid)) else {
+            self.exits_unseen_creation += 1;
+            return None;
+        };
+        let lifetime = ts_ns.saturating_sub(live.created_ns);
+        let row = self.rows.entry(live.row).or_default();
+        row.exited += 1;
+        row.lifetimes_ns.push(lifetime);
+        Some(lifetime)
+    }
+
+    /// Forgets every live goroutine of a process that ended (it has no more exits to give).
+    pub fn process_ended(&mut self, pid: u32) {
+        self.live.retain(|&(p, _), _| p != pid);
+    }
+
+    /// The summary rows, by function then site.
+    pub fn rows(&self) -> &BTreeMap<RowKey, Row> {
+        &self.rows
+    }
+
+    /// Goroutines alive now (created while tracing).
+    pub fn current_live(&self) -> usize {
+        self.live.len()
+    }
+
+    /// The most goroutines alive at once (created while tracing).
+    pub fn peak_live(&self) -> usize {
+        self.peak_live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(f: &str) -> RowKey {
+        (f.to_owned(), "main.go:1".to_owned())
+    }
+
+    #[test]
+    fn lifetimes_and_live_counts() {
+        let mut ledger = Ledger::default();
+        ledger.created(1, 10, 100, key("main.a"));
+        ledger.created(1, 11, 150, key("main.a"));
+        ledger.created(2, 10, 120, key("main.b"));
+        assert_eq!(ledger.peak_live(), 3);
+        assert_eq!(ledger.exited(1, 10, 400), Some(300));
+        assert_eq!(ledger.exited(1, 99, 400), None);
+        assert_eq!(ledger.exits_unseen_creation, 1);
+        assert_eq!(ledger.current_live(), 2);
+        let row = &ledger.rows()[&key("main.a")];
+        assert_eq!((row.created, row.exited, row.alive()), (2, 1, 1));
+        assert_eq!(row.lifetime_percentile_ns(50), 300);
+        ledger.process_ended(1);
+        assert_eq!(ledger.current_live(), 1);
+        assert_eq!(ledger.peak_live(), 3);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let row = Row {
+            created: 100,
+            exited: 100,
+            lifetimes_ns: (1..=100).rev().collect(),
+        };
+        assert_eq!(row.lifetime_percentile_ns(50), 50);
+        assert_eq!(row.lifetime_percentile_ns(99), 99);
+        assert_eq!(row.lifetime_max_ns(), 100);
+        assert_eq!(Row::default().lifetime_percentile_ns(99), 0);
+    }
+}

@@ -1,0 +1,327 @@
+//! `gotrace goroutines` against real Go processes (issue 5). The oracle is the target itself:
+//! `examples/go-targets/gotree` learns each goroutine's goid and creation site from Go's
+//! runtime (`runtime.Stack`), its start function from `runtime.Caller`, its parent from the
+//! goroutine that started it, and measures its lifetime; gotrace's events must match that
+//! record exactly. The tests in this file run one at a time (they share the kernel's uprobe
+//! state and the machine's two cores).
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::sync::Mutex;
+
+use common::gotrace::{gotrace, user_error_problems};
+use common::targets::{matrix_binary, GoBinary, Variant};
+use common::{require, require_root};
+use serde_json::Value;
+
+/// Serialises the tests of this file.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One goroutine as the target recorded it.
+#[derive(Debug)]
+struct OwnRecord {
+    goid: u64,
+    parent: u64,
+    function: String,
+    site: String,
+    /// From just before the go statement to the goroutine's last statement; None: still
+    /// alive when the program exited.
+    lifetime_ns: Option<u64>,
+    /// How long after the lifetime's start the go statement had certainly created it.
+    window_ns: u64,
+}
+
+/// What one traced run gave: gotrace's JSON objects and the target's own lines.
+struct Run {
+    output: Output,
+    json: Vec<Value>,
+    own: Vec<String>,
+}
+
+/// `gotrace goroutines --json [extra] -- BINARY ARGS...`.
+fn trace(binary: &GoBinary, extra: &[&str], target_args: &[&str]) -> Run {
+    let mut args = vec!["goroutines", "--json"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.push(binary.path.to_str().expect("utf-8 path"));
+    args.extend_from_slice(target_args);
+    let output = gotrace(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (json, own): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.starts_with('{'));
+    Run {
+        json: json
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect(),
+        own: own.into_iter().map(str::to_owned).collect(),
+        output,
+    }
+}
+
+/// The target's `goroutine goid=.. parent=.. func=.. site=.. lifetime_ns=.. window_ns=..` lines.
+fn own_records(lines: &[String]) -> Vec<OwnRecord> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("goroutine "))
+        .map(|l| {
+            let fields: HashMap<&str, &str> =
+                l.split(' ').filter_map(|kv| kv.split_once('=')).collect();
+            let lifetime: i64 = fields["lifetime_ns"].parse().unwrap();
+            OwnRecord {
+                goid: fields["goid"].parse().unwrap(),
+                parent: fields["parent"].parse().unwrap(),
+                function: fields["func"].to_owned(),
+                site: fields["site"].to_owned(),
+                lifetime_ns: u64::try_from(lifetime).ok(),
+                window_ns: fields["window_ns"].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn events<'a>(json: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    json.iter().filter(|v| v["type"] == kind).collect()
+}
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// The final summary object (the last one).
+fn summary(json: &[Value]) -> &Value {
+    json.iter()
+        .rev()
+        .find(|v| v["type"] == "summary")
+        .expect("a summary object")
+}
+
+/// Acceptance 4: every summary row equals the sums of the create and exit events.
+fn check_summary_matches_events(label: &str, json: &[Value]) {
+    let creates = events(json, "create");
+    let exits: HashMap<u64, u64> = events(json, "exit")
+        .iter()
+        .map(|e| (u64_of(e, "goid"), u64_of(e, "lifetime_ns")))
+        .collect();
+    let mut expected: HashMap<(String, String), (u64, u64, u64)> = HashMap::new();
+    for c in &creates {
+        let key = (
+            c["function"].as_str().unwrap().to_owned(),
+            c["site"].as_str().unwrap().to_owned(),
+        );
+        let entry = expected.entry(key).or_default();
+        entry.0 += 1;
+        if let Some(&lifetime) = exits.get(&u64_of(c, "goid")) {
+            entry.1 += 1;
+            entry.2 = entry.2.max(lifetime);
+        }
+    }
+    let rows = summary(json)["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), expected.len(), "{label}: summary rows {rows:?}");
+    for row in rows {
+        let key = (
+            row["function"].as_str().unwrap().to_owned(),
+            row["site"].as_str().unwrap().to_owned(),
+        );
+        let (created, exited, max) = expected[&key];
+        assert_eq!(u64_of(row, "created"), created, "{label}: {row}");
+        assert_eq!(u64_of(row, "exited"), exited, "{label}: {row}");
+        assert_eq!(u64_of(row, "alive"), created - exited, "{label}: {row}");
+        assert_eq!(u64_of(row, "lifetime_max_ns"), max, "{label}: {row}");
+    }
+}
+
+/// Acceptance 1, 2 and 4 on one build of gotree.
+fn check_tree(version: &'static str, goarch: &'static str, variant: Variant) {
+    let Some(binary) = require(matrix_binary(version, goarch, variant, "gotree")) else {
+        return;
+    };
+    let run = trace(&binary, &[], &[]);
+    assert!(
+        run.output.status.success(),
+        "{binary}: gotrace failed: {}",
+        String::from_utf8_lossy(&run.output.stderr)
+    );
+    let own = own_records(&run.own);
+    assert_eq!(own.len(), 11, "{binary}: the target printed {:?}", run.own);
+    let creates: HashMap<u64, &Value> = events(&run.json, "create")
+        .into_iter()
+        .map(|e| (u64_of(e, "goid"), e))
+        .collect();
+    let exits: HashMap<u64, &Value> = events(&run.json, "exit")
+        .into_iter()
+        .map(|e| (u64_of(e, "goid"), e))
+        .collect();
+    for record in &own {
+        let create = creates
+            .get(&record.goid)
+            .unwrap_or_else(|| panic!("{binary}: no create event for {record:?}"));
+        assert_eq!(
+            u64_of(create, "parent_goid"),
+            record.parent,
+            "{binary}: {record:?} vs {create}"
+        );
+        assert_eq!(
+            create["function"],
+            record.function.as_str(),
+            "{binary}: {create}"
+        );
+        assert_eq!(create["site"], record.site.as_str(), "{binary}: {create}");
+        // Every start function but tick's and the literal's is reached through a go-statement
+        // wrapper (the others take arguments).
+        let wrapped = !matches!(record.function.as_str(), "main.tick" | "main.main.func1");
+        assert_eq!(
+            create.get("wrapper").is_some(),
+            wrapped,
+            "{binary}: wrapper of {create}"
+        );
+        match (record.lifetime_ns, exits.get(&record.goid)) {
+            (None, None) => {}
+            (Some(own_ns), Some(exit)) => {
+                // Acceptance 2 (within 1 ms + 5 %), measured from the latest moment the
+                // target knows the goroutine existed (creation happened inside the window
+                // its parent bracketed the go statement with).
+                let traced = u64_of(exit, "lifetime_ns") as f64;
+                let latest_start = own_ns.saturating_sub(record.window_ns) as f64;
+                let own_ns = own_ns as f64;
+                let slack = 1e6 + 0.05 * own_ns;
+                assert!(
+                    traced >= latest_start - slack && traced <= own_ns + slack,
+                    "{binary}: lifetime of goroutine {}: traced {traced} ns, own {own_ns} ns (creation window {} ns)",
+                    record.goid, record.window_ns
+                );
+            }
+            (own_lifetime, exit) => panic!(
+                "{binary}: goroutine {} lifetime {own_lifetime:?} but exit event {exit:?}",
+                record.goid
+            ),
+        }
+    }
+    for (goid, create) in &creates {
+        assert_eq!(
+            create.as_object().unwrap().len(),
+            7 + usize::from(create.get("wrapper").is_some()),
+            "{binary}: keys of {create}"
+        );
+        assert!(*goid > 0, "{binary}: {create}");
+    }
+    // On 386 the g of the very first newproc1 (the runtime creating goroutine 1, before the
+    // thread was ever switched out) cannot be read from the kernel's saved %gs: that one
+    // creation is lost, and counted.
+    let expected_lost = u64::from(!creates.contains_key(&1));
+    assert_eq!(
+        u64_of(summary(&run.json), "lost"),
+        expected_lost,
+        "{binary}: lost"
+    );
+    check_summary_matches_events(&binary.label, &run.json);
+}
+
+#[test]
+fn tree_matches_the_targets_own_record() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let builds = [
+        ("1.19", "amd64", Variant::Plain),
+        ("1.21.13", "amd64", Variant::Plain),
+        ("1.24.11", "amd64", Variant::Plain),
+        ("1.27.3", "amd64", Variant::Stripped),
+        ("1.19", "386", Variant::Plain),
+        ("1.24.11", "386", Variant::Stripped),
+        ("1.19", "amd64", Variant::Stripped),
+    ];
+    for (version, goarch, variant) in builds {
+        check_tree(version, goarch, variant);
+    }
+}
+
+/// Goroutines the storm test starts: 3 probe hits each (~50 µs per hit when single-stepped).
+const STORM: u64 = 20_000;
+
+#[test]
+fn storm_counts_are_exact_or_explained_by_lost() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for (version, goarch) in [("1.19", "amd64"), ("1.24.11", "amd64"), ("1.21.13", "386")] {
+        let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "gotree")) else {
+            continue;
+        };
+        let storm = STORM.to_string();
+        let run = trace(
+            &binary,
+            &["--filter", "main.stormWorker"],
+            &["-storm", &storm],
+        );
+        assert!(run.output.status.success(), "{binary}");
+        assert!(
+            run.own.iter().any(|l| *l == format!("storm {STORM}")),
+            "{binary}: {:?}",
+            run.own
+        );
+        let creates = events(&run.json, "create");
+        assert!(creates.iter().all(|c| c["function"] == "main.stormWorker"));
+        let exits = events(&run.json, "exit").len() as u64;
+        let lost = u64_of(summary(&run.json), "lost");
+        // The runtime's own goroutines (filtered out) are created before main; on 386 the
+        // first of them is lost (see check_tree), so at most that one loss is not a storm's.
+        let runtime_losses = u64::from(goarch == "386");
+        assert_eq!(
+            2 * STORM - creates.len() as u64 - exits,
+            lost - runtime_losses,
+            "{binary}: {} creates, {exits} exits, {lost} lost",
+            creates.len()
+        );
+        check_summary_matches_events(&binary.label, &run.json);
+    }
+}
+
+#[test]
+fn summary_only_and_human_output() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary("1.24.11", "amd64", Variant::Plain, "gotree")) else {
+        return;
+    };
+    let run = trace(&binary, &["--summary", "--filter", "main.leaf"], &[]);
+    assert!(run.output.status.success());
+    assert_eq!(run.json.len(), 1, "{:?}", run.json);
+    let rows = summary(&run.json)["rows"].as_array().unwrap();
+    let created: u64 = rows.iter().map(|r| u64_of(r, "created")).sum();
+    assert_eq!(created, 5, "{rows:?}");
+    let path = binary.path.to_str().unwrap();
+    let human = gotrace(["goroutines", "--", path]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success());
+    assert!(
+        text.contains("main.(*server).handle from goroutine 1 at"),
+        "{text}"
+    );
+    assert!(text.contains("lost events: 0"), "{text}");
+}
+
+#[test]
+fn user_errors_are_one_line() {
+    for args in [
+        vec!["goroutines"],
+        vec!["goroutines", "/nonexistent/gotree"],
+        vec!["goroutines", "--buffer-mib", "3", "/bin/true"],
+        vec!["goroutines", "-p", "1", "--", "/bin/true"],
+    ] {
+        let output = gotrace(&args);
+        let problems = user_error_problems(&output);
+        assert!(problems.is_empty(), "{args:?}: {problems:?}");
+    }
+}
