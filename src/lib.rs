@@ -10,6 +10,7 @@ pub mod gobin;
 pub mod goroutine_ledger;
 pub mod histogram;
 pub mod newproc_abi;
+pub mod output;
 pub mod plan;
 pub mod session;
 pub mod skeletons;

@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     gotrace::skeletons::route_libbpf_log();
     match run(args) {
         Ok(code) => code,
+        // The reader went away (`gotrace ... | head`): not an error, as for any Unix filter.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("gotrace: {err:#}");
             ExitCode::from(2)
@@ -27,4 +29,10 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Args(args) => commands::args::run(&args),
         cli::Command::Goroutines(goroutines) => commands::goroutines::run(&goroutines),
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

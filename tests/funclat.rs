@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
 use common::targets::{esbuild_binary, matrix_binary, GoBinary, Variant};
+use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
 use serde_json::Value;
 
@@ -58,27 +59,8 @@ fn funclat_launch(
     args.push(path);
     args.extend_from_slice(target_args);
     let output = gotrace(&args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (json, own): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.starts_with('{'));
-    let hists = json
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    (output, own.into_iter().map(str::to_owned).collect(), hists)
-}
-
-/// The value the target printed as `<key> <number>`.
-fn own_count(lines: &[String], key: &str) -> u64 {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("target printed no {key:?} line; it printed {lines:?}"))
-}
-
-fn field(hist: &Value, key: &str) -> u64 {
-    hist[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {hist}"))
+    let (own, hists) = split_output(&output.stdout);
+    (output, own, hists)
 }
 
 /// Traces `function` in a launched target and checks count/unmatched/lost against the
@@ -482,68 +464,6 @@ fn user_errors_are_one_line() {
     }
 }
 
-/// The exact-delivery experiment (docs/exact-delivery.md, issue "exact delivery"): goroutines
-/// whose stacks grow and shrink under Go's asynchronous preemption, GOMAXPROCS 1 and 2, ten
-/// consecutive runs each: the traced count equals the target's own count every time.
-#[test]
-fn counts_stay_exact_under_async_preemption() {
-    let Some(_serial) = bpf_test() else { return };
-    let Some(binary) = target("1.27.3", "amd64", Variant::Plain, "workloads") else {
-        return;
-    };
-    let args = [
-        "deep",
-        "-g",
-        "50",
-        "-calls",
-        "2",
-        "-maxdepth",
-        "200",
-        "-warm",
-        "600",
-    ];
-    for procs in ["1", "2"] {
-        for run in 1..=10 {
-            let mut cmd_args = vec![
-                "funclat",
-                "--json",
-                "main.deep",
-                "--",
-                binary.path.to_str().unwrap(),
-            ];
-            cmd_args.extend(args);
-            let output = Command::new(GOTRACE)
-                .args(&cmd_args)
-                .env("GOMAXPROCS", procs)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let own: Vec<String> = stdout
-                .lines()
-                .filter(|l| !l.starts_with('{'))
-                .map(str::to_owned)
-                .collect();
-            let hist: Value =
-                serde_json::from_str(stdout.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
-            let calls = own_count(&own, "calls main.deep");
-            assert_eq!(
-                (
-                    field(&hist, "count"),
-                    field(&hist, "unmatched"),
-                    field(&hist, "lost")
-                ),
-                (calls, 0, 0),
-                "GOMAXPROCS={procs} run {run}: {hist}"
-            );
-        }
-    }
-}
-
 /// `-i` prints one histogram per interval, and together they hold every call; `-m` buckets
 /// in milliseconds.
 #[test]
@@ -620,14 +540,8 @@ fn per_site_uprobes_count_exactly() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let own: Vec<String> = stdout
-            .lines()
-            .filter(|l| !l.starts_with('{'))
-            .map(str::to_owned)
-            .collect();
-        let hist: Value =
-            serde_json::from_str(stdout.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+        let (own, hists) = split_output(&out.stdout);
+        let hist = &hists[0];
         assert_eq!(
             field(&hist, "count"),
             own_count(&own, "calls main.fib"),

@@ -3,7 +3,9 @@
 //! registers, stack and string bytes by a per-function fetch plan ([`crate::abi`]) into one
 //! ring buffer, without wake-ups; this side polls it and decodes ([`crate::values`]).
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
+
+use crate::output::WholeLines;
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -119,7 +121,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     for (name, reason) in &plan.skipped {
         eprintln!("gotrace: skipping {name}: {reason}");
     }
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = WholeLines::new(std::io::stdout().lock());
     if !args.target.json {
         writeln!(
             out,

@@ -14,5 +14,6 @@ pub mod oracle;
 pub mod prerequisite;
 pub mod targets;
 pub mod toolchain;
+pub mod traced;
 
 pub use prerequisite::{require, require_root};

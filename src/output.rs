@@ -1,0 +1,104 @@
+//! Output shared with a launched target: gotrace's lines must never be split by the target's
+//! own writes to the same pipe or file.
+
+use std::io::{self, Write};
+
+/// The largest write a pipe performs atomically (POSIX PIPE_BUF on Linux).
+const ATOMIC_WRITE: usize = 4096;
+
+/// Buffers output and hands it to `inner` only as whole lines, at most [`ATOMIC_WRITE`] bytes
+/// per write (one longer line is written alone), so another process writing to the same pipe
+/// or file lands between gotrace's lines, never inside one.
+pub struct WholeLines<W: Write> {
+    inner: W,
+    pending: Vec<u8>,
+}
+
+impl<W: Write> WholeLines<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        WholeLines {
+            inner,
+            pending: Vec::with_capacity(2 * ATOMIC_WRITE),
+        }
+    }
+
+    /// Writes out complete lines while at least `keep` bytes are pending.
+    fn drain(&mut self, keep: usize) -> io::Result<()> {
+        while self.pending.len() > keep {
+            let window = &self.pending[..self.pending.len().min(ATOMIC_WRITE)];
+            let end = match window.iter().rposition(|&b| b == b'\n') {
+                Some(newline) => newline + 1,
+                // One line longer than an atomic write: write that line alone.
+                None => match self.pending.iter().position(|&b| b == b'\n') {
+                    Some(newline) => newline + 1,
+                    None if keep == 0 => self.pending.len(),
+                    None => return Ok(()),
+                },
+            };
+            self.inner.write_all(&self.pending[..end])?;
+            self.pending.drain(..end);
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for WholeLines<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(data);
+        self.drain(ATOMIC_WRITE)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain(0)?;
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for WholeLines<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the size and content of each write.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for &mut Writes {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.push(data.to_vec());
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_are_whole_lines_within_the_atomic_size() {
+        let mut writes = Writes::default();
+        let line = format!("{}\n", "x".repeat(99));
+        {
+            let mut out = WholeLines::new(&mut writes);
+            for _ in 0..1000 {
+                out.write_all(line.as_bytes()).unwrap();
+            }
+            out.write_all(format!("{}\n", "y".repeat(9000)).as_bytes())
+                .unwrap();
+            out.write_all(b"tail").unwrap();
+        }
+        let all: Vec<u8> = writes.0.concat();
+        assert_eq!(all.len(), 1000 * 100 + 9001 + 4);
+        for (i, w) in writes.0.iter().enumerate() {
+            let last = i == writes.0.len() - 1;
+            assert!(last || w.ends_with(b"\n"), "write {i} splits a line");
+            assert!(w.len() <= ATOMIC_WRITE || w.iter().filter(|&&b| b == b'\n').count() == 1);
+        }
+    }
+}
