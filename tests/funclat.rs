@@ -543,12 +543,12 @@ fn per_site_uprobes_count_exactly() {
         let (own, hists) = split_output(&out.stdout);
         let hist = &hists[0];
         assert_eq!(
-            field(&hist, "count"),
+            field(hist, "count"),
             own_count(&own, "calls main.fib"),
             "{binary}: {hist}"
         );
         assert_eq!(
-            field(&hist, "unmatched") + field(&hist, "lost"),
+            field(hist, "unmatched") + field(hist, "lost"),
             0,
             "{binary}: {hist}"
         );
