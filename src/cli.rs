@@ -104,6 +104,9 @@ pub struct ArgsArgs {
     /// Entry only: do not probe the RETs (no results, no durations).
     #[arg(long)]
     pub no_ret: bool,
+    /// A global variable's value at each call, e.g. main.counter (repeatable).
+    #[arg(long = "global", value_name = "NAME")]
+    pub globals: Vec<String>,
     /// Stop after printing this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::abi::{Loc, Shape, SitePlan, ValuePlan};
+use crate::abi::{Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
 pub struct Captured<'a> {
@@ -14,10 +14,11 @@ pub struct Captured<'a> {
     pub derefs: Vec<Option<&'a [u8]>>,
 }
 
-/// Names the dynamic type of an interface from its first word (itab, or type for `any`).
+/// Names the dynamic type of an interface from its type descriptor's address.
 pub trait TypeNamer {
-    /// The Go type name, or why it cannot be known.
-    fn dynamic_type(&self, first_word: u64, empty: bool) -> Result<String, String>;
+    /// The Go type name of the type descriptor at run-time address `type_word`, or why it
+    /// cannot be known.
+    fn dynamic_type(&self, type_word: u64) -> Result<String, String>;
 }
 
 /// One decoded value: the JSON value, its truncation mark, or why it is unreadable.
@@ -54,10 +55,37 @@ impl Decoded {
 
 /// The `args` / `results` list of one event: `{"name","type","value"}` objects, with
 /// `truncated` for values holding strings and `reason` for `null` values.
-pub fn decode_site(plan: &SitePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Vec<Value> {
-    plan.values
-        .iter()
+pub fn decode_site(
+    plan: &[ValuePlan],
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> Vec<Value> {
+    plan.iter()
         .map(|v| decode_value(v, captured, namer))
+        .collect()
+}
+
+/// The `globals` list of a call event: `{"name","value"}` objects; global `i` is unreadable
+/// when bit `i` of `failed` is set.
+pub fn decode_globals(
+    plan: &[ValuePlan],
+    failed: u32,
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> Vec<Value> {
+    plan.iter()
+        .enumerate()
+        .map(|(i, global)| {
+            let mut value = if failed & (1 << i) != 0 {
+                json!({"name": global.name, "value": null, "reason": "its address could not be read"})
+            } else {
+                decode_value(global, captured, namer)
+            };
+            if let Some(object) = value.as_object_mut() {
+                object.remove("type");
+            }
+            value
+        })
         .collect()
 }
 
@@ -204,6 +232,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
         Shape::Interface {
             tab,
             empty,
+            itab_type,
             message,
         } => {
             let Some(first) = read_unsigned(frame, *tab) else {
@@ -212,7 +241,20 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
             if first == 0 {
                 return Decoded::plain(json!("<nil>"));
             }
-            let type_name = match namer.dynamic_type(first, *empty) {
+            let type_word = if *empty {
+                Some(first)
+            } else {
+                itab_type
+                    .and_then(|i| captured.derefs.get(i).copied().flatten())
+                    .and_then(|bytes| {
+                        let size = u32::try_from(bytes.len()).ok()?;
+                        read_unsigned(bytes, Loc { offset: 0, size })
+                    })
+            };
+            let Some(type_word) = type_word else {
+                return Decoded::unreadable("the itab could not be read".into());
+            };
+            let type_name = match namer.dynamic_type(type_word) {
                 Ok(name) => name,
                 Err(reason) => return Decoded::unreadable(reason),
             };

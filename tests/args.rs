@@ -58,7 +58,14 @@ fn trace(binary: &GoBinary, rounds: u32) -> Run {
     let path = binary.path.to_str().expect("utf-8 path");
     let strsize = STRSIZE.to_string();
     let rounds = rounds.to_string();
-    let mut args = vec!["args", "--json", "--strsize", &strsize];
+    let mut args = vec![
+        "args",
+        "--json",
+        "--strsize",
+        &strsize,
+        "--global",
+        "main.counter",
+    ];
     args.extend_from_slice(FUNCTIONS);
     args.extend_from_slice(&["--", path, "-rounds", &rounds]);
     let output = gotrace(&args);
@@ -171,10 +178,15 @@ fn compare_values(
 
 /// Traces argstarget built by `version` for `goarch` and checks every call.
 fn check_matrix_binary(version: &'static str, goarch: &'static str) {
+    check_variant(version, goarch, Variant::Plain);
+}
+
+/// Traces one build of argstarget and checks every call against the target's record.
+fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) {
     if !require_root() {
         return;
     }
-    let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "argstarget")) else {
+    let Some(binary) = require(matrix_binary(version, goarch, variant, "argstarget")) else {
         return;
     };
     let _serial = serial();
@@ -223,6 +235,13 @@ fn check_matrix_binary(version: &'static str, goarch: &'static str) {
             register_abi,
             &mut problems,
         );
+        let global = json!([{"name": "main.counter", "value": record["counter"]}]);
+        if call["globals"] != global {
+            problems.push(format!(
+                "call {i}: globals {} but main.counter was {}",
+                call["globals"], record["counter"]
+            ));
+        }
         if call["goid"] != ret["goid"] || !ret["duration_ns"].is_u64() {
             problems.push(format!("call {i}: goid or duration wrong: {call} / {ret}"));
         }
@@ -268,4 +287,9 @@ fn stack_abi_go1_24_386() {
 #[test]
 fn register_abi_go1_27_amd64() {
     check_matrix_binary("1.27.3", "amd64");
+}
+
+#[test]
+fn pie_go1_24_amd64() {
+    check_variant("1.24.11", "amd64", Variant::Pie);
 }

@@ -21,10 +21,12 @@ use crate::session::{self, Lifecycle, Site, StopReason, Wake};
 use crate::skeletons::{self, args::*, fill_layout, plain_copy};
 use crate::target::Target;
 use crate::typenames::BinaryTypeNamer;
-use crate::values::{self, Captured, TypeNamer};
+use crate::values::{self, Captured};
 
 /// How often the ring buffer is drained (the BPF side never forces a wake-up).
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Cookie bits above this hold the site's offset from the function entry (COOKIE_SITE_SHIFT).
+const COOKIE_SITE_SHIFT: u32 = 40;
 /// `deref_len` value of a read that failed (ARGS_READ_FAILED).
 const READ_FAILED: u32 = u32::MAX;
 
@@ -51,7 +53,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
     let plan = plan::plan(&bin, &patterns, !args.no_ret)?;
-    let calls = call_plans(&bin, &plan, args.strsize)?;
+    let calls = call_plans(&bin, &plan, args.strsize, &args.globals)?;
     let g_goid = goid_offset(&bin)?;
     skeletons::require_bpf_privileges()?;
 
@@ -83,32 +85,34 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     for (func, call) in plan.funcs.iter().zip(&calls) {
         for (kind, site) in [(0u32, &call.entry), (1, &call.ret)] {
             let key = func.id * 2 + kind;
-            let fetch = to_bpf_fetch(site);
+            let fetch = to_bpf_fetch(site, func.entry);
             skel.maps
                 .fetch_plans
                 .update(&key.to_ne_bytes(), plain_bytes(&fetch), MapFlags::ANY)?;
         }
     }
 
-    let sites: Vec<Site> = plan
-        .funcs
-        .iter()
-        .flat_map(|f| {
-            let rets = if args.no_ret {
-                &[][..]
-            } else {
-                &f.ret_sites[..]
-            };
-            std::iter::once(Site {
-                file_offset: f.entry_site,
-                cookie: u64::from(f.id) << 8,
-            })
-            .chain(rets.iter().map(|&off| Site {
-                file_offset: off,
-                cookie: (u64::from(f.id) << 8) | 1,
-            }))
-        })
-        .collect();
+    let mut sites = Vec::new();
+    for f in &plan.funcs {
+        let entry_offset = bin
+            .elf
+            .file_offset(f.entry)
+            .context("function entry not in the file")?;
+        let rets = if args.no_ret {
+            &[][..]
+        } else {
+            &f.ret_sites[..]
+        };
+        let kinds = std::iter::once((f.entry_site, 0)).chain(rets.iter().map(|&off| (off, 1)));
+        for (file_offset, kind) in kinds {
+            // The site's offset from the entry lets the BPF side derive the load bias.
+            let site_offset = file_offset.wrapping_sub(entry_offset) & ((1 << 24) - 1);
+            sites.push(Site {
+                file_offset,
+                cookie: (site_offset << COOKIE_SITE_SHIFT) | (u64::from(f.id) << 8) | kind,
+            });
+        }
+    }
     let prog = if multi {
         &skel.progs.args_multi
     } else {
@@ -131,7 +135,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     }
     target.release()?;
 
-    let namer = BinaryTypeNamer::new(&bin, target.pid);
+    let namer = BinaryTypeNamer::new(&bin);
     let printer = std::cell::RefCell::new(Printer {
         plan: &plan,
         calls: &calls,
@@ -189,8 +193,14 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     })
 }
 
-/// The ABI plan of every planned function, from its DWARF signature.
-fn call_plans(bin: &GoBinary<'_>, plan: &ProbePlan, strsize: u32) -> Result<Vec<CallPlan>> {
+/// The ABI plan of every planned function, from its DWARF signature, with the `--global`s
+/// read at its entry.
+fn call_plans(
+    bin: &GoBinary<'_>,
+    plan: &ProbePlan,
+    strsize: u32,
+    global_names: &[String],
+) -> Result<Vec<CallPlan>> {
     let dwarf = bin.dwarf()?.with_context(|| {
         format!(
             "{} has no DWARF (stripped?): gotrace args needs the functions' types",
@@ -202,20 +212,40 @@ fn call_plans(bin: &GoBinary<'_>, plan: &ProbePlan, strsize: u32) -> Result<Vec<
     } else {
         Abi::Stack
     };
-    Ok(plan
-        .funcs
+    let globals = global_names
         .iter()
-        .map(|func| match dwarf.functions.get(&func.name) {
-            Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
-            None => {
-                eprintln!(
-                    "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
-                    func.name
-                );
-                CallPlan::default()
-            }
+        .map(|name| {
+            let global = dwarf
+                .globals
+                .iter()
+                .find(|g| &g.name == name)
+                .with_context(|| {
+                    format!("unknown global {name} (see `gotrace list --globals BINARY`)")
+                })?;
+            let ty = global
+                .ty
+                .with_context(|| format!("{name}: DWARF gives no type"))?;
+            Ok((name.clone(), global.addr, ty))
         })
-        .collect())
+        .collect::<Result<Vec<_>>>()?;
+    plan.funcs
+        .iter()
+        .map(|func| {
+            let mut call = match dwarf.functions.get(&func.name) {
+                Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
+                None => {
+                    eprintln!(
+                        "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
+                        func.name
+                    );
+                    CallPlan::default()
+                }
+            };
+            abi::add_globals(&mut call.entry, &globals, &dwarf.types, bin.elf.arch, strsize)
+                .map_err(anyhow::Error::msg)?;
+            Ok(call)
+        })
+        .collect()
 }
 
 /// offsetof(runtime.g, goid): from DWARF, else the per-Go-version table.
@@ -227,13 +257,20 @@ fn goid_offset(bin: &GoBinary<'_>) -> Result<u32> {
     u32::try_from(layout.g_goid).context("goid offset out of range")
 }
 
-/// The BPF `struct args_fetch` of a site plan.
-fn to_bpf_fetch(site: &SitePlan) -> types::args_fetch {
+/// The BPF `struct args_fetch` of a site plan of the function at link-time `func_vaddr`.
+fn to_bpf_fetch(site: &SitePlan, func_vaddr: u64) -> types::args_fetch {
     let mut fetch = types::args_fetch {
+        func_vaddr,
         stack_bytes: site.stack_bytes,
         n_derefs: site.derefs.len().min(abi::MAX_DEREFS) as u32,
+        n_globals: site.globals.len().min(abi::MAX_GLOBALS) as u32,
         ..Default::default()
     };
+    for (slot, global) in fetch.globals.iter_mut().zip(&site.globals) {
+        slot.vaddr = global.vaddr;
+        slot.size = global.size;
+        slot.area_off = global.area_offset;
+    }
     for (slot, deref) in fetch.derefs.iter_mut().zip(&site.derefs) {
         slot.max = deref.max;
         match deref.kind {
@@ -246,6 +283,11 @@ fn to_bpf_fetch(site: &SitePlan) -> types::args_fetch {
             DerefKind::StringHeader { ptr } => {
                 slot.kind = 1;
                 slot.ptr_off = ptr.offset as u16;
+            }
+            DerefKind::Fixed { ptr, offset } => {
+                slot.kind = 2;
+                slot.ptr_off = ptr.offset as u16;
+                slot.scale = offset;
             }
         }
     }
@@ -272,7 +314,7 @@ fn read_stats(skel: &ArgsSkel<'_>) -> Result<(u64, u64)> {
 struct Printer<'a> {
     plan: &'a ProbePlan,
     calls: &'a [CallPlan],
-    namer: &'a dyn TypeNamer,
+    namer: &'a BinaryTypeNamer<'a, 'a>,
     json: bool,
     clock_offset: i128,
     max_events: u64,
@@ -306,7 +348,11 @@ impl Printer<'_> {
         let data = bytes.get(header_len..).unwrap_or(&[]);
         let frame_start = offset_of!(types::args_event, regs);
         let frame = bytes
-            .get(frame_start..frame_start + (abi::REGS_AREA + abi::STACK_WINDOW) as usize)
+            .get(
+                frame_start
+                    ..frame_start
+                        + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize,
+            )
             .unwrap_or(&[]);
         let e = &*self.event;
         let (Some(func), Some(call)) = (
@@ -332,7 +378,10 @@ impl Printer<'_> {
             })
             .collect();
         let captured = Captured { frame, derefs };
-        let decoded = values::decode_site(site, &captured, self.namer);
+        self.namer.set_load_bias(e.load_bias);
+        let decoded = values::decode_site(&site.values, &captured, self.namer);
+        let globals =
+            values::decode_globals(&site.global_values, e.globals_failed, &captured, self.namer);
         let line = if self.json {
             let mut object = json!({
                 "type": if is_ret { "return" } else { "call" },
@@ -351,6 +400,9 @@ impl Printer<'_> {
                 object["results"] = Value::Array(decoded);
             } else {
                 object["args"] = Value::Array(decoded);
+                if !globals.is_empty() {
+                    object["globals"] = Value::Array(globals);
+                }
             }
             object.to_string()
         } else {
@@ -383,8 +435,18 @@ impl Printer<'_> {
                     list(", ", false)
                 )
             } else {
+                let globals: String = globals
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            " {}={}",
+                            g["name"].as_str().unwrap_or("?"),
+                            values::human(g)
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{when} pid {} goid {} → {}({})",
+                    "{when} pid {} goid {} → {}({}){globals}",
                     e.pid,
                     e.goid,
                     func.name,

@@ -1,5 +1,7 @@
 // argstarget calls functions with arguments of every kind gotrace args decodes, and prints its
-// own record of each call as one line: `REC {"function":...,"args":[...],"results":[...]}`.
+// own record of each call as one line:
+// `REC {"function":...,"args":[...],"results":[...],"counter":N}`, where N is the global
+// main.counter at the call's entry (every traced function increments it once).
 // The values in a record are written the way gotrace prints them (pointers as hex strings,
 // strings as text, nil errors as "<nil>"), so a test can compare the two directly.
 package main
@@ -34,10 +36,11 @@ type codeError struct{ code int }
 
 func (e *codeError) Error() string { return fmt.Sprintf("code %d", e.code) }
 
+// counter counts the calls of the traced functions.
 var counter int
 
 func record(function string, args []interface{}, results []interface{}) {
-	line, err := json.Marshal(map[string]interface{}{"function": function, "args": args, "results": results})
+	line, err := json.Marshal(map[string]interface{}{"function": function, "args": args, "results": results, "counter": counter - 1})
 	if err != nil {
 		panic(err)
 	}
@@ -191,8 +194,8 @@ func main() {
 		arr := [3]int{-7, 8, round}
 		record("main.array", []interface{}{arr}, []interface{}{array(arr)})
 		record("main.Point.Sum", []interface{}{pointValue(pt)}, []interface{}{pt.Sum()})
-		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
 		pt.Move(4)
+		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
 
 		raw := []byte("raw\x00bytes\xff" + strings.Repeat("z", round))
 		record("main.bytesArg", []interface{}{string(raw)}, []interface{}{bytesArg(raw)})
