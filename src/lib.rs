@@ -10,6 +10,7 @@ pub mod gobin;
 pub mod histogram;
 pub mod plan;
 pub mod session;
+pub mod signature;
 pub mod skeletons;
 pub mod target;
 pub mod typenames;

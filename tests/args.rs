@@ -54,19 +54,35 @@ struct Run {
     summary: Value,
 }
 
-fn trace(binary: &GoBinary, rounds: u32) -> Run {
+/// Functions of argstarget traced in its stripped build, by the signatures a user writes.
+const SIGNATURES: &[&str] = &[
+    "main.ints(a int8, b int16, c int32, d int64, e uint8, f uint16, g uint32, h uint64, i int, j uint, k uintptr) int64",
+    "main.bools(a, b bool) bool",
+    "main.strs(s, t string) (n int, joined string)",
+    "main.pointer(p *int) *int",
+    "main.divmod(a, b int) (q, r int)",
+    "main.withFloat(x float64, n int) int",
+    "main.bytesArg(b []byte) int",
+    "main.ints64(v []int64, flags []bool) int",
+];
+
+/// Runs the target under `gotrace args --json` with `functions` (and `extra` options); only
+/// the records of traced functions are kept.
+fn trace(binary: &GoBinary, functions: &[&str], extra: &[&str], rounds: u32) -> Run {
     let path = binary.path.to_str().expect("utf-8 path");
     let strsize = STRSIZE.to_string();
     let rounds = rounds.to_string();
-    let mut args = vec![
-        "args",
-        "--json",
-        "--strsize",
-        &strsize,
-        "--global",
-        "main.counter",
-    ];
-    args.extend_from_slice(FUNCTIONS);
+    let mut args = vec!["args", "--json", "--strsize", &strsize];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(functions);
+    let traced: Vec<&str> = functions
+        .iter()
+        .map(|f| match f.split_once('(') {
+            // A written signature (method names have no spaces).
+            Some((name, _)) if f.contains(' ') => name,
+            _ => *f,
+        })
+        .collect();
     args.extend_from_slice(&["--", path, "-rounds", &rounds]);
     let output = gotrace(&args);
     assert!(
@@ -82,8 +98,10 @@ fn trace(binary: &GoBinary, rounds: u32) -> Run {
     };
     for line in stdout.lines() {
         if let Some(record) = line.strip_prefix("REC ") {
-            run.records
-                .push(serde_json::from_str(record).expect("target record"));
+            let record: Value = serde_json::from_str(record).expect("target record");
+            if traced.iter().any(|f| record["function"] == *f) {
+                run.records.push(record);
+            }
         } else if line.starts_with('{') {
             let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
             if event["type"] == "summary" {
@@ -127,7 +145,7 @@ fn expected(
         );
     }
     match own {
-        Value::String(s) if type_name == "string" || type_name == "[]uint8" => {
+        Value::String(s) if matches!(type_name, "string" | "[]uint8" | "[]byte") => {
             let bytes = s.as_bytes();
             let cut = &bytes[..bytes.len().min(STRSIZE)];
             (
@@ -181,7 +199,9 @@ fn check_matrix_binary(version: &'static str, goarch: &'static str) {
     check_variant(version, goarch, Variant::Plain);
 }
 
-/// Traces one build of argstarget and checks every call against the target's record.
+/// Traces one build of argstarget and checks every call against the target's record: every
+/// function with `--global main.counter`, or for stripped builds the functions of
+/// [`SIGNATURES`] by their written signatures.
 fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) {
     if !require_root() {
         return;
@@ -192,7 +212,12 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
     let _serial = serial();
     let register_abi = goarch == "amd64";
     let rounds = 3;
-    let run = trace(&binary, rounds);
+    let stripped = variant == Variant::Stripped;
+    let run = if stripped {
+        trace(&binary, SIGNATURES, &[], rounds)
+    } else {
+        trace(&binary, FUNCTIONS, &["--global", "main.counter"], rounds)
+    };
     assert!(
         !run.records.is_empty(),
         "{binary}: the target printed no records"
@@ -236,7 +261,7 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
             &mut problems,
         );
         let global = json!([{"name": "main.counter", "value": record["counter"]}]);
-        if call["globals"] != global {
+        if !stripped && call["globals"] != global {
             problems.push(format!(
                 "call {i}: globals {} but main.counter was {}",
                 call["globals"], record["counter"]
@@ -292,4 +317,14 @@ fn register_abi_go1_27_amd64() {
 #[test]
 fn pie_go1_24_amd64() {
     check_variant("1.24.11", "amd64", Variant::Pie);
+}
+
+#[test]
+fn stripped_with_written_signatures_go1_24_amd64() {
+    check_variant("1.24.11", "amd64", Variant::Stripped);
+}
+
+#[test]
+fn stripped_with_written_signatures_go1_19_386() {
+    check_variant("1.19", "386", Variant::Stripped);
 }

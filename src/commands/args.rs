@@ -15,9 +15,11 @@ use serde_json::{json, Value};
 
 use crate::abi::{self, Abi, CallPlan, DerefKind, SitePlan};
 use crate::cli::ArgsArgs;
+use crate::gobin::dwarf::DwarfInfo;
 use crate::gobin::{runtime_layout, Arch, BinaryFile, GoBinary};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
+use crate::signature::{self, UserSignature};
 use crate::skeletons::{self, args::*, fill_layout, plain_copy};
 use crate::target::Target;
 use crate::typenames::BinaryTypeNamer;
@@ -52,9 +54,19 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let mut target = Target::resolve(spec)?;
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
-    let plan = plan::plan(&bin, &patterns, !args.no_ret)?;
-    let calls = call_plans(&bin, &plan, args.strsize, &args.globals)?;
-    let g_goid = goid_offset(&bin)?;
+    let mut user_sigs = Vec::new();
+    let mut names = Vec::new();
+    for pattern in &patterns {
+        let (name, written) = signature::split_pattern(pattern);
+        if written.is_some() {
+            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size())?);
+        }
+        names.push(name.to_owned());
+    }
+    let plan = plan::plan(&bin, &names, !args.no_ret)?;
+    let dwarf = bin.dwarf()?;
+    let calls = call_plans(&bin, dwarf.as_ref(), &plan, &user_sigs, args)?;
+    let g_goid = goid_offset(&bin, dwarf.as_ref())?;
     skeletons::require_bpf_privileges()?;
 
     let multi = session::kernel_has_uprobe_multi();
@@ -197,24 +209,24 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
 /// read at its entry.
 fn call_plans(
     bin: &GoBinary<'_>,
+    dwarf: Option<&DwarfInfo>,
     plan: &ProbePlan,
-    strsize: u32,
-    global_names: &[String],
+    user_sigs: &[UserSignature],
+    args: &ArgsArgs,
 ) -> Result<Vec<CallPlan>> {
-    let dwarf = bin.dwarf()?.with_context(|| {
-        format!(
-            "{} has no DWARF (stripped?): gotrace args needs the functions' types",
-            "the binary"
-        )
-    })?;
+    let strsize = args.strsize;
     let abi = if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
         Abi::Register
     } else {
         Abi::Stack
     };
-    let globals = global_names
+    let globals = args
+        .globals
         .iter()
         .map(|name| {
+            let dwarf = dwarf.with_context(|| {
+                format!("--global {name}: the binary has no DWARF (stripped), so its globals' types are unknown")
+            })?;
             let global = dwarf
                 .globals
                 .iter()
@@ -231,26 +243,39 @@ fn call_plans(
     plan.funcs
         .iter()
         .map(|func| {
-            let mut call = match dwarf.functions.get(&func.name) {
-                Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
-                None => {
-                    eprintln!(
-                        "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
-                        func.name
-                    );
-                    CallPlan::default()
+            let written = user_sigs.iter().find(|u| u.function == func.name);
+            let mut call = match (written, dwarf) {
+                (Some(user), _) => {
+                    abi::call_plan(&user.sig, &user.types, bin.elf.arch, abi, strsize)
                 }
+                (None, Some(dwarf)) => match dwarf.functions.get(&func.name) {
+                    Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
+                    None => {
+                        eprintln!(
+                            "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
+                            func.name
+                        );
+                        CallPlan::default()
+                    }
+                },
+                (None, None) => bail!(
+                    "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
+                    func.name,
+                    func.name
+                ),
             };
-            abi::add_globals(&mut call.entry, &globals, &dwarf.types, bin.elf.arch, strsize)
-                .map_err(anyhow::Error::msg)?;
+            if let Some(dwarf) = dwarf {
+                abi::add_globals(&mut call.entry, &globals, &dwarf.types, bin.elf.arch, strsize)
+                    .map_err(anyhow::Error::msg)?;
+            }
             Ok(call)
         })
         .collect()
 }
 
 /// offsetof(runtime.g, goid): from DWARF, else the per-Go-version table.
-fn goid_offset(bin: &GoBinary<'_>) -> Result<u32> {
-    let from_dwarf = bin.dwarf().ok().flatten().and_then(|d| d.runtime);
+fn goid_offset(bin: &GoBinary<'_>, dwarf: Option<&DwarfInfo>) -> Result<u32> {
+    let from_dwarf = dwarf.and_then(|d| d.runtime);
     let layout = from_dwarf
         .or_else(|| runtime_layout::for_go_version(bin.build.go_version.as_deref()?, bin.elf.arch));
     let layout = layout.context("cannot find runtime.g's goid offset for this Go version")?;
