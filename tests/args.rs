@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::gotrace::gotrace;
+use common::gotrace::{gotrace, user_error_problems};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::{require, require_root};
 use serde_json::{json, Value};
@@ -327,4 +327,65 @@ fn stripped_with_written_signatures_go1_24_amd64() {
 #[test]
 fn stripped_with_written_signatures_go1_19_386() {
     check_variant("1.19", "386", Variant::Stripped);
+}
+
+/// `--no-ret` probes entries only; `--max-events` stops after that many events.
+#[test]
+fn no_ret_and_max_events() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let _serial = serial();
+    let run = trace(
+        &binary,
+        &["main.strs"],
+        &["--no-ret", "--max-events", "5"],
+        3,
+    );
+    let kinds: Vec<&Value> = run.events.iter().map(|e| &e["type"]).collect();
+    assert_eq!(kinds, vec!["call"; 5], "{binary}: events {:?}", run.events);
+    assert_eq!(run.summary["events"], 5, "{binary}: {}", run.summary);
+    for (event, record) in run.events.iter().zip(&run.records) {
+        let own = record["args"][0].as_str().unwrap_or_default();
+        let want = Value::from(&own[..own.len().min(STRSIZE)]);
+        assert_eq!(event["args"][0]["value"], want, "{binary}: {event}");
+    }
+}
+
+/// A stripped binary traced without a signature, and unknown names, are one-line user errors.
+#[test]
+fn user_errors() {
+    let Some(stripped) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Stripped,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let path = stripped.path.to_str().expect("utf-8 path");
+    for args in [
+        vec!["args", "main.strs", path],
+        vec!["args", "main.strs(p main.Point)", path],
+        vec![
+            "args",
+            "--global",
+            "main.counter",
+            "main.strs(s, t string)",
+            path,
+        ],
+        vec!["args", "main.nosuch", path],
+    ] {
+        let output = gotrace(&args);
+        let problems = user_error_problems(&output);
+        assert!(problems.is_empty(), "{args:?}: {problems:?}");
+    }
 }
