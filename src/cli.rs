@@ -114,9 +114,10 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
-    /// Ring buffer size in MiB (a power of two).
-    #[arg(long, value_name = "MIB", default_value_t = 32)]
-    pub ringbuf_mib: u32,
+    /// Ring buffer size in KiB (a power of two, at least 4). Events that find it full are
+    /// counted as lost.
+    #[arg(long, value_name = "KIB", default_value_t = 32 * 1024)]
+    pub ringbuf_kib: u32,
     #[command(flatten)]
     pub target: TraceTarget,
 }

@@ -389,3 +389,88 @@ fn user_errors() {
         assert!(problems.is_empty(), "{args:?}: {problems:?}");
     }
 }
+
+/// The target's own count of `main.hot` calls (its `HOT_CALLS` line).
+fn hot_calls(binary: &GoBinary, ringbuf_kib: &str, calls: &str) -> (u64, Run) {
+    let output = gotrace([
+        "args",
+        "--json",
+        "--ringbuf-kib",
+        ringbuf_kib,
+        "main.hot",
+        "--",
+        binary.path.to_str().expect("utf-8 path"),
+        "-rounds",
+        "0",
+        "-hot",
+        calls,
+    ]);
+    assert!(
+        output.status.success(),
+        "{binary}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let own = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("HOT_CALLS ")?.parse().ok())
+        .expect("target printed HOT_CALLS");
+    let mut run = Run {
+        records: Vec::new(),
+        events: Vec::new(),
+        summary: Value::Null,
+    };
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
+        if event["type"] == "summary" {
+            run.summary = event;
+        } else {
+            run.events.push(event);
+        }
+    }
+    (own, run)
+}
+
+/// Every probe hit is either printed or counted as lost: with a ring buffer far too small for
+/// the call rate, `events + lost` still equals the target's own count of calls (entry and
+/// return each); with the default ring buffer nothing is lost.
+#[test]
+fn loss_is_counted_never_silent() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let _serial = serial();
+    for (ring, must_lose) in [("16", true), ("32768", false)] {
+        let (own, run) = hot_calls(&binary, ring, "20000");
+        let lost = run.summary["lost"].as_u64().expect("lost");
+        let events = run.summary["events"].as_u64().expect("events");
+        assert_eq!(
+            events,
+            run.events.len() as u64,
+            "{binary}: summary {}",
+            run.summary
+        );
+        assert_eq!(
+            events + lost,
+            2 * own,
+            "{binary} ring {ring} KiB: {}",
+            run.summary
+        );
+        assert_eq!(run.summary["unmatched"], 0, "{binary}: {}", run.summary);
+        assert_eq!(
+            lost > 0,
+            must_lose,
+            "{binary} ring {ring} KiB: {}",
+            run.summary
+        );
+        eprintln!("{binary}: ring {ring} KiB: {own} calls, {events} events, {lost} lost");
+    }
+}

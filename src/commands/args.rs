@@ -38,8 +38,8 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     if args.strsize > abi::MAX_READ {
         bail!("--strsize is at most {}", abi::MAX_READ);
     }
-    if !args.ringbuf_mib.is_power_of_two() {
-        bail!("--ringbuf-mib must be a power of two");
+    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
+        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
     }
     let duration = args
         .target
@@ -88,7 +88,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
-    open.maps.events.set_max_entries(args.ringbuf_mib << 20)?;
+    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     open.progs.args_multi.set_autoload(multi);
     open.progs.args_single.set_autoload(!multi);
     let skel = open

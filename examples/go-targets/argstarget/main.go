@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -112,6 +113,11 @@ func big(n int, b Big) int { counter++; return n + b.A + b.J }
 //go:noinline
 func array(a [3]int) int { counter++; return a[0] + a[1] + a[2] }
 
+// hot is the cheap function of the -hot load test.
+//
+//go:noinline
+func hot(i int, s string) int { return i + len(s) }
+
 //go:noinline
 func bytesArg(b []byte) int { counter++; return len(b) }
 
@@ -149,7 +155,20 @@ func pointValue(p Point) map[string]interface{} {
 
 func main() {
 	rounds := flag.Int("rounds", 1, "how many times to run the whole set of calls")
+	hotCalls := flag.Int("hot", 0, "then call main.hot this many times as fast as possible")
 	flag.Parse()
+	defer func() {
+		if *hotCalls == 0 {
+			return
+		}
+		start := time.Now()
+		sum := 0
+		for i := 0; i < *hotCalls; i++ {
+			sum += hot(i, "hot")
+		}
+		elapsed := time.Since(start)
+		fmt.Printf("HOT_CALLS %d\nHOT_RATE %.0f\nHOT_SUM %d\n", *hotCalls, float64(*hotCalls)/elapsed.Seconds(), sum)
+	}()
 	long := strings.Repeat("abcdefghij", 12)
 	for round := 0; round < *rounds; round++ {
 		r := int64(round)
