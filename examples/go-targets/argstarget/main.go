@@ -156,7 +156,9 @@ func pointValue(p Point) map[string]interface{} {
 func main() {
 	rounds := flag.Int("rounds", 1, "how many times to run the whole set of calls")
 	hotCalls := flag.Int("hot", 0, "then call main.hot this many times as fast as possible")
+	delay := flag.Duration("delay", 0, "sleep this long first (time to attach a tracer with -p)")
 	flag.Parse()
+	time.Sleep(*delay)
 	defer func() {
 		if *hotCalls == 0 {
 			return
