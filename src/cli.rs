@@ -104,6 +104,10 @@ pub struct ArgsArgs {
     /// Entry only: do not probe the RETs (no results, no durations).
     #[arg(long)]
     pub no_ret: bool,
+    /// Print each call's callers (function and file:line, from the frame pointers and the
+    /// pclntab; amd64).
+    #[arg(long)]
+    pub stack: bool,
     /// A global variable's value at each call, e.g. main.counter (repeatable).
     #[arg(long = "global", value_name = "NAME")]
     pub globals: Vec<String>,

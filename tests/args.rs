@@ -474,3 +474,65 @@ fn loss_is_counted_never_silent() {
         eprintln!("{binary}: ring {ring} KiB: {own} calls, {events} events, {lost} lost");
     }
 }
+
+/// `--stack` frames equal the target's own `runtime.Callers` (its `STACK` lines) on every call.
+fn check_stack(version: &'static str, variant: Variant) {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(version, "amd64", variant, "argstarget")) else {
+        return;
+    };
+    let _serial = serial();
+    let output = gotrace([
+        "args",
+        "--json",
+        "--stack",
+        "main.stackLeaf",
+        "--",
+        binary.path.to_str().expect("utf-8 path"),
+        "-rounds",
+        "4",
+    ]);
+    assert!(
+        output.status.success(),
+        "{binary}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let own: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("STACK "))
+        .map(|l| serde_json::from_str(l).expect("STACK record"))
+        .collect();
+    let calls: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).expect("gotrace JSON line"))
+        .filter(|e| e["type"] == "call")
+        .collect();
+    assert_eq!(own.len(), 4, "{binary}: target printed {own:?}");
+    assert_eq!(calls.len(), own.len(), "{binary}: calls {calls:?}");
+    for (call, own) in calls.iter().zip(&own) {
+        assert_eq!(
+            call["stack"], own["stack"],
+            "{binary}: gotrace {call}\ntarget {own}"
+        );
+    }
+    eprintln!("{binary}: {} stacks equal runtime.Callers", own.len());
+}
+
+#[test]
+fn stack_equals_runtime_callers_go1_19() {
+    check_stack("1.19", Variant::Plain);
+}
+
+#[test]
+fn stack_equals_runtime_callers_go1_27() {
+    check_stack("1.27.3", Variant::Plain);
+}
+
+#[test]
+fn stack_equals_runtime_callers_go1_24_pie() {
+    check_stack("1.24.11", Variant::Pie);
+}

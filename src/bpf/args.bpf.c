@@ -18,6 +18,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define ARGS_MAX_READ 4096
 #define ARGS_DATA_CAP 8192
 #define ARGS_READ_FAILED 0xffffffffu
+#define ARGS_MAX_FRAMES 16
 
 /* Cookie bits above this: the probe site's offset from the function entry. */
 #define COOKIE_SITE_SHIFT 40
@@ -68,6 +69,9 @@ struct args_event {
 	__u32 globals_failed; /* bit i: global i could not be read */
 	__u32 pad;
 	__u64 load_bias;      /* run-time minus link-time address (PIE), from the probe's IP */
+	__u32 n_callers;
+	__u32 pad2;
+	__u64 callers[ARGS_MAX_FRAMES]; /* entry, --stack: return addresses, innermost first */
 	__u64 regs[ARGS_REGS];
 	__u8 stack[ARGS_STACK_WINDOW];
 	__u8 globals[ARGS_GLOBALS_BYTES];
@@ -84,6 +88,8 @@ struct args_stats {
 const volatile struct go_layout layout = {};
 /* offsetof(runtime.g, goid). */
 const volatile __u32 g_goid = 0;
+/* --stack: walk the frame-pointer chain at entry probes (amd64). */
+const volatile __u32 walk_stack = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
 
@@ -227,6 +233,24 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->duration_ns = 0;
 	e->data_len = 0;
 	e->globals_failed = 0;
+	e->n_callers = 0;
+	if (walk_stack && kind == COOKIE_KIND_ENTRY) {
+		/* Before the function's PUSH RBP: [SP] returns into the caller, RBP is the caller's
+		 * frame, whose [RBP + 8] returns into its caller, and so on. */
+		__u64 fp = regs.bp, pc = 0;
+
+		bpf_probe_read_user(&pc, 8, (void *)sp);
+		for (int i = 0; i < ARGS_MAX_FRAMES; i++) {
+			if (!pc)
+				break;
+			e->callers[i] = pc;
+			e->n_callers = i + 1;
+			pc = 0;
+			if (!fp || bpf_probe_read_user(&pc, 8, (void *)(fp + 8)) ||
+			    bpf_probe_read_user(&fp, 8, (void *)fp))
+				break;
+		}
+	}
 	e->load_bias = regs.ip - plan->func_vaddr - (cookie >> COOKIE_SITE_SHIFT);
 	e->goid = 0;
 	bpf_probe_read_user(&e->goid, 8, (void *)(key.g + g_goid));

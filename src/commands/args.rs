@@ -67,6 +67,9 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let dwarf = bin.dwarf()?;
     let calls = call_plans(&bin, dwarf.as_ref(), &plan, &user_sigs, args)?;
     let g_goid = goid_offset(&bin, dwarf.as_ref())?;
+    if args.stack && bin.elf.arch != Arch::Amd64 {
+        bail!("--stack follows frame pointers, which only amd64 Go binaries have");
+    }
     skeletons::require_bpf_privileges()?;
 
     let multi = session::kernel_has_uprobe_multi();
@@ -82,6 +85,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     fill_layout!(rodata.layout, plan.runtime, target.pid);
     rodata.g_goid = g_goid;
     rodata.pair_calls = u32::from(!args.no_ret);
+    rodata.walk_stack = u32::from(args.stack);
     open.maps
         .fetch_plans
         .set_max_entries(2 * plan.funcs.len() as u32)?;
@@ -152,6 +156,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         plan: &plan,
         calls: &calls,
         namer: &namer,
+        bin: &bin,
         json: args.target.json,
         clock_offset: crate::clock::monotonic_to_unix_ns(),
         max_events: args.max_events.unwrap_or(u64::MAX),
@@ -340,6 +345,7 @@ struct Printer<'a> {
     plan: &'a ProbePlan,
     calls: &'a [CallPlan],
     namer: &'a BinaryTypeNamer<'a, 'a>,
+    bin: &'a GoBinary<'a>,
     json: bool,
     clock_offset: i128,
     max_events: u64,
@@ -428,6 +434,9 @@ impl Printer<'_> {
                 if !globals.is_empty() {
                     object["globals"] = Value::Array(globals);
                 }
+                if e.n_callers > 0 {
+                    object["stack"] = Value::Array(self.callers(e));
+                }
             }
             object.to_string()
         } else {
@@ -470,8 +479,20 @@ impl Printer<'_> {
                         )
                     })
                     .collect();
+                let stack: String = self
+                    .callers(e)
+                    .iter()
+                    .map(|frame| {
+                        format!(
+                            "\n    at {} ({}:{})",
+                            frame["function"].as_str().unwrap_or("?"),
+                            frame["file"].as_str().unwrap_or("?"),
+                            frame["line"]
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{when} pid {} goid {} → {}({}){globals}",
+                    "{when} pid {} goid {} → {}({}){globals}{stack}",
                     e.pid,
                     e.goid,
                     func.name,
@@ -482,6 +503,25 @@ impl Printer<'_> {
         self.lines.extend_from_slice(line.as_bytes());
         self.lines.push(b'\n');
         self.printed += 1;
+    }
+
+    /// The callers of an entry event: function, file and line of each return address (of
+    /// the call instruction before it, as Go's runtime.CallersFrames reports them).
+    fn callers(&self, e: &types::args_event) -> Vec<Value> {
+        e.callers
+            .iter()
+            .take(e.n_callers as usize)
+            .map(|&pc| {
+                let call_pc = pc.wrapping_sub(e.load_bias).wrapping_sub(1);
+                let func = self.bin.func_at(call_pc);
+                let line = func.and_then(|f| self.bin.pclntab.line(f, call_pc).ok().flatten());
+                json!({
+                    "function": func.map_or("?", |f| f.name),
+                    "file": line.map_or("?", |(file, _)| file),
+                    "line": line.map_or(0, |(_, line)| line),
+                })
+            })
+            .collect()
     }
 
     /// Writes the pending lines; true once --max-events were printed.

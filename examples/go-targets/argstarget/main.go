@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -112,6 +113,36 @@ func big(n int, b Big) int { counter++; return n + b.A + b.J }
 
 //go:noinline
 func array(a [3]int) int { counter++; return a[0] + a[1] + a[2] }
+
+// stackLeaf records its callers as runtime.Callers reports them (for --stack).
+//
+//go:noinline
+func stackLeaf(n int) int {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	var stack []interface{}
+	for {
+		frame, more := frames.Next()
+		stack = append(stack, map[string]interface{}{"function": frame.Function, "file": frame.File, "line": frame.Line})
+		if !more {
+			break
+		}
+	}
+	line, err := json.Marshal(map[string]interface{}{"function": "main.stackLeaf", "n": n, "stack": stack})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("STACK %s\n", line)
+	return n
+}
+
+//go:noinline
+func stackMid(n int) int {
+	if n > 0 {
+		return stackMid(n-1) + 1
+	}
+	return stackLeaf(n)
+}
 
 // hot is the cheap function of the -hot load test.
 //
@@ -231,5 +262,6 @@ func main() {
 		for _, v := range []interface{}{nil, round, &pt, "s"} {
 			record("main.describe", []interface{}{anyValue(v)}, []interface{}{describe(v)})
 		}
+		stackMid(round % 3)
 	}
 }
