@@ -180,7 +180,7 @@ pub fn add_globals(
     for (name, vaddr, ty) in globals {
         let size = types.get(*ty).size;
         let start = align_up(used, 8);
-        if start + size > u64::from(GLOBALS_AREA) {
+        if start.saturating_add(size) > u64::from(GLOBALS_AREA) {
             return Err(format!(
                 "{name} does not fit: --global values take at most {GLOBALS_AREA} bytes in all"
             ));
@@ -270,7 +270,7 @@ impl Assigner<'_> {
             } else {
                 let align = self.align_of(ty, 0);
                 let start = align_up(self.stack_offset, align);
-                self.stack_offset = start + self.types.get(ty).size;
+                self.stack_offset = start.saturating_add(self.types.get(ty).size);
                 Place::Memory(start)
             };
             let shape = self.shape(ty, &mut place, &mut site, 0);
@@ -456,7 +456,13 @@ impl Assigner<'_> {
                         reason: format!("slices of {} are not decoded", elem_type.name),
                     };
                 };
-                match self.counted(site, data, len, elem_size, elem_size * MAX_SLICE_ELEMS) {
+                match self.counted(
+                    site,
+                    data,
+                    len,
+                    elem_size,
+                    elem_size.saturating_mul(MAX_SLICE_ELEMS),
+                ) {
                     Shape::String { len, deref } => Shape::Slice {
                         len,
                         cap,
@@ -527,7 +533,7 @@ impl Assigner<'_> {
                 }
                 let elems = (0..*len)
                     .map(|i| {
-                        let mut inner = self.nested(place, i * size);
+                        let mut inner = self.nested(place, i.saturating_mul(size));
                         let shape = self.shape(*elem, &mut inner, site, depth + 1);
                         self.resume(place, inner);
                         shape
@@ -599,7 +605,7 @@ impl Assigner<'_> {
 /// `value` rounded up to a multiple of `align` (align >= 1).
 fn align_up(value: u64, align: u64) -> u64 {
     let align = align.max(1);
-    value.div_ceil(align) * align
+    value.div_ceil(align).saturating_mul(align)
 }
 
 #[cfg(test)]

@@ -41,9 +41,12 @@ impl<'a, 'data> BinaryTypeNamer<'a, 'data> {
         let tflag = *self
             .bin
             .elf
-            .bytes_at(type_vaddr + 2 * ptr + 4, 1)?
+            .bytes_at(type_vaddr.checked_add(2 * ptr + 4)?, 1)?
             .first()?;
-        let str_off = self.bin.elf.bytes_at(type_vaddr + 4 * ptr + 8, 4)?;
+        let str_off = self
+            .bin
+            .elf
+            .bytes_at(type_vaddr.checked_add(4 * ptr + 8)?, 4)?;
         let str_off = i32::from_le_bytes(str_off.try_into().ok()?);
         let name_at = self.types_base?.checked_add_signed(i64::from(str_off))?;
         let header = self
@@ -57,7 +60,10 @@ impl<'a, 'data> BinaryTypeNamer<'a, 'data> {
             let bytes = header.get(1..3)?;
             (u64::from(u16::from_be_bytes([bytes[0], bytes[1]])), 3)
         };
-        let name = self.bin.elf.bytes_at(name_at + used as u64, len)?;
+        let name = self
+            .bin
+            .elf
+            .bytes_at(name_at.checked_add(used as u64)?, len)?;
         let name = String::from_utf8_lossy(name);
         let name = if tflag & TFLAG_EXTRA_STAR != 0 {
             name.strip_prefix('*').unwrap_or(&name).to_owned()

@@ -304,3 +304,64 @@ fn human_inner(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::abi::{call_plan, Abi};
+    use crate::gobin::Arch;
+    use crate::signature;
+
+    /// Names every type `T`, fails nothing.
+    struct FixedNamer;
+
+    impl TypeNamer for FixedNamer {
+        fn dynamic_type(&self, _type_word: u64) -> Result<String, String> {
+            Ok("T".into())
+        }
+    }
+
+    const SIGNATURE: &str = "main.f(a int8, b uint16, c int, s string, p *int, x float64, e error, v any, bs []byte, is []int32, fs []float32) (int, error)";
+
+    #[test]
+    fn decodes_registers_and_strings() {
+        let user = signature::parse("main.f(n int16, s string) (ok bool)", 8).unwrap();
+        let plan = call_plan(&user.sig, &user.types, Arch::Amd64, Abi::Register, 4);
+        let mut frame = vec![0u8; 640];
+        frame[..2].copy_from_slice(&(-3i16).to_le_bytes()); // RAX
+        frame[16..24].copy_from_slice(&6u64.to_le_bytes()); // RCX: len
+        let captured = Captured {
+            frame: &frame,
+            derefs: vec![Some(b"abcd")],
+        };
+        let values = decode_site(&plan.entry.values, &captured, &FixedNamer);
+        assert_eq!(values[0]["value"], json!(-3));
+        assert_eq!(values[1]["value"], json!("abcd"));
+        assert_eq!(values[1]["truncated"], json!(true));
+    }
+
+    proptest! {
+        /// Garbage frames and extra reads of any length decode without panicking.
+        #[test]
+        fn garbage_never_panics(
+            frame in proptest::collection::vec(any::<u8>(), 0..700),
+            reads in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
+            register_abi in any::<bool>(),
+        ) {
+            let user = signature::parse(SIGNATURE, 8).unwrap();
+            let abi = if register_abi { Abi::Register } else { Abi::Stack };
+            let plan = call_plan(&user.sig, &user.types, Arch::Amd64, abi, 64);
+            let captured = Captured {
+                frame: &frame,
+                derefs: reads.iter().map(|r| r.as_deref()).collect(),
+            };
+            for site in [&plan.entry, &plan.ret] {
+                for value in decode_site(&site.values, &captured, &FixedNamer) {
+                    let _ = human(&value);
+                }
+            }
+        }
+    }
+}
