@@ -53,59 +53,127 @@ impl Decoded {
     }
 }
 
-/// The `args` / `results` list of one event: `{"name","type","value"}` objects, with
-/// `truncated` for values holding strings and `reason` for `null` values.
-pub fn decode_site(
-    plan: &[ValuePlan],
+/// One decoded argument, result or global.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedValue<'p> {
+    pub name: &'p str,
+    /// None for globals (their JSON has no `type`).
+    pub type_name: Option<&'p str>,
+    /// `null` when unreadable (then `reason` says why).
+    pub value: Value,
+    /// Set for values holding strings or slices: whether something was cut.
+    pub truncated: Option<bool>,
+    /// A slice's length and capacity.
+    pub len_cap: Option<(u64, u64)>,
+    pub reason: Option<String>,
+}
+
+impl NamedValue<'_> {
+    /// Appends the JSON object: `name`, `type`, `value`, then `len`, `cap`, `truncated`,
+    /// `reason` when they apply.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"name\":");
+        put_json(out, self.name);
+        if let Some(type_name) = self.type_name {
+            out.extend_from_slice(b",\"type\":");
+            put_json(out, type_name);
+        }
+        out.extend_from_slice(b",\"value\":");
+        put_json(out, &self.value);
+        if let Some((len, cap)) = self.len_cap {
+            out.extend_from_slice(format!(",\"len\":{len},\"cap\":{cap}").as_bytes());
+        }
+        if let Some(truncated) = self.truncated {
+            out.extend_from_slice(format!(",\"truncated\":{truncated}").as_bytes());
+        }
+        if let Some(reason) = &self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            put_json(out, reason);
+        }
+        out.push(b'}');
+    }
+
+    /// The value as one short human-readable token: strings quoted, structs `{X:1 Y:2}`,
+    /// `...` after a truncated value, `?(why)` for an unreadable one.
+    pub fn human(&self) -> String {
+        if self.value.is_null() {
+            return format!("?({})", self.reason.as_deref().unwrap_or("unreadable"));
+        }
+        let mut text = human_inner(&self.value);
+        if self.truncated == Some(true) {
+            text.push_str("...");
+        }
+        text
+    }
+}
+
+/// Appends `value` as JSON (serialising a string or a `Value` into a Vec cannot fail).
+pub fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends a JSON list of values.
+pub fn write_json_list(out: &mut Vec<u8>, values: &[NamedValue<'_>]) {
+    out.push(b'[');
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        value.write_json(out);
+    }
+    out.push(b']');
+}
+
+/// The arguments or results of one event.
+pub fn decode_site<'p>(
+    plan: &'p [ValuePlan],
     captured: &Captured<'_>,
     namer: &dyn TypeNamer,
-) -> Vec<Value> {
+) -> Vec<NamedValue<'p>> {
     plan.iter()
         .map(|v| decode_value(v, captured, namer))
         .collect()
 }
 
-/// The `globals` list of a call event: `{"name","value"}` objects; global `i` is unreadable
-/// when bit `i` of `failed` is set.
-pub fn decode_globals(
-    plan: &[ValuePlan],
+/// The globals of a call event; global `i` is unreadable when bit `i` of `failed` is set.
+pub fn decode_globals<'p>(
+    plan: &'p [ValuePlan],
     failed: u32,
     captured: &Captured<'_>,
     namer: &dyn TypeNamer,
-) -> Vec<Value> {
+) -> Vec<NamedValue<'p>> {
     plan.iter()
         .enumerate()
         .map(|(i, global)| {
-            let mut value = if failed & (1 << i) != 0 {
-                json!({"name": global.name, "value": null, "reason": "its address could not be read"})
-            } else {
-                decode_value(global, captured, namer)
-            };
-            if let Some(object) = value.as_object_mut() {
-                object.remove("type");
+            let mut value = decode_value(global, captured, namer);
+            if failed & (1 << i) != 0 {
+                value.value = Value::Null;
+                value.truncated = None;
+                value.len_cap = None;
+                value.reason = Some("its address could not be read".into());
             }
+            value.type_name = None;
             value
         })
         .collect()
 }
 
-fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Value {
+fn decode_value<'p>(
+    plan: &'p ValuePlan,
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> NamedValue<'p> {
     let decoded = decode(&plan.shape, captured, namer);
-    let mut object = Map::new();
-    object.insert("name".into(), json!(plan.name));
-    object.insert("type".into(), json!(plan.type_name));
-    object.insert("value".into(), decoded.value);
-    if let Some((len, cap)) = decoded.len_cap {
-        object.insert("len".into(), json!(len));
-        object.insert("cap".into(), json!(cap));
+    NamedValue {
+        name: &plan.name,
+        type_name: Some(&plan.type_name),
+        value: decoded.value,
+        truncated: (decoded.has_string || decoded.len_cap.is_some()).then_some(decoded.truncated),
+        len_cap: decoded.len_cap,
+        reason: decoded.reason,
     }
-    if decoded.has_string || decoded.len_cap.is_some() {
-        object.insert("truncated".into(), json!(decoded.truncated));
-    }
-    if let Some(reason) = decoded.reason {
-        object.insert("reason".into(), json!(reason));
-    }
-    Value::Object(object)
 }
 
 /// The little-endian unsigned value at `loc`, or None when outside the frame.
@@ -272,19 +340,6 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
     }
 }
 
-/// A value as one short human-readable token: strings quoted, structs `{X:1 Y:2}`.
-pub fn human(value: &Value) -> String {
-    let v = &value["value"];
-    if v.is_null() {
-        return format!("?({})", value["reason"].as_str().unwrap_or("unreadable"));
-    }
-    let mut text = human_inner(v);
-    if value["truncated"] == json!(true) {
-        text.push_str("...");
-    }
-    text
-}
-
 fn human_inner(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
@@ -337,9 +392,17 @@ mod tests {
             derefs: vec![Some(b"abcd")],
         };
         let values = decode_site(&plan.entry.values, &captured, &FixedNamer);
-        assert_eq!(values[0]["value"], json!(-3));
-        assert_eq!(values[1]["value"], json!("abcd"));
-        assert_eq!(values[1]["truncated"], json!(true));
+        assert_eq!(values[0].value, json!(-3));
+        assert_eq!(values[1].value, json!("abcd"));
+        assert_eq!(values[1].truncated, Some(true));
+        let mut out = Vec::new();
+        write_json_list(&mut out, &values);
+        let parsed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            parsed,
+            json!([{"name": "n", "type": "int16", "value": -3},
+                   {"name": "s", "type": "string", "value": "abcd", "truncated": true}])
+        );
     }
 
     proptest! {
@@ -358,9 +421,13 @@ mod tests {
                 derefs: reads.iter().map(|r| r.as_deref()).collect(),
             };
             for site in [&plan.entry, &plan.ret] {
-                for value in decode_site(&site.values, &captured, &FixedNamer) {
-                    let _ = human(&value);
+                let values = decode_site(&site.values, &captured, &FixedNamer);
+                for value in &values {
+                    let _ = value.human();
                 }
+                let mut out = Vec::new();
+                write_json_list(&mut out, &values);
+                prop_assert!(serde_json::from_slice::<Value>(&out).is_ok());
             }
         }
     }

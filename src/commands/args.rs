@@ -413,41 +413,51 @@ impl Printer<'_> {
         let decoded = values::decode_site(&site.values, &captured, self.namer);
         let globals =
             values::decode_globals(&site.global_values, e.globals_failed, &captured, self.namer);
-        let line = if self.json {
-            let mut object = json!({
-                "type": if is_ret { "return" } else { "call" },
-                "ts_ns": e.ts_ns,
-                "pid": e.pid,
-                "tid": e.tid,
-                "goid": e.goid,
-                "function": func.name,
-            });
+        if self.json {
+            let stack = (!is_ret && e.n_callers > 0).then(|| Value::Array(self.callers(e)));
+            let out = &mut self.lines;
+            let kind = if is_ret { "return" } else { "call" };
+            out.extend_from_slice(
+                format!(
+                    "{{\"type\":\"{kind}\",\"ts_ns\":{},\"pid\":{},\"tid\":{},\"goid\":{},\"function\":",
+                    e.ts_ns, e.pid, e.tid, e.goid
+                )
+                .as_bytes(),
+            );
+            values::put_json(out, func.name.as_str());
             if is_ret {
-                object["duration_ns"] = if e.matched != 0 {
-                    json!(e.duration_ns)
+                if e.matched != 0 {
+                    out.extend_from_slice(format!(",\"duration_ns\":{}", e.duration_ns).as_bytes());
                 } else {
-                    Value::Null
-                };
-                object["results"] = Value::Array(decoded);
-            } else {
-                object["args"] = Value::Array(decoded);
-                if !globals.is_empty() {
-                    object["globals"] = Value::Array(globals);
+                    out.extend_from_slice(b",\"duration_ns\":null");
                 }
-                if e.n_callers > 0 {
-                    object["stack"] = Value::Array(self.callers(e));
+                out.extend_from_slice(b",\"results\":");
+                values::write_json_list(out, &decoded);
+            } else {
+                out.extend_from_slice(b",\"args\":");
+                values::write_json_list(out, &decoded);
+                if !globals.is_empty() {
+                    out.extend_from_slice(b",\"globals\":");
+                    values::write_json_list(out, &globals);
+                }
+                if let Some(stack) = stack {
+                    out.extend_from_slice(b",\"stack\":");
+                    values::put_json(out, &stack);
                 }
             }
-            object.to_string()
-        } else {
+            out.extend_from_slice(b"}\n");
+            self.printed += 1;
+            return;
+        }
+        let line = {
             let when = crate::clock::hms_micros(i128::from(e.ts_ns) + self.clock_offset);
             let list = |sep: &str, named: bool| {
                 decoded
                     .iter()
                     .map(|v| {
-                        let text = values::human(v);
+                        let text = v.human();
                         if named {
-                            format!("{}={text}", v["name"].as_str().unwrap_or("?"))
+                            format!("{}={text}", v.name)
                         } else {
                             text
                         }
@@ -471,13 +481,7 @@ impl Printer<'_> {
             } else {
                 let globals: String = globals
                     .iter()
-                    .map(|g| {
-                        format!(
-                            " {}={}",
-                            g["name"].as_str().unwrap_or("?"),
-                            values::human(g)
-                        )
-                    })
+                    .map(|g| format!(" {}={}", g.name, g.human()))
                     .collect();
                 let stack: String = self
                     .callers(e)
