@@ -40,6 +40,7 @@ const FUNCTIONS: &[&str] = &[
     "main.bytesArg",
     "main.ints64",
     "main.describe",
+    "main.inGoroutine",
 ];
 
 /// The --strsize the tests use (argstarget passes a 120-byte string).
@@ -64,6 +65,7 @@ const SIGNATURES: &[&str] = &[
     "main.withFloat(x float64, n int) int",
     "main.bytesArg(b []byte) int",
     "main.ints64(v []int64, flags []bool) int",
+    "main.inGoroutine(id int) int",
 ];
 
 /// Runs the target under `gotrace args --json` with `functions` (and `extra` options); only
@@ -265,6 +267,12 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
             problems.push(format!(
                 "call {i}: globals {} but main.counter was {}",
                 call["globals"], record["counter"]
+            ));
+        }
+        if !record["goid"].is_null() && call["goid"] != record["goid"] {
+            problems.push(format!(
+                "call {i}: goid {} but the target ran in goroutine {}",
+                call["goid"], record["goid"]
             ));
         }
         if call["goid"] != ret["goid"] || !ret["duration_ns"].is_u64() {

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -144,6 +145,22 @@ func stackMid(n int) int {
 	return stackLeaf(n)
 }
 
+// inGoroutine is called from fresh goroutines; its record carries the caller's goid.
+//
+//go:noinline
+func inGoroutine(id int) int { counter++; return id * 2 }
+
+// goid is the current goroutine's id, from the header of its runtime.Stack dump.
+func goid() int {
+	buf := make([]byte, 64)
+	header := strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine ")
+	id, err := strconv.Atoi(header[:strings.IndexByte(header, ' ')])
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
 // hot is the cheap function of the -hot load test.
 //
 //go:noinline
@@ -263,5 +280,19 @@ func main() {
 			record("main.describe", []interface{}{anyValue(v)}, []interface{}{describe(v)})
 		}
 		stackMid(round % 3)
+
+		for id := 0; id < 3; id++ {
+			done := make(chan struct{})
+			go func() {
+				result := inGoroutine(id + round)
+				line, err := json.Marshal(map[string]interface{}{"function": "main.inGoroutine", "args": []interface{}{id + round}, "results": []interface{}{result}, "counter": counter - 1, "goid": goid()})
+				if err != nil {
+					panic(err)
+				}
+				fmt.Printf("REC %s\n", line)
+				close(done)
+			}()
+			<-done
+		}
 	}
 }
