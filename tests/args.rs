@@ -544,3 +544,54 @@ fn stack_equals_runtime_callers_go1_27() {
 fn stack_equals_runtime_callers_go1_24_pie() {
     check_stack("1.24.11", Variant::Pie);
 }
+
+/// A call that panics never reaches a RET: it is counted as unmatched, the others return.
+#[test]
+fn panicking_calls_are_unmatched() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let _serial = serial();
+    let run = trace(&binary, &["main.mayPanic"], &[], 3);
+    let calls: Vec<&Value> = run.events.iter().filter(|e| e["type"] == "call").collect();
+    let returns: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "return")
+        .collect();
+    let returned: Vec<&Value> = run
+        .records
+        .iter()
+        .filter(|r| !r["results"].is_null())
+        .collect();
+    let panicked = run.records.len() - returned.len();
+    assert!(panicked > 0, "{binary}: the target recorded no panic");
+    assert_eq!(calls.len(), run.records.len(), "{binary}");
+    for (call, record) in calls.iter().zip(&run.records) {
+        assert_eq!(
+            call["args"][0]["value"], record["args"][0],
+            "{binary}: {call}"
+        );
+    }
+    assert_eq!(returns.len(), returned.len(), "{binary}");
+    for (ret, record) in returns.iter().zip(&returned) {
+        assert_eq!(
+            ret["results"][0]["value"], record["results"][0],
+            "{binary}: {ret}"
+        );
+    }
+    assert_eq!(
+        run.summary["unmatched"], panicked,
+        "{binary}: {}",
+        run.summary
+    );
+    assert_eq!(run.summary["lost"], 0, "{binary}: {}", run.summary);
+}

@@ -189,7 +189,10 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     drop(ring);
     let mut printer = printer.into_inner();
     printer.flush(&mut out)?;
-    let (lost, unmatched) = read_stats(&skel)?;
+    let (lost, mut unmatched) = read_stats(&skel)?;
+    if let (StopReason::TargetExited(_), Some(pid)) = (stop, target.pid) {
+        unmatched += calls_cut_by_exit(&skel, pid)?;
+    }
     if args.target.json {
         writeln!(
             out,
@@ -338,6 +341,17 @@ fn read_stats(skel: &ArgsSkel<'_>) -> Result<(u64, u64)> {
         totals.1 += stats.unmatched;
     }
     Ok(totals)
+}
+
+/// Calls still open in process `pid` after it exited: they can never return (a panic that
+/// unwound them, or an exit inside the call).
+fn calls_cut_by_exit(skel: &ArgsSkel<'_>, pid: u32) -> Result<u64> {
+    let mut open = 0;
+    for key_bytes in skel.maps.starts.keys() {
+        let key: types::frame_key = plain_copy(&key_bytes)?;
+        open += u64::from(key.tgid == pid);
+    }
+    Ok(open)
 }
 
 /// Turns ring-buffer events into output lines.

@@ -161,6 +161,28 @@ func goid() int {
 	return id
 }
 
+// mayPanic panics for negative n: the call never reaches a RET.
+//
+//go:noinline
+func mayPanic(n int) int {
+	counter++
+	if n < 0 {
+		panic("negative")
+	}
+	return n
+}
+
+// callMayPanic calls mayPanic and recovers; its record has no results when it panicked.
+func callMayPanic(n int) {
+	defer func() {
+		if recover() != nil {
+			record("main.mayPanic", []interface{}{n}, nil)
+		}
+	}()
+	result := mayPanic(n)
+	record("main.mayPanic", []interface{}{n}, []interface{}{result})
+}
+
 // hot is the cheap function of the -hot load test.
 //
 //go:noinline
@@ -280,6 +302,8 @@ func main() {
 			record("main.describe", []interface{}{anyValue(v)}, []interface{}{describe(v)})
 		}
 		stackMid(round % 3)
+		callMayPanic(round)
+		callMayPanic(-1 - round)
 
 		for id := 0; id < 3; id++ {
 			done := make(chan struct{})
