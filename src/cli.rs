@@ -27,7 +27,7 @@ pub enum Command {
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 main.handle -- ./server -port 8080"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
     )]
     Args(ArgsArgs),
 }
@@ -95,7 +95,8 @@ pub struct ListArgs {
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
 pub struct ArgsArgs {
-    /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
+    /// Function names or globs ('main.*'), or for a binary without DWARF a signature
+    /// ('main.f(n int, s string) (int, error)'); then the binary unless -p or -- is given.
     #[arg(required = true, value_name = "FUNC... [BINARY]")]
     pub positional: Vec<String>,
     /// Bytes of each string (and []byte) printed at most; longer ones are marked truncated.

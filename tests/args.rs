@@ -34,6 +34,7 @@ const FUNCTIONS: &[&str] = &[
     "main.point",
     "main.rect",
     "main.big",
+    "main.makeBig",
     "main.array",
     "main.Point.Sum",
     "main.(*Point).Move",

@@ -112,6 +112,15 @@ func rect(r Rect) int { counter++; return (r.Max.X - r.Min.X) * (r.Max.Y - r.Min
 //go:noinline
 func big(n int, b Big) int { counter++; return n + b.A + b.J }
 
+// makeBig returns a struct too large for the result registers (it goes to the stack), after
+// an argument that also does not fit (an array).
+//
+//go:noinline
+func makeBig(a [2]int, n int) (Big, bool) {
+	counter++
+	return Big{n, -n, a[0], a[1], 5, 6, 7, 8, 9, 10}, n > 0
+}
+
 //go:noinline
 func array(a [3]int) int { counter++; return a[0] + a[1] + a[2] }
 
@@ -282,6 +291,9 @@ func main() {
 		bg := Big{-1, 2, 3, 4, 5, 6, 7, 8, 9, 10 + round}
 		bgv := map[string]interface{}{"A": bg.A, "B": bg.B, "C": bg.C, "D": bg.D, "E": bg.E, "F": bg.F, "G": bg.G, "H": bg.H, "I": bg.I, "J": bg.J}
 		record("main.big", []interface{}{round, bgv}, []interface{}{big(round, bg)})
+		mb, ok := makeBig([2]int{round, -round}, 3+round)
+		mbv := map[string]interface{}{"A": mb.A, "B": mb.B, "C": mb.C, "D": mb.D, "E": mb.E, "F": mb.F, "G": mb.G, "H": mb.H, "I": mb.I, "J": mb.J}
+		record("main.makeBig", []interface{}{[2]int{round, -round}, 3 + round}, []interface{}{mbv, ok})
 		arr := [3]int{-7, 8, round}
 		record("main.array", []interface{}{arr}, []interface{}{array(arr)})
 		record("main.Point.Sum", []interface{}{pointValue(pt)}, []interface{}{pt.Sum()})
