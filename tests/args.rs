@@ -596,3 +596,55 @@ fn panicking_calls_are_unmatched() {
     );
     assert_eq!(run.summary["lost"], 0, "{binary}: {}", run.summary);
 }
+
+/// Real old Go binaries (esbuild from npm: Go 1.14-1.17, amd64 stack and register ABI, 386):
+/// `syscall.Getenv` must show the GODEBUG value gotrace's test put in the environment. The
+/// binaries without DWARF are traced with the signature a user would write.
+#[test]
+fn esbuild_getenv_matches_the_environment() {
+    use common::targets::{esbuild_binary, ESBUILD_RELEASES};
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    const GODEBUG: &str = "madvdontneed=1";
+    for &(package, version, ..) in ESBUILD_RELEASES {
+        let Some(binary) = require(esbuild_binary(package, version)) else {
+            continue;
+        };
+        let function = if binary.has_symbols {
+            "syscall.Getenv"
+        } else {
+            "syscall.Getenv(key string) (value string, found bool)"
+        };
+        let output = std::process::Command::new(common::gotrace::GOTRACE)
+            .args(["args", "--json", function, "--"])
+            .arg(&binary.path)
+            .arg("--version")
+            .env("GODEBUG", GODEBUG)
+            .output()
+            .expect("run gotrace");
+        assert!(
+            output.status.success(),
+            "{binary}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("gotrace JSON line"))
+            .collect();
+        let position = events
+            .iter()
+            .position(|e| e["type"] == "call" && e["args"][0]["value"] == "GODEBUG")
+            .unwrap_or_else(|| panic!("{binary}: no call with key GODEBUG in {events:?}"));
+        let ret = events[position + 1..]
+            .iter()
+            .find(|e| e["type"] == "return")
+            .unwrap_or_else(|| panic!("{binary}: no return after the GODEBUG call"));
+        assert_eq!(ret["results"][0]["value"], GODEBUG, "{binary}: {ret}");
+        assert_eq!(ret["results"][1]["value"], true, "{binary}: {ret}");
+        assert_eq!(ret["goid"], events[position]["goid"], "{binary}");
+        eprintln!("{binary}: syscall.Getenv(\"GODEBUG\") = {GODEBUG:?}, true");
+    }
+}
