@@ -41,16 +41,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
         bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
     }
-    let duration = args
-        .target
-        .duration
-        .map(|secs| {
-            Duration::try_from_secs_f64(secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .context("durations must be positive seconds")
-        })
-        .transpose()?;
+    let duration = args.target.duration.map(session::seconds).transpose()?;
     let mut target = Target::resolve(spec)?;
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
