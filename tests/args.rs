@@ -219,7 +219,17 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
     let run = if stripped {
         trace(&binary, SIGNATURES, &[], rounds)
     } else {
-        trace(&binary, FUNCTIONS, &["--global", "main.counter"], rounds)
+        trace(
+            &binary,
+            FUNCTIONS,
+            &[
+                "--global",
+                "main.counter",
+                "--global",
+                "runtime.buildVersion",
+            ],
+            rounds,
+        )
     };
     assert!(
         !run.records.is_empty(),
@@ -263,10 +273,16 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
             register_abi,
             &mut problems,
         );
-        let global = json!([{"name": "main.counter", "value": record["counter"]}]);
-        if !stripped && call["globals"] != global {
+        // main.counter as the target counted it; runtime.buildVersion (a string global) is
+        // the version of the toolchain that built the target.
+        let counter = json!({"name": "main.counter", "value": record["counter"]});
+        let build_version = call["globals"][1]["value"].as_str().unwrap_or("");
+        if !stripped
+            && (call["globals"][0] != counter
+                || !build_version.starts_with(&format!("go{version}")))
+        {
             problems.push(format!(
-                "call {i}: globals {} but main.counter was {}",
+                "call {i}: globals {} but main.counter was {} and the toolchain go{version}",
                 call["globals"], record["counter"]
             ));
         }
