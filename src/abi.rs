@@ -20,6 +20,10 @@ use crate::gobin::Arch;
 pub const REGS_AREA: u32 = 128;
 /// Bytes of stack captured from SP (mirrors ARGS_STACK_WINDOW in src/bpf/args.bpf.c).
 pub const STACK_WINDOW: u32 = 384;
+/// Bytes of the frame after the stack window holding globals' values (ARGS_GLOBALS_BYTES).
+pub const GLOBALS_AREA: u32 = 128;
+/// Globals read per call at most (ARGS_MAX_GLOBALS).
+pub const MAX_GLOBALS: usize = 4;
 /// Extra reads per probe hit (mirrors ARGS_MAX_DEREFS).
 pub const MAX_DEREFS: usize = 16;
 /// Longest single extra read, the upper bound of `--strsize` (mirrors ARGS_MAX_READ).
@@ -94,6 +98,8 @@ pub enum Shape {
     Interface {
         tab: Loc,
         empty: bool,
+        /// The read of the itab's type word (non-empty interfaces).
+        itab_type: Option<usize>,
         message: Option<usize>,
     },
     /// A value gotrace cannot read, with why.
@@ -117,6 +123,8 @@ pub enum DerefKind {
     Counted { ptr: Loc, len: Loc, scale: u32 },
     /// The data word points at a `(ptr, len)` string header (`*errors.errorString`).
     StringHeader { ptr: Loc },
+    /// `max` bytes at the pointer + `offset` (an itab's type word).
+    Fixed { ptr: Loc, offset: u32 },
 }
 
 /// One extra read performed by the BPF program.
@@ -134,6 +142,64 @@ pub struct SitePlan {
     /// Bytes of stack to copy from SP.
     pub stack_bytes: u32,
     pub derefs: Vec<Deref>,
+    /// Globals read at this site (`--global`), decoded by `global_values`.
+    pub globals: Vec<GlobalRead>,
+    pub global_values: Vec<ValuePlan>,
+}
+
+/// A global variable's bytes, copied into the frame's globals area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalRead {
+    /// Link-time address of the global.
+    pub vaddr: u64,
+    pub size: u32,
+    /// Offset in the globals area.
+    pub area_offset: u32,
+}
+
+/// Adds the globals `(name, address, type)` to a site plan: their bytes are copied into the
+/// globals area, and strings or slices they hold are read like arguments'.
+pub fn add_globals(
+    site: &mut SitePlan,
+    globals: &[(String, u64, TypeId)],
+    types: &TypeTable,
+    arch: Arch,
+    strsize: u32,
+) -> Result<(), String> {
+    if globals.len() > MAX_GLOBALS {
+        return Err(format!("at most {MAX_GLOBALS} --global"));
+    }
+    let assigner = Assigner {
+        types,
+        ptr: arch.ptr_size(),
+        abi: Abi::Stack,
+        strsize: strsize.min(MAX_READ),
+        stack_offset: 0,
+    };
+    let mut used = 0u64;
+    for (name, vaddr, ty) in globals {
+        let size = types.get(*ty).size;
+        let start = align_up(used, 8);
+        if start.saturating_add(size) > u64::from(GLOBALS_AREA) {
+            return Err(format!(
+                "{name} does not fit: --global values take at most {GLOBALS_AREA} bytes in all"
+            ));
+        }
+        used = start + size;
+        let mut place = Place::Global(start);
+        let shape = assigner.shape(*ty, &mut place, site, 0);
+        site.globals.push(GlobalRead {
+            vaddr: *vaddr,
+            size: size as u32,
+            area_offset: start as u32,
+        });
+        site.global_values.push(ValuePlan {
+            name: name.clone(),
+            type_name: types.name(*ty).to_owned(),
+            shape,
+        });
+    }
+    Ok(())
 }
 
 /// The arguments (at entry) and results (at each RET) of one function.
@@ -182,6 +248,8 @@ enum Place {
     Memory(u64),
     /// A slice element, at offset 0 of its own bytes.
     Element,
+    /// Byte offset in the globals area.
+    Global(u64),
 }
 
 impl Assigner<'_> {
@@ -202,7 +270,7 @@ impl Assigner<'_> {
             } else {
                 let align = self.align_of(ty, 0);
                 let start = align_up(self.stack_offset, align);
-                self.stack_offset = start + self.types.get(ty).size;
+                self.stack_offset = start.saturating_add(self.types.get(ty).size);
                 Place::Memory(start)
             };
             let shape = self.shape(ty, &mut place, &mut site, 0);
@@ -290,6 +358,10 @@ impl Assigner<'_> {
             }
             Place::Element => Some(Loc {
                 offset: u32::try_from(delta).ok()?,
+                size,
+            }),
+            Place::Global(base) => Some(Loc {
+                offset: REGS_AREA + STACK_WINDOW + u32::try_from(base.checked_add(delta)?).ok()?,
                 size,
             }),
             Place::Memory(base) => {
@@ -384,7 +456,13 @@ impl Assigner<'_> {
                         reason: format!("slices of {} are not decoded", elem_type.name),
                     };
                 };
-                match self.counted(site, data, len, elem_size, elem_size * MAX_SLICE_ELEMS) {
+                match self.counted(
+                    site,
+                    data,
+                    len,
+                    elem_size,
+                    elem_size.saturating_mul(MAX_SLICE_ELEMS),
+                ) {
                     Shape::String { len, deref } => Shape::Slice {
                         len,
                         cap,
@@ -401,6 +479,18 @@ impl Assigner<'_> {
                 let (Some(tab), Some(data)) = (tab, data) else {
                     return beyond();
                 };
+                // A non-empty interface's first word is an itab, which may have been built at
+                // run time: read its type word (itab._type) in the process.
+                let itab_type = (!*empty && site.derefs.len() < MAX_DEREFS).then(|| {
+                    site.derefs.push(Deref {
+                        kind: DerefKind::Fixed {
+                            ptr: tab,
+                            offset: ptr as u32,
+                        },
+                        max: ptr as u32,
+                    });
+                    site.derefs.len() - 1
+                });
                 let message = (t.name == "error" && site.derefs.len() < MAX_DEREFS).then(|| {
                     site.derefs.push(Deref {
                         kind: DerefKind::StringHeader { ptr: data },
@@ -411,6 +501,7 @@ impl Assigner<'_> {
                 Shape::Interface {
                     tab,
                     empty: *empty,
+                    itab_type,
                     message,
                 }
             }
@@ -442,7 +533,7 @@ impl Assigner<'_> {
                 }
                 let elems = (0..*len)
                     .map(|i| {
-                        let mut inner = self.nested(place, i * size);
+                        let mut inner = self.nested(place, i.saturating_mul(size));
                         let shape = self.shape(*elem, &mut inner, site, depth + 1);
                         self.resume(place, inner);
                         shape
@@ -462,6 +553,7 @@ impl Assigner<'_> {
             Place::Registers(cursor) => Place::Registers(*cursor),
             Place::Memory(base) => Place::Memory(base.saturating_add(offset)),
             Place::Element => Place::Element,
+            Place::Global(base) => Place::Global(base.saturating_add(offset)),
         }
     }
 
@@ -513,7 +605,7 @@ impl Assigner<'_> {
 /// `value` rounded up to a multiple of `align` (align >= 1).
 fn align_up(value: u64, align: u64) -> u64 {
     let align = align.max(1);
-    value.div_ceil(align) * align
+    value.div_ceil(align).saturating_mul(align)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub enum Command {
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 main.handle -- ./server -port 8080"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
@@ -123,7 +123,8 @@ pub struct ListArgs {
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
 pub struct ArgsArgs {
-    /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
+    /// Function names or globs ('main.*'), or for a binary without DWARF a signature
+    /// ('main.f(n int, s string) (int, error)'); then the binary unless -p or -- is given.
     #[arg(required = true, value_name = "FUNC... [BINARY]")]
     pub positional: Vec<String>,
     /// Bytes of each string (and []byte) printed at most; longer ones are marked truncated.
@@ -132,6 +133,13 @@ pub struct ArgsArgs {
     /// Entry only: do not probe the RETs (no results, no durations).
     #[arg(long)]
     pub no_ret: bool,
+    /// Print each call's callers (function and file:line, from the frame pointers and the
+    /// pclntab; amd64).
+    #[arg(long)]
+    pub stack: bool,
+    /// A global variable's value at each call, e.g. main.counter (repeatable).
+    #[arg(long = "global", value_name = "NAME")]
+    pub globals: Vec<String>,
     /// Stop after printing this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
@@ -139,9 +147,10 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
-    /// Ring buffer size in MiB (a power of two).
-    #[arg(long, value_name = "MIB", default_value_t = 32)]
-    pub ringbuf_mib: u32,
+    /// Ring buffer size in KiB (a power of two, at least 4). Events that find it full are
+    /// counted as lost.
+    #[arg(long, value_name = "KIB", default_value_t = 32 * 1024)]
+    pub ringbuf_kib: u32,
     #[command(flatten)]
     pub target: TraceTarget,
 }

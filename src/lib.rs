@@ -13,6 +13,7 @@ pub mod newproc_abi;
 pub mod output;
 pub mod plan;
 pub mod session;
+pub mod signature;
 pub mod skeletons;
 pub mod start_function;
 pub mod target;

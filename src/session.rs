@@ -82,6 +82,14 @@ fn kernel_release() -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// A `-d` / `-i` value in seconds as a Duration; an error unless positive and finite.
+pub fn seconds(secs: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("durations must be positive seconds")
+}
+
 /// The signal (SIGINT or SIGTERM) that asked gotrace to stop, 0 if none yet.
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 

@@ -14,32 +14,26 @@ pub struct BinaryTypeNamer<'a, 'data> {
     bin: &'a GoBinary<'data>,
     /// `runtime.types` (None in stripped binaries).
     types_base: Option<u64>,
-    /// Process traced, for a PIE binary's load bias.
-    pid: Option<u32>,
-    /// Run-time address minus link-time address, read on first use (after exec).
-    load_bias: std::cell::OnceCell<Option<u64>>,
+    /// Run-time address minus link-time address in the process of the event being decoded.
+    load_bias: std::cell::Cell<u64>,
     /// Go >= 1.17 writes name lengths as varints (before: 2 bytes, big endian).
     varint_names: bool,
 }
 
 impl<'a, 'data> BinaryTypeNamer<'a, 'data> {
-    /// A namer for `bin`, traced in process `pid` (needed for PIE binaries' load bias).
-    pub fn new(bin: &'a GoBinary<'data>, pid: Option<u32>) -> Self {
+    /// A namer for `bin`.
+    pub fn new(bin: &'a GoBinary<'data>) -> Self {
         BinaryTypeNamer {
             bin,
             types_base: bin.elf.symbol_address("runtime.types"),
-            pid,
-            load_bias: std::cell::OnceCell::new(),
+            load_bias: std::cell::Cell::new(0),
             varint_names: bin.build.go_release().is_none_or(|r| r >= (1, 17)),
         }
     }
 
-    fn word(&self, vaddr: u64) -> Option<u64> {
-        let ptr = self.bin.elf.arch.ptr_size();
-        let bytes = self.bin.elf.bytes_at(vaddr, ptr)?;
-        let mut word = [0u8; 8];
-        word.get_mut(..bytes.len())?.copy_from_slice(bytes);
-        Some(u64::from_le_bytes(word))
+    /// Sets the load bias (PIE) of the process whose values are decoded next.
+    pub fn set_load_bias(&self, bias: u64) {
+        self.load_bias.set(bias);
     }
 
     fn type_name(&self, type_vaddr: u64) -> Option<String> {
@@ -47,9 +41,12 @@ impl<'a, 'data> BinaryTypeNamer<'a, 'data> {
         let tflag = *self
             .bin
             .elf
-            .bytes_at(type_vaddr + 2 * ptr + 4, 1)?
+            .bytes_at(type_vaddr.checked_add(2 * ptr + 4)?, 1)?
             .first()?;
-        let str_off = self.bin.elf.bytes_at(type_vaddr + 4 * ptr + 8, 4)?;
+        let str_off = self
+            .bin
+            .elf
+            .bytes_at(type_vaddr.checked_add(4 * ptr + 8)?, 4)?;
         let str_off = i32::from_le_bytes(str_off.try_into().ok()?);
         let name_at = self.types_base?.checked_add_signed(i64::from(str_off))?;
         let header = self
@@ -63,7 +60,10 @@ impl<'a, 'data> BinaryTypeNamer<'a, 'data> {
             let bytes = header.get(1..3)?;
             (u64::from(u16::from_be_bytes([bytes[0], bytes[1]])), 3)
         };
-        let name = self.bin.elf.bytes_at(name_at + used as u64, len)?;
+        let name = self
+            .bin
+            .elf
+            .bytes_at(name_at.checked_add(used as u64)?, len)?;
         let name = String::from_utf8_lossy(name);
         let name = if tflag & TFLAG_EXTRA_STAR != 0 {
             name.strip_prefix('*').unwrap_or(&name).to_owned()
@@ -82,45 +82,11 @@ impl<'a, 'data> BinaryTypeNamer<'a, 'data> {
 }
 
 impl TypeNamer for BinaryTypeNamer<'_, '_> {
-    fn dynamic_type(&self, first_word: u64, empty: bool) -> Result<String, String> {
-        let bias = self
-            .load_bias
-            .get_or_init(|| {
-                if self.bin.elf.is_pie {
-                    self.pid.and_then(pie_load_bias)
-                } else {
-                    Some(0)
-                }
-            })
-            .ok_or("PIE binary traced without -p or --: its load address is unknown")?;
+    fn dynamic_type(&self, type_word: u64) -> Result<String, String> {
         if self.types_base.is_none() {
             return Err("stripped binary: type names need the symbol table".into());
         }
-        let first = first_word.wrapping_sub(bias);
-        let type_addr = if empty {
-            Some(first)
-        } else {
-            self.word(first + self.bin.elf.arch.ptr_size())
-                .map(|t| t.wrapping_sub(bias))
-        };
-        type_addr
-            .and_then(|t| self.type_name(t))
-            .ok_or_else(|| "type descriptor built at run time (not in the binary)".into())
+        self.type_name(type_word.wrapping_sub(self.load_bias.get()))
+            .ok_or_else(|| "type descriptor not in the binary".into())
     }
-}
-
-/// Load bias of the PIE binary mapped by process `pid`: the start of its first mapping (file
-/// offset 0), from /proc/PID/maps.
-pub fn pie_load_bias(pid: u32) -> Option<u64> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let range = fields.next()?;
-        let offset = fields.nth(1)?;
-        let path = fields.nth(2)?;
-        (path == exe.to_str()? && u64::from_str_radix(offset, 16).ok()? == 0)
-            .then(|| u64::from_str_radix(range.split('-').next()?, 16).ok())
-            .flatten()
-    })
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::abi::{Loc, Shape, SitePlan, ValuePlan};
+use crate::abi::{Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
 pub struct Captured<'a> {
@@ -14,10 +14,11 @@ pub struct Captured<'a> {
     pub derefs: Vec<Option<&'a [u8]>>,
 }
 
-/// Names the dynamic type of an interface from its first word (itab, or type for `any`).
+/// Names the dynamic type of an interface from its type descriptor's address.
 pub trait TypeNamer {
-    /// The Go type name, or why it cannot be known.
-    fn dynamic_type(&self, first_word: u64, empty: bool) -> Result<String, String>;
+    /// The Go type name of the type descriptor at run-time address `type_word`, or why it
+    /// cannot be known.
+    fn dynamic_type(&self, type_word: u64) -> Result<String, String>;
 }
 
 /// One decoded value: the JSON value, its truncation mark, or why it is unreadable.
@@ -52,32 +53,127 @@ impl Decoded {
     }
 }
 
-/// The `args` / `results` list of one event: `{"name","type","value"}` objects, with
-/// `truncated` for values holding strings and `reason` for `null` values.
-pub fn decode_site(plan: &SitePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Vec<Value> {
-    plan.values
-        .iter()
+/// One decoded argument, result or global.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedValue<'p> {
+    pub name: &'p str,
+    /// None for globals (their JSON has no `type`).
+    pub type_name: Option<&'p str>,
+    /// `null` when unreadable (then `reason` says why).
+    pub value: Value,
+    /// Set for values holding strings or slices: whether something was cut.
+    pub truncated: Option<bool>,
+    /// A slice's length and capacity.
+    pub len_cap: Option<(u64, u64)>,
+    pub reason: Option<String>,
+}
+
+impl NamedValue<'_> {
+    /// Appends the JSON object: `name`, `type`, `value`, then `len`, `cap`, `truncated`,
+    /// `reason` when they apply.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"name\":");
+        put_json(out, self.name);
+        if let Some(type_name) = self.type_name {
+            out.extend_from_slice(b",\"type\":");
+            put_json(out, type_name);
+        }
+        out.extend_from_slice(b",\"value\":");
+        put_json(out, &self.value);
+        if let Some((len, cap)) = self.len_cap {
+            out.extend_from_slice(format!(",\"len\":{len},\"cap\":{cap}").as_bytes());
+        }
+        if let Some(truncated) = self.truncated {
+            out.extend_from_slice(format!(",\"truncated\":{truncated}").as_bytes());
+        }
+        if let Some(reason) = &self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            put_json(out, reason);
+        }
+        out.push(b'}');
+    }
+
+    /// The value as one short human-readable token: strings quoted, structs `{X:1 Y:2}`,
+    /// `...` after a truncated value, `?(why)` for an unreadable one.
+    pub fn human(&self) -> String {
+        if self.value.is_null() {
+            return format!("?({})", self.reason.as_deref().unwrap_or("unreadable"));
+        }
+        let mut text = human_inner(&self.value);
+        if self.truncated == Some(true) {
+            text.push_str("...");
+        }
+        text
+    }
+}
+
+/// Appends `value` as JSON (serialising a string or a `Value` into a Vec cannot fail).
+pub fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends a JSON list of values.
+pub fn write_json_list(out: &mut Vec<u8>, values: &[NamedValue<'_>]) {
+    out.push(b'[');
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        value.write_json(out);
+    }
+    out.push(b']');
+}
+
+/// The arguments or results of one event.
+pub fn decode_site<'p>(
+    plan: &'p [ValuePlan],
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> Vec<NamedValue<'p>> {
+    plan.iter()
         .map(|v| decode_value(v, captured, namer))
         .collect()
 }
 
-fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Value {
+/// The globals of a call event; global `i` is unreadable when bit `i` of `failed` is set.
+pub fn decode_globals<'p>(
+    plan: &'p [ValuePlan],
+    failed: u32,
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> Vec<NamedValue<'p>> {
+    plan.iter()
+        .enumerate()
+        .map(|(i, global)| {
+            let mut value = decode_value(global, captured, namer);
+            if failed & (1 << i) != 0 {
+                value.value = Value::Null;
+                value.truncated = None;
+                value.len_cap = None;
+                value.reason = Some("its address could not be read".into());
+            }
+            value.type_name = None;
+            value
+        })
+        .collect()
+}
+
+fn decode_value<'p>(
+    plan: &'p ValuePlan,
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> NamedValue<'p> {
     let decoded = decode(&plan.shape, captured, namer);
-    let mut object = Map::new();
-    object.insert("name".into(), json!(plan.name));
-    object.insert("type".into(), json!(plan.type_name));
-    object.insert("value".into(), decoded.value);
-    if let Some((len, cap)) = decoded.len_cap {
-        object.insert("len".into(), json!(len));
-        object.insert("cap".into(), json!(cap));
+    NamedValue {
+        name: &plan.name,
+        type_name: Some(&plan.type_name),
+        value: decoded.value,
+        truncated: (decoded.has_string || decoded.len_cap.is_some()).then_some(decoded.truncated),
+        len_cap: decoded.len_cap,
+        reason: decoded.reason,
     }
-    if decoded.has_string || decoded.len_cap.is_some() {
-        object.insert("truncated".into(), json!(decoded.truncated));
-    }
-    if let Some(reason) = decoded.reason {
-        object.insert("reason".into(), json!(reason));
-    }
-    Value::Object(object)
 }
 
 /// The little-endian unsigned value at `loc`, or None when outside the frame.
@@ -204,6 +300,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
         Shape::Interface {
             tab,
             empty,
+            itab_type,
             message,
         } => {
             let Some(first) = read_unsigned(frame, *tab) else {
@@ -212,7 +309,20 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
             if first == 0 {
                 return Decoded::plain(json!("<nil>"));
             }
-            let type_name = match namer.dynamic_type(first, *empty) {
+            let type_word = if *empty {
+                Some(first)
+            } else {
+                itab_type
+                    .and_then(|i| captured.derefs.get(i).copied().flatten())
+                    .and_then(|bytes| {
+                        let size = u32::try_from(bytes.len()).ok()?;
+                        read_unsigned(bytes, Loc { offset: 0, size })
+                    })
+            };
+            let Some(type_word) = type_word else {
+                return Decoded::unreadable("the itab could not be read".into());
+            };
+            let type_name = match namer.dynamic_type(type_word) {
                 Ok(name) => name,
                 Err(reason) => return Decoded::unreadable(reason),
             };
@@ -228,19 +338,6 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
         }
         Shape::Unreadable { reason } => Decoded::unreadable(reason.clone()),
     }
-}
-
-/// A value as one short human-readable token: strings quoted, structs `{X:1 Y:2}`.
-pub fn human(value: &Value) -> String {
-    let v = &value["value"];
-    if v.is_null() {
-        return format!("?({})", value["reason"].as_str().unwrap_or("unreadable"));
-    }
-    let mut text = human_inner(v);
-    if value["truncated"] == json!(true) {
-        text.push_str("...");
-    }
-    text
 }
 
 fn human_inner(v: &Value) -> String {
@@ -260,5 +357,78 @@ fn human_inner(v: &Value) -> String {
         ),
         Value::Null => "?".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::abi::{call_plan, Abi};
+    use crate::gobin::Arch;
+    use crate::signature;
+
+    /// Names every type `T`, fails nothing.
+    struct FixedNamer;
+
+    impl TypeNamer for FixedNamer {
+        fn dynamic_type(&self, _type_word: u64) -> Result<String, String> {
+            Ok("T".into())
+        }
+    }
+
+    const SIGNATURE: &str = "main.f(a int8, b uint16, c int, s string, p *int, x float64, e error, v any, bs []byte, is []int32, fs []float32) (int, error)";
+
+    #[test]
+    fn decodes_registers_and_strings() {
+        let user = signature::parse("main.f(n int16, s string) (ok bool)", 8).unwrap();
+        let plan = call_plan(&user.sig, &user.types, Arch::Amd64, Abi::Register, 4);
+        let mut frame = vec![0u8; 640];
+        frame[..2].copy_from_slice(&(-3i16).to_le_bytes()); // RAX
+        frame[16..24].copy_from_slice(&6u64.to_le_bytes()); // RCX: len
+        let captured = Captured {
+            frame: &frame,
+            derefs: vec![Some(b"abcd")],
+        };
+        let values = decode_site(&plan.entry.values, &captured, &FixedNamer);
+        assert_eq!(values[0].value, json!(-3));
+        assert_eq!(values[1].value, json!("abcd"));
+        assert_eq!(values[1].truncated, Some(true));
+        let mut out = Vec::new();
+        write_json_list(&mut out, &values);
+        let parsed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            parsed,
+            json!([{"name": "n", "type": "int16", "value": -3},
+                   {"name": "s", "type": "string", "value": "abcd", "truncated": true}])
+        );
+    }
+
+    proptest! {
+        /// Garbage frames and extra reads of any length decode without panicking.
+        #[test]
+        fn garbage_never_panics(
+            frame in proptest::collection::vec(any::<u8>(), 0..700),
+            reads in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
+            register_abi in any::<bool>(),
+        ) {
+            let user = signature::parse(SIGNATURE, 8).unwrap();
+            let abi = if register_abi { Abi::Register } else { Abi::Stack };
+            let plan = call_plan(&user.sig, &user.types, Arch::Amd64, abi, 64);
+            let captured = Captured {
+                frame: &frame,
+                derefs: reads.iter().map(|r| r.as_deref()).collect(),
+            };
+            for site in [&plan.entry, &plan.ret] {
+                let values = decode_site(&site.values, &captured, &FixedNamer);
+                for value in &values {
+                    let _ = value.human();
+                }
+                let mut out = Vec::new();
+                write_json_list(&mut out, &values);
+                prop_assert!(serde_json::from_slice::<Value>(&out).is_ok());
+            }
+        }
     }
 }

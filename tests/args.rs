@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::gotrace::gotrace;
+use common::gotrace::{gotrace, user_error_problems};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::{require, require_root};
 use serde_json::{json, Value};
@@ -34,12 +34,14 @@ const FUNCTIONS: &[&str] = &[
     "main.point",
     "main.rect",
     "main.big",
+    "main.makeBig",
     "main.array",
     "main.Point.Sum",
     "main.(*Point).Move",
     "main.bytesArg",
     "main.ints64",
     "main.describe",
+    "main.inGoroutine",
 ];
 
 /// The --strsize the tests use (argstarget passes a 120-byte string).
@@ -54,12 +56,36 @@ struct Run {
     summary: Value,
 }
 
-fn trace(binary: &GoBinary, rounds: u32) -> Run {
+/// Functions of argstarget traced in its stripped build, by the signatures a user writes.
+const SIGNATURES: &[&str] = &[
+    "main.ints(a int8, b int16, c int32, d int64, e uint8, f uint16, g uint32, h uint64, i int, j uint, k uintptr) int64",
+    "main.bools(a, b bool) bool",
+    "main.strs(s, t string) (n int, joined string)",
+    "main.pointer(p *int) *int",
+    "main.divmod(a, b int) (q, r int)",
+    "main.withFloat(x float64, n int) int",
+    "main.bytesArg(b []byte) int",
+    "main.ints64(v []int64, flags []bool) int",
+    "main.inGoroutine(id int) int",
+];
+
+/// Runs the target under `gotrace args --json` with `functions` (and `extra` options); only
+/// the records of traced functions are kept.
+fn trace(binary: &GoBinary, functions: &[&str], extra: &[&str], rounds: u32) -> Run {
     let path = binary.path.to_str().expect("utf-8 path");
     let strsize = STRSIZE.to_string();
     let rounds = rounds.to_string();
     let mut args = vec!["args", "--json", "--strsize", &strsize];
-    args.extend_from_slice(FUNCTIONS);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(functions);
+    let traced: Vec<&str> = functions
+        .iter()
+        .map(|f| match f.split_once('(') {
+            // A written signature (method names have no spaces).
+            Some((name, _)) if f.contains(' ') => name,
+            _ => *f,
+        })
+        .collect();
     args.extend_from_slice(&["--", path, "-rounds", &rounds]);
     let output = gotrace(&args);
     assert!(
@@ -75,8 +101,10 @@ fn trace(binary: &GoBinary, rounds: u32) -> Run {
     };
     for line in stdout.lines() {
         if let Some(record) = line.strip_prefix("REC ") {
-            run.records
-                .push(serde_json::from_str(record).expect("target record"));
+            let record: Value = serde_json::from_str(record).expect("target record");
+            if traced.iter().any(|f| record["function"] == *f) {
+                run.records.push(record);
+            }
         } else if line.starts_with('{') {
             let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
             if event["type"] == "summary" {
@@ -120,7 +148,7 @@ fn expected(
         );
     }
     match own {
-        Value::String(s) if type_name == "string" || type_name == "[]uint8" => {
+        Value::String(s) if matches!(type_name, "string" | "[]uint8" | "[]byte") => {
             let bytes = s.as_bytes();
             let cut = &bytes[..bytes.len().min(STRSIZE)];
             (
@@ -171,16 +199,38 @@ fn compare_values(
 
 /// Traces argstarget built by `version` for `goarch` and checks every call.
 fn check_matrix_binary(version: &'static str, goarch: &'static str) {
+    check_variant(version, goarch, Variant::Plain);
+}
+
+/// Traces one build of argstarget and checks every call against the target's record: every
+/// function with `--global main.counter`, or for stripped builds the functions of
+/// [`SIGNATURES`] by their written signatures.
+fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) {
     if !require_root() {
         return;
     }
-    let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "argstarget")) else {
+    let Some(binary) = require(matrix_binary(version, goarch, variant, "argstarget")) else {
         return;
     };
     let _serial = serial();
     let register_abi = goarch == "amd64";
     let rounds = 3;
-    let run = trace(&binary, rounds);
+    let stripped = variant == Variant::Stripped;
+    let run = if stripped {
+        trace(&binary, SIGNATURES, &[], rounds)
+    } else {
+        trace(
+            &binary,
+            FUNCTIONS,
+            &[
+                "--global",
+                "main.counter",
+                "--global",
+                "runtime.buildVersion",
+            ],
+            rounds,
+        )
+    };
     assert!(
         !run.records.is_empty(),
         "{binary}: the target printed no records"
@@ -223,6 +273,25 @@ fn check_matrix_binary(version: &'static str, goarch: &'static str) {
             register_abi,
             &mut problems,
         );
+        // main.counter as the target counted it; runtime.buildVersion (a string global) is
+        // the version of the toolchain that built the target.
+        let counter = json!({"name": "main.counter", "value": record["counter"]});
+        let build_version = call["globals"][1]["value"].as_str().unwrap_or("");
+        if !stripped
+            && (call["globals"][0] != counter
+                || !build_version.starts_with(&format!("go{version}")))
+        {
+            problems.push(format!(
+                "call {i}: globals {} but main.counter was {} and the toolchain go{version}",
+                call["globals"], record["counter"]
+            ));
+        }
+        if !record["goid"].is_null() && call["goid"] != record["goid"] {
+            problems.push(format!(
+                "call {i}: goid {} but the target ran in goroutine {}",
+                call["goid"], record["goid"]
+            ));
+        }
         if call["goid"] != ret["goid"] || !ret["duration_ns"].is_u64() {
             problems.push(format!("call {i}: goid or duration wrong: {call} / {ret}"));
         }
@@ -268,4 +337,330 @@ fn stack_abi_go1_24_386() {
 #[test]
 fn register_abi_go1_27_amd64() {
     check_matrix_binary("1.27.3", "amd64");
+}
+
+#[test]
+fn pie_go1_24_amd64() {
+    check_variant("1.24.11", "amd64", Variant::Pie);
+}
+
+#[test]
+fn stripped_with_written_signatures_go1_24_amd64() {
+    check_variant("1.24.11", "amd64", Variant::Stripped);
+}
+
+#[test]
+fn stripped_with_written_signatures_go1_19_386() {
+    check_variant("1.19", "386", Variant::Stripped);
+}
+
+/// `--no-ret` probes entries only; `--max-events` stops after that many events.
+#[test]
+fn no_ret_and_max_events() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let _serial = serial();
+    let run = trace(
+        &binary,
+        &["main.strs"],
+        &["--no-ret", "--max-events", "5"],
+        3,
+    );
+    let kinds: Vec<&Value> = run.events.iter().map(|e| &e["type"]).collect();
+    assert_eq!(kinds, vec!["call"; 5], "{binary}: events {:?}", run.events);
+    assert_eq!(run.summary["events"], 5, "{binary}: {}", run.summary);
+    for (event, record) in run.events.iter().zip(&run.records) {
+        let own = record["args"][0].as_str().unwrap_or_default();
+        let want = Value::from(&own[..own.len().min(STRSIZE)]);
+        assert_eq!(event["args"][0]["value"], want, "{binary}: {event}");
+    }
+}
+
+/// A stripped binary traced without a signature, and unknown names, are one-line user errors.
+#[test]
+fn user_errors() {
+    let Some(stripped) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Stripped,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let path = stripped.path.to_str().expect("utf-8 path");
+    for args in [
+        vec!["args", "main.strs", path],
+        vec!["args", "main.strs(p main.Point)", path],
+        vec![
+            "args",
+            "--global",
+            "main.counter",
+            "main.strs(s, t string)",
+            path,
+        ],
+        vec!["args", "main.nosuch", path],
+    ] {
+        let output = gotrace(&args);
+        let problems = user_error_problems(&output);
+        assert!(problems.is_empty(), "{args:?}: {problems:?}");
+    }
+}
+
+/// The target's own count of `main.hot` calls (its `HOT_CALLS` line).
+fn hot_calls(binary: &GoBinary, ringbuf_kib: &str, calls: &str) -> (u64, Run) {
+    let output = gotrace([
+        "args",
+        "--json",
+        "--ringbuf-kib",
+        ringbuf_kib,
+        "main.hot",
+        "--",
+        binary.path.to_str().expect("utf-8 path"),
+        "-rounds",
+        "0",
+        "-hot",
+        calls,
+    ]);
+    assert!(
+        output.status.success(),
+        "{binary}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let own = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("HOT_CALLS ")?.parse().ok())
+        .expect("target printed HOT_CALLS");
+    let mut run = Run {
+        records: Vec::new(),
+        events: Vec::new(),
+        summary: Value::Null,
+    };
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
+        if event["type"] == "summary" {
+            run.summary = event;
+        } else {
+            run.events.push(event);
+        }
+    }
+    (own, run)
+}
+
+/// Every probe hit is either printed or counted as lost: with a ring buffer far too small for
+/// the call rate, `events + lost` still equals the target's own count of calls (entry and
+/// return each); with the default ring buffer nothing is lost.
+#[test]
+fn loss_is_counted_never_silent() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let _serial = serial();
+    for (ring, must_lose) in [("16", true), ("32768", false)] {
+        let (own, run) = hot_calls(&binary, ring, "20000");
+        let lost = run.summary["lost"].as_u64().expect("lost");
+        let events = run.summary["events"].as_u64().expect("events");
+        assert_eq!(
+            events,
+            run.events.len() as u64,
+            "{binary}: summary {}",
+            run.summary
+        );
+        assert_eq!(
+            events + lost,
+            2 * own,
+            "{binary} ring {ring} KiB: {}",
+            run.summary
+        );
+        assert_eq!(run.summary["unmatched"], 0, "{binary}: {}", run.summary);
+        assert_eq!(
+            lost > 0,
+            must_lose,
+            "{binary} ring {ring} KiB: {}",
+            run.summary
+        );
+        eprintln!("{binary}: ring {ring} KiB: {own} calls, {events} events, {lost} lost");
+    }
+}
+
+/// `--stack` frames equal the target's own `runtime.Callers` (its `STACK` lines) on every call.
+fn check_stack(version: &'static str, variant: Variant) {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(version, "amd64", variant, "argstarget")) else {
+        return;
+    };
+    let _serial = serial();
+    let output = gotrace([
+        "args",
+        "--json",
+        "--stack",
+        "main.stackLeaf",
+        "--",
+        binary.path.to_str().expect("utf-8 path"),
+        "-rounds",
+        "4",
+    ]);
+    assert!(
+        output.status.success(),
+        "{binary}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let own: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("STACK "))
+        .map(|l| serde_json::from_str(l).expect("STACK record"))
+        .collect();
+    let calls: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).expect("gotrace JSON line"))
+        .filter(|e| e["type"] == "call")
+        .collect();
+    assert_eq!(own.len(), 4, "{binary}: target printed {own:?}");
+    assert_eq!(calls.len(), own.len(), "{binary}: calls {calls:?}");
+    for (call, own) in calls.iter().zip(&own) {
+        assert_eq!(
+            call["stack"], own["stack"],
+            "{binary}: gotrace {call}\ntarget {own}"
+        );
+    }
+    eprintln!("{binary}: {} stacks equal runtime.Callers", own.len());
+}
+
+#[test]
+fn stack_equals_runtime_callers_go1_19() {
+    check_stack("1.19", Variant::Plain);
+}
+
+#[test]
+fn stack_equals_runtime_callers_go1_27() {
+    check_stack("1.27.3", Variant::Plain);
+}
+
+#[test]
+fn stack_equals_runtime_callers_go1_24_pie() {
+    check_stack("1.24.11", Variant::Pie);
+}
+
+/// A call that panics never reaches a RET: it is counted as unmatched, the others return.
+#[test]
+fn panicking_calls_are_unmatched() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    )) else {
+        return;
+    };
+    let _serial = serial();
+    let run = trace(&binary, &["main.mayPanic"], &[], 3);
+    let calls: Vec<&Value> = run.events.iter().filter(|e| e["type"] == "call").collect();
+    let returns: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "return")
+        .collect();
+    let returned: Vec<&Value> = run
+        .records
+        .iter()
+        .filter(|r| !r["results"].is_null())
+        .collect();
+    let panicked = run.records.len() - returned.len();
+    assert!(panicked > 0, "{binary}: the target recorded no panic");
+    assert_eq!(calls.len(), run.records.len(), "{binary}");
+    for (call, record) in calls.iter().zip(&run.records) {
+        assert_eq!(
+            call["args"][0]["value"], record["args"][0],
+            "{binary}: {call}"
+        );
+    }
+    assert_eq!(returns.len(), returned.len(), "{binary}");
+    for (ret, record) in returns.iter().zip(&returned) {
+        assert_eq!(
+            ret["results"][0]["value"], record["results"][0],
+            "{binary}: {ret}"
+        );
+    }
+    assert_eq!(
+        run.summary["unmatched"], panicked,
+        "{binary}: {}",
+        run.summary
+    );
+    assert_eq!(run.summary["lost"], 0, "{binary}: {}", run.summary);
+}
+
+/// Real old Go binaries (esbuild from npm: Go 1.14-1.17, amd64 stack and register ABI, 386):
+/// `syscall.Getenv` must show the GODEBUG value gotrace's test put in the environment. The
+/// binaries without DWARF are traced with the signature a user would write.
+#[test]
+fn esbuild_getenv_matches_the_environment() {
+    use common::targets::{esbuild_binary, ESBUILD_RELEASES};
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    const GODEBUG: &str = "madvdontneed=1";
+    for &(package, version, ..) in ESBUILD_RELEASES {
+        let Some(binary) = require(esbuild_binary(package, version)) else {
+            continue;
+        };
+        let function = if binary.has_symbols {
+            "syscall.Getenv"
+        } else {
+            "syscall.Getenv(key string) (value string, found bool)"
+        };
+        let output = std::process::Command::new(common::gotrace::GOTRACE)
+            .args(["args", "--json", function, "--"])
+            .arg(&binary.path)
+            .arg("--version")
+            .env("GODEBUG", GODEBUG)
+            .output()
+            .expect("run gotrace");
+        assert!(
+            output.status.success(),
+            "{binary}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("gotrace JSON line"))
+            .collect();
+        let position = events
+            .iter()
+            .position(|e| e["type"] == "call" && e["args"][0]["value"] == "GODEBUG")
+            .unwrap_or_else(|| panic!("{binary}: no call with key GODEBUG in {events:?}"));
+        let ret = events[position + 1..]
+            .iter()
+            .find(|e| e["type"] == "return")
+            .unwrap_or_else(|| panic!("{binary}: no return after the GODEBUG call"));
+        assert_eq!(ret["results"][0]["value"], GODEBUG, "{binary}: {ret}");
+        assert_eq!(ret["results"][1]["value"], true, "{binary}: {ret}");
+        assert_eq!(ret["goid"], events[position]["goid"], "{binary}");
+        eprintln!("{binary}: syscall.Getenv(\"GODEBUG\") = {GODEBUG:?}, true");
+    }
 }

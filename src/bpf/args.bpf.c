@@ -11,29 +11,48 @@ char LICENSE[] SEC("license") = "GPL";
 /* Mirrors of the constants in src/abi.rs. */
 #define ARGS_REGS 16
 #define ARGS_STACK_WINDOW 384
-#define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW)
+#define ARGS_GLOBALS_BYTES 128
+#define ARGS_MAX_GLOBALS 4
+#define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW + ARGS_GLOBALS_BYTES)
 #define ARGS_MAX_DEREFS 16
 #define ARGS_MAX_READ 4096
 #define ARGS_DATA_CAP 8192
 #define ARGS_READ_FAILED 0xffffffffu
+#define ARGS_MAX_FRAMES 16
+
+/* Cookie bits above this: the probe site's offset from the function entry. */
+#define COOKIE_SITE_SHIFT 40
 
 #define DEREF_COUNTED 0       /* min(len * scale, max) bytes at the pointer */
 #define DEREF_STRING_HEADER 1 /* the pointer points at a (ptr, len) string header */
+#define DEREF_FIXED 2         /* `max` bytes at the pointer + `scale` */
 
 /* One extra read: offsets are into the captured frame (registers, then stack from SP). */
 struct args_deref {
 	__u16 ptr_off;
 	__u16 len_off;
-	__u32 scale;
+	__u32 scale; /* COUNTED: element size; FIXED: byte offset from the pointer */
 	__u32 max;
 	__u32 kind;
 };
 
+/* A global variable at link-time address `vaddr` (plus the event's load bias). */
+struct args_global {
+	__u64 vaddr;
+	__u32 size;
+	__u32 area_off; /* offset in the event's globals area */
+};
+
 /* What to capture at one kind of site of one function. */
 struct args_fetch {
+	__u64 func_vaddr; /* link-time entry of the function: with the cookie's site offset,
+	                   * the probed instruction's link-time address */
 	__u32 stack_bytes;
 	__u32 n_derefs;
 	struct args_deref derefs[ARGS_MAX_DEREFS];
+	__u32 n_globals;
+	__u32 pad;
+	struct args_global globals[ARGS_MAX_GLOBALS];
 };
 
 /* One event; only the used part of `data` is sent. */
@@ -47,8 +66,15 @@ struct args_event {
 	__u32 kind;      /* COOKIE_KIND_ENTRY or COOKIE_KIND_RET */
 	__u32 matched;   /* RET: 1 when its entry was seen (duration_ns is valid) */
 	__u32 data_len;
+	__u32 globals_failed; /* bit i: global i could not be read */
+	__u32 pad;
+	__u64 load_bias;      /* run-time minus link-time address (PIE), from the probe's IP */
+	__u32 n_callers;
+	__u32 pad2;
+	__u64 callers[ARGS_MAX_FRAMES]; /* entry, --stack: return addresses, innermost first */
 	__u64 regs[ARGS_REGS];
 	__u8 stack[ARGS_STACK_WINDOW];
+	__u8 globals[ARGS_GLOBALS_BYTES];
 	__u32 deref_len[ARGS_MAX_DEREFS]; /* bytes read, or ARGS_READ_FAILED */
 	__u8 data[ARGS_DATA_CAP + ARGS_MAX_READ];
 };
@@ -62,6 +88,8 @@ struct args_stats {
 const volatile struct go_layout layout = {};
 /* offsetof(runtime.g, goid). */
 const volatile __u32 g_goid = 0;
+/* --stack: walk the frame-pointer chain at entry probes (amd64). */
+const volatile __u32 walk_stack = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
 
@@ -129,6 +157,11 @@ static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d
 			return ARGS_READ_FAILED;
 		ptr = header[0];
 		len = header[1];
+	} else if (d->kind == DEREF_FIXED) {
+		if (!ptr)
+			return ARGS_READ_FAILED;
+		ptr += d->scale;
+		len = d->max;
 	} else {
 		len = frame_word(e, d->len_off) * d->scale;
 	}
@@ -199,6 +232,26 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->matched = 0;
 	e->duration_ns = 0;
 	e->data_len = 0;
+	e->globals_failed = 0;
+	e->n_callers = 0;
+	if (walk_stack && kind == COOKIE_KIND_ENTRY) {
+		/* Before the function's PUSH RBP: [SP] returns into the caller, RBP is the caller's
+		 * frame, whose [RBP + 8] returns into its caller, and so on. */
+		__u64 fp = regs.bp, pc = 0;
+
+		bpf_probe_read_user(&pc, 8, (void *)sp);
+		for (int i = 0; i < ARGS_MAX_FRAMES; i++) {
+			if (!pc)
+				break;
+			e->callers[i] = pc;
+			e->n_callers = i + 1;
+			pc = 0;
+			if (!fp || bpf_probe_read_user(&pc, 8, (void *)(fp + 8)) ||
+			    bpf_probe_read_user(&fp, 8, (void *)fp))
+				break;
+		}
+	}
+	e->load_bias = regs.ip - plan->func_vaddr - (cookie >> COOKIE_SITE_SHIFT);
 	e->goid = 0;
 	bpf_probe_read_user(&e->goid, 8, (void *)(key.g + g_goid));
 
@@ -237,6 +290,18 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		size = ARGS_STACK_WINDOW;
 	if (size && bpf_probe_read_user(e->stack, size, (void *)sp))
 		__builtin_memset(e->stack, 0, sizeof(e->stack));
+
+	for (int i = 0; i < ARGS_MAX_GLOBALS; i++) {
+		struct args_global *gl = &plan->globals[i];
+		__u32 off = gl->area_off, n = gl->size;
+
+		if (i >= plan->n_globals)
+			break;
+		if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
+			continue;
+		if (bpf_probe_read_user(&e->globals[off], n, (void *)(gl->vaddr + e->load_bias)))
+			e->globals_failed |= 1u << i;
+	}
 
 	for (int i = 0; i < ARGS_MAX_DEREFS; i++) {
 		if (i >= plan->n_derefs)

@@ -17,16 +17,20 @@ use serde_json::{json, Value};
 
 use crate::abi::{self, Abi, CallPlan, DerefKind, SitePlan};
 use crate::cli::ArgsArgs;
+use crate::gobin::dwarf::DwarfInfo;
 use crate::gobin::{runtime_layout, Arch, BinaryFile, GoBinary};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
+use crate::signature::{self, UserSignature};
 use crate::skeletons::{self, args::*, fill_layout, plain_copy};
 use crate::target::Target;
 use crate::typenames::BinaryTypeNamer;
-use crate::values::{self, Captured, TypeNamer};
+use crate::values::{self, Captured};
 
 /// How often the ring buffer is drained (the BPF side never forces a wake-up).
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Cookie bits above this hold the site's offset from the function entry (COOKIE_SITE_SHIFT).
+const COOKIE_SITE_SHIFT: u32 = 40;
 /// `deref_len` value of a read that failed (ARGS_READ_FAILED).
 const READ_FAILED: u32 = u32::MAX;
 
@@ -36,25 +40,29 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     if args.strsize > abi::MAX_READ {
         bail!("--strsize is at most {}", abi::MAX_READ);
     }
-    if !args.ringbuf_mib.is_power_of_two() {
-        bail!("--ringbuf-mib must be a power of two");
+    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
+        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
     }
-    let duration = args
-        .target
-        .duration
-        .map(|secs| {
-            Duration::try_from_secs_f64(secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .context("durations must be positive seconds")
-        })
-        .transpose()?;
+    let duration = args.target.duration.map(session::seconds).transpose()?;
     let mut target = Target::resolve(spec)?;
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
-    let plan = plan::plan(&bin, &patterns, !args.no_ret)?;
-    let calls = call_plans(&bin, &plan, args.strsize)?;
-    let g_goid = goid_offset(&bin)?;
+    let mut user_sigs = Vec::new();
+    let mut names = Vec::new();
+    for pattern in &patterns {
+        let (name, written) = signature::split_pattern(pattern);
+        if written.is_some() {
+            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size())?);
+        }
+        names.push(name.to_owned());
+    }
+    let plan = plan::plan(&bin, &names, !args.no_ret)?;
+    let dwarf = bin.dwarf()?;
+    let calls = call_plans(&bin, dwarf.as_ref(), &plan, &user_sigs, args)?;
+    let g_goid = goid_offset(&bin, dwarf.as_ref())?;
+    if args.stack && bin.elf.arch != Arch::Amd64 {
+        bail!("--stack follows frame pointers, which only amd64 Go binaries have");
+    }
     skeletons::require_bpf_privileges()?;
 
     let multi = session::kernel_has_uprobe_multi();
@@ -70,13 +78,14 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     fill_layout!(rodata.layout, plan.runtime, target.pid);
     rodata.g_goid = g_goid;
     rodata.pair_calls = u32::from(!args.no_ret);
+    rodata.walk_stack = u32::from(args.stack);
     open.maps
         .fetch_plans
         .set_max_entries(2 * plan.funcs.len() as u32)?;
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
-    open.maps.events.set_max_entries(args.ringbuf_mib << 20)?;
+    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     open.progs.args_multi.set_autoload(multi);
     open.progs.args_single.set_autoload(!multi);
     let skel = open
@@ -85,32 +94,34 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     for (func, call) in plan.funcs.iter().zip(&calls) {
         for (kind, site) in [(0u32, &call.entry), (1, &call.ret)] {
             let key = func.id * 2 + kind;
-            let fetch = to_bpf_fetch(site);
+            let fetch = to_bpf_fetch(site, func.entry);
             skel.maps
                 .fetch_plans
                 .update(&key.to_ne_bytes(), plain_bytes(&fetch), MapFlags::ANY)?;
         }
     }
 
-    let sites: Vec<Site> = plan
-        .funcs
-        .iter()
-        .flat_map(|f| {
-            let rets = if args.no_ret {
-                &[][..]
-            } else {
-                &f.ret_sites[..]
-            };
-            std::iter::once(Site {
-                file_offset: f.entry_site,
-                cookie: u64::from(f.id) << 8,
-            })
-            .chain(rets.iter().map(|&off| Site {
-                file_offset: off,
-                cookie: (u64::from(f.id) << 8) | 1,
-            }))
-        })
-        .collect();
+    let mut sites = Vec::new();
+    for f in &plan.funcs {
+        let entry_offset = bin
+            .elf
+            .file_offset(f.entry)
+            .context("function entry not in the file")?;
+        let rets = if args.no_ret {
+            &[][..]
+        } else {
+            &f.ret_sites[..]
+        };
+        let kinds = std::iter::once((f.entry_site, 0)).chain(rets.iter().map(|&off| (off, 1)));
+        for (file_offset, kind) in kinds {
+            // The site's offset from the entry lets the BPF side derive the load bias.
+            let site_offset = file_offset.wrapping_sub(entry_offset) & ((1 << 24) - 1);
+            sites.push(Site {
+                file_offset,
+                cookie: (site_offset << COOKIE_SITE_SHIFT) | (u64::from(f.id) << 8) | kind,
+            });
+        }
+    }
     let prog = if multi {
         &skel.progs.args_multi
     } else {
@@ -133,11 +144,12 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     }
     target.release()?;
 
-    let namer = BinaryTypeNamer::new(&bin, target.pid);
+    let namer = BinaryTypeNamer::new(&bin);
     let printer = std::cell::RefCell::new(Printer {
         plan: &plan,
         calls: &calls,
         namer: &namer,
+        bin: &bin,
         json: args.target.json,
         clock_offset: crate::clock::monotonic_to_unix_ns(),
         max_events: args.max_events.unwrap_or(u64::MAX),
@@ -170,7 +182,10 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     drop(ring);
     let mut printer = printer.into_inner();
     printer.flush(&mut out)?;
-    let (lost, unmatched) = read_stats(&skel)?;
+    let (lost, mut unmatched) = read_stats(&skel)?;
+    if let (StopReason::TargetExited(_), Some(pid)) = (stop, target.pid) {
+        unmatched += calls_cut_by_exit(&skel, pid)?;
+    }
     if args.target.json {
         writeln!(
             out,
@@ -191,51 +206,97 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     })
 }
 
-/// The ABI plan of every planned function, from its DWARF signature.
-fn call_plans(bin: &GoBinary<'_>, plan: &ProbePlan, strsize: u32) -> Result<Vec<CallPlan>> {
-    let dwarf = bin.dwarf()?.with_context(|| {
-        format!(
-            "{} has no DWARF (stripped?): gotrace args needs the functions' types",
-            "the binary"
-        )
-    })?;
+/// The ABI plan of every planned function, from its DWARF signature, with the `--global`s
+/// read at its entry.
+fn call_plans(
+    bin: &GoBinary<'_>,
+    dwarf: Option<&DwarfInfo>,
+    plan: &ProbePlan,
+    user_sigs: &[UserSignature],
+    args: &ArgsArgs,
+) -> Result<Vec<CallPlan>> {
+    let strsize = args.strsize;
     let abi = if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
         Abi::Register
     } else {
         Abi::Stack
     };
-    Ok(plan
-        .funcs
+    let globals = args
+        .globals
         .iter()
-        .map(|func| match dwarf.functions.get(&func.name) {
-            Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
-            None => {
-                eprintln!(
-                    "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
-                    func.name
-                );
-                CallPlan::default()
-            }
+        .map(|name| {
+            let dwarf = dwarf.with_context(|| {
+                format!("--global {name}: the binary has no DWARF (stripped), so its globals' types are unknown")
+            })?;
+            let global = dwarf
+                .globals
+                .iter()
+                .find(|g| &g.name == name)
+                .with_context(|| {
+                    format!("unknown global {name} (see `gotrace list --globals BINARY`)")
+                })?;
+            let ty = global
+                .ty
+                .with_context(|| format!("{name}: DWARF gives no type"))?;
+            Ok((name.clone(), global.addr, ty))
         })
-        .collect())
+        .collect::<Result<Vec<_>>>()?;
+    plan.funcs
+        .iter()
+        .map(|func| {
+            let written = user_sigs.iter().find(|u| u.function == func.name);
+            let mut call = match (written, dwarf) {
+                (Some(user), _) => {
+                    abi::call_plan(&user.sig, &user.types, bin.elf.arch, abi, strsize)
+                }
+                (None, Some(dwarf)) => match dwarf.functions.get(&func.name) {
+                    Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
+                    None => {
+                        eprintln!(
+                            "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
+                            func.name
+                        );
+                        CallPlan::default()
+                    }
+                },
+                (None, None) => bail!(
+                    "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
+                    func.name,
+                    func.name
+                ),
+            };
+            if let Some(dwarf) = dwarf {
+                abi::add_globals(&mut call.entry, &globals, &dwarf.types, bin.elf.arch, strsize)
+                    .map_err(anyhow::Error::msg)?;
+            }
+            Ok(call)
+        })
+        .collect()
 }
 
 /// offsetof(runtime.g, goid): from DWARF, else the per-Go-version table.
-fn goid_offset(bin: &GoBinary<'_>) -> Result<u32> {
-    let from_dwarf = bin.dwarf().ok().flatten().and_then(|d| d.runtime);
+fn goid_offset(bin: &GoBinary<'_>, dwarf: Option<&DwarfInfo>) -> Result<u32> {
+    let from_dwarf = dwarf.and_then(|d| d.runtime);
     let layout = from_dwarf
         .or_else(|| runtime_layout::for_go_version(bin.build.go_version.as_deref()?, bin.elf.arch));
     let layout = layout.context("cannot find runtime.g's goid offset for this Go version")?;
     u32::try_from(layout.g_goid).context("goid offset out of range")
 }
 
-/// The BPF `struct args_fetch` of a site plan.
-fn to_bpf_fetch(site: &SitePlan) -> types::args_fetch {
+/// The BPF `struct args_fetch` of a site plan of the function at link-time `func_vaddr`.
+fn to_bpf_fetch(site: &SitePlan, func_vaddr: u64) -> types::args_fetch {
     let mut fetch = types::args_fetch {
+        func_vaddr,
         stack_bytes: site.stack_bytes,
         n_derefs: site.derefs.len().min(abi::MAX_DEREFS) as u32,
+        n_globals: site.globals.len().min(abi::MAX_GLOBALS) as u32,
         ..Default::default()
     };
+    for (slot, global) in fetch.globals.iter_mut().zip(&site.globals) {
+        slot.vaddr = global.vaddr;
+        slot.size = global.size;
+        slot.area_off = global.area_offset;
+    }
     for (slot, deref) in fetch.derefs.iter_mut().zip(&site.derefs) {
         slot.max = deref.max;
         match deref.kind {
@@ -248,6 +309,11 @@ fn to_bpf_fetch(site: &SitePlan) -> types::args_fetch {
             DerefKind::StringHeader { ptr } => {
                 slot.kind = 1;
                 slot.ptr_off = ptr.offset as u16;
+            }
+            DerefKind::Fixed { ptr, offset } => {
+                slot.kind = 2;
+                slot.ptr_off = ptr.offset as u16;
+                slot.scale = offset;
             }
         }
     }
@@ -270,11 +336,23 @@ fn read_stats(skel: &ArgsSkel<'_>) -> Result<(u64, u64)> {
     Ok(totals)
 }
 
+/// Calls still open in process `pid` after it exited: they can never return (a panic that
+/// unwound them, or an exit inside the call).
+fn calls_cut_by_exit(skel: &ArgsSkel<'_>, pid: u32) -> Result<u64> {
+    let mut open = 0;
+    for key_bytes in skel.maps.starts.keys() {
+        let key: types::frame_key = plain_copy(&key_bytes)?;
+        open += u64::from(key.tgid == pid);
+    }
+    Ok(open)
+}
+
 /// Turns ring-buffer events into output lines.
 struct Printer<'a> {
     plan: &'a ProbePlan,
     calls: &'a [CallPlan],
-    namer: &'a dyn TypeNamer,
+    namer: &'a BinaryTypeNamer<'a, 'a>,
+    bin: &'a GoBinary<'a>,
     json: bool,
     clock_offset: i128,
     max_events: u64,
@@ -308,7 +386,11 @@ impl Printer<'_> {
         let data = bytes.get(header_len..).unwrap_or(&[]);
         let frame_start = offset_of!(types::args_event, regs);
         let frame = bytes
-            .get(frame_start..frame_start + (abi::REGS_AREA + abi::STACK_WINDOW) as usize)
+            .get(
+                frame_start
+                    ..frame_start
+                        + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize,
+            )
             .unwrap_or(&[]);
         let e = &*self.event;
         let (Some(func), Some(call)) = (
@@ -334,36 +416,55 @@ impl Printer<'_> {
             })
             .collect();
         let captured = Captured { frame, derefs };
-        let decoded = values::decode_site(site, &captured, self.namer);
-        let line = if self.json {
-            let mut object = json!({
-                "type": if is_ret { "return" } else { "call" },
-                "ts_ns": e.ts_ns,
-                "pid": e.pid,
-                "tid": e.tid,
-                "goid": e.goid,
-                "function": func.name,
-            });
+        self.namer.set_load_bias(e.load_bias);
+        let decoded = values::decode_site(&site.values, &captured, self.namer);
+        let globals =
+            values::decode_globals(&site.global_values, e.globals_failed, &captured, self.namer);
+        if self.json {
+            let stack = (!is_ret && e.n_callers > 0).then(|| Value::Array(self.callers(e)));
+            let out = &mut self.lines;
+            let kind = if is_ret { "return" } else { "call" };
+            out.extend_from_slice(
+                format!(
+                    "{{\"type\":\"{kind}\",\"ts_ns\":{},\"pid\":{},\"tid\":{},\"goid\":{},\"function\":",
+                    e.ts_ns, e.pid, e.tid, e.goid
+                )
+                .as_bytes(),
+            );
+            values::put_json(out, func.name.as_str());
             if is_ret {
-                object["duration_ns"] = if e.matched != 0 {
-                    json!(e.duration_ns)
+                if e.matched != 0 {
+                    out.extend_from_slice(format!(",\"duration_ns\":{}", e.duration_ns).as_bytes());
                 } else {
-                    Value::Null
-                };
-                object["results"] = Value::Array(decoded);
+                    out.extend_from_slice(b",\"duration_ns\":null");
+                }
+                out.extend_from_slice(b",\"results\":");
+                values::write_json_list(out, &decoded);
             } else {
-                object["args"] = Value::Array(decoded);
+                out.extend_from_slice(b",\"args\":");
+                values::write_json_list(out, &decoded);
+                if !globals.is_empty() {
+                    out.extend_from_slice(b",\"globals\":");
+                    values::write_json_list(out, &globals);
+                }
+                if let Some(stack) = stack {
+                    out.extend_from_slice(b",\"stack\":");
+                    values::put_json(out, &stack);
+                }
             }
-            object.to_string()
-        } else {
+            out.extend_from_slice(b"}\n");
+            self.printed += 1;
+            return;
+        }
+        let line = {
             let when = crate::clock::hms_micros(i128::from(e.ts_ns) + self.clock_offset);
             let list = |sep: &str, named: bool| {
                 decoded
                     .iter()
                     .map(|v| {
-                        let text = values::human(v);
+                        let text = v.human();
                         if named {
-                            format!("{}={text}", v["name"].as_str().unwrap_or("?"))
+                            format!("{}={text}", v.name)
                         } else {
                             text
                         }
@@ -385,8 +486,24 @@ impl Printer<'_> {
                     list(", ", false)
                 )
             } else {
+                let globals: String = globals
+                    .iter()
+                    .map(|g| format!(" {}={}", g.name, g.human()))
+                    .collect();
+                let stack: String = self
+                    .callers(e)
+                    .iter()
+                    .map(|frame| {
+                        format!(
+                            "\n    at {} ({}:{})",
+                            frame["function"].as_str().unwrap_or("?"),
+                            frame["file"].as_str().unwrap_or("?"),
+                            frame["line"]
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{when} pid {} goid {} → {}({})",
+                    "{when} pid {} goid {} → {}({}){globals}{stack}",
                     e.pid,
                     e.goid,
                     func.name,
@@ -397,6 +514,25 @@ impl Printer<'_> {
         self.lines.extend_from_slice(line.as_bytes());
         self.lines.push(b'\n');
         self.printed += 1;
+    }
+
+    /// The callers of an entry event: function, file and line of each return address (of
+    /// the call instruction before it, as Go's runtime.CallersFrames reports them).
+    fn callers(&self, e: &types::args_event) -> Vec<Value> {
+        e.callers
+            .iter()
+            .take(e.n_callers as usize)
+            .map(|&pc| {
+                let call_pc = pc.wrapping_sub(e.load_bias).wrapping_sub(1);
+                let func = self.bin.func_at(call_pc);
+                let line = func.and_then(|f| self.bin.pclntab.line(f, call_pc).ok().flatten());
+                json!({
+                    "function": func.map_or("?", |f| f.name),
+                    "file": line.map_or("?", |(file, _)| file),
+                    "line": line.map_or(0, |(_, line)| line),
+                })
+            })
+            .collect()
     }
 
     /// Writes the pending lines; true once --max-events were printed.

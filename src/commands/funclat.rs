@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -14,7 +13,7 @@ use crate::cli::FunclatArgs;
 use crate::gobin::BinaryFile;
 use crate::histogram::{Log2Hist, Unit};
 use crate::plan::{self, ProbePlan};
-use crate::session::{self, Lifecycle, Site, StopReason, Wake};
+use crate::session::{self, seconds, Lifecycle, Site, StopReason, Wake};
 use crate::skeletons::{self, fill_layout, funclat::*, plain_copy};
 use crate::target::Target;
 
@@ -126,13 +125,6 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         StopReason::TargetExited(Some(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         _ => ExitCode::SUCCESS,
     })
-}
-
-fn seconds(secs: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .context("durations must be positive seconds")
 }
 
 /// Sums every CPU's copy of every function's histogram (cumulative since attach).

@@ -1,5 +1,7 @@
 // argstarget calls functions with arguments of every kind gotrace args decodes, and prints its
-// own record of each call as one line: `REC {"function":...,"args":[...],"results":[...]}`.
+// own record of each call as one line:
+// `REC {"function":...,"args":[...],"results":[...],"counter":N}`, where N is the global
+// main.counter at the call's entry (every traced function increments it once).
 // The values in a record are written the way gotrace prints them (pointers as hex strings,
 // strings as text, nil errors as "<nil>"), so a test can compare the two directly.
 package main
@@ -9,7 +11,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
+	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -34,10 +39,11 @@ type codeError struct{ code int }
 
 func (e *codeError) Error() string { return fmt.Sprintf("code %d", e.code) }
 
+// counter counts the calls of the traced functions.
 var counter int
 
 func record(function string, args []interface{}, results []interface{}) {
-	line, err := json.Marshal(map[string]interface{}{"function": function, "args": args, "results": results})
+	line, err := json.Marshal(map[string]interface{}{"function": function, "args": args, "results": results, "counter": counter - 1})
 	if err != nil {
 		panic(err)
 	}
@@ -106,8 +112,90 @@ func rect(r Rect) int { counter++; return (r.Max.X - r.Min.X) * (r.Max.Y - r.Min
 //go:noinline
 func big(n int, b Big) int { counter++; return n + b.A + b.J }
 
+// makeBig returns a struct too large for the result registers (it goes to the stack), after
+// an argument that also does not fit (an array).
+//
+//go:noinline
+func makeBig(a [2]int, n int) (Big, bool) {
+	counter++
+	return Big{n, -n, a[0], a[1], 5, 6, 7, 8, 9, 10}, n > 0
+}
+
 //go:noinline
 func array(a [3]int) int { counter++; return a[0] + a[1] + a[2] }
+
+// stackLeaf records its callers as runtime.Callers reports them (for --stack).
+//
+//go:noinline
+func stackLeaf(n int) int {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	var stack []interface{}
+	for {
+		frame, more := frames.Next()
+		stack = append(stack, map[string]interface{}{"function": frame.Function, "file": frame.File, "line": frame.Line})
+		if !more {
+			break
+		}
+	}
+	line, err := json.Marshal(map[string]interface{}{"function": "main.stackLeaf", "n": n, "stack": stack})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("STACK %s\n", line)
+	return n
+}
+
+//go:noinline
+func stackMid(n int) int {
+	if n > 0 {
+		return stackMid(n-1) + 1
+	}
+	return stackLeaf(n)
+}
+
+// inGoroutine is called from fresh goroutines; its record carries the caller's goid.
+//
+//go:noinline
+func inGoroutine(id int) int { counter++; return id * 2 }
+
+// goid is the current goroutine's id, from the header of its runtime.Stack dump.
+func goid() int {
+	buf := make([]byte, 64)
+	header := strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine ")
+	id, err := strconv.Atoi(header[:strings.IndexByte(header, ' ')])
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// mayPanic panics for negative n: the call never reaches a RET.
+//
+//go:noinline
+func mayPanic(n int) int {
+	counter++
+	if n < 0 {
+		panic("negative")
+	}
+	return n
+}
+
+// callMayPanic calls mayPanic and recovers; its record has no results when it panicked.
+func callMayPanic(n int) {
+	defer func() {
+		if recover() != nil {
+			record("main.mayPanic", []interface{}{n}, nil)
+		}
+	}()
+	result := mayPanic(n)
+	record("main.mayPanic", []interface{}{n}, []interface{}{result})
+}
+
+// hot is the cheap function of the -hot load test.
+//
+//go:noinline
+func hot(i int, s string) int { return i + len(s) }
 
 //go:noinline
 func bytesArg(b []byte) int { counter++; return len(b) }
@@ -146,7 +234,22 @@ func pointValue(p Point) map[string]interface{} {
 
 func main() {
 	rounds := flag.Int("rounds", 1, "how many times to run the whole set of calls")
+	hotCalls := flag.Int("hot", 0, "then call main.hot this many times as fast as possible")
+	delay := flag.Duration("delay", 0, "sleep this long first (time to attach a tracer with -p)")
 	flag.Parse()
+	time.Sleep(*delay)
+	defer func() {
+		if *hotCalls == 0 {
+			return
+		}
+		start := time.Now()
+		sum := 0
+		for i := 0; i < *hotCalls; i++ {
+			sum += hot(i, "hot")
+		}
+		elapsed := time.Since(start)
+		fmt.Printf("HOT_CALLS %d\nHOT_RATE %.0f\nHOT_SUM %d\n", *hotCalls, float64(*hotCalls)/elapsed.Seconds(), sum)
+	}()
 	long := strings.Repeat("abcdefghij", 12)
 	for round := 0; round < *rounds; round++ {
 		r := int64(round)
@@ -188,11 +291,14 @@ func main() {
 		bg := Big{-1, 2, 3, 4, 5, 6, 7, 8, 9, 10 + round}
 		bgv := map[string]interface{}{"A": bg.A, "B": bg.B, "C": bg.C, "D": bg.D, "E": bg.E, "F": bg.F, "G": bg.G, "H": bg.H, "I": bg.I, "J": bg.J}
 		record("main.big", []interface{}{round, bgv}, []interface{}{big(round, bg)})
+		mb, ok := makeBig([2]int{round, -round}, 3+round)
+		mbv := map[string]interface{}{"A": mb.A, "B": mb.B, "C": mb.C, "D": mb.D, "E": mb.E, "F": mb.F, "G": mb.G, "H": mb.H, "I": mb.I, "J": mb.J}
+		record("main.makeBig", []interface{}{[2]int{round, -round}, 3 + round}, []interface{}{mbv, ok})
 		arr := [3]int{-7, 8, round}
 		record("main.array", []interface{}{arr}, []interface{}{array(arr)})
 		record("main.Point.Sum", []interface{}{pointValue(pt)}, []interface{}{pt.Sum()})
-		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
 		pt.Move(4)
+		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
 
 		raw := []byte("raw\x00bytes\xff" + strings.Repeat("z", round))
 		record("main.bytesArg", []interface{}{string(raw)}, []interface{}{bytesArg(raw)})
@@ -206,6 +312,23 @@ func main() {
 		}
 		for _, v := range []interface{}{nil, round, &pt, "s"} {
 			record("main.describe", []interface{}{anyValue(v)}, []interface{}{describe(v)})
+		}
+		stackMid(round % 3)
+		callMayPanic(round)
+		callMayPanic(-1 - round)
+
+		for id := 0; id < 3; id++ {
+			done := make(chan struct{})
+			go func() {
+				result := inGoroutine(id + round)
+				line, err := json.Marshal(map[string]interface{}{"function": "main.inGoroutine", "args": []interface{}{id + round}, "results": []interface{}{result}, "counter": counter - 1, "goid": goid()})
+				if err != nil {
+					panic(err)
+				}
+				fmt.Printf("REC %s\n", line)
+				close(done)
+			}()
+			<-done
 		}
 	}
 }

@@ -1,0 +1,247 @@
+//! Function signatures the user writes for binaries without DWARF (stripped builds), e.g.
+//! `main.doWork(n int, s string) (int, error)`: the function name, and the parameter and
+//! result types in the form [`crate::abi`] plans from. Built-in types, pointers, `[]T` of
+//! built-in scalars, `error`, `any`/`interface{}`, maps, channels and funcs are understood;
+//! struct types cannot be written (their layout is unknown without DWARF).
+
+use anyhow::{bail, Context, Result};
+
+use crate::gobin::dwarf::{FuncSig, GoType, Param, TypeId, TypeKind, TypeTable};
+
+/// A parsed signature: the types live in `types`.
+#[derive(Debug, Clone)]
+pub struct UserSignature {
+    pub function: String,
+    pub sig: FuncSig,
+    pub types: TypeTable,
+}
+
+/// Splits `pattern` into the function name and the signature text when it has one: the
+/// parameter list is the first `(` not directly after a `.` (method names contain `.(`).
+pub fn split_pattern(pattern: &str) -> (&str, Option<&str>) {
+    let bytes = pattern.as_bytes();
+    let open = (0..bytes.len()).find(|&i| bytes[i] == b'(' && (i == 0 || bytes[i - 1] != b'.'));
+    match open {
+        Some(i) if i > 0 => (pattern[..i].trim(), Some(&pattern[i..])),
+        _ => (pattern, None),
+    }
+}
+
+/// Parses `name(params) results` for a target whose pointers have `ptr_size` bytes.
+pub fn parse(pattern: &str, ptr_size: u64) -> Result<UserSignature> {
+    let (function, Some(rest)) = split_pattern(pattern) else {
+        bail!("{pattern:?} has no parameter list");
+    };
+    let context = || format!("signature {pattern:?}");
+    let close = matching_paren(rest).with_context(context)?;
+    let params_text = rest.get(1..close).with_context(context)?;
+    let results_text = rest.get(close + 1..).with_context(context)?.trim();
+    let results_text = match results_text.strip_prefix('(') {
+        Some(inner) => inner
+            .strip_suffix(')')
+            .with_context(|| format!("signature {pattern:?}: unbalanced results"))?,
+        None => results_text,
+    };
+    let mut builder = Builder {
+        types: Vec::new(),
+        ptr_size,
+    };
+    let params = builder.params(params_text, "~p").with_context(context)?;
+    let results = builder.params(results_text, "~r").with_context(context)?;
+    Ok(UserSignature {
+        function: function.to_owned(),
+        sig: FuncSig { params, results },
+        types: TypeTable::from_types(builder.types),
+    })
+}
+
+/// Index of the `)` closing the `(` at the start of `text`.
+fn matching_paren(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Splits at top-level commas.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(text[start..].trim());
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+struct Builder {
+    types: Vec<GoType>,
+    ptr_size: u64,
+}
+
+impl Builder {
+    /// A parameter list: `a, b int, s string`, or unnamed types `int, error`.
+    fn params(&mut self, text: &str, unnamed_prefix: &str) -> Result<Vec<Param>> {
+        let items = split_top_level(text);
+        let named = items
+            .iter()
+            .any(|item| item.contains(' ') && !is_type_with_space(item));
+        let mut params = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if !named {
+                let ty = self.type_of(item)?;
+                params.push(Param {
+                    name: format!("{unnamed_prefix}{i}"),
+                    ty,
+                });
+                continue;
+            }
+            match item.split_once(' ') {
+                Some((name, ty_text)) => {
+                    let ty = self.type_of(ty_text.trim())?;
+                    for name in pending.drain(..).chain(std::iter::once(name.to_owned())) {
+                        params.push(Param { name, ty });
+                    }
+                }
+                None => pending.push((*item).to_owned()),
+            }
+        }
+        if !pending.is_empty() {
+            bail!("parameters {pending:?} have no type");
+        }
+        Ok(params)
+    }
+
+    fn add(&mut self, name: &str, size: u64, kind: TypeKind) -> TypeId {
+        self.types.push(GoType {
+            name: name.to_owned(),
+            size,
+            kind,
+        });
+        TypeId(self.types.len() - 1)
+    }
+
+    /// The type written as `text`.
+    fn type_of(&mut self, text: &str) -> Result<TypeId> {
+        let ptr = self.ptr_size;
+        let int = |signed| TypeKind::Int { signed };
+        let (size, kind) = match text {
+            "bool" => (1, TypeKind::Bool),
+            "int8" => (1, int(true)),
+            "uint8" | "byte" => (1, int(false)),
+            "int16" => (2, int(true)),
+            "uint16" => (2, int(false)),
+            "int32" | "rune" => (4, int(true)),
+            "uint32" => (4, int(false)),
+            "int64" => (8, int(true)),
+            "uint64" => (8, int(false)),
+            "int" => (ptr, int(true)),
+            "uint" => (ptr, int(false)),
+            "uintptr" => (ptr, TypeKind::Uintptr),
+            "float32" => (4, TypeKind::Float),
+            "float64" => (8, TypeKind::Float),
+            "complex64" => (8, TypeKind::Complex),
+            "complex128" => (16, TypeKind::Complex),
+            "string" => (2 * ptr, TypeKind::String),
+            "error" => (2 * ptr, TypeKind::Interface { empty: false }),
+            "any" | "interface{}" | "interface {}" => (2 * ptr, TypeKind::Interface { empty: true }),
+            "unsafe.Pointer" => (ptr, TypeKind::UnsafePointer),
+            _ if text.starts_with('*') => (ptr, TypeKind::Pointer { elem: None }),
+            _ if text.starts_with("map[") => (ptr, TypeKind::Map),
+            _ if text.starts_with("chan ") || text.starts_with("<-chan ") => (ptr, TypeKind::Chan),
+            _ if text.starts_with("func(") => (ptr, TypeKind::Func),
+            _ if text.starts_with("[]") => {
+                let elem = self.type_of(&text[2..])?;
+                (3 * ptr, TypeKind::Slice { elem })
+            }
+            _ => bail!(
+                "type {text:?} cannot be written in a signature (built-in types, pointers, slices, error, any, maps, chans and funcs can)"
+            ),
+        };
+        Ok(self.add(text, size, kind))
+    }
+}
+
+/// Types whose spelling contains a space (`chan T`, `interface {}`), so that an unnamed
+/// list of them is not taken for `name type` pairs.
+fn is_type_with_space(item: &str) -> bool {
+    item.starts_with("chan ") || item.starts_with("<-chan ") || item == "interface {}"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_and_types(sig: &UserSignature, params: &[Param]) -> Vec<(String, String)> {
+        params
+            .iter()
+            .map(|p| (p.name.clone(), sig.types.name(p.ty).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn splits_method_names_from_parameters() {
+        assert_eq!(
+            split_pattern("main.(*T).M(n int)"),
+            ("main.(*T).M", Some("(n int)"))
+        );
+        assert_eq!(split_pattern("main.*"), ("main.*", None));
+    }
+
+    #[test]
+    fn grouped_named_and_unnamed() {
+        let sig = parse("main.f(a, b int, s string) (q int, err error)", 8).unwrap();
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names_and_types(&sig, &sig.sig.params),
+            pairs(&[("a", "int"), ("b", "int"), ("s", "string")])
+        );
+        assert_eq!(
+            names_and_types(&sig, &sig.sig.results),
+            pairs(&[("q", "int"), ("err", "error")])
+        );
+        let sig = parse("main.g([]byte) (int, error)", 4).unwrap();
+        assert_eq!(sig.sig.params[0].name, "~p0");
+        assert_eq!(sig.types.get(sig.sig.params[0].ty).size, 12);
+        assert_eq!(
+            names_and_types(&sig, &sig.sig.results),
+            pairs(&[("~r0", "int"), ("~r1", "error")])
+        );
+        let sig = parse("main.h(n int) int64", 8).unwrap();
+        assert_eq!(
+            names_and_types(&sig, &sig.sig.results),
+            pairs(&[("~r0", "int64")])
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_lay_out() {
+        assert!(parse("main.f(p main.Point)", 8).is_err());
+        assert!(parse("main.f(a, b)", 8).is_err());
+        assert!(parse("main.f(n int", 8).is_err());
+    }
+}
