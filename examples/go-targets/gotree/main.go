@@ -16,6 +16,7 @@
 //
 // Flags:
 //
+//	-linger D wait D (a Go duration) before starting the tree, so that a tracer can attach
 //	-storm N  instead of the tree, start N goroutines as fast as possible (each returns at
 //	          once), wait for them and print "storm N" and the elapsed time
 package main
@@ -143,7 +144,9 @@ func blocker(parent int64, st *stamp) {
 
 func main() {
 	storm := flag.Int("storm", 0, "start this many goroutines as fast as possible")
+	linger := flag.Duration("linger", 0, "wait this long before starting the tree")
 	flag.Parse()
+	time.Sleep(*linger)
 	if *storm > 0 {
 		runStorm(*storm)
 		return
