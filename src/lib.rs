@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod creation_stack;
 pub mod gobin;
 pub mod goroutine_ledger;
 pub mod histogram;

@@ -31,6 +31,8 @@ struct OwnRecord {
     goid: u64,
     parent: u64,
     function: String,
+    /// The function whose go statement created it ("created by" in runtime.Stack).
+    creator: String,
     site: String,
     /// From just before the go statement to the goroutine's last statement; None: still
     /// alive when the program exited.
@@ -79,6 +81,7 @@ fn own_records(lines: &[String]) -> Vec<OwnRecord> {
                 goid: fields["goid"].parse().unwrap(),
                 parent: fields["parent"].parse().unwrap(),
                 function: fields["func"].to_owned(),
+                creator: fields["creator"].to_owned(),
                 site: fields["site"].to_owned(),
                 lifetime_ns: u64::try_from(lifetime).ok(),
                 window_ns: fields["window_ns"].parse().unwrap(),
@@ -367,6 +370,52 @@ fn attach_to_a_running_process_with_intervals() {
         .collect();
     assert!(totals.len() >= 5, "{totals:?}");
     assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
+}
+
+#[test]
+fn creation_stacks_start_at_the_go_statement() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for version in ["1.19", "1.24.11", "1.27.3"] {
+        let Some(binary) = require(matrix_binary(version, "amd64", Variant::Plain, "gotree"))
+        else {
+            continue;
+        };
+        let run = trace(&binary, &["--stack", "--filter", "main.*"], &[]);
+        assert!(run.output.status.success(), "{binary}");
+        let creates: HashMap<u64, &Value> = events(&run.json, "create")
+            .into_iter()
+            .map(|e| (u64_of(e, "goid"), e))
+            .collect();
+        let own = own_records(&run.own);
+        assert_eq!(own.len(), 11, "{binary}");
+        for record in own {
+            let stack: Vec<&str> = creates[&record.goid]["stack"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{binary}: no stack in {}", creates[&record.goid]))
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            // Go's own "created by" frame, then the frames down to the goroutine's bottom.
+            assert_eq!(
+                stack.first().copied(),
+                Some(format!("{} {}", record.creator, record.site).as_str()),
+                "{binary}: {stack:?}"
+            );
+            assert!(
+                stack.last().unwrap().starts_with("runtime.goexit "),
+                "{binary}: {stack:?}"
+            );
+        }
+    }
+    let Some(binary) = require(matrix_binary("1.24.11", "386", Variant::Plain, "gotree")) else {
+        return;
+    };
+    let output = gotrace(["goroutines", "--stack", binary.path.to_str().unwrap()]);
+    let problems = user_error_problems(&output);
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 #[test]

@@ -20,6 +20,7 @@ use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 use serde::Serialize;
 
 use crate::cli::GoroutinesArgs;
+use crate::creation_stack;
 use crate::gobin::runtime_layout::{self, RuntimeLayout};
 use crate::gobin::{BinaryFile, GoBinary};
 use crate::goroutine_ledger::Ledger;
@@ -59,6 +60,10 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     }
     let abi = newproc_abi::for_binary(&bin)?;
     let offsets = runtime_offsets(&bin)?;
+    let sched_bp = args
+        .stack
+        .then(|| creation_stack::sched_bp_offset(&bin))
+        .transpose()?;
     let creation = plan::plan(&bin, &["runtime.newproc1".to_owned()], true)?;
     let exit = plan::plan(&bin, &["runtime.goexit1".to_owned()], false)?;
     skeletons::require_bpf_privileges()?;
@@ -77,6 +82,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     rodata.runtime_offsets.g_goid = u32::try_from(offsets.g_goid)?;
     rodata.runtime_offsets.g_m = u32::try_from(offsets.g_m)?;
     rodata.runtime_offsets.m_curg = u32::try_from(offsets.m_curg)?;
+    rodata.runtime_offsets.g_sched_bp = sched_bp.unwrap_or(0);
     match abi {
         NewprocAbi::Registers => rodata.newproc.in_registers = 1,
         NewprocAbi::Stack {
@@ -263,6 +269,9 @@ struct CreateJson<'a> {
     site: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     wrapper: Option<&'a str>,
+    /// With --stack: "function file:line", the go statement first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<Vec<String>>,
 }
 
 /// A `--json` exit event.
@@ -366,6 +375,10 @@ impl<W: Write> Report<'_, W> {
             return Ok(());
         }
         let site = self.site(e.caller_pc);
+        let stack = self
+            .args
+            .stack
+            .then(|| creation_stack::frames(self.bin, &e.stack, e.caller_pc));
         self.ledger.created(
             e.tgid,
             e.goid,
@@ -385,6 +398,7 @@ impl<W: Write> Report<'_, W> {
                 function: &start.function,
                 site: &site,
                 wrapper: start.wrapper.as_deref(),
+                stack,
             };
             writeln!(self.out, "{}", serde_json::to_string(&json)?)?;
         } else {
@@ -393,6 +407,9 @@ impl<W: Write> Report<'_, W> {
                 "{:<12} {:>7} {:>8} {:<6} {} from goroutine {} at {}",
                 e.ts_ns, e.tgid, e.goid, "create", start.function, e.parent_goid, site
             )?;
+            for frame in stack.iter().flatten() {
+                writeln!(self.out, "{:>38}{frame}", "")?;
+            }
         }
         Ok(())
     }
