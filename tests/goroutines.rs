@@ -418,6 +418,40 @@ fn creation_stacks_start_at_the_go_statement() {
     assert!(problems.is_empty(), "{problems:?}");
 }
 
+/// The per-version newproc1 table of src/newproc_abi.rs against the parameter lists in the
+/// DWARF of each toolchain's runtime (gotrace's DWARF reader is itself checked against Go's
+/// debug/dwarf in tests/dwarf_oracle.rs).
+#[test]
+fn newproc1_parameters_are_those_of_the_table() {
+    for version in ["1.19", "1.21.13", "1.24.11", "1.27.3"] {
+        for goarch in ["amd64", "386"] {
+            let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "gotree"))
+            else {
+                continue;
+            };
+            let file = gotrace::gobin::BinaryFile::open(&binary.path).unwrap();
+            let bin = file.parse().unwrap();
+            let dwarf = bin.dwarf().unwrap().expect("DWARF");
+            let sig = &dwarf.functions["runtime.newproc1"];
+            let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
+            let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+            let mut expected = vec!["fn", "callergp", "callerpc"];
+            if minor >= 23 {
+                expected.extend(["parked", "waitreason"]);
+            }
+            assert_eq!(names, expected, "{binary}");
+            assert_eq!(sig.results.len(), 1, "{binary}");
+            let abi = gotrace::newproc_abi::for_binary(&bin).unwrap();
+            let registers = goarch == "amd64";
+            assert_eq!(
+                abi == gotrace::newproc_abi::NewprocAbi::Registers,
+                registers,
+                "{binary}: {abi:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn user_errors_are_one_line() {
     for args in [
