@@ -9,6 +9,7 @@ pub mod creation_stack;
 pub mod gobin;
 pub mod goroutine_ledger;
 pub mod histogram;
+pub mod load_bias;
 pub mod newproc_abi;
 pub mod plan;
 pub mod session;

@@ -247,6 +247,7 @@ fn tree_matches_the_targets_own_record() {
         ("1.19", "386", Variant::Plain),
         ("1.24.11", "386", Variant::Stripped),
         ("1.19", "amd64", Variant::Stripped),
+        ("1.24.11", "amd64", Variant::Pie),
     ];
     for (version, goarch, variant) in builds {
         check_tree(version, goarch, variant);

@@ -24,6 +24,7 @@ use crate::creation_stack;
 use crate::gobin::runtime_layout::{self, RuntimeLayout};
 use crate::gobin::{BinaryFile, GoBinary};
 use crate::goroutine_ledger::Ledger;
+use crate::load_bias;
 use crate::newproc_abi::{self, NewprocAbi};
 use crate::plan;
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
@@ -55,9 +56,6 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let mut target = Target::resolve(spec)?;
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
-    if bin.elf.is_pie {
-        bail!("position-independent (PIE) binaries are not supported by gotrace goroutines yet");
-    }
     let abi = newproc_abi::for_binary(&bin)?;
     let offsets = runtime_offsets(&bin)?;
     let sched_bp = args
@@ -127,6 +125,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         ledger: Ledger::default(),
         names: HashMap::new(),
         sites: HashMap::new(),
+        biases: HashMap::new(),
         out: std::io::stdout().lock(),
         failure: None,
     });
@@ -315,6 +314,8 @@ struct Report<'a, W: Write> {
     names: HashMap<u64, StartFunction>,
     /// Creation site by caller PC.
     sites: HashMap<u64, String>,
+    /// PIE load bias by process (None: unknown, the process is gone).
+    biases: HashMap<u32, Option<u64>>,
     out: W,
     /// The first error met inside the ring-buffer callback.
     failure: Option<anyhow::Error>,
@@ -365,6 +366,22 @@ impl<W: Write> Report<'_, W> {
                 )?;
             }
             return Ok(());
+        }
+        let mut e = *e;
+        if self.bin.elf.is_pie {
+            let bin = self.bin;
+            let bias = *self
+                .biases
+                .entry(e.tgid)
+                .or_insert_with(|| load_bias::of_process(e.tgid, &bin.elf).ok());
+            let bias = bias.unwrap_or(0);
+            for pc in std::iter::once(&mut e.start_pc)
+                .chain(std::iter::once(&mut e.caller_pc))
+                .chain(e.stack.iter_mut())
+                .filter(|pc| **pc != 0)
+            {
+                *pc = pc.wrapping_sub(bias);
+            }
         }
         let start = self.start_function(e.start_pc);
         if self
