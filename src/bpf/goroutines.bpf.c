@@ -93,7 +93,8 @@ static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid
 	e->caller_pc = call ? call->caller_pc : 0;
 	for (int i = 0; i < GOROUTINE_STACK_DEPTH; i++)
 		e->stack[i] = call ? call->stack[i] : 0;
-	bpf_ringbuf_submit(e, 0);
+	/* No wake-up per event (DESIGN.md technique 10): user space polls on a timer. */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline int goroutine_site(struct pt_regs *ctx)
