@@ -154,7 +154,6 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         report.out.flush()?;
     }
     target.release()?;
-    let launched_pid = target.pid;
 
     // The lifecycle (signals, -d, -i, target exit) runs on its own thread; this one consumes
     // the ring buffer every POLL (the BPF side never wakes it: no context switch per event).
@@ -192,9 +191,6 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let lost = read_lost(&skel)?;
     let mut report = report.into_inner();
     report.check()?;
-    if let (StopReason::TargetExited(_), Some(pid)) = (stop, launched_pid) {
-        report.ledger.process_ended(pid);
-    }
     report.print_summary(lost)?;
     Ok(match stop {
         StopReason::TargetExited(Some(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -468,6 +464,12 @@ impl<W: Write> Report<'_, W> {
 
     /// The summary rows (cumulative), live counts and lost events.
     fn print_summary(&mut self, lost: u64) -> Result<()> {
+        // Goroutines of processes that are gone are no longer live.
+        for pid in self.ledger.pids() {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                self.ledger.process_ended(pid);
+            }
+        }
         let rows = self.ledger.rows();
         if self.args.target.json {
             let json = SummaryJson {
