@@ -97,6 +97,9 @@ pub struct GoroutinesArgs {
     /// Print only the summary, not each event.
     #[arg(long)]
     pub summary: bool,
+    /// Print the parent's stack at each go statement (amd64; up to 16 frames).
+    #[arg(long)]
+    pub stack: bool,
     /// Kernel buffer for events in flight to gotrace, in MiB (a power of two); events that do
     /// not fit are counted as lost.
     #[arg(long, value_name = "MIB", default_value_t = 16)]

@@ -91,6 +91,11 @@ impl Ledger {
         self.live.retain(|&(p, _), _| p != pid);
     }
 
+    /// The processes with live goroutines.
+    pub fn pids(&self) -> std::collections::BTreeSet<u32> {
+        self.live.keys().map(|&(pid, _)| pid).collect()
+    }
+
     /// The summary rows, by function then site.
     pub fn rows(&self) -> &BTreeMap<RowKey, Row> {
         &self.rows
@@ -129,6 +134,7 @@ mod tests {
         let row = &ledger.rows()[&key("main.a")];
         assert_eq!((row.created, row.exited, row.alive()), (2, 1, 1));
         assert_eq!(row.lifetime_percentile_ns(50), 300);
+        assert_eq!(ledger.pids().into_iter().collect::<Vec<_>>(), vec![1, 2]);
         ledger.process_ended(1);
         assert_eq!(ledger.current_live(), 1);
         assert_eq!(ledger.peak_live(), 3);

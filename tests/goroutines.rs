@@ -31,6 +31,8 @@ struct OwnRecord {
     goid: u64,
     parent: u64,
     function: String,
+    /// The function whose go statement created it ("created by" in runtime.Stack).
+    creator: String,
     site: String,
     /// From just before the go statement to the goroutine's last statement; None: still
     /// alive when the program exited.
@@ -79,6 +81,7 @@ fn own_records(lines: &[String]) -> Vec<OwnRecord> {
                 goid: fields["goid"].parse().unwrap(),
                 parent: fields["parent"].parse().unwrap(),
                 function: fields["func"].to_owned(),
+                creator: fields["creator"].to_owned(),
                 site: fields["site"].to_owned(),
                 lifetime_ns: u64::try_from(lifetime).ok(),
                 window_ns: fields["window_ns"].parse().unwrap(),
@@ -138,12 +141,18 @@ fn check_summary_matches_events(label: &str, json: &[Value]) {
     }
 }
 
-/// Acceptance 1, 2 and 4 on one build of gotree.
+/// Acceptance 1, 2 and 4 on one build of gotree launched by gotrace.
 fn check_tree(version: &'static str, goarch: &'static str, variant: Variant) {
     let Some(binary) = require(matrix_binary(version, goarch, variant, "gotree")) else {
         return;
     };
     let run = trace(&binary, &[], &[]);
+    check_tree_run(&binary, &run, true);
+}
+
+/// Checks a traced gotree run against its own record. `from_start`: gotrace saw the process
+/// from its first instruction (so even the runtime's first goroutines were traced).
+fn check_tree_run(binary: &GoBinary, run: &Run, from_start: bool) {
     assert!(
         run.output.status.success(),
         "{binary}: gotrace failed: {}",
@@ -215,7 +224,7 @@ fn check_tree(version: &'static str, goarch: &'static str, variant: Variant) {
     // On 386 the g of the very first newproc1 (the runtime creating goroutine 1, before the
     // thread was ever switched out) cannot be read from the kernel's saved %gs: that one
     // creation is lost, and counted.
-    let expected_lost = u64::from(!creates.contains_key(&1));
+    let expected_lost = u64::from(from_start && !creates.contains_key(&1));
     assert_eq!(
         u64_of(summary(&run.json), "lost"),
         expected_lost,
@@ -238,6 +247,7 @@ fn tree_matches_the_targets_own_record() {
         ("1.19", "386", Variant::Plain),
         ("1.24.11", "386", Variant::Stripped),
         ("1.19", "amd64", Variant::Stripped),
+        ("1.24.11", "amd64", Variant::Pie),
     ];
     for (version, goarch, variant) in builds {
         check_tree(version, goarch, variant);
@@ -310,6 +320,137 @@ fn summary_only_and_human_output() {
         "{text}"
     );
     assert!(text.contains("lost events: 0"), "{text}");
+}
+
+#[test]
+fn attach_to_a_running_process_with_intervals() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary("1.24.11", "amd64", Variant::Plain, "gotree")) else {
+        return;
+    };
+    let child = std::process::Command::new(&binary.path)
+        .args(["-linger", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gotree");
+    let pid = child.id().to_string();
+    // Reap the target as soon as it exits: gotrace -p stops when the process is gone, and
+    // a zombie is not gone.
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("gotree output"));
+    let output = gotrace(["goroutines", "--json", "-i", "0.1", "-p", &pid]);
+    let target = waiter.join().expect("waiter thread");
+    assert!(target.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let run = Run {
+        output,
+        json,
+        own: String::from_utf8_lossy(&target.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    };
+    check_tree_run(&binary, &run, false);
+    // Interval summaries are cumulative: created never decreases, and there were several.
+    let totals: Vec<u64> = events(&run.json, "summary")
+        .iter()
+        .map(|s| {
+            s["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| u64_of(r, "created"))
+                .sum()
+        })
+        .collect();
+    assert!(totals.len() >= 5, "{totals:?}");
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
+}
+
+#[test]
+fn creation_stacks_start_at_the_go_statement() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    for version in ["1.19", "1.24.11", "1.27.3"] {
+        let Some(binary) = require(matrix_binary(version, "amd64", Variant::Plain, "gotree"))
+        else {
+            continue;
+        };
+        let run = trace(&binary, &["--stack", "--filter", "main.*"], &[]);
+        assert!(run.output.status.success(), "{binary}");
+        let creates: HashMap<u64, &Value> = events(&run.json, "create")
+            .into_iter()
+            .map(|e| (u64_of(e, "goid"), e))
+            .collect();
+        let own = own_records(&run.own);
+        assert_eq!(own.len(), 11, "{binary}");
+        for record in own {
+            let stack: Vec<&str> = creates[&record.goid]["stack"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{binary}: no stack in {}", creates[&record.goid]))
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            // Go's own "created by" frame, then the frames down to the goroutine's bottom.
+            assert_eq!(
+                stack.first().copied(),
+                Some(format!("{} {}", record.creator, record.site).as_str()),
+                "{binary}: {stack:?}"
+            );
+            assert!(
+                stack.last().unwrap().starts_with("runtime.goexit "),
+                "{binary}: {stack:?}"
+            );
+        }
+    }
+    let Some(binary) = require(matrix_binary("1.24.11", "386", Variant::Plain, "gotree")) else {
+        return;
+    };
+    let output = gotrace(["goroutines", "--stack", binary.path.to_str().unwrap()]);
+    let problems = user_error_problems(&output);
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// The per-version newproc1 table of src/newproc_abi.rs against the parameter lists in the
+/// DWARF of each toolchain's runtime (gotrace's DWARF reader is itself checked against Go's
+/// debug/dwarf in tests/dwarf_oracle.rs).
+#[test]
+fn newproc1_parameters_are_those_of_the_table() {
+    for version in ["1.19", "1.21.13", "1.24.11", "1.27.3"] {
+        for goarch in ["amd64", "386"] {
+            let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "gotree"))
+            else {
+                continue;
+            };
+            let file = gotrace::gobin::BinaryFile::open(&binary.path).unwrap();
+            let bin = file.parse().unwrap();
+            let dwarf = bin.dwarf().unwrap().expect("DWARF");
+            let sig = &dwarf.functions["runtime.newproc1"];
+            let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
+            let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+            let mut expected = vec!["fn", "callergp", "callerpc"];
+            if minor >= 23 {
+                expected.extend(["parked", "waitreason"]);
+            }
+            assert_eq!(names, expected, "{binary}");
+            assert_eq!(sig.results.len(), 1, "{binary}");
+            let abi = gotrace::newproc_abi::for_binary(&bin).unwrap();
+            let registers = goarch == "amd64";
+            assert_eq!(
+                abi == gotrace::newproc_abi::NewprocAbi::Registers,
+                registers,
+                "{binary}: {abi:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -63,6 +63,18 @@ static __always_inline __u64 newproc_value(__u64 sp, __u64 reg, __u32 sp_offset)
 	return read_ptr(sp + sp_offset);
 }
 
+/* The parent's return addresses, by the frame-pointer chain from the BP that systemstack
+ * saved in parent->sched when it switched to g0 (the BP of runtime.newproc's frame). */
+static __always_inline void creation_stack(__u64 parent, struct newproc_call *call)
+{
+	__u64 bp = read_ptr(parent + runtime_offsets.g_sched_bp);
+
+	for (int i = 0; i < GOROUTINE_STACK_DEPTH && bp; i++) {
+		call->stack[i] = read_ptr(bp + layout.ptr_size);
+		bp = read_ptr(bp);
+	}
+}
+
 static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid, __u32 kind,
 				 __u64 goid, const struct newproc_call *call)
 {
@@ -79,7 +91,10 @@ static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid
 	e->parent_goid = call ? call->parent_goid : 0;
 	e->start_pc = call ? call->start_pc : 0;
 	e->caller_pc = call ? call->caller_pc : 0;
-	bpf_ringbuf_submit(e, 0);
+	for (int i = 0; i < GOROUTINE_STACK_DEPTH; i++)
+		e->stack[i] = call ? call->stack[i] : 0;
+	/* No wake-up per event (DESIGN.md technique 10): user space polls on a timer. */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline int goroutine_site(struct pt_regs *ctx)
@@ -113,6 +128,8 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 			return 0;
 		/* No curg: the runtime itself creates the main goroutine (parent 0). */
 		call.parent_goid = g ? goid_of(g) : 0;
+		if (g && runtime_offsets.g_sched_bp)
+			creation_stack(g, &call);
 		call.start_pc = read_ptr(fn);
 		call.caller_pc = newproc_value(sp, cx, newproc.callerpc_sp_offset);
 		bpf_map_update_elem(&calls, &key, &call, BPF_ANY);

@@ -71,8 +71,11 @@ struct goroutine_layout {
 	__u32 g_goid;
 	__u32 g_m;
 	__u32 m_curg;
-	__u32 pad;
+	__u32 g_sched_bp;    /* offsetof(g, sched.bp); 0: no creation stacks (--stack off) */
 };
+
+/* Return addresses of a creation stack (--stack), innermost (the go statement) first. */
+#define GOROUTINE_STACK_DEPTH 16
 
 enum goroutine_event_kind {
 	GOROUTINE_CREATED = 0,
@@ -88,6 +91,7 @@ struct goroutine_event {
 	__u64 caller_pc;     /* created only: the go statement's return address */
 	__u32 tgid;
 	__u32 kind;          /* enum goroutine_event_kind */
+	__u64 stack[GOROUTINE_STACK_DEPTH]; /* created, with --stack: 0-terminated */
 };
 
 /* What newproc1's entry saw, waiting for its RET. */
@@ -95,6 +99,7 @@ struct newproc_call {
 	__u64 start_pc;
 	__u64 caller_pc;
 	__u64 parent_goid;
+	__u64 stack[GOROUTINE_STACK_DEPTH];
 };
 
 /* Loss counters of gotrace goroutines (per CPU); each lost event is counted once. */

@@ -20,9 +20,11 @@ use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 use serde::Serialize;
 
 use crate::cli::GoroutinesArgs;
+use crate::creation_stack;
 use crate::gobin::runtime_layout::{self, RuntimeLayout};
 use crate::gobin::{BinaryFile, GoBinary};
 use crate::goroutine_ledger::Ledger;
+use crate::load_bias;
 use crate::newproc_abi::{self, NewprocAbi};
 use crate::plan;
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
@@ -36,6 +38,8 @@ const SITE_NEWPROC_RET: u64 = 1;
 const SITE_EXIT: u64 = 2;
 /// Event kinds (enum goroutine_event_kind).
 const EVENT_CREATED: u32 = 0;
+/// How often the ring buffer is drained.
+const POLL: Duration = Duration::from_millis(50);
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
 const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
 
@@ -54,11 +58,12 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let mut target = Target::resolve(spec)?;
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
-    if bin.elf.is_pie {
-        bail!("position-independent (PIE) binaries are not supported by gotrace goroutines yet");
-    }
     let abi = newproc_abi::for_binary(&bin)?;
     let offsets = runtime_offsets(&bin)?;
+    let sched_bp = args
+        .stack
+        .then(|| creation_stack::sched_bp_offset(&bin))
+        .transpose()?;
     let creation = plan::plan(&bin, &["runtime.newproc1".to_owned()], true)?;
     let exit = plan::plan(&bin, &["runtime.goexit1".to_owned()], false)?;
     skeletons::require_bpf_privileges()?;
@@ -77,6 +82,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     rodata.runtime_offsets.g_goid = u32::try_from(offsets.g_goid)?;
     rodata.runtime_offsets.g_m = u32::try_from(offsets.g_m)?;
     rodata.runtime_offsets.m_curg = u32::try_from(offsets.m_curg)?;
+    rodata.runtime_offsets.g_sched_bp = sched_bp.unwrap_or(0);
     match abi {
         NewprocAbi::Registers => rodata.newproc.in_registers = 1,
         NewprocAbi::Stack {
@@ -121,6 +127,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         ledger: Ledger::default(),
         names: HashMap::new(),
         sites: HashMap::new(),
+        biases: HashMap::new(),
         out: std::io::stdout().lock(),
         failure: None,
     });
@@ -147,10 +154,9 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         report.out.flush()?;
     }
     target.release()?;
-    let launched_pid = target.pid;
 
     // The lifecycle (signals, -d, -i, target exit) runs on its own thread; this one consumes
-    // the ring buffer.
+    // the ring buffer every POLL (the BPF side never wakes it: no context switch per event).
     let (wakes, woken) = mpsc::channel();
     let watcher = std::thread::spawn(move || {
         let mut lifecycle = Lifecycle::start(duration, interval);
@@ -163,7 +169,8 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         }
     });
     let stop = loop {
-        ring.poll(Duration::from_millis(50))?;
+        std::thread::sleep(POLL);
+        ring.consume()?;
         report.borrow_mut().check()?;
         match woken.try_recv() {
             Ok(Wake::Interval) => {
@@ -184,9 +191,6 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let lost = read_lost(&skel)?;
     let mut report = report.into_inner();
     report.check()?;
-    if let (StopReason::TargetExited(_), Some(pid)) = (stop, launched_pid) {
-        report.ledger.process_ended(pid);
-    }
     report.print_summary(lost)?;
     Ok(match stop {
         StopReason::TargetExited(Some(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -263,6 +267,9 @@ struct CreateJson<'a> {
     site: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     wrapper: Option<&'a str>,
+    /// With --stack: "function file:line", the go statement first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<Vec<String>>,
 }
 
 /// A `--json` exit event.
@@ -306,6 +313,8 @@ struct Report<'a, W: Write> {
     names: HashMap<u64, StartFunction>,
     /// Creation site by caller PC.
     sites: HashMap<u64, String>,
+    /// PIE load bias by process (None: unknown, the process is gone).
+    biases: HashMap<u32, Option<u64>>,
     out: W,
     /// The first error met inside the ring-buffer callback.
     failure: Option<anyhow::Error>,
@@ -357,6 +366,22 @@ impl<W: Write> Report<'_, W> {
             }
             return Ok(());
         }
+        let mut e = *e;
+        if self.bin.elf.is_pie {
+            let bin = self.bin;
+            let bias = *self
+                .biases
+                .entry(e.tgid)
+                .or_insert_with(|| load_bias::of_process(e.tgid, &bin.elf).ok());
+            let bias = bias.unwrap_or(0);
+            for pc in std::iter::once(&mut e.start_pc)
+                .chain(std::iter::once(&mut e.caller_pc))
+                .chain(e.stack.iter_mut())
+                .filter(|pc| **pc != 0)
+            {
+                *pc = pc.wrapping_sub(bias);
+            }
+        }
         let start = self.start_function(e.start_pc);
         if self
             .filter
@@ -366,6 +391,10 @@ impl<W: Write> Report<'_, W> {
             return Ok(());
         }
         let site = self.site(e.caller_pc);
+        let stack = self
+            .args
+            .stack
+            .then(|| creation_stack::frames(self.bin, &e.stack, e.caller_pc));
         self.ledger.created(
             e.tgid,
             e.goid,
@@ -385,6 +414,7 @@ impl<W: Write> Report<'_, W> {
                 function: &start.function,
                 site: &site,
                 wrapper: start.wrapper.as_deref(),
+                stack,
             };
             writeln!(self.out, "{}", serde_json::to_string(&json)?)?;
         } else {
@@ -393,6 +423,9 @@ impl<W: Write> Report<'_, W> {
                 "{:<12} {:>7} {:>8} {:<6} {} from goroutine {} at {}",
                 e.ts_ns, e.tgid, e.goid, "create", start.function, e.parent_goid, site
             )?;
+            for frame in stack.iter().flatten() {
+                writeln!(self.out, "{:>38}{frame}", "")?;
+            }
         }
         Ok(())
     }
@@ -431,6 +464,12 @@ impl<W: Write> Report<'_, W> {
 
     /// The summary rows (cumulative), live counts and lost events.
     fn print_summary(&mut self, lost: u64) -> Result<()> {
+        // Goroutines of processes that are gone are no longer live.
+        for pid in self.ledger.pids() {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                self.ledger.process_ended(pid);
+            }
+        }
         let rows = self.ledger.rows();
         if self.args.target.json {
             let json = SummaryJson {

@@ -6,8 +6,9 @@
 // function from runtime.Caller, and its parent from the goroutine that started it. At exit
 // main prints one line per goroutine:
 //
-//	goroutine goid=N parent=P func=NAME site=FILE:LINE lifetime_ns=L window_ns=W
+//	goroutine goid=N parent=P func=NAME creator=NAME site=FILE:LINE lifetime_ns=L window_ns=W
 //
+// creator and site come from the "created by" frame of runtime.Stack.
 // with lifetime_ns=-1 for the goroutines still blocked when the program exits. The lifetime
 // runs from just before the go statement to the goroutine's last statement; the goroutine
 // was created at most window_ns after that start (the parent also reads the clock right after
@@ -16,6 +17,7 @@
 //
 // Flags:
 //
+//	-linger D wait D (a Go duration) before starting the tree, so that a tracer can attach
 //	-storm N  instead of the tree, start N goroutines as fast as possible (each returns at
 //	          once), wait for them and print "storm N" and the elapsed time
 package main
@@ -38,6 +40,7 @@ import (
 type record struct {
 	goid, parent int64
 	function     string
+	creator      string
 	site         string
 	lifetimeNs   int64
 	windowNs     int64
@@ -69,6 +72,15 @@ var (
 // self returns the calling goroutine's goid and creation site from runtime.Stack, and the
 // name of the function that called self.
 func self() (goid int64, site string, function string) {
+	goid, site, function, _ = selfCreator()
+	return goid, site, function
+}
+
+// creators records the function that created each goroutine ("created by" in runtime.Stack).
+var creators sync.Map
+
+// selfCreator is self, plus the creating function (also recorded in creators).
+func selfCreator() (goid int64, site string, function string, creator string) {
 	buf := make([]byte, 64<<10)
 	buf = buf[:runtime.Stack(buf, false)]
 	header := strings.TrimPrefix(string(buf[:bytes.IndexByte(buf, ' ')+20]), "goroutine ")
@@ -78,10 +90,12 @@ func self() (goid int64, site string, function string) {
 		if strings.HasPrefix(line, "created by ") && i+1 < len(lines) {
 			loc := strings.TrimSpace(lines[i+1])
 			site = loc[:strings.LastIndexByte(loc, ' ')]
+			creator = strings.Fields(strings.TrimPrefix(line, "created by "))[0]
 		}
 	}
-	pc, _, _, _ := runtime.Caller(1)
-	return goid, site, runtime.FuncForPC(pc).Name()
+	creators.Store(goid, creator)
+	pc, _, _, _ := runtime.Caller(2)
+	return goid, site, runtime.FuncForPC(pc).Name(), creator
 }
 
 // finish records the calling goroutine (started at st by parent); lifetime -1: alive.
@@ -96,7 +110,8 @@ func finish(goid int64, site, function string, parent int64, st *stamp, alive bo
 		lifetime = -1
 	}
 	mu.Lock()
-	records = append(records, record{goid, parent, function, site, lifetime, window})
+	creator, _ := creators.Load(goid)
+	records = append(records, record{goid, parent, function, creator.(string), site, lifetime, window})
 	mu.Unlock()
 }
 
@@ -143,7 +158,9 @@ func blocker(parent int64, st *stamp) {
 
 func main() {
 	storm := flag.Int("storm", 0, "start this many goroutines as fast as possible")
+	linger := flag.Duration("linger", 0, "wait this long before starting the tree")
 	flag.Parse()
+	time.Sleep(*linger)
 	if *storm > 0 {
 		runStorm(*storm)
 		return
@@ -198,8 +215,8 @@ func main() {
 	time.Sleep(100 * time.Millisecond)
 	sort.Slice(records, func(i, j int) bool { return records[i].goid < records[j].goid })
 	for _, r := range records {
-		fmt.Printf("goroutine goid=%d parent=%d func=%s site=%s lifetime_ns=%d window_ns=%d\n",
-			r.goid, r.parent, r.function, r.site, r.lifetimeNs, r.windowNs)
+		fmt.Printf("goroutine goid=%d parent=%d func=%s creator=%s site=%s lifetime_ns=%d window_ns=%d\n",
+			r.goid, r.parent, r.function, r.creator, r.site, r.lifetimeNs, r.windowNs)
 	}
 	os.Stdout.Sync()
 }
