@@ -111,7 +111,7 @@ impl Target {
             return TargetState::Running;
         }
         match self.pid {
-            Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => TargetState::Exited(None),
+            Some(pid) if !process_alive(pid) => TargetState::Exited(None),
             _ => TargetState::Running,
         }
     }
@@ -149,6 +149,17 @@ impl Drop for Target {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+}
+
+/// Whether process `pid` still runs: it exists and is not a zombie (exited, not yet reaped by
+/// its parent).
+fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the parenthesised command name.
+    let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
 }
 
 /// Finds `program` like a shell would: as a path if it has a slash, else on $PATH.
