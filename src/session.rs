@@ -159,3 +159,26 @@ impl Lifecycle {
         }
     }
 }
+
+/// Tells the user what is being traced, once the probes are in place: one stderr line per
+/// function a glob matched but that cannot be probed, then (unless `json`) the banner in BCC's
+/// words. Flushed, so that a reader waiting for the banner knows tracing has begun.
+pub fn announce(
+    out: &mut impl std::io::Write,
+    plan: &crate::plan::ProbePlan,
+    patterns: &[String],
+    json: bool,
+) -> std::io::Result<()> {
+    for (name, reason) in &plan.skipped {
+        eprintln!("gotrace: skipping {name}: {reason}");
+    }
+    if !json {
+        writeln!(
+            out,
+            "Tracing {} functions for {:?}... Hit Ctrl-C to end.",
+            plan.funcs.len(),
+            patterns.join(" ")
+        )?;
+    }
+    out.flush()
+}

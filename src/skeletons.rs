@@ -76,6 +76,35 @@ macro_rules! fill_layout {
 }
 pub(crate) use fill_layout;
 
+/// Opens skeleton `$builder` into `$object`, fills its `.rodata` `layout` from `$facts` (a
+/// [`crate::plan::RuntimeFacts`]) and the process filter `$pid`, then runs `$fill` with the
+/// `.rodata` bound to `$rodata` for the command's own constants. Evaluates to the open skeleton.
+macro_rules! open_skeleton {
+    ($builder:ty, $object:expr, $facts:expr, $pid:expr, |$rodata:ident| $fill:block) => {{
+        use anyhow::Context as _;
+        use libbpf_rs::skel::SkelBuilder as _;
+        let mut open = <$builder>::default()
+            .open($object)
+            .context("opening the BPF program")?;
+        let $rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("BPF program has no .rodata")?;
+        $crate::skeletons::fill_layout!($rodata.layout, $facts, $pid);
+        $fill
+        open
+    }};
+}
+pub(crate) use open_skeleton;
+
+/// Loads an opened skeleton into the kernel, with the one-line error every command gives.
+pub fn load<'obj, S: libbpf_rs::skel::OpenSkel<'obj>>(open: S) -> Result<S::Output> {
+    use anyhow::Context as _;
+    open.load()
+        .context("the kernel refused the BPF program (set GOTRACE_LIBBPF_LOG=1 to see why)")
+}
+
 /// Copies a BPF map value (or event) into the skeleton type it holds.
 pub fn plain_copy<T: Copy>(bytes: &[u8]) -> Result<T> {
     anyhow::ensure!(

@@ -158,7 +158,10 @@ fn process_alive(pid: u32) -> bool {
         return false;
     };
     // The state is the first field after the parenthesised command name.
-    let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next());
     !matches!(state, Some("Z" | "X"))
 }
 

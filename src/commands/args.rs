@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 use serde_json::{json, Value};
 
@@ -22,7 +21,7 @@ use crate::gobin::{runtime_layout, Arch, BinaryFile, GoBinary};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
 use crate::signature::{self, UserSignature};
-use crate::skeletons::{self, args::*, fill_layout, plain_copy};
+use crate::skeletons::{self, args::*, open_skeleton, plain_copy};
 use crate::target::Target;
 use crate::typenames::BinaryTypeNamer;
 use crate::values::{self, Captured};
@@ -67,18 +66,17 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
 
     let multi = session::kernel_has_uprobe_multi();
     let mut open_object = MaybeUninit::uninit();
-    let mut open = ArgsSkelBuilder::default()
-        .open(&mut open_object)
-        .context("opening the BPF program")?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF program has no .rodata")?;
-    fill_layout!(rodata.layout, plan.runtime, target.pid);
-    rodata.g_goid = g_goid;
-    rodata.pair_calls = u32::from(!args.no_ret);
-    rodata.walk_stack = u32::from(args.stack);
+    let mut open = open_skeleton!(
+        ArgsSkelBuilder,
+        &mut open_object,
+        plan.runtime,
+        target.pid,
+        |rodata| {
+            rodata.g_goid = g_goid;
+            rodata.pair_calls = u32::from(!args.no_ret);
+            rodata.walk_stack = u32::from(args.stack);
+        }
+    );
     open.maps
         .fetch_plans
         .set_max_entries(2 * plan.funcs.len() as u32)?;
@@ -88,9 +86,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     open.progs.args_multi.set_autoload(multi);
     open.progs.args_single.set_autoload(!multi);
-    let skel = open
-        .load()
-        .context("the kernel refused the BPF program (set GOTRACE_LIBBPF_LOG=1 to see why)")?;
+    let skel = skeletons::load(open)?;
     for (func, call) in plan.funcs.iter().zip(&calls) {
         for (kind, site) in [(0u32, &call.entry), (1, &call.ret)] {
             let key = func.id * 2 + kind;
@@ -129,19 +125,10 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     };
     let attached = session::attach_sites(prog, multi, target.pid, &target.binary, &sites)?;
 
-    for (name, reason) in &plan.skipped {
-        eprintln!("gotrace: skipping {name}: {reason}");
-    }
+    // Stop signals are caught from here on: a Ctrl-C right after the banner must still detach.
+    let mut lifecycle = Lifecycle::start(duration, Some(POLL_INTERVAL));
     let mut out = WholeLines::new(std::io::stdout().lock());
-    if !args.target.json {
-        writeln!(
-            out,
-            "Tracing {} functions for {:?}... Hit Ctrl-C to end.",
-            plan.funcs.len(),
-            patterns.join(" ")
-        )?;
-        out.flush()?;
-    }
+    session::announce(&mut out, &plan, &patterns, args.target.json)?;
     target.release()?;
 
     let namer = BinaryTypeNamer::new(&bin);
@@ -164,7 +151,6 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     })?;
     let ring = ring.build()?;
 
-    let mut lifecycle = Lifecycle::start(duration, Some(POLL_INTERVAL));
     let stop = loop {
         match lifecycle.wait(&mut target) {
             Wake::Interval => {

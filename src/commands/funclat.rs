@@ -6,7 +6,6 @@ use std::mem::MaybeUninit;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::cli::FunclatArgs;
@@ -14,7 +13,7 @@ use crate::gobin::BinaryFile;
 use crate::histogram::{Log2Hist, Unit};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, seconds, Lifecycle, Site, StopReason, Wake};
-use crate::skeletons::{self, fill_layout, funclat::*, plain_copy};
+use crate::skeletons::{self, funclat::*, open_skeleton, plain_copy};
 use crate::target::Target;
 
 /// Cookie of a probe site: function id and site kind (see COOKIE_* in src/bpf/gotrace.h).
@@ -40,25 +39,22 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
 
     let multi = session::kernel_has_uprobe_multi();
     let mut open_object = MaybeUninit::uninit();
-    let mut open = FunclatSkelBuilder::default()
-        .open(&mut open_object)
-        .context("opening the BPF program")?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF program has no .rodata")?;
-    fill_layout!(rodata.layout, plan.runtime, target.pid);
-    rodata.unit_div = unit.divisor();
+    let mut open = open_skeleton!(
+        FunclatSkelBuilder,
+        &mut open_object,
+        plan.runtime,
+        target.pid,
+        |rodata| {
+            rodata.unit_div = unit.divisor();
+        }
+    );
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
     open.progs.funclat_multi.set_autoload(multi);
     open.progs.funclat_single.set_autoload(!multi);
-    let skel = open
-        .load()
-        .context("the kernel refused the BPF program (set GOTRACE_LIBBPF_LOG=1 to see why)")?;
+    let skel = skeletons::load(open)?;
 
     let sites: Vec<Site> = plan
         .funcs
@@ -85,18 +81,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let mut lifecycle = Lifecycle::start(duration, interval);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for (name, reason) in &plan.skipped {
-        eprintln!("gotrace: skipping {name}: {reason}");
-    }
-    if !args.target.json {
-        writeln!(
-            out,
-            "Tracing {} functions for {:?}... Hit Ctrl-C to end.",
-            plan.funcs.len(),
-            patterns.join(" ")
-        )?;
-        out.flush()?;
-    }
+    session::announce(&mut out, &plan, &patterns, args.target.json)?;
     target.release()?;
 
     let mut printed = vec![Log2Hist::default(); plan.funcs.len()];

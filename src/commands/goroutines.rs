@@ -15,7 +15,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 use serde::Serialize;
 
@@ -28,7 +27,7 @@ use crate::load_bias;
 use crate::newproc_abi::{self, NewprocAbi};
 use crate::plan;
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
-use crate::skeletons::{self, fill_layout, goroutines::*, plain_copy};
+use crate::skeletons::{self, goroutines::*, open_skeleton, plain_copy};
 use crate::start_function::{self, StartFunction};
 use crate::target::{Target, TargetSpec};
 
@@ -70,38 +69,35 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
 
     let multi = session::kernel_has_uprobe_multi();
     let mut open_object = MaybeUninit::uninit();
-    let mut open = GoroutinesSkelBuilder::default()
-        .open(&mut open_object)
-        .context("opening the BPF program")?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .context("BPF program has no .rodata")?;
-    fill_layout!(rodata.layout, creation.runtime, target.pid);
-    rodata.runtime_offsets.g_goid = u32::try_from(offsets.g_goid)?;
-    rodata.runtime_offsets.g_m = u32::try_from(offsets.g_m)?;
-    rodata.runtime_offsets.m_curg = u32::try_from(offsets.m_curg)?;
-    rodata.runtime_offsets.g_sched_bp = sched_bp.unwrap_or(0);
-    match abi {
-        NewprocAbi::Registers => rodata.newproc.in_registers = 1,
-        NewprocAbi::Stack {
-            fn_sp_offset,
-            callerpc_sp_offset,
-            result_sp_offset,
-        } => {
-            rodata.newproc.fn_sp_offset = fn_sp_offset;
-            rodata.newproc.callerpc_sp_offset = callerpc_sp_offset;
-            rodata.newproc.result_sp_offset = result_sp_offset;
+    let mut open = open_skeleton!(
+        GoroutinesSkelBuilder,
+        &mut open_object,
+        creation.runtime,
+        target.pid,
+        |rodata| {
+            rodata.runtime_offsets.g_goid = u32::try_from(offsets.g_goid)?;
+            rodata.runtime_offsets.g_m = u32::try_from(offsets.g_m)?;
+            rodata.runtime_offsets.m_curg = u32::try_from(offsets.m_curg)?;
+            rodata.runtime_offsets.g_sched_bp = sched_bp.unwrap_or(0);
+            match abi {
+                NewprocAbi::Registers => rodata.newproc.in_registers = 1,
+                NewprocAbi::Stack {
+                    fn_sp_offset,
+                    callerpc_sp_offset,
+                    result_sp_offset,
+                } => {
+                    rodata.newproc.fn_sp_offset = fn_sp_offset;
+                    rodata.newproc.callerpc_sp_offset = callerpc_sp_offset;
+                    rodata.newproc.result_sp_offset = result_sp_offset;
+                }
+            }
         }
-    }
+    );
     open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
     open.maps.events.set_max_entries(buffer_bytes)?;
     open.progs.goroutines_multi.set_autoload(multi);
     open.progs.goroutines_single.set_autoload(!multi);
-    let skel = open
-        .load()
-        .context("the kernel refused the BPF program (set GOTRACE_LIBBPF_LOG=1 to see why)")?;
+    let skel = skeletons::load(open)?;
 
     let newproc1 = &creation.funcs[0];
     let goexit1 = &exit.funcs[0];
@@ -137,6 +133,8 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         0
     })?;
     let ring = ring.build()?;
+    // Stop signals are caught from here on: a Ctrl-C right after the banner must still detach.
+    let mut lifecycle = Lifecycle::start(duration, interval);
     if !args.target.json {
         let mut report = report.borrow_mut();
         writeln!(
@@ -158,14 +156,11 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     // The lifecycle (signals, -d, -i, target exit) runs on its own thread; this one consumes
     // the ring buffer every POLL (the BPF side never wakes it: no context switch per event).
     let (wakes, woken) = mpsc::channel();
-    let watcher = std::thread::spawn(move || {
-        let mut lifecycle = Lifecycle::start(duration, interval);
-        loop {
-            let wake = lifecycle.wait(&mut target);
-            let stop = matches!(wake, Wake::Stop(_));
-            if wakes.send(wake).is_err() || stop {
-                break;
-            }
+    let watcher = std::thread::spawn(move || loop {
+        let wake = lifecycle.wait(&mut target);
+        let stop = matches!(wake, Wake::Stop(_));
+        if wakes.send(wake).is_err() || stop {
+            break;
         }
     });
     let stop = loop {
