@@ -285,11 +285,11 @@ fn storm_counts_are_exact_or_explained_by_lost() {
         let exits = events(&run.json, "exit").len() as u64;
         let lost = u64_of(summary(&run.json), "lost");
         // The runtime's own goroutines (filtered out) are created before main; on 386 the
-        // first of them is lost (see check_tree), so at most that one loss is not a storm's.
+        // first of them may be lost (see check_tree), so at most that one loss is not a storm's.
         let runtime_losses = u64::from(goarch == "386");
-        assert_eq!(
-            2 * STORM - creates.len() as u64 - exits,
-            lost - runtime_losses,
+        let storm_missing = 2 * STORM - creates.len() as u64 - exits;
+        assert!(
+            storm_missing <= lost && lost <= storm_missing + runtime_losses,
             "{binary}: {} creates, {exits} exits, {lost} lost",
             creates.len()
         );

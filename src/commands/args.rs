@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::abi::{self, Abi, CallPlan, DerefKind, SitePlan};
 use crate::cli::ArgsArgs;
 use crate::gobin::dwarf::DwarfInfo;
-use crate::gobin::{runtime_layout, Arch, BinaryFile, GoBinary};
+use crate::gobin::{Arch, BinaryFile, GoBinary};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, Lifecycle, Site, StopReason, Wake};
 use crate::signature::{self, UserSignature};
@@ -260,13 +260,9 @@ fn call_plans(
         .collect()
 }
 
-/// offsetof(runtime.g, goid): from DWARF, else the per-Go-version table.
+/// offsetof(runtime.g, goid).
 fn goid_offset(bin: &GoBinary<'_>, dwarf: Option<&DwarfInfo>) -> Result<u32> {
-    let from_dwarf = dwarf.and_then(|d| d.runtime);
-    let layout = from_dwarf
-        .or_else(|| runtime_layout::for_go_version(bin.build.go_version.as_deref()?, bin.elf.arch));
-    let layout = layout.context("cannot find runtime.g's goid offset for this Go version")?;
-    u32::try_from(layout.g_goid).context("goid offset out of range")
+    u32::try_from(bin.runtime_layout(dwarf)?.g_goid).context("goid offset out of range")
 }
 
 /// The BPF `struct args_fetch` of a site plan of the function at link-time `func_vaddr`.

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::cli::GoroutinesArgs;
 use crate::creation_stack;
-use crate::gobin::runtime_layout::{self, RuntimeLayout};
+use crate::gobin::runtime_layout::RuntimeLayout;
 use crate::gobin::{BinaryFile, GoBinary};
 use crate::goroutine_ledger::Ledger;
 use crate::load_bias;
@@ -221,17 +221,7 @@ fn buffer_bytes(mib: u32) -> Result<u32> {
 
 /// g.goid, g.m and m.curg offsets: from DWARF, else the per-Go-version table.
 fn runtime_offsets(bin: &GoBinary<'_>) -> Result<RuntimeLayout> {
-    if let Ok(Some(dwarf)) = bin.dwarf() {
-        if let Some(layout) = dwarf.runtime {
-            return Ok(layout);
-        }
-    }
-    let version = bin.build.go_version.as_deref().unwrap_or("unknown");
-    runtime_layout::for_go_version(version, bin.elf.arch).with_context(|| {
-        format!(
-            "the binary has no DWARF and gotrace has no runtime.g layout for Go version {version}"
-        )
-    })
+    bin.runtime_layout(bin.dwarf()?.as_ref())
 }
 
 /// Events lost in the kernel: no room in the ring buffer, unreadable values, or newproc1

@@ -125,6 +125,22 @@ impl<'data> GoBinary<'data> {
         dwarf::load(&self.elf.file).context("reading DWARF")
     }
 
+    /// Offsets in runtime.g and runtime.m (goid, stack, m, curg): from the binary's DWARF
+    /// (`dwarf`, as [`GoBinary::dwarf`] read it), else the per-Go-version table.
+    pub fn runtime_layout(
+        &self,
+        dwarf: Option<&dwarf::DwarfInfo>,
+    ) -> anyhow::Result<runtime_layout::RuntimeLayout> {
+        use anyhow::Context;
+        let version = self.build.go_version.as_deref().unwrap_or("unknown");
+        dwarf
+            .and_then(|d| d.runtime)
+            .or_else(|| runtime_layout::for_go_version(version, self.elf.arch))
+            .with_context(|| {
+                format!("the binary has no DWARF and gotrace has no runtime.g layout for Go version {version}")
+            })
+    }
+
     /// Whether `name` is a Go function that exists only inlined into its callers: DWARF
     /// describes it, the pclntab has no code for it.
     pub fn is_inlined_everywhere(&self, name: &str) -> bool {
