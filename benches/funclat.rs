@@ -8,31 +8,20 @@
 //!   and ~1,000 functions. Goals: 200 ms and 2 s.
 //! - gotrace's own CPU while the busy target runs, in % of one core. Goal: <= 1 %.
 
+mod common;
+
 use std::io::BufRead;
-use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use gotrace::gobin::BinaryFile;
-use gotrace::session::{self, Site};
-use gotrace::skeletons::floor::FloorSkelBuilder;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use anyhow::{Context, Result};
 
 const CALLS: &str = "200000";
 const RUNS: usize = 5;
 
 fn main() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("the funclat benchmark loads BPF programs: run it as root");
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(root.join("scripts/build-targets.sh"))
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "scripts/build-targets.sh failed");
+    let root = common::prepare("funclat")?;
     let counter = root.join("target/go-targets/go1.27.3/amd64-plain/counter");
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
 
@@ -41,7 +30,11 @@ fn main() -> Result<()> {
     let mut cpu: f64 = 0.0;
     for _ in 0..RUNS {
         untraced = untraced.min(run_counter(&counter)?);
-        floor = floor.min(with_floor(&counter, || run_counter(&counter))?);
+        floor = floor.min(common::with_floor(
+            &counter,
+            &[("main.doWork", true)],
+            || run_counter(&counter),
+        )?);
         let (run, share) = with_gotrace(&gotrace, &counter)?;
         traced = traced.min(run);
         cpu = cpu.max(share);
@@ -105,26 +98,6 @@ fn run_counter(counter: &Path) -> Result<Duration> {
         .status()?;
     anyhow::ensure!(status.success(), "counter failed");
     Ok(start.elapsed())
-}
-
-/// Runs `f` while the floor program counts hits on funclat's own sites for main.doWork.
-fn with_floor<T>(counter: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let file = BinaryFile::open(counter)?;
-    let bin = file.parse()?;
-    let plan = gotrace::plan::plan(&bin, &["main.doWork".to_owned()], true)?;
-    let sites: Vec<Site> = plan
-        .funcs
-        .iter()
-        .flat_map(|f| std::iter::once(f.entry_site).chain(f.ret_sites.iter().copied()))
-        .map(|file_offset| Site {
-            file_offset,
-            cookie: 0,
-        })
-        .collect();
-    let mut object = MaybeUninit::uninit();
-    let skel = FloorSkelBuilder::default().open(&mut object)?.load()?;
-    let _links = session::attach_sites(&skel.progs.floor_hit, true, None, counter, &sites)?;
-    f()
 }
 
 /// One tight-loop run with `gotrace funclat main.doWork COUNTER` attached; also gotrace's CPU

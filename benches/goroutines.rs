@@ -8,36 +8,29 @@
 //! runtime.goexit1's entry, three hits per goroutine. Goal: gotrace's added cost per goroutine
 //! is at most the floor's (ratio <= 1.0 up to noise).
 
+mod common;
+
 use std::io::BufRead;
-use std::mem::MaybeUninit;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
-use gotrace::gobin::BinaryFile;
-use gotrace::session::{self, Site};
-use gotrace::skeletons::floor::FloorSkelBuilder;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use anyhow::{Context, Result};
 
 /// Goroutines per run: three probe hits each, tens of microseconds per hit.
 const STORM: &str = "20000";
 const RUNS: usize = 3;
 
 fn main() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("the goroutines benchmark loads BPF programs: run it as root");
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(root.join("scripts/build-targets.sh"))
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "scripts/build-targets.sh failed");
+    let root = common::prepare("goroutines")?;
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
     for version in ["1.19", "1.27.3"] {
         let gotree = root.join(format!("target/go-targets/go{version}/amd64-plain/gotree"));
         let untraced = best_rate(|| storm_rate(Command::new(&gotree)))?;
-        let floor = with_floor(&gotree, || best_rate(|| storm_rate(Command::new(&gotree))))?;
+        let floor = common::with_floor(
+            &gotree,
+            &[("runtime.newproc1", true), ("runtime.goexit1", false)],
+            || best_rate(|| storm_rate(Command::new(&gotree))),
+        )?;
         let traced = best_rate(|| {
             let mut cmd = Command::new(&gotrace);
             cmd.args(["goroutines", "--summary", "--"]).arg(&gotree);
@@ -79,26 +72,4 @@ fn storm_rate(mut cmd: Command) -> Result<f64> {
         .lines()
         .find_map(|l| l.ok()?.strip_prefix("per_second ")?.parse().ok())
         .context("the target printed no per_second line")
-}
-
-/// Runs `f` while the floor program counts hits on gotrace goroutines' own sites.
-fn with_floor<T>(gotree: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let file = BinaryFile::open(gotree)?;
-    let bin = file.parse()?;
-    let newproc1 = gotrace::plan::plan(&bin, &["runtime.newproc1".to_owned()], true)?;
-    let goexit1 = gotrace::plan::plan(&bin, &["runtime.goexit1".to_owned()], false)?;
-    let sites: Vec<Site> = newproc1
-        .funcs
-        .iter()
-        .flat_map(|f| std::iter::once(f.entry_site).chain(f.ret_sites.iter().copied()))
-        .chain(goexit1.funcs.iter().map(|f| f.entry_site))
-        .map(|file_offset| Site {
-            file_offset,
-            cookie: 0,
-        })
-        .collect();
-    let mut object = MaybeUninit::uninit();
-    let skel = FloorSkelBuilder::default().open(&mut object)?.load()?;
-    let _links = session::attach_sites(&skel.progs.floor_hit, true, None, gotree, &sites)?;
-    f()
 }

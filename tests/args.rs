@@ -22,6 +22,21 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The Go 1.24 amd64 argstarget and this file's lock, for a BPF test (None: skip, by the
+/// prerequisite rule for root and the binary).
+fn argstarget_go1_24() -> Option<(GoBinary, std::sync::MutexGuard<'static, ()>)> {
+    if !require_root() {
+        return None;
+    }
+    let binary = require(matrix_binary(
+        "1.24.11",
+        "amd64",
+        Variant::Plain,
+        "argstarget",
+    ))?;
+    Some((binary, serial()))
+}
+
 /// Every function of argstarget that gotrace traces.
 const FUNCTIONS: &[&str] = &[
     "main.ints",
@@ -357,18 +372,9 @@ fn stripped_with_written_signatures_go1_19_386() {
 /// `--no-ret` probes entries only; `--max-events` stops after that many events.
 #[test]
 fn no_ret_and_max_events() {
-    if !require_root() {
-        return;
-    }
-    let Some(binary) = require(matrix_binary(
-        "1.24.11",
-        "amd64",
-        Variant::Plain,
-        "argstarget",
-    )) else {
+    let Some((binary, _serial)) = argstarget_go1_24() else {
         return;
     };
-    let _serial = serial();
     let run = trace(
         &binary,
         &["main.strs"],
@@ -461,18 +467,9 @@ fn hot_calls(binary: &GoBinary, ringbuf_kib: &str, calls: &str) -> (u64, Run) {
 /// return each); with the default ring buffer nothing is lost.
 #[test]
 fn loss_is_counted_never_silent() {
-    if !require_root() {
-        return;
-    }
-    let Some(binary) = require(matrix_binary(
-        "1.24.11",
-        "amd64",
-        Variant::Plain,
-        "argstarget",
-    )) else {
+    let Some((binary, _serial)) = argstarget_go1_24() else {
         return;
     };
-    let _serial = serial();
     for (ring, must_lose) in [("16", true), ("32768", false)] {
         let (own, run) = hot_calls(&binary, ring, "20000");
         let lost = run.summary["lost"].as_u64().expect("lost");
@@ -565,18 +562,9 @@ fn stack_equals_runtime_callers_go1_24_pie() {
 /// A call that panics never reaches a RET: it is counted as unmatched, the others return.
 #[test]
 fn panicking_calls_are_unmatched() {
-    if !require_root() {
-        return;
-    }
-    let Some(binary) = require(matrix_binary(
-        "1.24.11",
-        "amd64",
-        Variant::Plain,
-        "argstarget",
-    )) else {
+    let Some((binary, _serial)) = argstarget_go1_24() else {
         return;
     };
-    let _serial = serial();
     let run = trace(&binary, &["main.mayPanic"], &[], 3);
     let calls: Vec<&Value> = run.events.iter().filter(|e| e["type"] == "call").collect();
     let returns: Vec<&Value> = run
