@@ -71,6 +71,13 @@ struct Run {
     summary: Value,
 }
 
+impl Run {
+    /// gotrace's events of one type ("call" or "return"), in order.
+    fn events_of(&self, kind: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["type"] == kind).collect()
+    }
+}
+
 /// Functions of argstarget traced in its stripped build, by the signatures a user writes.
 const SIGNATURES: &[&str] = &[
     "main.ints(a int8, b int16, c int32, d int64, e uint8, f uint16, g uint32, h uint64, i int, j uint, k uintptr) int64",
@@ -250,12 +257,7 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
         !run.records.is_empty(),
         "{binary}: the target printed no records"
     );
-    let calls: Vec<&Value> = run.events.iter().filter(|e| e["type"] == "call").collect();
-    let returns: Vec<&Value> = run
-        .events
-        .iter()
-        .filter(|e| e["type"] == "return")
-        .collect();
+    let (calls, returns) = (run.events_of("call"), run.events_of("return"));
     let mut problems = Vec::new();
     if calls.len() != run.records.len() || returns.len() != run.records.len() {
         problems.push(format!(
@@ -566,12 +568,7 @@ fn panicking_calls_are_unmatched() {
         return;
     };
     let run = trace(&binary, &["main.mayPanic"], &[], 3);
-    let calls: Vec<&Value> = run.events.iter().filter(|e| e["type"] == "call").collect();
-    let returns: Vec<&Value> = run
-        .events
-        .iter()
-        .filter(|e| e["type"] == "return")
-        .collect();
+    let (calls, returns) = (run.events_of("call"), run.events_of("return"));
     let returned: Vec<&Value> = run
         .records
         .iter()

@@ -192,21 +192,6 @@ impl<'data> Pclntab<'data> {
         Ok(table)
     }
 
-    /// Number of functions in the table.
-    pub fn len(&self) -> usize {
-        self.nfunc
-    }
-
-    /// Whether the table lists no function.
-    pub fn is_empty(&self) -> bool {
-        self.nfunc == 0
-    }
-
-    /// Pointer size the binary was built for.
-    pub fn ptr_size(&self) -> usize {
-        self.ptr_size
-    }
-
     /// Size of one field of a function table entry (pc or offset).
     fn functab_field_size(&self) -> usize {
         if self.version >= PclnVersion::Go118 {
