@@ -46,9 +46,13 @@ pub struct TraceTarget {
     /// Stop after this many seconds.
     #[arg(short = 'd', long = "duration", value_name = "SECS")]
     pub duration: Option<f64>,
-    /// One JSON object per line instead of tables.
+    /// One JSON object per line instead of tables; the first line says when the probes are
+    /// attached.
     #[arg(long)]
     pub json: bool,
+    /// List each function a pattern matched that cannot be traced, and why.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Launch this command and trace it from its first instruction; gotrace exits with its
     /// exit status.
     #[arg(last = true, value_name = "CMD")]

@@ -1,23 +1,12 @@
-//! gotrace as a library: the binary reader (`gobin`), probe planning, the BPF sessions and the
-//! commands. The `gotrace` binary is a thin `main` over [`commands`]; benches and fuzz targets
-//! use the readers directly.
+//! gotrace as a library. The folders follow the data: [`gobin`] reads the Go binary, [`plan`]
+//! decides what to probe and how to read it, [`session`] loads, attaches and drains the BPF
+//! programs (`src/bpf/`), [`output`] renders, and [`commands`] are thin compositions of those.
+//! The `gotrace` binary is a thin `main` over [`commands`]; benches and fuzz targets use the
+//! readers directly. See docs/architecture.md.
 
-pub mod abi;
 pub mod cli;
-pub mod clock;
 pub mod commands;
-pub mod creation_stack;
 pub mod gobin;
-pub mod goroutine_ledger;
-pub mod histogram;
-pub mod load_bias;
-pub mod newproc_abi;
 pub mod output;
 pub mod plan;
 pub mod session;
-pub mod signature;
-pub mod skeletons;
-pub mod start_function;
-pub mod target;
-pub mod typenames;
-pub mod values;

@@ -10,7 +10,7 @@ use gotrace::{cli, commands};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    gotrace::skeletons::route_libbpf_log();
+    gotrace::session::bpf::route_libbpf_log();
     match run(args) {
         Ok(code) => code,
         // The reader went away (`gotrace ... | head`): not an error, as for any Unix filter.

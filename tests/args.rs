@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use common::gotrace::{gotrace, user_error_problems};
 use common::targets::{matrix_binary, GoBinary, Variant};
+use common::traced::gotrace_json;
 use common::{require, require_root};
 use serde_json::{json, Value};
 
@@ -127,8 +128,10 @@ fn trace(binary: &GoBinary, functions: &[&str], extra: &[&str], rounds: u32) -> 
             if traced.iter().any(|f| record["function"] == *f) {
                 run.records.push(record);
             }
-        } else if line.starts_with('{') {
-            let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
+        }
+    }
+    for event in gotrace_json(stdout.lines()) {
+        {
             if event["type"] == "summary" {
                 run.summary = event;
             } else {
@@ -453,8 +456,7 @@ fn hot_calls(binary: &GoBinary, ringbuf_kib: &str, calls: &str) -> (u64, Run) {
         events: Vec::new(),
         summary: Value::Null,
     };
-    for line in stdout.lines().filter(|l| l.starts_with('{')) {
-        let event: Value = serde_json::from_str(line).expect("gotrace JSON line");
+    for event in gotrace_json(stdout.lines()) {
         if event["type"] == "summary" {
             run.summary = event;
         } else {
@@ -529,10 +531,8 @@ fn check_stack(version: &'static str, variant: Variant) {
         .filter_map(|l| l.strip_prefix("STACK "))
         .map(|l| serde_json::from_str(l).expect("STACK record"))
         .collect();
-    let calls: Vec<Value> = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).expect("gotrace JSON line"))
+    let calls: Vec<Value> = gotrace_json(stdout.lines())
+        .into_iter()
         .filter(|e| e["type"] == "call")
         .collect();
     assert_eq!(own.len(), 4, "{binary}: target printed {own:?}");
@@ -630,11 +630,7 @@ fn esbuild_getenv_matches_the_environment() {
             "{binary}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str(l).expect("gotrace JSON line"))
-            .collect();
+        let events: Vec<Value> = gotrace_json(String::from_utf8_lossy(&output.stdout).lines());
         let position = events
             .iter()
             .position(|e| e["type"] == "call" && e["args"][0]["value"] == "GODEBUG")

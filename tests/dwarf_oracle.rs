@@ -557,7 +557,8 @@ fn check_runtime_table(version: &str, arch: Arch, info: &DwarfInfo, problems: &m
         problems.push("no runtime layout in DWARF".to_string());
         return;
     };
-    let from_table = runtime_layout::for_go_version(version, arch);
+    let from_table = gotrace::gobin::buildinfo::parse_release(version)
+        .and_then(|release| runtime_layout::for_release(release, arch));
     let expected = runtime_layout::RuntimeLayout {
         source: LayoutSource::Table,
         ..from_dwarf

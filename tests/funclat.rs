@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
 use common::targets::{esbuild_binary, matrix_binary, GoBinary, Variant};
-use common::traced::{field, own_count, split_output};
+use common::traced::{field, gotrace_json, own_count, split_output};
 use common::{require, require_root};
 use serde_json::Value;
 
@@ -494,11 +494,7 @@ fn intervals_add_up_and_units_scale() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let hists: Vec<Value> = stdout
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let hists: Vec<Value> = gotrace_json(stdout.lines());
         assert!(hists.len() >= 2, "several intervals expected: {stdout}");
         let total: u64 = hists.iter().map(|h| field(h, "count")).sum();
         assert_eq!(total, 120, "{stdout}");

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use common::gotrace::{gotrace, user_error_problems};
 use common::targets::{matrix_binary, GoBinary, Variant};
+use common::traced::gotrace_json;
 use common::{require, require_root};
 use serde_json::Value;
 
@@ -59,10 +60,7 @@ fn trace(binary: &GoBinary, extra: &[&str], target_args: &[&str]) -> Run {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let (json, own): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.starts_with('{'));
     Run {
-        json: json
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-            .collect(),
+        json: gotrace_json(json),
         own: own.into_iter().map(str::to_owned).collect(),
         output,
     }
@@ -345,10 +343,7 @@ fn attach_to_a_running_process_with_intervals() {
     let target = waiter.join().expect("waiter thread");
     assert!(target.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let json: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect();
+    let json: Vec<Value> = gotrace_json(stdout.lines());
     let run = Run {
         output,
         json,
@@ -443,10 +438,10 @@ fn newproc1_parameters_are_those_of_the_table() {
             }
             assert_eq!(names, expected, "{binary}");
             assert_eq!(sig.results.len(), 1, "{binary}");
-            let abi = gotrace::newproc_abi::for_binary(&bin).unwrap();
+            let abi = gotrace::gobin::newproc_abi::for_binary(&bin).unwrap();
             let registers = goarch == "amd64";
             assert_eq!(
-                abi == gotrace::newproc_abi::NewprocAbi::Registers,
+                abi == gotrace::gobin::newproc_abi::NewprocAbi::Registers,
                 registers,
                 "{binary}: {abi:?}"
             );

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
 use gotrace::gobin::BinaryFile;
-use gotrace::session::{self, Site};
-use gotrace::skeletons::floor::FloorSkelBuilder;
+use gotrace::session::attach;
+use gotrace::session::bpf::floor::FloorSkelBuilder;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 /// Checks for root and builds the Go targets; returns the repository root.
@@ -37,20 +37,10 @@ pub fn with_floor<T>(
     let mut sites = Vec::new();
     for &(function, with_rets) in functions {
         let plan = gotrace::plan::plan(&bin, &[function.to_owned()], with_rets)?;
-        for func in &plan.funcs {
-            let rets = if with_rets { &func.ret_sites[..] } else { &[] };
-            sites.extend(
-                std::iter::once(func.entry_site)
-                    .chain(rets.iter().copied())
-                    .map(|file_offset| Site {
-                        file_offset,
-                        cookie: 0,
-                    }),
-            );
-        }
+        sites.extend(plan.sites(|_| with_rets));
     }
     let mut object = MaybeUninit::uninit();
     let skel = FloorSkelBuilder::default().open(&mut object)?.load()?;
-    let _links = session::attach_sites(&skel.progs.floor_hit, true, None, binary, &sites)?;
+    let _links = attach::attach_sites(&skel.progs.floor_hit, true, None, binary, &sites)?;
     f()
 }

@@ -2,88 +2,14 @@
 /* gotrace args: every call's arguments and results, streamed through one ring buffer.
  * One generic program runs at each function's entry site and at every RET; the attach cookie
  * says which function and which kind of site, and selects a fetch plan (computed in user space
- * from DWARF, src/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
+ * from DWARF, src/plan/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
  * The program copies raw registers, stack and bytes; user space decodes. */
 #include "go_runtime.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Mirrors of the constants in src/abi.rs. */
-#define ARGS_REGS 16
-#define ARGS_STACK_WINDOW 384
-#define ARGS_GLOBALS_BYTES 128
-#define ARGS_MAX_GLOBALS 4
+/* ARGS_FRAME_BYTES: the captured frame, registers then stack then globals. */
 #define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW + ARGS_GLOBALS_BYTES)
-#define ARGS_MAX_DEREFS 16
-#define ARGS_MAX_READ 4096
-#define ARGS_DATA_CAP 8192
-#define ARGS_READ_FAILED 0xffffffffu
-#define ARGS_MAX_FRAMES 16
-
-/* Cookie bits above this: the probe site's offset from the function entry. */
-#define COOKIE_SITE_SHIFT 40
-
-#define DEREF_COUNTED 0       /* min(len * scale, max) bytes at the pointer */
-#define DEREF_STRING_HEADER 1 /* the pointer points at a (ptr, len) string header */
-#define DEREF_FIXED 2         /* `max` bytes at the pointer + `scale` */
-
-/* One extra read: offsets are into the captured frame (registers, then stack from SP). */
-struct args_deref {
-	__u16 ptr_off;
-	__u16 len_off;
-	__u32 scale; /* COUNTED: element size; FIXED: byte offset from the pointer */
-	__u32 max;
-	__u32 kind;
-};
-
-/* A global variable at link-time address `vaddr` (plus the event's load bias). */
-struct args_global {
-	__u64 vaddr;
-	__u32 size;
-	__u32 area_off; /* offset in the event's globals area */
-};
-
-/* What to capture at one kind of site of one function. */
-struct args_fetch {
-	__u64 func_vaddr; /* link-time entry of the function: with the cookie's site offset,
-	                   * the probed instruction's link-time address */
-	__u32 stack_bytes;
-	__u32 n_derefs;
-	struct args_deref derefs[ARGS_MAX_DEREFS];
-	__u32 n_globals;
-	__u32 pad;
-	struct args_global globals[ARGS_MAX_GLOBALS];
-};
-
-/* One event; only the used part of `data` is sent. */
-struct args_event {
-	__u64 ts_ns;
-	__u64 goid;
-	__u64 duration_ns;
-	__u32 pid;
-	__u32 tid;
-	__u32 func_id;
-	__u32 kind;      /* COOKIE_KIND_ENTRY or COOKIE_KIND_RET */
-	__u32 matched;   /* RET: 1 when its entry was seen (duration_ns is valid) */
-	__u32 data_len;
-	__u32 globals_failed; /* bit i: global i could not be read */
-	__u32 pad;
-	__u64 load_bias;      /* run-time minus link-time address (PIE), from the probe's IP */
-	__u32 n_callers;
-	__u32 pad2;
-	__u64 callers[ARGS_MAX_FRAMES]; /* entry, --stack: return addresses, innermost first */
-	__u64 regs[ARGS_REGS];
-	__u8 stack[ARGS_STACK_WINDOW];
-	__u8 globals[ARGS_GLOBALS_BYTES];
-	__u32 deref_len[ARGS_MAX_DEREFS]; /* bytes read, or ARGS_READ_FAILED */
-	__u8 data[ARGS_DATA_CAP + ARGS_MAX_READ];
-};
-
-/* Loss accounting, per CPU. */
-struct args_stats {
-	__u64 lost;      /* events not delivered: ring buffer full, or g unreadable */
-	__u64 unmatched; /* RETs without their entry, entries overwritten without a RET */
-};
 
 const volatile struct go_layout layout = {};
 /* offsetof(runtime.g, goid). */
@@ -93,7 +19,7 @@ const volatile __u32 walk_stack = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
 
-/* Indexed by func_id * 2 + site kind. Sized before load. */
+/* Indexed by func_id * ARGS_PLANS_PER_FUNC + site kind. Sized before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -193,12 +119,8 @@ static __always_inline void count(__u32 which)
 
 static __always_inline int args_site(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 func_id = cookie >> COOKIE_FUNC_SHIFT;
-	__u32 kind = cookie & 0xff;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 zero = 0, plan_key = func_id * 2 + (kind ? 1 : 0);
-	struct frame_key key = {};
+	struct probe_hit hit = {};
+	__u32 zero = 0, plan_key;
 	struct frame_start *start, new_start = {};
 	struct args_fetch *plan;
 	struct args_event *e;
@@ -207,34 +129,32 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	 * compiler into a modified-ctx access the verifier refuses. */
 	struct pt_regs regs;
 
-	key.tgid = pid_tgid >> 32;
-	if (layout.filter_tgid && key.tgid != layout.filter_tgid)
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
 		return 0;
+	if (!probe_prologue(ctx, &regs, &layout, &hit))
+		return 0;
+	plan_key = hit.func_id * ARGS_PLANS_PER_FUNC + (hit.kind == SITE_RET);
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!plan || !e)
 		return 0;
-	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
-		return 0;
 	sp = regs.sp;
-	key.g = current_g(&regs, &layout);
-	if (!key.g) {
+	if (!hit.key.g) {
 		count(0);
 		return 0;
 	}
-	key.depth = g_stack_hi(key.g, &layout) - sp;
 
 	e->ts_ns = now;
-	e->pid = key.tgid;
-	e->tid = (__u32)pid_tgid;
-	e->func_id = func_id;
-	e->kind = kind;
+	e->pid = hit.key.tgid;
+	e->tid = hit.tid;
+	e->func_id = hit.func_id;
+	e->kind = hit.kind;
 	e->matched = 0;
 	e->duration_ns = 0;
 	e->data_len = 0;
 	e->globals_failed = 0;
 	e->n_callers = 0;
-	if (walk_stack && kind == COOKIE_KIND_ENTRY) {
+	if (walk_stack && hit.kind == SITE_ENTRY) {
 		/* Before the function's PUSH RBP: [SP] returns into the caller, RBP is the caller's
 		 * frame, whose [RBP + 8] returns into its caller, and so on. */
 		__u64 fp = regs.bp, pc = 0;
@@ -251,24 +171,24 @@ static __always_inline int args_site(struct pt_regs *ctx)
 				break;
 		}
 	}
-	e->load_bias = regs.ip - plan->func_vaddr - (cookie >> COOKIE_SITE_SHIFT);
+	e->load_bias = regs.ip - plan->func_vaddr - hit.site_offset;
 	e->goid = 0;
-	bpf_probe_read_user(&e->goid, 8, (void *)(key.g + g_goid));
+	bpf_probe_read_user(&e->goid, 8, (void *)(hit.key.g + g_goid));
 
-	if (kind == COOKIE_KIND_ENTRY) {
+	if (hit.kind == SITE_ENTRY) {
 		if (pair_calls) {
-			if (bpf_map_lookup_elem(&starts, &key))
+			if (bpf_map_lookup_elem(&starts, &hit.key))
 				count(1); /* a call at this depth never returned (panic, Goexit) */
 			new_start.start_ns = now;
-			new_start.func_id = func_id;
-			bpf_map_update_elem(&starts, &key, &new_start, BPF_ANY);
+			new_start.func_id = hit.func_id;
+			bpf_map_update_elem(&starts, &hit.key, &new_start, BPF_ANY);
 		}
 	} else {
-		start = bpf_map_lookup_elem(&starts, &key);
-		if (start && start->func_id == func_id) {
+		start = bpf_map_lookup_elem(&starts, &hit.key);
+		if (start && start->func_id == hit.func_id) {
 			e->duration_ns = now - start->start_ns;
 			e->matched = 1;
-			bpf_map_delete_elem(&starts, &key);
+			bpf_map_delete_elem(&starts, &hit.key);
 		} else {
 			count(1);
 		}

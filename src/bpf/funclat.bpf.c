@@ -41,35 +41,31 @@ static __always_inline __u32 log2_slot(__u64 v)
 
 static __always_inline int funclat_site(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 func_id = cookie >> COOKIE_FUNC_SHIFT;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct frame_key key = {};
+	struct probe_hit hit = {};
 	struct frame_start *start, new_start = {};
 	struct func_hist *hist;
 	__u64 now = bpf_ktime_get_ns();
+	__u32 func_id;
 
-	key.tgid = pid_tgid >> 32;
-	if (layout.filter_tgid && key.tgid != layout.filter_tgid)
+	if (!probe_prologue(ctx, ctx, &layout, &hit))
 		return 0;
-	key.g = current_g(ctx, &layout);
+	func_id = hit.func_id;
 	hist = bpf_map_lookup_elem(&hists, &func_id);
 	if (!hist)
 		return 0;
-	if (!key.g) {
+	if (!hit.key.g) {
 		hist->lost++;
 		return 0;
 	}
-	key.depth = g_stack_hi(key.g, &layout) - PT_REGS_SP(ctx);
 
-	if ((cookie & 0xff) == COOKIE_KIND_ENTRY) {
+	if (hit.kind == SITE_ENTRY) {
 		new_start.start_ns = now;
 		new_start.func_id = func_id;
 		/* The common case costs one insert; only a frame key already in use (a call at
 		 * this depth that never returned: panic unwinding, Goexit) costs more. */
-		if (!bpf_map_update_elem(&starts, &key, &new_start, BPF_NOEXIST))
+		if (!bpf_map_update_elem(&starts, &hit.key, &new_start, BPF_NOEXIST))
 			return 0;
-		start = bpf_map_lookup_elem(&starts, &key);
+		start = bpf_map_lookup_elem(&starts, &hit.key);
 		if (start) {
 			__u32 stale = start->func_id;
 			struct func_hist *stale_hist = bpf_map_lookup_elem(&hists, &stale);
@@ -77,12 +73,12 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 			if (stale_hist)
 				stale_hist->unmatched++;
 		}
-		if (bpf_map_update_elem(&starts, &key, &new_start, BPF_ANY))
+		if (bpf_map_update_elem(&starts, &hit.key, &new_start, BPF_ANY))
 			hist->lost++;
 		return 0;
 	}
 
-	start = bpf_map_lookup_elem(&starts, &key);
+	start = bpf_map_lookup_elem(&starts, &hit.key);
 	if (!start || start->func_id != func_id) {
 		/* A return whose entry was never seen: the entry hit was lost, or the call was
 		 * already running when tracing began. Counted, never silently dropped. */
@@ -90,7 +86,7 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 		return 0;
 	}
 	__u64 delta = now - start->start_ns;
-	bpf_map_delete_elem(&starts, &key);
+	bpf_map_delete_elem(&starts, &hit.key);
 	hist->slots[log2_slot(delta / unit_div) & (GOTRACE_HIST_SLOTS - 1)]++;
 	hist->count++;
 	hist->total_ns += delta;

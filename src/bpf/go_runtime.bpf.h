@@ -1,5 +1,6 @@
-/* Finding the current goroutine from a uprobe (DESIGN.md technique 5). Shared by every
- * gotrace BPF program; each defines `layout` in its .rodata. */
+/* The prologue every gotrace probe shares: decoding the attach cookie, the process filter,
+ * finding the current goroutine (DESIGN.md technique 5) and the frame key (technique 4). Each
+ * program defines `layout` in its .rodata. */
 #ifndef GO_RUNTIME_BPF_H
 #define GO_RUNTIME_BPF_H
 
@@ -63,6 +64,36 @@ static __always_inline __u64 g_stack_hi(__u64 g, const volatile struct go_layout
 
 	bpf_probe_read_user(&hi, l->ptr_size, (void *)(g + l->g_stack_hi));
 	return hi;
+}
+
+/* One probe hit, as every program starts from it. */
+struct probe_hit {
+	__u64 cookie;
+	__u32 func_id;        /* the planned function (COOKIE_FUNC_SHIFT) */
+	enum site_kind kind;  /* COOKIE_KIND_MASK */
+	__u32 tid;
+	__u64 site_offset;    /* the site's offset from the function entry (COOKIE_SITE_SHIFT) */
+	struct frame_key key; /* key.g is 0 when g could not be read (key.depth is then 0) */
+};
+
+/* Decodes this hit into `hit`; false when the process is filtered out. `regs` may be ctx or
+ * a copy of it (for g and SP). */
+static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *regs,
+					   const volatile struct go_layout *l, struct probe_hit *hit)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	hit->key.tgid = pid_tgid >> 32;
+	if (l->filter_tgid && hit->key.tgid != l->filter_tgid)
+		return false;
+	hit->tid = (__u32)pid_tgid;
+	hit->cookie = bpf_get_attach_cookie(ctx);
+	hit->func_id = hit->cookie >> COOKIE_FUNC_SHIFT;
+	hit->kind = hit->cookie & COOKIE_KIND_MASK;
+	hit->site_offset = hit->cookie >> COOKIE_SITE_SHIFT;
+	hit->key.g = current_g(regs, l);
+	hit->key.depth = hit->key.g ? g_stack_hi(hit->key.g, l) - PT_REGS_SP(regs) : 0;
+	return true;
 }
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* gotrace goroutines: goroutine creation and exit events.
  * One generic program is attached at runtime.newproc1's entry site, at each of its RETs and at
- * runtime.goexit1's entry; the cookie's low byte says which (GOROUTINE_SITE_*).
+ * runtime.goexit1's entry; the cookie's function (enum goroutine_func) and kind say which.
  * newproc1 runs on the system stack (g is g0): the parent is g.m.curg. Its entry and RET are
  * paired by the frame key (DESIGN.md technique 4); the RET reads the new g (the result) and
  * its goid. goexit1 runs on the exiting goroutine itself. */
@@ -25,10 +25,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24); /* resized before load: --buffer-mb */
 } events SEC(".maps");
-
-/* Puts struct goroutine_event in the BTF, so that the skeleton generates its Rust type (a
- * ring buffer has no value type to carry it). Never written. */
-struct goroutine_event event_type_for_skeleton = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -75,7 +71,8 @@ static __always_inline void creation_stack(__u64 parent, struct newproc_call *ca
 	}
 }
 
-static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid, __u32 kind,
+static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid,
+				 enum goroutine_event_kind kind,
 				 __u64 goid, const struct newproc_call *call)
 {
 	struct goroutine_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -99,28 +96,23 @@ static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid
 
 static __always_inline int goroutine_site(struct pt_regs *ctx)
 {
-	__u64 kind = bpf_get_attach_cookie(ctx) & 0xff;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 zero = 0;
+	struct probe_hit hit = {};
 	struct goroutine_counters *counters;
-	struct frame_key key = {};
 	struct newproc_call call = {}, *pending;
 	__u64 g, m, fn;
 	__u64 sp = PT_REGS_SP(ctx), ax = ctx->ax, cx = ctx->cx;
 
-	if (layout.filter_tgid && tgid != layout.filter_tgid)
+	if (!probe_prologue(ctx, ctx, &layout, &hit))
 		return 0;
 	counters = bpf_map_lookup_elem(&loss_counters, &zero);
 	if (!counters)
 		return 0;
-	g = current_g(ctx, &layout);
-	if (kind == GOROUTINE_SITE_NEWPROC_ENTRY) {
+	g = hit.key.g;
+	if (hit.func_id == GOROUTINE_FUNC_NEWPROC1 && hit.kind == SITE_ENTRY) {
 		/* A failure here is counted once, by the RET that finds no pending call. */
 		if (!g)
 			return 0;
-		key.tgid = tgid;
-		key.g = g;
-		key.depth = g_stack_hi(g, &layout) - sp;
 		m = read_ptr(g + runtime_offsets.g_m);
 		g = m ? read_ptr(m + runtime_offsets.m_curg) : 0;
 		fn = newproc_value(sp, ax, newproc.fn_sp_offset);
@@ -132,33 +124,30 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 			creation_stack(g, &call);
 		call.start_pc = read_ptr(fn);
 		call.caller_pc = newproc_value(sp, cx, newproc.callerpc_sp_offset);
-		bpf_map_update_elem(&calls, &key, &call, BPF_ANY);
+		bpf_map_update_elem(&calls, &hit.key, &call, BPF_ANY);
 		return 0;
 	}
 	if (!g) {
 		counters->unreadable++;
 		return 0;
 	}
-	if (kind == GOROUTINE_SITE_EXIT) {
-		emit(counters, tgid, GOROUTINE_EXITED, goid_of(g), 0);
+	if (hit.func_id == GOROUTINE_FUNC_GOEXIT1) {
+		emit(counters, hit.key.tgid, GOROUTINE_EXITED, goid_of(g), 0);
 		return 0;
 	}
-	key.tgid = tgid;
-	key.g = g;
-	key.depth = g_stack_hi(g, &layout) - sp;
-	pending = bpf_map_lookup_elem(&calls, &key);
+	pending = bpf_map_lookup_elem(&calls, &hit.key);
 	if (!pending) {
 		counters->unpaired++;
 		return 0;
 	}
 	call = *pending;
-	bpf_map_delete_elem(&calls, &key);
+	bpf_map_delete_elem(&calls, &hit.key);
 	g = newproc_value(sp, ax, newproc.result_sp_offset);
 	if (!g) {
 		counters->unreadable++;
 		return 0;
 	}
-	emit(counters, tgid, GOROUTINE_CREATED, goid_of(g), &call);
+	emit(counters, hit.key.tgid, GOROUTINE_CREATED, goid_of(g), &call);
 	return 0;
 }
 

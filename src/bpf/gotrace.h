@@ -1,10 +1,30 @@
-/* Structures shared by the BPF programs and the Rust side (which uses the skeleton's
- * generated copies of them, never a hand-written mirror). */
+/* Everything the BPF programs and the Rust side share: the attach-cookie layout, every kind and
+ * limit as an enum, and every map value, plan and event struct. The Rust side never restates a
+ * value: it uses the skeleton's generated copies (crate::session::bpf::shared), which exist
+ * because the anchor in shared.bpf.c puts each type in the BTF. */
 #ifndef GOTRACE_H
 #define GOTRACE_H
 
+/* The attach cookie of every probe site, one layout for every program:
+ * bits 0-7 the site kind (enum site_kind), bits 8-39 the planned function's index,
+ * bits 40-63 the site's offset from the function's entry (args derives the load bias from it). */
+enum cookie_layout {
+	COOKIE_KIND_MASK = 0xff,
+	COOKIE_FUNC_SHIFT = 8,
+	COOKIE_SITE_SHIFT = 40,
+	COOKIE_SITE_BITS = 24,
+};
+
+/* What a probe site is to the function that owns it. */
+enum site_kind {
+	SITE_ENTRY = 0,
+	SITE_RET = 1,
+};
+
 /* log2 latency slots: slot i holds durations in [2^i, 2^(i+1)) ns (slot 0 also holds 0). */
-#define GOTRACE_HIST_SLOTS 64
+enum hist_layout {
+	GOTRACE_HIST_SLOTS = 64,
+};
 
 /* Where the current goroutine's g pointer lives (DESIGN.md technique 5). */
 enum g_source {
@@ -13,19 +33,31 @@ enum g_source {
 	G_FROM_GS_TLS = 2, /* 386: *(gs base + tls_offset) */
 };
 
-/* The attach cookie of every probe: which planned function and which kind of site. */
-#define COOKIE_KIND_ENTRY 0
-#define COOKIE_KIND_RET 1
-#define COOKIE_FUNC_SHIFT 8
-
 /* Runtime facts the programs need, from the binary's DWARF or the per-version table. */
 struct go_layout {
-	__u32 g_source;      /* enum g_source */
+	enum g_source g_source;
 	__s32 tls_offset;    /* offset of g from the TLS base (G_FROM_*_TLS) */
 	__u32 ptr_size;      /* 8 or 4 */
 	__u32 g_stack_hi;    /* offsetof(runtime.g, stack.hi) */
 	__u32 filter_tgid;   /* 0: every process */
 };
+
+/* Key pairing an entry with its return (DESIGN.md technique 4). */
+struct frame_key {
+	__u64 g;
+	__u64 depth;         /* g.stack.hi - SP at entry */
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* A call in flight: when it started and which planned function it is. */
+struct frame_start {
+	__u64 start_ns;
+	__u32 func_id;
+	__u32 pad;
+};
+
+/* ---- gotrace funclat ---- */
 
 /* Per function, per CPU: the latency histogram and the loss counters. */
 struct func_hist {
@@ -37,24 +69,102 @@ struct func_hist {
 	                      * or a return whose entry was never seen */
 };
 
-/* Key pairing an entry with its return (DESIGN.md technique 4). */
-struct frame_key {
-	__u64 g;
-	__u64 depth;         /* g.stack.hi - SP at entry */
-	__u32 tgid;
-	__u32 pad;
+/* ---- gotrace args ---- */
+
+/* Sizes of the captured frame and of the extra reads (crate::plan::abi plans within them). */
+enum args_limits {
+	ARGS_REGS = 16,             /* 8-byte register slots at the start of the frame */
+	ARGS_STACK_WINDOW = 384,    /* bytes of stack copied from SP */
+	ARGS_GLOBALS_BYTES = 128,   /* bytes for --global values */
+	ARGS_MAX_GLOBALS = 4,
+	ARGS_MAX_DEREFS = 16,       /* extra reads per hit */
+	ARGS_MAX_READ = 4096,       /* longest extra read */
+	ARGS_DATA_CAP = 8192,       /* bytes of extra reads per event */
+	ARGS_MAX_FRAMES = 16,       /* --stack return addresses */
 };
 
-struct frame_start {
-	__u64 start_ns;
+/* args_event.deref_len of a read that failed. */
+enum args_read_status {
+	ARGS_READ_FAILED = 0xffffffff,
+};
+
+/* How an extra read finds its bytes. */
+enum deref_kind {
+	DEREF_COUNTED = 0,       /* min(len * scale, max) bytes at the pointer */
+	DEREF_STRING_HEADER = 1, /* the pointer points at a (ptr, len) string header */
+	DEREF_FIXED = 2,         /* `max` bytes at the pointer + `scale` */
+};
+
+/* One extra read: offsets are into the captured frame (registers, then stack from SP). */
+struct args_deref {
+	__u16 ptr_off;
+	__u16 len_off;
+	__u32 scale; /* COUNTED: element size; FIXED: byte offset from the pointer */
+	__u32 max;
+	enum deref_kind kind;
+};
+
+/* A global variable at link-time address `vaddr` (plus the event's load bias). */
+struct args_global {
+	__u64 vaddr;
+	__u32 size;
+	__u32 area_off; /* offset in the event's globals area */
+};
+
+/* What to capture at one kind of site of one function; the fetch_plans map holds one per
+ * (function, site kind), at index func_id * ARGS_PLANS_PER_FUNC + kind. */
+enum args_plan_index {
+	ARGS_PLANS_PER_FUNC = 2,
+};
+
+struct args_fetch {
+	__u64 func_vaddr; /* link-time entry of the function: with the cookie's site offset,
+	                   * the probed instruction's link-time address */
+	__u32 stack_bytes;
+	__u32 n_derefs;
+	struct args_deref derefs[ARGS_MAX_DEREFS];
+	__u32 n_globals;
+	__u32 pad;
+	struct args_global globals[ARGS_MAX_GLOBALS];
+};
+
+/* One event; only the used part of `data` is sent. */
+struct args_event {
+	__u64 ts_ns;
+	__u64 goid;
+	__u64 duration_ns;
+	__u32 pid;
+	__u32 tid;
 	__u32 func_id;
+	enum site_kind kind;
+	__u32 matched;   /* RET: 1 when its entry was seen (duration_ns is valid) */
+	__u32 data_len;
+	__u32 globals_failed; /* bit i: global i could not be read */
 	__u32 pad;
+	__u64 load_bias;      /* run-time minus link-time address (PIE), from the probe's IP */
+	__u32 n_callers;
+	__u32 pad2;
+	__u64 callers[ARGS_MAX_FRAMES]; /* entry, --stack: return addresses, innermost first */
+	__u64 regs[ARGS_REGS];
+	__u8 stack[ARGS_STACK_WINDOW];
+	__u8 globals[ARGS_GLOBALS_BYTES];
+	__u32 deref_len[ARGS_MAX_DEREFS]; /* bytes read, or ARGS_READ_FAILED */
+	__u8 data[ARGS_DATA_CAP + ARGS_MAX_READ];
 };
 
-/* gotrace goroutines: the probe kinds (low byte of the cookie). */
-#define GOROUTINE_SITE_NEWPROC_ENTRY 0
-#define GOROUTINE_SITE_NEWPROC_RET 1
-#define GOROUTINE_SITE_EXIT 2
+/* Loss accounting, per CPU. */
+struct args_stats {
+	__u64 lost;      /* events not delivered: ring buffer full, or g unreadable */
+	__u64 unmatched; /* RETs without their entry, entries overwritten without a RET */
+};
+
+/* ---- gotrace goroutines ---- */
+
+/* The planned functions of gotrace goroutines (their index in the cookie). */
+enum goroutine_func {
+	GOROUTINE_FUNC_NEWPROC1 = 0, /* entry and every RET */
+	GOROUTINE_FUNC_GOEXIT1 = 1,  /* entry only */
+};
 
 /* Where runtime.newproc1 keeps what the goroutines program reads: in registers (amd64
  * register ABI: fn in RAX, callerpc in RCX, the result in RAX) or at these offsets from SP
@@ -75,7 +185,9 @@ struct goroutine_layout {
 };
 
 /* Return addresses of a creation stack (--stack), innermost (the go statement) first. */
-#define GOROUTINE_STACK_DEPTH 16
+enum goroutine_limits {
+	GOROUTINE_STACK_DEPTH = 16,
+};
 
 enum goroutine_event_kind {
 	GOROUTINE_CREATED = 0,
@@ -90,7 +202,7 @@ struct goroutine_event {
 	__u64 start_pc;      /* created only: funcval.fn */
 	__u64 caller_pc;     /* created only: the go statement's return address */
 	__u32 tgid;
-	__u32 kind;          /* enum goroutine_event_kind */
+	enum goroutine_event_kind kind;
 	__u64 stack[GOROUTINE_STACK_DEPTH]; /* created, with --stack: 0-terminated */
 };
 
@@ -107,6 +219,30 @@ struct goroutine_counters {
 	__u64 lost;          /* events the ring buffer had no room for */
 	__u64 unreadable;    /* newproc1 RETs and goexit1 hits where g or the new g was unreadable */
 	__u64 unpaired;      /* newproc1 RETs whose entry was not recorded (or not seen) */
+};
+
+/* Every shared type and enum, so that BTF (and so the generated Rust) carries each of them. */
+struct gotrace_shared_types {
+	enum cookie_layout cookie_layout;
+	enum site_kind site_kind;
+	enum hist_layout hist_layout;
+	enum args_limits args_limits;
+	enum args_read_status args_read_status;
+	enum args_plan_index args_plan_index;
+	enum goroutine_func goroutine_func;
+	enum goroutine_limits goroutine_limits;
+	struct go_layout go_layout;
+	struct frame_key frame_key;
+	struct frame_start frame_start;
+	struct func_hist func_hist;
+	struct args_fetch args_fetch;
+	struct args_event args_event;
+	struct args_stats args_stats;
+	struct newproc_abi newproc_abi;
+	struct goroutine_layout goroutine_layout;
+	struct goroutine_event goroutine_event;
+	struct newproc_call newproc_call;
+	struct goroutine_counters goroutine_counters;
 };
 
 #endif

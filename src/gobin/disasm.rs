@@ -85,8 +85,8 @@ enum Flow {
     Ret,
     /// A direct conditional branch to the given vaddr.
     CondBranch(u64),
-    /// A direct call.
-    Call,
+    /// A direct call to the given vaddr.
+    Call(u64),
     /// A direct unconditional jump to the given vaddr.
     Jump(u64),
     /// Anything else that leaves the straight line: indirect jumps and calls, traps,
@@ -154,7 +154,7 @@ fn is_morestack_block(mut block: impl InsnStream, entry: u64) -> bool {
         match block.next_insn() {
             Some(Ok(insn)) => match insn.flow {
                 Flow::Next => {}
-                Flow::Call if calls == 0 => calls = 1,
+                Flow::Call(_) if calls == 0 => calls = 1,
                 Flow::Jump(target) => return calls == 1 && target == entry,
                 _ => return false,
             },
@@ -182,15 +182,18 @@ fn code_from(code: &[u8], entry: u64, addr: u64) -> Option<&[u8]> {
 
 /// amd64 (`bitness` 64) or 386 (32) with iced-x86.
 fn decode_x86(bitness: u32, code: &[u8], entry: u64) -> Result<DecodedFunction> {
-    decode_with(entry, |addr| {
-        let rest = code_from(code, entry, addr)?;
-        let decoder = Decoder::try_with_ip(bitness, rest, addr, DecoderOptions::NONE).ok()?;
-        Some(X86Stream {
-            decoder,
-            insn: Instruction::default(),
-            entry,
-            failed: false,
-        })
+    decode_with(entry, |addr| x86_stream(bitness, code, entry, addr))
+}
+
+/// The x86 instructions of the function at `entry` from `addr` on.
+fn x86_stream(bitness: u32, code: &[u8], entry: u64, addr: u64) -> Option<X86Stream<'_>> {
+    let rest = code_from(code, entry, addr)?;
+    let decoder = Decoder::try_with_ip(bitness, rest, addr, DecoderOptions::NONE).ok()?;
+    Some(X86Stream {
+        decoder,
+        insn: Instruction::default(),
+        entry,
+        failed: false,
     })
 }
 
@@ -249,7 +252,7 @@ fn x86_flow(insn: &Instruction) -> Flow {
     );
     match insn.mnemonic() {
         Mnemonic::Ret => Flow::Ret,
-        Mnemonic::Call if direct => Flow::Call,
+        Mnemonic::Call if direct => Flow::Call(insn.near_branch_target()),
         Mnemonic::Jmp if direct => Flow::Jump(insn.near_branch_target()),
         // Jcc, JRCXZ, LOOP, XBEGIN: the only other instructions with a near branch target.
         _ if direct => Flow::CondBranch(insn.near_branch_target()),
@@ -283,12 +286,34 @@ fn decode_arm64(code: &[u8], entry: u64) -> Result<DecodedFunction> {
             code.len()
         );
     }
-    decode_with(entry, |addr| {
-        Some(Arm64Stream {
-            words: code_from(code, entry, addr)?.chunks_exact(4),
-            addr,
-        })
+    decode_with(entry, |addr| arm64_stream(code, entry, addr))
+}
+
+/// The arm64 instructions of the function at `entry` from `addr` on.
+fn arm64_stream(code: &[u8], entry: u64, addr: u64) -> Option<Arm64Stream<'_>> {
+    Some(Arm64Stream {
+        words: code_from(code, entry, addr)?.chunks_exact(4),
+        addr,
     })
+}
+
+/// The target of every direct call in the function at `entry` (`code` as for
+/// [`decode_function`]), in address order, up to the first undecodable instruction.
+pub fn direct_call_targets(arch: Arch, code: &[u8], entry: u64) -> Vec<u64> {
+    fn targets(mut stream: impl InsnStream) -> Vec<u64> {
+        std::iter::from_fn(|| stream.next_insn()?.ok())
+            .filter_map(|insn| match insn.flow {
+                Flow::Call(target) => Some(target),
+                _ => None,
+            })
+            .collect()
+    }
+    match arch {
+        Arch::Amd64 => x86_stream(64, code, entry, entry).map(targets),
+        Arch::I386 => x86_stream(32, code, entry, entry).map(targets),
+        Arch::Arm64 => arm64_stream(code, entry, entry).map(targets),
+    }
+    .unwrap_or_default()
 }
 
 /// Fixed-width arm64 decoding: only the encodings probe placement needs are told apart.
@@ -329,7 +354,7 @@ fn arm64_flow(word: u32, addr: u64) -> Flow {
     } else if word & 0xfc00_0000 == 0x1400_0000 {
         Flow::Jump(target(0, 26)) // B
     } else if word & 0xfc00_0000 == 0x9400_0000 {
-        Flow::Call // BL
+        Flow::Call(target(0, 26)) // BL
     } else if word & 0xff00_0000 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
         Flow::CondBranch(target(5, 19)) // B.cond, CBZ/CBNZ
     } else if word & 0x7e00_0000 == 0x3600_0000 {

@@ -3,11 +3,16 @@
 //! Nothing here knows about BPF.
 
 pub mod buildinfo;
+pub mod creation_stack;
 pub mod disasm;
 pub mod dwarf;
 pub mod elf;
+pub mod newproc_abi;
 pub mod pclntab;
 pub mod runtime_layout;
+pub mod start_function;
+pub mod symbols;
+pub mod typenames;
 pub mod varint;
 
 /// Instruction set of a Go binary.
@@ -135,7 +140,7 @@ impl<'data> GoBinary<'data> {
         let version = self.build.go_version.as_deref().unwrap_or("unknown");
         dwarf
             .and_then(|d| d.runtime)
-            .or_else(|| runtime_layout::for_go_version(version, self.elf.arch))
+            .or_else(|| runtime_layout::for_release(self.build.go_release()?, self.elf.arch))
             .with_context(|| {
                 format!("the binary has no DWARF and gotrace has no runtime.g layout for Go version {version}")
             })

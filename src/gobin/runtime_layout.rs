@@ -81,10 +81,12 @@ const TABLE: &[Row] = &[
     },
 ];
 
-/// The layout for a Go version (`"go1.21.13"`, `"go1.22rc1"`) and architecture, when the
-/// table knows that version.
-pub fn for_go_version(version: &str, arch: Arch) -> Option<RuntimeLayout> {
-    let minor = go1_minor(version)?;
+/// The layout for a Go (major, minor) release ([`super::buildinfo::BuildInfo::go_release`])
+/// and architecture, when the table knows that release.
+pub fn for_release((major, minor): (u32, u32), arch: Arch) -> Option<RuntimeLayout> {
+    if major != 1 {
+        return None;
+    }
     let row = TABLE
         .iter()
         .find(|row| (row.minors.0..=row.minors.1).contains(&minor))?;
@@ -103,33 +105,14 @@ pub fn for_go_version(version: &str, arch: Arch) -> Option<RuntimeLayout> {
     })
 }
 
-/// The minor version of a `go1.N...` version string.
-fn go1_minor(version: &str) -> Option<u32> {
-    let rest = version.strip_prefix("go1.")?;
-    let digits = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest.get(..digits)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_release_and_prerelease_versions() {
-        assert_eq!(go1_minor("go1.21.13"), Some(21));
-        assert_eq!(go1_minor("go1.22rc1"), Some(22));
-        assert_eq!(go1_minor("go1.9"), Some(9));
-        assert_eq!(go1_minor("go1."), None);
-        assert_eq!(go1_minor("devel +abc"), None);
-        assert_eq!(go1_minor("go2.0"), None);
-    }
-
-    #[test]
     fn unknown_versions_have_no_layout() {
-        assert_eq!(for_go_version("go1.12.17", Arch::Amd64), None);
-        assert_eq!(for_go_version("go1.28", Arch::Amd64), None);
-        assert_eq!(for_go_version("", Arch::I386), None);
+        assert_eq!(for_release((1, 12), Arch::Amd64), None);
+        assert_eq!(for_release((1, 28), Arch::Amd64), None);
+        assert_eq!(for_release((2, 21), Arch::I386), None);
     }
 }

@@ -1,24 +1,18 @@
 //! Decoding the raw bytes one probe hit captured (registers, a stack window, extra reads) into
-//! JSON values, following an [`crate::abi`] plan. Never panics on short or garbage input:
+//! JSON values, following an [`crate::plan::abi`] plan. Never panics on short or garbage input:
 //! what cannot be read becomes `null` with a reason.
 
 use serde_json::{json, Map, Value};
 
-use crate::abi::{Loc, Shape, ValuePlan};
+use crate::gobin::typenames::TypeNamer;
+use crate::plan::abi::{Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
 pub struct Captured<'a> {
-    /// Registers then stack window (see [`crate::abi::REGS_AREA`]).
+    /// Registers then stack window (see [`crate::plan::abi::REGS_AREA`]).
     pub frame: &'a [u8],
     /// Per extra read of the plan: the bytes read, or None when the read failed.
     pub derefs: Vec<Option<&'a [u8]>>,
-}
-
-/// Names the dynamic type of an interface from its type descriptor's address.
-pub trait TypeNamer {
-    /// The Go type name of the type descriptor at run-time address `type_word`, or why it
-    /// cannot be known.
-    fn dynamic_type(&self, type_word: u64) -> Result<String, String>;
 }
 
 /// One decoded value: the JSON value, its truncation mark, or why it is unreadable.
@@ -365,9 +359,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::abi::{call_plan, Abi};
+    use crate::plan::abi::{call_plan, Abi};
     use crate::gobin::Arch;
-    use crate::signature;
+    use crate::plan::signature;
 
     /// Names every type `T`, fails nothing.
     struct FixedNamer;

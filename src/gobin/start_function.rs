@@ -1,11 +1,9 @@
 //! What a goroutine runs, by its Go name: the function at `funcval.fn`, except that the
 //! compiler's wrapper closure for `go f(x)` (`main.main.gowrap1` from Go 1.22, an ordinary
 //! `main.main.funcN` closure before) is reported as `f`, the function it calls, as Go's
-//! tracebacks do. The wrapper's call target is found by decoding its code (iced-x86).
+//! tracebacks do. The wrapper's call target is found by decoding its code ([`disasm`]).
 
-use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
-
-use crate::gobin::{Arch, GoBinary};
+use crate::gobin::{disasm, GoBinary};
 
 /// A goroutine's start function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,20 +65,9 @@ fn is_numbered(name: &str, marker: &str) -> bool {
 /// The one non-runtime function `code` calls directly, when there is exactly one (a wrapper
 /// calls its function once, plus runtime helpers such as morestack); otherwise None.
 fn sole_user_call(bin: &GoBinary<'_>, code: &[u8], entry: u64) -> Option<String> {
-    let bitness = match bin.elf.arch {
-        Arch::Amd64 => 64,
-        Arch::I386 => 32,
-        Arch::Arm64 => return None,
-    };
-    let mut decoder = Decoder::with_ip(bitness, code, entry, DecoderOptions::NONE);
     let mut callee: Option<&str> = None;
-    while decoder.can_decode() {
-        let insn = decoder.decode();
-        let direct = matches!(insn.op0_kind(), OpKind::NearBranch64 | OpKind::NearBranch32);
-        if insn.is_invalid() || insn.mnemonic() != Mnemonic::Call || !direct {
-            continue;
-        }
-        let target = bin.func_at(insn.near_branch_target())?;
+    for target in disasm::direct_call_targets(bin.elf.arch, code, entry) {
+        let target = bin.func_at(target)?;
         if target.name.starts_with("runtime.") {
             continue;
         }

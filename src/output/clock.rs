@@ -1,4 +1,4 @@
-//! Wall-clock formatting for human output (local time, like BCC's tools).
+//! Time for human output: wall-clock times (local, like BCC's tools) and durations.
 
 /// The local time now as `HH:MM:SS`.
 pub fn wall_clock_hms() -> String {
@@ -44,4 +44,27 @@ pub fn hms_micros(unix_ns: i128) -> String {
         "{:02}:{:02}:{:02}.{micros:06}",
         tm.tm_hour, tm.tm_min, tm.tm_sec
     )
+}
+
+/// A duration for people, as Go prints one rounded: `950ns`, `1.2µs`, `3.4ms`, `5.67s`.
+pub fn human_duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(12), "12ns");
+        assert_eq!(human_duration(1_500), "1.5µs");
+        assert_eq!(human_duration(2_000_000), "2.0ms");
+        assert_eq!(human_duration(3_000_000_000), "3.00s");
+    }
 }

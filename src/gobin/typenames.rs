@@ -4,7 +4,13 @@
 
 use crate::gobin::varint::read_uvarint;
 use crate::gobin::GoBinary;
-use crate::values::TypeNamer;
+
+/// Names the dynamic type of an interface from its type descriptor's address.
+pub trait TypeNamer {
+    /// The Go type name of the type descriptor at run-time address `type_word`, or why it
+    /// cannot be known.
+    fn dynamic_type(&self, type_word: u64) -> Result<String, String>;
+}
 
 /// `abi.TFlagExtraStar`: the stored name has a `*` prefix that is not part of it.
 const TFLAG_EXTRA_STAR: u8 = 1 << 1;

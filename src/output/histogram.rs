@@ -3,8 +3,10 @@
 
 use std::io::Write;
 
-/// Number of log2 slots (matches GOTRACE_HIST_SLOTS in src/bpf/gotrace.h).
-pub const SLOTS: usize = 64;
+use crate::session::bpf::shared::types::{func_hist, hist_layout};
+
+/// Number of log2 slots (GOTRACE_HIST_SLOTS in src/bpf/gotrace.h).
+pub const SLOTS: usize = hist_layout::GOTRACE_HIST_SLOTS.0 as usize;
 
 /// One function's histogram and counters over some period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,19 @@ impl Default for Log2Hist {
             total_ns: 0,
             unmatched: 0,
             lost: 0,
+        }
+    }
+}
+
+impl From<&func_hist> for Log2Hist {
+    /// One CPU's copy of a function's BPF histogram.
+    fn from(hist: &func_hist) -> Self {
+        Log2Hist {
+            slots: hist.slots,
+            count: hist.count,
+            total_ns: hist.total_ns,
+            unmatched: hist.unmatched,
+            lost: hist.lost,
         }
     }
 }

@@ -11,23 +11,33 @@
 //! The plan addresses a captured *frame*: the integer registers at [`REGS_AREA`] slots of 8
 //! bytes, then a window of the stack starting at SP (the return address) at [`REGS_AREA`].
 //! Strings, `[]byte` and error messages are extra reads ([`Deref`]) the BPF side performs.
-//! Everything here is plain data: the BPF program executes it, [`crate::values`] decodes.
+//! Everything here is plain data: the BPF program executes it, [`crate::output::values`] decodes.
+
+use std::mem::offset_of;
 
 use crate::gobin::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
+use crate::session::bpf::shared::types::{args_event, args_fetch, args_limits as limits};
 
-/// Bytes of the frame holding registers (16 slots of 8 bytes; the first nine are used).
-pub const REGS_AREA: u32 = 128;
-/// Bytes of stack captured from SP (mirrors ARGS_STACK_WINDOW in src/bpf/args.bpf.c).
-pub const STACK_WINDOW: u32 = 384;
+/// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes; the first nine are used).
+pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
+/// Bytes of stack captured from SP (ARGS_STACK_WINDOW).
+pub const STACK_WINDOW: u32 = limits::ARGS_STACK_WINDOW.0;
 /// Bytes of the frame after the stack window holding globals' values (ARGS_GLOBALS_BYTES).
-pub const GLOBALS_AREA: u32 = 128;
+pub const GLOBALS_AREA: u32 = limits::ARGS_GLOBALS_BYTES.0;
 /// Globals read per call at most (ARGS_MAX_GLOBALS).
-pub const MAX_GLOBALS: usize = 4;
-/// Extra reads per probe hit (mirrors ARGS_MAX_DEREFS).
-pub const MAX_DEREFS: usize = 16;
-/// Longest single extra read, the upper bound of `--strsize` (mirrors ARGS_MAX_READ).
-pub const MAX_READ: u32 = 4096;
+pub const MAX_GLOBALS: usize = limits::ARGS_MAX_GLOBALS.0 as usize;
+/// Extra reads per probe hit (ARGS_MAX_DEREFS).
+pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
+/// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
+pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
+
+// The captured frame is the event's regs, stack and globals arrays, contiguous in that order,
+// and the plan has room for every deref and global.
+const _: () = assert!(offset_of!(args_event, stack) - offset_of!(args_event, regs) == REGS_AREA as usize);
+const _: () = assert!(offset_of!(args_event, globals) - offset_of!(args_event, stack) == STACK_WINDOW as usize);
+const _: () = assert!(offset_of!(args_event, deref_len) - offset_of!(args_event, globals) == GLOBALS_AREA as usize);
+const _: () = assert!(std::mem::size_of::<[crate::session::bpf::shared::types::args_deref; MAX_DEREFS]>() == offset_of!(args_fetch, n_globals) - offset_of!(args_fetch, derefs));
 /// Integer argument registers of the amd64 register ABI, in assignment order.
 pub const AMD64_INT_REGS: [&str; 9] = ["RAX", "RBX", "RCX", "RDI", "RSI", "R8", "R9", "R10", "R11"];
 /// Floating-point argument registers of the amd64 register ABI (X0-X14).
@@ -851,3 +861,47 @@ mod tests {
         );
     }
 }
+
+impl SitePlan {
+    /// The BPF side's `struct args_fetch` for this site plan of the function whose link-time
+    /// entry is `func_vaddr`.
+    pub fn to_bpf(&self, func_vaddr: u64) -> args_fetch {
+        use crate::session::bpf::shared::types::deref_kind;
+        let mut fetch = args_fetch {
+            func_vaddr,
+            stack_bytes: self.stack_bytes,
+            n_derefs: self.derefs.len().min(MAX_DEREFS) as u32,
+            n_globals: self.globals.len().min(MAX_GLOBALS) as u32,
+            ..Default::default()
+        };
+        for (slot, global) in fetch.globals.iter_mut().zip(&self.globals) {
+            slot.vaddr = global.vaddr;
+            slot.size = global.size;
+            slot.area_off = global.area_offset;
+        }
+        for (slot, deref) in fetch.derefs.iter_mut().zip(&self.derefs) {
+            slot.max = deref.max;
+            // Frame offsets are below REGS_AREA + STACK_WINDOW + GLOBALS_AREA, within u16.
+            match deref.kind {
+                DerefKind::Counted { ptr, len, scale } => {
+                    slot.kind = deref_kind::DEREF_COUNTED;
+                    slot.ptr_off = ptr.offset as u16;
+                    slot.len_off = len.offset as u16;
+                    slot.scale = scale;
+                }
+                DerefKind::StringHeader { ptr } => {
+                    slot.kind = deref_kind::DEREF_STRING_HEADER;
+                    slot.ptr_off = ptr.offset as u16;
+                }
+                DerefKind::Fixed { ptr, offset } => {
+                    slot.kind = deref_kind::DEREF_FIXED;
+                    slot.ptr_off = ptr.offset as u16;
+                    slot.scale = offset;
+                }
+            }
+        }
+        fetch
+    }
+}
+
+const _: () = assert!(REGS_AREA + STACK_WINDOW + GLOBALS_AREA <= u16::MAX as u32);

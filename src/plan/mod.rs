@@ -2,11 +2,17 @@
 //! its entry site and every RET site, plus the runtime facts the BPF programs need. Plain
 //! data, computed from [`GoBinary`] alone (testable without root).
 
+pub mod abi;
+pub mod signature;
+pub mod sites;
+
 use anyhow::{bail, Context, Result};
 
 use crate::gobin::{Arch, GoBinary};
+use crate::session::bpf::shared::types::g_source as bpf_g_source;
+use crate::session::Announcement;
 
-/// Where the BPF side finds the current g (mirrors `enum g_source` in src/bpf/gotrace.h).
+/// Where the BPF side finds the current g (`enum g_source` in src/bpf/gotrace.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GSource {
     /// amd64 register ABI: R14.
@@ -19,11 +25,11 @@ pub enum GSource {
 
 impl GSource {
     /// The `enum g_source` value and TLS offset for the BPF programs.
-    pub fn to_bpf(self) -> (u32, i32) {
+    pub fn to_bpf(self) -> (bpf_g_source, i32) {
         match self {
-            GSource::R14 => (0, 0),
-            GSource::FsTls(off) => (1, off),
-            GSource::GsTls(off) => (2, off),
+            GSource::R14 => (bpf_g_source::G_FROM_R14, 0),
+            GSource::FsTls(off) => (bpf_g_source::G_FROM_FS_TLS, off),
+            GSource::GsTls(off) => (bpf_g_source::G_FROM_GS_TLS, off),
         }
     }
 }
@@ -44,6 +50,8 @@ pub struct PlannedFunc {
     pub id: u32,
     pub name: String,
     pub entry: u64,
+    /// File offset of the entry instruction (sites' cookies carry their offset from it).
+    pub entry_offset: u64,
     /// File offset of the entry probe site.
     pub entry_site: u64,
     /// File offsets of every RET.
@@ -57,6 +65,37 @@ pub struct ProbePlan {
     /// Functions a glob matched but that cannot be probed, with the reason.
     pub skipped: Vec<(String, String)>,
     pub runtime: RuntimeFacts,
+}
+
+/// Why a function without a RET instruction is skipped.
+const NO_RET: &str =
+    "has no RET instruction (it never returns or ends in a tail call), so its return cannot be probed";
+
+impl ProbePlan {
+    /// Tells the user on stderr about the functions a glob matched but that cannot be probed
+    /// (one line, or one per function when `verbose`), and returns what the session announces.
+    pub fn announcement(&self, patterns: &[String], verbose: bool) -> Announcement {
+        if verbose {
+            for (name, reason) in &self.skipped {
+                eprintln!("gotrace: skipping {name}: {reason}");
+            }
+        } else if !self.skipped.is_empty() {
+            let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
+            let why = if no_ret == self.skipped.len() {
+                "that never return or end in a tail call".to_owned()
+            } else {
+                format!("that cannot be probed ({no_ret} never return or end in a tail call)")
+            };
+            eprintln!(
+                "gotrace: skipped {} functions {why}; --verbose lists them",
+                self.skipped.len()
+            );
+        }
+        Announcement {
+            what: format!("{} functions for {:?}", self.funcs.len(), patterns.join(" ")),
+            functions: self.funcs.len(),
+        }
+    }
 }
 
 /// Does `pattern` use glob syntax (as opposed to naming one function)?
@@ -96,9 +135,7 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
             let sites = bin.probe_sites(func);
             let problem = match &sites {
                 Err(err) => Some(format!("{err:#}")),
-                Ok(s) if need_ret && s.ret_sites.is_empty() => Some(
-                    "has no RET instruction (it never returns or ends in a tail call), so its return cannot be probed".to_owned(),
-                ),
+                Ok(s) if need_ret && s.ret_sites.is_empty() => Some(NO_RET.to_owned()),
                 Ok(_) => None,
             };
             if let Some(reason) = problem {
@@ -118,6 +155,7 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
                 id: u32::try_from(funcs.len()).context("too many functions")?,
                 name: func.name.to_owned(),
                 entry: func.entry,
+                entry_offset: offset(func.entry)?,
                 entry_site: offset(sites.entry_probe)?,
                 ret_sites: sites
                     .ret_sites

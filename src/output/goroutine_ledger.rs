@@ -1,20 +1,40 @@
 //! The book `gotrace goroutines` keeps of what it saw: the goroutines alive now (keyed by
 //! (pid, goid), because runtime g structs are reused after exit) and, per start function and
-//! creation site, how many were created and exited and how long they lived. Plain data,
-//! fed by events, testable without BPF.
+//! creation site, how many were created and exited and how long they lived (in a fixed-size
+//! HDR histogram: memory does not grow with the number of goroutines). Plain data, fed by
+//! events, testable without BPF.
 
 use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
+
+/// Significant decimal digits the lifetime percentiles keep: relative error below 1%, and at
+/// most ~30 KiB per row for lifetimes up to hours.
+const LIFETIME_DIGITS: u8 = 2;
 
 /// One summary row's key: start function and creation site.
 pub type RowKey = (String, String);
 
 /// Totals for one start function and creation site.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub created: u64,
     pub exited: u64,
     /// Lifetimes of the exited ones, in ns.
-    pub lifetimes_ns: Vec<u64>,
+    lifetimes_ns: Histogram<u64>,
+    /// The longest lifetime, exact.
+    max_ns: u64,
+}
+
+impl Default for Row {
+    fn default() -> Self {
+        Row {
+            created: 0,
+            exited: 0,
+            lifetimes_ns: Histogram::new(LIFETIME_DIGITS).expect("2 significant digits are valid"),
+            max_ns: 0,
+        }
+    }
 }
 
 impl Row {
@@ -23,21 +43,24 @@ impl Row {
         self.created - self.exited
     }
 
-    /// The nearest-rank percentile `p` (0–100] of the lifetimes; 0 when none exited.
-    pub fn lifetime_percentile_ns(&self, p: u64) -> u64 {
-        let mut sorted = self.lifetimes_ns.clone();
-        sorted.sort_unstable();
-        let n = sorted.len() as u64;
-        if n == 0 {
-            return 0;
+    /// Records one exited goroutine's lifetime.
+    fn record_lifetime(&mut self, ns: u64) {
+        self.exited += 1;
+        if self.lifetimes_ns.record(ns).is_err() {
+            self.lifetimes_ns.saturating_record(ns);
         }
-        let rank = (p * n).div_ceil(100).clamp(1, n);
-        sorted[(rank - 1) as usize]
+        self.max_ns = self.max_ns.max(ns);
     }
 
-    /// The longest lifetime; 0 when none exited.
-    pub fn lifetime_max_ns(&self) -> u64 {
-        self.lifetimes_ns.iter().copied().max().unwrap_or(0)
+    /// The percentile `p` (0–100] of the lifetimes, within 1%; None when none exited.
+    pub fn lifetime_percentile_ns(&self, p: u64) -> Option<u64> {
+        (!self.lifetimes_ns.is_empty())
+            .then(|| self.lifetimes_ns.value_at_percentile(p as f64).min(self.max_ns))
+    }
+
+    /// The longest lifetime; None when none exited.
+    pub fn lifetime_max_ns(&self) -> Option<u64> {
+        (!self.lifetimes_ns.is_empty()).then_some(self.max_ns)
     }
 }
 
@@ -80,9 +103,7 @@ impl Ledger {
             return None;
         };
         let lifetime = ts_ns.saturating_sub(live.created_ns);
-        let row = self.rows.entry(live.row).or_default();
-        row.exited += 1;
-        row.lifetimes_ns.push(lifetime);
+        self.rows.entry(live.row).or_default().record_lifetime(lifetime);
         Some(lifetime)
     }
 
@@ -133,7 +154,7 @@ mod tests {
         assert_eq!(ledger.current_live(), 2);
         let row = &ledger.rows()[&key("main.a")];
         assert_eq!((row.created, row.exited, row.alive()), (2, 1, 1));
-        assert_eq!(row.lifetime_percentile_ns(50), 300);
+        assert_eq!(row.lifetime_percentile_ns(50), Some(300));
         assert_eq!(ledger.pids().into_iter().collect::<Vec<_>>(), vec![1, 2]);
         ledger.process_ended(1);
         assert_eq!(ledger.current_live(), 1);
@@ -141,15 +162,20 @@ mod tests {
     }
 
     #[test]
-    fn nearest_rank_percentiles() {
-        let row = Row {
-            created: 100,
-            exited: 100,
-            lifetimes_ns: (1..=100).rev().collect(),
+    fn percentiles_within_a_hundredth() {
+        let mut row = Row::default();
+        for ns in (1..=100_000u64).rev() {
+            row.created += 1;
+            row.record_lifetime(ns * 1000);
+        }
+        let near = |got: Option<u64>, want: u64| {
+            let got = got.unwrap();
+            assert!(got.abs_diff(want) * 100 <= want, "{got} is not within 1% of {want}");
+            true
         };
-        assert_eq!(row.lifetime_percentile_ns(50), 50);
-        assert_eq!(row.lifetime_percentile_ns(99), 99);
-        assert_eq!(row.lifetime_max_ns(), 100);
-        assert_eq!(Row::default().lifetime_percentile_ns(99), 0);
+        assert!(near(row.lifetime_percentile_ns(50), 50_000_000));
+        assert!(near(row.lifetime_percentile_ns(99), 99_000_000));
+        assert_eq!(row.lifetime_max_ns(), Some(100_000_000));
+        assert_eq!(Row::default().lifetime_percentile_ns(99), None);
     }
 }

@@ -1,4 +1,4 @@
-//! `gotrace goroutines --stack`: the parent's stack at the go statement. The BPF side follows
+//! The creation stack of a goroutine (`gotrace goroutines --stack`): the parent's stack at the go statement. The BPF side follows
 //! the frame-pointer chain from the BP that `runtime.systemstack` saved in the parent's
 //! `g.sched` before running newproc1 on g0 (amd64 only: Go keeps frame pointers there, not on
 //! 386); this module gives it the offset of `g.sched.bp` and names the return addresses.
@@ -43,13 +43,11 @@ pub fn frames(bin: &GoBinary<'_>, stack: &[u64], caller_pc: u64) -> Vec<String> 
     stack[first..]
         .iter()
         .map(|&pc| {
-            let call = pc.saturating_sub(1);
-            match bin.func_at(call) {
-                Some(func) => match bin.pclntab.line(func, call).ok().flatten() {
-                    Some((file, line)) => format!("{} {file}:{line}", func.name),
-                    None => func.name.to_owned(),
-                },
-                None => format!("{pc:#x}"),
+            let site = bin.call_site(pc);
+            match (site.function, site.file_line) {
+                (Some(function), Some((file, line))) => format!("{function} {file}:{line}"),
+                (Some(function), None) => function.to_owned(),
+                (None, _) => format!("{pc:#x}"),
             }
         })
         .collect()

@@ -1,0 +1,230 @@
+//! `gotrace args`: every call of the traced functions with its arguments (at the entry probe),
+//! its results and duration (at each RET probe) and its goroutine. The BPF program copies raw
+//! registers, stack and string bytes by a per-function fetch plan ([`crate::plan::abi`]) into
+//! one ring buffer; [`decode`] turns records into values, [`render`] into lines.
+
+mod decode;
+mod render;
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::Skel;
+use libbpf_rs::RingBufferBuilder;
+use serde_json::json;
+
+use crate::cli::ArgsArgs;
+use crate::gobin::dwarf::DwarfInfo;
+use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::{Arch, GoBinary};
+use crate::plan::abi::{self, Abi, CallPlan};
+use crate::plan::signature::{self, UserSignature};
+use crate::plan::{self, ProbePlan};
+use crate::session::bpf::shared::types::{args_plan_index, args_stats, site_kind};
+use crate::session::bpf::{self, args::*, open_skeleton};
+use crate::session::lifecycle::{StopReason, Wake};
+use crate::session::{drain_ring, maps, Session};
+use decode::Decoder;
+
+/// Runs `gotrace args`.
+pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
+    let (patterns, spec) = args.target.split(&args.positional)?;
+    if args.strsize > abi::MAX_READ {
+        bail!("--strsize is at most {}", abi::MAX_READ);
+    }
+    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
+        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
+    }
+    let (mut session, file) = Session::resolve(&args.target, spec)?;
+    let bin = file.parse()?;
+    let (plan, calls) = plan_calls(&bin, &patterns, args)?;
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+        .context("goid offset out of range")?;
+    crate::session::kernel::require_bpf_privileges()?;
+
+    let mut object = MaybeUninit::uninit();
+    let mut open = open_skeleton!(ArgsSkelBuilder, &mut object, plan.runtime, session.pid(), |rodata| {
+        rodata.g_goid = g_goid;
+        rodata.pair_calls = u32::from(!args.no_ret);
+        rodata.walk_stack = u32::from(args.stack);
+    });
+    open.maps.fetch_plans.set_max_entries(args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32)?;
+    open.maps.starts.set_max_entries(args.max_open_calls.max(1))?;
+    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
+    let skel = bpf::load(open)?;
+    for (func, call) in plan.funcs.iter().zip(&calls) {
+        for (kind, site) in [(site_kind::SITE_ENTRY, &call.entry), (site_kind::SITE_RET, &call.ret)] {
+            let key = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + kind.0;
+            maps::store(&skel.maps.fetch_plans, key, &site.to_bpf(func.entry))?;
+        }
+    }
+
+    let namer = BinaryTypeNamer::new(&bin);
+    let printer = RefCell::new(Printer {
+        decoder: Decoder::new(&plan, &calls, &namer, &bin),
+        json: args.target.json,
+        clock_offset: crate::output::clock::monotonic_to_unix_ns(),
+        left: args.max_events.unwrap_or(u64::MAX),
+        printed: 0,
+        lines: Vec::with_capacity(1 << 16),
+    });
+    let mut ring = RingBufferBuilder::new();
+    ring.add(&skel.maps.events, |bytes: &[u8]| {
+        printer.borrow_mut().print(bytes);
+        0
+    })?;
+    let ring = ring.build()?;
+    let sites = plan.sites(|_| !args.no_ret);
+    let attached = session.attach(skel.object(), &sites, None, &plan.announcement(&patterns, args.target.verbose))?;
+    let pid = session.pid();
+    let stop = session.run(attached, drain_ring(&ring), |wake, out| {
+        let more = printer.borrow_mut().flush(out)?;
+        let Wake::Stop(stop) = wake else { return Ok(more) };
+        let stats = maps::per_cpu::<args_stats>(&skel.maps.stats, 0)?;
+        let lost: u64 = stats.iter().map(|s| s.lost).sum();
+        let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
+        if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
+            unmatched += maps::open_calls(&skel.maps.starts, pid)?.len() as u64;
+        }
+        let events = printer.borrow().printed;
+        if args.target.json {
+            writeln!(out, "{}", json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched}))?;
+        } else {
+            writeln!(out, "{events} events, {lost} lost, {unmatched} unmatched")?;
+        }
+        Ok(true)
+    })?;
+    Ok(stop.exit_code())
+}
+
+/// The planned functions and, for each, its ABI plan: from the user's written signature, else
+/// DWARF; `--global`s read at each entry.
+fn plan_calls(bin: &GoBinary<'_>, patterns: &[String], args: &ArgsArgs) -> Result<(ProbePlan, Vec<CallPlan>)> {
+    let mut user_sigs = Vec::new();
+    let mut names = Vec::new();
+    for pattern in patterns {
+        let (name, written) = signature::split_pattern(pattern);
+        if written.is_some() {
+            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size())?);
+        }
+        names.push(name.to_owned());
+    }
+    let plan = plan::plan(bin, &names, !args.no_ret)?;
+    let dwarf = bin.dwarf()?;
+    let calls = call_plans(bin, dwarf.as_ref(), &plan, &user_sigs, args)?;
+    if args.stack && bin.elf.arch != Arch::Amd64 {
+        bail!("--stack follows frame pointers, which only amd64 Go binaries have");
+    }
+    Ok((plan, calls))
+}
+
+/// The ABI plan of every planned function, from its DWARF signature, with the `--global`s
+/// read at its entry.
+fn call_plans(
+    bin: &GoBinary<'_>,
+    dwarf: Option<&DwarfInfo>,
+    plan: &ProbePlan,
+    user_sigs: &[UserSignature],
+    args: &ArgsArgs,
+) -> Result<Vec<CallPlan>> {
+    let strsize = args.strsize;
+    let abi = if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
+        Abi::Register
+    } else {
+        Abi::Stack
+    };
+    let globals = args
+        .globals
+        .iter()
+        .map(|name| {
+            let dwarf = dwarf.with_context(|| {
+                format!("--global {name}: the binary has no DWARF (stripped), so its globals' types are unknown")
+            })?;
+            let global = dwarf
+                .globals
+                .iter()
+                .find(|g| &g.name == name)
+                .with_context(|| {
+                    format!("unknown global {name} (see `gotrace list --globals BINARY`)")
+                })?;
+            let ty = global
+                .ty
+                .with_context(|| format!("{name}: DWARF gives no type"))?;
+            Ok((name.clone(), global.addr, ty))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    plan.funcs
+        .iter()
+        .map(|func| {
+            let written = user_sigs.iter().find(|u| u.function == func.name);
+            let mut call = match (written, dwarf) {
+                (Some(user), _) => {
+                    abi::call_plan(&user.sig, &user.types, bin.elf.arch, abi, strsize)
+                }
+                (None, Some(dwarf)) => match dwarf.functions.get(&func.name) {
+                    Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
+                    None => {
+                        eprintln!(
+                            "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
+                            func.name
+                        );
+                        CallPlan::default()
+                    }
+                },
+                (None, None) => bail!(
+                    "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
+                    func.name,
+                    func.name
+                ),
+            };
+            if let Some(dwarf) = dwarf {
+                abi::add_globals(&mut call.entry, &globals, &dwarf.types, bin.elf.arch, strsize)
+                    .map_err(anyhow::Error::msg)?;
+            }
+            Ok(call)
+        })
+        .collect()
+}
+
+/// Turns ring-buffer records into output lines.
+struct Printer<'p> {
+    decoder: Decoder<'p>,
+    json: bool,
+    clock_offset: i128,
+    /// Events still to print before --max-events is reached.
+    left: u64,
+    printed: u64,
+    /// Lines formatted since the last flush.
+    lines: Vec<u8>,
+}
+
+impl Printer<'_> {
+    /// Decodes one record into `lines` (ignored once --max-events were printed).
+    fn print(&mut self, bytes: &[u8]) {
+        if self.left == 0 {
+            return;
+        }
+        let Some(event) = self.decoder.decode(bytes) else {
+            return;
+        };
+        if self.json {
+            render::json_line(&mut self.lines, &event);
+        } else {
+            render::human_line(&mut self.lines, &event, self.clock_offset);
+        }
+        self.left -= 1;
+        self.printed += 1;
+    }
+
+    /// Writes the pending lines; false once --max-events were printed.
+    fn flush(&mut self, out: &mut impl Write) -> Result<bool> {
+        out.write_all(&self.lines)?;
+        out.flush()?;
+        self.lines.clear();
+        Ok(self.left > 0)
+    }
+}
+

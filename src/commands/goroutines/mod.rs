@@ -1,0 +1,132 @@
+//! `gotrace goroutines`: goroutine creation and exit events (goid, parent, start function,
+//! creation site, lifetime) and a summary per start function and creation site.
+//!
+//! Probes: `runtime.newproc1` at its entry site and every RET (the new g is its result) and
+//! `runtime.goexit1` at entry (it runs on the exiting goroutine). Events come through a ring
+//! buffer; [`report`] names start functions and sites and renders.
+
+mod report;
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::Skel;
+use libbpf_rs::RingBufferBuilder;
+
+use crate::cli::GoroutinesArgs;
+use crate::gobin::newproc_abi::{self, NewprocAbi};
+use crate::gobin::{creation_stack, GoBinary};
+use crate::plan::{self, ProbePlan};
+use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
+use crate::session::bpf::{self, goroutines::*, open_skeleton};
+use crate::session::lifecycle::{seconds, Wake};
+use crate::session::target::TargetSpec;
+use crate::session::{drain_ring, maps, Announcement, Session};
+use report::Report;
+
+/// newproc1 calls in flight at once: at most one per thread of the traced processes.
+const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
+
+/// Runs `gotrace goroutines`.
+pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
+    let spec = target_spec(args)?;
+    let interval = args.interval.map(seconds).transpose()?;
+    let buffer_bytes = buffer_bytes(args.buffer_mib)?;
+    let (mut session, file) = Session::resolve(&args.target, spec)?;
+    let bin = file.parse()?;
+    let plan = goroutine_plan(&bin)?;
+    let abi = newproc_abi::for_binary(&bin)?;
+    let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
+    let sched_bp = args.stack.then(|| creation_stack::sched_bp_offset(&bin)).transpose()?;
+    let mut report = Report::new(&bin, args)?;
+    crate::session::kernel::require_bpf_privileges()?;
+
+    let mut object = MaybeUninit::uninit();
+    let mut open = open_skeleton!(GoroutinesSkelBuilder, &mut object, plan.runtime, session.pid(), |rodata| {
+        let layout = &mut rodata.runtime_offsets;
+        layout.g_goid = u32::try_from(offsets.g_goid)?;
+        layout.g_m = u32::try_from(offsets.g_m)?;
+        layout.m_curg = u32::try_from(offsets.m_curg)?;
+        layout.g_sched_bp = sched_bp.unwrap_or(0);
+        let newproc = &mut rodata.newproc;
+        match abi {
+            NewprocAbi::Registers => newproc.in_registers = 1,
+            NewprocAbi::Stack { fn_sp_offset, callerpc_sp_offset, result_sp_offset } => {
+                newproc.fn_sp_offset = fn_sp_offset;
+                newproc.callerpc_sp_offset = callerpc_sp_offset;
+                newproc.result_sp_offset = result_sp_offset;
+            }
+        }
+    });
+    open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
+    open.maps.events.set_max_entries(buffer_bytes)?;
+    let skel = bpf::load(open)?;
+
+    let report_cell = RefCell::new(&mut report);
+    let mut ring = RingBufferBuilder::new();
+    ring.add(&skel.maps.events, |bytes: &[u8]| {
+        report_cell.borrow_mut().on_record(bytes);
+        0
+    })?;
+    let ring = ring.build()?;
+    let what = format!("goroutines of {}", session.target.binary.display());
+    let announcement = Announcement { what, functions: plan.funcs.len() };
+    let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
+    let attached = session.attach(skel.object(), &sites, interval, &announcement)?;
+    report_cell.borrow_mut().print_header()?;
+    let stop = session.run(attached, drain_ring(&ring), |wake, out| {
+        let mut report = report_cell.borrow_mut();
+        report.flush(out)?;
+        if wake != Wake::Drained {
+            let counters = maps::per_cpu::<goroutine_counters>(&skel.maps.loss_counters, 0)?;
+            let lost = counters.iter().map(|c| c.lost + c.unreadable + c.unpaired).sum();
+            report.print_summary(out, lost)?;
+        }
+        Ok(true)
+    })?;
+    Ok(stop.exit_code())
+}
+
+/// The target from `BINARY`, `-p PID` or `-- CMD`.
+fn target_spec(args: &GoroutinesArgs) -> Result<TargetSpec> {
+    let t = &args.target;
+    match (&args.binary, t.pid, t.command.is_empty()) {
+        (None, Some(pid), true) => Ok(TargetSpec::Pid(pid)),
+        (None, None, false) => Ok(TargetSpec::Launch(t.command.clone())),
+        (Some(binary), None, true) => Ok(TargetSpec::Binary(binary.clone())),
+        _ => bail!("name exactly one target: BINARY, -p PID, or -- CMD ARGS"),
+    }
+}
+
+/// runtime.newproc1 (entry and RETs) and runtime.goexit1 (entry only: it never returns), at
+/// the indexes `enum goroutine_func` gives them.
+fn goroutine_plan(bin: &GoBinary<'_>) -> Result<ProbePlan> {
+    let mut plan = plan::plan(bin, &["runtime.newproc1".to_owned()], true)?;
+    let exit = plan::plan(bin, &["runtime.goexit1".to_owned()], false)?;
+    let mut goexit1 = exit.funcs.into_iter().next().context("runtime.goexit1 not planned")?;
+    goexit1.id = goroutine_func::GOROUTINE_FUNC_GOEXIT1.0;
+    plan.funcs.push(goexit1);
+    Ok(plan)
+}
+
+/// The ring buffer size in bytes: a power of two number of MiB.
+fn buffer_bytes(mib: u32) -> Result<u32> {
+    if !mib.is_power_of_two() || mib > 1024 {
+        bail!("--buffer-mib must be a power of two from 1 to 1024");
+    }
+    Ok(mib << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_must_be_a_power_of_two() {
+        assert_eq!(buffer_bytes(16).unwrap(), 16 << 20);
+        assert!(buffer_bytes(3).is_err());
+        assert!(buffer_bytes(0).is_err());
+    }
+}

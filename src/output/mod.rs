@@ -1,0 +1,8 @@
+//! Everything a command prints: latency histograms, decoded Go values, goroutine summaries,
+//! times and durations, and the whole-line writer they all go through.
+
+pub mod clock;
+pub mod goroutine_ledger;
+pub mod histogram;
+pub mod lines;
+pub mod values;

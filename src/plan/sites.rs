@@ -1,0 +1,64 @@
+//! The probe sites of a plan and their attach cookies, in the one layout every BPF program
+//! decodes (`enum cookie_layout` in src/bpf/gotrace.h).
+
+use crate::plan::ProbePlan;
+use crate::session::bpf::shared::types::{cookie_layout, site_kind};
+
+/// One place to put a uprobe: a file offset in the binary and the cookie the program sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site {
+    pub file_offset: u64,
+    pub cookie: u64,
+}
+
+const KIND_MASK: u64 = cookie_layout::COOKIE_KIND_MASK.0 as u64;
+const FUNC_SHIFT: u32 = cookie_layout::COOKIE_FUNC_SHIFT.0;
+const SITE_SHIFT: u32 = cookie_layout::COOKIE_SITE_SHIFT.0;
+const SITE_MASK: u64 = (1 << cookie_layout::COOKIE_SITE_BITS.0) - 1;
+// The fields do not overlap and the site offset ends at bit 63.
+const _: () = assert!(KIND_MASK < 1 << FUNC_SHIFT);
+const _: () = assert!(FUNC_SHIFT + u32::BITS == SITE_SHIFT);
+const _: () = assert!(SITE_SHIFT + cookie_layout::COOKIE_SITE_BITS.0 == u64::BITS);
+const _: () = assert!(site_kind::SITE_RET.0 as u64 <= KIND_MASK);
+
+/// The cookie of a site of kind `kind`, of planned function `func_id`, `site_offset` bytes
+/// after the function's entry (kept modulo 2^COOKIE_SITE_BITS; the BPF side derives the load
+/// bias from it).
+pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
+    ((site_offset & SITE_MASK) << SITE_SHIFT) | (u64::from(func_id) << FUNC_SHIFT) | u64::from(kind.0)
+}
+
+impl ProbePlan {
+    /// Every site of every planned function: its entry and, where `with_rets` says so, each of
+    /// its RETs.
+    pub fn sites(&self, with_rets: impl Fn(&crate::plan::PlannedFunc) -> bool) -> Vec<Site> {
+        let mut sites = Vec::new();
+        for func in &self.funcs {
+            let rets = if with_rets(func) { &func.ret_sites[..] } else { &[] };
+            let kinds = std::iter::once((func.entry_site, site_kind::SITE_ENTRY))
+                .chain(rets.iter().map(|&offset| (offset, site_kind::SITE_RET)));
+            for (file_offset, kind) in kinds {
+                let site_offset = file_offset.wrapping_sub(func.entry_offset);
+                sites.push(Site {
+                    file_offset,
+                    cookie: cookie(func.id, kind, site_offset),
+                });
+            }
+        }
+        sites
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_fields() {
+        let c = cookie(7, site_kind::SITE_RET, 0x1234);
+        assert_eq!(c & KIND_MASK, 1);
+        assert_eq!((c >> FUNC_SHIFT) as u32, 7);
+        assert_eq!(c >> SITE_SHIFT, 0x1234);
+        assert_eq!(cookie(1, site_kind::SITE_ENTRY, 1 << 30) >> SITE_SHIFT, 0);
+    }
+}

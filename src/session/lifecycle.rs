@@ -1,0 +1,116 @@
+//! When a session stops: Ctrl-C, SIGTERM, the `-d` deadline or the target's exit; and when it
+//! wakes in between: every `-i` interval, and after each drain of the kernel's buffers.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::session::target::{Target, TargetState};
+
+/// How long the session waits between checks of signals, deadline and target.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A `-d` / `-i` value in seconds as a Duration; an error unless positive and finite.
+pub fn seconds(secs: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("durations must be positive seconds")
+}
+
+/// The signal (SIGINT or SIGTERM) that asked gotrace to stop, 0 if none yet.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_stop_signal(signal: libc::c_int) {
+    STOP_SIGNAL.store(signal, Ordering::SeqCst);
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Duration,
+    /// The command asked to stop (e.g. `--max-events` reached).
+    Done,
+    /// The target exited, with its exit code when gotrace launched it.
+    TargetExited(Option<i32>),
+}
+
+impl StopReason {
+    /// gotrace's exit code: a launched target's own (128+N if a signal killed it), else 0.
+    pub fn exit_code(self) -> std::process::ExitCode {
+        match self {
+            StopReason::TargetExited(Some(code)) => {
+                std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+            }
+            _ => std::process::ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// What [`Lifecycle::wait`] woke up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The kernel's buffers were just drained.
+    Drained,
+    /// An interval (`-i`) elapsed: print and reset.
+    Interval,
+    /// The session is over: the last wake.
+    Stop(StopReason),
+}
+
+/// Stop conditions and interval clock of one session.
+pub struct Lifecycle {
+    deadline: Option<Instant>,
+    interval: Option<Duration>,
+    next_tick: Option<Instant>,
+}
+
+impl Lifecycle {
+    /// Installs the SIGINT/SIGTERM handlers and starts the clocks.
+    pub fn start(duration: Option<Duration>, interval: Option<Duration>) -> Lifecycle {
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            unsafe { libc::signal(signal, on_stop_signal as *const () as libc::sighandler_t) };
+        }
+        let now = Instant::now();
+        Lifecycle {
+            deadline: duration.map(|d| now + d),
+            interval,
+            next_tick: interval.map(|i| now + i),
+        }
+    }
+
+    /// Spends at most one poll period in `idle` (which drains the kernel's buffers, waiting up
+    /// to the time it is given), then says why it woke.
+    pub fn wait(
+        &mut self,
+        target: &mut Target,
+        idle: &mut dyn FnMut(Duration) -> Result<()>,
+    ) -> Result<Wake> {
+        if STOP_SIGNAL.load(Ordering::SeqCst) != 0 {
+            return Ok(Wake::Stop(StopReason::Signal));
+        }
+        if let TargetState::Exited(code) = target.state() {
+            return Ok(Wake::Stop(StopReason::TargetExited(code)));
+        }
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Ok(Wake::Stop(StopReason::Duration));
+        }
+        if let (Some(tick), Some(interval)) = (self.next_tick, self.interval) {
+            if now >= tick {
+                self.next_tick = Some(tick + interval);
+                return Ok(Wake::Interval);
+            }
+        }
+        let until_next = [self.deadline, self.next_tick]
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(now))
+            .fold(POLL, Duration::min);
+        idle(until_next)?;
+        Ok(Wake::Drained)
+    }
+}

@@ -1,0 +1,159 @@
+//! The tracing session every command runs on: resolve the target, load a skeleton, attach its
+//! program at the plan's sites, announce, run until a stop (signal, `-d`, target exit) while
+//! draining the kernel's buffers, detach, and map the exit code. A command supplies its plan,
+//! its BPF program, its event decoder and its renderer; see docs/architecture.md.
+
+pub mod attach;
+pub mod bpf;
+pub mod kernel;
+pub mod lifecycle;
+pub mod load_bias;
+pub mod maps;
+pub mod target;
+
+use std::io::{StdoutLock, Write};
+use std::time::Duration;
+
+use anyhow::Result;
+use libbpf_rs::{Object, RingBuffer};
+use serde_json::json;
+
+use crate::cli::TraceTarget;
+use crate::gobin::BinaryFile;
+use crate::output::lines::WholeLines;
+use crate::plan::sites::Site;
+use attach::Attached;
+use lifecycle::{seconds, Lifecycle, StopReason, Wake};
+use target::{Target, TargetSpec};
+
+/// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
+pub type Out = WholeLines<StdoutLock<'static>>;
+
+/// What the session says once the probes are live.
+pub struct Announcement {
+    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
+    pub what: String,
+    /// Functions traced (the JSON `attached` line's `functions`).
+    pub functions: usize,
+}
+
+/// One tracing session: the target, the output, and the stop conditions.
+pub struct Session {
+    pub target: Target,
+    pub out: Out,
+    json: bool,
+    duration: Option<Duration>,
+    lifecycle: Option<Lifecycle>,
+}
+
+impl Session {
+    /// Resolves the target the command line names (a launched command is forked, held before
+    /// exec) and opens its binary for reading.
+    pub fn resolve(args: &TraceTarget, spec: TargetSpec) -> Result<(Session, BinaryFile)> {
+        let duration = args.duration.map(seconds).transpose()?;
+        let target = Target::resolve(spec)?;
+        let file = BinaryFile::open(&target.binary)?;
+        let session = Session {
+            target,
+            out: WholeLines::new(std::io::stdout().lock()),
+            json: args.json,
+            duration,
+            lifecycle: None,
+        };
+        Ok((session, file))
+    }
+
+    /// The traced process, or None for every process running the binary.
+    pub fn pid(&self) -> Option<u32> {
+        self.target.pid
+    }
+
+    /// Attaches the loaded object's program at every site, starts the stop conditions (`-i`
+    /// every `interval`), announces, and lets a launched target run.
+    pub fn attach(
+        &mut self,
+        object: &Object,
+        sites: &[Site],
+        interval: Option<Duration>,
+        announcement: &Announcement,
+    ) -> Result<Attached> {
+        let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
+        // Stop signals are caught from here on: a Ctrl-C right after the banner must still
+        // detach.
+        self.lifecycle = Some(Lifecycle::start(self.duration, interval));
+        self.announce(announcement, sites.len())?;
+        self.target.release()?;
+        Ok(attached)
+    }
+
+    /// The human banner, or the JSON `attached` line; flushed, so that a reader waiting for
+    /// it knows tracing has begun.
+    fn announce(&mut self, announcement: &Announcement, probes: usize) -> Result<()> {
+        if self.json {
+            let (functions, target) = (announcement.functions, &self.target);
+            let line = match target.pid {
+                Some(pid) => json!({"type": "attached", "functions": functions,
+                                    "probes": probes, "pids": [pid]}),
+                None => json!({"type": "attached", "functions": functions,
+                               "probes": probes, "binary": target.binary.display().to_string()}),
+            };
+            writeln!(self.out, "{line}")?;
+        } else {
+            writeln!(
+                self.out,
+                "Tracing {}... Hit Ctrl-C to end.",
+                announcement.what
+            )?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Runs until a stop: between checks, `drain` empties the kernel's buffers (waiting at
+    /// most the time it is given); `on_wake` renders after each drain, each interval, and
+    /// once more at the stop, after the probes are detached and the buffers drained a last
+    /// time. `on_wake` returning false ends the session ([`StopReason::Done`]).
+    pub fn run(
+        &mut self,
+        attached: Attached,
+        mut drain: impl FnMut(Duration) -> Result<()>,
+        mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
+    ) -> Result<StopReason> {
+        let mut lifecycle = self
+            .lifecycle
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("Session::run before Session::attach"))?;
+        let stop = loop {
+            match lifecycle.wait(&mut self.target, &mut drain)? {
+                Wake::Stop(reason) => break reason,
+                wake => {
+                    if !on_wake(wake, &mut self.out)? {
+                        break StopReason::Done;
+                    }
+                }
+            }
+        };
+        drop(attached);
+        drain(Duration::ZERO)?;
+        on_wake(Wake::Stop(stop), &mut self.out)?;
+        self.out.flush()?;
+        Ok(stop)
+    }
+}
+
+/// A `drain` for [`Session::run`] that empties a ring buffer: waits in epoll until the BPF
+/// side wakes it or the time is up, then consumes whatever is there (the BPF side wakes only
+/// past a watermark, so a quiet ring is read on time too).
+pub fn drain_ring<'r>(ring: &'r RingBuffer<'_>) -> impl FnMut(Duration) -> Result<()> + 'r {
+    move |timeout| {
+        ring.poll(timeout)?;
+        ring.consume()?;
+        Ok(())
+    }
+}
+
+/// A `drain` for [`Session::run`] when the BPF side aggregates in maps: nothing to drain.
+pub fn sleep(timeout: Duration) -> Result<()> {
+    std::thread::sleep(timeout);
+    Ok(())
+}
