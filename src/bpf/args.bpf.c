@@ -237,14 +237,4 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe.multi")
-int args_multi(struct pt_regs *ctx)
-{
-	return args_site(ctx);
-}
-
-SEC("uprobe")
-int args_single(struct pt_regs *ctx)
-{
-	return args_site(ctx);
-}
+GOTRACE_UPROBE_PROGRAMS(args, args_site)

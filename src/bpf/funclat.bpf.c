@@ -93,16 +93,4 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The same program for the two attach types: one multi-uprobe link for every site where the
- * kernel has them, one perf-event uprobe per site otherwise. */
-SEC("uprobe.multi")
-int funclat_multi(struct pt_regs *ctx)
-{
-	return funclat_site(ctx);
-}
-
-SEC("uprobe")
-int funclat_single(struct pt_regs *ctx)
-{
-	return funclat_site(ctx);
-}
+GOTRACE_UPROBE_PROGRAMS(funclat, funclat_site)

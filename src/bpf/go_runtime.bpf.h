@@ -96,4 +96,19 @@ static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *
 	return true;
 }
 
+/* Defines a command's program `name` twice, for the two attach types: SEC("uprobe.multi") (one
+ * multi-uprobe link for every site, Linux 6.6+) and SEC("uprobe") (one perf-event uprobe per
+ * site); user space loads the one the kernel supports (src/session/attach.rs). */
+#define GOTRACE_UPROBE_PROGRAMS(name, site_fn)            \
+	SEC("uprobe.multi")                               \
+	int name##_multi(struct pt_regs *ctx)             \
+	{                                                 \
+		return site_fn(ctx);                      \
+	}                                                 \
+	SEC("uprobe")                                     \
+	int name##_single(struct pt_regs *ctx)            \
+	{                                                 \
+		return site_fn(ctx);                      \
+	}
+
 #endif

@@ -151,15 +151,4 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The same program for the two attach types (see funclat.bpf.c). */
-SEC("uprobe.multi")
-int goroutines_multi(struct pt_regs *ctx)
-{
-	return goroutine_site(ctx);
-}
-
-SEC("uprobe")
-int goroutines_single(struct pt_regs *ctx)
-{
-	return goroutine_site(ctx);
-}
+GOTRACE_UPROBE_PROGRAMS(goroutines, goroutine_site)

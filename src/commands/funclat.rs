@@ -30,14 +30,27 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     crate::session::kernel::require_bpf_privileges()?;
 
     let mut object = MaybeUninit::uninit();
-    let mut open = open_skeleton!(FunclatSkelBuilder, &mut object, plan.runtime, session.pid(), |rodata| {
-        rodata.unit_div = unit.divisor();
-    });
+    let mut open = open_skeleton!(
+        FunclatSkelBuilder,
+        &mut object,
+        plan.runtime,
+        session.pid(),
+        |rodata| {
+            rodata.unit_div = unit.divisor();
+        }
+    );
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
-    open.maps.starts.set_max_entries(args.max_open_calls.max(1))?;
+    open.maps
+        .starts
+        .set_max_entries(args.max_open_calls.max(1))?;
     let skel = bpf::load(open)?;
 
-    let attached = session.attach(skel.object(), &plan.sites(|_| true), interval, &plan.announcement(&patterns, args.target.verbose))?;
+    let attached = session.attach(
+        skel.object(),
+        &plan.sites(|_| true),
+        interval,
+        &plan.announcement(&patterns, args.target.verbose),
+    )?;
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
     let stop = session.run(attached, crate::session::sleep, |wake, out| {
         let mut now = read_hists(&skel, &plan)?;

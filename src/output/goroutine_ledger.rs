@@ -54,8 +54,11 @@ impl Row {
 
     /// The percentile `p` (0–100] of the lifetimes, within 1%; None when none exited.
     pub fn lifetime_percentile_ns(&self, p: u64) -> Option<u64> {
-        (!self.lifetimes_ns.is_empty())
-            .then(|| self.lifetimes_ns.value_at_percentile(p as f64).min(self.max_ns))
+        (!self.lifetimes_ns.is_empty()).then(|| {
+            self.lifetimes_ns
+                .value_at_percentile(p as f64)
+                .min(self.max_ns)
+        })
     }
 
     /// The longest lifetime; None when none exited.
@@ -103,7 +106,10 @@ impl Ledger {
             return None;
         };
         let lifetime = ts_ns.saturating_sub(live.created_ns);
-        self.rows.entry(live.row).or_default().record_lifetime(lifetime);
+        self.rows
+            .entry(live.row)
+            .or_default()
+            .record_lifetime(lifetime);
         Some(lifetime)
     }
 
@@ -170,7 +176,10 @@ mod tests {
         }
         let near = |got: Option<u64>, want: u64| {
             let got = got.unwrap();
-            assert!(got.abs_diff(want) * 100 <= want, "{got} is not within 1% of {want}");
+            assert!(
+                got.abs_diff(want) * 100 <= want,
+                "{got} is not within 1% of {want}"
+            );
             true
         };
         assert!(near(row.lifetime_percentile_ns(50), 50_000_000));

@@ -359,8 +359,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::plan::abi::{call_plan, Abi};
     use crate::gobin::Arch;
+    use crate::plan::abi::{call_plan, Abi};
     use crate::plan::signature;
 
     /// Names every type `T`, fails nothing.

@@ -92,7 +92,11 @@ impl ProbePlan {
             );
         }
         Announcement {
-            what: format!("{} functions for {:?}", self.funcs.len(), patterns.join(" ")),
+            what: format!(
+                "{} functions for {:?}",
+                self.funcs.len(),
+                patterns.join(" ")
+            ),
             functions: self.funcs.len(),
         }
     }

@@ -25,7 +25,9 @@ const _: () = assert!(site_kind::SITE_RET.0 as u64 <= KIND_MASK);
 /// after the function's entry (kept modulo 2^COOKIE_SITE_BITS; the BPF side derives the load
 /// bias from it).
 pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
-    ((site_offset & SITE_MASK) << SITE_SHIFT) | (u64::from(func_id) << FUNC_SHIFT) | u64::from(kind.0)
+    ((site_offset & SITE_MASK) << SITE_SHIFT)
+        | (u64::from(func_id) << FUNC_SHIFT)
+        | u64::from(kind.0)
 }
 
 impl ProbePlan {
@@ -34,7 +36,11 @@ impl ProbePlan {
     pub fn sites(&self, with_rets: impl Fn(&crate::plan::PlannedFunc) -> bool) -> Vec<Site> {
         let mut sites = Vec::new();
         for func in &self.funcs {
-            let rets = if with_rets(func) { &func.ret_sites[..] } else { &[] };
+            let rets = if with_rets(func) {
+                &func.ret_sites[..]
+            } else {
+                &[]
+            };
             let kinds = std::iter::once((func.entry_site, site_kind::SITE_ENTRY))
                 .chain(rets.iter().map(|&offset| (offset, site_kind::SITE_RET)));
             for (file_offset, kind) in kinds {

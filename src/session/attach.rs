@@ -34,7 +34,12 @@ pub fn choose_program(object: &mut OpenObject) {
 
 /// Attaches the loaded object's uprobe program at every site. `pid` None: every process
 /// running `binary`.
-pub fn attach(object: &Object, pid: Option<u32>, binary: &Path, sites: &[Site]) -> Result<Attached> {
+pub fn attach(
+    object: &Object,
+    pid: Option<u32>,
+    binary: &Path,
+    sites: &[Site],
+) -> Result<Attached> {
     let multi = kernel::has_uprobe_multi();
     let section = if multi { MULTI_SECTION } else { SINGLE_SECTION };
     let prog = object
@@ -65,9 +70,7 @@ pub fn attach_sites(
             .with_context(|| {
                 format!("attaching {} uprobes to {}", sites.len(), binary.display())
             })?;
-        return Ok(Attached {
-            _links: vec![link],
-        });
+        return Ok(Attached { _links: vec![link] });
     }
     let links = sites
         .iter()

@@ -8,7 +8,10 @@ use serde_json::Value;
 pub fn split_output(stdout: &[u8]) -> (Vec<String>, Vec<Value>) {
     let text = String::from_utf8_lossy(stdout);
     let (json, own): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with('{'));
-    (own.into_iter().map(str::to_owned).collect(), gotrace_json(json))
+    (
+        own.into_iter().map(str::to_owned).collect(),
+        gotrace_json(json),
+    )
 }
 
 /// gotrace's JSON lines (the lines of stdout that start with `{`), parsed. The first must be
@@ -16,16 +19,19 @@ pub fn split_output(stdout: &[u8]) -> (Vec<String>, Vec<Value>) {
 /// (`{"type":"attached","functions":N,"probes":M,"pids":[..]}` or `"binary":..`); it is
 /// checked and left out.
 pub fn gotrace_json<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Value> {
-    let mut objects = lines
-        .into_iter()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")));
+    let mut objects = lines.into_iter().filter(|l| l.starts_with('{')).map(|l| {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
+    });
     let attached = objects.next().expect("gotrace printed no JSON line");
     assert_eq!(attached["type"], "attached", "first JSON line: {attached}");
     assert!(field(&attached, "functions") >= 1, "{attached}");
-    assert!(field(&attached, "probes") >= field(&attached, "functions"), "{attached}");
     assert!(
-        attached["pids"].as_array().is_some_and(|p| !p.is_empty()) || attached["binary"].is_string(),
+        field(&attached, "probes") >= field(&attached, "functions"),
+        "{attached}"
+    );
+    assert!(
+        attached["pids"].as_array().is_some_and(|p| !p.is_empty())
+            || attached["binary"].is_string(),
         "{attached}"
     );
     objects.collect()

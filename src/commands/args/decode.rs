@@ -40,7 +40,8 @@ pub struct Decoder<'p> {
 const HEADER_LEN: usize = offset_of!(args_event, data);
 /// The captured frame: registers, stack window and globals, contiguous (checked in abi.rs).
 const FRAME: std::ops::Range<usize> = offset_of!(args_event, regs)
-    ..offset_of!(args_event, regs) + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize;
+    ..offset_of!(args_event, regs)
+        + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize;
 
 impl<'p> Decoder<'p> {
     /// A decoder for the functions of `plan` with their call plans `calls`.

@@ -46,17 +46,30 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     crate::session::kernel::require_bpf_privileges()?;
 
     let mut object = MaybeUninit::uninit();
-    let mut open = open_skeleton!(ArgsSkelBuilder, &mut object, plan.runtime, session.pid(), |rodata| {
-        rodata.g_goid = g_goid;
-        rodata.pair_calls = u32::from(!args.no_ret);
-        rodata.walk_stack = u32::from(args.stack);
-    });
-    open.maps.fetch_plans.set_max_entries(args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32)?;
-    open.maps.starts.set_max_entries(args.max_open_calls.max(1))?;
+    let mut open = open_skeleton!(
+        ArgsSkelBuilder,
+        &mut object,
+        plan.runtime,
+        session.pid(),
+        |rodata| {
+            rodata.g_goid = g_goid;
+            rodata.pair_calls = u32::from(!args.no_ret);
+            rodata.walk_stack = u32::from(args.stack);
+        }
+    );
+    open.maps
+        .fetch_plans
+        .set_max_entries(args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32)?;
+    open.maps
+        .starts
+        .set_max_entries(args.max_open_calls.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     let skel = bpf::load(open)?;
     for (func, call) in plan.funcs.iter().zip(&calls) {
-        for (kind, site) in [(site_kind::SITE_ENTRY, &call.entry), (site_kind::SITE_RET, &call.ret)] {
+        for (kind, site) in [
+            (site_kind::SITE_ENTRY, &call.entry),
+            (site_kind::SITE_RET, &call.ret),
+        ] {
             let key = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + kind.0;
             maps::store(&skel.maps.fetch_plans, key, &site.to_bpf(func.entry))?;
         }
@@ -78,11 +91,18 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     })?;
     let ring = ring.build()?;
     let sites = plan.sites(|_| !args.no_ret);
-    let attached = session.attach(skel.object(), &sites, None, &plan.announcement(&patterns, args.target.verbose))?;
+    let attached = session.attach(
+        skel.object(),
+        &sites,
+        None,
+        &plan.announcement(&patterns, args.target.verbose),
+    )?;
     let pid = session.pid();
     let stop = session.run(attached, drain_ring(&ring), |wake, out| {
         let more = printer.borrow_mut().flush(out)?;
-        let Wake::Stop(stop) = wake else { return Ok(more) };
+        let Wake::Stop(stop) = wake else {
+            return Ok(more);
+        };
         let stats = maps::per_cpu::<args_stats>(&skel.maps.stats, 0)?;
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
@@ -91,7 +111,11 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         }
         let events = printer.borrow().printed;
         if args.target.json {
-            writeln!(out, "{}", json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched}))?;
+            writeln!(
+                out,
+                "{}",
+                json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched})
+            )?;
         } else {
             writeln!(out, "{events} events, {lost} lost, {unmatched} unmatched")?;
         }
@@ -102,7 +126,11 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
 
 /// The planned functions and, for each, its ABI plan: from the user's written signature, else
 /// DWARF; `--global`s read at each entry.
-fn plan_calls(bin: &GoBinary<'_>, patterns: &[String], args: &ArgsArgs) -> Result<(ProbePlan, Vec<CallPlan>)> {
+fn plan_calls(
+    bin: &GoBinary<'_>,
+    patterns: &[String],
+    args: &ArgsArgs,
+) -> Result<(ProbePlan, Vec<CallPlan>)> {
     let mut user_sigs = Vec::new();
     let mut names = Vec::new();
     for pattern in patterns {
@@ -227,4 +255,3 @@ impl Printer<'_> {
         Ok(self.left > 0)
     }
 }
-

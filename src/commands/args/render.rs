@@ -75,7 +75,11 @@ pub fn human_line(out: &mut Vec<u8>, e: &CallEvent<'_>, clock_offset: i128) {
         } else {
             "(entry not seen)".to_owned()
         };
-        let _ = writeln!(out, "{when} pid {pid} goid {goid} ← {name} = ({}) {took}", list(false));
+        let _ = writeln!(
+            out,
+            "{when} pid {pid} goid {goid} ← {name} = ({}) {took}",
+            list(false)
+        );
         return;
     }
     let globals: String = e
@@ -83,9 +87,17 @@ pub fn human_line(out: &mut Vec<u8>, e: &CallEvent<'_>, clock_offset: i128) {
         .iter()
         .map(|g| format!(" {}={}", g.name, g.human()))
         .collect();
-    let _ = writeln!(out, "{when} pid {pid} goid {goid} → {name}({}){globals}", list(true));
+    let _ = writeln!(
+        out,
+        "{when} pid {pid} goid {goid} → {name}({}){globals}",
+        list(true)
+    );
     for (_, site) in &e.callers {
         let (file, line) = site.file_line.unwrap_or(("?", 0));
-        let _ = writeln!(out, "    at {} ({file}:{line})", site.function.unwrap_or("?"));
+        let _ = writeln!(
+            out,
+            "    at {} ({file}:{line})",
+            site.function.unwrap_or("?")
+        );
     }
 }

@@ -39,27 +39,40 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let plan = goroutine_plan(&bin)?;
     let abi = newproc_abi::for_binary(&bin)?;
     let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
-    let sched_bp = args.stack.then(|| creation_stack::sched_bp_offset(&bin)).transpose()?;
+    let sched_bp = args
+        .stack
+        .then(|| creation_stack::sched_bp_offset(&bin))
+        .transpose()?;
     let mut report = Report::new(&bin, args)?;
     crate::session::kernel::require_bpf_privileges()?;
 
     let mut object = MaybeUninit::uninit();
-    let mut open = open_skeleton!(GoroutinesSkelBuilder, &mut object, plan.runtime, session.pid(), |rodata| {
-        let layout = &mut rodata.runtime_offsets;
-        layout.g_goid = u32::try_from(offsets.g_goid)?;
-        layout.g_m = u32::try_from(offsets.g_m)?;
-        layout.m_curg = u32::try_from(offsets.m_curg)?;
-        layout.g_sched_bp = sched_bp.unwrap_or(0);
-        let newproc = &mut rodata.newproc;
-        match abi {
-            NewprocAbi::Registers => newproc.in_registers = 1,
-            NewprocAbi::Stack { fn_sp_offset, callerpc_sp_offset, result_sp_offset } => {
-                newproc.fn_sp_offset = fn_sp_offset;
-                newproc.callerpc_sp_offset = callerpc_sp_offset;
-                newproc.result_sp_offset = result_sp_offset;
+    let mut open = open_skeleton!(
+        GoroutinesSkelBuilder,
+        &mut object,
+        plan.runtime,
+        session.pid(),
+        |rodata| {
+            let layout = &mut rodata.runtime_offsets;
+            layout.g_goid = u32::try_from(offsets.g_goid)?;
+            layout.g_m = u32::try_from(offsets.g_m)?;
+            layout.m_curg = u32::try_from(offsets.m_curg)?;
+            layout.g_sched_bp = sched_bp.unwrap_or(0);
+            let newproc = &mut rodata.newproc;
+            match abi {
+                NewprocAbi::Registers => newproc.in_registers = 1,
+                NewprocAbi::Stack {
+                    fn_sp_offset,
+                    callerpc_sp_offset,
+                    result_sp_offset,
+                } => {
+                    newproc.fn_sp_offset = fn_sp_offset;
+                    newproc.callerpc_sp_offset = callerpc_sp_offset;
+                    newproc.result_sp_offset = result_sp_offset;
+                }
             }
         }
-    });
+    );
     open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
     open.maps.events.set_max_entries(buffer_bytes)?;
     let skel = bpf::load(open)?;
@@ -72,7 +85,10 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     })?;
     let ring = ring.build()?;
     let what = format!("goroutines of {}", session.target.binary.display());
-    let announcement = Announcement { what, functions: plan.funcs.len() };
+    let announcement = Announcement {
+        what,
+        functions: plan.funcs.len(),
+    };
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
     let attached = session.attach(skel.object(), &sites, interval, &announcement)?;
     report_cell.borrow_mut().print_header()?;
@@ -81,7 +97,10 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         report.flush(out)?;
         if wake != Wake::Drained {
             let counters = maps::per_cpu::<goroutine_counters>(&skel.maps.loss_counters, 0)?;
-            let lost = counters.iter().map(|c| c.lost + c.unreadable + c.unpaired).sum();
+            let lost = counters
+                .iter()
+                .map(|c| c.lost + c.unreadable + c.unpaired)
+                .sum();
             report.print_summary(out, lost)?;
         }
         Ok(true)
@@ -105,7 +124,11 @@ fn target_spec(args: &GoroutinesArgs) -> Result<TargetSpec> {
 fn goroutine_plan(bin: &GoBinary<'_>) -> Result<ProbePlan> {
     let mut plan = plan::plan(bin, &["runtime.newproc1".to_owned()], true)?;
     let exit = plan::plan(bin, &["runtime.goexit1".to_owned()], false)?;
-    let mut goexit1 = exit.funcs.into_iter().next().context("runtime.goexit1 not planned")?;
+    let mut goexit1 = exit
+        .funcs
+        .into_iter()
+        .next()
+        .context("runtime.goexit1 not planned")?;
     goexit1.id = goroutine_func::GOROUTINE_FUNC_GOEXIT1.0;
     plan.funcs.push(goexit1);
     Ok(plan)

@@ -13,7 +13,9 @@ use crate::gobin::start_function::{self, StartFunction};
 use crate::gobin::{creation_stack, GoBinary};
 use crate::output::clock;
 use crate::output::goroutine_ledger::Ledger;
-use crate::session::bpf::{self, shared::types::goroutine_event, shared::types::goroutine_event_kind};
+use crate::session::bpf::{
+    self, shared::types::goroutine_event, shared::types::goroutine_event_kind,
+};
 use crate::session::load_bias;
 
 /// A `--json` create event.
@@ -110,7 +112,11 @@ impl<'a> Report<'a> {
     /// The event table's column titles (human output, events shown).
     pub fn print_header(&mut self) -> Result<()> {
         if !self.args.target.json && !self.args.summary {
-            writeln!(self.lines, "{:<15} {:>7} {:>8} {:<6} DETAILS", "TIME", "PID", "GOID", "EVENT")?;
+            writeln!(
+                self.lines,
+                "{:<15} {:>7} {:>8} {:<6} DETAILS",
+                "TIME", "PID", "GOID", "EVENT"
+            )?;
         }
         Ok(())
     }
@@ -142,9 +148,13 @@ impl<'a> Report<'a> {
         if e.kind == goroutine_event_kind::GOROUTINE_EXITED {
             return self.on_exit(&e);
         }
-        self.to_link_time(&mut e);
+        self.unbias_addresses(&mut e);
         let start = self.start_function(e.start_pc);
-        if self.filter.as_ref().is_some_and(|f| !f.matches(&start.function)) {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.matches(&start.function))
+        {
             return Ok(());
         }
         let site = self.site(e.caller_pc);
@@ -203,13 +213,17 @@ impl<'a> Report<'a> {
         } else {
             let when = self.time(e.ts_ns);
             let lifetime = clock::human_duration(lifetime_ns);
-            writeln!(self.lines, "{when:<15} {:>7} {:>8} {:<6} lifetime {lifetime}", e.tgid, e.goid, "exit")?;
+            writeln!(
+                self.lines,
+                "{when:<15} {:>7} {:>8} {:<6} lifetime {lifetime}",
+                e.tgid, e.goid, "exit"
+            )?;
         }
         Ok(())
     }
 
     /// Makes the event's code addresses link-time ones (PIE: minus the process's load bias).
-    fn to_link_time(&mut self, e: &mut goroutine_event) {
+    fn unbias_addresses(&mut self, e: &mut goroutine_event) {
         if !self.bin.elf.is_pie {
             return;
         }
