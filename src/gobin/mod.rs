@@ -8,6 +8,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod pclntab;
 pub mod runtime_layout;
+pub mod site_class;
 pub mod varint;
 
 /// Instruction set of a Go binary.
@@ -104,6 +105,11 @@ impl<'data> GoBinary<'data> {
             .checked_sub(1)?;
         let func = &self.funcs[idx];
         (pc < func.end).then_some(func)
+    }
+
+    /// The function whose entry is `pc` (a tail call's target, say).
+    pub fn func_entered_at(&self, pc: u64) -> Option<&pclntab::Func<'data>> {
+        self.func_at(pc).filter(|func| func.entry == pc)
     }
 
     /// The entry probe site and every RET site of `func`, by decoding its instructions.
