@@ -33,7 +33,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:<12} {:<14} {:>4} {:>5} FILE:LINE",
+            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
             "FUNCTION",
             "ENTRY",
             "OFFSET",
@@ -41,7 +41,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
             "RETS",
             "TYPES",
             "ENTRY-SITE",
-            "RET-SITES",
+            "RET-E/S",
             "TAIL",
             "STEPS"
         )?;
@@ -87,8 +87,13 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                     row["steps_per_call"] = steps_per_call(sites).into();
                 }
                 Err(err) => {
-                    row["entry_probe_offset"] = serde_json::Value::Null;
-                    row["ret_offsets"] = serde_json::json!([]);
+                    for key in ["entry_probe_offset", "entry_class", "entry_site_offset"] {
+                        row[key] = serde_json::Value::Null;
+                    }
+                    for key in ["ret_offsets", "ret_classes", "tail_calls"] {
+                        row[key] = serde_json::json!([]);
+                    }
+                    row["steps_per_call"] = serde_json::Value::Null;
                     row["problem"] = format!("{err:#}").into();
                 }
             }
@@ -113,7 +118,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 .is_some_and(|d| d.functions.contains_key(func.name));
             writeln!(
                 out,
-                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:<12} {:<14} {:>4} {:>5} {}:{}",
+                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:<12} {:>7} {:>4} {:>5} {}:{}",
                 func.name,
                 func.entry,
                 offset(func.entry).unwrap_or(0),
@@ -150,19 +155,16 @@ fn steps_per_call(sites: &DecodedFunction) -> u8 {
         + u8::from(sites.ret_classes.contains(&single_step))
 }
 
-/// RET site classes as counts: `2 step`, `1 emul 1 step`, or `-` without RET.
+/// RET site classes as counts, `emulated/single-step` (`0/2`), or `-` without RET.
 fn ret_class_counts(classes: &[SiteClass]) -> String {
+    if classes.is_empty() {
+        return "-".to_owned();
+    }
     let steps = classes
         .iter()
         .filter(|&&class| class == SiteClass::SingleStep)
         .count();
-    let emulated = classes.len() - steps;
-    match (emulated, steps) {
-        (0, 0) => "-".to_owned(),
-        (0, s) => format!("{s} step"),
-        (e, 0) => format!("{e} emul"),
-        (e, s) => format!("{e} emul {s} step"),
-    }
+    format!("{}/{steps}", classes.len() - steps)
 }
 
 /// `[{"name":..,"type":..}]` for parameters or results.
