@@ -50,28 +50,29 @@ pub fn site_class(arch: Arch, insn: &[u8]) -> SiteClass {
     }
 }
 
-/// Legacy prefixes (groups 1–4).
-const LEGACY_PREFIXES: [u8; 11] = [
-    0xf0, 0xf2, 0xf3, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65, 0x66, 0x67,
-];
-
 /// The x86 rules of [`site_class`]; `x86_64` selects 64-bit mode (REX prefixes exist).
 fn x86_emulated(insn: &[u8], x86_64: bool) -> bool {
-    let prefixes = insn
-        .iter()
-        .take_while(|byte| LEGACY_PREFIXES.contains(byte))
-        .count();
-    let (legacy, rest) = insn.split_at(prefixes);
+    // Legacy prefixes (groups 1–4): the operand-size (66) and REP (F3) ones matter.
+    let (mut legacy, mut operand_size, mut rep) = (0, false, false);
+    for &byte in insn {
+        match byte {
+            0x66 => operand_size = true,
+            0xf3 => rep = true,
+            0xf0 | 0xf2 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 | 0x67 => {}
+            _ => break,
+        }
+        legacy += 1;
+    }
+    let rest = &insn[legacy..];
     let (rex, opcode) = match rest.split_first() {
         Some((&byte, tail)) if x86_64 && byte & 0xf0 == 0x40 => (Some(byte), tail),
         _ => (None, rest),
     };
-    let operand_size_prefix = legacy.contains(&0x66);
     match opcode {
-        [0x90] => !legacy.contains(&0xf3) && rex.is_none_or(|r| r & 1 == 0),
+        [0x90] => !rep && rex.is_none_or(|r| r & 1 == 0),
         [0x0f, 0x1f, modrm, ..] => modrm >> 3 & 7 == 0,
-        [0xeb | 0xe9 | 0xe8 | 0x70..=0x7f, ..] | [0x0f, 0x80..=0x8f, ..] => !operand_size_prefix,
-        [0x50..=0x57] => legacy.is_empty() && rex.is_none_or(|r| r == 0x41),
+        [0xeb | 0xe9 | 0xe8 | 0x70..=0x7f, ..] | [0x0f, 0x80..=0x8f, ..] => !operand_size,
+        [0x50..=0x57] => legacy == 0 && rex.is_none_or(|r| r == 0x41),
         _ => false,
     }
 }
