@@ -31,11 +31,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use gotrace::gobin::disasm::{decode_function, DecodedFunction, EntryCheck, EntrySite};
-use gotrace::gobin::site_class::SiteClass;
 use common::require;
 use common::targets::{matrix_binary, Variant, GOARCHES};
 use common::toolchain::MATRIX_GO_VERSIONS;
+use gotrace::gobin::disasm::{decode_function, DecodedFunction, EntryCheck, EntrySite};
+use gotrace::gobin::site_class::SiteClass;
 use gotrace::gobin::{Arch, BinaryFile};
 use object::{Object, ObjectSection};
 
@@ -606,10 +606,14 @@ fn check_tail_calls(
         ));
     }
     for (insn, (site, target)) in jumps_out.iter().zip(&listed_pairs) {
-        let name = entries
-            .get(target)
-            .ok_or_else(|| format!("tail call at {site:#x} to {target:#x}: not a function entry"))?;
-        if insn.target_symbol.as_deref().is_some_and(|symbol| symbol != *name) {
+        let name = entries.get(target).ok_or_else(|| {
+            format!("tail call at {site:#x} to {target:#x}: not a function entry")
+        })?;
+        if insn
+            .target_symbol
+            .as_deref()
+            .is_some_and(|symbol| symbol != *name)
+        {
             return Err(format!(
                 "tail call at {site:#x} to {target:#x}: the disassembler names it {:?}, the \
                  symbol table {name:?}",
@@ -789,8 +793,7 @@ fn check_matrix(version: &'static str) {
                 continue; // `go tool objdump` needs a symbol table
             }
             for program in MATRIX_PROGRAMS {
-                let Some(binary) = require(matrix_binary(version, goarch, variant, program))
-                else {
+                let Some(binary) = require(matrix_binary(version, goarch, variant, program)) else {
                     return;
                 };
                 let funcs = if binary.has_symbols {

@@ -494,9 +494,7 @@ fn jbe_after_a_stack_pointer_write_is_not_flag_checked() {
 #[test]
 fn jumps_out_of_the_function_are_tail_calls() {
     // JMP rel8 inside (to the RET), RET, JMP rel32 to 0x2100, JMP rel8 back before the entry.
-    let code = [
-        0xeb, 0x00, 0xc3, 0xe9, 0xf8, 0x00, 0x00, 0x00, 0xeb, 0x80,
-    ];
+    let code = [0xeb, 0x00, 0xc3, 0xe9, 0xf8, 0x00, 0x00, 0x00, 0xeb, 0x80];
     let decoded = decode_function(Arch::Amd64, &code, 0x2000).unwrap();
     let expected = vec![
         TailCall {
@@ -518,30 +516,105 @@ fn jumps_out_of_the_function_are_tail_calls() {
 const CLASSES: &[(&str, Arch, &[u8], SiteClass)] = &[
     ("push %rbp", Arch::Amd64, &[0x55], SiteClass::Emulated),
     ("push %r12", Arch::Amd64, &[0x41, 0x54], SiteClass::Emulated),
-    ("rex.w push %rbp", Arch::Amd64, &[0x48, 0x55], SiteClass::SingleStep),
-    ("pushw %bp", Arch::Amd64, &[0x66, 0x55], SiteClass::SingleStep),
+    (
+        "rex.w push %rbp",
+        Arch::Amd64,
+        &[0x48, 0x55],
+        SiteClass::SingleStep,
+    ),
+    (
+        "pushw %bp",
+        Arch::Amd64,
+        &[0x66, 0x55],
+        SiteClass::SingleStep,
+    ),
     ("push %ebp", Arch::I386, &[0x55], SiteClass::Emulated),
     ("push $1", Arch::Amd64, &[0x6a, 0x01], SiteClass::SingleStep),
     ("pop %rbp", Arch::Amd64, &[0x5d], SiteClass::SingleStep),
     ("jbe rel8", Arch::Amd64, &[0x76, 0x10], SiteClass::Emulated),
-    ("jbe rel32", Arch::I386, &[0x0f, 0x86, 1, 0, 0, 0], SiteClass::Emulated),
-    ("jbe rel16 (66)", Arch::I386, &[0x66, 0x0f, 0x86, 1, 0], SiteClass::SingleStep),
-    ("jmp rel32", Arch::Amd64, &[0xe9, 1, 0, 0, 0], SiteClass::Emulated),
+    (
+        "jbe rel32",
+        Arch::I386,
+        &[0x0f, 0x86, 1, 0, 0, 0],
+        SiteClass::Emulated,
+    ),
+    (
+        "jbe rel16 (66)",
+        Arch::I386,
+        &[0x66, 0x0f, 0x86, 1, 0],
+        SiteClass::SingleStep,
+    ),
+    (
+        "jmp rel32",
+        Arch::Amd64,
+        &[0xe9, 1, 0, 0, 0],
+        SiteClass::Emulated,
+    ),
     ("jmp rel8", Arch::Amd64, &[0xeb, 1], SiteClass::Emulated),
-    ("call rel32", Arch::Amd64, &[0xe8, 1, 0, 0, 0], SiteClass::Emulated),
-    ("call *%rax", Arch::Amd64, &[0xff, 0xd0], SiteClass::SingleStep),
+    (
+        "call rel32",
+        Arch::Amd64,
+        &[0xe8, 1, 0, 0, 0],
+        SiteClass::Emulated,
+    ),
+    (
+        "call *%rax",
+        Arch::Amd64,
+        &[0xff, 0xd0],
+        SiteClass::SingleStep,
+    ),
     ("nop", Arch::Amd64, &[0x90], SiteClass::Emulated),
     ("pause", Arch::Amd64, &[0xf3, 0x90], SiteClass::SingleStep),
-    ("xchg %r8,%rax", Arch::Amd64, &[0x49, 0x90], SiteClass::SingleStep),
-    ("nopl 0x0(%rax,%rax,1)", Arch::Amd64, &[0x0f, 0x1f, 0x44, 0, 0], SiteClass::Emulated),
+    (
+        "xchg %r8,%rax",
+        Arch::Amd64,
+        &[0x49, 0x90],
+        SiteClass::SingleStep,
+    ),
+    (
+        "nopl 0x0(%rax,%rax,1)",
+        Arch::Amd64,
+        &[0x0f, 0x1f, 0x44, 0, 0],
+        SiteClass::Emulated,
+    ),
     ("ret", Arch::Amd64, &[0xc3], SiteClass::SingleStep),
     ("ret $8", Arch::I386, &[0xc2, 8, 0], SiteClass::SingleStep),
-    ("sub $0x18,%rsp", Arch::Amd64, &[0x48, 0x83, 0xec, 0x18], SiteClass::SingleStep),
-    ("cmp 0x10(%r14),%rsp", Arch::Amd64, &[0x49, 0x3b, 0x66, 0x10], SiteClass::SingleStep),
-    ("RET", Arch::Arm64, &[0xc0, 0x03, 0x5f, 0xd6], SiteClass::Emulated),
-    ("BLS", Arch::Arm64, &[0x29, 0x01, 0x00, 0x54], SiteClass::Emulated),
-    ("BL", Arch::Arm64, &[0x9d, 0x01, 0x00, 0x94], SiteClass::Emulated),
-    ("MOVD.W R30, -48(RSP)", Arch::Arm64, &[0xfe, 0x0f, 0x1d, 0xf8], SiteClass::SingleStep),
+    (
+        "sub $0x18,%rsp",
+        Arch::Amd64,
+        &[0x48, 0x83, 0xec, 0x18],
+        SiteClass::SingleStep,
+    ),
+    (
+        "cmp 0x10(%r14),%rsp",
+        Arch::Amd64,
+        &[0x49, 0x3b, 0x66, 0x10],
+        SiteClass::SingleStep,
+    ),
+    (
+        "RET",
+        Arch::Arm64,
+        &[0xc0, 0x03, 0x5f, 0xd6],
+        SiteClass::Emulated,
+    ),
+    (
+        "BLS",
+        Arch::Arm64,
+        &[0x29, 0x01, 0x00, 0x54],
+        SiteClass::Emulated,
+    ),
+    (
+        "BL",
+        Arch::Arm64,
+        &[0x9d, 0x01, 0x00, 0x94],
+        SiteClass::Emulated,
+    ),
+    (
+        "MOVD.W R30, -48(RSP)",
+        Arch::Arm64,
+        &[0xfe, 0x0f, 0x1d, 0xf8],
+        SiteClass::SingleStep,
+    ),
 ];
 
 #[test]

@@ -325,7 +325,7 @@ fn check_probe_sites(
                 function.ret_classes, function.rets
             ));
         }
-        if !function.steps_per_call.is_some_and(|steps| steps <= 2) {
+        if function.steps_per_call.is_none_or(|steps| steps > 2) {
             problems.push(format!(
                 "{name}: steps_per_call {:?}",
                 function.steps_per_call

@@ -40,8 +40,9 @@ pub fn site_class(arch: Arch, insn: &[u8]) -> SiteClass {
     let emulated = match arch {
         Arch::Amd64 => x86_emulated(insn, true),
         Arch::I386 => x86_emulated(insn, false),
-        Arch::Arm64 => <[u8; 4]>::try_from(insn)
-            .is_ok_and(|word| arm64_simulated(u32::from_le_bytes(word))),
+        Arch::Arm64 => {
+            <[u8; 4]>::try_from(insn).is_ok_and(|word| arm64_simulated(u32::from_le_bytes(word)))
+        }
     };
     if emulated {
         SiteClass::Emulated
