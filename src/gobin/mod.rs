@@ -112,7 +112,8 @@ impl<'data> GoBinary<'data> {
         self.func_at(pc).filter(|func| func.entry == pc)
     }
 
-    /// The entry probe site and every RET site of `func`, by decoding its instructions.
+    /// The entry probe sites, every RET site and the tail calls of `func`, each site with the
+    /// kernel's class for it, by decoding its instructions.
     pub fn probe_sites(&self, func: &pclntab::Func<'_>) -> anyhow::Result<disasm::DecodedFunction> {
         use anyhow::Context;
         let code = self.code(func).context("its code is not in the file")?;
