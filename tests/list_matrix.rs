@@ -19,6 +19,10 @@
 //! - file_offset must be where the entry lies in the file, per the ELF program headers.
 //! - `params`/`results` appear only if the binary has DWARF (and then at least on main.main).
 //! - The file and line of each function must be gosym's for its entry PC (where gosym has one).
+//! - Probe sites: `ret_classes` has one valid class per `ret_offsets` entry, `entry_class` is
+//!   a valid class, and each tail call's target is a function entry per gosym, named as gosym
+//!   names it. (Whether the classes and sites are right is tests/disasm_oracle.rs's, against
+//!   objdump.) The text columns say what the JSON says.
 
 mod common;
 
@@ -47,7 +51,16 @@ const REQUIRED_KEYS: &[&str] = &[
     "ret_offsets",
     "file",
     "line",
+    "entry_class",
+    "entry_site_offset",
+    "ret_classes",
+    "tail_calls",
+    "steps_per_call",
 ];
+
+/// Values of `entry_class` and of `ret_classes` items.
+const ENTRY_CLASSES: &[&str] = &["emulated", "single-step", "flag-checked"];
+const SITE_CLASSES: &[&str] = &["emulated", "single-step"];
 
 /// Keys present only when the binary has DWARF.
 const DWARF_KEYS: &[&str] = &["params", "results"];
@@ -68,6 +81,15 @@ struct Listed {
     file: Option<String>,
     line: Option<i64>,
     has_dwarf_keys: bool,
+    /// `entry_class`, when not null.
+    entry_class: Option<String>,
+    /// Number of `ret_offsets`.
+    rets: usize,
+    /// `ret_classes`, as strings.
+    ret_classes: Vec<String>,
+    /// `tail_calls`: (target, function).
+    tail_calls: Vec<(u64, Option<String>)>,
+    steps_per_call: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -89,6 +111,57 @@ matrix_tests! {
     list_matches_oracles_go1_21 => "1.21.13",
     list_matches_oracles_go1_24 => "1.24.11",
     list_matches_oracles_go1_27 => "1.27.3",
+}
+
+/// The text columns ENTRY-SITE, RET-E/S, TAIL and STEPS of `gotrace list` say what the JSON
+/// says, for every function of the tailcalls target (Go 1.19 and 1.27, amd64 and 386).
+#[test]
+fn list_text_columns_match_json() {
+    for version in ["1.19", "1.27.3"] {
+        for goarch in ["amd64", "386"] {
+            let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "tailcalls"))
+            else {
+                return;
+            };
+            let (listed, problems) = list(&binary.path).unwrap_or_else(|e| panic!("{e:#}"));
+            assert!(problems.is_empty(), "{binary}: {problems:?}");
+            let output = gotrace([Path::new("list"), &binary.path]);
+            assert!(output.status.success(), "{binary}: {output:?}");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let mut rows = 0;
+            for row in stdout.lines().skip(2) {
+                // From the right: FILE:LINE STEPS TAIL RET-E/S ENTRY-SITE TYPES RETS SIZE
+                // OFFSET ENTRY; the name (which may hold spaces) is the rest.
+                let columns: Vec<&str> = row.split_whitespace().rev().take(10).collect();
+                let entry = address(&Value::String(columns[9].to_owned()))
+                    .unwrap_or_else(|e| panic!("{binary}: {row:?}: {e:#}"));
+                let json = &listed[&entry];
+                let emulated_rets = json
+                    .ret_classes
+                    .iter()
+                    .filter(|class| *class == "emulated")
+                    .count();
+                let ret_counts = if json.rets == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{emulated_rets}/{}", json.rets - emulated_rets)
+                };
+                let expected = [
+                    json.steps_per_call.map(|steps| steps.to_string()),
+                    Some(json.tail_calls.len().to_string()),
+                    Some(ret_counts),
+                    json.entry_class.clone(),
+                ];
+                let shown = columns[1..5].iter().map(|c| Some(c.to_string()));
+                assert!(
+                    shown.eq(expected.iter().cloned()),
+                    "{binary}: {row:?}, JSON says {expected:?}"
+                );
+                rows += 1;
+            }
+            assert_eq!(rows, listed.len(), "{binary}: rows");
+        }
+    }
 }
 
 #[test]
@@ -165,6 +238,8 @@ fn check_function_list(binary: &GoBinary) -> Result<Vec<String>> {
         }
     }
 
+    check_probe_sites(&pclntab, &listed, &mut problems);
+
     if binary.has_symbols {
         let symbols = go_nm_text_symbols(&binary.path)?;
         let symbols: Vec<(String, u64)> = symbols
@@ -222,6 +297,50 @@ fn check_function_list(binary: &GoBinary) -> Result<Vec<String>> {
         problems.push("DWARF present, yet main.main has no params/results".to_owned());
     }
     Ok(problems)
+}
+
+/// The probe-site keys of every function: valid classes, one per RET, at most two
+/// single-stepped hits per call, tail calls to gosym's function entries under gosym's names.
+fn check_probe_sites(
+    pclntab: &BTreeMap<u64, GosymFunction>,
+    listed: &BTreeMap<u64, Listed>,
+    problems: &mut Vec<String>,
+) {
+    for function in listed.values() {
+        let name = &function.function;
+        let Some(entry_class) = &function.entry_class else {
+            continue; // a function whose code cannot be decoded has a "problem" instead
+        };
+        if !ENTRY_CLASSES.contains(&entry_class.as_str()) {
+            problems.push(format!("{name}: entry_class {entry_class:?}"));
+        }
+        if function.ret_classes.len() != function.rets
+            || function
+                .ret_classes
+                .iter()
+                .any(|class| !SITE_CLASSES.contains(&class.as_str()))
+        {
+            problems.push(format!(
+                "{name}: ret_classes {:?} for {} RETs",
+                function.ret_classes, function.rets
+            ));
+        }
+        if function.steps_per_call.is_none_or(|steps| steps > 2) {
+            problems.push(format!(
+                "{name}: steps_per_call {:?}",
+                function.steps_per_call
+            ));
+        }
+        for (target, callee) in &function.tail_calls {
+            let oracle = pclntab.get(target).map(|f| f.name.as_str());
+            if oracle.is_none() || oracle != callee.as_deref() {
+                problems.push(format!(
+                    "{name}: tail call to {target:#x} named {callee:?}, gosym's entry there: \
+                     {oracle:?}"
+                ));
+            }
+        }
+    }
 }
 
 /// File and line of every function against gosym's for the entry PC.
@@ -417,7 +536,45 @@ fn parse_listed(
     };
     let required =
         |key: &str| -> Result<u64> { field(key)?.ok_or_else(|| anyhow!("no {key} in {line:?}")) };
+    let strings = |key: &str| -> Vec<String> {
+        object
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|item| item.as_str().unwrap_or("(not a string)").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut tail_calls = Vec::new();
+    for call in object
+        .get("tail_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let target = call
+            .get("target")
+            .map(address)
+            .transpose()?
+            .ok_or_else(|| anyhow!("tail call without target in {line:?}"))?;
+        let function = call.get("function").and_then(Value::as_str);
+        tail_calls.push((target, function.map(str::to_owned)));
+    }
     Ok(Listed {
+        entry_class: object
+            .get("entry_class")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        rets: object
+            .get("ret_offsets")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len),
+        ret_classes: strings("ret_classes"),
+        tail_calls,
+        steps_per_call: object.get("steps_per_call").and_then(Value::as_u64),
         function: object
             .get("function")
             .and_then(Value::as_str)

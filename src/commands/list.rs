@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::ListArgs;
+use crate::gobin::disasm::DecodedFunction;
 use crate::gobin::dwarf::{DwarfInfo, Param};
+use crate::gobin::site_class::SiteClass;
 use crate::gobin::{BinaryFile, GoBinary};
 
 /// Runs `gotrace list`.
@@ -31,8 +33,17 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} FILE:LINE",
-            "FUNCTION", "ENTRY", "OFFSET", "SIZE", "RETS", "TYPES"
+            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
+            "FUNCTION",
+            "ENTRY",
+            "OFFSET",
+            "SIZE",
+            "RETS",
+            "TYPES",
+            "ENTRY-SITE",
+            "RET-E/S",
+            "TAIL",
+            "STEPS"
         )?;
     }
     let mut shown = 0usize;
@@ -59,10 +70,30 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 Ok(sites) => {
                     row["entry_probe_offset"] = offset(sites.entry_probe).into();
                     row["ret_offsets"] = sites.ret_sites.iter().map(|&v| offset(v)).collect();
+                    row["entry_class"] = sites.entry.class_name().into();
+                    row["entry_site_offset"] = offset(sites.entry.addr).into();
+                    row["ret_classes"] = serde_json::json!(sites.ret_classes);
+                    row["tail_calls"] = sites
+                        .tail_calls
+                        .iter()
+                        .map(|call| {
+                            serde_json::json!({
+                                "offset": offset(call.site),
+                                "target": call.target,
+                                "function": bin.func_entered_at(call.target).map(|f| f.name),
+                            })
+                        })
+                        .collect();
+                    row["steps_per_call"] = steps_per_call(sites).into();
                 }
                 Err(err) => {
-                    row["entry_probe_offset"] = serde_json::Value::Null;
-                    row["ret_offsets"] = serde_json::json!([]);
+                    for key in ["entry_probe_offset", "entry_class", "entry_site_offset"] {
+                        row[key] = serde_json::Value::Null;
+                    }
+                    for key in ["ret_offsets", "ret_classes", "tail_calls"] {
+                        row[key] = serde_json::json!([]);
+                    }
+                    row["steps_per_call"] = serde_json::Value::Null;
                     row["problem"] = format!("{err:#}").into();
                 }
             }
@@ -73,18 +104,31 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 Ok(sites) => sites.ret_sites.len().to_string(),
                 Err(_) => "?".to_owned(),
             };
+            let (entry_class, ret_classes, tails, steps) = match &sites {
+                Ok(sites) => (
+                    sites.entry.class_name(),
+                    ret_class_counts(&sites.ret_classes),
+                    sites.tail_calls.len().to_string(),
+                    steps_per_call(sites).to_string(),
+                ),
+                Err(_) => ("?", "?".to_owned(), "?".to_owned(), "?".to_owned()),
+            };
             let types_known = dwarf
                 .as_ref()
                 .is_some_and(|d| d.functions.contains_key(func.name));
             writeln!(
                 out,
-                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {}:{}",
+                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:<12} {:>7} {:>4} {:>5} {}:{}",
                 func.name,
                 func.entry,
                 offset(func.entry).unwrap_or(0),
                 func.end - func.entry,
                 rets,
                 if types_known { "yes" } else { "no" },
+                entry_class,
+                ret_classes,
+                tails,
+                steps,
                 file,
                 line
             )?;
@@ -100,6 +144,27 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The expected cost class of tracing one call with an entry probe and RET probes: how many
+/// of its probe hits the kernel single-steps (the entry site, plus one RET site if any RET is
+/// single-stepped; 0 is the cheapest).
+fn steps_per_call(sites: &DecodedFunction) -> u8 {
+    let single_step = SiteClass::SingleStep;
+    u8::from(sites.entry.insn.class == single_step)
+        + u8::from(sites.ret_classes.contains(&single_step))
+}
+
+/// RET site classes as counts, `emulated/single-step` (`0/2`), or `-` without RET.
+fn ret_class_counts(classes: &[SiteClass]) -> String {
+    if classes.is_empty() {
+        return "-".to_owned();
+    }
+    let steps = classes
+        .iter()
+        .filter(|&&class| class == SiteClass::SingleStep)
+        .count();
+    format!("{}/{steps}", classes.len() - steps)
 }
 
 /// `[{"name":..,"type":..}]` for parameters or results.

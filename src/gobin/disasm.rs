@@ -1,4 +1,5 @@
-//! Instruction decoding of one function: its RET sites and its entry probe site.
+//! Instruction decoding of one function: its RET sites, its entry probe sites and its tail
+//! calls, each site with the kernel's class for it ([`SiteClass`]).
 //!
 //! A function's bytes are decoded linearly from its entry to its end (DESIGN.md techniques 2
 //! and 3): with iced-x86 for amd64 (64-bit mode) and 386 (32-bit mode), as fixed 4-byte words
@@ -11,34 +12,89 @@
 //! instructions (register loads, compares and subtractions only) whose target block, decoded
 //! straight-line, makes exactly one direct call (to morestack) and then jumps back to the
 //! entry. The entry probe is the instruction after the last such branch (huge frames have two).
+//!
+//! That probe is single-stepped by the kernel on Go < 1.21 amd64 and on 386 (`SUBQ`/`SUBL`). The
+//! last stack-check branch itself, a `JBE` (Go's `JLS`), is emulated: probed there with the
+//! hit counted only when the branch is not taken ([`EntryCheck::NotTakenJbe`]), it fires once
+//! per call, because the morestack block jumps back to the entry, before the branch, which then
+//! runs again. [`DecodedFunction::entry`] is the cheapest exact entry site of the two.
 
 use anyhow::{anyhow, bail, Result};
-use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
+use super::site_class::{site_class, SiteClass};
 use super::Arch;
 
 /// What decoding one function found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedFunction {
-    /// Vaddr of the entry probe site: the first instruction after the stack-check prologue
-    /// (so the probe fires once per call even when morestack re-runs the function); the entry
-    /// itself when the function has no stack check (NOSPLIT / frameless).
+    /// Vaddr of the unconditional entry probe site: the first instruction after the
+    /// stack-check prologue (so the probe fires once per call even when morestack re-runs the
+    /// function); the entry itself when the function has no stack check (NOSPLIT / frameless).
     pub entry_probe: u64,
     /// The instruction at `entry_probe`.
     pub entry_probe_insn: ProbeInsn,
+    /// The cheapest exact entry site: `entry_probe` when the kernel emulates it or when there
+    /// is no usable stack-check branch, else the stack check's `JBE`, whose hits count only
+    /// when it is not taken (`check`). A probe here must apply `check`.
+    pub entry: EntrySite,
     /// Vaddr of every return instruction, in address order (empty: the function has no RET;
     /// the caller reports it, it is never guessed).
     pub ret_sites: Vec<u64>,
+    /// The class of each RET site, in the order of `ret_sites` (x86: always single-step).
+    pub ret_classes: Vec<SiteClass>,
+    /// Direct jumps out of the function (tail calls), in address order.
+    pub tail_calls: Vec<TailCall>,
 }
 
 /// The instruction a probe sits on, as far as uprobe delivery cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeInsn {
-    /// `PUSH reg` (amd64 `PUSHQ BP` after the stack check): the kernel emulates it instead of
-    /// single-stepping it out of line.
-    pub push_reg: bool,
+    /// Whether the kernel emulates or single-steps it.
+    pub class: SiteClass,
     /// Length in bytes.
     pub len: u8,
+}
+
+/// An entry probe site and the condition its hits count under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntrySite {
+    /// Vaddr of the probed instruction.
+    pub addr: u64,
+    /// The instruction there.
+    pub insn: ProbeInsn,
+    /// Which hits are calls.
+    pub check: EntryCheck,
+}
+
+/// Which hits of an entry probe are calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryCheck {
+    /// Every hit.
+    None,
+    /// The site is the stack check's `JBE`: a hit is a call only when the branch is not
+    /// taken, that is when CF and ZF are both clear in the flags at the probe.
+    NotTakenJbe,
+}
+
+impl EntrySite {
+    /// What the site costs and how it counts: `emulated`, `single-step` or `flag-checked`
+    /// (an emulated `JBE` counted when not taken).
+    pub fn class_name(&self) -> &'static str {
+        match self.check {
+            EntryCheck::NotTakenJbe => "flag-checked",
+            EntryCheck::None => self.insn.class.name(),
+        }
+    }
+}
+
+/// A direct jump from inside a function to an address outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailCall {
+    /// Vaddr of the jump.
+    pub site: u64,
+    /// Where it jumps: another function's entry in Go code (the caller checks).
+    pub target: u64,
 }
 
 /// Decodes the function whose bytes are `code`, mapped at vaddr `entry`. `code` is the whole
@@ -73,7 +129,11 @@ struct Insn {
     /// A register-only move, load, compare or subtraction: something a stack-check prologue is
     /// made of (conditional branches are judged by their target instead).
     stack_check_like: bool,
-    push_reg: bool,
+    class: SiteClass,
+    /// What an entry probe on this instruction must check, were it the last stack-check
+    /// branch: [`EntryCheck::NotTakenJbe`] for an x86 `JBE` reached with the stack pointer
+    /// unchanged since the stream's start, else [`EntryCheck::None`] (not usable).
+    check: EntryCheck,
 }
 
 /// Control flow of one instruction.
@@ -100,16 +160,23 @@ trait InsnStream {
     fn next_insn(&mut self) -> Option<Result<Insn>>;
 }
 
-/// Decodes a whole function with the instruction streams `stream_at(vaddr)` builds.
+/// Decodes the function [entry, end) with the instruction streams `stream_at(vaddr)` builds.
 fn decode_with<S: InsnStream>(
     entry: u64,
+    end: u64,
     mut stream_at: impl FnMut(u64) -> Option<S>,
 ) -> Result<DecodedFunction> {
     let mut stream = stream_at(entry).ok_or_else(|| anyhow!("no code at {entry:#x}"))?;
     let mut entry_probe = None;
+    let mut check_branch: Option<Insn> = None;
     let mut probe_follows = true;
     let mut in_prologue = true;
+    // The lowest branch target past the entry: a branch back into the prologue would make a
+    // probe on the stack check fire twice for one call.
+    let mut lowest_inner_target = u64::MAX;
     let mut ret_sites = Vec::new();
+    let mut ret_classes = Vec::new();
+    let mut tail_calls = Vec::new();
     let mut index = 0;
     while let Some(insn) = stream.next_insn() {
         let insn = insn?;
@@ -123,25 +190,62 @@ fn decode_with<S: InsnStream>(
                     Flow::CondBranch(target) => {
                         probe_follows =
                             stream_at(target).is_some_and(|block| is_morestack_block(block, entry));
+                        if probe_follows {
+                            check_branch = Some(insn);
+                        }
                         true
                     }
                     _ => insn.stack_check_like,
                 };
         }
-        if insn.flow == Flow::Ret {
-            ret_sites.push(insn.addr);
+        match insn.flow {
+            Flow::Ret => {
+                ret_sites.push(insn.addr);
+                ret_classes.push(insn.class);
+            }
+            Flow::Jump(target) if target < entry || target >= end => tail_calls.push(TailCall {
+                site: insn.addr,
+                target,
+            }),
+            Flow::Jump(target) | Flow::CondBranch(target) if target > entry => {
+                lowest_inner_target = lowest_inner_target.min(target);
+            }
+            _ => {}
         }
         index += 1;
     }
     if probe_follows {
         bail!("function at {entry:#x} ends right after its stack check");
     }
-    let (entry_probe, entry_probe_insn) =
+    let (addr, insn) =
         entry_probe.ok_or_else(|| anyhow!("function at {entry:#x} has no instruction"))?;
+    let after_check = EntrySite {
+        addr,
+        insn,
+        check: EntryCheck::None,
+    };
+    let entry_site = match check_branch {
+        Some(branch)
+            if insn.class == SiteClass::SingleStep
+                && branch.class == SiteClass::Emulated
+                && branch.check != EntryCheck::None
+                && branch.addr < lowest_inner_target =>
+        {
+            EntrySite {
+                addr: branch.addr,
+                insn: branch.probe_insn(),
+                check: branch.check,
+            }
+        }
+        _ => after_check,
+    };
     Ok(DecodedFunction {
-        entry_probe,
-        entry_probe_insn,
+        entry_probe: addr,
+        entry_probe_insn: insn,
+        entry: entry_site,
         ret_sites,
+        ret_classes,
+        tail_calls,
     })
 }
 
@@ -168,7 +272,7 @@ impl Insn {
     /// What the entry probe needs to know of this instruction.
     fn probe_insn(&self) -> ProbeInsn {
         ProbeInsn {
-            push_reg: self.push_reg,
+            class: self.class,
             len: self.len,
         }
     }
@@ -182,28 +286,50 @@ fn code_from(code: &[u8], entry: u64, addr: u64) -> Option<&[u8]> {
 
 /// amd64 (`bitness` 64) or 386 (32) with iced-x86.
 fn decode_x86(bitness: u32, code: &[u8], entry: u64) -> Result<DecodedFunction> {
-    decode_with(entry, |addr| x86_stream(bitness, code, entry, addr))
+    decode_with(entry, end_of(code, entry), |addr| {
+        x86_stream(bitness, code, entry, addr)
+    })
 }
 
 /// The x86 instructions of the function at `entry` from `addr` on.
 fn x86_stream(bitness: u32, code: &[u8], entry: u64, addr: u64) -> Option<X86Stream<'_>> {
+    let arch = if bitness == 64 {
+        Arch::Amd64
+    } else {
+        Arch::I386
+    };
     let rest = code_from(code, entry, addr)?;
     let decoder = Decoder::try_with_ip(bitness, rest, addr, DecoderOptions::NONE).ok()?;
     Some(X86Stream {
         decoder,
         insn: Instruction::default(),
+        arch,
+        code: rest,
+        start: addr,
         entry,
         failed: false,
+        sp_written: false,
     })
+}
+
+/// The vaddr just past the function.
+fn end_of(code: &[u8], entry: u64) -> u64 {
+    entry.saturating_add(code.len() as u64)
 }
 
 /// iced-x86 decoding, one reused `Instruction`.
 struct X86Stream<'a> {
     decoder: Decoder<'a>,
     insn: Instruction,
+    arch: Arch,
+    /// The bytes decoded, from vaddr `start` on.
+    code: &'a [u8],
+    start: u64,
     entry: u64,
     /// An undecodable instruction was met: what follows is not aligned to instructions.
     failed: bool,
+    /// An instruction of this stream wrote the stack pointer.
+    sp_written: bool,
 }
 
 impl InsnStream for X86Stream<'_> {
@@ -232,13 +358,36 @@ impl InsnStream for X86Stream<'_> {
             Mnemonic::Cmp | Mnemonic::Nop => true,
             _ => false,
         };
+        let check = if insn.mnemonic() == Mnemonic::Jbe && !self.sp_written {
+            EntryCheck::NotTakenJbe
+        } else {
+            EntryCheck::None
+        };
+        self.sp_written |= match insn.mnemonic() {
+            Mnemonic::Push | Mnemonic::Pop | Mnemonic::Call => true,
+            Mnemonic::Cmp | Mnemonic::Test => false,
+            _ => {
+                op0_is_register
+                    && matches!(
+                        insn.op0_register(),
+                        Register::RSP | Register::ESP | Register::SP | Register::SPL
+                    )
+            }
+        };
+        // The decoder read these bytes from `code` (empty only if that were not so).
+        let offset = insn.ip().wrapping_sub(self.start) as usize;
+        let bytes = self
+            .code
+            .get(offset..offset.saturating_add(insn.len()))
+            .unwrap_or_default();
         Some(Ok(Insn {
             addr: insn.ip(),
             // An x86 instruction is at most 15 bytes.
             len: insn.len() as u8,
             flow,
             stack_check_like,
-            push_reg: insn.mnemonic() == Mnemonic::Push && op0_is_register,
+            class: site_class(self.arch, bytes),
+            check,
         }))
     }
 }
@@ -286,7 +435,7 @@ fn decode_arm64(code: &[u8], entry: u64) -> Result<DecodedFunction> {
             code.len()
         );
     }
-    decode_with(entry, |addr| arm64_stream(code, entry, addr))
+    decode_with(entry, end_of(code, entry), |addr| arm64_stream(code, entry, addr))
 }
 
 /// The arm64 instructions of the function at `entry` from `addr` on.
@@ -324,7 +473,8 @@ struct Arm64Stream<'a> {
 
 impl InsnStream for Arm64Stream<'_> {
     fn next_insn(&mut self) -> Option<Result<Insn>> {
-        let word = u32::from_le_bytes(self.words.next()?.try_into().ok()?);
+        let bytes = self.words.next()?;
+        let word = u32::from_le_bytes(bytes.try_into().ok()?);
         let addr = self.addr;
         self.addr = addr.wrapping_add(4);
         Some(Ok(Insn {
@@ -332,7 +482,10 @@ impl InsnStream for Arm64Stream<'_> {
             len: 4,
             flow: arm64_flow(word, addr),
             stack_check_like: arm64_is_stack_check_like(word),
-            push_reg: false,
+            class: site_class(Arch::Arm64, bytes),
+            // Go's arm64 check branch is B.LS, whose not-taken test (C set, Z clear) is not
+            // the x86 one; the entry probe stays after it.
+            check: EntryCheck::None,
         }))
     }
 }

@@ -10,6 +10,7 @@ pub mod elf;
 pub mod newproc_abi;
 pub mod pclntab;
 pub mod runtime_layout;
+pub mod site_class;
 pub mod start_function;
 pub mod symbols;
 pub mod typenames;
@@ -111,7 +112,13 @@ impl<'data> GoBinary<'data> {
         (pc < func.end).then_some(func)
     }
 
-    /// The entry probe site and every RET site of `func`, by decoding its instructions.
+    /// The function whose entry is `pc` (a tail call's target, say).
+    pub fn func_entered_at(&self, pc: u64) -> Option<&pclntab::Func<'data>> {
+        self.func_at(pc).filter(|func| func.entry == pc)
+    }
+
+    /// The entry probe sites, every RET site and the tail calls of `func`, each site with the
+    /// kernel's class for it, by decoding its instructions.
     pub fn probe_sites(&self, func: &pclntab::Func<'_>) -> anyhow::Result<disasm::DecodedFunction> {
         use anyhow::Context;
         let code = self.code(func).context("its code is not in the file")?;
