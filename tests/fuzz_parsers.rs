@@ -39,8 +39,11 @@ const PLANNED: &[(&str, bool)] = &[
     ("runtime.newproc1", true),
     ("runtime.goexit1", false),
     ("main.main", true),
-    ("main.noSuchFunctionAnywhere", true),
+    (UNKNOWN_NAME, true),
 ];
+
+/// A function no binary has.
+const UNKNOWN_NAME: &str = "main.noSuchFunctionAnywhere";
 
 /// The per-function readers of `list` visit every how-many-th function of a mutant, and every
 /// function whose code a mutation touched.
@@ -78,6 +81,8 @@ impl Rng {
 struct Region {
     name: String,
     range: Range<usize>,
+    /// The DWARF reader reads these bytes (ELF headers and DWARF sections).
+    dwarf_input: bool,
 }
 
 /// One edit of a mutant.
@@ -197,6 +202,9 @@ fn regions(data: &[u8]) -> Result<Vec<Region>> {
             regions.push(Region {
                 name: name.to_owned(),
                 range: start..end,
+                dwarf_input: !name.starts_with("build info")
+                    && !name.starts_with("pclntab")
+                    && name != "code",
             });
         }
     };
@@ -316,10 +324,16 @@ struct Reach {
     planned: bool,
 }
 
+/// The unmutated binary's DWARF, which a mutant that changed none of the DWARF reader's
+/// input shares.
+type DwarfCache = Option<gotrace::gobin::dwarf::DwarfInfo>;
+
 /// Runs, on `data`, what `list --json` and the planning of `funclat`, `args` and
 /// `goroutines` compute before they need root. `touched` are the file offsets the mutation
-/// changed: the functions whose code holds one are decoded too.
-fn exercise(data: &[u8], touched: &[usize]) -> Reach {
+/// changed: the functions whose code holds one are decoded too. `same_dwarf`: the mutation
+/// left the DWARF reader's input alone, so its DWARF is this (and the unknown-name plan, which
+/// reads DWARF again, is skipped).
+fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> Reach {
     let Ok(bin) = GoBinary::parse(data) else {
         return Reach::default();
     };
@@ -344,7 +358,14 @@ fn exercise(data: &[u8], touched: &[usize]) -> Reach {
             let _ = bin.probe_sites(func);
         }
     }
-    let dwarf = bin.dwarf().unwrap_or_default();
+    let read_dwarf;
+    let dwarf = match same_dwarf {
+        Some(cached) => cached,
+        None => {
+            read_dwarf = bin.dwarf().unwrap_or_default();
+            &read_dwarf
+        }
+    };
     reach.dwarf = dwarf.is_some();
     // `list --globals`, and the `args --global` reads.
     let mut globals = Vec::new();
@@ -366,6 +387,9 @@ fn exercise(data: &[u8], touched: &[usize]) -> Reach {
         Abi::Stack
     };
     for &(pattern, need_ret) in PLANNED {
+        if pattern == UNKNOWN_NAME && same_dwarf.is_some() {
+            continue;
+        }
         let Ok(plan) = plan::plan(&bin, &[pattern.to_owned()], need_ret) else {
             continue;
         };
@@ -388,6 +412,8 @@ fn exercise(data: &[u8], touched: &[usize]) -> Reach {
 thread_local! {
     /// Set while this thread runs the readers on a mutant.
     static IN_MUTANT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Where the last panic inside a mutant happened (file:line).
+    static PANICKED_AT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Installs (once) a panic hook that stays silent for panics inside a mutant, which are
@@ -397,7 +423,10 @@ fn quiet_panics_in_mutants() {
     INSTALLED.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !IN_MUTANT.get() {
+            if IN_MUTANT.get() {
+                let at = info.location().map(ToString::to_string).unwrap_or_default();
+                PANICKED_AT.set(at);
+            } else {
                 default(info);
             }
         }));
@@ -432,7 +461,10 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
     let original =
         std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let regions = regions(&original).unwrap_or_else(|e| panic!("{label}: {e:#}"));
-    let unmutated = exercise(&original, &[]);
+    let unmutated = exercise(&original, &[], None);
+    let cache: DwarfCache = GoBinary::parse(&original)
+        .ok()
+        .and_then(|bin| bin.dwarf().ok().flatten());
     // gotrace reads arm64 binaries but plans no probes for them.
     let plans = object::File::parse(&*original)
         .is_ok_and(|f| f.architecture() != object::Architecture::Aarch64);
@@ -449,8 +481,10 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
     for mutant in 0..rounds {
         let mut rng = Rng::for_mutant(seed, mutant);
         let region = &regions[rng.below(regions.len())];
+        let mut dwarf_touched = region.dwarf_input;
         let (input, what): (&[u8], String) = if rng.below(20) == 0 {
             let len = region.range.start + rng.below(region.range.len());
+            dwarf_touched = true;
             (&data[..len], format!("truncated to {len:#x} bytes ({})", region.name))
         } else {
             let edits = if rng.below(2) == 0 { 1 } else { 2 + rng.below(7) };
@@ -462,6 +496,7 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
                 } else {
                     &regions[rng.below(regions.len())]
                 };
+                dwarf_touched |= region.dwarf_input;
                 let edit = Edit::random(&mut rng, &data, &region.range);
                 edit.apply(&mut data, &mut undo);
                 described.push(format!("{}: {edit:?}", region.name));
@@ -470,7 +505,8 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
         };
         let touched: Vec<usize> = undo.iter().map(|&(at, _)| at).collect();
         IN_MUTANT.set(true);
-        let result = catch_unwind(AssertUnwindSafe(|| exercise(input, &touched)));
+        let same_dwarf = (!dwarf_touched).then_some(&cache);
+        let result = catch_unwind(AssertUnwindSafe(|| exercise(input, &touched, same_dwarf)));
         IN_MUTANT.set(false);
         match result {
             Ok(reach) => {
@@ -479,7 +515,8 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
                 planned += usize::from(reach.planned);
             }
             Err(panic) => failures.push(format!(
-                "{label} mutant {mutant} (seed {seed:#x}): {what}: panicked: {}",
+                "{label} mutant {mutant} (seed {seed:#x}): {what}: panicked at {}: {}",
+                PANICKED_AT.take(),
                 panic_message(&*panic)
             )),
         }
