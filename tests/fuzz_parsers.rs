@@ -232,8 +232,7 @@ fn regions(data: &[u8]) -> Result<Vec<Region>> {
                 }
             }
             ".gopclntab" => {
-                for (what, start, len) in pclntab_parts(&data[offset as usize..][..size as usize])
-                {
+                for (what, start, len) in pclntab_parts(&data[offset as usize..][..size as usize]) {
                     add(what, offset + start, len);
                 }
             }
@@ -272,7 +271,11 @@ fn pclntab_parts(table: &[u8]) -> Vec<(&'static str, u64, u64)> {
     let records = functab + functab_len;
     vec![
         ("pclntab header", 0, header),
-        ("pclntab names, files and pc tables", header, functab - header),
+        (
+            "pclntab names, files and pc tables",
+            header,
+            functab - header,
+        ),
         ("pclntab function table", functab, functab_len),
         (
             "pclntab function records",
@@ -337,11 +340,47 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
     let Ok(bin) = GoBinary::parse(data) else {
         return Reach::default();
     };
+    let read_dwarf;
+    let dwarf = match same_dwarf {
+        Some(cached) => cached,
+        None => {
+            read_dwarf = bin.dwarf().unwrap_or_default();
+            &read_dwarf
+        }
+    };
     let mut reach = Reach {
         parsed: true,
-        ..Reach::default()
+        dwarf: dwarf.is_some(),
+        planned: false,
     };
-    // `list`: the header line, then per function its line, file offset and probe sites.
+    // `list --globals`, and the `args --global` reads.
+    let mut globals = Vec::new();
+    if let Some(info) = dwarf {
+        for global in &info.globals {
+            if let Some(ty) = global.ty {
+                let _ = (info.types.get(ty).size, info.types.name(ty));
+                if globals.len() < abi::MAX_GLOBALS {
+                    globals.push((global.name.clone(), global.addr, ty));
+                }
+            }
+        }
+    }
+    let arch = bin.elf.arch;
+    let call_abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
+        Abi::Register
+    } else {
+        Abi::Stack
+    };
+    // The argument plan `args` makes from a function's DWARF signature.
+    let call_plan = |name: &str| {
+        let Some(info) = dwarf else { return };
+        if let Some(sig) = info.functions.get(name) {
+            let mut call = abi::call_plan(sig, &info.types, arch, call_abi, STRSIZE);
+            let _ = abi::add_globals(&mut call.entry, &globals, &info.types, arch, STRSIZE);
+        }
+    };
+    // `list`: the header line, then per function its line, file offset, probe sites and
+    // argument types (here, their plan too: `args` takes any function name).
     let _ = (bin.build.go_release(), bin.build.main_module.as_deref());
     for (i, func) in bin.funcs.iter().enumerate() {
         let code_touched = || {
@@ -356,36 +395,10 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
             let _ = bin.pclntab.line(func, func.entry);
             let _ = bin.pclntab.sp_delta(func, func.entry);
             let _ = bin.probe_sites(func);
+            call_plan(func.name);
         }
     }
-    let read_dwarf;
-    let dwarf = match same_dwarf {
-        Some(cached) => cached,
-        None => {
-            read_dwarf = bin.dwarf().unwrap_or_default();
-            &read_dwarf
-        }
-    };
-    reach.dwarf = dwarf.is_some();
-    // `list --globals`, and the `args --global` reads.
-    let mut globals = Vec::new();
-    if let Some(info) = &dwarf {
-        for global in &info.globals {
-            if let Some(ty) = global.ty {
-                let _ = (info.types.get(ty).size, info.types.name(ty));
-                if globals.len() < abi::MAX_GLOBALS {
-                    globals.push((global.name.clone(), global.addr, ty));
-                }
-            }
-        }
-    }
-    // `funclat` and `args` planning, with the argument plans from DWARF.
-    let arch = bin.elf.arch;
-    let call_abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
-        Abi::Register
-    } else {
-        Abi::Stack
-    };
+    // `funclat` and `args` planning.
     for &(pattern, need_ret) in PLANNED {
         if pattern == UNKNOWN_NAME && same_dwarf.is_some() {
             continue;
@@ -394,12 +407,8 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
             continue;
         };
         reach.planned = true;
-        let Some(info) = &dwarf else { continue };
         for func in &plan.funcs {
-            if let Some(sig) = info.functions.get(&func.name) {
-                let mut call = abi::call_plan(sig, &info.types, arch, call_abi, STRSIZE);
-                let _ = abi::add_globals(&mut call.entry, &globals, &info.types, arch, STRSIZE);
-            }
+            call_plan(&func.name);
         }
     }
     // `goroutines`.
@@ -485,9 +494,16 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
         let (input, what): (&[u8], String) = if rng.below(20) == 0 {
             let len = region.range.start + rng.below(region.range.len());
             dwarf_touched = true;
-            (&data[..len], format!("truncated to {len:#x} bytes ({})", region.name))
+            (
+                &data[..len],
+                format!("truncated to {len:#x} bytes ({})", region.name),
+            )
         } else {
-            let edits = if rng.below(2) == 0 { 1 } else { 2 + rng.below(7) };
+            let edits = if rng.below(2) == 0 {
+                1
+            } else {
+                2 + rng.below(7)
+            };
             let mut described = Vec::new();
             for i in 0..edits {
                 // Multi-byte mutants stay in one region half the time.
