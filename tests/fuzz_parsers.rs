@@ -566,27 +566,15 @@ fn uncompressed_dwarf_binary(
     goarch: &str,
     program: &str,
 ) -> Result<PathBuf> {
-    let go = toolchain(version)?;
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-targets");
     std::fs::create_dir_all(&dir)?;
     let out = dir.join(format!("go{version}-{goarch}-{program}"));
-    let output = go
-        .command()
-        .current_dir(repo_root().join("examples/go-targets").join(program))
-        .env("GOARCH", goarch)
-        .args(["build", "-trimpath", "-buildvcs=false"])
-        .arg("-ldflags=-compressdwarf=false")
-        .arg("-o")
-        .arg(&out)
-        .arg(".")
-        .output()
-        .context("running go build")?;
-    if !output.status.success() {
-        bail!(
-            "go build of {program} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    toolchain(version)?.build(
+        &repo_root().join("examples/go-targets").join(program),
+        goarch,
+        &["-ldflags=-compressdwarf=false"],
+        &out,
+    )?;
     let data = std::fs::read(&out)?;
     let file = object::File::parse(&*data)?;
     let info = file
