@@ -664,6 +664,18 @@ fn list_rejects_missing_file() {
 }
 
 #[test]
+fn list_rejects_directory() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let output = gotrace([Path::new("list"), dir]);
+    assert_user_error("a directory", &output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is a directory"),
+        "gotrace list on a directory does not say it is one: {stderr:?}"
+    );
+}
+
+#[test]
 fn list_rejects_c_binary() {
     let path = Path::new("/bin/true");
     if require(if path.is_file() {

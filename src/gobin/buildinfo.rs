@@ -33,10 +33,12 @@ impl BuildInfo {
             let modinfo = read_varint_string(&mut rest);
             (version, modinfo)
         } else {
+            // Any byte may sit here in a corrupt file; read_ptr accepts only 4 and 8.
             let ptr_size = usize::from(blob[14]);
             let big_endian = blob[15] & FLAG_BIG_ENDIAN != 0;
             let string_at = |field: usize| {
-                let header = read_ptr(&blob[16 + field * ptr_size..], ptr_size, big_endian)?;
+                let field_bytes = blob.get(16 + field * ptr_size..)?;
+                let header = read_ptr(field_bytes, ptr_size, big_endian)?;
                 read_go_string(elf, header, ptr_size, big_endian)
             };
             (string_at(0), string_at(1))

@@ -496,22 +496,23 @@ const ARM64_RET: u32 = 0xd65f_0000;
 
 /// Control flow of the arm64 instruction `word` at `addr`.
 fn arm64_flow(word: u32, addr: u64) -> Flow {
-    // Branch displacement: `bits` wide at bit `shift`, signed, in words.
-    let target = |shift: u32, bits: u32| {
+    // Branch displacement: `bits` wide at bit `shift`, signed, in words. A target outside
+    // the address space (only in a corrupt function) leaves the straight line to nowhere.
+    let target = |shift: u32, bits: u32, flow: fn(u64) -> Flow| {
         let field = (word >> shift) & ((1 << bits) - 1);
         let words = i64::from(((field << (32 - bits)) as i32) >> (32 - bits));
-        addr.wrapping_add_signed(words * 4)
+        addr.checked_add_signed(words * 4).map_or(Flow::Other, flow)
     };
     if word & ARM64_RET_MASK == ARM64_RET {
         Flow::Ret
     } else if word & 0xfc00_0000 == 0x1400_0000 {
-        Flow::Jump(target(0, 26)) // B
+        target(0, 26, Flow::Jump) // B
     } else if word & 0xfc00_0000 == 0x9400_0000 {
         Flow::Call(target(0, 26)) // BL
     } else if word & 0xff00_0000 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
-        Flow::CondBranch(target(5, 19)) // B.cond, CBZ/CBNZ
+        target(5, 19, Flow::CondBranch) // B.cond, CBZ/CBNZ
     } else if word & 0x7e00_0000 == 0x3600_0000 {
-        Flow::CondBranch(target(5, 14)) // TBZ/TBNZ
+        target(5, 14, Flow::CondBranch) // TBZ/TBNZ
     } else if word & 0xfe00_0000 == 0xd600_0000
         || word & 0xff00_0000 == 0xd400_0000
         || word & 0xffff_0000 == 0

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
 use gimli::{constants, AttributeValue, DwAt, DwTag, EndianSlice, Reader as _, RunTimeEndian};
-use object::{Object, ObjectSection};
+use object::Object;
 
 use super::runtime_layout::{LayoutSource, RuntimeLayout};
 
@@ -216,9 +216,7 @@ fn section_data<'data>(
         gimli::SectionId::DebugInfo | gimli::SectionId::DebugAbbrev | gimli::SectionId::DebugStr
     );
     match elf.section_by_name(id.name()) {
-        Some(section) if needed => section
-            .uncompressed_data()
-            .with_context(|| format!("decompressing {}", id.name())),
+        Some(section) if needed => super::elf::section_data(&section),
         _ => Ok(Cow::Borrowed(&[])),
     }
 }
@@ -704,7 +702,11 @@ fn base_kind(go_kind: Option<u64>, attrs: &DieAttrs<'_>) -> TypeKind {
         Some(k::FLOAT32 | k::FLOAT64) => TypeKind::Float,
         Some(k::COMPLEX64 | k::COMPLEX128) => TypeKind::Complex,
         Some(_) => TypeKind::Unknown,
-        None => match attrs.encoding.map(|e| gimli::DwAte(e as u8)) {
+        None => match attrs
+            .encoding
+            .and_then(|e| u8::try_from(e).ok())
+            .map(gimli::DwAte)
+        {
             Some(constants::DW_ATE_boolean) => TypeKind::Bool,
             Some(constants::DW_ATE_signed | constants::DW_ATE_signed_char) => {
                 TypeKind::Int { signed: true }
@@ -886,8 +888,12 @@ fn runtime_layout(types: &TypeTable) -> Option<RuntimeLayout> {
     let stack = field(types, g, "stack")?;
     Some(RuntimeLayout {
         g_goid: field(types, g, "goid")?.offset,
-        g_stack_lo: stack.offset + field(types, stack.ty, "lo")?.offset,
-        g_stack_hi: stack.offset + field(types, stack.ty, "hi")?.offset,
+        g_stack_lo: stack
+            .offset
+            .checked_add(field(types, stack.ty, "lo")?.offset)?,
+        g_stack_hi: stack
+            .offset
+            .checked_add(field(types, stack.ty, "hi")?.offset)?,
         g_m: field(types, g, "m")?.offset,
         m_curg: field(types, m, "curg")?.offset,
         source: LayoutSource::Dwarf,

@@ -6,6 +6,40 @@ use object::{Object, ObjectKind, ObjectSection, ObjectSegment, ObjectSymbol};
 
 use super::Arch;
 
+/// Largest ratio of uncompressed to compressed size that zlib can reach (its documented
+/// limit is 1032:1); zstd reaches about 32768:1 (a 128 KiB run-length block in a few bytes).
+const MAX_ZLIB_RATIO: u64 = 1032;
+const MAX_ZSTD_RATIO: u64 = 32768;
+
+/// A section's bytes, decompressed if it is compressed. The decompressor allocates (and
+/// zeroes) the size the section's header claims before reading a byte, so a claim larger
+/// than the compressed bytes could ever produce is refused as corrupt: one damaged header
+/// must not cost gigabytes of memory.
+pub fn section_data<'data>(
+    section: &object::Section<'data, '_>,
+) -> Result<std::borrow::Cow<'data, [u8]>> {
+    let name = section.name().unwrap_or("?");
+    let compressed = section
+        .compressed_data()
+        .with_context(|| format!("section {name} has a corrupt compression header"))?;
+    let ratio = match compressed.format {
+        object::CompressionFormat::None => 1,
+        object::CompressionFormat::Zstandard => MAX_ZSTD_RATIO,
+        _ => MAX_ZLIB_RATIO,
+    };
+    let possible = (compressed.data.len() as u64).saturating_mul(ratio);
+    if compressed.uncompressed_size > possible {
+        bail!(
+            "section {name} is corrupt: its header claims {} bytes uncompressed, more than its {} compressed bytes can hold",
+            compressed.uncompressed_size,
+            compressed.data.len()
+        );
+    }
+    compressed
+        .decompress()
+        .with_context(|| format!("section {name} cannot be decompressed"))
+}
+
 /// One PT_LOAD segment: where its bytes sit in memory and in the file.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSegment {
@@ -73,16 +107,19 @@ impl<'data> ElfImage<'data> {
     pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
         self.segments.iter().find_map(|seg| {
             let delta = vaddr.checked_sub(seg.vaddr)?;
-            (delta < seg.file_size).then_some(seg.file_offset + delta)
+            (delta < seg.file_size)
+                .then(|| seg.file_offset.checked_add(delta))
+                .flatten()
         })
     }
 
     /// The bytes of the file from `vaddr` for `len` bytes, if they are all in the file.
     pub fn bytes_at(&self, vaddr: u64, len: u64) -> Option<&'data [u8]> {
-        let seg = self.segments.iter().find(|seg| {
-            vaddr >= seg.vaddr && vaddr.saturating_add(len) <= seg.vaddr + seg.file_size
+        let (seg, delta) = self.segments.iter().find_map(|seg| {
+            let delta = vaddr.checked_sub(seg.vaddr)?;
+            (delta.checked_add(len)? <= seg.file_size).then_some((seg, delta))
         })?;
-        let start = usize::try_from(seg.file_offset + (vaddr - seg.vaddr)).ok()?;
+        let start = usize::try_from(seg.file_offset.checked_add(delta)?).ok()?;
         self.data
             .get(start..start.checked_add(usize::try_from(len).ok()?)?)
     }
@@ -90,7 +127,7 @@ impl<'data> ElfImage<'data> {
     /// Contents and address of a section, decompressed if needed.
     pub fn section(&self, name: &str) -> Option<(u64, std::borrow::Cow<'data, [u8]>)> {
         let section = self.file.section_by_name(name)?;
-        let data = section.uncompressed_data().ok()?;
+        let data = section_data(&section).ok()?;
         Some((section.address(), data))
     }
 

@@ -51,11 +51,27 @@ pub struct BinaryFile {
 }
 
 impl BinaryFile {
-    /// Opens and maps `path` read-only.
+    /// Opens and maps `path` read-only; a directory or a special file is refused by name.
     pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context;
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let kind = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .file_type();
+        if kind.is_dir() {
+            anyhow::bail!(
+                "{} is a directory, not a Go binary (give the path of the executable file)",
+                path.display()
+            );
+        }
+        if !kind.is_file() {
+            anyhow::bail!(
+                "{} is not a regular file (a device, pipe or socket), so not a Go binary",
+                path.display()
+            );
+        }
         // SAFETY: the map is read-only and private; gotrace never writes through it. A binary
         // truncated by another process while mapped would fault, as with any mmap reader;
         // executables are replaced by rename, not rewritten in place.
@@ -185,7 +201,7 @@ fn find_pclntab<'data>(elf: &elf::ElfImage<'data>) -> anyhow::Result<pclntab::Pc
         let section = elf.file.section_by_name(name)?;
         let (offset, size) = section.file_range()?;
         elf.data
-            .get(usize::try_from(offset).ok()?..usize::try_from(offset + size).ok()?)
+            .get(usize::try_from(offset).ok()?..usize::try_from(offset.checked_add(size)?).ok()?)
     };
     if let Some(bytes) = section_bytes(".gopclntab") {
         return pclntab::Pclntab::parse(bytes, text);

@@ -154,8 +154,13 @@ impl<'data> Pclntab<'data> {
         match version {
             PclnVersion::Go12 => {
                 table.functab = tail(data, 8 + ptr_size as u64)?;
-                let functab_size = (nfunc as u64 * 2 + 1) * ptr_size as u64;
-                let filetab_off = u32_at(table.functab, functab_size as usize)?;
+                // nfunc (pc, offset) pairs and the end pc, then the file table's offset.
+                let functab_size = nfunc
+                    .checked_mul(2)
+                    .and_then(|n| n.checked_add(1))
+                    .and_then(|n| n.checked_mul(ptr_size))
+                    .context("pclntab is corrupt (function count)")?;
+                let filetab_off = u32_at(table.functab, functab_size)?;
                 table.filetab = tail(data, u64::from(filetab_off))?;
                 table.funcnametab = data;
                 table.pctab = data;
@@ -180,8 +185,9 @@ impl<'data> Pclntab<'data> {
             }
         }
         // The function table must hold nfunc entries plus the end marker.
-        let needed = (table.nfunc as u64 + 1)
-            .checked_mul(2 * table.functab_field_size() as u64)
+        let needed = (table.nfunc as u64)
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(2 * table.functab_field_size() as u64))
             .context("pclntab is corrupt (function count)")?;
         if needed > table.functab.len() as u64 {
             bail!(
@@ -205,10 +211,11 @@ impl<'data> Pclntab<'data> {
     fn functab_pc(&self, i: usize) -> Result<u64> {
         let field = self.functab_field_size();
         let raw = uintptr_at(self.functab, 2 * i * field, field)?;
-        Ok(if self.version >= PclnVersion::Go118 {
-            self.text_start + raw
-        } else {
-            raw
+        if self.version < PclnVersion::Go118 {
+            return Ok(raw);
+        }
+        self.text_start.checked_add(raw).with_context(|| {
+            format!("pclntab is corrupt (function {i} lies past the end of the address space)")
         })
     }
 
@@ -276,7 +283,9 @@ impl<'data> Pclntab<'data> {
             let (pcdelta, used) = read_uvarint(p).context("pclntab is corrupt (pc-value table)")?;
             p = &p[used..];
             cur_pc = cur_pc.saturating_add(pcdelta.saturating_mul(self.quantum));
-            value = value.wrapping_add(vdelta);
+            value = value
+                .checked_add(vdelta)
+                .context("pclntab is corrupt (pc-value table value overflows)")?;
             if pc < cur_pc {
                 return Ok(Some(value));
             }
@@ -308,12 +317,12 @@ impl<'data> Pclntab<'data> {
         };
         let file = match self.version {
             PclnVersion::Go12 => {
-                let off = u32_at(self.filetab, 4 * file_no)?;
+                let off = u32_at(self.filetab, file_no.saturating_mul(4))?;
                 cstr(self.data, off as usize)?
             }
             _ => {
                 let cu = self.record_field(func.record, 8)? as usize;
-                let off = u32_at(self.cutab, 4 * (cu + file_no))?;
+                let off = u32_at(self.cutab, cu.saturating_add(file_no).saturating_mul(4))?;
                 if off == u32::MAX {
                     return Ok(None);
                 }

