@@ -508,7 +508,7 @@ fn arm64_flow(word: u32, addr: u64) -> Flow {
     } else if word & 0xfc00_0000 == 0x1400_0000 {
         target(0, 26, Flow::Jump) // B
     } else if word & 0xfc00_0000 == 0x9400_0000 {
-        Flow::Call(target(0, 26)) // BL
+        target(0, 26, Flow::Call) // BL
     } else if word & 0xff00_0000 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
         target(5, 19, Flow::CondBranch) // B.cond, CBZ/CBNZ
     } else if word & 0x7e00_0000 == 0x3600_0000 {
