@@ -78,6 +78,18 @@ pub struct FunclatArgs {
     /// slot costs about 100 bytes of kernel memory.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_open_calls: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9464):
+    /// histograms and loss counters per function, cumulative, refreshed every second. See
+    /// docs/fleet.md.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Write a latency heatmap to FILE (SVG) at exit: time across, log2 latency buckets up,
+    /// colour for the number of calls; one panel per function, all in this one file.
+    #[arg(long, value_name = "FILE")]
+    pub heatmap: Option<PathBuf>,
+    /// Width of one heatmap column, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, requires = "heatmap")]
+    pub heatmap_step: f64,
     #[command(flatten)]
     pub target: TraceTarget,
 }

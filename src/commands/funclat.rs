@@ -4,13 +4,16 @@
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::cli::FunclatArgs;
-use crate::gobin::BinaryFile;
+use crate::gobin::{BinaryFile, GoBinary};
+use crate::heatmap::Heatmap;
 use crate::histogram::{Log2Hist, Unit};
+use crate::metrics::{Exporter, TargetInfo};
 use crate::plan::{self, ProbePlan};
 use crate::session::{self, seconds, Lifecycle, Site, StopReason, Wake};
 use crate::skeletons::{self, funclat::*, open_skeleton, plain_copy};
@@ -35,6 +38,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&target.binary)?;
     let bin = file.parse()?;
     let plan = plan::plan(&bin, &patterns, true)?;
+    let mut live = LiveOutputs::open(args, &target, &bin, &plan, unit)?;
     skeletons::require_bpf_privileges()?;
 
     let multi = session::kernel_has_uprobe_multi();
@@ -78,19 +82,28 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let attached = session::attach_sites(prog, multi, target.pid, &target.binary, &sites)?;
 
     // Stop signals are caught from here on: a Ctrl-C right after the banner must still detach.
-    let mut lifecycle = Lifecycle::start(duration, interval);
+    let started = Instant::now();
+    let mut lifecycle = Lifecycle::start(duration, live.start(interval));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     session::announce(&mut out, &plan, &patterns, args.target.json)?;
     target.release()?;
 
     let mut printed = vec![Log2Hist::default(); plan.funcs.len()];
+    let mut next_print = interval.map(|i| started + i);
     let stop = loop {
         match lifecycle.wait(&mut target) {
             Wake::Interval => {
                 let now = read_hists(&skel, &plan)?;
-                print_period(&mut out, args, unit, &plan, &now, &printed)?;
-                printed = now;
+                live.update(&now);
+                // The wake-ups may come more often than -i (for --listen, --heatmap).
+                if let (Some(due), Some(every)) = (next_print, interval) {
+                    if Instant::now() >= due {
+                        print_period(&mut out, args, unit, &plan, &now, &printed)?;
+                        printed = now;
+                        next_print = Some(due + every);
+                    }
+                }
             }
             Wake::Stop(reason) => break reason,
         }
@@ -100,6 +113,8 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     if let (StopReason::TargetExited(_), Some(pid)) = (stop, target.pid) {
         count_calls_cut_by_exit(&skel, pid, &mut now)?;
     }
+    live.update(&now);
+    live.finish()?;
     if interval.is_none() || now != printed {
         print_period(&mut out, args, unit, &plan, &now, &printed)?;
     }
@@ -192,4 +207,81 @@ fn print_period(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The outputs fed with every reading of the maps while tracing, besides the printed tables:
+/// the `--listen` metrics endpoint and the `--heatmap` columns.
+struct LiveOutputs {
+    exporter: Option<Exporter>,
+    heatmap: Option<Heatmap>,
+    started: Instant,
+}
+
+impl LiveOutputs {
+    /// Binds the metrics address and creates the heatmap file (so that bad values fail before
+    /// tracing starts).
+    fn open(
+        args: &FunclatArgs,
+        target: &Target,
+        bin: &GoBinary<'_>,
+        plan: &ProbePlan,
+        unit: Unit,
+    ) -> Result<LiveOutputs> {
+        let names: Vec<String> = plan.funcs.iter().map(|f| f.name.clone()).collect();
+        let exporter = match &args.listen {
+            Some(listen) => {
+                let path = std::fs::canonicalize(&target.binary)
+                    .unwrap_or_else(|_| target.binary.clone());
+                let info = TargetInfo {
+                    path: path.to_string_lossy().into_owned(),
+                    go_version: bin.build.go_version.clone().unwrap_or_default(),
+                    module: bin.build.main_module.clone().unwrap_or_default(),
+                    pid: target.pid,
+                };
+                let exporter = Exporter::serve(listen, names.clone(), unit, info)?;
+                eprintln!(
+                    "gotrace: serving metrics at http://{}/metrics",
+                    exporter.local_addr()
+                );
+                Some(exporter)
+            }
+            None => None,
+        };
+        let heatmap = match &args.heatmap {
+            Some(path) => {
+                let step = seconds(args.heatmap_step).context("--heatmap-step")?;
+                Some(Heatmap::new(path.clone(), step, unit, names)?)
+            }
+            None => None,
+        };
+        Ok(LiveOutputs {
+            exporter,
+            heatmap,
+            started: Instant::now(),
+        })
+    }
+
+    /// Marks the start of tracing; returns how often the maps must be read: every `interval`
+    /// (-i), every second for the metrics, every step for the heatmap, whichever is shortest.
+    fn start(&mut self, interval: Option<Duration>) -> Option<Duration> {
+        self.started = Instant::now();
+        let metrics = self.exporter.as_ref().map(|_| Duration::from_secs(1));
+        let heatmap = self.heatmap.as_ref().map(|h| h.step());
+        [interval, metrics, heatmap].into_iter().flatten().min()
+    }
+
+    /// Hands a fresh cumulative snapshot to every output.
+    fn update(&mut self, hists: &[Log2Hist]) {
+        if let Some(exporter) = &self.exporter {
+            exporter.update(hists);
+        }
+        if let Some(heatmap) = &mut self.heatmap {
+            heatmap.record(self.started.elapsed(), hists);
+        }
+    }
+
+    /// Writes the heatmap.
+    fn finish(&self) -> Result<()> {
+        self.heatmap.as_ref().map_or(Ok(()), Heatmap::write)
+    }
 }
