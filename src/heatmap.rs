@@ -328,8 +328,8 @@ mod tests {
     fn deltas_land_in_their_columns_and_add_up() {
         let path = std::env::temp_dir().join(format!("heatmap-unit-{}.svg", std::process::id()));
         let names = vec!["main.a<b>".to_owned(), "main.c".to_owned()];
-        let mut map = Heatmap::new(path.clone(), Duration::from_secs(1), Unit::Micros, names)
-            .unwrap();
+        let mut map =
+            Heatmap::new(path.clone(), Duration::from_secs(1), Unit::Micros, names).unwrap();
         map.record(Duration::from_millis(1000), &[hist(&[(3, 5)]), hist(&[])]);
         map.record(
             Duration::from_millis(2500),
@@ -349,8 +349,14 @@ mod tests {
             .sum();
         assert_eq!(counts, 8 + 2);
         assert!(svg.contains("main.a&lt;b&gt;: 8 calls"));
-        assert!(svg.contains(">8 µs</text>"), "slot 3 in µs is labelled 8 µs");
-        assert!(svg.contains(">512 µs</text>"), "slot 9 in µs is labelled 512 µs");
+        assert!(
+            svg.contains(">8 µs</text>"),
+            "slot 3 in µs is labelled 8 µs"
+        );
+        assert!(
+            svg.contains(">512 µs</text>"),
+            "slot 9 in µs is labelled 512 µs"
+        );
         assert!(!svg.contains("main.a<b>"));
     }
 

@@ -44,6 +44,9 @@ impl TargetInfo {
 /// Latest cumulative snapshot, shared between the owner and the HTTP thread.
 type Shared = Arc<Mutex<Vec<Log2Hist>>>;
 
+/// Which counter of a histogram a metric exposes.
+type Counted = fn(&Log2Hist) -> u64;
+
 /// Encodes the snapshot on each scrape.
 #[derive(Debug)]
 struct FunclatCollector {
@@ -117,7 +120,7 @@ impl Collector for FunclatCollector {
                 )?;
             }
         }
-        let counters: [(&str, &str, fn(&Log2Hist) -> u64); 2] = [
+        let counters: [(&str, &str, Counted); 2] = [
             (
                 "gotrace_function_calls_lost",
                 "Calls not measured: already running when tracing began, or evicted beyond --max-open-calls",
@@ -238,9 +241,17 @@ fn respond(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     let (status, content_type, body) = if head > MAX_HEAD {
-        ("431 Request Header Fields Too Large", "text/plain", String::new())
+        (
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            String::new(),
+        )
     } else if method != "GET" && method != "HEAD" {
-        ("405 Method Not Allowed", "text/plain", "only GET\n".to_owned())
+        (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_owned(),
+        )
     } else if path != "/metrics" {
         ("404 Not Found", "text/plain", "see /metrics\n".to_owned())
     } else {
@@ -314,7 +325,10 @@ mod tests {
             format!("gotrace_function_calls_lost_total{{{labels}}} 3"),
             format!("gotrace_function_calls_unmatched_total{{{labels}}} 0"),
         ] {
-            assert!(body.contains(&format!("{line}\n")), "no {line:?} in:\n{body}");
+            assert!(
+                body.contains(&format!("{line}\n")),
+                "no {line:?} in:\n{body}"
+            );
         }
         assert!(body.contains(r#"gotrace_target_info{binary="server",path="/srv/bin/server",go_version="go1.21.13",module="example.com/server",pid="42"} 1"#), "{body}");
         let buckets = body.matches("_bucket{").count();

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::gotrace::GOTRACE;
+use common::gotrace::{gotrace, user_error_problems, GOTRACE};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::own_count;
 use common::{require, require_root};
@@ -113,7 +113,10 @@ impl Prometheus {
         let port = free_port();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -168,8 +171,8 @@ impl Drop for Prometheus {
 }
 
 /// Starts gotrace, waits for its banner (probes attached), and hands its later stdout lines
-/// to a channel.
-fn spawn_gotrace(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+/// to a channel, each with the time it was read.
+fn spawn_gotrace(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>) {
     let mut child = Command::new(GOTRACE)
         .args(args)
         .stdout(Stdio::piped())
@@ -183,7 +186,7 @@ fn spawn_gotrace(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let (send, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
+            if send.send((Instant::now(), line)).is_err() {
                 break;
             }
         }
@@ -207,20 +210,21 @@ fn table_row(line: &str) -> Option<(u64, u64)> {
     }
 }
 
-/// Reads funclat's text periods from `lines` until one with no calls (the target is done, so
-/// every call is in the maps funclat read); returns every period read.
-fn periods_until_idle(lines: &mpsc::Receiver<String>) -> Vec<Period> {
+/// Reads funclat's text periods from `lines` until one with no calls printed after `done`, when
+/// the target had made its last call (so every call is in the maps funclat read); returns
+/// every period read.
+fn periods_until_idle(lines: &mpsc::Receiver<(Instant, String)>, done: Instant) -> Vec<Period> {
     let mut periods = Vec::new();
     let mut current = Period::default();
     loop {
-        let line = lines
+        let (read_at, line) = lines
             .recv_timeout(Duration::from_secs(60))
             .expect("gotrace stopped printing periods");
         if let Some(row) = table_row(&line) {
             current.table.push(row);
         } else if let Some(count) = line.split(", count: ").nth(1) {
             current.count = count.trim().parse().unwrap();
-            let idle = current.count == 0;
+            let idle = current.count == 0 && read_at > done;
             periods.push(std::mem::take(&mut current));
             if idle {
                 return periods;
@@ -237,7 +241,10 @@ fn run_counter(binary: &GoBinary, calls: u64) -> u64 {
         .expect("run counter");
     assert!(out.status.success(), "counter failed: {out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    own_count(&text.lines().map(str::to_owned).collect::<Vec<_>>(), "calls")
+    own_count(
+        &text.lines().map(str::to_owned).collect::<Vec<_>>(),
+        "calls",
+    )
 }
 
 /// Seconds since the Unix epoch, as Prometheus timestamps are.
@@ -284,27 +291,37 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
 
     // Two runs of 30 s each: a new process (new PID) of the same binary after the first exits.
     let own = run_counter(&binary, 30_000) + run_counter(&binary, 30_000);
-    let periods = periods_until_idle(&lines);
+    let periods = periods_until_idle(&lines, Instant::now());
     let traced: u64 = periods.iter().map(|p| p.count).sum();
     // The snapshot behind that idle period is in the exporter; wait for a scrape after it.
     let after = unix_now();
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.value("timestamp(gotrace_function_duration_seconds_count)") <= after {
-        assert!(Instant::now() < deadline, "prometheus stopped scraping gotrace");
+        assert!(
+            Instant::now() < deadline,
+            "prometheus stopped scraping gotrace"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     let selector = r#"{job="gotrace",function="main.doWork",binary="counter"}"#;
-    let count = server.value(&format!("gotrace_function_duration_seconds_count{selector}"));
+    let count = server.value(&format!(
+        "gotrace_function_duration_seconds_count{selector}"
+    ));
     let scrapes = server.value(&format!(
         "count_over_time(gotrace_function_duration_seconds_count{selector}[10m])"
     ));
     eprintln!("metrics: {own} calls made, {traced} printed by funclat, {count} in Prometheus after {scrapes} scrapes");
     assert_eq!(own, 60_000, "the counter's own count");
-    assert_eq!(traced, own, "funclat's printed periods vs the counter's own count");
+    assert_eq!(
+        traced, own,
+        "funclat's printed periods vs the counter's own count"
+    );
     assert_eq!(count as u64, own, "Prometheus vs the counter's own count");
     assert_eq!(
-        server.value(&format!("resets(gotrace_function_duration_seconds_count{selector}[10m])")),
+        server.value(&format!(
+            "resets(gotrace_function_duration_seconds_count{selector}[10m])"
+        )),
         0.0,
         "the count went down at the target's restart"
     );
@@ -338,7 +355,10 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
     let median = server.value(&format!(
         "histogram_quantile(0.5, gotrace_function_duration_seconds_bucket{selector})"
     ));
-    let (low_s, high_s) = (median_low as f64 / 1e9, (median_low.max(1) * 2) as f64 / 1e9);
+    let (low_s, high_s) = (
+        median_low as f64 / 1e9,
+        (median_low.max(1) * 2) as f64 / 1e9,
+    );
     assert!(
         low_s * 0.999_999 <= median && median <= high_s * 1.000_001,
         "Prometheus's median {median} s is outside funclat's median bucket [{low_s}, {high_s}] s"
@@ -363,7 +383,12 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run promtool");
-    check.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let checked = check.wait_with_output().unwrap();
     assert!(
         checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
@@ -403,7 +428,10 @@ fn heatmap_adds_up_and_renders_in_chromium() {
         .expect("run gotrace");
     assert!(out.status.success(), "gotrace failed: {out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    let own = own_count(&text.lines().map(str::to_owned).collect::<Vec<_>>(), "calls");
+    let own = own_count(
+        &text.lines().map(str::to_owned).collect::<Vec<_>>(),
+        "calls",
+    );
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     // The values of an attribute, in document order, as numbers where they are.
     let attribute_values = |name: &str| -> Vec<u64> {
@@ -413,8 +441,16 @@ fn heatmap_adds_up_and_renders_in_chromium() {
             .collect()
     };
     let cells = attribute_values("data-count");
-    assert_eq!(cells.iter().sum::<u64>(), own, "heatmap cells vs the counter's own count");
-    assert_eq!(attribute_values("data-calls"), vec![own], "the panel's total");
+    assert_eq!(
+        cells.iter().sum::<u64>(),
+        own,
+        "heatmap cells vs the counter's own count"
+    );
+    assert_eq!(
+        attribute_values("data-calls"),
+        vec![own],
+        "the panel's total"
+    );
     assert!(cells.len() > 4, "{} cells: too few columns?", cells.len());
     // The root element's size comes first.
     let width = attribute_values("width")[0];
@@ -436,7 +472,10 @@ fn heatmap_adds_up_and_renders_in_chromium() {
             "--disable-sync",
             "--hide-scrollbars",
         ])
-        .arg(format!("--user-data-dir={}", dir.join("chromium").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium").display()
+        ))
         .arg(format!("--window-size={width},{height}"))
         .arg(format!("--screenshot={}", png_path.display()))
         .arg(format!("file://{}", svg_path.display()))
@@ -462,7 +501,10 @@ fn heatmap_adds_up_and_renders_in_chromium() {
         cells.len(),
         png_path.display()
     );
-    assert!(dark_pixels >= 16 * 16, "the darkest colour is missing from the rendering");
+    assert!(
+        dark_pixels >= 16 * 16,
+        "the darkest colour is missing from the rendering"
+    );
     assert!(white > 0 && white < pixels.len(), "a blank rendering");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -476,10 +518,41 @@ fn decode_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let mut buffer = vec![0; reader.output_buffer_size().expect("PNG size")];
     let frame = reader.next_frame(&mut buffer).expect("PNG pixels");
     let channels = frame.color_type.samples();
-    assert!(channels >= 3, "a colour screenshot, got {:?}", frame.color_type);
+    assert!(
+        channels >= 3,
+        "a colour screenshot, got {:?}",
+        frame.color_type
+    );
     let pixels = buffer[..frame.buffer_size()]
         .chunks_exact(channels)
         .map(|p| [p[0], p[1], p[2]])
         .collect();
     (frame.width, frame.height, pixels)
+}
+
+/// Bad --listen and --heatmap values fail before tracing, in one line with exit code 2.
+#[test]
+fn bad_listen_and_heatmap_values_are_one_line_errors() {
+    let Some(binary) = counter() else { return };
+    let path = binary.path.to_str().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let cases: [&[&str]; 4] = [
+        &["--listen", "nonsense"],
+        &["--listen", &taken],
+        &["--heatmap", "/nonexistent/dir/heatmap.svg"],
+        &[
+            "--heatmap",
+            "/tmp/gotrace-step-zero.svg",
+            "--heatmap-step",
+            "0",
+        ],
+    ];
+    for flags in cases {
+        let mut args = vec!["funclat"];
+        args.extend_from_slice(flags);
+        args.extend(["main.doWork", path]);
+        let problems = user_error_problems(&gotrace(&args));
+        assert!(problems.is_empty(), "{flags:?}: {problems:?}");
+    }
 }

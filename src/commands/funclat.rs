@@ -90,19 +90,17 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     target.release()?;
 
     let mut printed = vec![Log2Hist::default(); plan.funcs.len()];
-    let mut next_print = interval.map(|i| started + i);
+    let mut next_print = interval.map(|every| (started + every, every));
     let stop = loop {
         match lifecycle.wait(&mut target) {
             Wake::Interval => {
                 let now = read_hists(&skel, &plan)?;
                 live.update(&now);
                 // The wake-ups may come more often than -i (for --listen, --heatmap).
-                if let (Some(due), Some(every)) = (next_print, interval) {
-                    if Instant::now() >= due {
-                        print_period(&mut out, args, unit, &plan, &now, &printed)?;
-                        printed = now;
-                        next_print = Some(due + every);
-                    }
+                if let Some((due, every)) = next_print.filter(|&(due, _)| Instant::now() >= due) {
+                    print_period(&mut out, args, unit, &plan, &now, &printed)?;
+                    printed = now;
+                    next_print = Some((due + every, every));
                 }
             }
             Wake::Stop(reason) => break reason,
@@ -114,10 +112,10 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         count_calls_cut_by_exit(&skel, pid, &mut now)?;
     }
     live.update(&now);
-    live.finish()?;
     if interval.is_none() || now != printed {
         print_period(&mut out, args, unit, &plan, &now, &printed)?;
     }
+    live.finish()?;
     if !args.target.json {
         writeln!(out, "Exiting trace of {} functions", plan.funcs.len())?;
     }
@@ -230,8 +228,8 @@ impl LiveOutputs {
         let names: Vec<String> = plan.funcs.iter().map(|f| f.name.clone()).collect();
         let exporter = match &args.listen {
             Some(listen) => {
-                let path = std::fs::canonicalize(&target.binary)
-                    .unwrap_or_else(|_| target.binary.clone());
+                let path =
+                    std::fs::canonicalize(&target.binary).unwrap_or_else(|_| target.binary.clone());
                 let info = TargetInfo {
                     path: path.to_string_lossy().into_owned(),
                     go_version: bin.build.go_version.clone().unwrap_or_default(),
