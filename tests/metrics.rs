@@ -267,7 +267,7 @@ fn signal(child: &Child, signal: i32) {
 #[test]
 fn prometheus_scrapes_exact_counts_across_a_restart() {
     let Some(_serial) = bpf_test() else { return };
-    let Some(binary) = counter() else { return };
+    let Some(shared) = counter() else { return };
     let Some(prometheus) = require(installed("prometheus")) else {
         return;
     };
@@ -275,6 +275,13 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
         return;
     };
     let dir = tempdir("prometheus");
+    // A private copy (its own inode): tracing by path must not count other runs of the shared
+    // matrix binary on this machine.
+    let binary = GoBinary {
+        path: dir.join("counter"),
+        ..shared.clone()
+    };
+    std::fs::copy(&shared.path, &binary.path).expect("copy the counter");
     let port = free_port();
     let server = Prometheus::start(&prometheus, &dir, port);
     let listen = format!("127.0.0.1:{port}");
