@@ -25,6 +25,31 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The metrics and heatmap tests (tests/metrics.rs) run a real Prometheus server and promtool,
+# and render the heatmap SVG in headless Chromium. Each test starts its own Prometheus on a free
+# loopback port, so the package's own service must not run (it would hold :9090 and a TSDB):
+# a temporary policy-rc.d keeps the package scripts from starting it, and it is disabled after.
+need_extra=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_extra+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_extra+=(chromium)
+if [ ${#need_extra[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_extra[*]} (service not started)"
+  policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    made_policy=""
+  else
+    printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 \
+    "${need_extra[@]}" >/dev/null
+  if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
+fi
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust (rustup) first" >&2
   exit 1

@@ -22,10 +22,10 @@ use anyhow::{bail, Context, Result};
 use common::require;
 use common::targets::{esbuild_binary, matrix_binary, repo_root, Variant};
 use common::toolchain::toolchain;
-use gotrace::plan::abi::{self, Abi};
-use gotrace::gobin::{Arch, GoBinary};
 use gotrace::gobin::{creation_stack, newproc_abi};
+use gotrace::gobin::{Arch, GoBinary};
 use gotrace::plan;
+use gotrace::plan::abi::{self, Abi};
 use object::elf::SHF_COMPRESSED;
 use object::{Object, ObjectSection, ObjectSegment, SectionFlags};
 

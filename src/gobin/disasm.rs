@@ -435,7 +435,9 @@ fn decode_arm64(code: &[u8], entry: u64) -> Result<DecodedFunction> {
             code.len()
         );
     }
-    decode_with(entry, end_of(code, entry), |addr| arm64_stream(code, entry, addr))
+    decode_with(entry, end_of(code, entry), |addr| {
+        arm64_stream(code, entry, addr)
+    })
 }
 
 /// The arm64 instructions of the function at `entry` from `addr` on.

@@ -3,6 +3,8 @@
 
 pub mod clock;
 pub mod goroutine_ledger;
+pub mod heatmap;
 pub mod histogram;
 pub mod lines;
+pub mod metrics;
 pub mod values;

@@ -1,9 +1,12 @@
 //! `gotrace funclat`: in-kernel log2 latency histograms of Go functions, with a uprobe at each
 //! function's entry site and at every RET (never a uretprobe; DESIGN.md techniques 1-4).
 
+mod live;
+
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Result;
 use libbpf_rs::skel::Skel;
@@ -14,6 +17,7 @@ use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
 use crate::session::lifecycle::{seconds, StopReason, Wake};
 use crate::session::{maps, Session};
+use live::LiveOutputs;
 
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
@@ -27,6 +31,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let plan = plan::plan(&bin, &patterns, true)?;
+    let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     crate::session::kernel::require_bpf_privileges()?;
 
     let mut object = MaybeUninit::uninit();
@@ -45,18 +50,20 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         .set_max_entries(args.max_open_calls.max(1))?;
     let skel = bpf::load(open)?;
 
-    let attached = session.attach(
-        skel.object(),
-        &plan.sites(|_| true),
-        interval,
-        &plan.announcement(&patterns, args.target.verbose),
-    )?;
+    // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
+    // tables print each -i.
+    let wakes = live.start(interval);
+    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let attached = session.attach(skel.object(), &plan.sites(|_| true), wakes, &announcement)?;
+    let mut next_print = interval.map(|every| (Instant::now() + every, every));
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
     let stop = session.run(attached, crate::session::sleep, |wake, out| {
+        if wake == Wake::Drained {
+            return Ok(true);
+        }
         let mut now = read_hists(&skel, &plan)?;
         match wake {
-            Wake::Drained => return Ok(true),
-            Wake::Interval => {}
+            Wake::Drained | Wake::Interval => {}
             Wake::Stop(stop) => {
                 if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
                     for call in maps::open_calls(&skel.maps.starts, pid)? {
@@ -65,17 +72,23 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
                         }
                     }
                 }
+                live.update(&now);
                 if interval.is_none() || now != printed {
                     print_period(out, args, unit, &plan, &now, &printed)?;
                 }
+                live.finish()?;
                 if !args.target.json {
                     writeln!(out, "Exiting trace of {} functions", plan.funcs.len())?;
                 }
                 return Ok(true);
             }
         }
-        print_period(out, args, unit, &plan, &now, &printed)?;
-        printed = now;
+        live.update(&now);
+        if let Some((due, every)) = next_print.filter(|&(due, _)| Instant::now() >= due) {
+            print_period(out, args, unit, &plan, &now, &printed)?;
+            printed = now;
+            next_print = Some((due + every, every));
+        }
         Ok(true)
     })?;
     Ok(stop.exit_code())

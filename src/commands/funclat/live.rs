@@ -1,0 +1,92 @@
+//! `gotrace funclat`'s outputs that follow the histograms while tracing: the Prometheus
+//! exporter (`--listen`) and the heatmap (`--heatmap`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::cli::FunclatArgs;
+use crate::gobin::GoBinary;
+use crate::output::heatmap::Heatmap;
+use crate::output::histogram::{Log2Hist, Unit};
+use crate::output::metrics::{Exporter, TargetInfo};
+use crate::plan::ProbePlan;
+use crate::session::lifecycle::seconds;
+use crate::session::target::Target;
+
+/// The outputs fed with every reading of the maps while tracing, besides the printed tables:
+/// the `--listen` metrics endpoint and the `--heatmap` columns.
+pub struct LiveOutputs {
+    exporter: Option<Exporter>,
+    heatmap: Option<Heatmap>,
+    started: Instant,
+}
+
+impl LiveOutputs {
+    /// Binds the metrics address and creates the heatmap file (so that bad values fail before
+    /// tracing starts).
+    pub fn open(
+        args: &FunclatArgs,
+        target: &Target,
+        bin: &GoBinary<'_>,
+        plan: &ProbePlan,
+        unit: Unit,
+    ) -> Result<LiveOutputs> {
+        let names: Vec<String> = plan.funcs.iter().map(|f| f.name.clone()).collect();
+        let exporter = match &args.listen {
+            Some(listen) => {
+                let path =
+                    std::fs::canonicalize(&target.binary).unwrap_or_else(|_| target.binary.clone());
+                let info = TargetInfo {
+                    path: path.to_string_lossy().into_owned(),
+                    go_version: bin.build.go_version.clone().unwrap_or_default(),
+                    module: bin.build.main_module.clone().unwrap_or_default(),
+                    pid: target.pid,
+                };
+                let exporter = Exporter::serve(listen, names.clone(), unit, info)?;
+                eprintln!(
+                    "gotrace: serving metrics at http://{}/metrics",
+                    exporter.local_addr()
+                );
+                Some(exporter)
+            }
+            None => None,
+        };
+        let heatmap = match &args.heatmap {
+            Some(path) => {
+                let step = seconds(args.heatmap_step).context("--heatmap-step")?;
+                Some(Heatmap::new(path.clone(), step, unit, names)?)
+            }
+            None => None,
+        };
+        Ok(LiveOutputs {
+            exporter,
+            heatmap,
+            started: Instant::now(),
+        })
+    }
+
+    /// Marks the start of tracing; returns how often the maps must be read: every `interval`
+    /// (-i), every second for the metrics, every step for the heatmap, whichever is shortest.
+    pub fn start(&mut self, interval: Option<Duration>) -> Option<Duration> {
+        self.started = Instant::now();
+        let metrics = self.exporter.as_ref().map(|_| Duration::from_secs(1));
+        let heatmap = self.heatmap.as_ref().map(|h| h.step());
+        [interval, metrics, heatmap].into_iter().flatten().min()
+    }
+
+    /// Hands a fresh cumulative snapshot to every output.
+    pub fn update(&mut self, hists: &[Log2Hist]) {
+        if let Some(exporter) = &self.exporter {
+            exporter.update(hists);
+        }
+        if let Some(heatmap) = &mut self.heatmap {
+            heatmap.record(self.started.elapsed(), hists);
+        }
+    }
+
+    /// Writes the heatmap.
+    pub fn finish(&self) -> Result<()> {
+        self.heatmap.as_ref().map_or(Ok(()), Heatmap::write)
+    }
+}

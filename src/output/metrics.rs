@@ -1,0 +1,348 @@
+//! Prometheus exporter for `gotrace funclat --listen ADDR`: serves the in-kernel histograms at
+//! `GET /metrics` (Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
+//! it), encoded with the `prometheus-client` crate.
+//!
+//! The owner pushes cumulative snapshots read from the kernel maps ([`Exporter::update`]); the
+//! exposed histograms are those exact counts, bucketed as the kernel bucketed them (log2 slots,
+//! `le` = the slot's upper bound), never re-observed. Series per traced function: one
+//! `_bucket` per exposed slot plus `+Inf`, `_sum`, `_count`, and the two loss counters (see
+//! [`exposed_slots`] and [`series_per_function`]).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit as MetricUnit};
+
+use crate::output::histogram::{Log2Hist, Unit, SLOTS};
+
+/// Facts about the traced program, exposed as the labels of `gotrace_target_info`.
+#[derive(Debug, Clone)]
+pub struct TargetInfo {
+    /// Full path of the traced executable.
+    pub path: String,
+    /// Go release that built it (e.g. `go1.21.13`), empty when the binary does not say.
+    pub go_version: String,
+    /// Main module (or package) path from the build info, empty when absent.
+    pub module: String,
+    /// The one traced process (`-p`, or a launched command); None: every process running it.
+    pub pid: Option<u32>,
+}
+
+impl TargetInfo {
+    /// The executable's file name, the `binary` label of every series.
+    fn binary(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// Latest cumulative snapshot, shared between the owner and the HTTP thread.
+type Shared = Arc<Mutex<Vec<Log2Hist>>>;
+
+/// Which counter of a histogram a metric exposes.
+type Counted = fn(&Log2Hist) -> u64;
+
+/// Encodes the snapshot on each scrape.
+#[derive(Debug)]
+struct FunclatCollector {
+    functions: Vec<String>,
+    unit: Unit,
+    target: TargetInfo,
+    hists: Shared,
+}
+
+/// The histogram slots exposed as buckets: slots 0..n, n the first whose upper bound reaches an
+/// hour. Slower calls are still counted exactly, in `+Inf` (and `_count`, `_sum`).
+pub fn exposed_slots(unit: Unit) -> usize {
+    const HOUR_NS: u128 = 3_600_000_000_000;
+    (1..=SLOTS)
+        .find(|&n| (1u128 << n) * u128::from(unit.divisor()) >= HOUR_NS)
+        .unwrap_or(SLOTS)
+}
+
+/// Series exposed per traced function: buckets, `+Inf`, `_sum`, `_count`, lost, unmatched.
+pub fn series_per_function(unit: Unit) -> usize {
+    exposed_slots(unit) + 5
+}
+
+/// Upper bound in seconds of log2 slot `slot`: calls there lasted less than 2^(slot+1) units.
+fn slot_upper_seconds(slot: usize, unit: Unit) -> f64 {
+    2f64.powi(slot as i32 + 1) * unit.divisor() as f64 / 1e9
+}
+
+/// Per-bucket (not cumulative) counts for the encoder: the exposed slots, then `+Inf` holding
+/// the slower slots. Returns them with the total count (the sum of every slot, so that `+Inf`
+/// always equals `_count` even when a snapshot raced with a kernel-side update).
+fn buckets(hist: &Log2Hist, unit: Unit) -> (Vec<(f64, u64)>, u64) {
+    let shown = exposed_slots(unit);
+    let mut out: Vec<(f64, u64)> = hist.slots[..shown]
+        .iter()
+        .enumerate()
+        .map(|(slot, &count)| (slot_upper_seconds(slot, unit), count))
+        .collect();
+    out.push((f64::INFINITY, hist.slots[shown..].iter().sum()));
+    (out, hist.slots.iter().sum())
+}
+
+impl Collector for FunclatCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let hists = self.hists.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let labels = |function: &str| {
+            let mut set = vec![
+                ("function", function.to_owned()),
+                ("binary", self.target.binary().to_owned()),
+            ];
+            if let Some(pid) = self.target.pid {
+                set.push(("pid", pid.to_string()));
+            }
+            set
+        };
+        {
+            let mut metric = encoder.encode_descriptor(
+                "gotrace_function_duration",
+                "Duration of Go function calls (entry to return), from gotrace's in-kernel log2 histograms; cumulative since tracing began",
+                Some(&MetricUnit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for (function, hist) in self.functions.iter().zip(&hists) {
+                let (buckets, count) = buckets(hist, self.unit);
+                let set = labels(function);
+                metric.encode_family(&set)?.encode_histogram::<NoLabelSet>(
+                    hist.total_ns as f64 / 1e9,
+                    count,
+                    &buckets,
+                    None,
+                )?;
+            }
+        }
+        let counters: [(&str, &str, Counted); 2] = [
+            (
+                "gotrace_function_calls_lost",
+                "Calls not measured: already running when tracing began, or evicted beyond --max-open-calls",
+                |h| h.lost,
+            ),
+            (
+                "gotrace_function_calls_unmatched",
+                "Calls entered that never returned normally (panics, runtime.Goexit, the process exiting inside the call)",
+                |h| h.unmatched,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (function, hist) in self.functions.iter().zip(&hists) {
+                let set = labels(function);
+                metric
+                    .encode_family(&set)?
+                    .encode_counter::<NoLabelSet, _, u64>(&value(hist), None)?;
+            }
+        }
+        let mut info = encoder.encode_descriptor(
+            "gotrace_target",
+            "The traced program: executable, Go release, main module, and the PID when one process is traced",
+            None,
+            MetricType::Info,
+        )?;
+        let mut set = vec![
+            ("binary", self.target.binary().to_owned()),
+            ("path", self.target.path.clone()),
+            ("go_version", self.target.go_version.clone()),
+            ("module", self.target.module.clone()),
+        ];
+        if let Some(pid) = self.target.pid {
+            set.push(("pid", pid.to_string()));
+        }
+        info.encode_info(&set)
+    }
+}
+
+/// A running `/metrics` endpoint. The HTTP thread lives as long as the process.
+pub struct Exporter {
+    hists: Shared,
+    addr: SocketAddr,
+}
+
+impl Exporter {
+    /// Binds `listen` (HOST:PORT) and serves the metrics of `functions` (histograms in `unit`)
+    /// from a background thread, all zero until the first [`Exporter::update`].
+    pub fn serve(
+        listen: &str,
+        functions: Vec<String>,
+        unit: Unit,
+        target: TargetInfo,
+    ) -> Result<Exporter> {
+        let listener = TcpListener::bind(listen).with_context(|| {
+            format!("--listen {listen}: cannot listen there (give a free HOST:PORT, e.g. 127.0.0.1:9464)")
+        })?;
+        let addr = listener.local_addr()?;
+        let hists: Shared = Arc::new(Mutex::new(vec![Log2Hist::default(); functions.len()]));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(FunclatCollector {
+            functions,
+            unit,
+            target,
+            hists: Arc::clone(&hists),
+        }));
+        std::thread::Builder::new()
+            .name("metrics-http".to_owned())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    // A client that misbehaves only loses its own response.
+                    let _ = respond(stream, &registry);
+                }
+            })?;
+        Ok(Exporter { hists, addr })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Publishes a fresh cumulative snapshot (one histogram per function, in plan order).
+    pub fn update(&self, hists: &[Log2Hist]) {
+        let mut shared = self.hists.lock().unwrap_or_else(|p| p.into_inner());
+        shared.clear();
+        shared.extend_from_slice(hists);
+    }
+}
+
+/// Largest request head read; longer heads get 431.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Answers one HTTP/1.x request: `GET /metrics` (or `HEAD`) with the metrics, 404 for other
+/// paths, 405 for other methods. One request per connection.
+fn respond(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(&stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut openmetrics = false;
+    let mut head = request_line.len();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line)?;
+        head += n;
+        if n == 0 || line == "\r\n" || line == "\n" || head > MAX_HEAD {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("accept") {
+                openmetrics |= value.contains("application/openmetrics-text");
+            }
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, content_type, body) = if head > MAX_HEAD {
+        (
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            String::new(),
+        )
+    } else if method != "GET" && method != "HEAD" {
+        (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_owned(),
+        )
+    } else if path != "/metrics" {
+        ("404 Not Found", "text/plain", "see /metrics\n".to_owned())
+    } else {
+        let mut body = String::new();
+        if openmetrics {
+            prometheus_client::encoding::text::encode(&mut body, registry)
+                .map_err(std::io::Error::other)?;
+            (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                body,
+            )
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut body, registry)
+                .map_err(std::io::Error::other)?;
+            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
+        }
+    };
+    let mut out = &stream;
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        out.write_all(body.as_bytes())?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(hists: Vec<Log2Hist>, unit: Unit, pid: Option<u32>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(FunclatCollector {
+            functions: vec!["main.(*T).do\"it\"".to_owned()],
+            unit,
+            target: TargetInfo {
+                path: "/srv/bin/server".to_owned(),
+                go_version: "go1.21.13".to_owned(),
+                module: "example.com/server".to_owned(),
+                pid,
+            },
+            hists: Arc::new(Mutex::new(hists)),
+        }));
+        let mut body = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &registry).unwrap();
+        body
+    }
+
+    #[test]
+    fn slots_become_cumulative_buckets_in_seconds() {
+        let mut hist = Log2Hist::default();
+        hist.slots[0] = 1; // 0-1 us
+        hist.slots[10] = 4; // 1024-2047 us
+        hist.slots[40] = 2; // beyond an hour: only in +Inf
+        hist.count = 7;
+        hist.total_ns = 3_000_000;
+        hist.lost = 3;
+        let body = text(vec![hist], Unit::Micros, Some(42));
+        let labels = r#"function="main.(*T).do\"it\"",binary="server",pid="42""#;
+        for line in [
+            format!("gotrace_function_duration_seconds_bucket{{{labels},le=\"2e-06\"}} 1"),
+            format!("gotrace_function_duration_seconds_bucket{{{labels},le=\"0.002048\"}} 5"),
+            format!("gotrace_function_duration_seconds_bucket{{{labels},le=\"4294.967296\"}} 5"),
+            format!("gotrace_function_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 7"),
+            format!("gotrace_function_duration_seconds_count{{{labels}}} 7"),
+            format!("gotrace_function_duration_seconds_sum{{{labels}}} 0.003"),
+            format!("gotrace_function_calls_lost_total{{{labels}}} 3"),
+            format!("gotrace_function_calls_unmatched_total{{{labels}}} 0"),
+        ] {
+            assert!(
+                body.contains(&format!("{line}\n")),
+                "no {line:?} in:\n{body}"
+            );
+        }
+        assert!(body.contains(r#"gotrace_target_info{binary="server",path="/srv/bin/server",go_version="go1.21.13",module="example.com/server",pid="42"} 1"#), "{body}");
+        let buckets = body.matches("_bucket{").count();
+        assert_eq!(buckets, exposed_slots(Unit::Micros) + 1);
+        let series = body.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(series, series_per_function(Unit::Micros) + 1);
+    }
+
+    #[test]
+    fn the_top_bucket_reaches_an_hour_in_every_unit() {
+        for unit in [Unit::Nanos, Unit::Micros, Unit::Millis] {
+            let n = exposed_slots(unit);
+            assert!(slot_upper_seconds(n - 1, unit) >= 3600.0);
+            assert!(slot_upper_seconds(n - 2, unit) < 3600.0);
+        }
+    }
+}
