@@ -12,6 +12,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct go_layout layout = {};
 const volatile struct goroutine_layout runtime_offsets = {};
 const volatile struct newproc_abi newproc = {};
+/* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
+const volatile __u64 wakeup_watermark = 0;
 
 /* newproc1 calls in flight, keyed by frame. Sized before load. */
 struct {
@@ -90,8 +92,7 @@ static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid
 	e->caller_pc = call ? call->caller_pc : 0;
 	for (int i = 0; i < GOROUTINE_STACK_DEPTH; i++)
 		e->stack[i] = call ? call->stack[i] : 0;
-	/* No wake-up per event (DESIGN.md technique 10): user space polls on a timer. */
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, ringbuf_flags(&events, 0, wakeup_watermark));
 }
 
 static __always_inline int goroutine_site(struct pt_regs *ctx)

@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
-use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::GoroutinesArgs;
 use crate::gobin::newproc_abi::{self, NewprocAbi};
@@ -23,7 +22,8 @@ use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::lifecycle::{seconds, Wake};
 use crate::session::target::TargetSpec;
-use crate::session::{drain_ring, maps, Announcement, Session};
+use crate::session::drain::{self, RingDrain};
+use crate::session::{maps, Announcement, Session};
 use report::Report;
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
@@ -53,7 +53,8 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         plan.runtime,
         session.pid(),
         |rodata| {
-            let layout = &mut rodata.runtime_offsets;
+            rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
+        let layout = &mut rodata.runtime_offsets;
             layout.g_goid = u32::try_from(offsets.g_goid)?;
             layout.g_m = u32::try_from(offsets.g_m)?;
             layout.m_curg = u32::try_from(offsets.m_curg)?;
@@ -78,12 +79,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let skel = bpf::load(open)?;
 
     let report_cell = RefCell::new(&mut report);
-    let mut ring = RingBufferBuilder::new();
-    ring.add(&skel.maps.events, |bytes: &[u8]| {
-        report_cell.borrow_mut().on_record(bytes);
-        0
-    })?;
-    let ring = ring.build()?;
+    let mut ring = RingDrain::start(&skel.maps.events, |bytes| report_cell.borrow_mut().on_record(bytes))?;
     let what = format!("goroutines of {}", session.target.binary.display());
     let announcement = Announcement {
         what,
@@ -92,7 +88,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
     let attached = session.attach(skel.object(), &sites, interval, &announcement)?;
     report_cell.borrow_mut().print_header()?;
-    let stop = session.run(attached, drain_ring(&ring), |wake, out| {
+    let stop = session.run(attached, &mut ring, |wake, out| {
         let mut report = report_cell.borrow_mut();
         report.flush(out)?;
         if wake != Wake::Drained {
