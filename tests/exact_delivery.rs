@@ -1,7 +1,8 @@
 //! The exact-delivery experiment (docs/exact-delivery.md, issue "exact delivery"): goroutines
 //! whose stacks grow and shrink under Go's asynchronous preemption (SIGURG), at GOMAXPROCS 1
-//! and 2, ten consecutive runs each. `gotrace funclat` counts and `gotrace args` events must
-//! equal the target's own atomic count of its calls every time.
+//! and 2, twenty consecutive runs each, on an idle machine and again with two CPU-bound
+//! processes competing for the cores. `gotrace funclat` counts and `gotrace args` events must
+//! equal the target's own atomic count of its calls every time: nothing lost.
 
 mod common;
 
@@ -12,7 +13,7 @@ use common::targets::{matrix_binary, Variant};
 use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
 
-/// The workloads `deep` experiment, small enough for ten runs: 50 goroutines, each first
+/// The workloads `deep` experiment, small enough for twenty runs: 50 goroutines, each first
 /// grows its stack with deep(600), then makes 2 calls recursing up to 200 deep with a 1 ms
 /// pause (about 42,000 calls of main.deep).
 const EXPERIMENT: [&str; 9] = [
@@ -26,19 +27,36 @@ const EXPERIMENT: [&str; 9] = [
     "-warm",
     "600",
 ];
-const RUNS: usize = 10;
+const RUNS: usize = 20;
+/// Runs with busy competitors (each is slower: the cores are shared four ways).
+const BUSY_RUNS: usize = 10;
+/// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
+/// twice after a 600-deep warm-up (over 60,000 calls with a few hundred bytes of arguments
+/// each, most within a few milliseconds).
+const BURST: [&str; 9] = [
+    "deep",
+    "-g",
+    "50",
+    "-calls",
+    "2",
+    "-maxdepth",
+    "600",
+    "-warm",
+    "600",
+];
 
 /// Runs `gotrace <command> --json main.deep -- workloads deep ...` with GOMAXPROCS set; returns
 /// the target's own call count and gotrace's JSON objects.
 fn traced_run(
     command: &str,
     binary: &std::path::Path,
+    experiment: &[&str],
     procs: &str,
 ) -> (u64, Vec<serde_json::Value>) {
     let output = Command::new(GOTRACE)
         .args([command, "--json", "main.deep", "--"])
         .arg(binary)
-        .args(EXPERIMENT)
+        .args(experiment)
         .env("GOMAXPROCS", procs)
         .output()
         .expect("run gotrace");
@@ -66,7 +84,7 @@ fn funclat_and_args_are_exact_under_async_preemption() {
     };
     for procs in ["1", "2"] {
         for run in 1..=RUNS {
-            let (calls, hists) = traced_run("funclat", &binary.path, procs);
+            let (calls, hists) = traced_run("funclat", &binary.path, &EXPERIMENT, procs);
             let hist = &hists[0];
             assert_eq!(
                 (
@@ -77,23 +95,83 @@ fn funclat_and_args_are_exact_under_async_preemption() {
                 (calls, 0, 0),
                 "funclat, GOMAXPROCS={procs}, run {run}: {hist}"
             );
+            check_args_run(&binary.path, &EXPERIMENT, procs, &format!("run {run}"));
+        }
+    }
+}
 
-            let (calls, events) = traced_run("args", &binary.path, procs);
-            let of_type = |kind: &str| events.iter().filter(|e| e["type"] == kind).count() as u64;
-            let summary = events
-                .iter()
-                .find(|e| e["type"] == "summary")
-                .expect("summary line");
-            assert_eq!(
-                (
-                    of_type("call"),
-                    of_type("return"),
-                    field(summary, "lost"),
-                    field(summary, "unmatched")
-                ),
-                (calls, calls, 0, 0),
-                "args, GOMAXPROCS={procs}, run {run}: {summary}"
-            );
+/// Two CPU-bound processes competing with the target and gotrace for the 2 cores: the
+/// consumer thread is scheduled late, so the ring must absorb the bursts (issue 13.1).
+#[test]
+fn args_is_exact_with_busy_competitors() {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "workloads",
+    )) else {
+        return;
+    };
+    for procs in ["1", "2"] {
+        check_args_run(&binary.path, &BURST, procs, "idle, burst");
+    }
+    let _busy = Busy::start(2);
+    for procs in ["1", "2"] {
+        for run in 1..=BUSY_RUNS {
+            let label = format!("2 busy processes, run {run}");
+            check_args_run(&binary.path, &EXPERIMENT, procs, &label);
+        }
+        check_args_run(&binary.path, &BURST, procs, "2 busy processes, burst");
+    }
+}
+
+/// One `gotrace args` run: a call and a return event for each of the target's own calls, no
+/// loss, nothing unmatched.
+fn check_args_run(binary: &std::path::Path, experiment: &[&str], procs: &str, label: &str) {
+    let (calls, events) = traced_run("args", binary, experiment, procs);
+    let of_type = |kind: &str| events.iter().filter(|e| e["type"] == kind).count() as u64;
+    let summary = events
+        .iter()
+        .find(|e| e["type"] == "summary")
+        .expect("summary line");
+    assert_eq!(
+        (
+            of_type("call"),
+            of_type("return"),
+            field(summary, "lost"),
+            field(summary, "unmatched")
+        ),
+        (calls, calls, 0, 0),
+        "args, GOMAXPROCS={procs}, {label}: {summary}"
+    );
+}
+
+/// CPU-bound shell loops, killed when dropped.
+struct Busy(Vec<std::process::Child>);
+
+impl Busy {
+    fn start(n: usize) -> Busy {
+        Busy(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("start a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
