@@ -134,7 +134,9 @@ fn check_summary_matches_events(label: &str, json: &[Value]) {
         let (created, exited, max) = expected[&key];
         assert_eq!(u64_of(row, "created"), created, "{label}: {row}");
         assert_eq!(u64_of(row, "exited"), exited, "{label}: {row}");
-        assert_eq!(u64_of(row, "alive"), created - exited, "{label}: {row}");
+        // Not exited: alive, or still running when the process exited.
+        let not_exited = u64_of(row, "alive") + u64_of(row, "running_at_process_exit");
+        assert_eq!(not_exited, created - exited, "{label}: {row}");
         // Rows none of whose goroutines exited have no lifetimes: null.
         let expected_max = (exited > 0).then_some(max);
         assert_eq!(
