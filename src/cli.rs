@@ -118,6 +118,9 @@ pub struct ListArgs {
     /// List global variables instead of functions.
     #[arg(long)]
     pub globals: bool,
+    /// Below each function, list its inlined call sites (parent, call site, code ranges).
+    #[arg(long)]
+    pub inlined: bool,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::ListArgs;
 use crate::gobin::dwarf::{DwarfInfo, Param};
+use crate::gobin::inline::{InlineTable, InlinedInstance};
 use crate::gobin::{BinaryFile, GoBinary};
 
 /// Runs `gotrace list`.
@@ -25,14 +26,20 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     if args.globals {
         return list_globals(&bin, dwarf.as_ref(), &matches, args.json);
     }
+    let inlined = bin.inline_table();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if !args.json {
+    if args.json {
+        if let Some(problem) = inline_problems(inlined) {
+            eprintln!("gotrace: warning: {problem}");
+        }
+    } else {
         writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
+        writeln!(out, "{}", inline_summary(inlined))?;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} FILE:LINE",
-            "FUNCTION", "ENTRY", "OFFSET", "SIZE", "RETS", "TYPES"
+            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} FILE:LINE",
+            "FUNCTION", "ENTRY", "OFFSET", "SIZE", "RETS", "TYPES", "INLINED"
         )?;
     }
     let mut shown = 0usize;
@@ -41,6 +48,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         let (file, line) = bin.pclntab.line(func, func.entry)?.unwrap_or(("?", 0));
         let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
         let sites = bin.probe_sites(func);
+        let instances: Vec<&InlinedInstance<'_>> = inlined.of(func.name).collect();
         if args.json {
             let mut row = serde_json::json!({
                 "function": func.name,
@@ -49,6 +57,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 "file_offset": offset(func.entry),
                 "file": file,
                 "line": line,
+                "inlined_sites": sites_json(&bin, &instances),
             });
             if let Some(info) = &dwarf {
                 let sig = info.functions.get(func.name).cloned().unwrap_or_default();
@@ -78,16 +87,54 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 .is_some_and(|d| d.functions.contains_key(func.name));
             writeln!(
                 out,
-                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {}:{}",
+                "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:>7} {}:{}",
                 func.name,
                 func.entry,
                 offset(func.entry).unwrap_or(0),
                 func.end - func.entry,
                 rets,
                 if types_known { "yes" } else { "no" },
+                site_count(inlined, instances.len()),
                 file,
                 line
             )?;
+            if args.inlined {
+                write_sites(&mut out, &instances)?;
+            }
+        }
+    }
+    // Functions with no out-of-line copy: their only code is inlined into callers.
+    let mut inlined_only: Vec<&str> = inlined
+        .inlined_functions()
+        .filter(|name| matches(name) && !bin.funcs.iter().any(|f| f.name == *name))
+        .collect();
+    inlined_only.sort_unstable();
+    for name in inlined_only {
+        shown += 1;
+        let instances: Vec<&InlinedInstance<'_>> = inlined.of(name).collect();
+        if args.json {
+            let row = serde_json::json!({
+                "function": name,
+                "inlined_only": true,
+                "inlined_sites": sites_json(&bin, &instances),
+            });
+            writeln!(out, "{row}")?;
+        } else {
+            let types_known = dwarf.as_ref().is_some_and(|d| d.functions.contains_key(name));
+            writeln!(
+                out,
+                "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
+                name,
+                "-",
+                "-",
+                "-",
+                "-",
+                if types_known { "yes" } else { "no" },
+                instances.len(),
+            )?;
+            if args.inlined {
+                write_sites(&mut out, &instances)?;
+            }
         }
     }
     out.flush()?;
@@ -100,6 +147,92 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The INLINED column: the number of inlined sites, `-` for none, `?` when the binary's
+/// inline trees could not be read.
+fn site_count(table: &InlineTable<'_>, count: usize) -> String {
+    match count {
+        0 if table.unavailable.is_some() => "?".to_owned(),
+        0 => "-".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// One comment line: how many inlined calls were found, and what could not be read.
+fn inline_summary(table: &InlineTable<'_>) -> String {
+    let found = format!(
+        "# {} inlined calls of {} functions",
+        table.instances.len(),
+        table.inlined_functions().count()
+    );
+    match inline_problems(table) {
+        Some(problem) => format!("{found}; {problem}"),
+        None => found,
+    }
+}
+
+/// What of the inline trees could not be read, if anything.
+fn inline_problems(table: &InlineTable<'_>) -> Option<String> {
+    if let Some(reason) = &table.unavailable {
+        return Some(reason.clone());
+    }
+    let (first, why) = table.unreadable.first()?;
+    Some(format!(
+        "the inline trees of {} functions could not be read (their inlined calls are not \
+         listed), e.g. {first}: {why}",
+        table.unreadable.len()
+    ))
+}
+
+/// `"inlined_sites"`: one object per inlined call, with file offsets for uprobes.
+fn sites_json(bin: &GoBinary<'_>, instances: &[&InlinedInstance<'_>]) -> serde_json::Value {
+    let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
+    instances
+        .iter()
+        .map(|site| {
+            serde_json::json!({
+                "parent": site.parent,
+                "callers": site.callers,
+                "call_file": site.call_file,
+                "call_line": site.call_line,
+                "entry_offset": site.start().and_then(offset),
+                "mark_offset": offset(site.mark_pc),
+                "ranges": site.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// `--inlined`: the sites of one function, one per line, below its row.
+fn write_sites(
+    out: &mut impl Write,
+    instances: &[&InlinedInstance<'_>],
+) -> Result<()> {
+    for site in instances {
+        let ranges: Vec<String> = site
+            .ranges
+            .iter()
+            .map(|(lo, hi)| format!("{lo:#x}-{hi:#x}"))
+            .collect();
+        let via = if site.callers.is_empty() {
+            String::new()
+        } else {
+            format!(" via {}", site.callers.join(" <- "))
+        };
+        writeln!(
+            out,
+            "    inlined in {}{via} at {}:{} entry {} mark {:#x} ranges {}",
+            site.parent,
+            site.call_file,
+            site.call_line,
+            site.start()
+                .map_or("none".to_owned(), |pc| format!("{pc:#x}")),
+            site.mark_pc,
+            ranges.join(" ")
+        )?;
+    }
+    Ok(())
 }
 
 /// `[{"name":..,"type":..}]` for parameters or results.

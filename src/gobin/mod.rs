@@ -6,6 +6,7 @@ pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
 pub mod elf;
+pub mod inline;
 pub mod pclntab;
 pub mod runtime_layout;
 pub mod varint;
@@ -75,6 +76,8 @@ pub struct GoBinary<'data> {
     pub pclntab: pclntab::Pclntab<'data>,
     /// Every function of the pclntab, in address order.
     pub funcs: Vec<pclntab::Func<'data>>,
+    /// Every inlined call, read on first use.
+    inlined: std::sync::OnceLock<inline::InlineTable<'data>>,
 }
 
 impl<'data> GoBinary<'data> {
@@ -93,6 +96,7 @@ impl<'data> GoBinary<'data> {
             build,
             pclntab,
             funcs,
+            inlined: std::sync::OnceLock::new(),
         })
     }
 
@@ -146,6 +150,24 @@ impl<'data> GoBinary<'data> {
     pub fn is_inlined_everywhere(&self, name: &str) -> bool {
         let in_dwarf = matches!(self.dwarf(), Ok(Some(info)) if info.functions.contains_key(name));
         in_dwarf && !self.funcs.iter().any(|f| f.name == name)
+    }
+
+    /// Every inlined call of the binary, from the pclntab's inline trees (read once, on
+    /// first use), with the functions whose tree could not be read.
+    pub fn inline_table(&self) -> &inline::InlineTable<'data> {
+        self.inlined.get_or_init(|| {
+            inline::read(
+                &self.elf,
+                &self.pclntab,
+                &self.funcs,
+                self.build.go_version.as_deref(),
+            )
+        })
+    }
+
+    /// The inlined instances of the function named `func`, by parent entry.
+    pub fn inlined_instances(&self, func: &str) -> Vec<inline::InlinedInstance<'data>> {
+        self.inline_table().of(func).cloned().collect()
     }
 
     /// The machine code of `func`, from its entry to its end.
