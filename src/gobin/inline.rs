@@ -18,10 +18,17 @@ use object::{Object, ObjectSection, ObjectSegment};
 use super::elf::ElfImage;
 use super::pclntab::{Func, FuncData, PclnVersion, Pclntab};
 
-/// `PCDATA_InlTreeIndex` (runtime/symtab.go, the same number since go1.12).
+/// `PCDATA_InlTreeIndex` (runtime/symtab.go, the same number in go1.14-1.27).
 const PCDATA_INL_TREE_INDEX: usize = 2;
-/// `FUNCDATA_InlTree` (runtime/symtab.go, the same number since go1.12).
-const FUNCDATA_INL_TREE: usize = 3;
+/// `FUNCDATA_InlTree` (runtime/symtab.go): 4 in go1.14-1.15, where slot 2 is
+/// `FUNCDATA_RegPointerMaps`; 3 from go1.16, which removed it.
+fn funcdata_inl_tree(version: PclnVersion) -> usize {
+    if version == PclnVersion::Go12 {
+        4
+    } else {
+        3
+    }
+}
 
 /// Deepest inlining chain followed (a cycle in a corrupt tree stops here).
 const MAX_DEPTH: usize = 256;
@@ -156,7 +163,7 @@ impl<'data> TreeReader<'_, 'data> {
     /// The inlined instances of one function (empty when nothing was inlined into it).
     fn instances(&self, func: &Func<'data>) -> Result<Vec<InlinedInstance<'data>>> {
         let pclntab = self.pclntab;
-        let Some(tree) = pclntab.funcdata(func, FUNCDATA_INL_TREE)? else {
+        let Some(tree) = pclntab.funcdata(func, funcdata_inl_tree(pclntab.version))? else {
             return Ok(Vec::new());
         };
         let Some(table) = pclntab.pcdata_table(func, PCDATA_INL_TREE_INDEX)? else {
@@ -261,7 +268,7 @@ fn merged(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 /// Reads the inline tree of every function in `funcs`. `go_version` is the build info's
-/// (`go1.14`...): Go 1.2-1.15 share one pclntab magic, and only 1.12+ has this tree layout.
+/// (`go1.14`...): Go 1.2-1.15 share one pclntab magic, and gotrace reads the trees of 1.14+.
 pub fn read<'data>(
     elf: &ElfImage<'data>,
     pclntab: &Pclntab<'data>,
@@ -269,15 +276,17 @@ pub fn read<'data>(
     go_version: Option<&str>,
 ) -> InlineTable<'data> {
     let mut table = InlineTable::default();
-    if pclntab.version == PclnVersion::Go12 && !go_version.is_some_and(is_go112_or_later) {
+    let minor = go_version.and_then(go_minor);
+    if pclntab.version == PclnVersion::Go12 && !minor.is_some_and(|m| m >= 14) {
         table.unavailable = Some(format!(
-            "inline trees not read: Go version {} is not known to be 1.12 or later",
+            "inline trees not read: Go version {} is not known to be 1.14 or later (the \
+             funcdata numbering gotrace reads)",
             go_version.unwrap_or("unknown")
         ));
         return table;
     }
     let gofunc = if pclntab.version >= PclnVersion::Go118 {
-        match find_gofunc(elf, pclntab, funcs) {
+        match find_gofunc(elf, pclntab, funcs, minor) {
             Some(addr) => Some(addr),
             None => {
                 table.unavailable = Some(
@@ -308,19 +317,23 @@ pub fn read<'data>(
     table
 }
 
-/// `go1.N...` with N >= 12 (or a later major version).
-fn is_go112_or_later(version: &str) -> bool {
-    let Some(rest) = version.strip_prefix("go1.") else {
-        return false;
-    };
+/// N of a `go1.N...` version string.
+fn go_minor(version: &str) -> Option<u32> {
+    let rest = version.strip_prefix("go1.")?;
     let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    minor.parse::<u32>().is_ok_and(|m| m >= 12)
+    minor.parse().ok()
 }
 
 /// `moduledata.gofunc`, the base of Go 1.18+ funcdata offsets: the `go:func.*` symbol
 /// (`go.func.*` in go1.18-1.19), else the field of `runtime.firstmoduledata`, found in the
 /// data by its first word (the pclntab's address) and its `minpc` (the first function).
-fn find_gofunc(elf: &ElfImage<'_>, pclntab: &Pclntab<'_>, funcs: &[Func<'_>]) -> Option<u64> {
+/// `minor` is the Go 1.N release from the build info.
+fn find_gofunc(
+    elf: &ElfImage<'_>,
+    pclntab: &Pclntab<'_>,
+    funcs: &[Func<'_>],
+    minor: Option<u32>,
+) -> Option<u64> {
     if let Some(addr) = ["go:func.*", "go.func.*"]
         .iter()
         .find_map(|name| elf.symbol_address(name))
@@ -335,12 +348,13 @@ fn find_gofunc(elf: &ElfImage<'_>, pclntab: &Pclntab<'_>, funcs: &[Func<'_>]) ->
     })?;
     let minpc = funcs.first()?.entry;
     // runtime/symtab.go moduledata, in words: pcHeader 0, six slices 1-18, findfunctab 19,
-    // minpc 20, maxpc 21, text 22 ... rodata, gofunc: 38 in go1.18-1.19, 40 in go1.20+
-    // (covctrs, ecovctrs were added before end in go1.20).
-    let gofunc_word = if pclntab.version >= PclnVersion::Go120 {
-        40
-    } else {
-        38
+    // minpc 20, maxpc 21, text 22 ... rodata, gofunc: word 38 in go1.18-1.19, 40 in
+    // go1.20-1.26 (covctrs, ecovctrs added before end), 43 in go1.27 (three more words
+    // before rodata); checked against the go:func.* symbol of each release.
+    let gofunc_word = match (pclntab.version, minor) {
+        (PclnVersion::Go118, _) => 38,
+        (_, Some(minor)) if minor >= 27 => 43,
+        _ => 40,
     };
     let ptr = pclntab.ptr_size();
     let word = |bytes: &[u8], i: usize| -> Option<u64> {
@@ -351,7 +365,8 @@ fn find_gofunc(elf: &ElfImage<'_>, pclntab: &Pclntab<'_>, funcs: &[Func<'_>]) ->
             u64::from(u32::from_le_bytes(raw.try_into().ok()?))
         })
     };
-    [".noptrdata", ".data", ".data.rel.ro"]
+    // go1.26+ puts moduledata in its own section.
+    [".go.module", ".noptrdata", ".data", ".data.rel.ro"]
         .iter()
         .filter_map(|name| elf.file.section_by_name(name)?.data().ok())
         .find_map(|bytes| {
@@ -360,13 +375,14 @@ fn find_gofunc(elf: &ElfImage<'_>, pclntab: &Pclntab<'_>, funcs: &[Func<'_>]) ->
                 (word(candidate, 0)? == pclntab_vaddr && word(candidate, 20)? == minpc)
                     .then(|| word(candidate, gofunc_word))
                     .flatten()
+                    .filter(|&gofunc| elf.bytes_at(gofunc, 1).is_some())
             })
         })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{is_go112_or_later, merged};
+    use super::{go_minor, merged};
 
     #[test]
     fn merges_touching_ranges() {
@@ -378,9 +394,9 @@ mod tests {
 
     #[test]
     fn go_versions() {
-        assert!(is_go112_or_later("go1.14"));
-        assert!(is_go112_or_later("go1.21.13"));
-        assert!(!is_go112_or_later("go1.11.5"));
-        assert!(!is_go112_or_later("devel"));
+        assert_eq!(go_minor("go1.14"), Some(14));
+        assert_eq!(go_minor("go1.21.13"), Some(21));
+        assert_eq!(go_minor("go1.27rc1"), Some(27));
+        assert_eq!(go_minor("devel"), None);
     }
 }
