@@ -120,7 +120,9 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
             });
             writeln!(out, "{row}")?;
         } else {
-            let types_known = dwarf.as_ref().is_some_and(|d| d.functions.contains_key(name));
+            let types_known = dwarf
+                .as_ref()
+                .is_some_and(|d| d.functions.contains_key(name));
             writeln!(
                 out,
                 "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
@@ -205,10 +207,7 @@ fn sites_json(bin: &GoBinary<'_>, instances: &[&InlinedInstance<'_>]) -> serde_j
 }
 
 /// `--inlined`: the sites of one function, one per line, below its row.
-fn write_sites(
-    out: &mut impl Write,
-    instances: &[&InlinedInstance<'_>],
-) -> Result<()> {
+fn write_sites(out: &mut impl Write, instances: &[&InlinedInstance<'_>]) -> Result<()> {
     for site in instances {
         let ranges: Vec<String> = site
             .ranges

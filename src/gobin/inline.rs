@@ -132,10 +132,9 @@ impl<'data> TreeReader<'_, 'data> {
             .checked_mul(size)
             .and_then(|off| base.checked_add(off))
             .context("inline tree index out of range")?;
-        let bytes = self
-            .elf
-            .bytes_at(addr, size)
-            .with_context(|| format!("inline tree entry {index} at {addr:#x} is not in the file"))?;
+        let bytes = self.elf.bytes_at(addr, size).with_context(|| {
+            format!("inline tree entry {index} at {addr:#x} is not in the file")
+        })?;
         let i32_at = |off: usize| i32::from_le_bytes(bytes[off..off + 4].try_into().expect("4"));
         let u32_at = |off: usize| u32::from_le_bytes(bytes[off..off + 4].try_into().expect("4"));
         Ok(if self.pclntab.version >= PclnVersion::Go120 {
@@ -226,12 +225,19 @@ impl<'data> TreeReader<'_, 'data> {
                 }
             }
         }
+        let lines = match self.pclntab.version {
+            PclnVersion::Go120 => Some(pclntab.line_table(func)?),
+            _ => None,
+        };
         let mut instances = Vec::with_capacity(entries.len());
         for (&index, (entry, _)) in &entries {
             let mark_pc = func.entry + u64::from(entry.parent_pc);
-            let (call_file, call_line) = match entry.call_site {
-                Some((file_no, line)) => (pclntab.file_name(func, file_no)?.unwrap_or("?"), line),
-                None => pclntab.line(func, mark_pc)?.unwrap_or(("?", 0)),
+            let (call_file, call_line) = match (entry.call_site, &lines) {
+                (Some((file_no, line)), _) => {
+                    (pclntab.file_name(func, file_no)?.unwrap_or("?"), line)
+                }
+                (None, Some(lines)) => lines.line(mark_pc)?.unwrap_or(("?", 0)),
+                (None, None) => ("?", 0),
             };
             let callers = chain(index)?[1..]
                 .iter()
@@ -277,7 +283,7 @@ pub fn read<'data>(
 ) -> InlineTable<'data> {
     let mut table = InlineTable::default();
     let minor = go_version.and_then(go_minor);
-    if pclntab.version == PclnVersion::Go12 && !minor.is_some_and(|m| m >= 14) {
+    if pclntab.version == PclnVersion::Go12 && minor.is_none_or(|m| m < 14) {
         table.unavailable = Some(format!(
             "inline trees not read: Go version {} is not known to be 1.14 or later (the \
              funcdata numbering gotrace reads)",

@@ -381,6 +381,20 @@ impl<'data> Pclntab<'data> {
         Ok(Some((file, line)))
     }
 
+    /// `func`'s whole pc -> file:line mapping, decoded once for many lookups.
+    pub fn line_table(&self, func: &Func<'data>) -> Result<LineTable<'data>> {
+        let runs = |field| -> Result<Vec<(u64, u64, i64)>> {
+            self.pc_runs(func, self.record_field(func.record, field)?)?
+                .collect()
+        };
+        Ok(LineTable {
+            files: runs(5)?,
+            lines: runs(6)?,
+            func: func.clone(),
+            pclntab: self.clone(),
+        })
+    }
+
     /// The name of file number `file_no` of `func`'s compilation unit (Go 1.16+: an index
     /// into the unit's slice of `cutab`; before: into the global file table).
     pub fn file_name(&self, func: &Func<'_>, file_no: i64) -> Result<Option<&'data str>> {
@@ -410,6 +424,31 @@ impl<'data> Pclntab<'data> {
 pub enum FuncData {
     GoFuncOffset(u64),
     Address(u64),
+}
+
+/// One function's pc -> file:line mapping (see [`Pclntab::line_table`]).
+pub struct LineTable<'data> {
+    files: Vec<(u64, u64, i64)>,
+    lines: Vec<(u64, u64, i64)>,
+    func: Func<'data>,
+    pclntab: Pclntab<'data>,
+}
+
+impl<'data> LineTable<'data> {
+    /// Source file and line of `pc`, as [`Pclntab::line`] says.
+    pub fn line(&self, pc: u64) -> Result<Option<(&'data str, i64)>> {
+        let at = |runs: &[(u64, u64, i64)]| {
+            let i = runs.partition_point(|r| r.1 <= pc);
+            runs.get(i).filter(|r| r.0 <= pc).map(|r| r.2)
+        };
+        let (Some(file_no), Some(line)) = (at(&self.files), at(&self.lines)) else {
+            return Ok(None);
+        };
+        Ok(self
+            .pclntab
+            .file_name(&self.func, file_no)?
+            .map(|file| (file, line)))
+    }
 }
 
 /// The runs of one pc-value table (see [`Pclntab::pc_runs`]).
