@@ -9,6 +9,9 @@
 //!   PC ranges merged where they touch) equals the one from the DWARF inlined subroutines.
 //! - Every stripped matrix binary reads exactly the same inlined calls as its unstripped
 //!   twin (the stripped one finds `moduledata.gofunc` without symbols).
+//! - gotrace's own DWARF reader (`GoBinary::dwarf_inlined`) finds the same inlined calls as
+//!   `debug/dwarf` on every matrix binary with DWARF, with the same formal parameter names
+//!   in the same order, and some of those parameters have a location.
 //! - The esbuild binaries without DWARF (Go 1.15-1.17) read every function's tree.
 //! - `gotrace list --json` on examples/go-targets/inlined: the `main.*` functions that the
 //!   compiler inlined everywhere are listed as inlined-only, each with its sites, and the
@@ -27,6 +30,7 @@ use common::gotrace::gotrace;
 use common::require;
 use common::targets::{esbuild_binary, matrix_binaries, matrix_binary, repo_root, Variant};
 use common::toolchain::{oracle_toolchain, MATRIX_GO_VERSIONS};
+use gotrace::gobin::dwarf_inline::ParamLocation;
 use gotrace::gobin::BinaryFile;
 
 /// Differences shown per binary before the rest are only counted.
@@ -41,6 +45,9 @@ struct Site {
     call_file: String,
     call_line: i64,
     ranges: Vec<[u64; 2]>,
+    /// Names of the formal parameters DWARF lists below the call (empty from the pclntab).
+    #[serde(default)]
+    params: Vec<String>,
 }
 
 impl Site {
@@ -78,6 +85,7 @@ fn read_sites(binary: &Path) -> Result<(Vec<Site>, Vec<String>)> {
                 call_file: i.call_file.to_owned(),
                 call_line: i.call_line,
                 ranges: i.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect(),
+                params: Vec::new(),
             }
             .normalized()
         })
@@ -121,6 +129,9 @@ fn check_against_dwarf(binary: &Path, with_ranges: bool) -> Result<Vec<String>> 
         bail!("gotrace found no inlined call");
     }
     let mut theirs = oracle_sites(binary)?;
+    for site in &mut theirs {
+        site.params.clear();
+    }
     if !with_ranges {
         for site in ours.iter_mut().chain(theirs.iter_mut()) {
             site.ranges.clear();
@@ -210,6 +221,65 @@ fn matrix_inline_trees_match_debug_dwarf() {
                 binary.label.clone(),
                 check_against_dwarf(&binary.path, true),
             ));
+        }
+    }
+    report(results);
+}
+
+/// The inlined calls gotrace's DWARF reader finds, and how many parameters have a location.
+fn read_dwarf_sites(binary: &Path) -> Result<(Vec<Site>, usize)> {
+    let file = BinaryFile::open(binary)?;
+    let bin = file.parse()?;
+    let calls = bin.dwarf_inlined()?.context("no DWARF")?;
+    let located = calls
+        .iter()
+        .flat_map(|c| &c.params)
+        .filter(|p| p.location != ParamLocation::None)
+        .count();
+    let sites = calls
+        .into_iter()
+        .map(|c| {
+            Site {
+                func: c.func,
+                parent: c.parent,
+                callers: c.callers,
+                call_file: c.call_file,
+                call_line: c.call_line as i64,
+                ranges: c.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect(),
+                params: c.params.into_iter().map(|p| p.name).collect(),
+            }
+            .normalized()
+        })
+        .collect();
+    Ok((sites, located))
+}
+
+#[test]
+fn dwarf_inlined_subroutines_match_debug_dwarf() {
+    let mut results = Vec::new();
+    for &version in MATRIX_GO_VERSIONS {
+        let Some(binaries) = require(matrix_binaries(version)) else {
+            return;
+        };
+        for binary in binaries.iter().filter(|b| b.has_symbols) {
+            let result = (|| {
+                let (ours, located) = read_dwarf_sites(&binary.path)?;
+                if located == 0 {
+                    bail!("no inlined parameter has a location");
+                }
+                let (ours_only, theirs_only) = differences(ours, oracle_sites(&binary.path)?);
+                let mut problems: Vec<String> = ours_only
+                    .iter()
+                    .map(|s| format!("only gotrace: {s:?}"))
+                    .collect();
+                problems.extend(
+                    theirs_only
+                        .iter()
+                        .map(|s| format!("only debug/dwarf: {s:?}")),
+                );
+                Ok(problems)
+            })();
+            results.push((binary.label.clone(), result));
         }
     }
     report(results);

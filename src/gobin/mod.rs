@@ -5,6 +5,7 @@
 pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
+pub mod dwarf_inline;
 pub mod elf;
 pub mod inline;
 pub mod pclntab;
@@ -127,6 +128,14 @@ impl<'data> GoBinary<'data> {
     pub fn dwarf(&self) -> anyhow::Result<Option<dwarf::DwarfInfo>> {
         use anyhow::Context;
         dwarf::load(&self.elf.file).context("reading DWARF")
+    }
+
+    /// Every inlined call the binary's DWARF describes (with parameter locations), or None
+    /// when it has no DWARF. Reads the whole DWARF; [`GoBinary::inline_table`] needs none.
+    pub fn dwarf_inlined(&self) -> anyhow::Result<Option<Vec<dwarf_inline::InlinedSubroutine>>> {
+        use anyhow::Context;
+        dwarf_inline::inlined_subroutines(&self.elf.file)
+            .context("reading DWARF inlined subroutines")
     }
 
     /// Offsets in runtime.g and runtime.m (goid, stack, m, curg): from the binary's DWARF

@@ -22,6 +22,8 @@ type site struct {
 	CallFile string      `json:"call_file"`
 	CallLine int64       `json:"call_line"`
 	Ranges   [][2]uint64 `json:"ranges"`
+	// Params are the names of the formal parameters directly below the call, in order.
+	Params []string `json:"params"`
 }
 
 func main() {
@@ -44,8 +46,8 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	// Pass 1: the name of every subprogram DIE, by offset (abstract origins may be in
-	// another unit).
+	// Pass 1: the name of every subprogram and formal parameter DIE, by offset (abstract
+	// origins may be in another unit).
 	names := map[dwarf.Offset]string{}
 	r := d.Reader()
 	for {
@@ -56,7 +58,7 @@ func run(path string) error {
 		if e == nil {
 			break
 		}
-		if e.Tag == dwarf.TagSubprogram {
+		if e.Tag == dwarf.TagSubprogram || e.Tag == dwarf.TagFormalParameter {
 			if name, ok := e.Val(dwarf.AttrName).(string); ok {
 				names[e.Offset] = name
 			}
@@ -80,6 +82,17 @@ func run(path string) error {
 		name string
 	}
 	var stack []open
+	// The site being printed, and the depth of its DIE, until its children are read.
+	var pending *site
+	pendingDepth := -1
+	flush := func() error {
+		if pending == nil {
+			return nil
+		}
+		err := out.Encode(pending)
+		pending = nil
+		return err
+	}
 	var files []*dwarf.LineFile
 	for {
 		e, err := r.Next()
@@ -88,6 +101,14 @@ func run(path string) error {
 		}
 		if e == nil {
 			break
+		}
+		if pending != nil && (e.Tag == 0 && len(stack) == pendingDepth+1 || e.Tag != 0 && e.Tag != dwarf.TagFormalParameter && len(stack) <= pendingDepth+1) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if e.Tag == dwarf.TagFormalParameter && pending != nil && len(stack) == pendingDepth+1 {
+			pending.Params = append(pending.Params, nameOf(e))
 		}
 		if e.Tag == 0 {
 			if len(stack) > 0 {
@@ -104,7 +125,7 @@ func run(path string) error {
 		}
 		name := nameOf(e)
 		if e.Tag == dwarf.TagInlinedSubroutine {
-			s := site{Func: name, Callers: []string{}, Ranges: [][2]uint64{}}
+			s := site{Func: name, Callers: []string{}, Ranges: [][2]uint64{}, Params: []string{}}
 			for i := len(stack) - 1; i >= 0; i-- {
 				if stack[i].tag == dwarf.TagInlinedSubroutine {
 					s.Callers = append(s.Callers, stack[i].name)
@@ -124,7 +145,12 @@ func run(path string) error {
 			for _, rg := range ranges {
 				s.Ranges = append(s.Ranges, [2]uint64{rg[0], rg[1]})
 			}
-			if err := out.Encode(s); err != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			if e.Children {
+				pending, pendingDepth = &s, len(stack)
+			} else if err := out.Encode(s); err != nil {
 				return err
 			}
 		}
@@ -132,5 +158,5 @@ func run(path string) error {
 			stack = append(stack, open{e.Tag, name})
 		}
 	}
-	return nil
+	return flush()
 }
