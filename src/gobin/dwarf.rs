@@ -200,12 +200,15 @@ pub fn load(elf: &object::File<'_>) -> Result<Option<DwarfInfo>> {
     Ok(Some(parser.finish()))
 }
 
+/// Every DWARF section of a binary, decompressed (or empty).
+pub(super) type Sections<'data> = gimli::DwarfSections<Cow<'data, [u8]>>;
+
 /// The DWARF sections of `elf`, decompressed, and their byte order; None without
 /// `.debug_info`. `all`: every section, else only those [`load`] reads (the others empty).
 pub(super) fn sections<'data>(
     elf: &object::File<'data>,
     all: bool,
-) -> Result<Option<(gimli::DwarfSections<Cow<'data, [u8]>>, RunTimeEndian)>> {
+) -> Result<Option<(Sections<'data>, RunTimeEndian)>> {
     if elf.section_by_name(".debug_info").is_none() {
         return Ok(None);
     }
