@@ -1,5 +1,6 @@
 //! `gotrace list`: what can be traced in a Go binary, and how.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::cli::ListArgs;
 use crate::gobin::dwarf::{DwarfInfo, Param};
 use crate::gobin::inline::{InlineTable, InlinedInstance};
+use crate::gobin::inline_entry::{InlineEntries, ParentFlow};
 use crate::gobin::{BinaryFile, GoBinary};
 
 /// Runs `gotrace list`.
@@ -27,6 +29,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         return list_globals(&bin, dwarf.as_ref(), &matches, args.json);
     }
     let inlined = bin.inline_table();
+    let mut flows = Flows::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
@@ -57,7 +60,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 "file_offset": offset(func.entry),
                 "file": file,
                 "line": line,
-                "inlined_sites": sites_json(&bin, &instances),
+                "inlined_sites": sites_json(&bin, &mut flows, &instances),
             });
             if let Some(info) = &dwarf {
                 let sig = info.functions.get(func.name).cloned().unwrap_or_default();
@@ -99,7 +102,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 line
             )?;
             if args.inlined {
-                write_sites(&mut out, &instances)?;
+                write_sites(&mut out, &bin, &mut flows, &instances)?;
             }
         }
     }
@@ -116,7 +119,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
             let row = serde_json::json!({
                 "function": name,
                 "inlined_only": true,
-                "inlined_sites": sites_json(&bin, &instances),
+                "inlined_sites": sites_json(&bin, &mut flows, &instances),
             });
             writeln!(out, "{row}")?;
         } else {
@@ -135,7 +138,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 instances.len(),
             )?;
             if args.inlined {
-                write_sites(&mut out, &instances)?;
+                write_sites(&mut out, &bin, &mut flows, &instances)?;
             }
         }
     }
@@ -187,18 +190,49 @@ fn inline_problems(table: &InlineTable<'_>) -> Option<String> {
     ))
 }
 
+/// Decoded parents of inlined calls, by entry (None: not decodable, e.g. arm64).
+#[derive(Default)]
+struct Flows(HashMap<u64, Option<ParentFlow>>);
+
+impl Flows {
+    /// Where control enters `site`, when its parent can be decoded.
+    fn entries(&mut self, bin: &GoBinary<'_>, site: &InlinedInstance<'_>) -> Option<InlineEntries> {
+        self.0
+            .entry(site.parent_entry)
+            .or_insert_with(|| bin.parent_flow(site.parent_entry).ok())
+            .as_ref()
+            .map(|flow| flow.entries(&site.ranges))
+    }
+}
+
 /// `"inlined_sites"`: one object per inlined call, with file offsets for uprobes.
-fn sites_json(bin: &GoBinary<'_>, instances: &[&InlinedInstance<'_>]) -> serde_json::Value {
+/// `entry_offset` is the call's single entry instruction, when the decoded parent shows
+/// exactly one that is not also reached from inside the call (else null; `entry_offsets`
+/// lists them all, `entries_complete` is false when the parent has indirect jumps).
+fn sites_json(
+    bin: &GoBinary<'_>,
+    flows: &mut Flows,
+    instances: &[&InlinedInstance<'_>],
+) -> serde_json::Value {
     let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
     instances
         .iter()
         .map(|site| {
+            let entries = flows.entries(bin, site);
+            let single = entries.as_ref().and_then(|e| match e.points.as_slice() {
+                [only] if !only.reentered => offset(only.pc),
+                _ => None,
+            });
             serde_json::json!({
                 "parent": site.parent,
                 "callers": site.callers,
                 "call_file": site.call_file,
                 "call_line": site.call_line,
-                "entry_offset": site.start().and_then(offset),
+                "entry_offset": single,
+                "entry_offsets": entries
+                    .as_ref()
+                    .map(|e| e.points.iter().map(|p| offset(p.pc)).collect::<Vec<_>>()),
+                "entries_complete": entries.as_ref().map(|e| e.indirect_jumps == 0),
                 "mark_offset": offset(site.mark_pc),
                 "ranges": site.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect::<Vec<_>>(),
             })
@@ -207,7 +241,12 @@ fn sites_json(bin: &GoBinary<'_>, instances: &[&InlinedInstance<'_>]) -> serde_j
 }
 
 /// `--inlined`: the sites of one function, one per line, below its row.
-fn write_sites(out: &mut impl Write, instances: &[&InlinedInstance<'_>]) -> Result<()> {
+fn write_sites(
+    out: &mut impl Write,
+    bin: &GoBinary<'_>,
+    flows: &mut Flows,
+    instances: &[&InlinedInstance<'_>],
+) -> Result<()> {
     for site in instances {
         let ranges: Vec<String> = site
             .ranges
@@ -219,14 +258,22 @@ fn write_sites(out: &mut impl Write, instances: &[&InlinedInstance<'_>]) -> Resu
         } else {
             format!(" via {}", site.callers.join(" <- "))
         };
+        let entries = match flows.entries(bin, site) {
+            None => "?".to_owned(),
+            Some(e) if e.points.is_empty() => "none".to_owned(),
+            Some(e) => e
+                .points
+                .iter()
+                .map(|p| format!("{:#x}{}", p.pc, if p.reentered { "(join)" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
         writeln!(
             out,
-            "    inlined in {}{via} at {}:{} entry {} mark {:#x} ranges {}",
+            "    inlined in {}{via} at {}:{} entries {entries} mark {:#x} ranges {}",
             site.parent,
             site.call_file,
             site.call_line,
-            site.start()
-                .map_or("none".to_owned(), |pc| format!("{pc:#x}")),
             site.mark_pc,
             ranges.join(" ")
         )?;

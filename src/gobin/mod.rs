@@ -8,6 +8,7 @@ pub mod dwarf;
 pub mod dwarf_inline;
 pub mod elf;
 pub mod inline;
+pub mod inline_entry;
 pub mod pclntab;
 pub mod runtime_layout;
 pub mod varint;
@@ -177,6 +178,19 @@ impl<'data> GoBinary<'data> {
     /// The inlined instances of the function named `func`, by parent entry.
     pub fn inlined_instances(&self, func: &str) -> Vec<inline::InlinedInstance<'data>> {
         self.inline_table().of(func).cloned().collect()
+    }
+
+    /// The decoded control flow of the out-of-line function at `entry` (an inlined call's
+    /// parent), for [`inline_entry::ParentFlow::entries`].
+    pub fn parent_flow(&self, entry: u64) -> anyhow::Result<inline_entry::ParentFlow> {
+        use anyhow::Context;
+        let func = self
+            .func_at(entry)
+            .context("no function at the parent's entry")?;
+        let code = self
+            .code(func)
+            .context("the parent's code is not in the file")?;
+        inline_entry::ParentFlow::decode(self.elf.arch, code, func.entry)
     }
 
     /// The machine code of `func`, from its entry to its end.
