@@ -29,7 +29,8 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         return list_globals(&bin, dwarf.as_ref(), &matches, args.json);
     }
     let inlined = bin.inline_table();
-    let mut flows = Flows::default();
+    // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
+    let mut flows = args.inlined.then(Flows::default);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
@@ -60,8 +61,10 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 "file_offset": offset(func.entry),
                 "file": file,
                 "line": line,
-                "inlined_sites": sites_json(&bin, &mut flows, &instances),
             });
+            if !instances.is_empty() {
+                row["inlined_sites"] = sites_json(&bin, flows.as_mut(), &instances);
+            }
             if let Some(info) = &dwarf {
                 let sig = info.functions.get(func.name).cloned().unwrap_or_default();
                 row["params"] = params_json(info, &sig.params);
@@ -102,14 +105,15 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 line
             )?;
             if args.inlined {
-                write_sites(&mut out, &bin, &mut flows, &instances)?;
+                write_sites(&mut out, &bin, flows.as_mut(), &instances)?;
             }
         }
     }
     // Functions with no out-of-line copy: their only code is inlined into callers.
+    let out_of_line: std::collections::HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
     let mut inlined_only: Vec<&str> = inlined
         .inlined_functions()
-        .filter(|name| matches(name) && !bin.funcs.iter().any(|f| f.name == *name))
+        .filter(|name| matches(name) && !out_of_line.contains(name))
         .collect();
     inlined_only.sort_unstable();
     for name in inlined_only {
@@ -119,7 +123,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
             let row = serde_json::json!({
                 "function": name,
                 "inlined_only": true,
-                "inlined_sites": sites_json(&bin, &mut flows, &instances),
+                "inlined_sites": sites_json(&bin, flows.as_mut(), &instances),
             });
             writeln!(out, "{row}")?;
         } else {
@@ -138,7 +142,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
                 instances.len(),
             )?;
             if args.inlined {
-                write_sites(&mut out, &bin, &mut flows, &instances)?;
+                write_sites(&mut out, &bin, flows.as_mut(), &instances)?;
             }
         }
     }
@@ -205,37 +209,42 @@ impl Flows {
     }
 }
 
-/// `"inlined_sites"`: one object per inlined call, with file offsets for uprobes.
-/// `entry_offset` is the call's single entry instruction, when the decoded parent shows
-/// exactly one that is not also reached from inside the call (else null; `entry_offsets`
-/// lists them all, `entries_complete` is false when the parent has indirect jumps).
+/// `"inlined_sites"`: one object per inlined call, with file offsets for uprobes. With
+/// `flows` (`--inlined`): `entry_offset` is the call's single entry instruction, when the
+/// decoded parent shows exactly one that is not also reached from inside the call (else
+/// null; `entry_offsets` lists them all, `entries_complete` is false when the parent has
+/// indirect jumps); without, those three keys are absent.
 fn sites_json(
     bin: &GoBinary<'_>,
-    flows: &mut Flows,
+    mut flows: Option<&mut Flows>,
     instances: &[&InlinedInstance<'_>],
 ) -> serde_json::Value {
     let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
     instances
         .iter()
         .map(|site| {
-            let entries = flows.entries(bin, site);
-            let single = entries.as_ref().and_then(|e| match e.points.as_slice() {
-                [only] if !only.reentered => offset(only.pc),
-                _ => None,
-            });
-            serde_json::json!({
+            let mut row = serde_json::json!({
                 "parent": site.parent,
                 "callers": site.callers,
                 "call_file": site.call_file,
                 "call_line": site.call_line,
-                "entry_offset": single,
-                "entry_offsets": entries
-                    .as_ref()
-                    .map(|e| e.points.iter().map(|p| offset(p.pc)).collect::<Vec<_>>()),
-                "entries_complete": entries.as_ref().map(|e| e.indirect_jumps == 0),
                 "mark_offset": offset(site.mark_pc),
                 "ranges": site.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect::<Vec<_>>(),
-            })
+            });
+            if let Some(flows) = flows.as_mut() {
+                let entries = flows.entries(bin, site);
+                let single = entries.as_ref().and_then(|e| match e.points.as_slice() {
+                    [only] if !only.reentered => offset(only.pc),
+                    _ => None,
+                });
+                row["entry_offset"] = single.into();
+                row["entry_offsets"] = entries
+                    .as_ref()
+                    .map(|e| e.points.iter().map(|p| offset(p.pc)).collect::<Vec<_>>())
+                    .into();
+                row["entries_complete"] = entries.as_ref().map(|e| e.indirect_jumps == 0).into();
+            }
+            row
         })
         .collect()
 }
@@ -244,7 +253,7 @@ fn sites_json(
 fn write_sites(
     out: &mut impl Write,
     bin: &GoBinary<'_>,
-    flows: &mut Flows,
+    mut flows: Option<&mut Flows>,
     instances: &[&InlinedInstance<'_>],
 ) -> Result<()> {
     for site in instances {
@@ -258,7 +267,7 @@ fn write_sites(
         } else {
             format!(" via {}", site.callers.join(" <- "))
         };
-        let entries = match flows.entries(bin, site) {
+        let entries = match flows.as_mut().and_then(|f| f.entries(bin, site)) {
             None => "?".to_owned(),
             Some(e) if e.points.is_empty() => "none".to_owned(),
             Some(e) => e

@@ -49,6 +49,9 @@ struct Flow {
 /// The decoded control flow of a parent function, reused for each of its inlined calls.
 pub struct ParentFlow {
     flows: Vec<Flow>,
+    /// Predecessors of instruction `i`: `preds[pred_start[i]..pred_start[i + 1]]`.
+    pred_start: Vec<usize>,
+    preds: Vec<usize>,
     entry: u64,
     indirect_jumps: usize,
 }
@@ -87,11 +90,47 @@ impl ParentFlow {
                 target,
             });
         }
-        Ok(ParentFlow {
+        let mut flow = ParentFlow {
             flows,
+            pred_start: Vec::new(),
+            preds: Vec::new(),
             entry,
             indirect_jumps,
-        })
+        };
+        flow.link_predecessors();
+        Ok(flow)
+    }
+
+    /// Fills the predecessor table (compressed rows: one count pass, one fill pass).
+    fn link_predecessors(&mut self) {
+        let mut edges: Vec<(usize, usize)> = Vec::new();
+        for (i, flow) in self.flows.iter().enumerate() {
+            for dst in [flow.fallthrough, flow.target].into_iter().flatten() {
+                if let Some(j) = self.index(dst) {
+                    edges.push((j, i));
+                }
+            }
+        }
+        let mut start = vec![0usize; self.flows.len() + 1];
+        for &(dst, _) in &edges {
+            start[dst + 1] += 1;
+        }
+        for i in 0..self.flows.len() {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut preds = vec![0usize; edges.len()];
+        for (dst, src) in edges {
+            preds[fill[dst]] = src;
+            fill[dst] += 1;
+        }
+        self.pred_start = start;
+        self.preds = preds;
+    }
+
+    /// Predecessors of instruction `i`.
+    fn predecessors(&self, i: usize) -> &[usize] {
+        &self.preds[self.pred_start[i]..self.pred_start[i + 1]]
     }
 
     /// Index of the instruction at `pc`.
@@ -105,6 +144,33 @@ impl ParentFlow {
             let i = ranges.partition_point(|r| r.1 <= pc);
             ranges.get(i).is_some_and(|r| r.0 <= pc)
         };
+        // Fast path: when a single instance instruction has a predecessor outside the ranges
+        // (or is the function entry), every path into the instance goes through it.
+        let mut candidates = Vec::new();
+        for &(lo, hi) in ranges {
+            let first = self.flows.partition_point(|f| f.pc < lo);
+            for (i, flow) in self.flows[first..].iter().enumerate() {
+                if flow.pc >= hi {
+                    break;
+                }
+                let preds = self.predecessors(first + i);
+                let from_outside =
+                    flow.pc == self.entry || preds.iter().any(|&p| !inside(self.flows[p].pc));
+                if from_outside {
+                    let reentered = preds.iter().any(|&p| inside(self.flows[p].pc));
+                    candidates.push(EntryPoint {
+                        pc: flow.pc,
+                        reentered,
+                    });
+                }
+            }
+        }
+        if candidates.len() <= 1 {
+            return InlineEntries {
+                points: candidates,
+                indirect_jumps: self.indirect_jumps,
+            };
+        }
         // pc -> (reached from outside, reached from inside)
         let mut reached: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
         // Outside: walk from the function entry through the caller's own instructions only;
