@@ -33,11 +33,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let mut flows = args.inlined.then(Flows::default);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        if let Some(problem) = inline_problems(inlined) {
-            eprintln!("gotrace: warning: {problem}");
-        }
-    } else {
+    if !args.json {
         writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
         writeln!(out, "{}", inline_summary(inlined))?;
         writeln!(
@@ -154,6 +150,12 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
             args.binary.display(),
             args.binary.display()
         );
+    }
+    // In text the summary line says it; JSON lines have no room for it.
+    if args.json {
+        if let Some(problem) = inline_problems(inlined) {
+            eprintln!("gotrace: warning: {problem}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
