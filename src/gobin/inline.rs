@@ -60,13 +60,6 @@ pub struct InlinedInstance<'data> {
     pub tree_index: usize,
 }
 
-impl InlinedInstance<'_> {
-    /// The first instruction of the instance's code (lowest address), if it has any.
-    pub fn start(&self) -> Option<u64> {
-        self.ranges.first().map(|r| r.0)
-    }
-}
-
 /// Every inlined call of a binary, and what could not be read.
 #[derive(Debug, Default)]
 pub struct InlineTable<'data> {
