@@ -194,7 +194,7 @@ impl<'data> TreeReader<'_, 'data> {
                 Some(_) => entry.parent,
                 // go1.20+: the parent is the entry of the instruction at parentPc
                 // (runtime/symtabinl.go inlineUnwinder.next).
-                None => index_at(func.entry + u64::from(entry.parent_pc)),
+                None => index_at(func.entry.saturating_add(u64::from(entry.parent_pc))),
             };
             pending.extend(parent);
             entries.insert(index, (entry, parent));
@@ -224,7 +224,7 @@ impl<'data> TreeReader<'_, 'data> {
         };
         let mut instances = Vec::with_capacity(entries.len());
         for (&index, (entry, _)) in &entries {
-            let mark_pc = func.entry + u64::from(entry.parent_pc);
+            let mark_pc = func.entry.saturating_add(u64::from(entry.parent_pc));
             let (call_file, call_line) = match (entry.call_site, &lines) {
                 (Some((file_no, line)), _) => {
                     (pclntab.file_name(func, file_no)?.unwrap_or("?"), line)
