@@ -15,7 +15,8 @@
 //! - The esbuild binaries without DWARF (Go 1.15-1.17) read every function's tree.
 //! - `gotrace list --json` on examples/go-targets/inlined: the `main.*` functions that the
 //!   compiler inlined everywhere are listed as inlined-only, each with its sites, and the
-//!   INLINED column and `--inlined` agree with the JSON.
+//!   INLINED column and `--inlined` agree with the JSON; with `--inlined`, each `main.*` site
+//!   has a single entry, and (with DWARF) `main.clamp`'s site the parameters of its source.
 
 mod common;
 
@@ -409,6 +410,35 @@ fn check_list(binary: &Path) -> Result<Vec<String>> {
             }
         }
         other => problems.push(format!("main.add is not listed with its entry: {other:?}")),
+    }
+    // --inlined --json: every main.* site has one entry; with DWARF, main.clamp's site has
+    // the parameters its source declares, in order.
+    let detailed = gotrace([
+        Path::new("list"),
+        Path::new("--json"),
+        Path::new("--inlined"),
+        binary,
+        Path::new("main.*"),
+    ]);
+    let has_dwarf = !binary.to_string_lossy().contains("-stripped/");
+    for line in String::from_utf8_lossy(&detailed.stdout).lines() {
+        let row: serde_json::Value = serde_json::from_str(line)?;
+        for site in row["inlined_sites"].as_array().into_iter().flatten() {
+            if !site["entry_offset"].is_u64() {
+                problems.push(format!("{}: no single entry: {site}", row["function"]));
+            }
+            if row["function"] == "main.clamp" && has_dwarf {
+                let names: Vec<&str> = site["params"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                if names != ["x", "lo", "hi"] {
+                    problems.push(format!("main.clamp's site has params {names:?}"));
+                }
+            }
+        }
     }
     // Text: the INLINED column and one `inlined in` line per site with --inlined.
     let text = gotrace([

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::ListArgs;
 use crate::gobin::dwarf::{DwarfInfo, Param};
+use crate::gobin::dwarf_inline::{InlinedParam, InlinedSubroutine, ParamLocation};
 use crate::gobin::inline::{InlineTable, InlinedInstance};
 use crate::gobin::inline_entry::{InlineEntries, ParentFlow};
 use crate::gobin::{BinaryFile, GoBinary};
@@ -30,7 +31,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     }
     let inlined = bin.inline_table();
     // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
-    let mut flows = args.inlined.then(Flows::default);
+    let mut flows = args.inlined.then(|| SiteDetails::read(&bin)).transpose()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if !args.json {
@@ -196,18 +197,65 @@ fn inline_problems(table: &InlineTable<'_>) -> Option<String> {
     ))
 }
 
-/// Decoded parents of inlined calls, by entry (None: not decodable, e.g. arm64).
-#[derive(Default)]
-struct Flows(HashMap<u64, Option<ParentFlow>>);
+/// What `--inlined` adds to each site: its entries, from the decoded parents (cached by
+/// entry; None: not decodable, e.g. arm64), and its parameters, from DWARF when it has any.
+struct SiteDetails {
+    flows: HashMap<u64, Option<ParentFlow>>,
+    /// DWARF's inlined calls by (parent, function, call line).
+    dwarf: HashMap<(String, String, u64), Vec<InlinedSubroutine>>,
+}
 
-impl Flows {
+impl SiteDetails {
+    /// Reads the binary's DWARF inlined calls (none without DWARF).
+    fn read(bin: &GoBinary<'_>) -> Result<SiteDetails> {
+        let mut dwarf: HashMap<_, Vec<InlinedSubroutine>> = HashMap::new();
+        for call in bin.dwarf_inlined()?.unwrap_or_default() {
+            let key = (call.parent.clone(), call.func.clone(), call.call_line);
+            dwarf.entry(key).or_default().push(call);
+        }
+        Ok(SiteDetails {
+            flows: HashMap::new(),
+            dwarf,
+        })
+    }
+
     /// Where control enters `site`, when its parent can be decoded.
     fn entries(&mut self, bin: &GoBinary<'_>, site: &InlinedInstance<'_>) -> Option<InlineEntries> {
-        self.0
+        self.flows
             .entry(site.parent_entry)
             .or_insert_with(|| bin.parent_flow(site.parent_entry).ok())
             .as_ref()
             .map(|flow| flow.entries(&site.ranges))
+    }
+
+    /// `site`'s formal parameters as DWARF describes them: the inlined call with the same
+    /// parent, function, call line and enclosing calls whose ranges overlap the site's.
+    fn params(&self, site: &InlinedInstance<'_>) -> Option<&[InlinedParam]> {
+        let key = (
+            site.parent.to_owned(),
+            site.func.to_owned(),
+            u64::try_from(site.call_line).ok()?,
+        );
+        let overlaps = |ranges: &[(u64, u64)]| {
+            ranges
+                .iter()
+                .any(|&(lo, hi)| site.ranges.iter().any(|&(l, h)| lo < h && l < hi))
+        };
+        self.dwarf
+            .get(&key)?
+            .iter()
+            .find(|call| call.callers == site.callers && overlaps(&call.ranges))
+            .map(|call| call.params.as_slice())
+    }
+}
+
+/// A parameter and how DWARF locates it: `expr` (one expression for the whole call), `list`
+/// (per PC range) or `none` (optimized away).
+fn param_location(param: &InlinedParam) -> &'static str {
+    match param.location {
+        ParamLocation::Expr(_) => "expr",
+        ParamLocation::List(_) => "list",
+        ParamLocation::None => "none",
     }
 }
 
@@ -215,10 +263,11 @@ impl Flows {
 /// `flows` (`--inlined`): `entry_offset` is the call's single entry instruction, when the
 /// decoded parent shows exactly one that is not also reached from inside the call (else
 /// null; `entry_offsets` lists them all, `entries_complete` is false when the parent has
-/// indirect jumps); without, those three keys are absent.
+/// indirect jumps), and `params` the DWARF parameters when DWARF describes the call;
+/// without, those keys are absent.
 fn sites_json(
     bin: &GoBinary<'_>,
-    mut flows: Option<&mut Flows>,
+    mut flows: Option<&mut SiteDetails>,
     instances: &[&InlinedInstance<'_>],
 ) -> serde_json::Value {
     let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
@@ -245,6 +294,12 @@ fn sites_json(
                     .map(|e| e.points.iter().map(|p| offset(p.pc)).collect::<Vec<_>>())
                     .into();
                 row["entries_complete"] = entries.as_ref().map(|e| e.indirect_jumps == 0).into();
+                if let Some(params) = flows.params(site) {
+                    row["params"] = params
+                        .iter()
+                        .map(|p| serde_json::json!({"name": p.name, "location": param_location(p)}))
+                        .collect();
+                }
             }
             row
         })
@@ -255,7 +310,7 @@ fn sites_json(
 fn write_sites(
     out: &mut impl Write,
     bin: &GoBinary<'_>,
-    mut flows: Option<&mut Flows>,
+    mut flows: Option<&mut SiteDetails>,
     instances: &[&InlinedInstance<'_>],
 ) -> Result<()> {
     for site in instances {
@@ -279,9 +334,20 @@ fn write_sites(
                 .collect::<Vec<_>>()
                 .join(","),
         };
+        let params = flows
+            .as_ref()
+            .and_then(|f| f.params(site))
+            .map(|params| {
+                let named: Vec<String> = params
+                    .iter()
+                    .map(|p| format!("{}({})", p.name, param_location(p)))
+                    .collect();
+                format!(" params {}", named.join(","))
+            })
+            .unwrap_or_default();
         writeln!(
             out,
-            "    inlined in {}{via} at {}:{} entries {entries} mark {:#x} ranges {}",
+            "    inlined in {}{via} at {}:{} entries {entries} mark {:#x}{params} ranges {}",
             site.parent,
             site.call_file,
             site.call_line,
