@@ -121,7 +121,9 @@ impl Ledger {
         let rows = &mut self.rows;
         self.live.retain(|&(p, _), live| {
             if p == pid {
-                rows.entry(live.row.clone()).or_default().running_at_process_exit += 1;
+                rows.entry(live.row.clone())
+                    .or_default()
+                    .running_at_process_exit += 1;
             }
             p != pid
         });

@@ -24,8 +24,8 @@ use crate::plan::signature::{self, UserSignature};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{args_plan_index, args_stats, site_kind};
 use crate::session::bpf::{self, args::*, open_skeleton};
-use crate::session::lifecycle::{StopReason, Wake};
 use crate::session::drain::{self, RingDrain};
+use crate::session::lifecycle::{StopReason, Wake};
 use crate::session::{maps, Session};
 use decode::Decoder;
 
@@ -55,7 +55,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             rodata.g_goid = g_goid;
             rodata.pair_calls = u32::from(!args.no_ret);
             rodata.walk_stack = u32::from(args.stack);
-        rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
+            rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
         }
     );
     open.maps

@@ -15,8 +15,8 @@ use crate::cli::FunclatArgs;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
-use crate::session::lifecycle::{seconds, StopReason, Wake};
 use crate::session::drain::Sleep;
+use crate::session::lifecycle::{seconds, StopReason, Wake};
 use crate::session::{maps, Session};
 use live::LiveOutputs;
 

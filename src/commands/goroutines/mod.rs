@@ -20,9 +20,9 @@ use crate::gobin::{creation_stack, GoBinary};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
+use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, Wake};
 use crate::session::target::TargetSpec;
-use crate::session::drain::{self, RingDrain};
 use crate::session::{maps, Announcement, Session};
 use report::Report;
 
@@ -54,7 +54,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         session.pid(),
         |rodata| {
             rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
-        let layout = &mut rodata.runtime_offsets;
+            let layout = &mut rodata.runtime_offsets;
             layout.g_goid = u32::try_from(offsets.g_goid)?;
             layout.g_m = u32::try_from(offsets.g_m)?;
             layout.m_curg = u32::try_from(offsets.m_curg)?;
@@ -79,7 +79,9 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let skel = bpf::load(open)?;
 
     let report_cell = RefCell::new(&mut report);
-    let mut ring = RingDrain::start(&skel.maps.events, |bytes| report_cell.borrow_mut().on_record(bytes))?;
+    let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
+        report_cell.borrow_mut().on_record(bytes)
+    })?;
     let what = format!("goroutines of {}", session.target.binary.display());
     let announcement = Announcement {
         what,
