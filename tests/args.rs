@@ -690,7 +690,7 @@ fn check_human(version: &'static str, goarch: &'static str) {
     let _serial = serial();
     let path = binary.path.to_str().expect("utf-8 path");
     let strsize = STRSIZE.to_string();
-    let output = gotrace(&[
+    let output = gotrace([
         "args",
         "--strsize",
         &strsize,
