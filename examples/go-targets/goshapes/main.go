@@ -79,6 +79,14 @@ func main() {
 	<-done
 	go func(n int, s string) { record("literal-with-args") }(7, "y")
 	<-done
+	// Too costly to inline into its go wrapper: the wrapper calls it through its closure.
+	go func(d time.Duration) {
+		text := fmt.Sprint(d) + fmt.Sprint(2*d) + fmt.Sprint(3*d)
+		if text != "" {
+			record("literal-with-args-called-through-closure")
+		}
+	}(time.Millisecond)
+	<-done
 	captured := 8
 	go func() { captured++; record("literal-capturing") }()
 	<-done
