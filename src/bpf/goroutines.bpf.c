@@ -90,6 +90,7 @@ static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid
 	e->parent_goid = call ? call->parent_goid : 0;
 	e->start_pc = call ? call->start_pc : 0;
 	e->caller_pc = call ? call->caller_pc : 0;
+	e->closure_pc = call ? call->closure_pc : 0;
 	for (int i = 0; i < GOROUTINE_STACK_DEPTH; i++)
 		e->stack[i] = call ? call->stack[i] : 0;
 	bpf_ringbuf_submit(e, ringbuf_flags(&events, 0, wakeup_watermark));
@@ -124,6 +125,10 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 		if (g && runtime_offsets.g_sched_bp)
 			creation_stack(g, &call);
 		call.start_pc = read_ptr(fn);
+		/* A go statement's wrapper closure captures the called function value first: the
+		 * literal it calls is the fn of the funcval that word points at (user space decides
+		 * whether start_pc is such a wrapper). */
+		call.closure_pc = read_ptr(read_ptr(fn + layout.ptr_size));
 		call.caller_pc = newproc_value(sp, cx, newproc.callerpc_sp_offset);
 		bpf_map_update_elem(&calls, &hit.key, &call, BPF_ANY);
 		return 0;
