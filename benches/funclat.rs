@@ -7,6 +7,9 @@
 //! - Start-up, launch to banner, on the largest Go binary here (Go's `compile`): one function,
 //!   and ~1,000 functions. Goals: 200 ms and 2 s.
 //! - gotrace's own CPU while the busy target runs, in % of one core. Goal: <= 1 %.
+//!
+//! With GOTRACE_BENCH_BASELINE=/path/to/an/older/gotrace, that binary is measured in the same
+//! alternating rounds too, and the per-call ratio new/old is printed (before/after a change).
 
 mod common;
 
@@ -26,6 +29,8 @@ fn main() -> Result<()> {
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
 
     // Rounds alternate the three set-ups, so that drift in the machine's speed hits each alike.
+    let baseline = std::env::var_os("GOTRACE_BENCH_BASELINE").map(PathBuf::from);
+    let mut before = Duration::MAX;
     let (mut untraced, mut floor, mut traced) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut cpu: f64 = 0.0;
     for _ in 0..RUNS {
@@ -38,6 +43,9 @@ fn main() -> Result<()> {
         let (run, share) = with_gotrace(&gotrace, &counter)?;
         traced = traced.min(run);
         cpu = cpu.max(share);
+        if let Some(baseline) = &baseline {
+            before = before.min(with_gotrace(baseline, &counter)?.0);
+        }
     }
     let calls: f64 = CALLS.parse()?;
     let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
@@ -56,6 +64,13 @@ fn main() -> Result<()> {
         "  gotrace CPU           {:>10.2} % of one core while tracing, worst round (goal <= 1 %)",
         cpu
     );
+    if let Some(baseline) = &baseline {
+        println!("  baseline {}  {:>10.1} ns/call", baseline.display(), per_call(before));
+        println!(
+            "  ratio gotrace/baseline {:>9.3}",
+            per_call(traced) / per_call(before)
+        );
+    }
 
     let compile = dirs_cache().join("go/1.27.3/go/pkg/tool/linux_amd64/compile");
     for (label, pattern) in [

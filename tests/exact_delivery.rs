@@ -28,6 +28,8 @@ const EXPERIMENT: [&str; 9] = [
     "600",
 ];
 const RUNS: usize = 20;
+/// The tests run one at a time: the idle experiment must not share the cores with the busy one.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Runs with busy competitors (each is slower: the cores are shared four ways).
 const BUSY_RUNS: usize = 10;
 /// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
@@ -71,6 +73,7 @@ fn traced_run(
 
 #[test]
 fn funclat_and_args_are_exact_under_async_preemption() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_root() {
         return;
     }
@@ -104,6 +107,7 @@ fn funclat_and_args_are_exact_under_async_preemption() {
 /// consumer thread is scheduled late, so the ring must absorb the bursts (issue 13.1).
 #[test]
 fn args_is_exact_with_busy_competitors() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_root() {
         return;
     }

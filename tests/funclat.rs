@@ -350,8 +350,9 @@ fn pid_traces_only_that_process() {
     );
 }
 
-/// Links and programs of gotrace's funclat BPF program currently in the kernel.
-fn funclat_programs_loaded() -> usize {
+/// IDs of the funclat BPF programs currently in the kernel (any process's: a program this
+/// test loads is told apart by its ID, not by the count).
+fn funclat_programs_loaded() -> std::collections::BTreeSet<u32> {
     let out = Command::new("bpftool")
         .args(["prog", "list"])
         .output()
@@ -359,13 +360,15 @@ fn funclat_programs_loaded() -> usize {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("name funclat_"))
-        .count()
+        .filter_map(|l| l.split(':').next()?.trim().parse().ok())
+        .collect()
 }
 
-fn wait_for_no_programs() -> bool {
+/// Waits until none of `ids` is loaded any more.
+fn wait_for_no_programs(ids: &std::collections::BTreeSet<u32>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if funclat_programs_loaded() == 0 {
+        if funclat_programs_loaded().is_disjoint(ids) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -390,8 +393,11 @@ fn every_probe_is_removed_on_exit() {
         if how == "-d" {
             args.extend(["-d", "1"]);
         }
+        let before = funclat_programs_loaded();
         let mut tracer = spawn_gotrace(&args);
-        assert_eq!(funclat_programs_loaded(), 1, "program loaded while tracing");
+        let ours: std::collections::BTreeSet<u32> =
+            funclat_programs_loaded().difference(&before).copied().collect();
+        assert_eq!(ours.len(), 1, "one program loaded while tracing: {ours:?}");
         std::thread::sleep(Duration::from_millis(500));
         match how {
             "SIGINT" => unsafe_kill(tracer.id(), libc::SIGINT),
@@ -401,7 +407,7 @@ fn every_probe_is_removed_on_exit() {
         let status = tracer.wait().unwrap();
         assert!(status.success(), "{how}: gotrace exit status {status}");
         assert!(
-            wait_for_no_programs(),
+            wait_for_no_programs(&ours),
             "{how}: a funclat BPF program is still loaded after gotrace exited"
         );
         // The target runs on unaffected and still counts.

@@ -228,16 +228,20 @@ fn launch_held(argv: &[OsString]) -> Result<Target> {
 }
 
 impl crate::cli::TraceTarget {
-    /// Splits a tracing command's positionals into patterns and the target: with `-p` or
-    /// `-- CMD` every positional is a pattern, otherwise the last one is the binary.
-    pub fn split(&self, positional: &[String]) -> Result<(Vec<String>, TargetSpec)> {
-        let explicit = match (self.pid, self.command.is_empty()) {
+    /// The target `-p PID` or `-- CMD` names, if either (both is an error).
+    fn explicit(&self) -> Result<Option<TargetSpec>> {
+        Ok(match (self.pid, self.command.is_empty()) {
             (Some(_), false) => bail!("give either -p PID or -- CMD, not both"),
             (Some(pid), true) => Some(TargetSpec::Pid(pid)),
             (None, false) => Some(TargetSpec::Launch(self.command.clone())),
             (None, true) => None,
-        };
-        if let Some(spec) = explicit {
+        })
+    }
+
+    /// Splits a tracing command's positionals into patterns and the target: with `-p` or
+    /// `-- CMD` every positional is a pattern, otherwise the last one is the binary.
+    pub fn split(&self, positional: &[String]) -> Result<(Vec<String>, TargetSpec)> {
+        if let Some(spec) = self.explicit()? {
             return Ok((positional.to_vec(), spec));
         }
         match positional {
@@ -245,6 +249,15 @@ impl crate::cli::TraceTarget {
                 Ok((patterns.to_vec(), TargetSpec::Binary(PathBuf::from(binary))))
             }
             _ => bail!("name a function pattern and a target: PATTERN... BINARY, PATTERN... -p PID, or PATTERN... -- CMD ARGS"),
+        }
+    }
+
+    /// The target of a command without patterns: `binary`, `-p PID` or `-- CMD`, exactly one.
+    pub fn spec(&self, binary: Option<&Path>) -> Result<TargetSpec> {
+        match (self.explicit()?, binary) {
+            (Some(spec), None) => Ok(spec),
+            (None, Some(binary)) => Ok(TargetSpec::Binary(binary.to_owned())),
+            _ => bail!("name exactly one target: BINARY, -p PID, or -- CMD ARGS"),
         }
     }
 }

@@ -41,16 +41,81 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let (plan, calls) = plan_calls(&bin, &patterns, args)?;
+    let mut object = MaybeUninit::uninit();
+    let skel = load_program(&mut object, &bin, &plan, &calls, session.pid(), args)?;
+    let namer = BinaryTypeNamer::new(&bin);
+    let printer = RefCell::new(Printer {
+        decoder: Decoder::new(&plan, &calls, &namer, &bin),
+        json: args.target.json,
+        clock_offset: crate::output::clock::monotonic_to_unix_ns(),
+        left: args.max_events.unwrap_or(u64::MAX),
+        printed: 0,
+        lines: Vec::with_capacity(1 << 16),
+    });
+    let mut ring = RingDrain::start(&skel.maps.events, |bytes| printer.borrow_mut().print(bytes))?;
+    let sites = plan.sites(|_| !args.no_ret);
+    let attached = session.attach(
+        skel.object(),
+        &sites,
+        None,
+        &plan.announcement(&patterns, args.target.verbose),
+    )?;
+    let pid = session.pid();
+    let stop = session.run(attached, &mut ring, |wake, out| {
+        let more = printer.borrow_mut().flush(out)?;
+        let Wake::Stop(stop) = wake else {
+            return Ok(more);
+        };
+        let events = printer.borrow().printed;
+        write_summary(out, &skel, stop, pid, events, args.target.json)?;
+        Ok(true)
+    })?;
+    Ok(stop.exit_code())
+}
+
+/// The last line: events printed, lost and unmatched (calls still open in an exited target
+/// count as unmatched).
+fn write_summary(
+    out: &mut impl Write,
+    skel: &ArgsSkel<'_>,
+    stop: StopReason,
+    pid: Option<u32>,
+    events: u64,
+    json: bool,
+) -> Result<()> {
+    let stats = maps::per_cpu::<args_stats>(&skel.maps.stats, 0)?;
+    let lost: u64 = stats.iter().map(|s| s.lost).sum();
+    let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
+    if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
+        unmatched += maps::open_calls(&skel.maps.starts, pid)?.len() as u64;
+    }
+    if json {
+        let line = json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched});
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "{events} events, {lost} lost, {unmatched} unmatched")?;
+    }
+    Ok(())
+}
+
+/// Opens, sizes and loads the args program, and stores each function's fetch plans.
+fn load_program<'o>(
+    object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
+    bin: &GoBinary<'_>,
+    plan: &ProbePlan,
+    calls: &[CallPlan],
+    pid: Option<u32>,
+    args: &ArgsArgs,
+) -> Result<ArgsSkel<'o>> {
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
         .context("goid offset out of range")?;
     crate::session::kernel::require_bpf_privileges()?;
 
-    let mut object = MaybeUninit::uninit();
     let mut open = open_skeleton!(
         ArgsSkelBuilder,
-        &mut object,
+        object,
         plan.runtime,
-        session.pid(),
+        pid,
         |rodata| {
             rodata.g_goid = g_goid;
             rodata.pair_calls = u32::from(!args.no_ret);
@@ -75,49 +140,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             maps::store(&skel.maps.fetch_plans, key, &site.to_bpf(func.entry))?;
         }
     }
-
-    let namer = BinaryTypeNamer::new(&bin);
-    let printer = RefCell::new(Printer {
-        decoder: Decoder::new(&plan, &calls, &namer, &bin),
-        json: args.target.json,
-        clock_offset: crate::output::clock::monotonic_to_unix_ns(),
-        left: args.max_events.unwrap_or(u64::MAX),
-        printed: 0,
-        lines: Vec::with_capacity(1 << 16),
-    });
-    let mut ring = RingDrain::start(&skel.maps.events, |bytes| printer.borrow_mut().print(bytes))?;
-    let sites = plan.sites(|_| !args.no_ret);
-    let attached = session.attach(
-        skel.object(),
-        &sites,
-        None,
-        &plan.announcement(&patterns, args.target.verbose),
-    )?;
-    let pid = session.pid();
-    let stop = session.run(attached, &mut ring, |wake, out| {
-        let more = printer.borrow_mut().flush(out)?;
-        let Wake::Stop(stop) = wake else {
-            return Ok(more);
-        };
-        let stats = maps::per_cpu::<args_stats>(&skel.maps.stats, 0)?;
-        let lost: u64 = stats.iter().map(|s| s.lost).sum();
-        let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
-        if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
-            unmatched += maps::open_calls(&skel.maps.starts, pid)?.len() as u64;
-        }
-        let events = printer.borrow().printed;
-        if args.target.json {
-            writeln!(
-                out,
-                "{}",
-                json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched})
-            )?;
-        } else {
-            writeln!(out, "{events} events, {lost} lost, {unmatched} unmatched")?;
-        }
-        Ok(true)
-    })?;
-    Ok(stop.exit_code())
+    Ok(skel)
 }
 
 /// The planned functions and, for each, its ABI plan: from the user's written signature, else

@@ -33,30 +33,16 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let bin = file.parse()?;
     let plan = plan::plan(&bin, &patterns, true)?;
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
-    crate::session::kernel::require_bpf_privileges()?;
-
     let mut object = MaybeUninit::uninit();
-    let mut open = open_skeleton!(
-        FunclatSkelBuilder,
-        &mut object,
-        plan.runtime,
-        session.pid(),
-        |rodata| {
-            rodata.unit_div = unit.divisor();
-        }
-    );
-    open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
-    open.maps
-        .starts
-        .set_max_entries(args.max_open_calls.max(1))?;
-    let skel = bpf::load(open)?;
+    let skel = load_program(&mut object, &plan, session.pid(), unit, args.max_open_calls)?;
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
     let wakes = live.start(interval);
     let announcement = plan.announcement(&patterns, args.target.verbose);
-    let attached = session.attach(skel.object(), &plan.sites(|_| true), wakes, &announcement)?;
+    // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
     let mut next_print = interval.map(|every| (Instant::now() + every, every));
+    let attached = session.attach(skel.object(), &plan.sites(|_| true), wakes, &announcement)?;
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
     let stop = session.run(attached, &mut Sleep, |wake, out| {
         if wake == Wake::Drained {
@@ -93,6 +79,33 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         Ok(true)
     })?;
     Ok(stop.exit_code())
+}
+
+/// Opens, sizes and loads the funclat program: one histogram per planned function, room for
+/// `max_open_calls` calls in flight.
+fn load_program<'o>(
+    object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
+    plan: &ProbePlan,
+    pid: Option<u32>,
+    unit: Unit,
+    max_open_calls: u32,
+) -> Result<FunclatSkel<'o>> {
+    crate::session::kernel::require_bpf_privileges()?;
+
+    let mut open = open_skeleton!(
+        FunclatSkelBuilder,
+        object,
+        plan.runtime,
+        pid,
+        |rodata| {
+            rodata.unit_div = unit.divisor();
+        }
+    );
+    open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
+    open.maps
+        .starts
+        .set_max_entries(max_open_calls.max(1))?;
+    bpf::load(open)
 }
 
 /// Sums every CPU's copy of every function's histogram (cumulative since attach).

@@ -22,7 +22,6 @@ use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, Wake};
-use crate::session::target::TargetSpec;
 use crate::session::{maps, Announcement, Session};
 use report::Report;
 
@@ -31,52 +30,16 @@ const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
 
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
-    let spec = target_spec(args)?;
+    let spec = args.target.spec(args.binary.as_deref())?;
     let interval = args.interval.map(seconds).transpose()?;
     let buffer_bytes = buffer_bytes(args.buffer_mib)?;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let plan = goroutine_plan(&bin)?;
-    let abi = newproc_abi::for_binary(&bin)?;
-    let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
-    let sched_bp = args
-        .stack
-        .then(|| creation_stack::sched_bp_offset(&bin))
-        .transpose()?;
     let mut report = Report::new(&bin, args)?;
-    crate::session::kernel::require_bpf_privileges()?;
 
     let mut object = MaybeUninit::uninit();
-    let mut open = open_skeleton!(
-        GoroutinesSkelBuilder,
-        &mut object,
-        plan.runtime,
-        session.pid(),
-        |rodata| {
-            rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
-            let layout = &mut rodata.runtime_offsets;
-            layout.g_goid = u32::try_from(offsets.g_goid)?;
-            layout.g_m = u32::try_from(offsets.g_m)?;
-            layout.m_curg = u32::try_from(offsets.m_curg)?;
-            layout.g_sched_bp = sched_bp.unwrap_or(0);
-            let newproc = &mut rodata.newproc;
-            match abi {
-                NewprocAbi::Registers => newproc.in_registers = 1,
-                NewprocAbi::Stack {
-                    fn_sp_offset,
-                    callerpc_sp_offset,
-                    result_sp_offset,
-                } => {
-                    newproc.fn_sp_offset = fn_sp_offset;
-                    newproc.callerpc_sp_offset = callerpc_sp_offset;
-                    newproc.result_sp_offset = result_sp_offset;
-                }
-            }
-        }
-    );
-    open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
-    open.maps.events.set_max_entries(buffer_bytes)?;
-    let skel = bpf::load(open)?;
+    let skel = load_program(&mut object, &bin, &plan, session.pid(), args, buffer_bytes)?;
 
     let report_cell = RefCell::new(&mut report);
     let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
@@ -106,15 +69,50 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     Ok(stop.exit_code())
 }
 
-/// The target from `BINARY`, `-p PID` or `-- CMD`.
-fn target_spec(args: &GoroutinesArgs) -> Result<TargetSpec> {
-    let t = &args.target;
-    match (&args.binary, t.pid, t.command.is_empty()) {
-        (None, Some(pid), true) => Ok(TargetSpec::Pid(pid)),
-        (None, None, false) => Ok(TargetSpec::Launch(t.command.clone())),
-        (Some(binary), None, true) => Ok(TargetSpec::Binary(binary.clone())),
-        _ => bail!("name exactly one target: BINARY, -p PID, or -- CMD ARGS"),
-    }
+/// Opens, fills and loads the goroutines program for `bin`: where newproc1 keeps its values,
+/// the runtime offsets, the ring buffer size.
+fn load_program<'o>(
+    object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
+    bin: &GoBinary<'_>,
+    plan: &ProbePlan,
+    pid: Option<u32>,
+    args: &GoroutinesArgs,
+    buffer_bytes: u32,
+) -> Result<GoroutinesSkel<'o>> {
+    let abi = newproc_abi::for_binary(bin)?;
+    let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
+    let sched_bp = args.stack.then(|| creation_stack::sched_bp_offset(bin)).transpose()?;
+    crate::session::kernel::require_bpf_privileges()?;
+    let mut open = open_skeleton!(
+        GoroutinesSkelBuilder,
+        object,
+        plan.runtime,
+        pid,
+        |rodata| {
+            rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
+            let layout = &mut rodata.runtime_offsets;
+            layout.g_goid = u32::try_from(offsets.g_goid)?;
+            layout.g_m = u32::try_from(offsets.g_m)?;
+            layout.m_curg = u32::try_from(offsets.m_curg)?;
+            layout.g_sched_bp = sched_bp.unwrap_or(0);
+            let newproc = &mut rodata.newproc;
+            match abi {
+                NewprocAbi::Registers => newproc.in_registers = 1,
+                NewprocAbi::Stack {
+                    fn_sp_offset,
+                    callerpc_sp_offset,
+                    result_sp_offset,
+                } => {
+                    newproc.fn_sp_offset = fn_sp_offset;
+                    newproc.callerpc_sp_offset = callerpc_sp_offset;
+                    newproc.result_sp_offset = result_sp_offset;
+                }
+            }
+        }
+    );
+    open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
+    open.maps.events.set_max_entries(buffer_bytes)?;
+    bpf::load(open)
 }
 
 /// runtime.newproc1 (entry and RETs) and runtime.goexit1 (entry only: it never returns), at
