@@ -131,7 +131,7 @@ fn load_program<'o>(
         .set_max_entries(args.max_open_calls.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     let skel = bpf::load(open)?;
-    for (func, call) in plan.funcs.iter().zip(&calls) {
+    for (func, call) in plan.funcs.iter().zip(calls) {
         for (kind, site) in [
             (site_kind::SITE_ENTRY, &call.entry),
             (site_kind::SITE_RET, &call.ret),
