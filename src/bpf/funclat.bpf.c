@@ -54,7 +54,8 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	if (!hist)
 		return 0;
 	if (!hit.key.g) {
-		hist->lost++;
+		if (hit.kind != SITE_TAIL_RET)
+			hist->lost++;
 		return 0;
 	}
 
@@ -79,6 +80,8 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	}
 
 	start = bpf_map_lookup_elem(&starts, &hit.key);
+	if (hit.kind == SITE_TAIL_RET && (!start || start->func_id != func_id))
+		return 0; /* the tail-call target returning from a call of its own (or another's) */
 	if (!start || start->func_id != func_id) {
 		/* A return whose entry was never seen: the entry hit was lost, or the call was
 		 * already running when tracing began. Counted, never silently dropped. */

@@ -20,10 +20,12 @@ const _: () = assert!(KIND_MASK < 1 << FUNC_SHIFT);
 const _: () = assert!(FUNC_SHIFT + u32::BITS == SITE_SHIFT);
 const _: () = assert!(SITE_SHIFT + cookie_layout::COOKIE_SITE_BITS.0 == u64::BITS);
 const _: () = assert!(site_kind::SITE_RET.0 as u64 <= KIND_MASK);
+const _: () = assert!(site_kind::SITE_ENTRY_IF_NOT_TAKEN.0 as u64 <= KIND_MASK);
+const _: () = assert!(site_kind::SITE_TAIL_RET.0 as u64 <= KIND_MASK);
 
 /// The cookie of a site of kind `kind`, of planned function `func_id`, `site_offset` bytes
-/// after the function's entry (kept modulo 2^COOKIE_SITE_BITS; the BPF side derives the load
-/// bias from it).
+/// after the function's entry (two's complement, kept modulo 2^COOKIE_SITE_BITS: the BPF side
+/// sign-extends it and derives the load bias from it).
 pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
     ((site_offset & SITE_MASK) << SITE_SHIFT)
         | (u64::from(func_id) << FUNC_SHIFT)
@@ -32,17 +34,22 @@ pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
 
 impl ProbePlan {
     /// Every site of every planned function: its entry and, where `with_rets` says so, each of
-    /// its RETs.
+    /// its RETs and of its tail-call targets' RETs (SITE_TAIL_RET).
     pub fn sites(&self, with_rets: impl Fn(&crate::plan::PlannedFunc) -> bool) -> Vec<Site> {
         let mut sites = Vec::new();
         for func in &self.funcs {
-            let rets = if with_rets(func) {
-                &func.ret_sites[..]
+            let (rets, tail_rets) = if with_rets(func) {
+                (&func.ret_sites[..], &func.tail_ret_sites[..])
             } else {
-                &[]
+                (&[][..], &[][..])
             };
-            let kinds = std::iter::once((func.entry_site, site_kind::SITE_ENTRY))
-                .chain(rets.iter().map(|&offset| (offset, site_kind::SITE_RET)));
+            let kinds = std::iter::once((func.entry_site, func.entry_kind))
+                .chain(rets.iter().map(|&offset| (offset, site_kind::SITE_RET)))
+                .chain(
+                    tail_rets
+                        .iter()
+                        .map(|&offset| (offset, site_kind::SITE_TAIL_RET)),
+                );
             for (file_offset, kind) in kinds {
                 let site_offset = file_offset.wrapping_sub(func.entry_offset);
                 sites.push(Site {
