@@ -71,6 +71,7 @@ struct probe_hit {
 	__u64 cookie;
 	__u32 func_id;        /* the planned function (COOKIE_FUNC_SHIFT) */
 	enum site_kind kind;  /* COOKIE_KIND_MASK */
+	bool tail_caller;     /* COOKIE_TAIL_CALLER */
 	__u32 tid;
 	__s64 site_offset;    /* the site's signed offset from the function entry (a tail-call
 	                       * target's RET may lie before it) */
@@ -94,6 +95,7 @@ static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *
 	hit->cookie = bpf_get_attach_cookie(ctx);
 	hit->func_id = hit->cookie >> COOKIE_FUNC_SHIFT;
 	hit->kind = hit->cookie & COOKIE_KIND_MASK;
+	hit->tail_caller = hit->cookie & COOKIE_TAIL_CALLER;
 	if (hit->kind == SITE_ENTRY_IF_NOT_TAKEN) {
 		if (regs->flags & (X86_FLAG_CF | X86_FLAG_ZF))
 			return false;

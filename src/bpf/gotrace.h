@@ -6,11 +6,13 @@
 #define GOTRACE_H
 
 /* The attach cookie of every probe site, one layout for every program:
- * bits 0-7 the site kind (enum site_kind), bits 8-39 the planned function's index,
+ * bits 0-6 the site kind (enum site_kind), bit 7 COOKIE_TAIL_CALLER (on the entry site of a
+ * function that leaves by tail calls, whose SITE_TAIL_RET sites complete it), bits 8-39 the planned function's index,
  * bits 40-63 the site's signed offset from the function's entry (args derives the load bias
  * from it; a tail-call target's RET may lie before the entry). */
 enum cookie_layout {
-	COOKIE_KIND_MASK = 0xff,
+	COOKIE_KIND_MASK = 0x7f,
+	COOKIE_TAIL_CALLER = 0x80,
 	COOKIE_FUNC_SHIFT = 8,
 	COOKIE_SITE_SHIFT = 40,
 	COOKIE_SITE_BITS = 24,
@@ -63,11 +65,16 @@ struct frame_key {
 	__u32 pad;
 };
 
-/* A call in flight: when it started and which planned function it is. */
+/* A call in flight: when it started and which planned function it is. A traced function
+ * entered by a tail call from a traced tail caller has the caller's frame key: the caller's
+ * start is kept as the outer call until one of them completes it (funclat). */
 struct frame_start {
 	__u64 start_ns;
 	__u32 func_id;
-	__u32 pad;
+	__u32 tail_caller;     /* the entry's cookie had COOKIE_TAIL_CALLER */
+	__u64 outer_start_ns;
+	__u32 outer_func_id;
+	__u32 has_outer;
 };
 
 /* ---- gotrace funclat ---- */

@@ -12,11 +12,13 @@ pub struct Site {
 }
 
 const KIND_MASK: u64 = cookie_layout::COOKIE_KIND_MASK.0 as u64;
+const TAIL_CALLER: u64 = cookie_layout::COOKIE_TAIL_CALLER.0 as u64;
 const FUNC_SHIFT: u32 = cookie_layout::COOKIE_FUNC_SHIFT.0;
 const SITE_SHIFT: u32 = cookie_layout::COOKIE_SITE_SHIFT.0;
 const SITE_MASK: u64 = (1 << cookie_layout::COOKIE_SITE_BITS.0) - 1;
 // The fields do not overlap and the site offset ends at bit 63.
 const _: () = assert!(KIND_MASK < 1 << FUNC_SHIFT);
+const _: () = assert!(TAIL_CALLER & KIND_MASK == 0 && TAIL_CALLER < 1 << FUNC_SHIFT);
 const _: () = assert!(FUNC_SHIFT + u32::BITS == SITE_SHIFT);
 const _: () = assert!(SITE_SHIFT + cookie_layout::COOKIE_SITE_BITS.0 == u64::BITS);
 const _: () = assert!(site_kind::SITE_RET.0 as u64 <= KIND_MASK);
@@ -50,11 +52,17 @@ impl ProbePlan {
                         .iter()
                         .map(|&offset| (offset, site_kind::SITE_TAIL_RET)),
                 );
+            let tail_caller = if tail_rets.is_empty() { 0 } else { TAIL_CALLER };
             for (file_offset, kind) in kinds {
                 let site_offset = file_offset.wrapping_sub(func.entry_offset);
+                let entry_flag = if kind == site_kind::SITE_RET || kind == site_kind::SITE_TAIL_RET {
+                    0
+                } else {
+                    tail_caller
+                };
                 sites.push(Site {
                     file_offset,
-                    cookie: cookie(func.id, kind, site_offset),
+                    cookie: cookie(func.id, kind, site_offset) | entry_flag,
                 });
             }
         }
