@@ -30,6 +30,10 @@ const EXPERIMENT: [&str; 9] = [
 ];
 const RUNS: usize = 10;
 
+/// Serialises the experiments: run side by side on two CPUs, args' ring buffer overflows
+/// (counted as lost) while the tracer competes with the other experiment for a CPU.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `gotrace <command> --json main.deep -- workloads deep ...` with GOMAXPROCS set; returns
 /// the target's own call count and gotrace's JSON objects.
 fn traced_run(
@@ -56,6 +60,9 @@ fn traced_run(
 /// The experiment on one matrix binary: funclat on each of the ten runs at GOMAXPROCS 1 and
 /// 2, args on every `args_every`-th run (args costs twice as much per call).
 fn experiment(version: &'static str, goarch: &'static str, args_every: usize) {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !require_root() {
         return;
     }

@@ -63,7 +63,12 @@ fn regex_escape(s: &str) -> String {
 fn funclat(binary: &GoBinary, functions: &[&str]) -> (Vec<String>, Vec<(String, Value)>) {
     let mut args = vec!["funclat", "--json"];
     args.extend_from_slice(functions);
-    args.extend_from_slice(&["--", binary.path.to_str().expect("utf-8 path"), "-n", ROUNDS]);
+    args.extend_from_slice(&[
+        "--",
+        binary.path.to_str().expect("utf-8 path"),
+        "-n",
+        ROUNDS,
+    ]);
     let output = gotrace(&args);
     assert!(
         output.status.success(),
@@ -111,7 +116,8 @@ fn wrappers_that_tail_call_count_their_own_calls() {
                 "{binary}: {wrapper} has a RET: {code:#?}"
             );
             assert!(
-                code.iter().any(|l| l.contains(&format!("JMP {CALLEE}(SB)"))),
+                code.iter()
+                    .any(|l| l.contains(&format!("JMP {CALLEE}(SB)"))),
                 "{binary}: {wrapper} does not tail-call {CALLEE}: {code:#?}"
             );
         }

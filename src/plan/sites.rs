@@ -55,7 +55,8 @@ impl ProbePlan {
             let tail_caller = if tail_rets.is_empty() { 0 } else { TAIL_CALLER };
             for (file_offset, kind) in kinds {
                 let site_offset = file_offset.wrapping_sub(func.entry_offset);
-                let entry_flag = if kind == site_kind::SITE_RET || kind == site_kind::SITE_TAIL_RET {
+                let entry_flag = if kind == site_kind::SITE_RET || kind == site_kind::SITE_TAIL_RET
+                {
                     0
                 } else {
                     tail_caller
@@ -81,5 +82,15 @@ mod tests {
         assert_eq!((c >> FUNC_SHIFT) as u32, 7);
         assert_eq!(c >> SITE_SHIFT, 0x1234);
         assert_eq!(cookie(1, site_kind::SITE_ENTRY, 1 << 30) >> SITE_SHIFT, 0);
+    }
+
+    #[test]
+    fn site_offsets_before_the_entry_sign_extend() {
+        // A tail-call target's RET 16 bytes before the caller's entry: the BPF side's
+        // arithmetic shift gives back -16.
+        let c = cookie(3, site_kind::SITE_TAIL_RET, 0u64.wrapping_sub(16));
+        assert_eq!((c as i64) >> SITE_SHIFT, -16);
+        assert_eq!(c & KIND_MASK, u64::from(site_kind::SITE_TAIL_RET.0));
+        assert_eq!(c & TAIL_CALLER, 0);
     }
 }
