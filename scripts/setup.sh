@@ -2,7 +2,30 @@
 # Installs everything gotrace's build and test suite need on a fresh Debian machine (as root).
 # Idempotent: each step is skipped when its result is already present. Toolchains and fixtures
 # are cached under ~/.cache/gotrace so CI re-runs are fast.
+#
+#   scripts/setup.sh          everything the test suite needs
+#   scripts/setup.sh --demo   only what building gotrace and the demo need (scripts/demo.sh)
 set -euo pipefail
+
+# What building gotrace (clang for the BPF programs, libelf and zlib for libbpf) and the
+# demo's Go counter (Debian's Go 1.19) need: "command:package" or "header:package".
+DEMO_NEEDS=(clang:clang go:golang-go pkg-config:pkg-config
+            /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev)
+if [ "${1:-}" = "--demo" ]; then
+  need_apt=()
+  for pair in "${DEMO_NEEDS[@]}"; do
+    thing="${pair%%:*}"
+    if [ "${thing:0:1}" = / ]; then [ -e "$thing" ]; else command -v "$thing" >/dev/null 2>&1; fi ||
+      need_apt+=("${pair#*:}")
+  done
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: apt-get install ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+  exit 0
+fi
 
 CACHE="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
 # The matrix toolchains, plus the releases between them (the runtime-layout table is checked

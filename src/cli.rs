@@ -134,6 +134,11 @@ pub struct ListArgs {
     /// List global variables instead of functions.
     #[arg(long)]
     pub globals: bool,
+    /// Below each function, list its inlined call sites (parent, call site, code ranges, entry
+    /// instructions); with --json, adds the entries to "inlined_sites" (slower: decodes every
+    /// parent).
+    #[arg(long)]
+    pub inlined: bool,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,

@@ -55,6 +55,8 @@ const FUNCTIONS: &[&str] = &[
     "main.Point.Sum",
     "main.(*Point).Move",
     "main.bytesArg",
+    "main.area",
+    "main.nils",
     "main.ints64",
     "main.describe",
     "main.inGoroutine",
@@ -172,17 +174,40 @@ fn expected(
             ],
         );
     }
-    match own {
+    if let Some(pointee) = own.get("pointee") {
+        return (own["ptr"].clone(), vec![("pointee", pointee.clone())]);
+    }
+    let bytes = match own {
         Value::String(s) if matches!(type_name, "string" | "[]uint8" | "[]byte") => {
-            let bytes = s.as_bytes();
+            Some(s.as_bytes().to_vec())
+        }
+        Value::Object(o) if o.contains_key("hex") => Some(unhex(o["hex"].as_str().unwrap_or(""))),
+        _ => None,
+    };
+    match bytes {
+        Some(bytes) => {
             let cut = &bytes[..bytes.len().min(STRSIZE)];
+            // The exact bytes go with the text whenever they are not UTF-8.
+            let hex = match std::str::from_utf8(cut) {
+                Ok(_) => Value::Null,
+                Err(_) => json!(cut.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            };
             (
                 json!(String::from_utf8_lossy(cut)),
-                vec![("truncated", json!(bytes.len() > STRSIZE))],
+                vec![("truncated", json!(bytes.len() > STRSIZE)), ("hex", hex)],
             )
         }
-        other => (other.clone(), Vec::new()),
+        // Nil (null in the record) is null without a reason.
+        None if own.is_null() => (Value::Null, vec![("reason", Value::Null)]),
+        None => (own.clone(), Vec::new()),
     }
+}
+
+/// The bytes of a lowercase hex string.
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 /// Compares gotrace's values (args or results of one event) with the target's record.
@@ -216,7 +241,7 @@ fn compare_values(
                 problems.push(format!("{what}: {value}: {key} should be {want}"));
             }
         }
-        if want.is_null() && !value["reason"].is_string() {
+        if want.is_null() && !own.is_null() && !value["reason"].is_string() {
             problems.push(format!("{what}: {value}: null without a reason"));
         }
     }
@@ -390,9 +415,15 @@ fn no_ret_and_max_events() {
     assert_eq!(kinds, vec!["call"; 5], "{binary}: events {:?}", run.events);
     assert_eq!(run.summary["events"], 5, "{binary}: {}", run.summary);
     for (event, record) in run.events.iter().zip(&run.records) {
-        let own = record["args"][0].as_str().unwrap_or_default();
-        let want = Value::from(&own[..own.len().min(STRSIZE)]);
-        assert_eq!(event["args"][0]["value"], want, "{binary}: {event}");
+        let mut problems = Vec::new();
+        compare_values(
+            "main.strs",
+            &event["args"],
+            &record["args"],
+            true,
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{binary}: {problems:?}");
     }
 }
 
@@ -644,4 +675,67 @@ fn esbuild_getenv_matches_the_environment() {
         assert_eq!(ret["goid"], events[position]["goid"], "{binary}");
         eprintln!("{binary}: syscall.Getenv(\"GODEBUG\") = {GODEBUG:?}, true");
     }
+}
+
+/// Traces argstarget in human mode and checks each call line of the functions whose calls the
+/// target also prints with Go's fmt (`HUMAN main.f(a=%v, b=%q)`): nil values as `<nil>`,
+/// pointers unquoted, a pointer to a struct as `&{W:3 H:-4}`, bytes with `%q` escapes.
+fn check_human(version: &'static str, goarch: &'static str) {
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "argstarget")) else {
+        return;
+    };
+    let _serial = serial();
+    let path = binary.path.to_str().expect("utf-8 path");
+    let strsize = STRSIZE.to_string();
+    let output = gotrace([
+        "args",
+        "--strsize",
+        &strsize,
+        "main.pointer",
+        "main.area",
+        "main.nils",
+        "main.bytesArg",
+        "--",
+        path,
+        "-rounds",
+        "2",
+    ]);
+    assert!(
+        output.status.success(),
+        "{binary}: gotrace failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let own: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("HUMAN "))
+        .collect();
+    let ours: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once(" → ").map(|(_, call)| call))
+        .collect();
+    assert!(own.len() >= 12, "{binary}: the target printed {own:?}");
+    assert_eq!(
+        ours, own,
+        "{binary}: gotrace's call lines differ from Go's fmt"
+    );
+    eprintln!("{binary}: {} call lines equal Go's fmt", own.len());
+}
+
+#[test]
+fn human_values_as_go_prints_them_go1_19_386() {
+    check_human("1.19", "386");
+}
+
+#[test]
+fn human_values_as_go_prints_them_go1_24_amd64() {
+    check_human("1.24.11", "amd64");
+}
+
+#[test]
+fn human_values_as_go_prints_them_go1_27_386() {
+    check_human("1.27.3", "386");
 }

@@ -1,9 +1,10 @@
 //! The exact-delivery experiment (docs/exact-delivery.md, issue "exact delivery"): goroutines
 //! whose stacks grow and shrink under Go's asynchronous preemption (SIGURG), at GOMAXPROCS 1
-//! and 2, ten consecutive runs each. `gotrace funclat` counts and `gotrace args` events must
-//! equal the target's own atomic count of its calls every time. On Go 1.19 (amd64 and 386) the
-//! entry site is the flag-checked stack-check branch, whose taken hits (morestack) must not
-//! count.
+//! and 2, twenty consecutive runs each, on an idle machine and again with two CPU-bound
+//! processes competing for the cores. `gotrace funclat` counts and `gotrace args` events must
+//! equal the target's own atomic count of its calls every time: nothing lost. On Go 1.19
+//! (amd64 and 386) the entry site is the flag-checked stack-check branch (issue 9), whose
+//! taken hits (morestack) must not count: ten runs at GOMAXPROCS 1 and 2 there.
 
 mod common;
 
@@ -14,7 +15,7 @@ use common::targets::{matrix_binary, Variant};
 use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
 
-/// The workloads `deep` experiment, small enough for ten runs: 50 goroutines, each first
+/// The workloads `deep` experiment, small enough for twenty runs: 50 goroutines, each first
 /// grows its stack with deep(600), then makes 2 calls recursing up to 200 deep with a 1 ms
 /// pause (about 42,000 calls of main.deep).
 const EXPERIMENT: [&str; 9] = [
@@ -28,23 +29,50 @@ const EXPERIMENT: [&str; 9] = [
     "-warm",
     "600",
 ];
-const RUNS: usize = 10;
+const RUNS: usize = 20;
+/// Runs per GOMAXPROCS on Go 1.19 (funclat each run, args every fifth: args costs more).
+const RUNS_GO119: usize = 10;
+const ARGS_EVERY_GO119: usize = 5;
 
-/// Serialises the experiments: run side by side on two CPUs, args' ring buffer overflows
-/// (counted as lost) while the tracer competes with the other experiment for a CPU.
+/// Serialises the experiments: side by side on two CPUs they would be each other's busy
+/// competitors, which only `args_is_exact_with_busy_competitors` means to test.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the file's lock (a failed test leaves it poisoned, which is harmless here).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+/// Runs with busy competitors (each is slower: the cores are shared four ways).
+const BUSY_RUNS: usize = 10;
+/// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
+/// twice after a 600-deep warm-up (over 60,000 calls with a few hundred bytes of arguments
+/// each, most within a few milliseconds).
+const BURST: [&str; 9] = [
+    "deep",
+    "-g",
+    "50",
+    "-calls",
+    "2",
+    "-maxdepth",
+    "600",
+    "-warm",
+    "600",
+];
 
 /// Runs `gotrace <command> --json main.deep -- workloads deep ...` with GOMAXPROCS set; returns
 /// the target's own call count and gotrace's JSON objects.
 fn traced_run(
     command: &str,
     binary: &std::path::Path,
+    experiment: &[&str],
     procs: &str,
 ) -> (u64, Vec<serde_json::Value>) {
     let output = Command::new(GOTRACE)
         .args([command, "--json", "main.deep", "--"])
         .arg(binary)
-        .args(EXPERIMENT)
+        .args(experiment)
         .env("GOMAXPROCS", procs)
         .output()
         .expect("run gotrace");
@@ -57,21 +85,23 @@ fn traced_run(
     (own_count(&own, "calls main.deep"), objects)
 }
 
-/// The experiment on one matrix binary: funclat on each of the ten runs at GOMAXPROCS 1 and
-/// 2, args on every `args_every`-th run (args costs twice as much per call).
-fn experiment(version: &'static str, goarch: &'static str, args_every: usize) {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+#[test]
+fn funclat_and_args_are_exact_under_async_preemption() {
+    let _one = one_at_a_time();
     if !require_root() {
         return;
     }
-    let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "workloads")) else {
+    let Some(binary) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "workloads",
+    )) else {
         return;
     };
     for procs in ["1", "2"] {
         for run in 1..=RUNS {
-            let (calls, hists) = traced_run("funclat", &binary.path, procs);
+            let (calls, hists) = traced_run("funclat", &binary.path, &EXPERIMENT, procs);
             let hist = &hists[0];
             assert_eq!(
                 (
@@ -80,44 +110,127 @@ fn experiment(version: &'static str, goarch: &'static str, args_every: usize) {
                     field(hist, "lost")
                 ),
                 (calls, 0, 0),
-                "funclat {version} {goarch}, GOMAXPROCS={procs}, run {run}: {hist}"
+                "funclat, GOMAXPROCS={procs}, run {run}: {hist}"
             );
-            if run % args_every != 0 {
-                continue;
-            }
-            let (calls, events) = traced_run("args", &binary.path, procs);
-            let of_type = |kind: &str| events.iter().filter(|e| e["type"] == kind).count() as u64;
-            let summary = events
-                .iter()
-                .find(|e| e["type"] == "summary")
-                .expect("summary line");
+            check_args_run(&binary.path, &EXPERIMENT, procs, &format!("run {run}"));
+        }
+    }
+}
+
+/// Two CPU-bound processes competing with the target and gotrace for the 2 cores: the
+/// consumer thread is scheduled late, so the ring must absorb the bursts (issue 13.1).
+#[test]
+fn args_is_exact_with_busy_competitors() {
+    let _one = one_at_a_time();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "workloads",
+    )) else {
+        return;
+    };
+    for procs in ["1", "2"] {
+        check_args_run(&binary.path, &BURST, procs, "idle, burst");
+    }
+    let _busy = Busy::start(2);
+    for procs in ["1", "2"] {
+        for run in 1..=BUSY_RUNS {
+            let label = format!("2 busy processes, run {run}");
+            check_args_run(&binary.path, &EXPERIMENT, procs, &label);
+        }
+        check_args_run(&binary.path, &BURST, procs, "2 busy processes, burst");
+    }
+}
+
+/// The experiment on a Go 1.19 build, whose entry site is the flag-checked JBE/JLS.
+fn flag_checked_entry_experiment(goarch: &'static str) {
+    let _one = one_at_a_time();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary("1.19", goarch, Variant::Plain, "workloads")) else {
+        return;
+    };
+    for procs in ["1", "2"] {
+        for run in 1..=RUNS_GO119 {
+            let (calls, hists) = traced_run("funclat", &binary.path, &EXPERIMENT, procs);
+            let hist = &hists[0];
             assert_eq!(
                 (
-                    of_type("call"),
-                    of_type("return"),
-                    field(summary, "lost"),
-                    field(summary, "unmatched")
+                    field(hist, "count"),
+                    field(hist, "unmatched"),
+                    field(hist, "lost")
                 ),
-                (calls, calls, 0, 0),
-                "args {version} {goarch}, GOMAXPROCS={procs}, run {run}: {summary}"
+                (calls, 0, 0),
+                "funclat go1.19 {goarch}, GOMAXPROCS={procs}, run {run}: {hist}"
             );
+            if run % ARGS_EVERY_GO119 == 0 {
+                let label = format!("go1.19 {goarch}, run {run}");
+                check_args_run(&binary.path, &EXPERIMENT, procs, &label);
+            }
         }
     }
 }
 
 #[test]
-fn funclat_and_args_are_exact_under_async_preemption() {
-    experiment("1.27.3", "amd64", 1);
-}
-
-/// Go 1.19 amd64: the entry is the flag-checked stack-check JBE (issue 9).
-#[test]
 fn exact_at_the_flag_checked_entry_go119_amd64() {
-    experiment("1.19", "amd64", 5);
+    flag_checked_entry_experiment("amd64");
 }
 
-/// Go 1.19 386: the flag-checked JLS, flags read from a 32-bit task's pt_regs.
+/// 386: the flags come from a 32-bit task's pt_regs.
 #[test]
 fn exact_at_the_flag_checked_entry_go119_386() {
-    experiment("1.19", "386", 5);
+    flag_checked_entry_experiment("386");
+}
+
+/// One `gotrace args` run: a call and a return event for each of the target's own calls, no
+/// loss, nothing unmatched.
+fn check_args_run(binary: &std::path::Path, experiment: &[&str], procs: &str, label: &str) {
+    let (calls, events) = traced_run("args", binary, experiment, procs);
+    let of_type = |kind: &str| events.iter().filter(|e| e["type"] == kind).count() as u64;
+    let summary = events
+        .iter()
+        .find(|e| e["type"] == "summary")
+        .expect("summary line");
+    assert_eq!(
+        (
+            of_type("call"),
+            of_type("return"),
+            field(summary, "lost"),
+            field(summary, "unmatched")
+        ),
+        (calls, calls, 0, 0),
+        "args, GOMAXPROCS={procs}, {label}: {summary}"
+    );
+}
+
+/// CPU-bound shell loops, killed when dropped.
+struct Busy(Vec<std::process::Child>);
+
+impl Busy {
+    fn start(n: usize) -> Busy {
+        Busy(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("start a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -16,6 +16,8 @@ const volatile struct go_layout layout = {};
 const volatile __u32 g_goid = 0;
 /* --stack: walk the frame-pointer chain at entry probes (amd64). */
 const volatile __u32 walk_stack = 0;
+/* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
+const volatile __u64 wakeup_watermark = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
 
@@ -240,7 +242,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	size = offsetof(struct args_event, data) + e->data_len;
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&events, e, size, BPF_RB_NO_WAKEUP))
+	if (bpf_ringbuf_output(&events, e, size, ringbuf_flags(&events, size, wakeup_watermark)))
 		count(0);
 	return 0;
 }

@@ -107,6 +107,16 @@ static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *
 	return true;
 }
 
+/* Ring-buffer submit flags: no wake-up per event (DESIGN.md technique 10), but a forced one
+ * once the ring holds more than `watermark` bytes, so that the consumer thread, blocked in
+ * epoll, drains a burst long before it fills the ring (src/session/drain.rs). */
+static __always_inline __u64 ringbuf_flags(void *ring, __u64 adding, __u64 watermark)
+{
+	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) + adding > watermark ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
+}
+
 /* Defines a command's program `name` twice, for the two attach types: SEC("uprobe.multi") (one
  * multi-uprobe link for every site, Linux 6.6+) and SEC("uprobe") (one perf-event uprobe per
  * site); user space loads the one the kernel supports (src/session/attach.rs). */

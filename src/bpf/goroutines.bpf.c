@@ -12,6 +12,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct go_layout layout = {};
 const volatile struct goroutine_layout runtime_offsets = {};
 const volatile struct newproc_abi newproc = {};
+/* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
+const volatile __u64 wakeup_watermark = 0;
 
 /* newproc1 calls in flight, keyed by frame. Sized before load. */
 struct {
@@ -88,10 +90,10 @@ static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid
 	e->parent_goid = call ? call->parent_goid : 0;
 	e->start_pc = call ? call->start_pc : 0;
 	e->caller_pc = call ? call->caller_pc : 0;
+	e->closure_pc = call ? call->closure_pc : 0;
 	for (int i = 0; i < GOROUTINE_STACK_DEPTH; i++)
 		e->stack[i] = call ? call->stack[i] : 0;
-	/* No wake-up per event (DESIGN.md technique 10): user space polls on a timer. */
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, ringbuf_flags(&events, 0, wakeup_watermark));
 }
 
 static __always_inline int goroutine_site(struct pt_regs *ctx)
@@ -123,6 +125,10 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 		if (g && runtime_offsets.g_sched_bp)
 			creation_stack(g, &call);
 		call.start_pc = read_ptr(fn);
+		/* A go statement's wrapper closure captures the called function value first: the
+		 * literal it calls is the fn of the funcval that word points at (user space decides
+		 * whether start_pc is such a wrapper). */
+		call.closure_pc = read_ptr(read_ptr(fn + layout.ptr_size));
 		call.caller_pc = newproc_value(sp, cx, newproc.callerpc_sp_offset);
 		bpf_map_update_elem(&calls, &hit.key, &call, BPF_ANY);
 		return 0;

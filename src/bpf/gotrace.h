@@ -221,6 +221,8 @@ struct goroutine_event {
 	__u64 parent_goid;   /* created only */
 	__u64 start_pc;      /* created only: funcval.fn */
 	__u64 caller_pc;     /* created only: the go statement's return address */
+	__u64 closure_pc;    /* created only: fn of the funcval the closure's first captured word
+			      * points at (a wrapper's literal), or 0 */
 	__u32 tgid;
 	enum goroutine_event_kind kind;
 	__u64 stack[GOROUTINE_STACK_DEPTH]; /* created, with --stack: 0-terminated */
@@ -230,6 +232,7 @@ struct goroutine_event {
 struct newproc_call {
 	__u64 start_pc;
 	__u64 caller_pc;
+	__u64 closure_pc;
 	__u64 parent_goid;
 	__u64 stack[GOROUTINE_STACK_DEPTH];
 };

@@ -184,15 +184,9 @@ type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 
 /// Reads the DWARF of a Go ELF binary. `Ok(None)`: the binary has no `.debug_info`.
 pub fn load(elf: &object::File<'_>) -> Result<Option<DwarfInfo>> {
-    if elf.section_by_name(".debug_info").is_none() {
+    let Some((sections, endian)) = sections(elf, false)? else {
         return Ok(None);
-    }
-    let endian = if elf.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
     };
-    let sections = gimli::DwarfSections::load(|id| section_data(elf, id))?;
     let mut dwarf = sections.borrow(|data| EndianSlice::new(data, endian));
     dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
     let mut parser = Parser::default();
@@ -206,15 +200,41 @@ pub fn load(elf: &object::File<'_>) -> Result<Option<DwarfInfo>> {
     Ok(Some(parser.finish()))
 }
 
-/// Contents of one DWARF section, decompressed; empty for sections the parser never reads.
+/// Every DWARF section of a binary, decompressed (or empty).
+pub(super) type Sections<'data> = gimli::DwarfSections<Cow<'data, [u8]>>;
+
+/// The DWARF sections of `elf`, decompressed, and their byte order; None without
+/// `.debug_info`. `all`: every section, else only those [`load`] reads (the others empty).
+pub(super) fn sections<'data>(
+    elf: &object::File<'data>,
+    all: bool,
+) -> Result<Option<(Sections<'data>, RunTimeEndian)>> {
+    if elf.section_by_name(".debug_info").is_none() {
+        return Ok(None);
+    }
+    let endian = if elf.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let sections = gimli::DwarfSections::load(|id| section_data(elf, id, all))?;
+    Ok(Some((sections, endian)))
+}
+
+/// Contents of one DWARF section, decompressed; empty for sections not wanted (`all` false:
+/// those [`load`] never reads).
 fn section_data<'data>(
     elf: &object::File<'data>,
     id: gimli::SectionId,
+    all: bool,
 ) -> Result<Cow<'data, [u8]>> {
-    let needed = matches!(
-        id,
-        gimli::SectionId::DebugInfo | gimli::SectionId::DebugAbbrev | gimli::SectionId::DebugStr
-    );
+    let needed = all
+        || matches!(
+            id,
+            gimli::SectionId::DebugInfo
+                | gimli::SectionId::DebugAbbrev
+                | gimli::SectionId::DebugStr
+        );
     match elf.section_by_name(id.name()) {
         Some(section) if needed => super::elf::section_data(&section),
         _ => Ok(Cow::Borrowed(&[])),

@@ -6,7 +6,10 @@ pub mod buildinfo;
 pub mod creation_stack;
 pub mod disasm;
 pub mod dwarf;
+pub mod dwarf_inline;
 pub mod elf;
+pub mod inline;
+pub mod inline_entry;
 pub mod newproc_abi;
 pub mod pclntab;
 pub mod runtime_layout;
@@ -97,6 +100,8 @@ pub struct GoBinary<'data> {
     pub pclntab: pclntab::Pclntab<'data>,
     /// Every function of the pclntab, in address order.
     pub funcs: Vec<pclntab::Func<'data>>,
+    /// Every inlined call, read on first use.
+    inlined: std::sync::OnceLock<inline::InlineTable<'data>>,
 }
 
 impl<'data> GoBinary<'data> {
@@ -115,6 +120,7 @@ impl<'data> GoBinary<'data> {
             build,
             pclntab,
             funcs,
+            inlined: std::sync::OnceLock::new(),
         })
     }
 
@@ -153,6 +159,14 @@ impl<'data> GoBinary<'data> {
         dwarf::load(&self.elf.file).context("reading DWARF")
     }
 
+    /// Every inlined call the binary's DWARF describes (with parameter locations), or None
+    /// when it has no DWARF. Reads the whole DWARF; [`GoBinary::inline_table`] needs none.
+    pub fn dwarf_inlined(&self) -> anyhow::Result<Option<Vec<dwarf_inline::InlinedSubroutine>>> {
+        use anyhow::Context;
+        dwarf_inline::inlined_subroutines(&self.elf.file)
+            .context("reading DWARF inlined subroutines")
+    }
+
     /// Offsets in runtime.g and runtime.m (goid, stack, m, curg): from the binary's DWARF
     /// (`dwarf`, as [`GoBinary::dwarf`] read it), else the per-Go-version table.
     pub fn runtime_layout(
@@ -174,6 +188,37 @@ impl<'data> GoBinary<'data> {
     pub fn is_inlined_everywhere(&self, name: &str) -> bool {
         let in_dwarf = matches!(self.dwarf(), Ok(Some(info)) if info.functions.contains_key(name));
         in_dwarf && !self.funcs.iter().any(|f| f.name == name)
+    }
+
+    /// Every inlined call of the binary, from the pclntab's inline trees (read once, on
+    /// first use), with the functions whose tree could not be read.
+    pub fn inline_table(&self) -> &inline::InlineTable<'data> {
+        self.inlined.get_or_init(|| {
+            inline::read(
+                &self.elf,
+                &self.pclntab,
+                &self.funcs,
+                self.build.go_version.as_deref(),
+            )
+        })
+    }
+
+    /// The inlined instances of the function named `func`, by parent entry.
+    pub fn inlined_instances(&self, func: &str) -> Vec<inline::InlinedInstance<'data>> {
+        self.inline_table().of(func).cloned().collect()
+    }
+
+    /// The decoded control flow of the out-of-line function at `entry` (an inlined call's
+    /// parent), for [`inline_entry::ParentFlow::entries`].
+    pub fn parent_flow(&self, entry: u64) -> anyhow::Result<inline_entry::ParentFlow> {
+        use anyhow::Context;
+        let func = self
+            .func_at(entry)
+            .context("no function at the parent's entry")?;
+        let code = self
+            .code(func)
+            .context("the parent's code is not in the file")?;
+        inline_entry::ParentFlow::decode(self.elf.arch, code, func.entry)
     }
 
     /// The machine code of `func`, from its entry to its end.

@@ -262,38 +262,108 @@ impl<'data> Pclntab<'data> {
 
     /// Runs the pc-value table at `table_off` for `func` and returns the value at `pc`.
     fn pc_value(&self, func: &Func<'_>, table_off: u32, pc: u64) -> Result<Option<i64>> {
-        if table_off == 0 || pc < func.entry || pc >= func.end {
+        if pc < func.entry || pc >= func.end {
             return Ok(None);
         }
-        let mut p = tail(self.pctab, u64::from(table_off))?;
-        let mut value: i64 = -1;
-        let mut cur_pc = func.entry;
-        let mut first = true;
-        loop {
-            let (uvdelta, used) = read_uvarint(p).context("pclntab is corrupt (pc-value table)")?;
-            if uvdelta == 0 && !first {
-                return Ok(None);
-            }
-            p = &p[used..];
-            let vdelta = if uvdelta & 1 != 0 {
-                !((uvdelta >> 1) as i64)
-            } else {
-                (uvdelta >> 1) as i64
-            };
-            let (pcdelta, used) = read_uvarint(p).context("pclntab is corrupt (pc-value table)")?;
-            p = &p[used..];
-            cur_pc = cur_pc.saturating_add(pcdelta.saturating_mul(self.quantum));
-            value = value
-                .checked_add(vdelta)
-                .context("pclntab is corrupt (pc-value table value overflows)")?;
-            if pc < cur_pc {
+        for run in self.pc_runs(func, table_off)? {
+            let (_, hi, value) = run?;
+            if pc < hi {
                 return Ok(Some(value));
             }
-            if cur_pc >= func.end {
-                return Ok(None);
-            }
-            first = false;
         }
+        Ok(None)
+    }
+
+    /// The runs of the pc-value table at `table_off` for `func`: `(lo, hi, value)`, in pc
+    /// order, clipped to the function (none when `table_off` is 0, i.e. no table).
+    pub fn pc_runs(&self, func: &Func<'_>, table_off: u32) -> Result<PcRuns<'data>> {
+        let bytes = if table_off == 0 {
+            &[]
+        } else {
+            tail(self.pctab, u64::from(table_off))?
+        };
+        Ok(PcRuns {
+            bytes,
+            pc: func.entry,
+            end: if table_off == 0 { func.entry } else { func.end },
+            value: -1,
+            first: true,
+            quantum: self.quantum,
+        })
+    }
+
+    /// Size of the fixed part of a `_func` record, before its pcdata offsets. From Go's
+    /// `runtime/runtime2.go` `_func` of each release: go1.12-1.15 entry uintptr + 7 x u32 +
+    /// funcID, 2 pad, nfuncdata (u8 each); go1.16-1.17 adds cuOffset (u32); go1.18-1.19 makes
+    /// entry a u32 offset (entryOff); go1.20+ adds startLine (u32). `nfuncdata` is the last
+    /// byte in every one of them.
+    fn func_fixed_size(&self) -> usize {
+        match self.version {
+            PclnVersion::Go12 => self.ptr_size + 32,
+            PclnVersion::Go116 => self.ptr_size + 36,
+            PclnVersion::Go118 => 40,
+            PclnVersion::Go120 => 44,
+        }
+    }
+
+    /// The offset of `func`'s pcdata table number `table` (`runtime.pcdatastart`), or None
+    /// when the function has fewer tables or that one is absent (offset 0).
+    pub fn pcdata_table(&self, func: &Func<'_>, table: usize) -> Result<Option<u32>> {
+        let npcdata = self.record_field(func.record, 7)? as usize;
+        if table >= npcdata {
+            return Ok(None);
+        }
+        let off = u32_at(func.record, self.func_fixed_size() + 4 * table)?;
+        Ok((off != 0).then_some(off))
+    }
+
+    /// `func`'s funcdata slot `slot` (`runtime.funcdata`), or None when absent. Go 1.18+
+    /// stores a u32 offset from `moduledata.gofunc` (`^0` = absent); earlier releases store
+    /// a pointer-sized address (0 = absent), the array 8-aligned on 64-bit targets.
+    pub fn funcdata(&self, func: &Func<'_>, slot: usize) -> Result<Option<FuncData>> {
+        let fixed = self.func_fixed_size();
+        let nfuncdata = usize::from(
+            *func
+                .record
+                .get(fixed - 1)
+                .context("pclntab is truncated or corrupt (read past its end)")?,
+        );
+        if slot >= nfuncdata {
+            return Ok(None);
+        }
+        let npcdata = self.record_field(func.record, 7)? as usize;
+        let mut off = npcdata
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(fixed))
+            .context("pclntab is corrupt (pcdata count)")?;
+        if self.version >= PclnVersion::Go118 {
+            let value = u32_at(func.record, off + 4 * slot)?;
+            return Ok((value != u32::MAX).then_some(FuncData::GoFuncOffset(u64::from(value))));
+        }
+        if self.ptr_size == 8 && off % 8 != 0 {
+            off += 4;
+        }
+        let value = uintptr_at(func.record, off + self.ptr_size * slot, self.ptr_size)?;
+        Ok((value != 0).then_some(FuncData::Address(value)))
+    }
+
+    /// Pointer size of the target (4 or 8).
+    pub fn ptr_size(&self) -> usize {
+        self.ptr_size
+    }
+
+    /// A function name at offset `off` of the name table (what `_func.nameOff` and
+    /// `inlinedCall.nameOff`/`func_` point at).
+    pub fn name_at(&self, off: u32) -> Result<&'data str> {
+        cstr(self.funcnametab, off as usize)
+    }
+
+    /// Offset of the table's header in `file`, the bytes of the whole binary it was parsed
+    /// from (None if it is not a part of them).
+    pub fn file_offset(&self, file: &[u8]) -> Option<u64> {
+        let start = file.as_ptr() as usize;
+        let offset = (self.data.as_ptr() as usize).checked_sub(start)?;
+        (offset < file.len()).then_some(offset as u64)
     }
 
     /// The SP delta (bytes the function has pushed on its frame) at `pc`.
@@ -312,6 +382,29 @@ impl<'data> Pclntab<'data> {
         ) else {
             return Ok(None);
         };
+        let Some(file) = self.file_name(func, file_no)? else {
+            return Ok(None);
+        };
+        Ok(Some((file, line)))
+    }
+
+    /// `func`'s whole pc -> file:line mapping, decoded once for many lookups.
+    pub fn line_table(&self, func: &Func<'data>) -> Result<LineTable<'data>> {
+        let runs = |field| -> Result<Vec<(u64, u64, i64)>> {
+            self.pc_runs(func, self.record_field(func.record, field)?)?
+                .collect()
+        };
+        Ok(LineTable {
+            files: runs(5)?,
+            lines: runs(6)?,
+            func: func.clone(),
+            pclntab: self.clone(),
+        })
+    }
+
+    /// The name of file number `file_no` of `func`'s compilation unit (Go 1.16+: an index
+    /// into the unit's slice of `cutab`; before: into the global file table).
+    pub fn file_name(&self, func: &Func<'_>, file_no: i64) -> Result<Option<&'data str>> {
         let Ok(file_no) = usize::try_from(file_no) else {
             return Ok(None);
         };
@@ -329,7 +422,94 @@ impl<'data> Pclntab<'data> {
                 cstr(self.filetab, off as usize)?
             }
         };
-        Ok(Some((file, line)))
+        Ok(Some(file))
+    }
+}
+
+/// Where a funcdata table is: Go 1.18+ offsets from `moduledata.gofunc`, earlier addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FuncData {
+    GoFuncOffset(u64),
+    Address(u64),
+}
+
+/// One function's pc -> file:line mapping (see [`Pclntab::line_table`]).
+pub struct LineTable<'data> {
+    files: Vec<(u64, u64, i64)>,
+    lines: Vec<(u64, u64, i64)>,
+    func: Func<'data>,
+    pclntab: Pclntab<'data>,
+}
+
+impl<'data> LineTable<'data> {
+    /// Source file and line of `pc`, as [`Pclntab::line`] says.
+    pub fn line(&self, pc: u64) -> Result<Option<(&'data str, i64)>> {
+        let at = |runs: &[(u64, u64, i64)]| {
+            let i = runs.partition_point(|r| r.1 <= pc);
+            runs.get(i).filter(|r| r.0 <= pc).map(|r| r.2)
+        };
+        let (Some(file_no), Some(line)) = (at(&self.files), at(&self.lines)) else {
+            return Ok(None);
+        };
+        Ok(self
+            .pclntab
+            .file_name(&self.func, file_no)?
+            .map(|file| (file, line)))
+    }
+}
+
+/// The runs of one pc-value table (see [`Pclntab::pc_runs`]).
+pub struct PcRuns<'data> {
+    bytes: &'data [u8],
+    pc: u64,
+    end: u64,
+    value: i64,
+    first: bool,
+    quantum: u64,
+}
+
+impl Iterator for PcRuns<'_> {
+    type Item = Result<(u64, u64, i64)>;
+
+    /// Decodes one (value delta, pc delta) pair, as `runtime.pcvalue` / `debug/gosym` step.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pc >= self.end {
+            return None;
+        }
+        let step = |bytes: &mut &[u8]| {
+            let (value, used) =
+                read_uvarint(bytes).context("pclntab is corrupt (pc-value table)")?;
+            *bytes = &bytes[used..];
+            Ok::<u64, anyhow::Error>(value)
+        };
+        let uvdelta = match step(&mut self.bytes) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        if uvdelta == 0 && !self.first {
+            return None;
+        }
+        let pcdelta = match step(&mut self.bytes) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        let vdelta = if uvdelta & 1 != 0 {
+            !((uvdelta >> 1) as i64)
+        } else {
+            (uvdelta >> 1) as i64
+        };
+        self.first = false;
+        self.value = match self.value.checked_add(vdelta) {
+            Some(value) => value,
+            None => {
+                return Some(Err(anyhow::anyhow!(
+                    "pclntab is corrupt (pc-value table value overflows)"
+                )))
+            }
+        };
+        let lo = self.pc;
+        self.pc = lo.saturating_add(pcdelta.saturating_mul(self.quantum));
+        Some(Ok((lo, self.pc.min(self.end), self.value)))
     }
 }
 

@@ -1,7 +1,9 @@
 //! What a goroutine runs, by its Go name: the function at `funcval.fn`, except that the
 //! compiler's wrapper closure for `go f(x)` (`main.main.gowrap1` from Go 1.22, an ordinary
 //! `main.main.funcN` closure before) is reported as `f`, the function it calls, as Go's
-//! tracebacks do. The wrapper's call target is found by decoding its code ([`disasm`]).
+//! tracebacks do. The wrapper's direct call target is found by decoding its code ([`disasm`]);
+//! a wrapper that calls a function value (`go func(d time.Duration) {...}(v)`) calls it through
+//! its first captured word, which the BPF side follows at `newproc1` (`closure_pc`).
 
 use crate::gobin::{disasm, GoBinary};
 
@@ -17,8 +19,50 @@ pub struct StartFunction {
 /// The first Go release that names go-statement wrappers `gowrapN`.
 const GOWRAP_NAMES_SINCE: (u32, u32) = (1, 22);
 
-/// The start function of a goroutine whose `funcval.fn` is `pc`; `None` if no function holds it.
-pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<StartFunction> {
+/// Prefixes of the runtime helpers the compiler inserts calls to (stack growth, write
+/// barriers, bounds-check panics, race hooks): not what a wrapper in the runtime wraps.
+const RUNTIME_HELPERS: &[&str] = &[
+    "runtime.morestack",
+    "runtime.gcWriteBarrier",
+    "runtime.panic",
+    "runtime.racefunc",
+    "runtime.wbZero",
+    "runtime.wbMove",
+];
+
+/// What `funcval.fn` tells of a goroutine's start function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Known from the code alone.
+    Known(StartFunction),
+    /// This wrapper calls a function value it captured: which one is known per goroutine.
+    ThroughClosure(String),
+}
+
+impl Start {
+    /// The start function, given the `fn` of the funcval the closure's first captured word
+    /// points at (`closure_pc`, 0 if unknown): for a wrapper that calls a function value, the
+    /// function at `closure_pc` when that is a function's entry, else the wrapper itself.
+    pub fn resolve(&self, bin: &GoBinary<'_>, closure_pc: u64) -> StartFunction {
+        match self {
+            Start::Known(start) => start.clone(),
+            Start::ThroughClosure(wrapper) => match called_literal(bin, closure_pc) {
+                Some(function) => StartFunction {
+                    function,
+                    wrapper: Some(wrapper.clone()),
+                },
+                None => StartFunction {
+                    function: wrapper.clone(),
+                    wrapper: None,
+                },
+            },
+        }
+    }
+}
+
+/// What the code at `funcval.fn` = `pc` tells of a goroutine's start function; `None` if no
+/// function holds `pc`.
+pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<Start> {
     let func = bin.func_at(pc)?;
     let name = func.name;
     let gowrap_names = bin
@@ -30,21 +74,28 @@ pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<StartFunction> {
     } else {
         is_numbered(name, ".func")
     };
-    let callee = may_wrap
-        .then(|| {
-            let code = bin.code(func)?;
-            sole_user_call(bin, code, func.entry)
-        })
-        .flatten();
+    // A method value `go v.m()` through a variable runs the compiler's `-fm` wrapper.
+    let method_value = name.ends_with("-fm");
+    if !may_wrap && !method_value {
+        return Some(Start::Known(StartFunction {
+            function: print_name(name),
+            wrapper: None,
+        }));
+    }
+    let in_runtime = name.starts_with("runtime.");
+    let callee = bin
+        .code(func)
+        .and_then(|code| sole_user_call(bin, code, func.entry, in_runtime));
     Some(match callee {
-        Some(callee) => StartFunction {
-            function: callee,
+        Some(callee) => Start::Known(StartFunction {
+            function: print_name(&callee),
             wrapper: Some(name.to_owned()),
-        },
-        None => StartFunction {
+        }),
+        None if method_value => Start::Known(StartFunction {
             function: name.to_owned(),
             wrapper: None,
-        },
+        }),
+        None => Start::ThroughClosure(name.to_owned()),
     })
 }
 
@@ -62,13 +113,46 @@ fn is_numbered(name: &str, marker: &str) -> bool {
     rest.rsplit_once(marker).is_some_and(|(_, n)| is_number(n))
 }
 
-/// The one non-runtime function `code` calls directly, when there is exactly one (a wrapper
-/// calls its function once, plus runtime helpers such as morestack); otherwise None.
-fn sole_user_call(bin: &GoBinary<'_>, code: &[u8], entry: u64) -> Option<String> {
+/// The function a wrapper that calls no function directly calls through its closure: the
+/// one whose entry is `closure_pc`. A method value's `-fm` wrapper there is reported as the method it calls.
+fn called_literal(bin: &GoBinary<'_>, closure_pc: u64) -> Option<String> {
+    let func = bin.func_at(closure_pc)?;
+    if closure_pc == 0 || func.entry != closure_pc {
+        return None;
+    }
+    if func.name.ends_with("-fm") {
+        if let Some(Start::Known(method)) = resolve(bin, closure_pc) {
+            return Some(method.function);
+        }
+    }
+    Some(print_name(func.name))
+}
+
+/// `name` as Go's tracebacks and `runtime.FuncForPC` print it: the type arguments of a generic
+/// function's instantiation shown as `[...]` (`main.generic[go.shape.int]` is
+/// `main.generic[...]`), like the runtime's `funcNameForPrint`.
+fn print_name(name: &str) -> String {
+    match (name.find('['), name.rfind(']')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}[...]{}", &name[..open], &name[close + 1..])
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// The one function `code` calls directly, when there is exactly one (a wrapper calls its
+/// function once), not counting runtime helpers such as morestack (for a wrapper outside the
+/// runtime, not counting any runtime function); otherwise None.
+fn sole_user_call(bin: &GoBinary<'_>, code: &[u8], entry: u64, in_runtime: bool) -> Option<String> {
     let mut callee: Option<&str> = None;
     for target in disasm::direct_call_targets(bin.elf.arch, code, entry) {
         let target = bin.func_at(target)?;
-        if target.name.starts_with("runtime.") {
+        let helper = if in_runtime {
+            RUNTIME_HELPERS.iter().any(|h| target.name.starts_with(h))
+        } else {
+            target.name.starts_with("runtime.")
+        };
+        if helper {
             continue;
         }
         if callee.is_some_and(|c| c != target.name) {
@@ -93,5 +177,18 @@ mod tests {
         assert!(is_numbered("main.main.func1.2", ".func"));
         assert!(is_numbered("main.main.func1.gowrap3", ".gowrap"));
         assert!(!is_numbered("main.main.1", ".func"));
+    }
+
+    #[test]
+    fn generic_names_print_as_go_does() {
+        assert_eq!(
+            print_name("main.generic[go.shape.int]"),
+            "main.generic[...]"
+        );
+        assert_eq!(
+            print_name("main.(*T[go.shape.string]).m"),
+            "main.(*T[...]).m"
+        );
+        assert_eq!(print_name("main.plain"), "main.plain");
     }
 }

@@ -20,6 +20,8 @@ pub type RowKey = (String, String);
 pub struct Row {
     pub created: u64,
     pub exited: u64,
+    /// Goroutines still running when their process exited (they never exit on their own).
+    pub running_at_process_exit: u64,
     /// Lifetimes of the exited ones, in ns.
     lifetimes_ns: Histogram<u64>,
     /// The longest lifetime, exact.
@@ -31,6 +33,7 @@ impl Default for Row {
         Row {
             created: 0,
             exited: 0,
+            running_at_process_exit: 0,
             lifetimes_ns: Histogram::new(LIFETIME_DIGITS).expect("2 significant digits are valid"),
             max_ns: 0,
         }
@@ -38,9 +41,9 @@ impl Default for Row {
 }
 
 impl Row {
-    /// Goroutines created and not yet exited.
+    /// Goroutines created and alive now: not exited, and their process still runs.
     pub fn alive(&self) -> u64 {
-        self.created - self.exited
+        self.created - self.exited - self.running_at_process_exit
     }
 
     /// Records one exited goroutine's lifetime.
@@ -115,7 +118,15 @@ impl Ledger {
 
     /// Forgets every live goroutine of a process that ended (it has no more exits to give).
     pub fn process_ended(&mut self, pid: u32) {
-        self.live.retain(|&(p, _), _| p != pid);
+        let rows = &mut self.rows;
+        self.live.retain(|&(p, _), live| {
+            if p == pid {
+                rows.entry(live.row.clone())
+                    .or_default()
+                    .running_at_process_exit += 1;
+            }
+            p != pid
+        });
     }
 
     /// The processes with live goroutines.
@@ -164,6 +175,8 @@ mod tests {
         assert_eq!(ledger.pids().into_iter().collect::<Vec<_>>(), vec![1, 2]);
         ledger.process_ended(1);
         assert_eq!(ledger.current_live(), 1);
+        let row = &ledger.rows()[&key("main.a")];
+        assert_eq!((row.alive(), row.running_at_process_exit), (0, 1));
         assert_eq!(ledger.peak_live(), 3);
     }
 

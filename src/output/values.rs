@@ -15,34 +15,70 @@ pub struct Captured<'a> {
     pub derefs: Vec<Option<&'a [u8]>>,
 }
 
-/// One decoded value: the JSON value, its truncation mark, or why it is unreadable.
+/// One decoded value: the JSON value, its text as Go's `%v` prints it, its truncation mark, or
+/// why it is unreadable.
 struct Decoded {
     value: Value,
+    human: String,
     truncated: bool,
     has_string: bool,
     reason: Option<String>,
     /// A slice's length and capacity.
     len_cap: Option<(u64, u64)>,
+    /// The exact bytes of a string or `[]byte` that is not valid UTF-8, in hex.
+    hex: Option<String>,
+    /// The struct a pointer points at.
+    pointee: Option<Value>,
 }
 
 impl Decoded {
     fn plain(value: Value) -> Decoded {
+        let human = human_inner(&value);
+        Decoded::text(value, human)
+    }
+
+    fn text(value: Value, human: String) -> Decoded {
         Decoded {
             value,
+            human,
             truncated: false,
             has_string: false,
             reason: None,
             len_cap: None,
+            hex: None,
+            pointee: None,
         }
+    }
+
+    /// Go's nil: JSON `null` with no reason.
+    fn nil() -> Decoded {
+        Decoded::text(Value::Null, "<nil>".into())
     }
 
     fn unreadable(reason: String) -> Decoded {
         Decoded {
-            value: Value::Null,
-            truncated: false,
-            has_string: false,
             reason: Some(reason),
-            len_cap: None,
+            ..Decoded::text(Value::Null, "?".into())
+        }
+    }
+
+    /// A string or `[]byte` of `bytes`: JSON text (lossy) plus the exact bytes in hex when
+    /// they are not UTF-8; Go's `%q` text.
+    fn bytes(bytes: &[u8], truncated: bool) -> Decoded {
+        Decoded {
+            truncated,
+            has_string: true,
+            hex: std::str::from_utf8(bytes).is_err().then(|| hex(bytes)),
+            ..Decoded::text(json!(String::from_utf8_lossy(bytes)), go_quote(bytes))
+        }
+    }
+
+    /// The JSON of this value inside a struct or array: a string that is not UTF-8 becomes
+    /// `{"text": lossy, "hex": exact}` (there is no sibling `hex` key there).
+    fn nested_value(self) -> Value {
+        match self.hex {
+            Some(hex) => json!({"text": self.value, "hex": hex}),
+            None => self.value,
         }
     }
 }
@@ -53,18 +89,24 @@ pub struct NamedValue<'p> {
     pub name: &'p str,
     /// None for globals (their JSON has no `type`).
     pub type_name: Option<&'p str>,
-    /// `null` when unreadable (then `reason` says why).
+    /// `null` when nil or unreadable (then `reason` says why).
     pub value: Value,
+    /// The value as Go's `%v` prints it (strings as `%q`).
+    pub text: String,
     /// Set for values holding strings or slices: whether something was cut.
     pub truncated: Option<bool>,
     /// A slice's length and capacity.
     pub len_cap: Option<(u64, u64)>,
+    /// The exact bytes of a string or `[]byte` that is not valid UTF-8, in hex.
+    pub hex: Option<String>,
+    /// The struct a pointer points at.
+    pub pointee: Option<Value>,
     pub reason: Option<String>,
 }
 
 impl NamedValue<'_> {
-    /// Appends the JSON object: `name`, `type`, `value`, then `len`, `cap`, `truncated`,
-    /// `reason` when they apply.
+    /// Appends the JSON object: `name`, `type`, `value`, then `hex`, `pointee`, `len`, `cap`,
+    /// `truncated`, `reason` when they apply.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"name\":");
         put_json(out, self.name);
@@ -74,6 +116,14 @@ impl NamedValue<'_> {
         }
         out.extend_from_slice(b",\"value\":");
         put_json(out, &self.value);
+        if let Some(hex) = &self.hex {
+            out.extend_from_slice(b",\"hex\":");
+            put_json(out, hex);
+        }
+        if let Some(pointee) = &self.pointee {
+            out.extend_from_slice(b",\"pointee\":");
+            put_json(out, pointee);
+        }
         if let Some((len, cap)) = self.len_cap {
             out.extend_from_slice(format!(",\"len\":{len},\"cap\":{cap}").as_bytes());
         }
@@ -87,13 +137,14 @@ impl NamedValue<'_> {
         out.push(b'}');
     }
 
-    /// The value as one short human-readable token: strings quoted, structs `{X:1 Y:2}`,
-    /// `...` after a truncated value, `?(why)` for an unreadable one.
+    /// The value as one short human-readable token, as Go prints it: strings `%q`-quoted,
+    /// structs `{X:1 Y:2}`, pointers `0xc000012345` or `&{W:3 H:4}`, `<nil>`; `...` after a
+    /// truncated value, `?(why)` for an unreadable one.
     pub fn human(&self) -> String {
-        if self.value.is_null() {
-            return format!("?({})", self.reason.as_deref().unwrap_or("unreadable"));
+        if let Some(reason) = &self.reason {
+            return format!("?({reason})");
         }
-        let mut text = human_inner(&self.value);
+        let mut text = self.text.clone();
         if self.truncated == Some(true) {
             text.push_str("...");
         }
@@ -146,6 +197,8 @@ pub fn decode_globals<'p>(
                 value.value = Value::Null;
                 value.truncated = None;
                 value.len_cap = None;
+                value.hex = None;
+                value.pointee = None;
                 value.reason = Some("its address could not be read".into());
             }
             value.type_name = None;
@@ -164,8 +217,11 @@ fn decode_value<'p>(
         name: &plan.name,
         type_name: Some(&plan.type_name),
         value: decoded.value,
+        text: decoded.human,
         truncated: (decoded.has_string || decoded.len_cap.is_some()).then_some(decoded.truncated),
         len_cap: decoded.len_cap,
+        hex: decoded.hex,
+        pointee: decoded.pointee,
         reason: decoded.reason,
     }
 }
@@ -195,8 +251,28 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
         },
         Shape::Bool { loc } => read_unsigned(frame, *loc)
             .map_or_else(outside, |raw| Decoded::plain(json!(raw & 0xff != 0))),
-        Shape::Pointer { loc } => read_unsigned(frame, *loc)
-            .map_or_else(outside, |raw| Decoded::plain(json!(format!("{raw:#x}")))),
+        Shape::Pointer { loc, pointee } => match read_unsigned(frame, *loc) {
+            None => outside(),
+            Some(0) => Decoded::nil(),
+            Some(raw) => {
+                let address = format!("{raw:#x}");
+                let target = pointee.as_ref().and_then(|p| {
+                    let bytes = captured.derefs.get(p.deref).copied().flatten()?;
+                    let inner = Captured {
+                        frame: bytes,
+                        derefs: Vec::new(),
+                    };
+                    Some(decode(&p.shape, &inner, namer))
+                });
+                match target {
+                    Some(target) => Decoded {
+                        pointee: Some(target.value),
+                        ..Decoded::text(json!(address), format!("&{}", target.human))
+                    },
+                    None => Decoded::text(json!(address.clone()), address),
+                }
+            }
+        },
         Shape::Float { loc } => match read_unsigned(frame, *loc) {
             Some(raw) if loc.size == 4 => {
                 Decoded::plain(json!(f64::from(f32::from_bits(raw as u32))))
@@ -209,20 +285,8 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                 return outside();
             };
             match captured.derefs.get(*deref).copied().flatten() {
-                Some(bytes) => Decoded {
-                    value: json!(String::from_utf8_lossy(bytes)),
-                    truncated: (bytes.len() as u64) < full_len,
-                    has_string: true,
-                    reason: None,
-                    len_cap: None,
-                },
-                None if full_len == 0 => Decoded {
-                    value: json!(""),
-                    truncated: false,
-                    has_string: true,
-                    reason: None,
-                    len_cap: None,
-                },
+                Some(bytes) => Decoded::bytes(bytes, (bytes.len() as u64) < full_len),
+                None if full_len == 0 => Decoded::bytes(b"", false),
                 None => Decoded {
                     has_string: true,
                     ..Decoded::unreadable("the string's bytes could not be read".into())
@@ -249,46 +313,53 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                 }
                 return Decoded::unreadable("the slice's elements could not be read".into());
             };
-            let elems: Vec<Value> = bytes
+            let (elems, texts): (Vec<Value>, Vec<String>) = bytes
                 .chunks_exact((*elem_size).max(1) as usize)
                 .map(|chunk| {
                     let element = Captured {
                         frame: chunk,
                         derefs: Vec::new(),
                     };
-                    decode(elem, &element, namer).value
+                    let d = decode(elem, &element, namer);
+                    (d.value, d.human)
                 })
-                .collect();
+                .unzip();
             Decoded {
                 truncated: (elems.len() as u64) < len,
                 len_cap: Some((len, cap)),
-                ..Decoded::plain(Value::Array(elems))
+                ..Decoded::text(Value::Array(elems), format!("[{}]", texts.join(" ")))
             }
         }
         Shape::Struct { fields } => {
             let mut object = Map::new();
+            let mut texts = Vec::new();
             let mut whole = Decoded::plain(Value::Null);
             for (name, field) in fields {
                 let d = decode(field, captured, namer);
                 whole.truncated |= d.truncated;
                 whole.has_string |= d.has_string;
-                object.insert(name.clone(), d.value);
+                texts.push(format!("{name}:{}", d.human));
+                object.insert(name.clone(), d.nested_value());
             }
             whole.value = Value::Object(object);
+            whole.human = format!("{{{}}}", texts.join(" "));
             whole
         }
         Shape::Array { elems } => {
             let mut whole = Decoded::plain(Value::Null);
+            let mut texts = Vec::new();
             let values = elems
                 .iter()
                 .map(|e| {
                     let d = decode(e, captured, namer);
                     whole.truncated |= d.truncated;
                     whole.has_string |= d.has_string;
-                    d.value
+                    texts.push(d.human.clone());
+                    d.nested_value()
                 })
                 .collect();
             whole.value = Value::Array(values);
+            whole.human = format!("[{}]", texts.join(" "));
             whole
         }
         Shape::Interface {
@@ -301,7 +372,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                 return outside();
             };
             if first == 0 {
-                return Decoded::plain(json!("<nil>"));
+                return Decoded::nil();
             }
             let type_word = if *empty {
                 Some(first)
@@ -349,9 +420,54 @@ fn human_inner(v: &Value) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        Value::Null => "?".into(),
+        Value::Null => "<nil>".into(),
         other => other.to_string(),
     }
+}
+
+/// `bytes` in lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` quoted as Go's `%q` (`strconv.Quote`) does: printable characters as they are,
+/// `\n`-style escapes, `\xNN` for bytes that are not UTF-8 and for control characters below
+/// U+0080, `\uNNNN` / `\UNNNNNNNN` for other characters Rust deems control or whitespace
+/// (Go's `unicode.IsPrint` is approximated by these two classes).
+pub fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\x0b' => out.push_str("\\v"),
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                ' ' => out.push(' '),
+                c if (c as u32) < 0x80 && (c.is_control()) => {
+                    out.push_str(&format!("\\x{:02x}", c as u32));
+                }
+                c if c.is_control() || c.is_whitespace() => {
+                    if (c as u32) < 0x10000 {
+                        out.push_str(&format!("\\u{:04x}", c as u32));
+                    } else {
+                        out.push_str(&format!("\\U{:08x}", c as u32));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -85,9 +85,11 @@ pub enum Shape {
     Bool {
         loc: Loc,
     },
-    /// Pointers, unsafe.Pointer, maps, channels, funcs: printed as hex.
+    /// Pointers, unsafe.Pointer, maps, channels, funcs: printed as hex; a pointer argument to
+    /// a struct of scalars also has the struct it points at.
     Pointer {
         loc: Loc,
+        pointee: Option<Pointee>,
     },
     Float {
         loc: Loc,
@@ -124,6 +126,13 @@ pub enum Shape {
     Unreadable {
         reason: String,
     },
+}
+
+/// The struct a pointer argument points at: `shape` decodes the bytes of read `deref`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pointee {
+    pub shape: Box<Shape>,
+    pub deref: usize,
 }
 
 /// One argument or result.
@@ -264,8 +273,8 @@ enum Place {
     Registers(RegCursor),
     /// Byte offset in the stack-argument area.
     Memory(u64),
-    /// A slice element, at offset 0 of its own bytes.
-    Element,
+    /// Byte offset in the bytes of an extra read (a slice element or a pointed-at struct).
+    Element(u64),
     /// Byte offset in the globals area.
     Global(u64),
 }
@@ -374,8 +383,8 @@ impl Assigner<'_> {
                     size,
                 })
             }
-            Place::Element => Some(Loc {
-                offset: u32::try_from(delta).ok()?,
+            Place::Element(base) => Some(Loc {
+                offset: u32::try_from(base.checked_add(delta)?).ok()?,
                 size,
             }),
             Place::Global(base) => Some(Loc {
@@ -416,13 +425,18 @@ impl Assigner<'_> {
             TypeKind::Uintptr => self
                 .piece(place, false, 0, t.size)
                 .map_or_else(beyond, |loc| Shape::Int { loc, signed: false }),
-            TypeKind::Pointer { .. }
-            | TypeKind::UnsafePointer
-            | TypeKind::Map
-            | TypeKind::Chan
-            | TypeKind::Func => self
+            TypeKind::Pointer { elem } => {
+                let Some(loc) = self.piece(place, false, 0, ptr) else {
+                    return beyond();
+                };
+                let pointee = elem
+                    .filter(|_| depth == 0)
+                    .and_then(|elem| self.pointee(elem, loc, site));
+                Shape::Pointer { loc, pointee }
+            }
+            TypeKind::UnsafePointer | TypeKind::Map | TypeKind::Chan | TypeKind::Func => self
                 .piece(place, false, 0, ptr)
-                .map_or_else(beyond, |loc| Shape::Pointer { loc }),
+                .map_or_else(beyond, |loc| Shape::Pointer { loc, pointee: None }),
             TypeKind::Float => match self.piece(place, true, 0, t.size) {
                 Some(loc) => Shape::Float { loc },
                 None if in_memory => beyond(),
@@ -460,7 +474,7 @@ impl Assigner<'_> {
                 if elem_size == 1 && matches!(elem_type.kind, TypeKind::Int { .. }) {
                     return self.counted(site, data, len, 1, self.strsize);
                 }
-                let mut elem_place = Place::Element;
+                let mut elem_place = Place::Element(0);
                 let elem_shape = self.shape(*elem, &mut elem_place, site, depth + 1);
                 let scalar = matches!(
                     elem_shape,
@@ -565,12 +579,59 @@ impl Assigner<'_> {
         }
     }
 
+    /// The struct a pointer at `ptr` points at, read by the BPF side, when it is a struct of
+    /// scalars no larger than `--strsize` (pointers are followed one level deep).
+    fn pointee(&self, elem: TypeId, ptr: Loc, site: &mut SitePlan) -> Option<Pointee> {
+        let t = self.types.get(elem);
+        let size = u32::try_from(t.size).ok()?;
+        let fits = matches!(t.kind, TypeKind::Struct { .. })
+            && size > 0
+            && size <= self.strsize
+            && self.only_scalars(elem, 0)
+            && site.derefs.len() < MAX_DEREFS;
+        if !fits {
+            return None;
+        }
+        let shape = self.shape(elem, &mut Place::Element(0), site, 1);
+        site.derefs.push(Deref {
+            kind: DerefKind::Fixed { ptr, offset: 0 },
+            max: size,
+        });
+        Some(Pointee {
+            shape: Box::new(shape),
+            deref: site.derefs.len() - 1,
+        })
+    }
+
+    /// Whether a value of type `ty` is made only of numbers, bools and pointers (it decodes
+    /// from its own bytes, with no further reads).
+    fn only_scalars(&self, ty: TypeId, depth: usize) -> bool {
+        match &self.types.get(ty).kind {
+            TypeKind::Bool
+            | TypeKind::Int { .. }
+            | TypeKind::Uintptr
+            | TypeKind::Float
+            | TypeKind::Pointer { .. }
+            | TypeKind::UnsafePointer
+            | TypeKind::Map
+            | TypeKind::Chan
+            | TypeKind::Func => true,
+            TypeKind::Struct { fields } => {
+                depth < MAX_DEPTH && fields.iter().all(|f| self.only_scalars(f.ty, depth + 1))
+            }
+            TypeKind::Array { elem, len } => {
+                depth < MAX_DEPTH && *len <= MAX_ARRAY_ELEMS && self.only_scalars(*elem, depth + 1)
+            }
+            _ => false,
+        }
+    }
+
     /// The place of a component at byte `offset` of a value at `place`.
     fn nested(&self, place: &Place, offset: u64) -> Place {
         match place {
             Place::Registers(cursor) => Place::Registers(*cursor),
             Place::Memory(base) => Place::Memory(base.saturating_add(offset)),
-            Place::Element => Place::Element,
+            Place::Element(base) => Place::Element(base.saturating_add(offset)),
             Place::Global(base) => Place::Global(base.saturating_add(offset)),
         }
     }

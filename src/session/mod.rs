@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod bpf;
+pub mod drain;
 pub mod kernel;
 pub mod lifecycle;
 pub mod load_bias;
@@ -15,7 +16,7 @@ use std::io::{StdoutLock, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use libbpf_rs::{Object, RingBuffer};
+use libbpf_rs::Object;
 use serde_json::json;
 
 use crate::cli::TraceTarget;
@@ -23,6 +24,7 @@ use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
 use attach::Attached;
+use drain::Drain;
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
 use target::{Target, TargetSpec};
 
@@ -116,7 +118,7 @@ impl Session {
     pub fn run(
         &mut self,
         attached: Attached,
-        mut drain: impl FnMut(Duration) -> Result<()>,
+        drain: &mut impl Drain,
         mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
     ) -> Result<StopReason> {
         let mut lifecycle = self
@@ -124,7 +126,7 @@ impl Session {
             .take()
             .ok_or_else(|| anyhow::anyhow!("Session::run before Session::attach"))?;
         let stop = loop {
-            match lifecycle.wait(&mut self.target, &mut drain)? {
+            match lifecycle.wait(&mut self.target, &mut |timeout| drain.drain(timeout))? {
                 Wake::Stop(reason) => break reason,
                 wake => {
                     if !on_wake(wake, &mut self.out)? {
@@ -134,26 +136,9 @@ impl Session {
             }
         };
         drop(attached);
-        drain(Duration::ZERO)?;
+        drain.finish()?;
         on_wake(Wake::Stop(stop), &mut self.out)?;
         self.out.flush()?;
         Ok(stop)
     }
-}
-
-/// A `drain` for [`Session::run`] that empties a ring buffer: waits in epoll until the BPF
-/// side wakes it or the time is up, then consumes whatever is there (the BPF side wakes only
-/// past a watermark, so a quiet ring is read on time too).
-pub fn drain_ring<'r>(ring: &'r RingBuffer<'_>) -> impl FnMut(Duration) -> Result<()> + 'r {
-    move |timeout| {
-        ring.poll(timeout)?;
-        ring.consume()?;
-        Ok(())
-    }
-}
-
-/// A `drain` for [`Session::run`] when the BPF side aggregates in maps: nothing to drain.
-pub fn sleep(timeout: Duration) -> Result<()> {
-    std::thread::sleep(timeout);
-    Ok(())
 }

@@ -3,10 +3,13 @@
 // `REC {"function":...,"args":[...],"results":[...],"counter":N}`, where N is the global
 // main.counter at the call's entry (every traced function increments it once).
 // The values in a record are written the way gotrace prints them (pointers as hex strings,
-// strings as text, nil errors as "<nil>"), so a test can compare the two directly.
+// strings as text or {"hex":...} when not UTF-8, nil as null, a pointer to a struct of numbers
+// as {"ptr":...,"pointee":{...}}), so a test can compare the two directly. Some calls are also
+// recorded as Go's fmt prints them (`HUMAN main.f(a=%v, b=%q)`), for gotrace's human output.
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -50,11 +54,24 @@ func record(function string, args []interface{}, results []interface{}) {
 	fmt.Printf("REC %s\n", line)
 }
 
+// human records one call as Go's fmt prints its arguments.
+func human(function string, format string, args ...interface{}) {
+	fmt.Printf("HUMAN %s(%s)\n", function, fmt.Sprintf(format, args...))
+}
+
 func hexPtr(p uintptr) string { return fmt.Sprintf("%#x", p) }
+
+// strValue is a string as gotrace's JSON has it: the text, or its exact bytes when not UTF-8.
+func strValue(s string) interface{} {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return map[string]interface{}{"hex": hex.EncodeToString([]byte(s))}
+}
 
 func errValue(err error) interface{} {
 	if err == nil {
-		return "<nil>"
+		return nil
 	}
 	v := map[string]interface{}{"type": fmt.Sprintf("%T", err)}
 	if _, ok := err.(interface{ Unwrap() error }); !ok && fmt.Sprintf("%T", err) == "*errors.errorString" {
@@ -200,6 +217,24 @@ func hot(i int, s string) int { return i + len(s) }
 //go:noinline
 func bytesArg(b []byte) int { counter++; return len(b) }
 
+// Size is a struct of numbers: gotrace shows what a pointer to it points at.
+type Size struct{ W, H int }
+
+//go:noinline
+func area(r *Size) int {
+	counter++
+	if r == nil {
+		return 0
+	}
+	return r.W * r.H
+}
+
+//go:noinline
+func nils(err error, p *Size, m map[string]int, c chan int, f func(), v interface{}) bool {
+	counter++
+	return err == nil && p == nil && m == nil && c == nil && f == nil && v == nil
+}
+
 //go:noinline
 func ints64(v []int64, flags []bool) int { counter++; return len(v) + len(flags) }
 
@@ -223,7 +258,7 @@ func sliceValue(v []int64) map[string]interface{} {
 
 func anyValue(v interface{}) interface{} {
 	if v == nil {
-		return "<nil>"
+		return nil
 	}
 	return map[string]interface{}{"type": fmt.Sprintf("%T", v)}
 }
@@ -264,14 +299,31 @@ func main() {
 
 		for _, pair := range [][2]string{{"hello", "world"}, {"", ""}, {long, "x"}, {"caf\xe9\xff", "ü"}} {
 			n, joined := strs(pair[0], pair[1])
-			record("main.strs", []interface{}{pair[0], pair[1]}, []interface{}{n, joined})
+			record("main.strs", []interface{}{strValue(pair[0]), strValue(pair[1])}, []interface{}{n, strValue(joined)})
 		}
 
 		x := round
 		px := pointer(&x)
 		record("main.pointer", []interface{}{hexPtr(uintptr(unsafe.Pointer(&x)))}, []interface{}{hexPtr(uintptr(unsafe.Pointer(px)))})
+		human("main.pointer", "p=%v", &x)
 		var nilp *int
-		record("main.pointer", []interface{}{"0x0"}, []interface{}{hexPtr(uintptr(unsafe.Pointer(pointer(nilp))))})
+		pointer(nilp)
+		record("main.pointer", []interface{}{nil}, []interface{}{nil})
+		human("main.pointer", "p=%v", nilp)
+
+		size := &Size{W: 3 + round, H: -4}
+		record("main.area", []interface{}{map[string]interface{}{"ptr": hexPtr(uintptr(unsafe.Pointer(size))), "pointee": map[string]interface{}{"W": size.W, "H": size.H}}}, []interface{}{area(size)})
+		human("main.area", "r=%+v", size)
+		var nilSize *Size
+		record("main.area", []interface{}{nil}, []interface{}{area(nilSize)})
+		human("main.area", "r=%+v", nilSize)
+		var nilErr error
+		var nilMap map[string]int
+		var nilChan chan int
+		var nilFunc func()
+		var nilAny interface{}
+		record("main.nils", []interface{}{nil, nil, nil, nil, nil, nil}, []interface{}{nils(nilErr, nilSize, nilMap, nilChan, nilFunc, nilAny)})
+		human("main.nils", "err=%v, p=%v, m=<nil>, c=%v, f=%v, v=%v", nilErr, nilSize, nilChan, interface{}(nilFunc), nilAny)
 
 		q, rem := divmod(-17-round, 5)
 		record("main.divmod", []interface{}{-17 - round, 5}, []interface{}{q, rem})
@@ -301,7 +353,8 @@ func main() {
 		record("main.(*Point).Move", []interface{}{hexPtr(uintptr(unsafe.Pointer(&pt))), 4}, []interface{}{})
 
 		raw := []byte("raw\x00bytes\xff" + strings.Repeat("z", round))
-		record("main.bytesArg", []interface{}{string(raw)}, []interface{}{bytesArg(raw)})
+		record("main.bytesArg", []interface{}{strValue(string(raw))}, []interface{}{bytesArg(raw)})
+		human("main.bytesArg", "b=%q", raw)
 		many := make([]int64, 20+round, 32+round)
 		for n := range many {
 			many[n] = int64(n*n) - 50

@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
-use libbpf_rs::RingBufferBuilder;
 use serde_json::json;
 
 use crate::cli::ArgsArgs;
@@ -25,8 +24,9 @@ use crate::plan::signature::{self, UserSignature};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{args_plan_index, args_stats, site_kind};
 use crate::session::bpf::{self, args::*, open_skeleton};
+use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{StopReason, Wake};
-use crate::session::{drain_ring, maps, Session};
+use crate::session::{maps, Session};
 use decode::Decoder;
 
 /// Runs `gotrace args`.
@@ -55,6 +55,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             rodata.g_goid = g_goid;
             rodata.pair_calls = u32::from(!args.no_ret);
             rodata.walk_stack = u32::from(args.stack);
+            rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
         }
     );
     open.maps
@@ -84,12 +85,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
     });
-    let mut ring = RingBufferBuilder::new();
-    ring.add(&skel.maps.events, |bytes: &[u8]| {
-        printer.borrow_mut().print(bytes);
-        0
-    })?;
-    let ring = ring.build()?;
+    let mut ring = RingDrain::start(&skel.maps.events, |bytes| printer.borrow_mut().print(bytes))?;
     let sites = plan.sites(|_| !args.no_ret);
     let attached = session.attach(
         skel.object(),
@@ -98,7 +94,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         &plan.announcement(&patterns, args.target.verbose),
     )?;
     let pid = session.pid();
-    let stop = session.run(attached, drain_ring(&ring), |wake, out| {
+    let stop = session.run(attached, &mut ring, |wake, out| {
         let more = printer.borrow_mut().flush(out)?;
         let Wake::Stop(stop) = wake else {
             return Ok(more);

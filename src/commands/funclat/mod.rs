@@ -15,6 +15,7 @@ use crate::cli::FunclatArgs;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
+use crate::session::drain::Sleep;
 use crate::session::lifecycle::{seconds, StopReason, Wake};
 use crate::session::{maps, Session};
 use live::LiveOutputs;
@@ -57,7 +58,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let attached = session.attach(skel.object(), &plan.sites(|_| true), wakes, &announcement)?;
     let mut next_print = interval.map(|every| (Instant::now() + every, every));
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
-    let stop = session.run(attached, crate::session::sleep, |wake, out| {
+    let stop = session.run(attached, &mut Sleep, |wake, out| {
         if wake == Wake::Drained {
             return Ok(true);
         }

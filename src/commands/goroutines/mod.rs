@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
-use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::GoroutinesArgs;
 use crate::gobin::newproc_abi::{self, NewprocAbi};
@@ -21,9 +20,10 @@ use crate::gobin::{creation_stack, GoBinary};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
+use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, Wake};
 use crate::session::target::TargetSpec;
-use crate::session::{drain_ring, maps, Announcement, Session};
+use crate::session::{maps, Announcement, Session};
 use report::Report;
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
@@ -53,6 +53,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         plan.runtime,
         session.pid(),
         |rodata| {
+            rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
             let layout = &mut rodata.runtime_offsets;
             layout.g_goid = u32::try_from(offsets.g_goid)?;
             layout.g_m = u32::try_from(offsets.g_m)?;
@@ -78,12 +79,9 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let skel = bpf::load(open)?;
 
     let report_cell = RefCell::new(&mut report);
-    let mut ring = RingBufferBuilder::new();
-    ring.add(&skel.maps.events, |bytes: &[u8]| {
-        report_cell.borrow_mut().on_record(bytes);
-        0
+    let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
+        report_cell.borrow_mut().on_record(bytes)
     })?;
-    let ring = ring.build()?;
     let what = format!("goroutines of {}", session.target.binary.display());
     let announcement = Announcement {
         what,
@@ -92,7 +90,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
     let attached = session.attach(skel.object(), &sites, interval, &announcement)?;
     report_cell.borrow_mut().print_header()?;
-    let stop = session.run(attached, drain_ring(&ring), |wake, out| {
+    let stop = session.run(attached, &mut ring, |wake, out| {
         let mut report = report_cell.borrow_mut();
         report.flush(out)?;
         if wake != Wake::Drained {

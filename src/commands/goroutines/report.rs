@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::GoroutinesArgs;
-use crate::gobin::start_function::{self, StartFunction};
+use crate::gobin::start_function::{self, Start, StartFunction};
 use crate::gobin::{creation_stack, GoBinary};
 use crate::output::clock;
 use crate::output::goroutine_ledger::Ledger;
@@ -53,6 +53,7 @@ struct RowJson<'a> {
     created: u64,
     exited: u64,
     alive: u64,
+    running_at_process_exit: u64,
     lifetime_p50_ns: Option<u64>,
     lifetime_p99_ns: Option<u64>,
     lifetime_max_ns: Option<u64>,
@@ -73,7 +74,7 @@ pub struct Report<'a> {
     args: &'a GoroutinesArgs,
     ledger: Ledger,
     /// Start function by `funcval.fn`.
-    names: HashMap<u64, StartFunction>,
+    names: HashMap<u64, Start>,
     /// Creation site by caller PC.
     sites: HashMap<u64, String>,
     /// PIE load bias by process (None: unknown, the process is gone).
@@ -149,7 +150,7 @@ impl<'a> Report<'a> {
             return self.on_exit(&e);
         }
         self.unbias_addresses(&mut e);
-        let start = self.start_function(e.start_pc);
+        let start = self.start_function(e.start_pc, e.closure_pc);
         if self
             .filter
             .as_ref()
@@ -233,8 +234,8 @@ impl<'a> Report<'a> {
             .entry(e.tgid)
             .or_insert_with(|| load_bias::of_process(e.tgid, &bin.elf).ok());
         let bias = bias.unwrap_or(0);
-        for pc in std::iter::once(&mut e.start_pc)
-            .chain(std::iter::once(&mut e.caller_pc))
+        for pc in [&mut e.start_pc, &mut e.caller_pc, &mut e.closure_pc]
+            .into_iter()
             .chain(e.stack.iter_mut())
             .filter(|pc| **pc != 0)
         {
@@ -242,18 +243,21 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// The start function at `pc` (cached).
-    fn start_function(&mut self, pc: u64) -> StartFunction {
+    /// The start function at `pc`, whose closure's first captured word leads to
+    /// `closure_pc` (what the code tells is cached by `pc`).
+    fn start_function(&mut self, pc: u64, closure_pc: u64) -> StartFunction {
         let bin = self.bin;
         self.names
             .entry(pc)
             .or_insert_with(|| {
-                start_function::resolve(bin, pc).unwrap_or_else(|| StartFunction {
-                    function: format!("{pc:#x}"),
-                    wrapper: None,
+                start_function::resolve(bin, pc).unwrap_or_else(|| {
+                    Start::Known(StartFunction {
+                        function: format!("{pc:#x}"),
+                        wrapper: None,
+                    })
                 })
             })
-            .clone()
+            .resolve(bin, closure_pc)
     }
 
     /// "file:line" of the go statement whose return address is `pc` (cached).
@@ -285,6 +289,7 @@ impl<'a> Report<'a> {
                         created: row.created,
                         exited: row.exited,
                         alive: row.alive(),
+                        running_at_process_exit: row.running_at_process_exit,
                         lifetime_p50_ns: row.lifetime_percentile_ns(50),
                         lifetime_p99_ns: row.lifetime_percentile_ns(99),
                         lifetime_max_ns: row.lifetime_max_ns(),

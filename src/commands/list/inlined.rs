@@ -1,0 +1,209 @@
+//! What `gotrace list` says of inlined calls: the INLINED column, the summary line, the
+//! `inlined_sites` JSON, `--inlined` site lines, and the functions that exist only inlined.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::gobin::dwarf_inline::{InlinedParam, InlinedSubroutine, ParamLocation};
+use crate::gobin::inline::{InlineTable, InlinedInstance};
+use crate::gobin::inline_entry::{InlineEntries, ParentFlow};
+use crate::gobin::GoBinary;
+
+/// The INLINED column: the number of inlined sites, `-` for none, `?` when the binary's
+/// inline trees could not be read.
+pub fn site_count(table: &InlineTable<'_>, count: usize) -> String {
+    match count {
+        0 if table.unavailable.is_some() => "?".to_owned(),
+        0 => "-".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// One comment line: how many inlined calls were found, and what could not be read.
+pub fn inline_summary(table: &InlineTable<'_>) -> String {
+    let found = format!(
+        "# {} inlined calls of {} functions",
+        table.instances.len(),
+        table.inlined_functions().count()
+    );
+    match inline_problems(table) {
+        Some(problem) => format!("{found}; {problem}"),
+        None => found,
+    }
+}
+
+/// What of the inline trees could not be read, if anything.
+pub fn inline_problems(table: &InlineTable<'_>) -> Option<String> {
+    if let Some(reason) = &table.unavailable {
+        return Some(reason.clone());
+    }
+    let (first, why) = table.unreadable.first()?;
+    Some(format!(
+        "the inline trees of {} functions could not be read (their inlined calls are not \
+         listed), e.g. {first}: {why}",
+        table.unreadable.len()
+    ))
+}
+
+/// What `--inlined` adds to each site: its entries, from the decoded parents (cached by
+/// entry; None: not decodable, e.g. arm64), and its parameters, from DWARF when it has any.
+pub struct SiteDetails {
+    flows: HashMap<u64, Option<ParentFlow>>,
+    /// DWARF's inlined calls by (parent, function, call line).
+    dwarf: HashMap<(String, String, u64), Vec<InlinedSubroutine>>,
+}
+
+impl SiteDetails {
+    /// Reads the binary's DWARF inlined calls (none without DWARF).
+    pub fn read(bin: &GoBinary<'_>) -> Result<SiteDetails> {
+        let mut dwarf: HashMap<_, Vec<InlinedSubroutine>> = HashMap::new();
+        for call in bin.dwarf_inlined()?.unwrap_or_default() {
+            let key = (call.parent.clone(), call.func.clone(), call.call_line);
+            dwarf.entry(key).or_default().push(call);
+        }
+        Ok(SiteDetails {
+            flows: HashMap::new(),
+            dwarf,
+        })
+    }
+
+    /// Where control enters `site`, when its parent can be decoded.
+    fn entries(&mut self, bin: &GoBinary<'_>, site: &InlinedInstance<'_>) -> Option<InlineEntries> {
+        self.flows
+            .entry(site.parent_entry)
+            .or_insert_with(|| bin.parent_flow(site.parent_entry).ok())
+            .as_ref()
+            .map(|flow| flow.entries(&site.ranges))
+    }
+
+    /// `site`'s formal parameters as DWARF describes them: the inlined call with the same
+    /// parent, function, call line and enclosing calls whose ranges overlap the site's.
+    fn params(&self, site: &InlinedInstance<'_>) -> Option<&[InlinedParam]> {
+        let key = (
+            site.parent.to_owned(),
+            site.func.to_owned(),
+            u64::try_from(site.call_line).ok()?,
+        );
+        let overlaps = |ranges: &[(u64, u64)]| {
+            ranges
+                .iter()
+                .any(|&(lo, hi)| site.ranges.iter().any(|&(l, h)| lo < h && l < hi))
+        };
+        self.dwarf
+            .get(&key)?
+            .iter()
+            .find(|call| call.callers == site.callers && overlaps(&call.ranges))
+            .map(|call| call.params.as_slice())
+    }
+}
+
+/// A parameter and how DWARF locates it: `expr` (one expression for the whole call), `list`
+/// (per PC range) or `none` (optimized away).
+fn param_location(param: &InlinedParam) -> &'static str {
+    match param.location {
+        ParamLocation::Expr(_) => "expr",
+        ParamLocation::List(_) => "list",
+        ParamLocation::None => "none",
+    }
+}
+
+/// `"inlined_sites"`: one object per inlined call, with file offsets for uprobes. With
+/// `flows` (`--inlined`): `entry_offset` is the call's single entry instruction, when the
+/// decoded parent shows exactly one that is not also reached from inside the call (else
+/// null; `entry_offsets` lists them all, `entries_complete` is false when the parent has
+/// indirect jumps), and `params` the DWARF parameters when DWARF describes the call;
+/// without, those keys are absent.
+pub fn sites_json(
+    bin: &GoBinary<'_>,
+    mut flows: Option<&mut SiteDetails>,
+    instances: &[&InlinedInstance<'_>],
+) -> serde_json::Value {
+    let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
+    instances
+        .iter()
+        .map(|site| {
+            let mut row = serde_json::json!({
+                "parent": site.parent,
+                "callers": site.callers,
+                "call_file": site.call_file,
+                "call_line": site.call_line,
+                "mark_offset": offset(site.mark_pc),
+                "ranges": site.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect::<Vec<_>>(),
+            });
+            if let Some(flows) = flows.as_mut() {
+                let entries = flows.entries(bin, site);
+                let single = entries.as_ref().and_then(|e| match e.points.as_slice() {
+                    [only] if !only.reentered => offset(only.pc),
+                    _ => None,
+                });
+                row["entry_offset"] = single.into();
+                row["entry_offsets"] = entries
+                    .as_ref()
+                    .map(|e| e.points.iter().map(|p| offset(p.pc)).collect::<Vec<_>>())
+                    .into();
+                row["entries_complete"] = entries.as_ref().map(|e| e.indirect_jumps == 0).into();
+                if let Some(params) = flows.params(site) {
+                    row["params"] = params
+                        .iter()
+                        .map(|p| serde_json::json!({"name": p.name, "location": param_location(p)}))
+                        .collect();
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+/// `--inlined`: the sites of one function, one per line, below its row.
+pub fn write_sites(
+    out: &mut impl Write,
+    bin: &GoBinary<'_>,
+    mut flows: Option<&mut SiteDetails>,
+    instances: &[&InlinedInstance<'_>],
+) -> Result<()> {
+    for site in instances {
+        let ranges: Vec<String> = site
+            .ranges
+            .iter()
+            .map(|(lo, hi)| format!("{lo:#x}-{hi:#x}"))
+            .collect();
+        let via = if site.callers.is_empty() {
+            String::new()
+        } else {
+            format!(" via {}", site.callers.join(" <- "))
+        };
+        let entries = match flows.as_mut().and_then(|f| f.entries(bin, site)) {
+            None => "?".to_owned(),
+            Some(e) if e.points.is_empty() => "none".to_owned(),
+            Some(e) => e
+                .points
+                .iter()
+                .map(|p| format!("{:#x}{}", p.pc, if p.reentered { "(join)" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let params = flows
+            .as_ref()
+            .and_then(|f| f.params(site))
+            .map(|params| {
+                let named: Vec<String> = params
+                    .iter()
+                    .map(|p| format!("{}({})", p.name, param_location(p)))
+                    .collect();
+                format!(" params {}", named.join(","))
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "    inlined in {}{via} at {}:{} entries {entries} mark {:#x}{params} ranges {}",
+            site.parent,
+            site.call_file,
+            site.call_line,
+            site.mark_pc,
+            ranges.join(" ")
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `gotrace list`: what can be traced in a Go binary, and how: one row per function
+//! ([`rows`]), its inlined calls ([`inlined`]), or the globals ([`globals`]).
+
+mod globals;
+mod inlined;
+mod rows;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::cli::ListArgs;
+use crate::gobin::{BinaryFile, GoBinary};
+use inlined::SiteDetails;
+use rows::Rows;
+
+/// Runs `gotrace list`.
+pub fn run(args: &ListArgs) -> Result<ExitCode> {
+    let file = BinaryFile::open(&args.binary)?;
+    let bin = file.parse()?;
+    let pattern = args
+        .pattern
+        .as_deref()
+        .map(glob::Pattern::new)
+        .transpose()
+        .context("bad pattern (glob syntax: * ? [abc])")?;
+    let matches = |name: &str| pattern.as_ref().is_none_or(|p| p.matches(name));
+    let dwarf = bin.dwarf()?;
+    if args.globals {
+        return globals::list_globals(&bin, dwarf.as_ref(), &matches, args.json);
+    }
+    let inlined = bin.inline_table();
+    // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
+    let details = args.inlined.then(|| SiteDetails::read(&bin)).transpose()?;
+    let mut rows = Rows {
+        bin: &bin,
+        dwarf: dwarf.as_ref(),
+        inlined,
+        details,
+        json: args.json,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if !args.json {
+        writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
+        writeln!(out, "{}", inlined::inline_summary(inlined))?;
+        rows.write_titles(&mut out)?;
+    }
+    let mut shown = 0usize;
+    for func in bin.funcs.iter().filter(|f| matches(f.name)) {
+        rows.write_function(&mut out, func)?;
+        shown += 1;
+    }
+    // Functions with no out-of-line copy: their only code is inlined into callers.
+    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
+    let mut inlined_only: Vec<&str> = inlined
+        .inlined_functions()
+        .filter(|name| matches(name) && !out_of_line.contains(name))
+        .collect();
+    inlined_only.sort_unstable();
+    for name in inlined_only {
+        rows.write_inlined_only(&mut out, name)?;
+        shown += 1;
+    }
+    out.flush()?;
+    if shown == 0 {
+        let (pattern, binary) = (
+            args.pattern.as_deref().unwrap_or("*"),
+            args.binary.display(),
+        );
+        anyhow::bail!("no function matches {pattern:?} in {binary} (try `gotrace list {binary}` to see them all)");
+    }
+    // In text the summary line says it; JSON lines have no room for it.
+    if let Some(problem) = args
+        .json
+        .then(|| inlined::inline_problems(inlined))
+        .flatten()
+    {
+        eprintln!("gotrace: warning: {problem}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line saying what kind of binary this is.
+fn header(bin: &GoBinary<'_>, has_dwarf: bool) -> String {
+    format!(
+        "# {} {} {}, {}, {}, {}, pclntab {}, {} functions",
+        bin.build
+            .go_version
+            .as_deref()
+            .unwrap_or("go version unknown"),
+        bin.elf.arch.goarch(),
+        if bin.elf.is_pie { "PIE" } else { "static" },
+        if bin.elf.stripped {
+            "stripped"
+        } else {
+            "with symbols"
+        },
+        if has_dwarf { "DWARF" } else { "no DWARF" },
+        bin.build
+            .main_module
+            .as_deref()
+            .map_or("main module unknown".to_owned(), |m| format!("module {m}")),
+        bin.pclntab.version.releases(),
+        bin.funcs.len()
+    )
+}

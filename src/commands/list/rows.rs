@@ -1,0 +1,219 @@
+//! One `gotrace list` row per function: where it is, its probe sites and their cost class, its
+//! types, its inlined calls; as a text line or one JSON object.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::inlined::{self, SiteDetails};
+use crate::gobin::disasm::DecodedFunction;
+use crate::gobin::dwarf::{DwarfInfo, Param};
+use crate::gobin::inline::{InlineTable, InlinedInstance};
+use crate::gobin::pclntab::Func;
+use crate::gobin::site_class::SiteClass;
+use crate::gobin::GoBinary;
+
+/// What every row needs: the binary, its DWARF and inline trees, and the `--inlined` details.
+pub struct Rows<'a, 'data> {
+    pub bin: &'a GoBinary<'data>,
+    pub dwarf: Option<&'a DwarfInfo>,
+    pub inlined: &'a InlineTable<'data>,
+    /// `--inlined`: each site's entries and parameters.
+    pub details: Option<SiteDetails>,
+    pub json: bool,
+}
+
+impl Rows<'_, '_> {
+    /// The column titles of the text output.
+    pub fn write_titles(&self, out: &mut impl Write) -> Result<()> {
+        writeln!(
+            out,
+            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
+            "FUNCTION",
+            "ENTRY",
+            "OFFSET",
+            "SIZE",
+            "RETS",
+            "TYPES",
+            "INLINED",
+            "ENTRY-SITE",
+            "RET-E/S",
+            "TAIL",
+            "STEPS"
+        )?;
+        Ok(())
+    }
+
+    /// Whether DWARF gives `name`'s parameter types.
+    fn types_known(&self, name: &str) -> bool {
+        self.dwarf.is_some_and(|d| d.functions.contains_key(name))
+    }
+
+    /// The row of a function with code of its own.
+    pub fn write_function(&mut self, out: &mut impl Write, func: &Func<'_>) -> Result<()> {
+        let bin = self.bin;
+        let (file, line) = bin.pclntab.line(func, func.entry)?.unwrap_or(("?", 0));
+        let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
+        let sites = bin.probe_sites(func);
+        let instances: Vec<&InlinedInstance<'_>> = self.inlined.of(func.name).collect();
+        if self.json {
+            let mut row = json!({
+                "function": func.name,
+                "entry": func.entry,
+                "end": func.end,
+                "file_offset": offset(func.entry),
+                "file": file,
+                "line": line,
+            });
+            if !instances.is_empty() {
+                row["inlined_sites"] = inlined::sites_json(bin, self.details.as_mut(), &instances);
+            }
+            if let Some(info) = self.dwarf {
+                let sig = info.functions.get(func.name).cloned().unwrap_or_default();
+                row["params"] = params_json(info, &sig.params);
+                row["results"] = params_json(info, &sig.results);
+            }
+            match &sites {
+                Ok(sites) => add_sites_json(&mut row, bin, sites),
+                Err(err) => {
+                    for key in [
+                        "entry_probe_offset",
+                        "entry_class",
+                        "entry_site_offset",
+                        "steps_per_call",
+                    ] {
+                        row[key] = Value::Null;
+                    }
+                    for key in ["ret_offsets", "ret_classes", "tail_calls"] {
+                        row[key] = json!([]);
+                    }
+                    row["problem"] = format!("{err:#}").into();
+                }
+            }
+            writeln!(out, "{row}")?;
+            return Ok(());
+        }
+        let (rets, entry_class, ret_classes, tails, steps) = match &sites {
+            Ok(sites) => (
+                match sites.ret_sites.len() {
+                    0 => "none".to_owned(),
+                    n => n.to_string(),
+                },
+                sites.entry.class_name(),
+                ret_class_counts(&sites.ret_classes),
+                sites.tail_calls.len().to_string(),
+                steps_per_call(sites).to_string(),
+            ),
+            Err(_) => (
+                "?".to_owned(),
+                "?",
+                "?".to_owned(),
+                "?".to_owned(),
+                "?".to_owned(),
+            ),
+        };
+        writeln!(
+            out,
+            "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} {file}:{line}",
+            func.name,
+            func.entry,
+            offset(func.entry).unwrap_or(0),
+            func.end - func.entry,
+            rets,
+            if self.types_known(func.name) { "yes" } else { "no" },
+            inlined::site_count(self.inlined, instances.len()),
+            entry_class,
+            ret_classes,
+            tails,
+            steps,
+        )?;
+        self.write_site_lines(out, &instances)
+    }
+
+    /// The row of a function that exists only inlined into its callers.
+    pub fn write_inlined_only(&mut self, out: &mut impl Write, name: &str) -> Result<()> {
+        let instances: Vec<&InlinedInstance<'_>> = self.inlined.of(name).collect();
+        if self.json {
+            let sites = inlined::sites_json(self.bin, self.details.as_mut(), &instances);
+            let row = json!({"function": name, "inlined_only": true, "inlined_sites": sites});
+            writeln!(out, "{row}")?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
+            name,
+            "-",
+            "-",
+            "-",
+            "-",
+            if self.types_known(name) { "yes" } else { "no" },
+            instances.len(),
+        )?;
+        self.write_site_lines(out, &instances)
+    }
+
+    /// `--inlined`: one line per inlined site below the function's row.
+    fn write_site_lines(
+        &mut self,
+        out: &mut impl Write,
+        instances: &[&InlinedInstance<'_>],
+    ) -> Result<()> {
+        match self.details.as_mut() {
+            Some(details) => inlined::write_sites(out, self.bin, Some(details), instances),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The probe-site keys of a function's JSON row.
+fn add_sites_json(row: &mut Value, bin: &GoBinary<'_>, sites: &DecodedFunction) {
+    let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
+    row["entry_probe_offset"] = offset(sites.entry_probe).into();
+    row["ret_offsets"] = sites.ret_sites.iter().map(|&v| offset(v)).collect();
+    row["entry_class"] = sites.entry.class_name().into();
+    row["entry_site_offset"] = offset(sites.entry.addr).into();
+    row["ret_classes"] = json!(sites.ret_classes);
+    row["tail_calls"] = sites
+        .tail_calls
+        .iter()
+        .map(|call| {
+            json!({
+                "offset": offset(call.site),
+                "target": call.target,
+                "function": bin.func_entered_at(call.target).map(|f| f.name),
+            })
+        })
+        .collect();
+    row["steps_per_call"] = steps_per_call(sites).into();
+}
+
+/// The expected cost class of tracing one call with an entry probe and RET probes: how many
+/// of its probe hits the kernel single-steps (the entry site, plus one RET site if any RET is
+/// single-stepped; 0 is the cheapest).
+fn steps_per_call(sites: &DecodedFunction) -> u8 {
+    let single_step = SiteClass::SingleStep;
+    u8::from(sites.entry.insn.class == single_step)
+        + u8::from(sites.ret_classes.contains(&single_step))
+}
+
+/// RET site classes as counts, `emulated/single-step` (`0/2`), or `-` without RET.
+fn ret_class_counts(classes: &[SiteClass]) -> String {
+    if classes.is_empty() {
+        return "-".to_owned();
+    }
+    let steps = classes
+        .iter()
+        .filter(|&&class| class == SiteClass::SingleStep)
+        .count();
+    format!("{}/{steps}", classes.len() - steps)
+}
+
+/// `[{"name":..,"type":..}]` for parameters or results.
+fn params_json(info: &DwarfInfo, params: &[Param]) -> serde_json::Value {
+    params
+        .iter()
+        .map(|p| json!({"name": p.name, "type": info.types.name(p.ty)}))
+        .collect()
+}

@@ -1,0 +1,3 @@
+module gotrace.test/inlines
+
+go 1.19
