@@ -2,7 +2,9 @@
 //! whose stacks grow and shrink under Go's asynchronous preemption (SIGURG), at GOMAXPROCS 1
 //! and 2, twenty consecutive runs each, on an idle machine and again with two CPU-bound
 //! processes competing for the cores. `gotrace funclat` counts and `gotrace args` events must
-//! equal the target's own atomic count of its calls every time: nothing lost.
+//! equal the target's own atomic count of its calls every time: nothing lost. On Go 1.19
+//! (amd64 and 386) the entry site is the flag-checked stack-check branch (issue 9), whose
+//! taken hits (morestack) must not count: ten runs at GOMAXPROCS 1 and 2 there.
 
 mod common;
 
@@ -28,8 +30,20 @@ const EXPERIMENT: [&str; 9] = [
     "600",
 ];
 const RUNS: usize = 20;
-/// The tests run one at a time: the idle experiment must not share the cores with the busy one.
+/// Runs per GOMAXPROCS on Go 1.19 (funclat each run, args every fifth: args costs more).
+const RUNS_GO119: usize = 10;
+const ARGS_EVERY_GO119: usize = 5;
+
+/// Serialises the experiments: side by side on two CPUs they would be each other's busy
+/// competitors, which only `args_is_exact_with_busy_competitors` means to test.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the file's lock (a failed test leaves it poisoned, which is harmless here).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 /// Runs with busy competitors (each is slower: the cores are shared four ways).
 const BUSY_RUNS: usize = 10;
 /// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
@@ -73,7 +87,7 @@ fn traced_run(
 
 #[test]
 fn funclat_and_args_are_exact_under_async_preemption() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     if !require_root() {
         return;
     }
@@ -107,7 +121,7 @@ fn funclat_and_args_are_exact_under_async_preemption() {
 /// consumer thread is scheduled late, so the ring must absorb the bursts (issue 13.1).
 #[test]
 fn args_is_exact_with_busy_competitors() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     if !require_root() {
         return;
     }
@@ -130,6 +144,47 @@ fn args_is_exact_with_busy_competitors() {
         }
         check_args_run(&binary.path, &BURST, procs, "2 busy processes, burst");
     }
+}
+
+/// The experiment on a Go 1.19 build, whose entry site is the flag-checked JBE/JLS.
+fn flag_checked_entry_experiment(goarch: &'static str) {
+    let _one = one_at_a_time();
+    if !require_root() {
+        return;
+    }
+    let Some(binary) = require(matrix_binary("1.19", goarch, Variant::Plain, "workloads")) else {
+        return;
+    };
+    for procs in ["1", "2"] {
+        for run in 1..=RUNS_GO119 {
+            let (calls, hists) = traced_run("funclat", &binary.path, &EXPERIMENT, procs);
+            let hist = &hists[0];
+            assert_eq!(
+                (
+                    field(hist, "count"),
+                    field(hist, "unmatched"),
+                    field(hist, "lost")
+                ),
+                (calls, 0, 0),
+                "funclat go1.19 {goarch}, GOMAXPROCS={procs}, run {run}: {hist}"
+            );
+            if run % ARGS_EVERY_GO119 == 0 {
+                let label = format!("go1.19 {goarch}, run {run}");
+                check_args_run(&binary.path, &EXPERIMENT, procs, &label);
+            }
+        }
+    }
+}
+
+#[test]
+fn exact_at_the_flag_checked_entry_go119_amd64() {
+    flag_checked_entry_experiment("amd64");
+}
+
+/// 386: the flags come from a 32-bit task's pt_regs.
+#[test]
+fn exact_at_the_flag_checked_entry_go119_386() {
+    flag_checked_entry_experiment("386");
 }
 
 /// One `gotrace args` run: a call and a return event for each of the target's own calls, no

@@ -130,11 +130,17 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	/* One copy of the registers: direct ctx loads on several paths get merged by the
 	 * compiler into a modified-ctx access the verifier refuses. */
 	struct pt_regs regs;
+	bool tail_ret;
 
 	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
 		return 0;
 	if (!probe_prologue(ctx, &regs, &layout, &hit))
 		return 0;
+	/* A tail-call target's RET is this function's return only when it completes this
+	 * function's start (below); user space sees it as a RET. */
+	tail_ret = hit.kind == SITE_TAIL_RET;
+	if (tail_ret)
+		hit.kind = SITE_RET;
 	plan_key = hit.func_id * ARGS_PLANS_PER_FUNC + (hit.kind == SITE_RET);
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	e = bpf_map_lookup_elem(&scratch, &zero);
@@ -191,6 +197,8 @@ static __always_inline int args_site(struct pt_regs *ctx)
 			e->duration_ns = now - start->start_ns;
 			e->matched = 1;
 			bpf_map_delete_elem(&starts, &hit.key);
+		} else if (tail_ret) {
+			return 0; /* the target returning from a call of its own, or another one's */
 		} else {
 			count(1);
 		}

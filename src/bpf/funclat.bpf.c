@@ -39,10 +39,87 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return slot;
 }
 
+/* Counts one more call of function `func_id` that never returned. */
+static __always_inline void count_unmatched(__u32 func_id)
+{
+	struct func_hist *hist = bpf_map_lookup_elem(&hists, &func_id);
+
+	if (hist)
+		hist->unmatched++;
+}
+
+/* Records one call of `hist`'s function that took `delta` ns. */
+static __always_inline void record(struct func_hist *hist, __u64 delta)
+{
+	hist->slots[log2_slot(delta / unit_div) & (GOTRACE_HIST_SLOTS - 1)]++;
+	hist->count++;
+	hist->total_ns += delta;
+}
+
+/* An entry: a new start at its frame key. A start already there is a call at this depth that
+ * never returned (panic unwinding, Goexit), unless it is a tail caller's and this is another
+ * function: then this is its tail call, and the caller's start becomes the outer call. */
+static __always_inline void enter(struct probe_hit *hit, struct func_hist *hist, __u64 now)
+{
+	struct frame_start *start, new_start = {};
+
+	new_start.start_ns = now;
+	new_start.func_id = hit->func_id;
+	new_start.tail_caller = hit->tail_caller;
+	/* The common case costs one insert; only a frame key already in use costs more. */
+	if (!bpf_map_update_elem(&starts, &hit->key, &new_start, BPF_NOEXIST))
+		return;
+	start = bpf_map_lookup_elem(&starts, &hit->key);
+	if (start) {
+		if (start->has_outer)
+			count_unmatched(start->outer_func_id);
+		if (start->tail_caller && start->func_id != hit->func_id) {
+			new_start.outer_start_ns = start->start_ns;
+			new_start.outer_func_id = start->func_id;
+			new_start.has_outer = 1;
+		} else {
+			count_unmatched(start->func_id);
+		}
+	}
+	if (bpf_map_update_elem(&starts, &hit->key, &new_start, BPF_ANY))
+		hist->lost++;
+}
+
+/* A RET (or a tail-call target's RET) of the hit's function: completes its start, whether
+ * the call at this frame key or the outer call (its tail caller's). Probes at one address run
+ * in any order: the call completed first leaves the other one in place. */
+static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist, __u64 now)
+{
+	struct frame_start *start = bpf_map_lookup_elem(&starts, &hit->key);
+
+	if (start && start->func_id == hit->func_id) {
+		record(hist, now - start->start_ns);
+		if (!start->has_outer) {
+			bpf_map_delete_elem(&starts, &hit->key);
+			return;
+		}
+		start->start_ns = start->outer_start_ns;
+		start->func_id = start->outer_func_id;
+		start->tail_caller = 1;
+		start->has_outer = 0;
+		return;
+	}
+	if (hit->kind != SITE_TAIL_RET) {
+		/* A return whose entry was never seen: the entry hit was lost, or the call was
+		 * already running when tracing began. Counted, never silently dropped. */
+		hist->lost++;
+		return;
+	}
+	if (start && start->has_outer && start->outer_func_id == hit->func_id) {
+		record(hist, now - start->outer_start_ns);
+		start->has_outer = 0;
+	}
+	/* Otherwise the target returns from a call of its own, or of another tail caller. */
+}
+
 static __always_inline int funclat_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
-	struct frame_start *start, new_start = {};
 	struct func_hist *hist;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 func_id;
@@ -54,42 +131,15 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	if (!hist)
 		return 0;
 	if (!hit.key.g) {
-		hist->lost++;
-		return 0;
-	}
-
-	if (hit.kind == SITE_ENTRY) {
-		new_start.start_ns = now;
-		new_start.func_id = func_id;
-		/* The common case costs one insert; only a frame key already in use (a call at
-		 * this depth that never returned: panic unwinding, Goexit) costs more. */
-		if (!bpf_map_update_elem(&starts, &hit.key, &new_start, BPF_NOEXIST))
-			return 0;
-		start = bpf_map_lookup_elem(&starts, &hit.key);
-		if (start) {
-			__u32 stale = start->func_id;
-			struct func_hist *stale_hist = bpf_map_lookup_elem(&hists, &stale);
-
-			if (stale_hist)
-				stale_hist->unmatched++;
-		}
-		if (bpf_map_update_elem(&starts, &hit.key, &new_start, BPF_ANY))
+		/* A tail-call target's RET without g may be no call of this function at all. */
+		if (hit.kind != SITE_TAIL_RET)
 			hist->lost++;
 		return 0;
 	}
-
-	start = bpf_map_lookup_elem(&starts, &hit.key);
-	if (!start || start->func_id != func_id) {
-		/* A return whose entry was never seen: the entry hit was lost, or the call was
-		 * already running when tracing began. Counted, never silently dropped. */
-		hist->lost++;
-		return 0;
-	}
-	__u64 delta = now - start->start_ns;
-	bpf_map_delete_elem(&starts, &hit.key);
-	hist->slots[log2_slot(delta / unit_div) & (GOTRACE_HIST_SLOTS - 1)]++;
-	hist->count++;
-	hist->total_ns += delta;
+	if (hit.kind == SITE_ENTRY)
+		enter(&hit, hist, now);
+	else
+		leave(&hit, hist, now);
 	return 0;
 }
 

@@ -71,13 +71,18 @@ struct probe_hit {
 	__u64 cookie;
 	__u32 func_id;        /* the planned function (COOKIE_FUNC_SHIFT) */
 	enum site_kind kind;  /* COOKIE_KIND_MASK */
+	bool tail_caller;     /* COOKIE_TAIL_CALLER */
 	__u32 tid;
-	__u64 site_offset;    /* the site's offset from the function entry (COOKIE_SITE_SHIFT) */
+	__s64 site_offset;    /* the site's signed offset from the function entry (a tail-call
+	                       * target's RET may lie before it) */
 	struct frame_key key; /* key.g is 0 when g could not be read (key.depth is then 0) */
 };
 
-/* Decodes this hit into `hit`; false when the process is filtered out. `regs` may be ctx or
- * a copy of it (for g and SP). */
+/* Decodes this hit into `hit`; false when the process is filtered out or the hit is a
+ * SITE_ENTRY_IF_NOT_TAKEN whose branch is taken (JBE to morestack: not a call, the function
+ * runs again from its entry), which no program counts. Such an entry is then SITE_ENTRY. `regs`
+ * may be ctx or a copy of it (for g, SP and the flags; a 386 task's flags are in the same
+ * pt_regs field). */
 static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *regs,
 					   const volatile struct go_layout *l, struct probe_hit *hit)
 {
@@ -90,7 +95,13 @@ static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *
 	hit->cookie = bpf_get_attach_cookie(ctx);
 	hit->func_id = hit->cookie >> COOKIE_FUNC_SHIFT;
 	hit->kind = hit->cookie & COOKIE_KIND_MASK;
-	hit->site_offset = hit->cookie >> COOKIE_SITE_SHIFT;
+	hit->tail_caller = hit->cookie & COOKIE_TAIL_CALLER;
+	if (hit->kind == SITE_ENTRY_IF_NOT_TAKEN) {
+		if (regs->flags & (X86_FLAG_CF | X86_FLAG_ZF))
+			return false;
+		hit->kind = SITE_ENTRY;
+	}
+	hit->site_offset = (__s64)hit->cookie >> COOKIE_SITE_SHIFT; /* sign-extends */
 	hit->key.g = current_g(regs, l);
 	hit->key.depth = hit->key.g ? g_stack_hi(hit->key.g, l) - PT_REGS_SP(regs) : 0;
 	return true;

@@ -6,10 +6,13 @@
 #define GOTRACE_H
 
 /* The attach cookie of every probe site, one layout for every program:
- * bits 0-7 the site kind (enum site_kind), bits 8-39 the planned function's index,
- * bits 40-63 the site's offset from the function's entry (args derives the load bias from it). */
+ * bits 0-6 the site kind (enum site_kind), bit 7 COOKIE_TAIL_CALLER (on the entry site of a
+ * function that leaves by tail calls, whose SITE_TAIL_RET sites complete it), bits 8-39 the planned function's index,
+ * bits 40-63 the site's signed offset from the function's entry (args derives the load bias
+ * from it; a tail-call target's RET may lie before the entry). */
 enum cookie_layout {
-	COOKIE_KIND_MASK = 0xff,
+	COOKIE_KIND_MASK = 0x7f,
+	COOKIE_TAIL_CALLER = 0x80,
 	COOKIE_FUNC_SHIFT = 8,
 	COOKIE_SITE_SHIFT = 40,
 	COOKIE_SITE_BITS = 24,
@@ -19,6 +22,18 @@ enum cookie_layout {
 enum site_kind {
 	SITE_ENTRY = 0,
 	SITE_RET = 1,
+	/* An entry probed on the stack check's JBE/JLS: a call only when the branch is not taken
+	 * (CF and ZF clear); probe_prologue drops taken hits and reports the rest as SITE_ENTRY. */
+	SITE_ENTRY_IF_NOT_TAKEN = 2,
+	/* A RET of a tail-call target, planned for the tail-calling function: it completes a
+	 * start of that function at the same frame key and is silent otherwise (never lost). */
+	SITE_TAIL_RET = 3,
+};
+
+/* x86 EFLAGS bits the entry check reads (arch/x86/include/uapi/asm/processor-flags.h). */
+enum x86_flags {
+	X86_FLAG_CF = 0x1,
+	X86_FLAG_ZF = 0x40,
 };
 
 /* log2 latency slots: slot i holds durations in [2^i, 2^(i+1)) ns (slot 0 also holds 0). */
@@ -50,11 +65,16 @@ struct frame_key {
 	__u32 pad;
 };
 
-/* A call in flight: when it started and which planned function it is. */
+/* A call in flight: when it started and which planned function it is. A traced function
+ * entered by a tail call from a traced tail caller has the caller's frame key: the caller's
+ * start is kept as the outer call until one of them completes it (funclat). */
 struct frame_start {
 	__u64 start_ns;
 	__u32 func_id;
-	__u32 pad;
+	__u32 tail_caller;     /* the entry's cookie had COOKIE_TAIL_CALLER */
+	__u64 outer_start_ns;
+	__u32 outer_func_id;
+	__u32 has_outer;
 };
 
 /* ---- gotrace funclat ---- */
@@ -228,6 +248,7 @@ struct goroutine_counters {
 struct gotrace_shared_types {
 	enum cookie_layout cookie_layout;
 	enum site_kind site_kind;
+	enum x86_flags x86_flags;
 	enum hist_layout hist_layout;
 	enum args_limits args_limits;
 	enum args_read_status args_read_status;

@@ -8,8 +8,9 @@ pub mod sites;
 
 use anyhow::{bail, Context, Result};
 
+use crate::gobin::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::{Arch, GoBinary};
-use crate::session::bpf::shared::types::g_source as bpf_g_source;
+use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
 use crate::session::Announcement;
 
 /// Where the BPF side finds the current g (`enum g_source` in src/bpf/gotrace.h).
@@ -54,8 +55,80 @@ pub struct PlannedFunc {
     pub entry_offset: u64,
     /// File offset of the entry probe site.
     pub entry_site: u64,
+    /// How the entry site counts: `SITE_ENTRY` (every hit) or `SITE_ENTRY_IF_NOT_TAKEN` (the
+    /// stack check's JBE, counted when not taken).
+    pub entry_kind: site_kind,
     /// File offsets of every RET.
     pub ret_sites: Vec<u64>,
+    /// File offsets of the RETs of the functions it tail-calls (transitively), where its
+    /// calls end when they leave by a tail call (planned only when RETs are wanted).
+    pub tail_ret_sites: Vec<u64>,
+}
+
+/// The bench knob naming the entry site: `legacy` (the first instruction after the stack
+/// check, as before issue 9) or `flag-checked` (the default: the cheapest exact site).
+pub const ENTRY_SITE_ENV: &str = "GOTRACE_ENTRY_SITE";
+
+/// Which entry site planning uses (see [`ENTRY_SITE_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryChoice {
+    Legacy,
+    FlagChecked,
+}
+
+impl EntryChoice {
+    fn from_env() -> Result<Self> {
+        match std::env::var(ENTRY_SITE_ENV).as_deref() {
+            Err(_) | Ok("flag-checked") => Ok(Self::FlagChecked),
+            Ok("legacy") => Ok(Self::Legacy),
+            Ok(other) => bail!(
+                "{ENTRY_SITE_ENV}={other:?} is not an entry site (use legacy or flag-checked, or unset it)"
+            ),
+        }
+    }
+
+    /// The entry vaddr and its site kind.
+    fn site(self, decoded: &DecodedFunction) -> (u64, site_kind) {
+        match (self, decoded.entry.check) {
+            (Self::Legacy, _) => (decoded.entry_probe, site_kind::SITE_ENTRY),
+            (Self::FlagChecked, EntryCheck::None) => (decoded.entry.addr, site_kind::SITE_ENTRY),
+            (Self::FlagChecked, EntryCheck::NotTakenJbe) => {
+                (decoded.entry.addr, site_kind::SITE_ENTRY_IF_NOT_TAKEN)
+            }
+        }
+    }
+}
+
+/// At most this many functions are followed through a chain of tail calls.
+const MAX_TAIL_TARGETS: usize = 64;
+
+/// The vaddrs of the RETs where a call of `decoded`'s function ends when it leaves by a tail
+/// call: the RETs of its tail-call targets, and of theirs, in address order. A target that is
+/// not a function entry is not followed (the decoder offers only jumps out of the function).
+fn tail_ret_vaddrs(bin: &GoBinary<'_>, decoded: &DecodedFunction) -> Result<Vec<u64>> {
+    let mut queue: Vec<u64> = decoded.tail_calls.iter().map(|t| t.target).collect();
+    let mut seen: Vec<u64> = Vec::new();
+    let mut rets = Vec::new();
+    while let Some(target) = queue.pop() {
+        if seen.contains(&target) {
+            continue;
+        }
+        if seen.len() == MAX_TAIL_TARGETS {
+            bail!("its tail calls reach more than {MAX_TAIL_TARGETS} functions");
+        }
+        seen.push(target);
+        let Some(callee) = bin.funcs.iter().find(|f| f.entry == target) else {
+            continue;
+        };
+        let sites = bin
+            .probe_sites(callee)
+            .with_context(|| format!("its tail-call target {}", callee.name))?;
+        rets.extend_from_slice(&sites.ret_sites);
+        queue.extend(sites.tail_calls.iter().map(|t| t.target));
+    }
+    rets.sort_unstable();
+    rets.dedup();
+    Ok(rets)
 }
 
 /// What the patterns resolved to.
@@ -67,9 +140,9 @@ pub struct ProbePlan {
     pub runtime: RuntimeFacts,
 }
 
-/// Why a function without a RET instruction is skipped.
+/// Why a function without a RET instruction (of its own or of a tail-call target) is skipped.
 const NO_RET: &str =
-    "has no RET instruction (it never returns or ends in a tail call), so its return cannot be probed";
+    "has no RET instruction and no tail call to a function with one (it never returns), so its return cannot be probed";
 
 impl ProbePlan {
     /// Tells the user on stderr about the functions a glob matched but that cannot be probed
@@ -82,9 +155,9 @@ impl ProbePlan {
         } else if !self.skipped.is_empty() {
             let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
             let why = if no_ret == self.skipped.len() {
-                "that never return or end in a tail call".to_owned()
+                "that never return".to_owned()
             } else {
-                format!("that cannot be probed ({no_ret} never return or end in a tail call)")
+                format!("that cannot be probed ({no_ret} never return)")
             };
             eprintln!(
                 "gotrace: skipped {} functions {why}; --verbose lists them",
@@ -112,6 +185,7 @@ fn is_glob(pattern: &str) -> bool {
 /// that matches nothing fails; glob matches that cannot be probed are skipped and listed.
 pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<ProbePlan> {
     let runtime = runtime_facts(bin)?;
+    let entry_choice = EntryChoice::from_env()?;
     let mut funcs: Vec<PlannedFunc> = Vec::new();
     let mut skipped = Vec::new();
     for pattern in patterns {
@@ -136,10 +210,19 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
             if funcs.iter().any(|p| p.entry == func.entry) {
                 continue;
             }
-            let sites = bin.probe_sites(func);
+            let sites = bin.probe_sites(func).and_then(|s| {
+                let tail_rets = if need_ret {
+                    tail_ret_vaddrs(bin, &s)?
+                } else {
+                    Vec::new()
+                };
+                Ok((s, tail_rets))
+            });
             let problem = match &sites {
                 Err(err) => Some(format!("{err:#}")),
-                Ok(s) if need_ret && s.ret_sites.is_empty() => Some(NO_RET.to_owned()),
+                Ok((s, tail)) if need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
+                    Some(NO_RET.to_owned())
+                }
                 Ok(_) => None,
             };
             if let Some(reason) = problem {
@@ -149,7 +232,8 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
                 skipped.push((func.name.to_owned(), reason));
                 continue;
             }
-            let sites = sites?;
+            let (sites, tail_rets) = sites?;
+            let (entry_site, entry_kind) = entry_choice.site(&sites);
             let offset = |vaddr: u64| {
                 bin.elf.file_offset(vaddr).with_context(|| {
                     format!("{}: address {vaddr:#x} is not in the file", func.name)
@@ -160,9 +244,14 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
                 name: func.name.to_owned(),
                 entry: func.entry,
                 entry_offset: offset(func.entry)?,
-                entry_site: offset(sites.entry_probe)?,
+                entry_site: offset(entry_site)?,
+                entry_kind,
                 ret_sites: sites
                     .ret_sites
+                    .iter()
+                    .map(|&v| offset(v))
+                    .collect::<Result<_>>()?,
+                tail_ret_sites: tail_rets
                     .iter()
                     .map(|&v| offset(v))
                     .collect::<Result<_>>()?,

@@ -12,18 +12,22 @@ pub struct Site {
 }
 
 const KIND_MASK: u64 = cookie_layout::COOKIE_KIND_MASK.0 as u64;
+const TAIL_CALLER: u64 = cookie_layout::COOKIE_TAIL_CALLER.0 as u64;
 const FUNC_SHIFT: u32 = cookie_layout::COOKIE_FUNC_SHIFT.0;
 const SITE_SHIFT: u32 = cookie_layout::COOKIE_SITE_SHIFT.0;
 const SITE_MASK: u64 = (1 << cookie_layout::COOKIE_SITE_BITS.0) - 1;
 // The fields do not overlap and the site offset ends at bit 63.
 const _: () = assert!(KIND_MASK < 1 << FUNC_SHIFT);
+const _: () = assert!(TAIL_CALLER & KIND_MASK == 0 && TAIL_CALLER < 1 << FUNC_SHIFT);
 const _: () = assert!(FUNC_SHIFT + u32::BITS == SITE_SHIFT);
 const _: () = assert!(SITE_SHIFT + cookie_layout::COOKIE_SITE_BITS.0 == u64::BITS);
 const _: () = assert!(site_kind::SITE_RET.0 as u64 <= KIND_MASK);
+const _: () = assert!(site_kind::SITE_ENTRY_IF_NOT_TAKEN.0 as u64 <= KIND_MASK);
+const _: () = assert!(site_kind::SITE_TAIL_RET.0 as u64 <= KIND_MASK);
 
 /// The cookie of a site of kind `kind`, of planned function `func_id`, `site_offset` bytes
-/// after the function's entry (kept modulo 2^COOKIE_SITE_BITS; the BPF side derives the load
-/// bias from it).
+/// after the function's entry (two's complement, kept modulo 2^COOKIE_SITE_BITS: the BPF side
+/// sign-extends it and derives the load bias from it).
 pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
     ((site_offset & SITE_MASK) << SITE_SHIFT)
         | (u64::from(func_id) << FUNC_SHIFT)
@@ -32,22 +36,34 @@ pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
 
 impl ProbePlan {
     /// Every site of every planned function: its entry and, where `with_rets` says so, each of
-    /// its RETs.
+    /// its RETs and of its tail-call targets' RETs (SITE_TAIL_RET).
     pub fn sites(&self, with_rets: impl Fn(&crate::plan::PlannedFunc) -> bool) -> Vec<Site> {
         let mut sites = Vec::new();
         for func in &self.funcs {
-            let rets = if with_rets(func) {
-                &func.ret_sites[..]
+            let (rets, tail_rets) = if with_rets(func) {
+                (&func.ret_sites[..], &func.tail_ret_sites[..])
             } else {
-                &[]
+                (&[][..], &[][..])
             };
-            let kinds = std::iter::once((func.entry_site, site_kind::SITE_ENTRY))
-                .chain(rets.iter().map(|&offset| (offset, site_kind::SITE_RET)));
+            let kinds = std::iter::once((func.entry_site, func.entry_kind))
+                .chain(rets.iter().map(|&offset| (offset, site_kind::SITE_RET)))
+                .chain(
+                    tail_rets
+                        .iter()
+                        .map(|&offset| (offset, site_kind::SITE_TAIL_RET)),
+                );
+            let tail_caller = if tail_rets.is_empty() { 0 } else { TAIL_CALLER };
             for (file_offset, kind) in kinds {
                 let site_offset = file_offset.wrapping_sub(func.entry_offset);
+                let entry_flag = if kind == site_kind::SITE_RET || kind == site_kind::SITE_TAIL_RET
+                {
+                    0
+                } else {
+                    tail_caller
+                };
                 sites.push(Site {
                     file_offset,
-                    cookie: cookie(func.id, kind, site_offset),
+                    cookie: cookie(func.id, kind, site_offset) | entry_flag,
                 });
             }
         }
@@ -66,5 +82,15 @@ mod tests {
         assert_eq!((c >> FUNC_SHIFT) as u32, 7);
         assert_eq!(c >> SITE_SHIFT, 0x1234);
         assert_eq!(cookie(1, site_kind::SITE_ENTRY, 1 << 30) >> SITE_SHIFT, 0);
+    }
+
+    #[test]
+    fn site_offsets_before_the_entry_sign_extend() {
+        // A tail-call target's RET 16 bytes before the caller's entry: the BPF side's
+        // arithmetic shift gives back -16.
+        let c = cookie(3, site_kind::SITE_TAIL_RET, 0u64.wrapping_sub(16));
+        assert_eq!((c as i64) >> SITE_SHIFT, -16);
+        assert_eq!(c & KIND_MASK, u64::from(site_kind::SITE_TAIL_RET.0));
+        assert_eq!(c & TAIL_CALLER, 0);
     }
 }
