@@ -3,13 +3,15 @@
 //!
 //! Probes: `runtime.newproc1` at its entry site and every RET (the new g is its result) and
 //! `runtime.goexit1` at entry (it runs on the exiting goroutine). Events come through a ring
-//! buffer; [`report`] names start functions and sites and renders.
+//! buffer; [`report`] names start functions and sites and renders; with `--listen`, the
+//! ledger's counts are also served as Prometheus metrics, refreshed every second.
 
 mod report;
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
@@ -18,6 +20,8 @@ use libbpf_rs::RingBufferBuilder;
 use crate::cli::GoroutinesArgs;
 use crate::gobin::newproc_abi::{self, NewprocAbi};
 use crate::gobin::{creation_stack, GoBinary};
+use crate::output::goroutine_metrics::GoroutineMetrics;
+use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
@@ -28,6 +32,9 @@ use report::Report;
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
 const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
+
+/// How often the `--listen` metrics are refreshed.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
@@ -44,6 +51,14 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .then(|| creation_stack::sched_bp_offset(&bin))
         .transpose()?;
     let mut report = Report::new(&bin, args)?;
+    let exporter = args
+        .listen
+        .as_deref()
+        .map(|listen| {
+            let metrics = GoroutineMetrics::new(args.listen_sites);
+            Exporter::serve(listen, metrics, TargetInfo::of(&session.target, &bin))
+        })
+        .transpose()?;
     crate::session::kernel::require_bpf_privileges()?;
 
     let mut object = MaybeUninit::uninit();
@@ -90,22 +105,48 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         functions: plan.funcs.len(),
     };
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
-    let attached = session.attach(skel.object(), &sites, interval, &announcement)?;
+    // Wakes every -i, and every second for --listen; the summary prints each -i (counted from
+    // before the lifecycle's clock starts, so that each -i wake finds it due).
+    let wakes = [interval, exporter.as_ref().map(|_| METRICS_EVERY)]
+        .into_iter()
+        .flatten()
+        .min();
+    let mut next_print = interval.map(|every| (Instant::now() + every, every));
+    let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
     report_cell.borrow_mut().print_header()?;
     let stop = session.run(attached, drain_ring(&ring), |wake, out| {
         let mut report = report_cell.borrow_mut();
         report.flush(out)?;
-        if wake != Wake::Drained {
-            let counters = maps::per_cpu::<goroutine_counters>(&skel.maps.loss_counters, 0)?;
-            let lost = counters
-                .iter()
-                .map(|c| c.lost + c.unreadable + c.unpaired)
-                .sum();
+        if wake == Wake::Drained {
+            return Ok(true);
+        }
+        let losses = read_losses(&skel)?;
+        report.forget_ended_processes();
+        if let Some(exporter) = &exporter {
+            exporter.update(|metrics| metrics.observe(report.ledger(), losses));
+        }
+        let due = next_print.filter(|&(due, _)| Instant::now() >= due);
+        if matches!(wake, Wake::Stop(_)) || due.is_some() {
+            let lost = losses.lost + losses.unreadable + losses.unpaired;
             report.print_summary(out, lost)?;
+        }
+        if let Some((due, every)) = due {
+            next_print = Some((due + every, every));
         }
         Ok(true)
     })?;
     Ok(stop.exit_code())
+}
+
+/// The kernel side's loss counters, summed over CPUs.
+fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
+    let mut sum = goroutine_counters::default();
+    for c in maps::per_cpu::<goroutine_counters>(&skel.maps.loss_counters, 0)? {
+        sum.lost += c.lost;
+        sum.unreadable += c.unreadable;
+        sum.unpaired += c.unpaired;
+    }
+    Ok(sum)
 }
 
 /// The target from `BINARY`, `-p PID` or `-- CMD`.
