@@ -334,11 +334,17 @@ fn check_exposition(promtool: &Path, port: u16) {
 }
 
 /// Waits until Prometheus has scraped gotrace after now (so it holds gotrace's snapshot of
-/// now), `metric` being one of gotrace's single series.
+/// now), `metric` being one of gotrace's single series. (Prometheus starts scraping a few
+/// seconds after it is ready.)
 fn wait_for_a_scrape(server: &Prometheus, metric: &str) {
     let after = unix_now();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while server.value(&format!("timestamp({metric})")) <= after {
+    let promql = format!("timestamp({metric})");
+    while !server
+        .query(&promql)
+        .first()
+        .is_some_and(|&(_, at)| at > after)
+    {
         assert!(
             Instant::now() < deadline,
             "prometheus stopped scraping gotrace"
@@ -529,6 +535,35 @@ fn check_lifetimes(server: &Prometheus, selector: &str, own: &[&OwnRecord]) {
     );
 }
 
+/// Checks every label set of gotree's records `own` (from every run so far) in Prometheus:
+/// created, exited, alive (none: their processes are gone, even those that never exited),
+/// and the lifetimes.
+fn check_tree_counts(server: &Prometheus, own: &[OwnRecord]) {
+    let mut expected: BTreeMap<(&str, &str), Vec<&OwnRecord>> = BTreeMap::new();
+    for record in own {
+        let key = (record.function.as_str(), record.site.as_str());
+        expected.entry(key).or_default().push(record);
+    }
+    for ((function, site), records) in &expected {
+        let selector = goroutine_selector(function, site);
+        let created = records.len() as f64;
+        let exited = records.iter().filter(|r| r.lifetime_ns.is_some()).count() as f64;
+        let value = |metric: &str| server.value(&format!("{metric}{selector}"));
+        assert_eq!(
+            value("gotrace_goroutines_created_total"),
+            created,
+            "{selector}"
+        );
+        assert_eq!(
+            value("gotrace_goroutines_exited_total"),
+            exited,
+            "{selector}"
+        );
+        assert_eq!(value("gotrace_goroutines_alive"), 0.0, "{selector}");
+        check_lifetimes(server, &selector, records);
+    }
+}
+
 /// `gotrace goroutines --listen --listen-sites` tracing gotree by path through three processes
 /// (two trees and a storm), scraped by a real Prometheus every 100 ms: per start function and
 /// creation site, Prometheus ends with gotree's own record of the goroutines it created and
@@ -562,45 +597,29 @@ fn prometheus_counts_goroutines_as_the_target_recorded_them() {
         path,
     ]);
 
-    // Three processes of the same binary, one after the other.
+    // Three processes of the same binary, one after the other; Prometheus scrapes gotrace
+    // before the first starts and after each ends. The metrics are refreshed with each
+    // summary; between two summaries printed after a process ended, the ring was drained of
+    // every event of it.
+    let unseen = "gotrace_goroutines_exited_unseen_creation_total";
+    let settle = || {
+        summaries_after(&lines, Instant::now(), 2);
+        wait_for_a_scrape(&server, unseen);
+    };
+    wait_for_a_scrape(&server, unseen);
     let mut own = own_records(&run_gotree(&binary, &[]));
+    settle();
+    check_tree_counts(&server, &own);
     own.extend(own_records(&run_gotree(&binary, &[])));
+    settle();
+    check_tree_counts(&server, &own);
     let storm = run_gotree(&binary, &["-storm", &STORM.to_string()]);
     assert_eq!(own_count(&storm, "storm"), STORM);
+    settle();
+    check_tree_counts(&server, &own);
     assert_eq!(own.len(), 22, "gotree's own records: {own:?}");
-    // The metrics are refreshed with each summary; between two summaries printed after the
-    // last exit, the ring was drained of every event of it.
-    summaries_after(&lines, Instant::now(), 2);
-    wait_for_a_scrape(&server, "gotrace_goroutines_exited_unseen_creation_total");
-
-    let mut expected: BTreeMap<(String, String), Vec<&OwnRecord>> = BTreeMap::new();
-    for record in &own {
-        let key = (record.function.clone(), record.site.clone());
-        expected.entry(key).or_default().push(record);
-    }
-    for ((function, site), records) in &expected {
-        let selector = goroutine_selector(function, site);
-        let created = records.len() as f64;
-        let exited = records.iter().filter(|r| r.lifetime_ns.is_some()).count() as f64;
-        let value = |metric: &str| server.value(&format!("{metric}{selector}"));
-        assert_eq!(
-            value("gotrace_goroutines_created_total"),
-            created,
-            "{selector}"
-        );
-        assert_eq!(
-            value("gotrace_goroutines_exited_total"),
-            exited,
-            "{selector}"
-        );
-        // Their processes are gone: none is alive, not even those that never exited.
-        assert_eq!(value("gotrace_goroutines_alive"), 0.0, "{selector}");
-        check_lifetimes(&server, &selector, records);
-    }
     assert!(
-        expected
-            .values()
-            .any(|r| r.iter().any(|r| r.lifetime_ns.is_none())),
+        own.iter().any(|r| r.lifetime_ns.is_none()),
         "gotree left no goroutine blocked"
     );
     // The main package's label sets are those of the target's records, and the storm's.
@@ -622,8 +641,11 @@ fn prometheus_counts_goroutines_as_the_target_recorded_them() {
     }
     let lost = server.value(r#"sum(gotrace_goroutine_events_lost_total{job="gotrace"})"#);
     assert_eq!(lost, 0.0, "lost events");
-    let unseen = server.value(r#"gotrace_goroutines_exited_unseen_creation_total{job="gotrace"}"#);
-    assert_eq!(unseen, 0.0, "exits whose creation was not seen");
+    assert_eq!(
+        server.value(unseen),
+        0.0,
+        "exits whose creation was not seen"
+    );
     let resets =
         server.value(r#"max(resets(gotrace_goroutines_created_total{job="gotrace"}[10m]))"#);
     assert_eq!(resets, 0.0, "a count went down at a restart");
@@ -637,8 +659,8 @@ fn prometheus_counts_goroutines_as_the_target_recorded_them() {
         "{info:?}"
     );
     eprintln!(
-        "goroutine metrics: {} label sets of gotree's own records and the storm's {STORM} goroutines match Prometheus after {scrapes} scrapes",
-        expected.len()
+        "goroutine metrics: gotree's own {} records and the storm's {STORM} goroutines match Prometheus after {scrapes} scrapes",
+        own.len()
     );
 
     check_exposition(&promtool, port);

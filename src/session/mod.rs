@@ -146,7 +146,12 @@ impl Session {
 /// past a watermark, so a quiet ring is read on time too).
 pub fn drain_ring<'r>(ring: &'r RingBuffer<'_>) -> impl FnMut(Duration) -> Result<()> + 'r {
     move |timeout| {
-        ring.poll(timeout)?;
+        match ring.poll(timeout) {
+            // The signal that stops the session (Ctrl-C, SIGTERM) interrupts epoll: the
+            // lifecycle sees it next.
+            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            polled => polled?,
+        }
         ring.consume()?;
         Ok(())
     }
