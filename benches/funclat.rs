@@ -65,7 +65,11 @@ fn main() -> Result<()> {
         cpu
     );
     if let Some(baseline) = &baseline {
-        println!("  baseline {}  {:>10.1} ns/call", baseline.display(), per_call(before));
+        println!(
+            "  baseline {}  {:>10.1} ns/call",
+            baseline.display(),
+            per_call(before)
+        );
         println!(
             "  ratio gotrace/baseline {:>9.3}",
             per_call(traced) / per_call(before)

@@ -32,7 +32,7 @@ pub enum Command {
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
     #[command(
-        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server"
+        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server\n  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics"
     )]
     Goroutines(GoroutinesArgs),
 }
@@ -120,6 +120,15 @@ pub struct GoroutinesArgs {
     /// not fit are counted as lost.
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub buffer_mib: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9465):
+    /// goroutines created, exited and alive, and their lifetimes, per start function,
+    /// cumulative, refreshed every second. See docs/fleet.md.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Label the --listen metrics with the creation site (file:line of the go statement) too:
+    /// one label set per go statement instead of per start function.
+    #[arg(long, requires = "listen")]
+    pub listen_sites: bool,
     #[command(flatten)]
     pub target: TraceTarget,
 }

@@ -395,8 +395,10 @@ fn every_probe_is_removed_on_exit() {
         }
         let before = funclat_programs_loaded();
         let mut tracer = spawn_gotrace(&args);
-        let ours: std::collections::BTreeSet<u32> =
-            funclat_programs_loaded().difference(&before).copied().collect();
+        let ours: std::collections::BTreeSet<u32> = funclat_programs_loaded()
+            .difference(&before)
+            .copied()
+            .collect();
         assert_eq!(ours.len(), 1, "one program loaded while tracing: {ours:?}");
         std::thread::sleep(Duration::from_millis(500));
         match how {

@@ -1,13 +1,16 @@
-//! `gotrace funclat --listen` and `--heatmap` with the real components on loopback (issue 12):
-//! Debian's `prometheus` server scraping gotrace every 100 ms while it traces
-//! `examples/go-targets/counter` through a restart, `promtool check metrics` on the exposition,
-//! and the heatmap SVG rendered by headless Chromium. The oracles are the counter's own count of
-//! its calls, the Go release that built it, Prometheus's own PromQL evaluation and promtool.
+//! `gotrace funclat --listen`, `gotrace goroutines --listen` and `--heatmap` with the real
+//! components on loopback (issue 12): Debian's `prometheus` server scraping gotrace every
+//! 100 ms while it traces `examples/go-targets/counter` or `gotree` through restarts,
+//! `promtool check metrics` on the exposition, and the heatmap SVG rendered by headless
+//! Chromium. The oracles are the counter's own count of its calls, gotree's own record of its
+//! goroutines (from Go's runtime), the Go release that built them, Prometheus's own PromQL
+//! evaluation and promtool.
 //! The tests of this file run one at a time (they share the kernel's uprobe state and the
 //! machine's two cores).
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
 use common::targets::{matrix_binary, GoBinary, Variant};
-use common::traced::own_count;
+use common::traced::{own_count, own_records, OwnRecord};
 use common::{require, require_root};
 use serde_json::Value;
 
@@ -36,6 +39,11 @@ fn bpf_test() -> Option<std::sync::MutexGuard<'static, ()>> {
 /// The counter built by Go 1.27.3 for amd64, or None under the prerequisite rule.
 fn counter() -> Option<GoBinary> {
     require(matrix_binary("1.27.3", "amd64", Variant::Plain, "counter"))
+}
+
+/// gotree built by Go 1.24.11 for amd64, or None under the prerequisite rule.
+fn gotree() -> Option<GoBinary> {
+    require(matrix_binary("1.24.11", "amd64", Variant::Plain, "gotree"))
 }
 
 /// An installed program (scripts/setup.sh installs them), or why it is missing.
@@ -260,6 +268,91 @@ fn signal(child: &Child, signal: i32) {
     unsafe { libc::kill(child.id() as i32, signal) };
 }
 
+/// What a Prometheus test runs on: a Prometheus server scraping 127.0.0.1:`port` every 100 ms,
+/// promtool, the test's directory and a private copy of the target binary in it (its own
+/// inode: tracing by path must not count other runs of the shared matrix binary on this
+/// machine).
+struct Scraped {
+    server: Prometheus,
+    promtool: PathBuf,
+    dir: PathBuf,
+    binary: GoBinary,
+    port: u16,
+}
+
+impl Scraped {
+    /// Sets up test `name` for a copy of `shared`; None under the prerequisite rule.
+    fn start(name: &str, shared: &GoBinary) -> Option<Scraped> {
+        let prometheus = require(installed("prometheus"))?;
+        let promtool = require(installed("promtool"))?;
+        let dir = tempdir(name);
+        let file_name = shared.path.file_name().expect("a file name");
+        let binary = GoBinary {
+            path: dir.join(file_name),
+            ..shared.clone()
+        };
+        std::fs::copy(&shared.path, &binary.path).expect("copy the target binary");
+        let port = free_port();
+        let server = Prometheus::start(&prometheus, &dir, port);
+        Some(Scraped {
+            server,
+            promtool,
+            dir,
+            binary,
+            port,
+        })
+    }
+}
+
+/// promtool passes gotrace's Prometheus text at `port` without a remark; gotrace answers in
+/// OpenMetrics when asked, and 404 off /metrics.
+fn check_exposition(promtool: &Path, port: u16) {
+    let (status, body) = http_get(port, "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let checked = check.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {checked:?}\n{body}"
+    );
+    let (status, open) = http_get(port, "/metrics", Some("application/openmetrics-text")).unwrap();
+    assert_eq!(status, 200);
+    assert!(open.ends_with("# EOF\n"), "not OpenMetrics: {open}");
+    assert_eq!(http_get(port, "/", None).unwrap().0, 404);
+}
+
+/// Waits until Prometheus has scraped gotrace after now (so it holds gotrace's snapshot of
+/// now), `metric` being one of gotrace's single series. (Prometheus starts scraping a few
+/// seconds after it is ready.)
+fn wait_for_a_scrape(server: &Prometheus, metric: &str) {
+    let after = unix_now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let promql = format!("timestamp({metric})");
+    while !server
+        .query(&promql)
+        .first()
+        .is_some_and(|&(_, at)| at > after)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "prometheus stopped scraping gotrace"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Tracing a binary by path through a target restart, scraped by a real Prometheus every
 /// 100 ms for about a minute: Prometheus ends with the counter's own total (both runs), the
 /// counter never reset, nothing lost, the median in funclat's own median bucket, the target's
@@ -268,22 +361,16 @@ fn signal(child: &Child, signal: i32) {
 fn prometheus_scrapes_exact_counts_across_a_restart() {
     let Some(_serial) = bpf_test() else { return };
     let Some(shared) = counter() else { return };
-    let Some(prometheus) = require(installed("prometheus")) else {
+    let Some(Scraped {
+        server,
+        promtool,
+        dir,
+        binary,
+        port,
+    }) = Scraped::start("prometheus", &shared)
+    else {
         return;
     };
-    let Some(promtool) = require(installed("promtool")) else {
-        return;
-    };
-    let dir = tempdir("prometheus");
-    // A private copy (its own inode): tracing by path must not count other runs of the shared
-    // matrix binary on this machine.
-    let binary = GoBinary {
-        path: dir.join("counter"),
-        ..shared.clone()
-    };
-    std::fs::copy(&shared.path, &binary.path).expect("copy the counter");
-    let port = free_port();
-    let server = Prometheus::start(&prometheus, &dir, port);
     let listen = format!("127.0.0.1:{port}");
     let path = binary.path.to_str().unwrap();
     let (mut tracer, lines) = spawn_gotrace(&[
@@ -301,15 +388,7 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
     let periods = periods_until_idle(&lines, Instant::now());
     let traced: u64 = periods.iter().map(|p| p.count).sum();
     // The snapshot behind that idle period is in the exporter; wait for a scrape after it.
-    let after = unix_now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.value("timestamp(gotrace_function_duration_seconds_count)") <= after {
-        assert!(
-            Instant::now() < deadline,
-            "prometheus stopped scraping gotrace"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_a_scrape(&server, "gotrace_function_duration_seconds_count");
 
     let selector = r#"{job="gotrace",function="main.doWork",binary="counter"}"#;
     let count = server.value(&format!(
@@ -380,31 +459,211 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
         "{info:?}"
     );
 
-    // promtool on the Prometheus text format; OpenMetrics when asked; 404 elsewhere.
-    let (status, body) = http_get(port, "/metrics", None).unwrap();
-    assert_eq!(status, 200);
-    let mut check = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let checked = check.wait_with_output().unwrap();
+    check_exposition(&promtool, port);
+
+    signal(&tracer, libc::SIGINT);
+    let status = tracer.wait().unwrap();
+    assert!(status.success(), "gotrace exit status {status}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Goroutines the storm run of gotree starts (3 probe hits each).
+const STORM: u64 = 20_000;
+
+/// Runs gotree with `args` to its end; returns its own lines.
+fn run_gotree(binary: &GoBinary, args: &[&str]) -> Vec<String> {
+    let out = Command::new(&binary.path)
+        .args(args)
+        .output()
+        .expect("run gotree");
+    assert!(out.status.success(), "gotree failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until gotrace has printed `n` summaries (each ends with its `live goroutines:` line)
+/// read after `after`.
+fn summaries_after(lines: &mpsc::Receiver<(Instant, String)>, after: Instant, n: usize) {
+    let mut seen = 0;
+    while seen < n {
+        let (read_at, line) = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("gotrace stopped printing summaries");
+        if line.starts_with("live goroutines:") && read_at > after {
+            seen += 1;
+        }
+    }
+}
+
+/// A PromQL selector of gotree's goroutines by start function and creation site.
+fn goroutine_selector(function: &str, site: &str) -> String {
+    format!(r#"{{job="gotrace",binary="gotree",function="{function}",site="{site}"}}"#)
+}
+
+/// Checks the lifetime histogram of one label set against the target's own records of its
+/// goroutines: each bucket (lifetimes below its `le`) holds at least those certainly below it
+/// and at most those possibly below it; `_count` and `_sum` agree.
+fn check_lifetimes(server: &Prometheus, selector: &str, own: &[&OwnRecord]) {
+    let ranges: Vec<(f64, f64)> = own.iter().filter_map(|r| r.traced_lifetime_ns()).collect();
+    let buckets = server.query(&format!(
+        "gotrace_goroutine_lifetime_seconds_bucket{selector}"
+    ));
+    assert!(buckets.len() > 30, "{selector}: {buckets:?}");
+    for (labels, count) in &buckets {
+        let le: f64 = labels["le"].as_str().unwrap().parse().unwrap();
+        let le_ns = le * 1e9;
+        let certainly = ranges.iter().filter(|&&(_, high)| high < le_ns).count();
+        let possibly = ranges.iter().filter(|&&(low, _)| low < le_ns).count();
+        assert!(
+            certainly as f64 <= *count && *count <= possibly as f64,
+            "{selector}: {count} lifetimes below {le} s; the target's own lifetimes put {certainly} to {possibly} there: {ranges:?}"
+        );
+    }
+    let count = server.value(&format!(
+        "gotrace_goroutine_lifetime_seconds_count{selector}"
+    ));
+    assert_eq!(count, ranges.len() as f64, "{selector}: _count");
+    let sum = server.value(&format!("gotrace_goroutine_lifetime_seconds_sum{selector}"));
+    let low: f64 = ranges.iter().map(|r| r.0).sum();
+    let high: f64 = ranges.iter().map(|r| r.1).sum();
     assert!(
-        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
-        "promtool check metrics: {checked:?}\n{body}"
+        low <= sum * 1e9 && sum * 1e9 <= high,
+        "{selector}: _sum {sum} s outside [{low}, {high}] ns"
     );
-    let (status, open) = http_get(port, "/metrics", Some("application/openmetrics-text")).unwrap();
-    assert_eq!(status, 200);
-    assert!(open.ends_with("# EOF\n"), "not OpenMetrics: {open}");
-    assert_eq!(http_get(port, "/", None).unwrap().0, 404);
+}
+
+/// Checks every label set of gotree's records `own` (from every run so far) in Prometheus:
+/// created, exited, alive (none: their processes are gone, even those that never exited),
+/// and the lifetimes.
+fn check_tree_counts(server: &Prometheus, own: &[OwnRecord]) {
+    let mut expected: BTreeMap<(&str, &str), Vec<&OwnRecord>> = BTreeMap::new();
+    for record in own {
+        let key = (record.function.as_str(), record.site.as_str());
+        expected.entry(key).or_default().push(record);
+    }
+    for ((function, site), records) in &expected {
+        let selector = goroutine_selector(function, site);
+        let created = records.len() as f64;
+        let exited = records.iter().filter(|r| r.lifetime_ns.is_some()).count() as f64;
+        let value = |metric: &str| server.value(&format!("{metric}{selector}"));
+        assert_eq!(
+            value("gotrace_goroutines_created_total"),
+            created,
+            "{selector}"
+        );
+        assert_eq!(
+            value("gotrace_goroutines_exited_total"),
+            exited,
+            "{selector}"
+        );
+        assert_eq!(value("gotrace_goroutines_alive"), 0.0, "{selector}");
+        check_lifetimes(server, &selector, records);
+    }
+}
+
+/// `gotrace goroutines --listen --listen-sites` tracing gotree by path through three processes
+/// (two trees and a storm), scraped by a real Prometheus every 100 ms: per start function and
+/// creation site, Prometheus ends with gotree's own record of the goroutines it created and
+/// that exited (both trees added up, the storm's exact count), lifetimes in the buckets the
+/// target's own measurements allow, none alive once the processes are gone (though some
+/// never exited), nothing lost, no counter reset; the exposition passes `promtool`.
+#[test]
+fn prometheus_counts_goroutines_as_the_target_recorded_them() {
+    let Some(_serial) = bpf_test() else { return };
+    let Some(shared) = gotree() else { return };
+    let Some(Scraped {
+        server,
+        promtool,
+        dir,
+        binary,
+        port,
+    }) = Scraped::start("prometheus-goroutines", &shared)
+    else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let path = binary.path.to_str().unwrap();
+    let (mut tracer, lines) = spawn_gotrace(&[
+        "goroutines",
+        "--summary",
+        "-i",
+        "1",
+        "--listen",
+        &listen,
+        "--listen-sites",
+        path,
+    ]);
+
+    // Three processes of the same binary, one after the other; Prometheus scrapes gotrace
+    // before the first starts and after each ends. The metrics are refreshed with each
+    // summary; between two summaries printed after a process ended, the ring was drained of
+    // every event of it.
+    let unseen = "gotrace_goroutines_exited_unseen_creation_total";
+    let settle = || {
+        summaries_after(&lines, Instant::now(), 2);
+        wait_for_a_scrape(&server, unseen);
+    };
+    wait_for_a_scrape(&server, unseen);
+    let mut own = own_records(&run_gotree(&binary, &[]));
+    settle();
+    check_tree_counts(&server, &own);
+    own.extend(own_records(&run_gotree(&binary, &[])));
+    settle();
+    check_tree_counts(&server, &own);
+    let storm = run_gotree(&binary, &["-storm", &STORM.to_string()]);
+    assert_eq!(own_count(&storm, "storm"), STORM);
+    settle();
+    check_tree_counts(&server, &own);
+    assert_eq!(own.len(), 22, "gotree's own records: {own:?}");
+    assert!(
+        own.iter().any(|r| r.lifetime_ns.is_none()),
+        "gotree left no goroutine blocked"
+    );
+    // The main package's label sets are those of the target's records, and the storm's.
+    let traced: BTreeSet<String> = server
+        .query(r#"gotrace_goroutines_created_total{job="gotrace",function=~"main\\..*"}"#)
+        .iter()
+        .map(|(labels, _)| labels["function"].as_str().unwrap().to_owned())
+        .collect();
+    let mut recorded: BTreeSet<String> = own.iter().map(|r| r.function.clone()).collect();
+    recorded.insert("main.stormWorker".to_owned());
+    assert_eq!(traced, recorded, "start functions of the main package");
+    let storm_selector = r#"{job="gotrace",function="main.stormWorker"}"#;
+    for metric in [
+        "gotrace_goroutines_created_total",
+        "gotrace_goroutines_exited_total",
+    ] {
+        let count = server.value(&format!("sum({metric}{storm_selector})"));
+        assert_eq!(count, STORM as f64, "{metric} of the storm");
+    }
+    let lost = server.value(r#"sum(gotrace_goroutine_events_lost_total{job="gotrace"})"#);
+    assert_eq!(lost, 0.0, "lost events");
+    assert_eq!(
+        server.value(unseen),
+        0.0,
+        "exits whose creation was not seen"
+    );
+    let resets =
+        server.value(r#"max(resets(gotrace_goroutines_created_total{job="gotrace"}[10m]))"#);
+    assert_eq!(resets, 0.0, "a count went down at a restart");
+    let scrapes = server.value(r#"count_over_time(gotrace_target_info{job="gotrace"}[10m])"#);
+    assert!(scrapes > 10.0, "Prometheus scraped only {scrapes} times");
+    let info = server.query(r#"gotrace_target_info{job="gotrace"}"#);
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(
+        info[0].0["go_version"],
+        format!("go{}", binary.go_version),
+        "{info:?}"
+    );
+    eprintln!(
+        "goroutine metrics: gotree's own {} records and the storm's {STORM} goroutines match Prometheus after {scrapes} scrapes",
+        own.len()
+    );
+
+    check_exposition(&promtool, port);
 
     signal(&tracer, libc::SIGINT);
     let status = tracer.wait().unwrap();
@@ -537,7 +796,8 @@ fn decode_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     (frame.width, frame.height, pixels)
 }
 
-/// Bad --listen and --heatmap values fail before tracing, in one line with exit code 2.
+/// Bad --listen and --heatmap values fail before tracing, in one line with exit code 2 (funclat
+/// and goroutines).
 #[test]
 fn bad_listen_and_heatmap_values_are_one_line_errors() {
     let Some(binary) = counter() else { return };
@@ -561,5 +821,19 @@ fn bad_listen_and_heatmap_values_are_one_line_errors() {
         args.extend(["main.doWork", path]);
         let problems = user_error_problems(&gotrace(&args));
         assert!(problems.is_empty(), "{flags:?}: {problems:?}");
+    }
+    let Some(tree) = gotree() else { return };
+    for listen in ["nonsense", &taken] {
+        let args = [
+            "goroutines",
+            "--listen",
+            listen,
+            tree.path.to_str().unwrap(),
+        ];
+        let problems = user_error_problems(&gotrace(args));
+        assert!(
+            problems.is_empty(),
+            "goroutines --listen {listen}: {problems:?}"
+        );
     }
 }

@@ -26,6 +26,8 @@ pub struct Row {
     lifetimes_ns: Histogram<u64>,
     /// The longest lifetime, exact.
     max_ns: u64,
+    /// The sum of the lifetimes, exact.
+    sum_ns: u128,
 }
 
 impl Default for Row {
@@ -36,6 +38,7 @@ impl Default for Row {
             running_at_process_exit: 0,
             lifetimes_ns: Histogram::new(LIFETIME_DIGITS).expect("2 significant digits are valid"),
             max_ns: 0,
+            sum_ns: 0,
         }
     }
 }
@@ -53,6 +56,7 @@ impl Row {
             self.lifetimes_ns.saturating_record(ns);
         }
         self.max_ns = self.max_ns.max(ns);
+        self.sum_ns += u128::from(ns);
     }
 
     /// The percentile `p` (0–100] of the lifetimes, within 1%; None when none exited.
@@ -67,6 +71,20 @@ impl Row {
     /// The longest lifetime; None when none exited.
     pub fn lifetime_max_ns(&self) -> Option<u64> {
         (!self.lifetimes_ns.is_empty()).then_some(self.max_ns)
+    }
+
+    /// The sum of the lifetimes of the exited ones, in ns (exact).
+    pub fn lifetime_sum_ns(&self) -> u128 {
+        self.sum_ns
+    }
+
+    /// The recorded lifetimes as histogram bins: (the largest lifetime in ns the bin holds,
+    /// how many). Bins never straddle a power of two ns (each bin of the HDR histogram is
+    /// 2^k ns wide and starts at a multiple of its width), so counts below 2^n ns are exact.
+    pub fn lifetime_bins(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.lifetimes_ns
+            .iter_recorded()
+            .map(|bin| (bin.value_iterated_to(), bin.count_at_value()))
     }
 }
 
@@ -139,6 +157,15 @@ impl Ledger {
         &self.rows
     }
 
+    /// Goroutines alive now (created while tracing), by summary row.
+    pub fn live_by_row(&self) -> HashMap<&RowKey, u64> {
+        let mut counts = HashMap::new();
+        for live in self.live.values() {
+            *counts.entry(&live.row).or_default() += 1;
+        }
+        counts
+    }
+
     /// Goroutines alive now (created while tracing).
     pub fn current_live(&self) -> usize {
         self.live.len()
@@ -172,6 +199,8 @@ mod tests {
         let row = &ledger.rows()[&key("main.a")];
         assert_eq!((row.created, row.exited, row.alive()), (2, 1, 1));
         assert_eq!(row.lifetime_percentile_ns(50), Some(300));
+        assert_eq!(row.lifetime_sum_ns(), 300);
+        assert_eq!(ledger.live_by_row()[&key("main.a")], 1);
         assert_eq!(ledger.pids().into_iter().collect::<Vec<_>>(), vec![1, 2]);
         ledger.process_ended(1);
         assert_eq!(ledger.current_live(), 1);
@@ -198,6 +227,20 @@ mod tests {
         assert!(near(row.lifetime_percentile_ns(50), 50_000_000));
         assert!(near(row.lifetime_percentile_ns(99), 99_000_000));
         assert_eq!(row.lifetime_max_ns(), Some(100_000_000));
+        assert_eq!(row.lifetime_sum_ns(), 1000 * 100_000 * 100_001 / 2);
+        // Counts below each power of two, from the bins, are exact.
+        for n in 10..=27 {
+            let below: u64 = row
+                .lifetime_bins()
+                .filter(|&(top, _)| top < 1 << n)
+                .map(|(_, count)| count)
+                .sum();
+            assert_eq!(
+                below,
+                (((1u64 << n) - 1) / 1000).min(100_000),
+                "below 2^{n} ns"
+            );
+        }
         assert_eq!(Row::default().lifetime_percentile_ns(99), None);
     }
 }

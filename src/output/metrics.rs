@@ -1,15 +1,16 @@
-//! Prometheus exporter for `gotrace funclat --listen ADDR`: serves the in-kernel histograms at
+//! Prometheus exporter behind `--listen ADDR`: serves the owner's latest snapshot at
 //! `GET /metrics` (Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
-//! it), encoded with the `prometheus-client` crate.
+//! it), encoded with the `prometheus-client` crate. One HTTP server and one `gotrace_target_info`
+//! for every command; each command brings its families as a [`Metrics`] snapshot
+//! ([`FunclatMetrics`] here, `goroutine_metrics::GoroutineMetrics` for `gotrace goroutines`).
 //!
-//! The owner pushes cumulative snapshots read from the kernel maps ([`Exporter::update`]); the
-//! exposed histograms are those exact counts, bucketed as the kernel bucketed them (log2 slots,
-//! `le` = the slot's upper bound), never re-observed. Series per traced function: one
-//! `_bucket` per exposed slot plus `+Inf`, `_sum`, `_count`, and the two loss counters (see
-//! [`exposed_slots`] and [`series_per_function`]).
+//! funclat's histograms are the exact cumulative counts read from the kernel maps, bucketed as
+//! the kernel bucketed them (log2 slots, `le` = the slot's upper bound), never re-observed.
+//! Series per traced function: one `_bucket` per exposed slot plus `+Inf`, `_sum`, `_count`,
+//! and the two loss counters (see [`exposed_slots`] and [`series_per_function`]).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit as MetricUnit};
 
+use crate::gobin::GoBinary;
 use crate::output::histogram::{Log2Hist, Unit, SLOTS};
+use crate::session::target::Target;
 
 /// Facts about the traced program, exposed as the labels of `gotrace_target_info`.
 #[derive(Debug, Clone)]
@@ -35,25 +38,105 @@ pub struct TargetInfo {
 }
 
 impl TargetInfo {
+    /// The facts about `target`, whose executable is `bin`.
+    pub fn of(target: &Target, bin: &GoBinary<'_>) -> TargetInfo {
+        let path = std::fs::canonicalize(&target.binary).unwrap_or_else(|_| target.binary.clone());
+        TargetInfo {
+            path: path.to_string_lossy().into_owned(),
+            go_version: bin.build.go_version.clone().unwrap_or_default(),
+            module: bin.build.main_module.clone().unwrap_or_default(),
+            pid: target.pid,
+        }
+    }
+
     /// The executable's file name, the `binary` label of every series.
     fn binary(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
+
+    /// `own` labels followed by those every series carries: `binary`, and `pid` when one
+    /// process is traced.
+    pub fn labels(&self, own: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+        let mut set = own;
+        set.push(("binary", self.binary().to_owned()));
+        if let Some(pid) = self.pid {
+            set.push(("pid", pid.to_string()));
+        }
+        set
+    }
+
+    /// Encodes `gotrace_target_info`.
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mut info = encoder.encode_descriptor(
+            "gotrace_target",
+            "The traced program: executable, Go release, main module, and the PID when one process is traced",
+            None,
+            MetricType::Info,
+        )?;
+        let mut set = vec![
+            ("binary", self.binary().to_owned()),
+            ("path", self.path.clone()),
+            ("go_version", self.go_version.clone()),
+            ("module", self.module.clone()),
+        ];
+        if let Some(pid) = self.pid {
+            set.push(("pid", pid.to_string()));
+        }
+        info.encode_info(&set)
+    }
 }
 
-/// Latest cumulative snapshot, shared between the owner and the HTTP thread.
-type Shared = Arc<Mutex<Vec<Log2Hist>>>;
+/// A command's metric families: the snapshot the owner keeps up to date and each scrape
+/// encodes.
+pub trait Metrics: std::fmt::Debug + Send + 'static {
+    /// Encodes every family of this snapshot; each series carries `target.labels(..)`.
+    fn encode(&self, target: &TargetInfo, encoder: &mut DescriptorEncoder) -> std::fmt::Result;
+}
+
+/// Encodes the latest snapshot, then `gotrace_target_info`, on each scrape.
+#[derive(Debug)]
+struct Exposition<M> {
+    latest: Arc<Mutex<M>>,
+    target: TargetInfo,
+}
+
+impl<M: Metrics> Collector for Exposition<M> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .encode(&self.target, &mut encoder)?;
+        self.target.encode(&mut encoder)
+    }
+}
 
 /// Which counter of a histogram a metric exposes.
 type Counted = fn(&Log2Hist) -> u64;
 
-/// Encodes the snapshot on each scrape.
+/// `gotrace funclat`'s families: one latency histogram and two loss counters per function.
 #[derive(Debug)]
-struct FunclatCollector {
+pub struct FunclatMetrics {
     functions: Vec<String>,
     unit: Unit,
-    target: TargetInfo,
-    hists: Shared,
+    hists: Vec<Log2Hist>,
+}
+
+impl FunclatMetrics {
+    /// The families of `functions` (histograms in `unit`), all zero.
+    pub fn new(functions: Vec<String>, unit: Unit) -> FunclatMetrics {
+        let hists = vec![Log2Hist::default(); functions.len()];
+        FunclatMetrics {
+            functions,
+            unit,
+            hists,
+        }
+    }
+
+    /// Takes a fresh cumulative snapshot (one histogram per function, in plan order).
+    pub fn set(&mut self, hists: &[Log2Hist]) {
+        self.hists.clear();
+        self.hists.extend_from_slice(hists);
+    }
 }
 
 /// The histogram slots exposed as buckets: slots 0..n, n the first whose upper bound reaches an
@@ -89,19 +172,9 @@ fn buckets(hist: &Log2Hist, unit: Unit) -> (Vec<(f64, u64)>, u64) {
     (out, hist.slots.iter().sum())
 }
 
-impl Collector for FunclatCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let hists = self.hists.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let labels = |function: &str| {
-            let mut set = vec![
-                ("function", function.to_owned()),
-                ("binary", self.target.binary().to_owned()),
-            ];
-            if let Some(pid) = self.target.pid {
-                set.push(("pid", pid.to_string()));
-            }
-            set
-        };
+impl Metrics for FunclatMetrics {
+    fn encode(&self, target: &TargetInfo, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let labels = |function: &str| target.labels(vec![("function", function.to_owned())]);
         {
             let mut metric = encoder.encode_descriptor(
                 "gotrace_function_duration",
@@ -109,7 +182,7 @@ impl Collector for FunclatCollector {
                 Some(&MetricUnit::Seconds),
                 MetricType::Histogram,
             )?;
-            for (function, hist) in self.functions.iter().zip(&hists) {
+            for (function, hist) in self.functions.iter().zip(&self.hists) {
                 let (buckets, count) = buckets(hist, self.unit);
                 let set = labels(function);
                 metric.encode_family(&set)?.encode_histogram::<NoLabelSet>(
@@ -134,58 +207,37 @@ impl Collector for FunclatCollector {
         ];
         for (name, help, value) in counters {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (function, hist) in self.functions.iter().zip(&hists) {
+            for (function, hist) in self.functions.iter().zip(&self.hists) {
                 let set = labels(function);
                 metric
                     .encode_family(&set)?
                     .encode_counter::<NoLabelSet, _, u64>(&value(hist), None)?;
             }
         }
-        let mut info = encoder.encode_descriptor(
-            "gotrace_target",
-            "The traced program: executable, Go release, main module, and the PID when one process is traced",
-            None,
-            MetricType::Info,
-        )?;
-        let mut set = vec![
-            ("binary", self.target.binary().to_owned()),
-            ("path", self.target.path.clone()),
-            ("go_version", self.target.go_version.clone()),
-            ("module", self.target.module.clone()),
-        ];
-        if let Some(pid) = self.target.pid {
-            set.push(("pid", pid.to_string()));
-        }
-        info.encode_info(&set)
+        Ok(())
     }
 }
 
-/// A running `/metrics` endpoint. The HTTP thread lives as long as the process.
-pub struct Exporter {
-    hists: Shared,
-    addr: SocketAddr,
+/// A running `/metrics` endpoint serving the snapshot `M`. The HTTP thread lives as long as
+/// the process.
+pub struct Exporter<M> {
+    latest: Arc<Mutex<M>>,
 }
 
-impl Exporter {
-    /// Binds `listen` (HOST:PORT) and serves the metrics of `functions` (histograms in `unit`)
-    /// from a background thread, all zero until the first [`Exporter::update`].
-    pub fn serve(
-        listen: &str,
-        functions: Vec<String>,
-        unit: Unit,
-        target: TargetInfo,
-    ) -> Result<Exporter> {
+impl<M: Metrics> Exporter<M> {
+    /// Binds `listen` (HOST:PORT), says where on stderr (useful with port 0), and serves
+    /// `metrics` (and `target`'s info) from a background thread, as [`Exporter::update`]
+    /// changes them.
+    pub fn serve(listen: &str, metrics: M, target: TargetInfo) -> Result<Exporter<M>> {
         let listener = TcpListener::bind(listen).with_context(|| {
             format!("--listen {listen}: cannot listen there (give a free HOST:PORT, e.g. 127.0.0.1:9464)")
         })?;
         let addr = listener.local_addr()?;
-        let hists: Shared = Arc::new(Mutex::new(vec![Log2Hist::default(); functions.len()]));
+        let latest = Arc::new(Mutex::new(metrics));
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(FunclatCollector {
-            functions,
-            unit,
+        registry.register_collector(Box::new(Exposition {
+            latest: Arc::clone(&latest),
             target,
-            hists: Arc::clone(&hists),
         }));
         std::thread::Builder::new()
             .name("metrics-http".to_owned())
@@ -195,19 +247,13 @@ impl Exporter {
                     let _ = respond(stream, &registry);
                 }
             })?;
-        Ok(Exporter { hists, addr })
+        eprintln!("gotrace: serving metrics at http://{addr}/metrics");
+        Ok(Exporter { latest })
     }
 
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Publishes a fresh cumulative snapshot (one histogram per function, in plan order).
-    pub fn update(&self, hists: &[Log2Hist]) {
-        let mut shared = self.hists.lock().unwrap_or_else(|p| p.into_inner());
-        shared.clear();
-        shared.extend_from_slice(hists);
+    /// Changes the served snapshot (a scrape sees it before or after, never half-changed).
+    pub fn update(&self, change: impl FnOnce(&mut M)) {
+        change(&mut self.latest.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
 
@@ -283,25 +329,30 @@ fn respond(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn text(hists: Vec<Log2Hist>, unit: Unit, pid: Option<u32>) -> String {
+    /// The Prometheus text of `metrics` for a server binary (PID `pid` when Some).
+    pub(crate) fn exposition(metrics: impl Metrics, pid: Option<u32>) -> String {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(FunclatCollector {
-            functions: vec!["main.(*T).do\"it\"".to_owned()],
-            unit,
+        registry.register_collector(Box::new(Exposition {
+            latest: Arc::new(Mutex::new(metrics)),
             target: TargetInfo {
                 path: "/srv/bin/server".to_owned(),
                 go_version: "go1.21.13".to_owned(),
                 module: "example.com/server".to_owned(),
                 pid,
             },
-            hists: Arc::new(Mutex::new(hists)),
         }));
         let mut body = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut body, &registry).unwrap();
         body
+    }
+
+    fn text(hists: Vec<Log2Hist>, unit: Unit, pid: Option<u32>) -> String {
+        let mut metrics = FunclatMetrics::new(vec!["main.(*T).do\"it\"".to_owned()], unit);
+        metrics.set(&hists);
+        exposition(metrics, pid)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod goroutine_ledger;
+pub mod goroutine_metrics;
 pub mod heatmap;
 pub mod histogram;
 pub mod lines;

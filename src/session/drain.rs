@@ -129,6 +129,7 @@ impl<F: FnMut(&[u8])> Drain for RingDrain<F> {
 /// The consumer thread: waits in epoll, copies out every record, sends the batch; after
 /// `stop`, one last pass reads what the ring still holds.
 fn consume(ring: &MapHandle, stop: &AtomicBool, batches: &SyncSender<Vec<u8>>) -> Result<()> {
+    block_stop_signals();
     let batch = Rc::new(RefCell::new(Vec::<u8>::new()));
     let filler = Rc::clone(&batch);
     let mut builder = RingBufferBuilder::new();
@@ -142,7 +143,11 @@ fn consume(ring: &MapHandle, stop: &AtomicBool, batches: &SyncSender<Vec<u8>>) -
     let buffer = builder.build()?;
     loop {
         let last = stop.load(Ordering::SeqCst);
-        buffer.poll(QUIET_POLL)?;
+        match buffer.poll(QUIET_POLL) {
+            // A signal for another thread can still interrupt epoll: only a wake-up.
+            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            polled => polled?,
+        }
         buffer.consume()?;
         let full = std::mem::take(&mut *batch.borrow_mut());
         if !full.is_empty() && batches.send(full).is_err() {
@@ -151,5 +156,19 @@ fn consume(ring: &MapHandle, stop: &AtomicBool, batches: &SyncSender<Vec<u8>>) -
         if last {
             return Ok(());
         }
+    }
+}
+
+/// Keeps SIGINT and SIGTERM away from this thread: the session's thread handles them (its
+/// lifecycle stops the session); here they would only interrupt epoll.
+fn block_stop_signals() {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local sigset_t; pthread_sigmask only
+    // changes this thread's mask and reads the set we pass.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }

@@ -1,6 +1,8 @@
 //! Reading a traced run's stdout: gotrace's JSON lines and the launched target's own lines
 //! share it (the target inherits gotrace's stdout).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 /// Splits stdout into the target's own lines and gotrace's JSON objects (after the
@@ -50,4 +52,55 @@ pub fn field(object: &Value, key: &str) -> u64 {
     object[key]
         .as_u64()
         .unwrap_or_else(|| panic!("no {key} in {object}"))
+}
+
+/// One goroutine as `examples/go-targets/gotree` recorded it.
+#[derive(Debug)]
+pub struct OwnRecord {
+    pub goid: u64,
+    pub parent: u64,
+    pub function: String,
+    /// The function whose go statement created it ("created by" in runtime.Stack).
+    pub creator: String,
+    pub site: String,
+    /// From just before the go statement to the goroutine's last statement; None: still
+    /// alive when the program exited.
+    pub lifetime_ns: Option<u64>,
+    /// How long after the lifetime's start the go statement had certainly created it.
+    pub window_ns: u64,
+}
+
+impl OwnRecord {
+    /// The range (ns) a tracer's creation-to-exit lifetime of this goroutine must lie in,
+    /// within 1 ms + 5 %: from the latest moment the target knows the goroutine existed
+    /// (creation happened inside the window its parent bracketed the go statement with) to its
+    /// last statement. None: still alive when the program exited.
+    pub fn traced_lifetime_ns(&self) -> Option<(f64, f64)> {
+        let own_ns = self.lifetime_ns?;
+        let latest_start = own_ns.saturating_sub(self.window_ns) as f64;
+        let slack = 1e6 + 0.05 * own_ns as f64;
+        Some((latest_start - slack, own_ns as f64 + slack))
+    }
+}
+
+/// The target's `goroutine goid=.. parent=.. func=.. site=.. lifetime_ns=.. window_ns=..` lines.
+pub fn own_records(lines: &[String]) -> Vec<OwnRecord> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("goroutine "))
+        .map(|l| {
+            let fields: HashMap<&str, &str> =
+                l.split(' ').filter_map(|kv| kv.split_once('=')).collect();
+            let lifetime: i64 = fields["lifetime_ns"].parse().unwrap();
+            OwnRecord {
+                goid: fields["goid"].parse().unwrap(),
+                parent: fields["parent"].parse().unwrap(),
+                function: fields["func"].to_owned(),
+                creator: fields["creator"].to_owned(),
+                site: fields["site"].to_owned(),
+                lifetime_ns: u64::try_from(lifetime).ok(),
+                window_ns: fields["window_ns"].parse().unwrap(),
+            }
+        })
+        .collect()
 }

@@ -90,7 +90,8 @@ fn write_summary(
         unmatched += maps::open_calls(&skel.maps.starts, pid)?.len() as u64;
     }
     if json {
-        let line = json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched});
+        let line =
+            json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched});
         writeln!(out, "{line}")?;
     } else {
         writeln!(out, "{events} events, {lost} lost, {unmatched} unmatched")?;
@@ -111,18 +112,12 @@ fn load_program<'o>(
         .context("goid offset out of range")?;
     crate::session::kernel::require_bpf_privileges()?;
 
-    let mut open = open_skeleton!(
-        ArgsSkelBuilder,
-        object,
-        plan.runtime,
-        pid,
-        |rodata| {
-            rodata.g_goid = g_goid;
-            rodata.pair_calls = u32::from(!args.no_ret);
-            rodata.walk_stack = u32::from(args.stack);
-            rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
-        }
-    );
+    let mut open = open_skeleton!(ArgsSkelBuilder, object, plan.runtime, pid, |rodata| {
+        rodata.g_goid = g_goid;
+        rodata.pair_calls = u32::from(!args.no_ret);
+        rodata.walk_stack = u32::from(args.stack);
+        rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
+    });
     open.maps
         .fetch_plans
         .set_max_entries(args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32)?;

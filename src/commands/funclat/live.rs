@@ -9,7 +9,7 @@ use crate::cli::FunclatArgs;
 use crate::gobin::GoBinary;
 use crate::output::heatmap::Heatmap;
 use crate::output::histogram::{Log2Hist, Unit};
-use crate::output::metrics::{Exporter, TargetInfo};
+use crate::output::metrics::{Exporter, FunclatMetrics, TargetInfo};
 use crate::plan::ProbePlan;
 use crate::session::lifecycle::seconds;
 use crate::session::target::Target;
@@ -17,7 +17,7 @@ use crate::session::target::Target;
 /// The outputs fed with every reading of the maps while tracing, besides the printed tables:
 /// the `--listen` metrics endpoint and the `--heatmap` columns.
 pub struct LiveOutputs {
-    exporter: Option<Exporter>,
+    exporter: Option<Exporter<FunclatMetrics>>,
     heatmap: Option<Heatmap>,
     started: Instant,
 }
@@ -35,20 +35,12 @@ impl LiveOutputs {
         let names: Vec<String> = plan.funcs.iter().map(|f| f.name.clone()).collect();
         let exporter = match &args.listen {
             Some(listen) => {
-                let path =
-                    std::fs::canonicalize(&target.binary).unwrap_or_else(|_| target.binary.clone());
-                let info = TargetInfo {
-                    path: path.to_string_lossy().into_owned(),
-                    go_version: bin.build.go_version.clone().unwrap_or_default(),
-                    module: bin.build.main_module.clone().unwrap_or_default(),
-                    pid: target.pid,
-                };
-                let exporter = Exporter::serve(listen, names.clone(), unit, info)?;
-                eprintln!(
-                    "gotrace: serving metrics at http://{}/metrics",
-                    exporter.local_addr()
-                );
-                Some(exporter)
+                let metrics = FunclatMetrics::new(names.clone(), unit);
+                Some(Exporter::serve(
+                    listen,
+                    metrics,
+                    TargetInfo::of(target, bin),
+                )?)
             }
             None => None,
         };
@@ -78,7 +70,7 @@ impl LiveOutputs {
     /// Hands a fresh cumulative snapshot to every output.
     pub fn update(&mut self, hists: &[Log2Hist]) {
         if let Some(exporter) = &self.exporter {
-            exporter.update(hists);
+            exporter.update(|metrics| metrics.set(hists));
         }
         if let Some(heatmap) = &mut self.heatmap {
             heatmap.record(self.started.elapsed(), hists);

@@ -92,19 +92,11 @@ fn load_program<'o>(
 ) -> Result<FunclatSkel<'o>> {
     crate::session::kernel::require_bpf_privileges()?;
 
-    let mut open = open_skeleton!(
-        FunclatSkelBuilder,
-        object,
-        plan.runtime,
-        pid,
-        |rodata| {
-            rodata.unit_div = unit.divisor();
-        }
-    );
+    let mut open = open_skeleton!(FunclatSkelBuilder, object, plan.runtime, pid, |rodata| {
+        rodata.unit_div = unit.divisor();
+    });
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
-    open.maps
-        .starts
-        .set_max_entries(max_open_calls.max(1))?;
+    open.maps.starts.set_max_entries(max_open_calls.max(1))?;
     bpf::load(open)
 }
 

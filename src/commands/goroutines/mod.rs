@@ -3,13 +3,15 @@
 //!
 //! Probes: `runtime.newproc1` at its entry site and every RET (the new g is its result) and
 //! `runtime.goexit1` at entry (it runs on the exiting goroutine). Events come through a ring
-//! buffer; [`report`] names start functions and sites and renders.
+//! buffer; [`report`] names start functions and sites and renders; with `--listen`, the
+//! ledger's counts are also served as Prometheus metrics, refreshed every second.
 
 mod report;
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
@@ -17,6 +19,8 @@ use libbpf_rs::skel::Skel;
 use crate::cli::GoroutinesArgs;
 use crate::gobin::newproc_abi::{self, NewprocAbi};
 use crate::gobin::{creation_stack, GoBinary};
+use crate::output::goroutine_metrics::GoroutineMetrics;
+use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
@@ -28,6 +32,9 @@ use report::Report;
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
 const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
 
+/// How often the `--listen` metrics are refreshed.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let spec = args.target.spec(args.binary.as_deref())?;
@@ -37,6 +44,14 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let bin = file.parse()?;
     let plan = goroutine_plan(&bin)?;
     let mut report = Report::new(&bin, args)?;
+    let exporter = args
+        .listen
+        .as_deref()
+        .map(|listen| {
+            let metrics = GoroutineMetrics::new(args.listen_sites);
+            Exporter::serve(listen, metrics, TargetInfo::of(&session.target, &bin))
+        })
+        .transpose()?;
 
     let mut object = MaybeUninit::uninit();
     let skel = load_program(&mut object, &bin, &plan, session.pid(), args, buffer_bytes)?;
@@ -51,18 +66,33 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         functions: plan.funcs.len(),
     };
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
-    let attached = session.attach(skel.object(), &sites, interval, &announcement)?;
+    // Wakes every -i, and every second for --listen; the summary prints each -i (counted from
+    // before the lifecycle's clock starts, so that each -i wake finds it due).
+    let wakes = [interval, exporter.as_ref().map(|_| METRICS_EVERY)]
+        .into_iter()
+        .flatten()
+        .min();
+    let mut next_print = interval.map(|every| (Instant::now() + every, every));
+    let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
     report_cell.borrow_mut().print_header()?;
     let stop = session.run(attached, &mut ring, |wake, out| {
         let mut report = report_cell.borrow_mut();
         report.flush(out)?;
-        if wake != Wake::Drained {
-            let counters = maps::per_cpu::<goroutine_counters>(&skel.maps.loss_counters, 0)?;
-            let lost = counters
-                .iter()
-                .map(|c| c.lost + c.unreadable + c.unpaired)
-                .sum();
+        if wake == Wake::Drained {
+            return Ok(true);
+        }
+        let losses = read_losses(&skel)?;
+        report.forget_ended_processes();
+        if let Some(exporter) = &exporter {
+            exporter.update(|metrics| metrics.observe(report.ledger(), losses));
+        }
+        let due = next_print.filter(|&(due, _)| Instant::now() >= due);
+        if matches!(wake, Wake::Stop(_)) || due.is_some() {
+            let lost = losses.lost + losses.unreadable + losses.unpaired;
             report.print_summary(out, lost)?;
+        }
+        if let Some((due, every)) = due {
+            next_print = Some((due + every, every));
         }
         Ok(true)
     })?;
@@ -81,38 +111,46 @@ fn load_program<'o>(
 ) -> Result<GoroutinesSkel<'o>> {
     let abi = newproc_abi::for_binary(bin)?;
     let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
-    let sched_bp = args.stack.then(|| creation_stack::sched_bp_offset(bin)).transpose()?;
+    let sched_bp = args
+        .stack
+        .then(|| creation_stack::sched_bp_offset(bin))
+        .transpose()?;
     crate::session::kernel::require_bpf_privileges()?;
-    let mut open = open_skeleton!(
-        GoroutinesSkelBuilder,
-        object,
-        plan.runtime,
-        pid,
-        |rodata| {
-            rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
-            let layout = &mut rodata.runtime_offsets;
-            layout.g_goid = u32::try_from(offsets.g_goid)?;
-            layout.g_m = u32::try_from(offsets.g_m)?;
-            layout.m_curg = u32::try_from(offsets.m_curg)?;
-            layout.g_sched_bp = sched_bp.unwrap_or(0);
-            let newproc = &mut rodata.newproc;
-            match abi {
-                NewprocAbi::Registers => newproc.in_registers = 1,
-                NewprocAbi::Stack {
-                    fn_sp_offset,
-                    callerpc_sp_offset,
-                    result_sp_offset,
-                } => {
-                    newproc.fn_sp_offset = fn_sp_offset;
-                    newproc.callerpc_sp_offset = callerpc_sp_offset;
-                    newproc.result_sp_offset = result_sp_offset;
-                }
+    let mut open = open_skeleton!(GoroutinesSkelBuilder, object, plan.runtime, pid, |rodata| {
+        rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
+        let layout = &mut rodata.runtime_offsets;
+        layout.g_goid = u32::try_from(offsets.g_goid)?;
+        layout.g_m = u32::try_from(offsets.g_m)?;
+        layout.m_curg = u32::try_from(offsets.m_curg)?;
+        layout.g_sched_bp = sched_bp.unwrap_or(0);
+        let newproc = &mut rodata.newproc;
+        match abi {
+            NewprocAbi::Registers => newproc.in_registers = 1,
+            NewprocAbi::Stack {
+                fn_sp_offset,
+                callerpc_sp_offset,
+                result_sp_offset,
+            } => {
+                newproc.fn_sp_offset = fn_sp_offset;
+                newproc.callerpc_sp_offset = callerpc_sp_offset;
+                newproc.result_sp_offset = result_sp_offset;
             }
         }
-    );
+    });
     open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
     open.maps.events.set_max_entries(buffer_bytes)?;
     bpf::load(open)
+}
+
+/// The kernel side's loss counters, summed over CPUs.
+fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
+    let mut sum = goroutine_counters::default();
+    for c in maps::per_cpu::<goroutine_counters>(&skel.maps.loss_counters, 0)? {
+        sum.lost += c.lost;
+        sum.unreadable += c.unreadable;
+        sum.unpaired += c.unpaired;
+    }
+    Ok(sum)
 }
 
 /// runtime.newproc1 (entry and RETs) and runtime.goexit1 (entry only: it never returns), at

@@ -269,14 +269,23 @@ impl<'a> Report<'a> {
             .clone()
     }
 
-    /// The summary rows (cumulative), live counts and lost events.
-    pub fn print_summary(&mut self, out: &mut impl Write, lost: u64) -> Result<()> {
-        // Goroutines of processes that are gone are no longer live.
+    /// What was seen so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Forgets the live goroutines of processes that are gone: they are no longer live.
+    pub fn forget_ended_processes(&mut self) {
         for pid in self.ledger.pids() {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 self.ledger.process_ended(pid);
             }
         }
+    }
+
+    /// The summary rows (cumulative), live counts and lost events.
+    pub fn print_summary(&mut self, out: &mut impl Write, lost: u64) -> Result<()> {
+        self.forget_ended_processes();
         let rows = self.ledger.rows();
         if self.args.target.json {
             let json = SummaryJson {
