@@ -54,8 +54,12 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
             Wake::Stop(stop) => {
                 if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
                     for call in maps::open_calls(&skel.maps.starts, pid)? {
-                        if let Some(hist) = now.get_mut(call.func_id as usize) {
-                            hist.unmatched += 1;
+                        // A tail-call wrapper's call kept under its callee's is open too.
+                        let outer = (call.has_outer != 0).then_some(call.outer_func_id);
+                        for func_id in std::iter::once(call.func_id).chain(outer) {
+                            if let Some(hist) = now.get_mut(func_id as usize) {
+                                hist.unmatched += 1;
+                            }
                         }
                     }
                 }
