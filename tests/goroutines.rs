@@ -437,8 +437,6 @@ fn user_errors_are_one_line() {
 const OPEN_SHAPES: &[(&str, &[&str])] = &[
     ("literal", &["1.19", "1.21.13"]),
     ("literal-capturing", &["1.19", "1.21.13"]),
-    ("literal-with-args", &["1.24.11", "1.27.3"]),
-    ("nested-literal", &["1.24.11", "1.27.3"]),
     ("interface-method", &["1.21.13"]),
 ];
 

@@ -450,7 +450,8 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
         "Prometheus's median {median} s is outside funclat's median bucket [{low_s}, {high_s}] s"
     );
 
-    // The target's Go release, from the toolchain that built it.
+    // The target's Go release, from the toolchain that built it, and its build ID as
+    // `go tool buildid` reads it.
     let info = server.query(r#"gotrace_target_info{job="gotrace"}"#);
     assert_eq!(info.len(), 1, "{info:?}");
     assert_eq!(
@@ -458,6 +459,21 @@ fn prometheus_scrapes_exact_counts_across_a_restart() {
         format!("go{}", binary.go_version),
         "{info:?}"
     );
+    let go = match binary.go_version.as_str() {
+        "1.19" => PathBuf::from("/usr/bin/go"),
+        version => common::toolchain::cache_dir()
+            .join("go")
+            .join(version)
+            .join("go/bin/go"),
+    };
+    let buildid = Command::new(go)
+        .args(["tool", "buildid"])
+        .arg(&binary.path)
+        .output()
+        .expect("go tool buildid");
+    let buildid = String::from_utf8_lossy(&buildid.stdout).trim().to_owned();
+    assert!(!buildid.is_empty(), "go tool buildid printed nothing");
+    assert_eq!(info[0].0["build_id"], buildid, "{info:?}");
 
     check_exposition(&promtool, port);
 
@@ -559,7 +575,7 @@ fn check_tree_counts(server: &Prometheus, own: &[OwnRecord]) {
             exited,
             "{selector}"
         );
-        assert_eq!(value("gotrace_goroutines_alive"), 0.0, "{selector}");
+        assert_eq!(value("gotrace_goroutines_live"), 0.0, "{selector}");
         check_lifetimes(server, &selector, records);
     }
 }

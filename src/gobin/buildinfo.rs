@@ -21,6 +21,22 @@ pub struct BuildInfo {
     pub main_module: Option<String>,
 }
 
+/// The Go build ID the linker records in the `.note.go.buildid` ELF note (`go tool buildid`
+/// prints it): a note with name "Go" and type 4 whose description is the ID text
+/// (src/cmd/link/internal/ld/elf.go, `ELF_NOTE_GOBUILDID_TAG`). None when absent (stripped of
+/// notes, external linking) or malformed.
+pub fn go_build_id(elf: &ElfImage<'_>) -> Option<String> {
+    use object::{Object, ObjectSection};
+    let note = elf.file.section_by_name(".note.go.buildid")?.data().ok()?;
+    let word =
+        |at: usize| Some(u32::from_le_bytes(note.get(at..at + 4)?.try_into().ok()?) as usize);
+    let (name_len, desc_len, kind) = (word(0)?, word(4)?, word(8)?);
+    let desc_start = 12usize.checked_add(name_len.checked_add(3)? & !3)?;
+    let desc = note.get(desc_start..desc_start.checked_add(desc_len)?)?;
+    (kind == 4 && note.get(12..15) == Some(b"Go\0"))
+        .then(|| String::from_utf8_lossy(desc).into_owned())
+}
+
 impl BuildInfo {
     /// Reads the build info, or an empty one when the binary has none (Go < 1.13, corrupt).
     pub fn read(elf: &ElfImage<'_>) -> BuildInfo {

@@ -82,6 +82,13 @@ pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<Start> {
             wrapper: None,
         }));
     }
+    // Go >= 1.22 may inline the literal itself into its `gowrapN`: the inline tree names it.
+    if let Some(literal) = gowrap_names.then(|| inlined_literal(bin, name)).flatten() {
+        return Some(Start::Known(StartFunction {
+            function: print_name(literal),
+            wrapper: Some(name.to_owned()),
+        }));
+    }
     let in_runtime = name.starts_with("runtime.");
     let callee = bin
         .code(func)
@@ -97,6 +104,19 @@ pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<Start> {
         }),
         None => Start::ThroughClosure(name.to_owned()),
     })
+}
+
+/// The function literal (`...funcN`) inlined directly into wrapper `wrapper`, when there is
+/// exactly one: the wrapper then runs that literal's body in place of a call.
+fn inlined_literal<'data>(bin: &GoBinary<'data>, wrapper: &str) -> Option<&'data str> {
+    let mut literals = bin
+        .inline_table()
+        .instances
+        .iter()
+        .filter(|i| i.parent == wrapper && i.callers.is_empty() && is_numbered(i.func, ".func"))
+        .map(|i| i.func);
+    let first = literals.next()?;
+    literals.all(|other| other == first).then_some(first)
 }
 
 /// Whether `name` ends in `marker` followed by a decimal number, possibly with the `.N`

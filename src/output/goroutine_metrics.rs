@@ -188,7 +188,7 @@ impl Metrics for GoroutineMetrics {
                 |t| t.exited,
             ),
             (
-                "gotrace_goroutines_alive",
+                "gotrace_goroutines_live",
                 "Goroutines created while tracing and alive now (those of processes that ended are not), by start function",
                 MetricType::Gauge,
                 |t| t.alive,
@@ -306,7 +306,7 @@ mod tests {
             &[
                 format!("gotrace_goroutines_created_total{{{a}}} 3"),
                 format!("gotrace_goroutines_exited_total{{{a}}} 2"),
-                format!("gotrace_goroutines_alive{{{a}}} 1"),
+                format!("gotrace_goroutines_live{{{a}}} 1"),
                 format!("gotrace_goroutines_created_total{{{b}}} 1"),
                 bucket(a, "2.048e-06", 0),
                 bucket(a, "4.096e-06", 1),
@@ -338,7 +338,7 @@ mod tests {
             &exposition(metrics.clone(), None),
             &[
                 format!("gotrace_goroutines_created_total{{{a2}}} 2"),
-                format!("gotrace_goroutines_alive{{{a2}}} 1"),
+                format!("gotrace_goroutines_live{{{a2}}} 1"),
             ],
         );
         ledger.process_ended(1);
@@ -348,7 +348,7 @@ mod tests {
             &[
                 format!("gotrace_goroutines_created_total{{{a2}}} 2"),
                 format!("gotrace_goroutines_exited_total{{{a2}}} 1"),
-                format!("gotrace_goroutines_alive{{{a2}}} 0"),
+                format!("gotrace_goroutines_live{{{a2}}} 0"),
             ],
         );
     }

@@ -33,6 +33,8 @@ pub struct TargetInfo {
     pub go_version: String,
     /// Main module (or package) path from the build info, empty when absent.
     pub module: String,
+    /// The Go build ID (`go tool buildid`), empty when the binary has none.
+    pub build_id: String,
     /// The one traced process (`-p`, or a launched command); None: every process running it.
     pub pid: Option<u32>,
 }
@@ -45,6 +47,7 @@ impl TargetInfo {
             path: path.to_string_lossy().into_owned(),
             go_version: bin.build.go_version.clone().unwrap_or_default(),
             module: bin.build.main_module.clone().unwrap_or_default(),
+            build_id: crate::gobin::buildinfo::go_build_id(&bin.elf).unwrap_or_default(),
             pid: target.pid,
         }
     }
@@ -78,6 +81,7 @@ impl TargetInfo {
             ("path", self.path.clone()),
             ("go_version", self.go_version.clone()),
             ("module", self.module.clone()),
+            ("build_id", self.build_id.clone()),
         ];
         if let Some(pid) = self.pid {
             set.push(("pid", pid.to_string()));
@@ -341,6 +345,7 @@ pub(crate) mod tests {
                 path: "/srv/bin/server".to_owned(),
                 go_version: "go1.21.13".to_owned(),
                 module: "example.com/server".to_owned(),
+                build_id: "abc/def".to_owned(),
                 pid,
             },
         }));
@@ -381,7 +386,7 @@ pub(crate) mod tests {
                 "no {line:?} in:\n{body}"
             );
         }
-        assert!(body.contains(r#"gotrace_target_info{binary="server",path="/srv/bin/server",go_version="go1.21.13",module="example.com/server",pid="42"} 1"#), "{body}");
+        assert!(body.contains(r#"gotrace_target_info{binary="server",path="/srv/bin/server",go_version="go1.21.13",module="example.com/server",build_id="abc/def",pid="42"} 1"#), "{body}");
         let buckets = body.matches("_bucket{").count();
         assert_eq!(buckets, exposed_slots(Unit::Micros) + 1);
         let series = body.lines().filter(|l| !l.starts_with('#')).count();
