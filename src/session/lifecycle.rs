@@ -114,3 +114,31 @@ impl Lifecycle {
         Ok(Wake::Drained)
     }
 }
+
+/// When a command's `-i` output is due, for sessions that wake more often than `-i` (to
+/// refresh `--listen` metrics or a heatmap). Start it before [`crate::session::Session::attach`]
+/// starts the lifecycle's clock, so that each `-i` wake finds the output due.
+pub struct PrintClock {
+    /// The next due time and the interval; None without `-i`.
+    next: Option<(Instant, Duration)>,
+}
+
+impl PrintClock {
+    /// A clock for `interval` (`-i`), counting from now.
+    pub fn start(interval: Option<Duration>) -> PrintClock {
+        PrintClock {
+            next: interval.map(|every| (Instant::now() + every, every)),
+        }
+    }
+
+    /// Whether the `-i` output is due now; if so, the next one is due an interval later.
+    pub fn take_due(&mut self) -> bool {
+        match self.next {
+            Some((due, every)) if Instant::now() >= due => {
+                self.next = Some((due + every, every));
+                true
+            }
+            _ => false,
+        }
+    }
+}

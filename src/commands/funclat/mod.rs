@@ -6,7 +6,6 @@ mod live;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Result;
 use libbpf_rs::skel::Skel;
@@ -16,7 +15,7 @@ use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
 use crate::session::drain::Sleep;
-use crate::session::lifecycle::{seconds, StopReason, Wake};
+use crate::session::lifecycle::{seconds, PrintClock, StopReason, Wake};
 use crate::session::{maps, Session};
 use live::LiveOutputs;
 
@@ -41,7 +40,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let wakes = live.start(interval);
     let announcement = plan.announcement(&patterns, args.target.verbose);
     // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
-    let mut next_print = interval.map(|every| (Instant::now() + every, every));
+    let mut print_clock = PrintClock::start(interval);
     let attached = session.attach(skel.object(), &plan.sites(|_| true), wakes, &announcement)?;
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
     let stop = session.run(attached, &mut Sleep, |wake, out| {
@@ -75,10 +74,9 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
             }
         }
         live.update(&now);
-        if let Some((due, every)) = next_print.filter(|&(due, _)| Instant::now() >= due) {
+        if print_clock.take_due() {
             print_period(out, args, unit, &plan, &now, &printed)?;
             printed = now;
-            next_print = Some((due + every, every));
         }
         Ok(true)
     })?;

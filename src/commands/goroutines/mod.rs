@@ -11,7 +11,7 @@ mod report;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
@@ -25,7 +25,7 @@ use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
-use crate::session::lifecycle::{seconds, Wake};
+use crate::session::lifecycle::{seconds, PrintClock, Wake};
 use crate::session::{maps, Announcement, Session};
 use report::Report;
 
@@ -72,7 +72,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .into_iter()
         .flatten()
         .min();
-    let mut next_print = interval.map(|every| (Instant::now() + every, every));
+    let mut print_clock = PrintClock::start(interval);
     let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
     report_cell.borrow_mut().print_header()?;
     let stop = session.run(attached, &mut ring, |wake, out| {
@@ -86,13 +86,9 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         if let Some(exporter) = &exporter {
             exporter.update(|metrics| metrics.observe(report.ledger(), losses));
         }
-        let due = next_print.filter(|&(due, _)| Instant::now() >= due);
-        if matches!(wake, Wake::Stop(_)) || due.is_some() {
+        if print_clock.take_due() || matches!(wake, Wake::Stop(_)) {
             let lost = losses.lost + losses.unreadable + losses.unpaired;
             report.print_summary(out, lost)?;
-        }
-        if let Some((due, every)) = due {
-            next_print = Some((due + every, every));
         }
         Ok(true)
     })?;
