@@ -19,10 +19,11 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::chromium::{chromium, screenshot};
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::{own_count, own_records, OwnRecord};
-use common::{require, require_root};
+use common::{installed, require, require_root};
 use serde_json::Value;
 
 /// Serialises the tests of this file.
@@ -44,15 +45,6 @@ fn counter() -> Option<GoBinary> {
 /// gotree built by Go 1.24.11 for amd64, or None under the prerequisite rule.
 fn gotree() -> Option<GoBinary> {
     require(matrix_binary("1.24.11", "amd64", Variant::Plain, "gotree"))
-}
-
-/// An installed program (scripts/setup.sh installs them), or why it is missing.
-fn installed(program: &str) -> anyhow::Result<PathBuf> {
-    ["/usr/bin", "/usr/local/bin", "/bin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(program))
-        .find(|path| path.is_file())
-        .ok_or_else(|| anyhow::anyhow!("{program} is not installed (run scripts/setup.sh)"))
 }
 
 /// A fresh directory for one test's files.
@@ -695,7 +687,7 @@ fn prometheus_counts_goroutines_as_the_target_recorded_them() {
 fn heatmap_adds_up_and_renders_in_chromium() {
     let Some(_serial) = bpf_test() else { return };
     let Some(binary) = counter() else { return };
-    let Some(chromium) = require(installed("chromium")) else {
+    let Some(chromium) = require(chromium()) else {
         return;
     };
     let dir = tempdir("heatmap");
@@ -738,39 +730,15 @@ fn heatmap_adds_up_and_renders_in_chromium() {
     let width = attribute_values("width")[0];
     let height = attribute_values("height")[0];
 
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let png_path = artifacts.join("funclat-heatmap.png");
-    let _ = std::fs::remove_file(&png_path);
-    let shot = Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.join("chromium").display()
-        ))
-        .arg(format!("--window-size={width},{height}"))
-        .arg(format!("--screenshot={}", png_path.display()))
-        .arg(format!("file://{}", svg_path.display()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run chromium");
-    assert!(
-        png_path.is_file(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&shot.stderr)
+    let shot = screenshot(
+        &chromium,
+        &svg_path,
+        (width, height),
+        "funclat-heatmap",
+        &dir,
     );
-    let (png_width, png_height, pixels) = decode_rgb(&png_path);
-    assert_eq!((png_width, png_height), (width as u32, height as u32));
+    assert_eq!((shot.width, shot.height), (width as u32, height as u32));
+    let pixels = shot.pixels;
     // The busiest cell and the legend's last swatch are drawn in the scale's darkest colour.
     let darkest = [0xbd, 0x00, 0x26];
     let dark_pixels = pixels
@@ -781,7 +749,7 @@ fn heatmap_adds_up_and_renders_in_chromium() {
     eprintln!(
         "heatmap: {} cells, {width}x{height}, {dark_pixels} darkest pixels, screenshot {}",
         cells.len(),
-        png_path.display()
+        shot.path.display()
     );
     assert!(
         dark_pixels >= 16 * 16,
@@ -789,27 +757,6 @@ fn heatmap_adds_up_and_renders_in_chromium() {
     );
     assert!(white > 0 && white < pixels.len(), "a blank rendering");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Decodes a PNG into its size and RGB pixels.
-fn decode_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
-    let file = BufReader::new(std::fs::File::open(path).unwrap());
-    let mut decoder = png::Decoder::new(file);
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().expect("a PNG");
-    let mut buffer = vec![0; reader.output_buffer_size().expect("PNG size")];
-    let frame = reader.next_frame(&mut buffer).expect("PNG pixels");
-    let channels = frame.color_type.samples();
-    assert!(
-        channels >= 3,
-        "a colour screenshot, got {:?}",
-        frame.color_type
-    );
-    let pixels = buffer[..frame.buffer_size()]
-        .chunks_exact(channels)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect();
-    (frame.width, frame.height, pixels)
 }
 
 /// Bad --listen and --heatmap values fail before tracing, in one line with exit code 2 (funclat

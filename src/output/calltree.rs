@@ -252,7 +252,7 @@ impl FoldedStacks {
             n => format!(", {n} calls cut by --max-depth/--max-nodes"),
         };
         format!(
-            "{} {of}, {} in all (self time){cut}",
+            "{} {of}, {} in all{cut}",
             self.trees,
             clock::human_duration(self.total_ns)
         )
@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(stacks.trees(), 2);
         assert_eq!(
             stacks.summary(),
-            "2 calls of main.handle, 200ns in all (self time), 4 calls cut by --max-depth/--max-nodes"
+            "2 calls of main.handle, 200ns in all, 4 calls cut by --max-depth/--max-nodes"
         );
     }
 

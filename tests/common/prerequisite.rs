@@ -1,6 +1,7 @@
 //! The rule for missing prerequisites: fail under CI, skip loudly elsewhere.
 
 use std::fmt::Display;
+use std::path::{Path, PathBuf};
 
 /// Whether the tests run under CI (env `CI` set to anything but "", "0" or "false").
 pub fn in_ci() -> bool {
@@ -28,6 +29,15 @@ pub fn require_root() -> bool {
         missing(&format!("this test needs root (euid is {euid})"));
     }
     euid == 0
+}
+
+/// An installed program (scripts/setup.sh installs them), or why it is missing.
+pub fn installed(program: &str) -> anyhow::Result<PathBuf> {
+    ["/usr/bin", "/usr/local/bin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.is_file())
+        .ok_or_else(|| anyhow::anyhow!("{program} is not installed (run scripts/setup.sh)"))
 }
 
 /// Reports a missing prerequisite according to the rule.
