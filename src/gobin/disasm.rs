@@ -709,3 +709,78 @@ fn arm64_is_stack_check_like(word: u32) -> bool {
         || word & 0x1f00_0000 == 0x0b00_0000
         || word == 0xd503_201f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes from a hex string (as `go tool objdump` prints them).
+    fn bytes(hex: &str) -> Vec<u8> {
+        let hex: String = hex.split_whitespace().collect();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `go r.Run(5)`'s wrapper `main.main.func10` of examples/go-targets/goshapes, Go 1.21.13
+    /// amd64, as `go tool objdump` shows it: `MOVQ 0x8(DX), CX; MOVQ 0x18(CX), CX; CALL CX`.
+    #[test]
+    fn interface_call_through_a_captured_itab() {
+        let code = bytes(
+            "493b6610 762a 55 4889e5 4883ec10 4d8b6620 4d85e4 7520 488b4a08 488b4210
+             488b4918 bb05000000 ffd1 4883c410 5d c3 e86bb9fdff ebc9 4c8d6c2420 0f1f4000
+             4d392c24 75d1 49892424 ebcb",
+        );
+        assert_eq!(
+            closure_call(Arch::Amd64, &code, 0x47fe60),
+            Some(ClosureCall {
+                closure_offset: 8,
+                target_offset: 0x18
+            })
+        );
+    }
+
+    /// The literal's wrapper `main.main.func13` of goshapes, Go 1.19 386:
+    /// `MOVL 0x4(DX), DX; MOVL 0(DX), AX; CALL AX` (the context register is overwritten).
+    #[test]
+    fn literal_call_through_a_captured_funcval() {
+        let code = bytes(
+            "658b0d00000000 8b89fcffffff 3b6108 7624 83ec08 8b5910 85db 7521 8b5204 8b02
+             c744240400000000 c7042440420f00 ffd0 83c408 c3 e82573fdff ebc3 8d7c240c 393b
+             75d7 8923 ebd3",
+        );
+        let call = Some(ClosureCall {
+            closure_offset: 4,
+            target_offset: 0,
+        });
+        assert_eq!(closure_call(Arch::I386, &code, 0x80d00c0), call);
+        // With DX written (XORL DX, DX) before the loads, the chain is not the closure's.
+        let mut clobbered = code.clone();
+        clobbered.splice(28..28, bytes("31d2"));
+        assert_eq!(closure_call(Arch::I386, &clobbered, 0x80d00c0), None);
+    }
+
+    /// goshapes' `main.main.func10`, Go 1.19 386: a direct call, no closure call.
+    #[test]
+    fn direct_call_is_no_closure_call() {
+        let code = bytes(
+            "658b0d00000000 8b89fcffffff 3b6108 7621 83ec08 8b5910 85db 751e 8b4204 890424
+             c744240405000000 e851f6ffff 83c408 c3 e82872fdff ebc6 8d7c240c 393b 75da 8923
+             ebd6",
+        );
+        assert_eq!(closure_call(Arch::I386, &code, 0x80d01c0), None);
+    }
+
+    #[test]
+    fn registers_by_encoding_number() {
+        assert_eq!(gpr(Register::DL), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::DH), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::EDX), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::RDX), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::R15D), Some(15));
+        assert_eq!(gpr(Register::SPL), Some(4));
+        assert_eq!(gpr(Register::XMM0), None);
+        assert_eq!(gpr(Register::None), None);
+    }
+}
