@@ -64,7 +64,7 @@ pub enum Start {
     Known(StartFunction),
     /// This wrapper calls a code pointer loaded from its closure: which one is known per
     /// goroutine (`closure_pc`).
-    ThroughClosure(String, ClosureCall),
+    ThroughClosure(String),
 }
 
 impl Start {
@@ -74,7 +74,7 @@ impl Start {
     pub fn resolve(&self, bin: &GoBinary<'_>, closure_pc: u64) -> StartFunction {
         match self {
             Start::Known(start) => start.clone(),
-            Start::ThroughClosure(wrapper, _) => match called_literal(bin, closure_pc) {
+            Start::ThroughClosure(wrapper) => match called_literal(bin, closure_pc) {
                 Some(function) => StartFunction {
                     function,
                     wrapper: Some(wrapper.clone()),
@@ -93,18 +93,8 @@ impl Start {
 pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<Start> {
     let func = bin.func_at(pc)?;
     let name = func.name;
-    let gowrap_names = bin
-        .build
-        .go_release()
-        .is_some_and(|r| r >= GOWRAP_NAMES_SINCE);
-    let may_wrap = if gowrap_names {
-        is_numbered(name, ".gowrap")
-    } else {
-        is_numbered(name, ".func") && is_generated(bin, func)
-    };
-    // A method value `go v.m()` through a variable runs the compiler's `-fm` wrapper.
-    let method_value = name.ends_with("-fm");
-    if !may_wrap && !method_value {
+    let gowrap_names = has_gowrap_names(bin);
+    if !may_wrap(bin, func) {
         return Some(Start::Known(StartFunction {
             function: print_name(name),
             wrapper: None,
@@ -126,7 +116,7 @@ pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<Start> {
             function: print_name(&callee),
             wrapper: Some(name.to_owned()),
         }),
-        (None, Some(call)) => Start::ThroughClosure(name.to_owned(), call),
+        (None, Some(_)) => Start::ThroughClosure(name.to_owned()),
         // Not resolved exactly: the wrapper is what runs.
         (None, None) => Start::Known(StartFunction {
             function: name.to_owned(),
@@ -135,20 +125,36 @@ pub fn resolve(bin: &GoBinary<'_>, pc: u64) -> Option<Start> {
     })
 }
 
-/// Every go-statement wrapper of `bin` that calls through its closure, by entry, with where its
-/// code pointer is loaded from: the plan of the BPF side's `closure_calls` map.
-pub fn closure_calls(bin: &GoBinary<'_>) -> Vec<(u64, ClosureCall)> {
-    let gowrap_names = bin
-        .build
+/// Whether Go names this binary's go-statement wrappers `gowrapN`.
+fn has_gowrap_names(bin: &GoBinary<'_>) -> bool {
+    bin.build
         .go_release()
-        .is_some_and(|r| r >= GOWRAP_NAMES_SINCE);
-    let marker = if gowrap_names { ".gowrap" } else { ".func" };
+        .is_some_and(|r| r >= GOWRAP_NAMES_SINCE)
+}
+
+/// Whether `func` may be a compiler wrapper a goroutine starts in: a go-statement wrapper
+/// (`gowrapN`, or before Go 1.22 a generated `funcN`), or the `-fm` wrapper a method value
+/// `go v.m()` through a variable runs.
+fn may_wrap(bin: &GoBinary<'_>, func: &crate::gobin::pclntab::Func<'_>) -> bool {
+    let go_wrapper = if has_gowrap_names(bin) {
+        is_numbered(func.name, ".gowrap")
+    } else {
+        is_numbered(func.name, ".func") && is_generated(bin, func)
+    };
+    go_wrapper || func.name.ends_with("-fm")
+}
+
+/// Every wrapper of `bin` that calls through its closure, by entry, with where its code
+/// pointer is loaded from: the plan of the BPF side's `closure_calls` map. A wrapper whose
+/// start function [`resolve`] knows without it (an inlined literal) is planned all the same:
+/// the read is then unused.
+pub fn closure_calls(bin: &GoBinary<'_>) -> Vec<(u64, ClosureCall)> {
     bin.funcs
         .iter()
-        .filter(|f| is_numbered(f.name, marker) || f.name.ends_with("-fm"))
-        .filter_map(|f| match resolve(bin, f.entry)? {
-            Start::ThroughClosure(_, call) => Some((f.entry, call)),
-            Start::Known(_) => None,
+        .filter(|f| may_wrap(bin, f))
+        .filter_map(|f| {
+            let code = bin.code(f)?;
+            Some((f.entry, disasm::closure_call(bin.elf.arch, code, f.entry)?))
         })
         .collect()
 }
