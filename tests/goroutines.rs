@@ -429,18 +429,18 @@ fn user_errors_are_one_line() {
     }
 }
 
-/// Traces `binary` (goshapes, or tests/goroutines/shortlived), which starts `shapes` goroutines
-/// that each print `SHAPE <shape> goid=<goid> func=<runtime.FuncForPC name>`, and returns one
-/// line per go statement whose start function gotrace misreports (empty when all match).
-fn misreported_shapes(binary: &GoBinary, shapes: usize) -> Vec<String> {
-    let run = trace(binary, &[], &[]);
+/// Traces goshapes `binary` run with `args`: it starts 12 goroutines that each print
+/// `SHAPE <shape> goid=<goid> func=<runtime.FuncForPC name>`. Returns one line per go
+/// statement whose start function gotrace misreports (empty when all match).
+fn misreported_shapes(binary: &GoBinary, args: &[&str]) -> Vec<String> {
+    let run = trace(binary, &[], args);
     assert!(
         run.output.status.success(),
         "{binary}: gotrace failed: {}",
         String::from_utf8_lossy(&run.output.stderr)
     );
-    // The last create of each goid: shortlived's first image creates goroutines before it
-    // executes itself again, whose goids start over.
+    // The last create of each goid: with -reexec, the first image creates the runtime's
+    // goroutines before it executes itself again, whose goids start over.
     let creates: HashMap<u64, &Value> = events(&run.json, "create")
         .into_iter()
         .map(|e| (u64_of(e, "goid"), e))
@@ -455,12 +455,7 @@ fn misreported_shapes(binary: &GoBinary, shapes: usize) -> Vec<String> {
             Some((shape, goid, words.next()?.strip_prefix("func=")?))
         })
         .collect();
-    assert_eq!(
-        own.len(),
-        shapes,
-        "{binary}: the target printed {:?}",
-        run.own
-    );
+    assert_eq!(own.len(), 12, "{binary}: the target printed {:?}", run.own);
     own.into_iter()
         .filter_map(|(shape, goid, function)| {
             let reported = creates.get(&goid).map(|e| e["function"].clone());
@@ -494,7 +489,7 @@ fn go_statement_shapes_match_func_for_pc() {
             let Some(binary) = require(matrix_binary(version, goarch, variant, "goshapes")) else {
                 return;
             };
-            problems.extend(misreported_shapes(&binary, 12));
+            problems.extend(misreported_shapes(&binary, &[]));
             checked += 12;
         }
     }
@@ -506,41 +501,27 @@ fn go_statement_shapes_match_func_for_pc() {
     );
 }
 
-/// Issue 13.5, item 2: a PIE target that starts its goroutines and exits at once
-/// (tests/goroutines/shortlived, built here for amd64 with -buildmode=pie by the oldest and the
-/// newest matrix toolchain) gets named start functions: the load bias comes from the probe
-/// itself, not from /proc, where a process that is gone has none. The target first executes
-/// itself again, so that its load bias changes within one process: a bias read once per
-/// process (from /proc, while it still runs) names the second image's goroutines wrongly.
+/// Issue 13.5, item 2: a PIE target that starts its goroutines and exits at once gets named
+/// start functions: the load bias comes from the probe itself, not from /proc, where a process
+/// that is gone has none. goshapes -reexec first executes itself again, so that its load bias
+/// changes within one process (a bias read once per process, from /proc while it still runs,
+/// names the second image's goroutines wrongly), then exits at once (-short).
 #[test]
 fn short_lived_pie_gets_named_start_functions() {
     let _serial = serial();
     if !require_root() {
         return;
     }
-    let source = common::targets::repo_root().join("tests/goroutines/shortlived");
-    let out_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("goroutines");
-    std::fs::create_dir_all(&out_dir).expect("a directory for the builds");
     let mut problems = Vec::new();
-    for version in ["1.19", "1.27.3"] {
-        let Some(toolchain) = require(common::toolchain::toolchain(version)) else {
+    for version in ["1.19", "1.21.13", "1.24.11", "1.27.3"] {
+        let Some(binary) = require(matrix_binary(version, "amd64", Variant::Pie, "goshapes"))
+        else {
             return;
         };
-        let path = out_dir.join(format!("shortlived-pie-go{version}"));
-        toolchain
-            .build(&source, "amd64", &["-buildmode=pie"], &path)
-            .expect("go build -buildmode=pie");
-        let binary = GoBinary {
-            label: format!("go{version}/amd64-pie/shortlived"),
-            path,
-            go_version: version.to_owned(),
-            goarch: "amd64",
-            has_symbols: true,
-        };
-        // A bias read from /proc is right or wrong by the race between the exec and the
-        // first event read (the code before issue 13.5 misnamed 6 of 10 single runs here).
-        for _ in 0..3 {
-            problems.extend(misreported_shapes(&binary, 4));
+        // Right or wrong by the race between the exec and the first event read, before (the
+        // code before issue 13.5 misnamed 8 of 12 single runs, 3 per toolchain).
+        for _ in 0..2 {
+            problems.extend(misreported_shapes(&binary, &["-reexec"]));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
