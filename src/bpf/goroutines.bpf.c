@@ -4,7 +4,9 @@
  * runtime.goexit1's entry; the cookie's function (enum goroutine_func) and kind say which.
  * newproc1 runs on the system stack (g is g0): the parent is g.m.curg. Its entry and RET are
  * paired by the frame key (DESIGN.md technique 4); the RET reads the new g (the result) and
- * its goid. goexit1 runs on the exiting goroutine itself. */
+ * its goid. goexit1 runs on the exiting goroutine itself. Code addresses are sent link-time: the
+ * load bias (PIE) is the probe's IP minus newproc1's link-time entry and the cookie's site
+ * offset, so a process that exited before user space saw its events is still named. */
 #include "go_runtime.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -12,6 +14,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct go_layout layout = {};
 const volatile struct goroutine_layout runtime_offsets = {};
 const volatile struct newproc_abi newproc = {};
+/* runtime.newproc1's link-time entry (with the cookie's site offset: the load bias). */
+const volatile __u64 newproc1_entry = 0;
 /* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
 const volatile __u64 wakeup_watermark = 0;
 
@@ -22,6 +26,16 @@ struct {
 	__type(key, struct frame_key);
 	__type(value, struct newproc_call);
 } calls SEC(".maps");
+
+/* Go-statement wrappers that call through their closure, by link-time entry: the offset of
+ * the captured word (high 32 bits) and of the code pointer in what it points at (low 32 bits),
+ * as the wrapper loads them (src/gobin/start_function.rs closure_calls). Sized before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u64);
+} closure_calls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -73,6 +87,25 @@ static __always_inline void creation_stack(__u64 parent, struct newproc_call *ca
 	}
 }
 
+/* A run-time code address made link-time (0 stays 0: unknown). */
+static __always_inline __u64 unbias(__u64 pc, __u64 bias)
+{
+	return pc ? pc - bias : 0;
+}
+
+/* The code pointer the wrapper at link-time `start_pc` will call through its closure `fn`,
+ * link-time; 0 when start_pc is no such wrapper or a read fails. */
+static __always_inline __u64 closure_target(__u64 fn, __u64 start_pc, __u64 bias)
+{
+	__u64 *plan = bpf_map_lookup_elem(&closure_calls, &start_pc);
+	__u64 word;
+
+	if (!plan)
+		return 0;
+	word = read_ptr(fn + (*plan >> 32));
+	return word ? unbias(read_ptr(word + (__u32)*plan), bias) : 0;
+}
+
 static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid,
 				 enum goroutine_event_kind kind,
 				 __u64 goid, const struct newproc_call *call)
@@ -102,7 +135,7 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 	struct probe_hit hit = {};
 	struct goroutine_counters *counters;
 	struct newproc_call call = {}, *pending;
-	__u64 g, m, fn;
+	__u64 g, m, fn, bias;
 	__u64 sp = PT_REGS_SP(ctx), ax = ctx->ax, cx = ctx->cx;
 
 	if (!probe_prologue(ctx, ctx, &layout, &hit))
@@ -122,14 +155,14 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 			return 0;
 		/* No curg: the runtime itself creates the main goroutine (parent 0). */
 		call.parent_goid = g ? goid_of(g) : 0;
+		bias = ctx->ip - newproc1_entry - hit.site_offset;
 		if (g && runtime_offsets.g_sched_bp)
 			creation_stack(g, &call);
-		call.start_pc = read_ptr(fn);
-		/* A go statement's wrapper closure captures the called function value first: the
-		 * literal it calls is the fn of the funcval that word points at (user space decides
-		 * whether start_pc is such a wrapper). */
-		call.closure_pc = read_ptr(read_ptr(fn + layout.ptr_size));
-		call.caller_pc = newproc_value(sp, cx, newproc.callerpc_sp_offset);
+		for (int i = 0; i < GOROUTINE_STACK_DEPTH; i++)
+			call.stack[i] = unbias(call.stack[i], bias);
+		call.start_pc = unbias(read_ptr(fn), bias);
+		call.closure_pc = closure_target(fn, call.start_pc, bias);
+		call.caller_pc = unbias(newproc_value(sp, cx, newproc.callerpc_sp_offset), bias);
 		bpf_map_update_elem(&calls, &hit.key, &call, BPF_ANY);
 		return 0;
 	}

@@ -214,15 +214,15 @@ enum goroutine_event_kind {
 	GOROUTINE_EXITED = 1,
 };
 
-/* One ring-buffer record of gotrace goroutines. */
+/* One ring-buffer record of gotrace goroutines (code addresses link-time). */
 struct goroutine_event {
 	__u64 ts_ns;
 	__u64 goid;
 	__u64 parent_goid;   /* created only */
 	__u64 start_pc;      /* created only: funcval.fn */
 	__u64 caller_pc;     /* created only: the go statement's return address */
-	__u64 closure_pc;    /* created only: fn of the funcval the closure's first captured word
-			      * points at (a wrapper's literal), or 0 */
+	__u64 closure_pc;    /* created only: the code pointer a go wrapper calls through its
+			      * closure (closure_calls map), or 0 */
 	__u32 tgid;
 	enum goroutine_event_kind kind;
 	__u64 stack[GOROUTINE_STACK_DEPTH]; /* created, with --stack: 0-terminated */

@@ -20,7 +20,9 @@
 //! runs again. [`DecodedFunction::entry`] is the cheapest exact entry site of the two.
 
 use anyhow::{anyhow, bail, Result};
-use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Decoder, DecoderError, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind, Register,
+};
 
 use super::site_class::{site_class, SiteClass};
 use super::Arch;
@@ -467,6 +469,176 @@ pub fn direct_call_targets(arch: Arch, code: &[u8], entry: u64) -> Vec<u64> {
     .unwrap_or_default()
 }
 
+/// How a go-statement wrapper reaches the function it calls through its closure context
+/// (DX, on amd64 and 386): its one indirect `CALL R`, where R was loaded as
+/// `*(*(DX + closure_offset) + target_offset)`. A captured funcval (a function literal or a
+/// func value) has `target_offset` 0; a captured interface's itab has the method's `fun` slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClosureCall {
+    /// The captured word's offset in the wrapper's closure.
+    pub closure_offset: u32,
+    /// The code pointer's offset in what that word points at.
+    pub target_offset: u32,
+}
+
+/// The largest load offset [`closure_call`] follows (a negative displacement is no closure's).
+const MAX_CLOSURE_OFFSET: u32 = 1 << 16;
+
+/// What a register holds, as far as [`closure_call`] follows it.
+#[derive(Clone, Copy)]
+enum Loaded {
+    /// The closure's word at this offset.
+    Word(u32),
+    /// A code pointer reached from the closure.
+    Code(ClosureCall),
+}
+
+/// The [`ClosureCall`] of the function at `entry` (`code` as for [`decode_function`]) when it
+/// makes exactly one indirect call and that call's target is loaded from its closure context
+/// in two pointer-sized loads; None otherwise (arm64 is not followed).
+///
+/// Registers are followed in address order; a register's value is forgotten at every branch
+/// target (another path may reach it), when any instruction names the register as its first
+/// operand, and (every register) at a direct call or an instruction with implicit register
+/// results.
+pub fn closure_call(arch: Arch, code: &[u8], entry: u64) -> Option<ClosureCall> {
+    let (bitness, pointer) = match arch {
+        Arch::Amd64 => (64, MemorySize::UInt64),
+        Arch::I386 => (32, MemorySize::UInt32),
+        Arch::Arm64 => return None,
+    };
+    let decode = || {
+        let mut decoder = Decoder::try_with_ip(bitness, code, entry, DecoderOptions::NONE).ok()?;
+        Some(std::iter::from_fn(move || {
+            decoder
+                .can_decode()
+                .then(|| decoder.decode())
+                .filter(|insn| !insn.is_invalid())
+        }))
+    };
+    let branch_targets: std::collections::HashSet<u64> = decode()?
+        .filter(|insn| matches!(x86_flow(insn), Flow::Jump(_) | Flow::CondBranch(_)))
+        .map(|insn| insn.near_branch_target())
+        .collect();
+    let mut loaded: std::collections::HashMap<u32, Loaded> = Default::default();
+    let mut context_live = true;
+    let mut calls = Vec::new();
+    for insn in decode()? {
+        if branch_targets.contains(&insn.ip()) {
+            loaded.clear();
+        }
+        let op0 = (insn.op_count() > 0 && insn.op0_kind() == OpKind::Register)
+            .then(|| gpr(insn.op0_register()))
+            .flatten();
+        match insn.mnemonic() {
+            Mnemonic::Call => match op0 {
+                Some(target) => calls.push(match loaded.get(&target) {
+                    Some(Loaded::Code(call)) => Some(*call),
+                    _ => None,
+                }),
+                None if matches!(x86_flow(&insn), Flow::Call(_)) => {
+                    loaded.clear();
+                    context_live = false;
+                }
+                None => calls.push(None),
+            },
+            Mnemonic::Mov
+                if insn.op1_kind() == OpKind::Memory
+                    && insn.memory_size() == pointer
+                    && insn.memory_index() == Register::None
+                    && matches!(insn.memory_segment(), Register::DS | Register::SS) =>
+            {
+                let base = gpr(insn.memory_base());
+                // Closure words and itab slots lie a few words into their objects.
+                let offset = u32::try_from(insn.memory_displacement64())
+                    .ok()
+                    .filter(|off| *off < MAX_CLOSURE_OFFSET);
+                let value = match (offset, base.and_then(|b| loaded.get(&b))) {
+                    (Some(off), _) if base == Some(CONTEXT_GPR) && context_live => {
+                        Some(Loaded::Word(off))
+                    }
+                    (Some(off), Some(Loaded::Word(word))) => Some(Loaded::Code(ClosureCall {
+                        closure_offset: *word,
+                        target_offset: off,
+                    })),
+                    _ => None,
+                };
+                if let Some(dest) = op0 {
+                    context_live &= dest != CONTEXT_GPR;
+                    match value {
+                        Some(value) => loaded.insert(dest, value),
+                        None => loaded.remove(&dest),
+                    };
+                }
+            }
+            mnemonic if has_implicit_register_results(&insn, mnemonic) => {
+                loaded.clear();
+                context_live = false;
+            }
+            _ => {
+                if let Some(dest) = op0 {
+                    context_live &= dest != CONTEXT_GPR;
+                    loaded.remove(&dest);
+                }
+            }
+        }
+    }
+    match calls[..] {
+        [Some(call)] => Some(call),
+        _ => None,
+    }
+}
+
+/// The closure context register, DX, as [`gpr`] numbers it.
+const CONTEXT_GPR: u32 = 2;
+
+/// The general-purpose register `reg` is part of, numbered as the encoding does (AX 0, CX 1,
+/// DX 2, ... R15 15) from iced's register order (AL-BL, AH-BH, SPL-R15L, then the 16-, 32- and
+/// 64-bit registers, each in encoding order); None for any other register.
+fn gpr(reg: Register) -> Option<u32> {
+    let r = reg as u32;
+    let first = [
+        Register::RAX,
+        Register::EAX,
+        Register::AX,
+        Register::AH,
+        Register::AL,
+    ]
+    .into_iter()
+    .find(|first| r >= *first as u32)?;
+    Some(r - first as u32).filter(|n| *n < 16)
+}
+
+/// Whether `insn` writes registers other than its first operand (the multiply, divide and
+/// sign-extension forms with DX results, exchanges, string instructions, CPUID, RDTSC).
+fn has_implicit_register_results(insn: &Instruction, mnemonic: Mnemonic) -> bool {
+    insn.has_rep_prefix()
+        || insn.has_repne_prefix()
+        || matches!(
+            mnemonic,
+            Mnemonic::Mul
+                | Mnemonic::Imul
+                | Mnemonic::Div
+                | Mnemonic::Idiv
+                | Mnemonic::Cwd
+                | Mnemonic::Cdq
+                | Mnemonic::Cqo
+                | Mnemonic::Xchg
+                | Mnemonic::Xadd
+                | Mnemonic::Cmpxchg
+                | Mnemonic::Cmpxchg8b
+                | Mnemonic::Cmpxchg16b
+                | Mnemonic::Cpuid
+                | Mnemonic::Rdtsc
+                | Mnemonic::Rdtscp
+                | Mnemonic::Syscall
+                | Mnemonic::Lodsb
+                | Mnemonic::Lodsw
+                | Mnemonic::Lodsd
+                | Mnemonic::Lodsq
+        )
+}
+
 /// Fixed-width arm64 decoding: only the encodings probe placement needs are told apart.
 struct Arm64Stream<'a> {
     words: std::slice::ChunksExact<'a, u8>,
@@ -536,4 +708,79 @@ fn arm64_is_stack_check_like(word: u32) -> bool {
         || word & 0x1f00_0000 == 0x1100_0000
         || word & 0x1f00_0000 == 0x0b00_0000
         || word == 0xd503_201f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes from a hex string (as `go tool objdump` prints them).
+    fn bytes(hex: &str) -> Vec<u8> {
+        let hex: String = hex.split_whitespace().collect();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `go r.Run(5)`'s wrapper `main.main.func10` of examples/go-targets/goshapes, Go 1.21.13
+    /// amd64, as `go tool objdump` shows it: `MOVQ 0x8(DX), CX; MOVQ 0x18(CX), CX; CALL CX`.
+    #[test]
+    fn interface_call_through_a_captured_itab() {
+        let code = bytes(
+            "493b6610 762a 55 4889e5 4883ec10 4d8b6620 4d85e4 7520 488b4a08 488b4210
+             488b4918 bb05000000 ffd1 4883c410 5d c3 e86bb9fdff ebc9 4c8d6c2420 0f1f4000
+             4d392c24 75d1 49892424 ebcb",
+        );
+        assert_eq!(
+            closure_call(Arch::Amd64, &code, 0x47fe60),
+            Some(ClosureCall {
+                closure_offset: 8,
+                target_offset: 0x18
+            })
+        );
+    }
+
+    /// The literal's wrapper `main.main.func13` of goshapes, Go 1.19 386:
+    /// `MOVL 0x4(DX), DX; MOVL 0(DX), AX; CALL AX` (the context register is overwritten).
+    #[test]
+    fn literal_call_through_a_captured_funcval() {
+        let code = bytes(
+            "658b0d00000000 8b89fcffffff 3b6108 7624 83ec08 8b5910 85db 7521 8b5204 8b02
+             c744240400000000 c7042440420f00 ffd0 83c408 c3 e82573fdff ebc3 8d7c240c 393b
+             75d7 8923 ebd3",
+        );
+        let call = Some(ClosureCall {
+            closure_offset: 4,
+            target_offset: 0,
+        });
+        assert_eq!(closure_call(Arch::I386, &code, 0x80d00c0), call);
+        // With DX written (XORL DX, DX) before the loads, the chain is not the closure's.
+        let mut clobbered = code.clone();
+        clobbered.splice(28..28, bytes("31d2"));
+        assert_eq!(closure_call(Arch::I386, &clobbered, 0x80d00c0), None);
+    }
+
+    /// goshapes' `main.main.func10`, Go 1.19 386: a direct call, no closure call.
+    #[test]
+    fn direct_call_is_no_closure_call() {
+        let code = bytes(
+            "658b0d00000000 8b89fcffffff 3b6108 7621 83ec08 8b5910 85db 751e 8b4204 890424
+             c744240405000000 e851f6ffff 83c408 c3 e82872fdff ebc6 8d7c240c 393b 75da 8923
+             ebd6",
+        );
+        assert_eq!(closure_call(Arch::I386, &code, 0x80d01c0), None);
+    }
+
+    #[test]
+    fn registers_by_encoding_number() {
+        assert_eq!(gpr(Register::DL), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::DH), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::EDX), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::RDX), Some(CONTEXT_GPR));
+        assert_eq!(gpr(Register::R15D), Some(15));
+        assert_eq!(gpr(Register::SPL), Some(4));
+        assert_eq!(gpr(Register::XMM0), None);
+        assert_eq!(gpr(Register::None), None);
+    }
 }

@@ -306,6 +306,15 @@ impl<'data> Pclntab<'data> {
         }
     }
 
+    /// `func`'s `_func.funcID` (`runtime.funcID`, `internal/abi.FuncID` from Go 1.21): the
+    /// byte three before `nfuncdata` in every release's record (see `func_fixed_size`).
+    pub fn func_id(&self, func: &Func<'_>) -> Result<u8> {
+        func.record
+            .get(self.func_fixed_size() - 4)
+            .copied()
+            .context("pclntab is truncated or corrupt (read past its end)")
+    }
+
     /// The offset of `func`'s pcdata table number `table` (`runtime.pcdatastart`), or None
     /// when the function has fewer tables or that one is absent (offset 0).
     pub fn pcdata_table(&self, func: &Func<'_>, table: usize) -> Result<Option<u32>> {

@@ -8,7 +8,6 @@ pub mod bpf;
 pub mod drain;
 pub mod kernel;
 pub mod lifecycle;
-pub mod load_bias;
 pub mod maps;
 pub mod target;
 

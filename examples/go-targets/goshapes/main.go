@@ -1,13 +1,19 @@
 // goshapes starts one goroutine with each shape of go statement and records, from inside
 // each, the function it runs as the runtime names it (runtime.FuncForPC of its caller):
 // `SHAPE <shape> goid=<goid> func=<name>`, one goroutine after another.
+//
+// With -reexec it first executes itself again with -short (the same process, its image loaded
+// anew: a PIE lands at another address); -short exits as soon as the last goroutine recorded.
 package main
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -57,6 +63,12 @@ func generic[T any](v T) { record("generic") }
 func plain() { record("func-variable") }
 
 func main() {
+	reexec := flag.Bool("reexec", false, "execute this program again with -short first")
+	short := flag.Bool("short", false, "exit as soon as the last goroutine recorded itself")
+	flag.Parse()
+	if *reexec {
+		panic(syscall.Exec("/proc/self/exe", []string{os.Args[0], "-short"}, os.Environ()))
+	}
 	s := &server{id: 1}
 	go named(1, "x")
 	<-done
@@ -95,7 +107,8 @@ func main() {
 	}()
 	<-done
 	fmt.Println("DONE", captured)
-	// Stay alive a moment: gotrace reads a PIE build's load bias from /proc/PID/maps when it
-	// handles the first event, which it polls for on a timer.
-	time.Sleep(300 * time.Millisecond)
+	if !*short {
+		// Stay alive a moment (for a gotrace that reads a PIE's load bias from /proc).
+		time.Sleep(300 * time.Millisecond)
+	}
 }

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
+use libbpf_rs::{MapCore, MapFlags};
 
 use crate::cli::GoroutinesArgs;
 use crate::gobin::newproc_abi::{self, NewprocAbi};
-use crate::gobin::{creation_stack, GoBinary};
+use crate::gobin::{creation_stack, start_function, GoBinary};
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::{self, ProbePlan};
@@ -95,8 +96,9 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     Ok(stop.exit_code())
 }
 
-/// Opens, fills and loads the goroutines program for `bin`: where newproc1 keeps its values,
-/// the runtime offsets, the ring buffer size.
+/// Opens, fills and loads the goroutines program for `bin`: where newproc1 keeps its values and
+/// its entry, the runtime offsets, the ring buffer size, the wrappers that call through their
+/// closure.
 fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
@@ -112,8 +114,15 @@ fn load_program<'o>(
         .then(|| creation_stack::sched_bp_offset(bin))
         .transpose()?;
     crate::session::kernel::require_bpf_privileges()?;
+    let newproc1 = plan
+        .funcs
+        .iter()
+        .find(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0)
+        .context("runtime.newproc1 not planned")?;
+    let closure_calls = start_function::closure_calls(bin);
     let mut open = open_skeleton!(GoroutinesSkelBuilder, object, plan.runtime, pid, |rodata| {
         rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
+        rodata.newproc1_entry = newproc1.entry;
         let layout = &mut rodata.runtime_offsets;
         layout.g_goid = u32::try_from(offsets.g_goid)?;
         layout.g_m = u32::try_from(offsets.g_m)?;
@@ -135,7 +144,18 @@ fn load_program<'o>(
     });
     open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
     open.maps.events.set_max_entries(buffer_bytes)?;
-    bpf::load(open)
+    open.maps
+        .closure_calls
+        .set_max_entries(u32::try_from(closure_calls.len().max(1))?)?;
+    let skel = bpf::load(open)?;
+    for (entry, call) in closure_calls {
+        let plan = u64::from(call.closure_offset) << 32 | u64::from(call.target_offset);
+        skel.maps
+            .closure_calls
+            .update(&entry.to_ne_bytes(), &plan.to_ne_bytes(), MapFlags::ANY)
+            .context("writing the closure_calls BPF map")?;
+    }
+    Ok(skel)
 }
 
 /// The kernel side's loss counters, summed over CPUs.

@@ -1,5 +1,5 @@
 //! Turning `gotrace goroutines` records into output: naming start functions and creation sites
-//! (PIE addresses made link-time first), keeping the [`Ledger`], and rendering events and the
+//! (the BPF side sends link-time addresses, PIE or not), keeping the [`Ledger`], and rendering events and the
 //! summary as human lines or JSON.
 
 use std::collections::HashMap;
@@ -16,7 +16,6 @@ use crate::output::goroutine_ledger::Ledger;
 use crate::session::bpf::{
     self, shared::types::goroutine_event, shared::types::goroutine_event_kind,
 };
-use crate::session::load_bias;
 
 /// A `--json` create event.
 #[derive(Serialize)]
@@ -77,8 +76,6 @@ pub struct Report<'a> {
     names: HashMap<u64, Start>,
     /// Creation site by caller PC.
     sites: HashMap<u64, String>,
-    /// PIE load bias by process (None: unknown, the process is gone).
-    biases: HashMap<u32, Option<u64>>,
     /// Add to a BPF timestamp to get Unix time.
     clock_offset: i128,
     /// Lines rendered since the last flush.
@@ -103,7 +100,6 @@ impl<'a> Report<'a> {
             ledger: Ledger::default(),
             names: HashMap::new(),
             sites: HashMap::new(),
-            biases: HashMap::new(),
             clock_offset: clock::monotonic_to_unix_ns(),
             lines: Vec::with_capacity(1 << 16),
             failure: None,
@@ -145,11 +141,10 @@ impl<'a> Report<'a> {
         clock::hms_micros(i128::from(ts_ns) + self.clock_offset)
     }
 
-    fn on_event(&mut self, mut e: goroutine_event) -> Result<()> {
+    fn on_event(&mut self, e: goroutine_event) -> Result<()> {
         if e.kind == goroutine_event_kind::GOROUTINE_EXITED {
             return self.on_exit(&e);
         }
-        self.unbias_addresses(&mut e);
         let start = self.start_function(e.start_pc, e.closure_pc);
         if self
             .filter
@@ -223,28 +218,8 @@ impl<'a> Report<'a> {
         Ok(())
     }
 
-    /// Makes the event's code addresses link-time ones (PIE: minus the process's load bias).
-    fn unbias_addresses(&mut self, e: &mut goroutine_event) {
-        if !self.bin.elf.is_pie {
-            return;
-        }
-        let bin = self.bin;
-        let bias = *self
-            .biases
-            .entry(e.tgid)
-            .or_insert_with(|| load_bias::of_process(e.tgid, &bin.elf).ok());
-        let bias = bias.unwrap_or(0);
-        for pc in [&mut e.start_pc, &mut e.caller_pc, &mut e.closure_pc]
-            .into_iter()
-            .chain(e.stack.iter_mut())
-            .filter(|pc| **pc != 0)
-        {
-            *pc = pc.wrapping_sub(bias);
-        }
-    }
-
-    /// The start function at `pc`, whose closure's first captured word leads to
-    /// `closure_pc` (what the code tells is cached by `pc`).
+    /// The start function at `pc`, whose closure leads to `closure_pc` (what the code tells
+    /// is cached by `pc`).
     fn start_function(&mut self, pc: u64, closure_pc: u64) -> StartFunction {
         let bin = self.bin;
         self.names
