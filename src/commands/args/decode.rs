@@ -181,8 +181,13 @@ mod tests {
 
         assert!(headers.read(&valid[..HEADER_LEN - 1]).is_none(), "short");
         assert!(headers.read(&[]).is_none(), "empty");
-        assert!(headers.read(&record(2, site_kind::SITE_ENTRY)).is_none(), "no function");
-        assert!(headers.read(&record(u32::MAX, site_kind::SITE_RET)).is_none());
+        assert!(
+            headers.read(&record(2, site_kind::SITE_ENTRY)).is_none(),
+            "no function"
+        );
+        assert!(headers
+            .read(&record(u32::MAX, site_kind::SITE_RET))
+            .is_none());
         assert!(headers.read(&record(1, site_kind::SITE_TAIL_RET)).is_some());
         // A site kind the BPF program never sends to user space.
         let taken_check = site_kind::SITE_ENTRY_IF_NOT_TAKEN;

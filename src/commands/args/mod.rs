@@ -149,7 +149,10 @@ fn load_program<'o>(
 const SITE_PLANS: [(site_kind, args_plan_index); 3] = [
     (site_kind::SITE_ENTRY, args_plan_index::ARGS_PLAN_ENTRY),
     (site_kind::SITE_RET, args_plan_index::ARGS_PLAN_RET),
-    (site_kind::SITE_TAIL_RET, args_plan_index::ARGS_PLAN_TAIL_RET),
+    (
+        site_kind::SITE_TAIL_RET,
+        args_plan_index::ARGS_PLAN_TAIL_RET,
+    ),
 ];
 
 /// What args reads at each kind of site of one planned function.
