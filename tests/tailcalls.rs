@@ -10,7 +10,7 @@
 mod common;
 
 use common::gotrace::gotrace;
-use common::oracle::go_nm_text_symbols;
+use common::oracle::{go_nm_text_symbols, NmSymbol};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::toolchain::toolchain;
 use common::traced::{field, own_count, split_output};
@@ -202,63 +202,75 @@ fn args_pairs_wrappers_with_their_traced_callees() {
         else {
             continue;
         };
-        let functions: Vec<&str> = ARGS_FUNCTIONS.iter().map(|(name, _)| *name).collect();
-        let (own, objects) = traced("args", &binary, &functions);
-        let (summary, events) = objects.split_last().expect("a summary line");
-        assert_eq!(summary["type"], "summary", "{binary}: last line {summary}");
-        assert_eq!(
-            (
-                field(summary, "events"),
-                field(summary, "lost"),
-                field(summary, "malformed"),
-                field(summary, "unmatched")
-            ),
-            (events.len() as u64, 0, 0, 0),
-            "{binary}: {summary}"
-        );
         let symbols = go_nm_text_symbols(&binary.path).expect("go tool nm");
-        let mut total_ns = Vec::new();
-        for (function, key) in ARGS_FUNCTIONS {
-            let (calls, returns) = (of(events, "call", function), of(events, "return", function));
-            // A Go function called from assembly (leaf, from jump) has an ABI0 wrapper of the
-            // same pclntab name on amd64 (`<name>.abi0` to nm), entered once per call too.
-            let abi0 = format!("{function}.abi0");
-            let copies = symbols
-                .iter()
-                .filter(|s| s.name == function || s.name == abi0)
-                .count() as u64;
-            let count = own_count(&own, key) * copies;
-            assert_eq!(
-                (calls.len() as u64, returns.len() as u64),
-                (count, count),
-                "{binary}: {function} calls and returns, the target counted {count} ({copies} copies)"
-            );
-            let ns: u64 = returns
-                .iter()
-                .map(|r| {
-                    r["duration_ns"]
-                        .as_u64()
-                        .unwrap_or_else(|| panic!("{binary}: unpaired return {r}"))
-                })
-                .sum();
-            total_ns.push(ns);
+        // Wrappers and callees together, then the wrappers alone.
+        for traced_functions in [&ARGS_FUNCTIONS[..], &ARGS_FUNCTIONS[..2]] {
+            check_args(&binary, &symbols, traced_functions);
         }
-        // Every callee call runs inside its wrapper's call, which ends at the same RET.
+    }
+}
+
+/// One `gotrace args` run on `functions` (with their own-count keys): a call and a paired
+/// return event per call the target counted, nothing lost, malformed or unmatched, and the
+/// wrappers' results adding up to the target's sum.
+fn check_args(binary: &GoBinary, symbols: &[NmSymbol], functions: &[(&str, &str)]) {
+    let names: Vec<&str> = functions.iter().map(|(name, _)| *name).collect();
+    let (own, objects) = traced("args", binary, &names);
+    let (summary, events) = objects.split_last().expect("a summary line");
+    assert_eq!(summary["type"], "summary", "{binary}: last line {summary}");
+    assert_eq!(
+        (
+            field(summary, "events"),
+            field(summary, "lost"),
+            field(summary, "malformed"),
+            field(summary, "unmatched")
+        ),
+        (events.len() as u64, 0, 0, 0),
+        "{binary} {names:?}: {summary}"
+    );
+    let mut total_ns = Vec::new();
+    for &(function, key) in functions {
+        let (calls, returns) = (of(events, "call", function), of(events, "return", function));
+        // A Go function called from assembly (leaf, from jump) has an ABI0 wrapper of the
+        // same pclntab name on amd64 (`<name>.abi0` to nm), entered once per call too.
+        let abi0 = format!("{function}.abi0");
+        let copies = symbols
+            .iter()
+            .filter(|s| s.name == function || s.name == abi0)
+            .count() as u64;
+        let count = own_count(&own, key) * copies;
+        assert_eq!(
+            (calls.len() as u64, returns.len() as u64),
+            (count, count),
+            "{binary} {names:?}: {function} calls and returns, the target counted {count} ({copies} copies)"
+        );
+        let ns: u64 = returns
+            .iter()
+            .map(|r| {
+                r["duration_ns"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{binary}: unpaired return {r}"))
+            })
+            .sum();
+        total_ns.push(ns);
+    }
+    // Every callee call runs inside its wrapper's call, which ends at the same RET.
+    if names.contains(&CALLEE) {
         assert!(
             total_ns[0] + total_ns[1] >= total_ns[2],
             "{binary}: the wrappers' total is less than their callee's: {total_ns:?} ns"
         );
-        // The target sums every result: the wrappers' (read at (*Inner).Add's RET) and jump's,
-        // which are leaf's (2i+1 in round i: n*n in all).
-        let rounds: i64 = ROUNDS.parse().expect("rounds");
-        let wrappers: Vec<&Value> = WRAPPERS
-            .iter()
-            .flat_map(|(name, _)| of(events, "return", name))
-            .collect();
-        assert_eq!(
-            results_sum(&binary, &wrappers).wrapping_add(rounds * rounds),
-            own_count(&own, "sink") as i64,
-            "{binary}: the wrappers' results do not add up to the target's sum"
-        );
     }
+    // The target sums every result: the wrappers' (read at (*Inner).Add's RET) and jump's,
+    // which are leaf's (2i+1 in round i: n*n in all).
+    let rounds: i64 = ROUNDS.parse().expect("rounds");
+    let wrappers: Vec<&Value> = WRAPPERS
+        .iter()
+        .flat_map(|(name, _)| of(events, "return", name))
+        .collect();
+    assert_eq!(
+        results_sum(binary, &wrappers).wrapping_add(rounds * rounds),
+        own_count(&own, "sink") as i64,
+        "{binary} {names:?}: the wrappers' results do not add up to the target's sum"
+    );
 }
