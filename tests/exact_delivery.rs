@@ -16,20 +16,25 @@ use common::targets::{matrix_binary, Variant};
 use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
 
-/// The workloads `deep` experiment, small enough for twenty runs: 50 goroutines, each first
-/// grows its stack with deep(600), then makes 2 calls recursing up to 200 deep with a 1 ms
-/// pause (about 42,000 calls of main.deep).
-const EXPERIMENT: [&str; 9] = [
-    "deep",
-    "-g",
-    "50",
-    "-calls",
-    "2",
-    "-maxdepth",
-    "200",
-    "-warm",
-    "600",
-];
+/// The arguments of `workloads deep`: `goroutines` goroutines, each first grows its stack with
+/// deep(600), then makes 2 calls recursing up to `maxdepth` deep with a 1 ms pause.
+const fn deep(goroutines: &'static str, maxdepth: &'static str) -> [&'static str; 9] {
+    [
+        "deep",
+        "-g",
+        goroutines,
+        "-calls",
+        "2",
+        "-maxdepth",
+        maxdepth,
+        "-warm",
+        "600",
+    ]
+}
+
+/// The experiment, small enough for twenty runs: 50 goroutines, calls up to 200 deep (about
+/// 42,000 calls of main.deep).
+const EXPERIMENT: [&str; 9] = deep("50", "200");
 const RUNS: usize = 20;
 /// Runs per GOMAXPROCS on Go 1.19, funclat and args each.
 const RUNS_GO119: usize = 10;
@@ -37,17 +42,7 @@ const RUNS_GO119: usize = 10;
 /// than funclat's in-kernel count): each of the 25 goroutines still grows its stack 600 deep
 /// (the taken stack-check passes the flag check must drop) and pauses 1 ms between calls
 /// (about 21,000 calls of main.deep).
-const EXPERIMENT_HALF: [&str; 9] = [
-    "deep",
-    "-g",
-    "25",
-    "-calls",
-    "2",
-    "-maxdepth",
-    "200",
-    "-warm",
-    "600",
-];
+const EXPERIMENT_HALF: [&str; 9] = deep("25", "200");
 
 /// Serialises the experiments: side by side on two CPUs they would be each other's busy
 /// competitors, which only `args_is_exact_with_busy_competitors` means to test.
@@ -64,17 +59,7 @@ const BUSY_RUNS: usize = 10;
 /// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
 /// twice after a 600-deep warm-up (over 60,000 calls with a few hundred bytes of arguments
 /// each, most within a few milliseconds).
-const BURST: [&str; 9] = [
-    "deep",
-    "-g",
-    "50",
-    "-calls",
-    "2",
-    "-maxdepth",
-    "600",
-    "-warm",
-    "600",
-];
+const BURST: [&str; 9] = deep("50", "600");
 
 /// Runs `gotrace <command> --json main.deep -- workloads deep ...` with GOMAXPROCS set; returns
 /// the target's own call count and gotrace's JSON objects.

@@ -106,16 +106,23 @@ fn hist<'a>(binary: &GoBinary, hists: &'a [(String, Value)], function: &str) -> 
     h
 }
 
+/// The tailcalls target of each of [`BUILDS`] (none when not root), with its Go version.
+fn targets() -> Vec<(&'static str, GoBinary)> {
+    if !require_root() {
+        return Vec::new();
+    }
+    BUILDS
+        .iter()
+        .filter_map(|&(version, goarch)| {
+            let binary = matrix_binary(version, goarch, Variant::Plain, "tailcalls");
+            Some((version, require(binary)?))
+        })
+        .collect()
+}
+
 #[test]
 fn wrappers_that_tail_call_count_their_own_calls() {
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in BUILDS {
-        let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "tailcalls"))
-        else {
-            continue;
-        };
+    for (version, binary) in targets() {
         // The oracle's view: no RET of their own, a JMP to the callee (skipped before).
         for (wrapper, _) in WRAPPERS {
             let code = objdump(&binary, version, wrapper);
@@ -194,14 +201,7 @@ fn results_sum(binary: &GoBinary, returns: &[&Value]) -> i64 {
 
 #[test]
 fn args_pairs_wrappers_with_their_traced_callees() {
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in BUILDS {
-        let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "tailcalls"))
-        else {
-            continue;
-        };
+    for (_, binary) in targets() {
         let symbols = go_nm_text_symbols(&binary.path).expect("go tool nm");
         // Wrappers and callees together, then the wrappers alone.
         for traced_functions in [&ARGS_FUNCTIONS[..], &ARGS_FUNCTIONS[..2]] {
