@@ -156,7 +156,6 @@ const SITE_PLANS: [(site_kind, args_plan_index); 3] = [
 ];
 
 /// What args reads at each kind of site of one planned function.
-#[derive(Debug, Default)]
 struct Reads {
     /// Arguments at the entry, results at its own RETs.
     call: CallPlan,
