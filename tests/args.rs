@@ -341,8 +341,7 @@ fn check_variant(version: &'static str, goarch: &'static str, variant: Variant) 
             problems.push(format!("call {i}: goid or duration wrong: {call} / {ret}"));
         }
     }
-    let want_summary =
-        json!({"type": "summary", "events": 2 * run.records.len(), "lost": 0, "unmatched": 0});
+    let want_summary = json!({"type": "summary", "events": 2 * run.records.len(), "lost": 0, "malformed": 0, "unmatched": 0});
     if run.summary != want_summary {
         problems.push(format!("summary {} (want {want_summary})", run.summary));
     }

@@ -4,7 +4,8 @@
 //! processes competing for the cores. `gotrace funclat` counts and `gotrace args` events must
 //! equal the target's own atomic count of its calls every time: nothing lost. On Go 1.19
 //! (amd64 and 386) the entry site is the flag-checked stack-check branch (issue 9), whose
-//! taken hits (morestack) must not count: ten runs at GOMAXPROCS 1 and 2 there.
+//! taken hits (morestack) must not count: ten runs at GOMAXPROCS 1 and 2 there, each with
+//! funclat and args.
 
 mod common;
 
@@ -15,24 +16,33 @@ use common::targets::{matrix_binary, Variant};
 use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
 
-/// The workloads `deep` experiment, small enough for twenty runs: 50 goroutines, each first
-/// grows its stack with deep(600), then makes 2 calls recursing up to 200 deep with a 1 ms
-/// pause (about 42,000 calls of main.deep).
-const EXPERIMENT: [&str; 9] = [
-    "deep",
-    "-g",
-    "50",
-    "-calls",
-    "2",
-    "-maxdepth",
-    "200",
-    "-warm",
-    "600",
-];
+/// The arguments of `workloads deep`: `goroutines` goroutines, each first grows its stack with
+/// deep(600), then makes 2 calls recursing up to `maxdepth` deep with a 1 ms pause.
+const fn deep(goroutines: &'static str, maxdepth: &'static str) -> [&'static str; 9] {
+    [
+        "deep",
+        "-g",
+        goroutines,
+        "-calls",
+        "2",
+        "-maxdepth",
+        maxdepth,
+        "-warm",
+        "600",
+    ]
+}
+
+/// The experiment, small enough for twenty runs: 50 goroutines, calls up to 200 deep (about
+/// 42,000 calls of main.deep).
+const EXPERIMENT: [&str; 9] = deep("50", "200");
 const RUNS: usize = 20;
-/// Runs per GOMAXPROCS on Go 1.19 (funclat each run, args every fifth: args costs more).
+/// Runs per GOMAXPROCS on Go 1.19, funclat and args each.
 const RUNS_GO119: usize = 10;
-const ARGS_EVERY_GO119: usize = 5;
+/// The experiment with half the goroutines, for args on Go 1.19 (each event costs args more
+/// than funclat's in-kernel count): each of the 25 goroutines still grows its stack 600 deep
+/// (the taken stack-check passes the flag check must drop) and pauses 1 ms between calls
+/// (about 21,000 calls of main.deep).
+const EXPERIMENT_HALF: [&str; 9] = deep("25", "200");
 
 /// Serialises the experiments: side by side on two CPUs they would be each other's busy
 /// competitors, which only `args_is_exact_with_busy_competitors` means to test.
@@ -49,17 +59,7 @@ const BUSY_RUNS: usize = 10;
 /// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
 /// twice after a 600-deep warm-up (over 60,000 calls with a few hundred bytes of arguments
 /// each, most within a few milliseconds).
-const BURST: [&str; 9] = [
-    "deep",
-    "-g",
-    "50",
-    "-calls",
-    "2",
-    "-maxdepth",
-    "600",
-    "-warm",
-    "600",
-];
+const BURST: [&str; 9] = deep("50", "600");
 
 /// Runs `gotrace <command> --json main.deep -- workloads deep ...` with GOMAXPROCS set; returns
 /// the target's own call count and gotrace's JSON objects.
@@ -168,10 +168,8 @@ fn flag_checked_entry_experiment(goarch: &'static str) {
                 (calls, 0, 0),
                 "funclat go1.19 {goarch}, GOMAXPROCS={procs}, run {run}: {hist}"
             );
-            if run % ARGS_EVERY_GO119 == 0 {
-                let label = format!("go1.19 {goarch}, run {run}");
-                check_args_run(&binary.path, &EXPERIMENT, procs, &label);
-            }
+            let label = format!("go1.19 {goarch}, run {run}");
+            check_args_run(&binary.path, &EXPERIMENT_HALF, procs, &label);
         }
     }
 }
@@ -201,9 +199,10 @@ fn check_args_run(binary: &std::path::Path, experiment: &[&str], procs: &str, la
             of_type("call"),
             of_type("return"),
             field(summary, "lost"),
+            field(summary, "malformed"),
             field(summary, "unmatched")
         ),
-        (calls, calls, 0, 0),
+        (calls, calls, 0, 0, 0),
         "args, GOMAXPROCS={procs}, {label}: {summary}"
     );
 }

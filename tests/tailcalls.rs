@@ -3,11 +3,14 @@
 //! and `gotrace funclat` pairs their entries with their callee's RETs. The target's own
 //! printed counts are the oracle: the wrappers' counts equal them, with none lost or
 //! unmatched, whether or not the callee is traced too, and a wrapper's calls contain its
-//! callee's calls.
+//! callee's calls. `gotrace args` on wrappers and callees together gives each function a call
+//! and a return event per call the target counted, and the wrappers' results (read at their
+//! callee's RET) add up to what the target summed.
 
 mod common;
 
 use common::gotrace::gotrace;
+use common::oracle::{go_nm_text_symbols, NmSymbol};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::toolchain::toolchain;
 use common::traced::{field, own_count, split_output};
@@ -58,10 +61,10 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
-/// Runs funclat on `functions` in a launched tailcalls target: its own lines and the
-/// histograms by function name.
-fn funclat(binary: &GoBinary, functions: &[&str]) -> (Vec<String>, Vec<(String, Value)>) {
-    let mut args = vec!["funclat", "--json"];
+/// Runs `gotrace <command> --json` on `functions` in a launched tailcalls target: its own
+/// lines and gotrace's JSON objects.
+fn traced(command: &str, binary: &GoBinary, functions: &[&str]) -> (Vec<String>, Vec<Value>) {
+    let mut args = vec![command, "--json"];
     args.extend_from_slice(functions);
     args.extend_from_slice(&[
         "--",
@@ -75,7 +78,13 @@ fn funclat(binary: &GoBinary, functions: &[&str]) -> (Vec<String>, Vec<(String, 
         "{binary}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let (own, hists) = split_output(&output.stdout);
+    split_output(&output.stdout)
+}
+
+/// Runs funclat on `functions` in a launched tailcalls target: its own lines and the
+/// histograms by function name.
+fn funclat(binary: &GoBinary, functions: &[&str]) -> (Vec<String>, Vec<(String, Value)>) {
+    let (own, hists) = traced("funclat", binary, functions);
     let named = hists
         .into_iter()
         .map(|h| (h["function"].as_str().expect("function").to_owned(), h))
@@ -97,16 +106,23 @@ fn hist<'a>(binary: &GoBinary, hists: &'a [(String, Value)], function: &str) -> 
     h
 }
 
+/// The tailcalls target of each of [`BUILDS`] (none when not root), with its Go version.
+fn targets() -> Vec<(&'static str, GoBinary)> {
+    if !require_root() {
+        return Vec::new();
+    }
+    BUILDS
+        .iter()
+        .filter_map(|&(version, goarch)| {
+            let binary = matrix_binary(version, goarch, Variant::Plain, "tailcalls");
+            Some((version, require(binary)?))
+        })
+        .collect()
+}
+
 #[test]
 fn wrappers_that_tail_call_count_their_own_calls() {
-    if !require_root() {
-        return;
-    }
-    for (version, goarch) in BUILDS {
-        let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "tailcalls"))
-        else {
-            continue;
-        };
+    for (version, binary) in targets() {
         // The oracle's view: no RET of their own, a JMP to the callee (skipped before).
         for (wrapper, _) in WRAPPERS {
             let code = objdump(&binary, version, wrapper);
@@ -151,4 +167,110 @@ fn wrappers_that_tail_call_count_their_own_calls() {
             "{binary}: wrappers' total {wrapper_ns} ns is less than their callee's: {callee}"
         );
     }
+}
+
+/// Every traced pair of a tail caller and its tail callee in the target, with the target's
+/// own count keys: the two wrappers and their callee, the assembly `jump` and its target.
+const ARGS_FUNCTIONS: [(&str, &str); 5] = [
+    (WRAPPERS[0].0, WRAPPERS[0].1),
+    (WRAPPERS[1].0, WRAPPERS[1].1),
+    (CALLEE, "inner_add"),
+    ("main.jump", "jump"),
+    ("main.leaf", "leaf"),
+];
+
+/// The events of `function` of type `kind` ("call" or "return").
+fn of<'a>(events: &'a [Value], kind: &str, function: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && e["function"] == function)
+        .collect()
+}
+
+/// The sum of the single int64 result of each return event.
+fn results_sum(binary: &GoBinary, returns: &[&Value]) -> i64 {
+    returns
+        .iter()
+        .map(|r| {
+            r["results"][0]["value"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{binary}: no int64 result in {r}"))
+        })
+        .fold(0i64, i64::wrapping_add)
+}
+
+#[test]
+fn args_pairs_wrappers_with_their_traced_callees() {
+    for (_, binary) in targets() {
+        let symbols = go_nm_text_symbols(&binary.path).expect("go tool nm");
+        // Wrappers and callees together, then the wrappers alone.
+        for traced_functions in [&ARGS_FUNCTIONS[..], &ARGS_FUNCTIONS[..2]] {
+            check_args(&binary, &symbols, traced_functions);
+        }
+    }
+}
+
+/// One `gotrace args` run on `functions` (with their own-count keys): a call and a paired
+/// return event per call the target counted, nothing lost, malformed or unmatched, and the
+/// wrappers' results adding up to the target's sum.
+fn check_args(binary: &GoBinary, symbols: &[NmSymbol], functions: &[(&str, &str)]) {
+    let names: Vec<&str> = functions.iter().map(|(name, _)| *name).collect();
+    let (own, objects) = traced("args", binary, &names);
+    let (summary, events) = objects.split_last().expect("a summary line");
+    assert_eq!(summary["type"], "summary", "{binary}: last line {summary}");
+    assert_eq!(
+        (
+            field(summary, "events"),
+            field(summary, "lost"),
+            field(summary, "malformed"),
+            field(summary, "unmatched")
+        ),
+        (events.len() as u64, 0, 0, 0),
+        "{binary} {names:?}: {summary}"
+    );
+    let mut total_ns = Vec::new();
+    for &(function, key) in functions {
+        let (calls, returns) = (of(events, "call", function), of(events, "return", function));
+        // A Go function called from assembly (leaf, from jump) has an ABI0 wrapper of the
+        // same pclntab name on amd64 (`<name>.abi0` to nm), entered once per call too.
+        let abi0 = format!("{function}.abi0");
+        let copies = symbols
+            .iter()
+            .filter(|s| s.name == function || s.name == abi0)
+            .count() as u64;
+        let count = own_count(&own, key) * copies;
+        assert_eq!(
+            (calls.len() as u64, returns.len() as u64),
+            (count, count),
+            "{binary} {names:?}: {function} calls and returns, the target counted {count} ({copies} copies)"
+        );
+        let ns: u64 = returns
+            .iter()
+            .map(|r| {
+                r["duration_ns"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{binary}: unpaired return {r}"))
+            })
+            .sum();
+        total_ns.push(ns);
+    }
+    // Every callee call runs inside its wrapper's call, which ends at the same RET.
+    if names.contains(&CALLEE) {
+        assert!(
+            total_ns[0] + total_ns[1] >= total_ns[2],
+            "{binary}: the wrappers' total is less than their callee's: {total_ns:?} ns"
+        );
+    }
+    // The target sums every result: the wrappers' (read at (*Inner).Add's RET) and jump's,
+    // which are leaf's (2i+1 in round i: n*n in all).
+    let rounds: i64 = ROUNDS.parse().expect("rounds");
+    let wrappers: Vec<&Value> = WRAPPERS
+        .iter()
+        .flat_map(|(name, _)| of(events, "return", name))
+        .collect();
+    assert_eq!(
+        results_sum(binary, &wrappers).wrapping_add(rounds * rounds),
+        own_count(&own, "sink") as i64,
+        "{binary} {names:?}: the wrappers' results do not add up to the target's sum"
+    );
 }

@@ -4,7 +4,7 @@
  * says which function and which kind of site, and selects a fetch plan (computed in user space
  * from DWARF, src/plan/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
  * The program copies raw registers, stack and bytes; user space decodes. */
-#include "go_runtime.bpf.h"
+#include "calls_in_flight.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -21,7 +21,7 @@ const volatile __u64 wakeup_watermark = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
 
-/* Indexed by func_id * ARGS_PLANS_PER_FUNC + site kind. Sized before load. */
+/* Indexed by func_id * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>. Sized before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -122,34 +122,61 @@ static __always_inline void count(__u32 which)
 static __always_inline int args_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
-	__u32 zero = 0, plan_key;
-	struct frame_start *start, new_start = {};
+	__u32 zero = 0, plan_key, matched = 0;
 	struct args_fetch *plan;
 	struct args_event *e;
-	__u64 now = bpf_ktime_get_ns(), sp, size;
+	__u64 now = bpf_ktime_get_ns(), start_ns = 0, sp, size;
 	/* One copy of the registers: direct ctx loads on several paths get merged by the
 	 * compiler into a modified-ctx access the verifier refuses. */
 	struct pt_regs regs;
-	bool tail_ret;
+	bool is_ret;
 
 	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
 		return 0;
 	if (!probe_prologue(ctx, &regs, &layout, &hit))
 		return 0;
-	/* A tail-call target's RET is this function's return only when it completes this
-	 * function's start (below); user space sees it as a RET. */
-	tail_ret = hit.kind == SITE_TAIL_RET;
-	if (tail_ret)
-		hit.kind = SITE_RET;
-	plan_key = hit.func_id * ARGS_PLANS_PER_FUNC + (hit.kind == SITE_RET);
+	/* A tail-call target's RET is this function's return only when it completes one of this
+	 * function's calls (calls_leave); it has a plan of its own (the tail callee's result
+	 * layout, src/commands/args/tail.rs), and user space sees its kind. */
+	is_ret = hit.kind != SITE_ENTRY;
+	plan_key = hit.func_id * ARGS_PLANS_PER_FUNC +
+		   (hit.kind == SITE_TAIL_RET ? ARGS_PLAN_TAIL_RET :
+		    is_ret			? ARGS_PLAN_RET :
+						  ARGS_PLAN_ENTRY);
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!plan || !e)
 		return 0;
 	sp = regs.sp;
 	if (!hit.key.g) {
-		count(0);
+		/* A tail-call target's RET without g may be no call of this function at all. */
+		if (hit.kind != SITE_TAIL_RET)
+			count(0);
 		return 0;
+	}
+
+	if (!is_ret) {
+		if (pair_calls) {
+			struct entered in = calls_enter(&starts, &hit, now);
+
+			if (in.unmatched)
+				count(1);
+			if (in.outer_unmatched)
+				count(1);
+			if (in.lost)
+				count(0); /* its return will not be paired */
+		}
+	} else {
+		switch (calls_leave(&starts, &hit, &start_ns)) {
+		case LEFT_MATCHED:
+			matched = 1;
+			break;
+		case LEFT_UNSEEN:
+			count(1);
+			break;
+		case LEFT_NOTHING:
+			return 0;
+		}
 	}
 
 	e->ts_ns = now;
@@ -157,12 +184,12 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->tid = hit.tid;
 	e->func_id = hit.func_id;
 	e->kind = hit.kind;
-	e->matched = 0;
-	e->duration_ns = 0;
+	e->matched = matched;
+	e->duration_ns = matched ? now - start_ns : 0;
 	e->data_len = 0;
 	e->globals_failed = 0;
 	e->n_callers = 0;
-	if (walk_stack && hit.kind == SITE_ENTRY) {
+	if (walk_stack && !is_ret) {
 		/* Before the function's PUSH RBP: [SP] returns into the caller, RBP is the caller's
 		 * frame, whose [RBP + 8] returns into its caller, and so on. */
 		__u64 fp = regs.bp, pc = 0;
@@ -182,27 +209,6 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->load_bias = regs.ip - plan->func_vaddr - hit.site_offset;
 	e->goid = 0;
 	bpf_probe_read_user(&e->goid, 8, (void *)(hit.key.g + g_goid));
-
-	if (hit.kind == SITE_ENTRY) {
-		if (pair_calls) {
-			if (bpf_map_lookup_elem(&starts, &hit.key))
-				count(1); /* a call at this depth never returned (panic, Goexit) */
-			new_start.start_ns = now;
-			new_start.func_id = hit.func_id;
-			bpf_map_update_elem(&starts, &hit.key, &new_start, BPF_ANY);
-		}
-	} else {
-		start = bpf_map_lookup_elem(&starts, &hit.key);
-		if (start && start->func_id == hit.func_id) {
-			e->duration_ns = now - start->start_ns;
-			e->matched = 1;
-			bpf_map_delete_elem(&starts, &hit.key);
-		} else if (tail_ret) {
-			return 0; /* the target returning from a call of its own, or another one's */
-		} else {
-			count(1);
-		}
-	}
 
 	if (layout.g_source == G_FROM_R14) {
 		e->regs[0] = regs.ax;

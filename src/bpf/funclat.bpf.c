@@ -2,7 +2,7 @@
 /* gotrace funclat: in-kernel log2 latency histograms for Go functions.
  * One generic program is attached at each function's entry site and at every RET; the attach
  * cookie says which function and which kind of site (DESIGN.md techniques 1-4). */
-#include "go_runtime.bpf.h"
+#include "calls_in_flight.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -56,65 +56,36 @@ static __always_inline void record(struct func_hist *hist, __u64 delta)
 	hist->total_ns += delta;
 }
 
-/* An entry: a new start at its frame key. A start already there is a call at this depth that
- * never returned (panic unwinding, Goexit), unless it is a tail caller's and this is another
- * function: then this is its tail call, and the caller's start becomes the outer call. */
+/* An entry: its start, and every call it finds that never returned counted. */
 static __always_inline void enter(struct probe_hit *hit, struct func_hist *hist, __u64 now)
 {
-	struct frame_start *start, new_start = {};
+	struct entered in = calls_enter(&starts, hit, now);
 
-	new_start.start_ns = now;
-	new_start.func_id = hit->func_id;
-	new_start.tail_caller = hit->tail_caller;
-	/* The common case costs one insert; only a frame key already in use costs more. */
-	if (!bpf_map_update_elem(&starts, &hit->key, &new_start, BPF_NOEXIST))
-		return;
-	start = bpf_map_lookup_elem(&starts, &hit->key);
-	if (start) {
-		if (start->has_outer)
-			count_unmatched(start->outer_func_id);
-		if (start->tail_caller && start->func_id != hit->func_id) {
-			new_start.outer_start_ns = start->start_ns;
-			new_start.outer_func_id = start->func_id;
-			new_start.has_outer = 1;
-		} else {
-			count_unmatched(start->func_id);
-		}
-	}
-	if (bpf_map_update_elem(&starts, &hit->key, &new_start, BPF_ANY))
+	if (in.outer_unmatched)
+		count_unmatched(in.outer_func_id);
+	if (in.unmatched)
+		count_unmatched(in.func_id);
+	if (in.lost)
 		hist->lost++;
 }
 
-/* A RET (or a tail-call target's RET) of the hit's function: completes its start, whether
- * the call at this frame key or the outer call (its tail caller's). Probes at one address run
- * in any order: the call completed first leaves the other one in place. */
+/* A RET (or a tail-call target's RET): the call it completes recorded; a return whose entry
+ * was never seen (the entry hit was lost, or the call was already running when tracing began)
+ * counted, never silently dropped. */
 static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist, __u64 now)
 {
-	struct frame_start *start = bpf_map_lookup_elem(&starts, &hit->key);
+	__u64 start_ns = 0;
 
-	if (start && start->func_id == hit->func_id) {
-		record(hist, now - start->start_ns);
-		if (!start->has_outer) {
-			bpf_map_delete_elem(&starts, &hit->key);
-			return;
-		}
-		start->start_ns = start->outer_start_ns;
-		start->func_id = start->outer_func_id;
-		start->tail_caller = 1;
-		start->has_outer = 0;
-		return;
-	}
-	if (hit->kind != SITE_TAIL_RET) {
-		/* A return whose entry was never seen: the entry hit was lost, or the call was
-		 * already running when tracing began. Counted, never silently dropped. */
+	switch (calls_leave(&starts, hit, &start_ns)) {
+	case LEFT_MATCHED:
+		record(hist, now - start_ns);
+		break;
+	case LEFT_UNSEEN:
 		hist->lost++;
-		return;
+		break;
+	case LEFT_NOTHING:
+		break;
 	}
-	if (start && start->has_outer && start->outer_func_id == hit->func_id) {
-		record(hist, now - start->outer_start_ns);
-		start->has_outer = 0;
-	}
-	/* Otherwise the target returns from a call of its own, or of another tail caller. */
 }
 
 static __always_inline int funclat_site(struct pt_regs *ctx)

@@ -67,7 +67,7 @@ struct frame_key {
 
 /* A call in flight: when it started and which planned function it is. A traced function
  * entered by a tail call from a traced tail caller has the caller's frame key: the caller's
- * start is kept as the outer call until one of them completes it (funclat). */
+ * start is kept as the outer call until one of them completes it (calls_in_flight.bpf.h). */
 struct frame_start {
 	__u64 start_ns;
 	__u32 func_id;
@@ -132,9 +132,12 @@ struct args_global {
 };
 
 /* What to capture at one kind of site of one function; the fetch_plans map holds one per
- * (function, site kind), at index func_id * ARGS_PLANS_PER_FUNC + kind. */
+ * (function, site kind), at index func_id * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<kind>. */
 enum args_plan_index {
-	ARGS_PLANS_PER_FUNC = 2,
+	ARGS_PLAN_ENTRY = 0,
+	ARGS_PLAN_RET = 1,
+	ARGS_PLAN_TAIL_RET = 2, /* the function's results at its tail callees' RETs */
+	ARGS_PLANS_PER_FUNC = 3,
 };
 
 struct args_fetch {
@@ -156,7 +159,7 @@ struct args_event {
 	__u32 pid;
 	__u32 tid;
 	__u32 func_id;
-	enum site_kind kind;
+	enum site_kind kind; /* SITE_ENTRY, SITE_RET or SITE_TAIL_RET (read by that plan) */
 	__u32 matched;   /* RET: 1 when its entry was seen (duration_ns is valid) */
 	__u32 data_len;
 	__u32 globals_failed; /* bit i: global i could not be read */
@@ -174,7 +177,8 @@ struct args_event {
 
 /* Loss accounting, per CPU. */
 struct args_stats {
-	__u64 lost;      /* events not delivered: ring buffer full, or g unreadable */
+	__u64 lost;      /* events not delivered (ring buffer full, g unreadable) and calls
+	                  * whose start could not be stored */
 	__u64 unmatched; /* RETs without their entry, entries overwritten without a RET */
 };
 

@@ -103,12 +103,27 @@ impl EntryChoice {
 const MAX_TAIL_TARGETS: usize = 64;
 
 /// The vaddrs of the RETs where a call of `decoded`'s function ends when it leaves by a tail
-/// call: the RETs of its tail-call targets, and of theirs, in address order. A target that is
-/// not a function entry is not followed (the decoder offers only jumps out of the function).
+/// call: the RETs of its tail-call targets, and of theirs, in address order.
 fn tail_ret_vaddrs(bin: &GoBinary<'_>, decoded: &DecodedFunction) -> Result<Vec<u64>> {
+    let mut rets: Vec<u64> = tail_callees(bin, decoded)?
+        .into_iter()
+        .flat_map(|(_, callee)| callee.ret_sites)
+        .collect();
+    rets.sort_unstable();
+    rets.dedup();
+    Ok(rets)
+}
+
+/// The functions `decoded`'s tail calls reach, and theirs, each with its decoded code. A
+/// target that is not a function entry is not followed (the decoder offers only jumps out of
+/// the function).
+pub fn tail_callees<'b, 'data>(
+    bin: &'b GoBinary<'data>,
+    decoded: &DecodedFunction,
+) -> Result<Vec<(&'b crate::gobin::pclntab::Func<'data>, DecodedFunction)>> {
     let mut queue: Vec<u64> = decoded.tail_calls.iter().map(|t| t.target).collect();
     let mut seen: Vec<u64> = Vec::new();
-    let mut rets = Vec::new();
+    let mut callees = Vec::new();
     while let Some(target) = queue.pop() {
         if seen.contains(&target) {
             continue;
@@ -123,12 +138,10 @@ fn tail_ret_vaddrs(bin: &GoBinary<'_>, decoded: &DecodedFunction) -> Result<Vec<
         let sites = bin
             .probe_sites(callee)
             .with_context(|| format!("its tail-call target {}", callee.name))?;
-        rets.extend_from_slice(&sites.ret_sites);
         queue.extend(sites.tail_calls.iter().map(|t| t.target));
+        callees.push((callee, sites));
     }
-    rets.sort_unstable();
-    rets.dedup();
-    Ok(rets)
+    Ok(callees)
 }
 
 /// What the patterns resolved to.

@@ -7,9 +7,11 @@ use crate::gobin::symbols::CallSite;
 use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::values::{self, Captured, NamedValue};
-use crate::plan::abi::{self, CallPlan};
+use crate::plan::abi;
 use crate::plan::{PlannedFunc, ProbePlan};
 use crate::session::bpf::shared::types::{args_event, args_read_status, site_kind};
+
+use super::{Reads, SITE_PLANS};
 
 /// One decoded probe hit.
 pub struct CallEvent<'p> {
@@ -29,11 +31,49 @@ pub struct CallEvent<'p> {
 /// Decodes records by the plans of one session.
 pub struct Decoder<'p> {
     plan: &'p ProbePlan,
-    calls: &'p [CallPlan],
+    calls: &'p [Reads],
     namer: &'p BinaryTypeNamer<'p, 'p>,
     bin: &'p GoBinary<'p>,
+    headers: Headers,
+}
+
+/// The only way to a record's header: a record that cannot be decoded is counted here, so
+/// none is dropped silently.
+struct Headers {
+    /// Functions with a plan (a valid record's `func_id` is below).
+    funcs: usize,
     /// The header of the record being decoded (the struct is too big for the stack).
     header: Box<args_event>,
+    /// Records not decoded: shorter than the header, or naming no planned function or no
+    /// site kind of ours.
+    malformed: u64,
+}
+
+impl Headers {
+    fn new(funcs: usize) -> Self {
+        Headers {
+            funcs,
+            header: bytemuck::zeroed_box(),
+            malformed: 0,
+        }
+    }
+
+    /// The header of `record`, or None (counted) when the record is malformed.
+    fn read(&mut self, record: &[u8]) -> Option<&args_event> {
+        let Some(bytes) = record.get(..HEADER_LEN) else {
+            self.malformed += 1;
+            return None;
+        };
+        bytemuck::bytes_of_mut(&mut *self.header)[..HEADER_LEN].copy_from_slice(bytes);
+        let e = &*self.header;
+        let kind_known = SITE_PLANS.iter().any(|&(kind, _)| kind == e.kind);
+        if (e.func_id as usize) < self.funcs && kind_known {
+            Some(e)
+        } else {
+            self.malformed += 1;
+            None
+        }
+    }
 }
 
 /// Offset of the extra reads' bytes in a record: everything before is the header.
@@ -44,10 +84,10 @@ const FRAME: std::ops::Range<usize> = offset_of!(args_event, regs)
         + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize;
 
 impl<'p> Decoder<'p> {
-    /// A decoder for the functions of `plan` with their call plans `calls`.
+    /// A decoder for the functions of `plan` with what is read at their sites, `calls`.
     pub fn new(
         plan: &'p ProbePlan,
-        calls: &'p [CallPlan],
+        calls: &'p [Reads],
         namer: &'p BinaryTypeNamer<'p, 'p>,
         bin: &'p GoBinary<'p>,
     ) -> Self {
@@ -56,22 +96,26 @@ impl<'p> Decoder<'p> {
             calls,
             namer,
             bin,
-            header: bytemuck::zeroed_box(),
+            headers: Headers::new(plan.funcs.len().min(calls.len())),
         }
     }
 
-    /// Decodes one record; None when it is too short or names no planned function.
+    /// Records that could not be decoded so far (see [`Decoder::decode`]).
+    pub fn malformed(&self) -> u64 {
+        self.headers.malformed
+    }
+
+    /// Decodes one record; None, counted in [`Decoder::malformed`], when it is shorter than
+    /// its header or names no planned function or no site kind.
     pub fn decode<'s>(&'s mut self, bytes: &'s [u8]) -> Option<CallEvent<'s>>
     where
         'p: 's,
     {
-        let header = bytes.get(..HEADER_LEN)?;
-        bytemuck::bytes_of_mut(&mut *self.header)[..HEADER_LEN].copy_from_slice(header);
-        let e: &args_event = &self.header;
-        let func = self.plan.funcs.get(e.func_id as usize)?;
-        let call = self.calls.get(e.func_id as usize)?;
-        let is_ret = e.kind == site_kind::SITE_RET;
-        let site = if is_ret { &call.ret } else { &call.entry };
+        let e = self.headers.read(bytes)?;
+        let func = &self.plan.funcs[e.func_id as usize];
+        let call = &self.calls[e.func_id as usize];
+        let is_ret = e.kind != site_kind::SITE_ENTRY;
+        let site = call.site(e.kind);
         let data = &bytes[HEADER_LEN..];
         let mut cursor = 0usize;
         let derefs = e
@@ -112,5 +156,47 @@ impl<'p> Decoder<'p> {
             ),
             callers,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first `HEADER_LEN` bytes of a record of function `func_id`, kind `kind`.
+    fn record(func_id: u32, kind: site_kind) -> Vec<u8> {
+        let mut e: Box<args_event> = bytemuck::zeroed_box();
+        e.func_id = func_id;
+        e.kind = kind;
+        bytemuck::bytes_of(&*e)[..HEADER_LEN].to_vec()
+    }
+
+    #[test]
+    fn every_malformed_record_is_counted() {
+        let mut headers = Headers::new(2);
+        let valid = record(1, site_kind::SITE_RET);
+        assert!(headers.read(&valid).is_some());
+        assert!(headers.read(&record(0, site_kind::SITE_ENTRY)).is_some());
+        assert_eq!(headers.malformed, 0);
+
+        assert!(headers.read(&valid[..HEADER_LEN - 1]).is_none(), "short");
+        assert!(headers.read(&[]).is_none(), "empty");
+        assert!(
+            headers.read(&record(2, site_kind::SITE_ENTRY)).is_none(),
+            "no function"
+        );
+        assert!(headers
+            .read(&record(u32::MAX, site_kind::SITE_RET))
+            .is_none());
+        assert!(headers.read(&record(1, site_kind::SITE_TAIL_RET)).is_some());
+        // A site kind the BPF program never sends to user space.
+        let taken_check = site_kind::SITE_ENTRY_IF_NOT_TAKEN;
+        assert!(headers.read(&record(0, taken_check)).is_none(), "kind");
+        assert_eq!(headers.malformed, 5);
+
+        // A valid record after them is still decoded, with the header it carries.
+        let e = headers.read(&valid).expect("valid record");
+        assert_eq!((e.func_id, e.kind), (1, site_kind::SITE_RET));
+        assert_eq!(headers.malformed, 5);
     }
 }

@@ -5,6 +5,7 @@
 
 mod decode;
 mod render;
+mod tail;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -19,7 +20,7 @@ use crate::cli::ArgsArgs;
 use crate::gobin::dwarf::DwarfInfo;
 use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::abi::{self, Abi, CallPlan};
+use crate::plan::abi::{self, Abi, CallPlan, SitePlan};
 use crate::plan::signature::{self, UserSignature};
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{args_plan_index, args_stats, site_kind};
@@ -66,35 +67,42 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         let Wake::Stop(stop) = wake else {
             return Ok(more);
         };
-        let events = printer.borrow().printed;
-        write_summary(out, &skel, stop, pid, events, args.target.json)?;
+        let counts = printer.borrow().counts();
+        write_summary(out, &skel, stop, pid, counts, args.target.json)?;
         Ok(true)
     })?;
     Ok(stop.exit_code())
 }
 
-/// The last line: events printed, lost and unmatched (calls still open in an exited target
-/// count as unmatched).
+/// The last line: events printed, lost, malformed and unmatched (calls still open in an
+/// exited target count as unmatched, a tail caller's kept under its callee's too).
 fn write_summary(
     out: &mut impl Write,
     skel: &ArgsSkel<'_>,
     stop: StopReason,
     pid: Option<u32>,
-    events: u64,
+    Counts { events, malformed }: Counts,
     json: bool,
 ) -> Result<()> {
     let stats = maps::per_cpu::<args_stats>(&skel.maps.stats, 0)?;
     let lost: u64 = stats.iter().map(|s| s.lost).sum();
     let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
     if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
-        unmatched += maps::open_calls(&skel.maps.starts, pid)?.len() as u64;
+        let open = maps::open_calls(&skel.maps.starts, pid)?;
+        unmatched += open
+            .iter()
+            .map(|call| 1 + u64::from(call.has_outer != 0))
+            .sum::<u64>();
     }
     if json {
-        let line =
-            json!({"type": "summary", "events": events, "lost": lost, "unmatched": unmatched});
+        let line = json!({"type": "summary", "events": events, "lost": lost,
+            "malformed": malformed, "unmatched": unmatched});
         writeln!(out, "{line}")?;
     } else {
-        writeln!(out, "{events} events, {lost} lost, {unmatched} unmatched")?;
+        writeln!(
+            out,
+            "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched"
+        )?;
     }
     Ok(())
 }
@@ -104,7 +112,7 @@ fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
-    calls: &[CallPlan],
+    calls: &[Reads],
     pid: Option<u32>,
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
@@ -126,16 +134,46 @@ fn load_program<'o>(
         .set_max_entries(args.max_open_calls.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     let skel = bpf::load(open)?;
-    for (func, call) in plan.funcs.iter().zip(calls) {
-        for (kind, site) in [
-            (site_kind::SITE_ENTRY, &call.entry),
-            (site_kind::SITE_RET, &call.ret),
-        ] {
-            let key = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + kind.0;
+    for (func, reads) in plan.funcs.iter().zip(calls) {
+        for (kind, index) in SITE_PLANS {
+            let key = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + index.0;
+            let site = reads.site(kind);
             maps::store(&skel.maps.fetch_plans, key, &site.to_bpf(func.entry))?;
         }
     }
     Ok(skel)
+}
+
+/// The kinds of site a record comes from, each with the index of its fetch plan (args_site
+/// picks the same).
+const SITE_PLANS: [(site_kind, args_plan_index); 3] = [
+    (site_kind::SITE_ENTRY, args_plan_index::ARGS_PLAN_ENTRY),
+    (site_kind::SITE_RET, args_plan_index::ARGS_PLAN_RET),
+    (
+        site_kind::SITE_TAIL_RET,
+        args_plan_index::ARGS_PLAN_TAIL_RET,
+    ),
+];
+
+/// What args reads at each kind of site of one planned function.
+struct Reads {
+    /// Arguments at the entry, results at its own RETs.
+    call: CallPlan,
+    /// Results at its tail callees' RETs ([`tail`]).
+    tail_ret: SitePlan,
+}
+
+impl Reads {
+    /// The plan of sites of `kind` (one of [`SITE_PLANS`]; any other is read as a RET).
+    fn site(&self, kind: site_kind) -> &SitePlan {
+        if kind == site_kind::SITE_ENTRY {
+            &self.call.entry
+        } else if kind == site_kind::SITE_TAIL_RET {
+            &self.tail_ret
+        } else {
+            &self.call.ret
+        }
+    }
 }
 
 /// The planned functions and, for each, its ABI plan: from the user's written signature, else
@@ -144,7 +182,7 @@ fn plan_calls(
     bin: &GoBinary<'_>,
     patterns: &[String],
     args: &ArgsArgs,
-) -> Result<(ProbePlan, Vec<CallPlan>)> {
+) -> Result<(ProbePlan, Vec<Reads>)> {
     let mut user_sigs = Vec::new();
     let mut names = Vec::new();
     for pattern in patterns {
@@ -163,17 +201,18 @@ fn plan_calls(
     Ok((plan, calls))
 }
 
-/// The ABI plan of every planned function, from its DWARF signature, with the `--global`s
-/// read at its entry.
+/// What args reads for every planned function: its ABI plan from its written signature, else
+/// DWARF, with the `--global`s read at its entry, and its results at tail callees' RETs.
 fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
     plan: &ProbePlan,
     user_sigs: &[UserSignature],
     args: &ArgsArgs,
-) -> Result<Vec<CallPlan>> {
+) -> Result<Vec<Reads>> {
     let strsize = args.strsize;
-    let abi = if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
+    let arch = bin.elf.arch;
+    let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
         Abi::Register
     } else {
         Abi::Stack
@@ -198,24 +237,27 @@ fn call_plans(
             Ok((name.clone(), global.addr, ty))
         })
         .collect::<Result<Vec<_>>>()?;
+    // A function's ABI plan from the signature the user wrote, else DWARF's.
+    let signature_of = |name: &str| {
+        if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
+            return Some(abi::call_plan(&user.sig, &user.types, arch, abi, strsize));
+        }
+        let dwarf = dwarf?;
+        let sig = dwarf.functions.get(name)?;
+        Some(abi::call_plan(sig, &dwarf.types, arch, abi, strsize))
+    };
     plan.funcs
         .iter()
         .map(|func| {
-            let written = user_sigs.iter().find(|u| u.function == func.name);
-            let mut call = match (written, dwarf) {
-                (Some(user), _) => {
-                    abi::call_plan(&user.sig, &user.types, bin.elf.arch, abi, strsize)
+            let mut call = match (signature_of(&func.name), dwarf) {
+                (Some(call), _) => call,
+                (None, Some(_)) => {
+                    eprintln!(
+                        "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
+                        func.name
+                    );
+                    CallPlan::default()
                 }
-                (None, Some(dwarf)) => match dwarf.functions.get(&func.name) {
-                    Some(sig) => abi::call_plan(sig, &dwarf.types, bin.elf.arch, abi, strsize),
-                    None => {
-                        eprintln!(
-                            "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
-                            func.name
-                        );
-                        CallPlan::default()
-                    }
-                },
                 (None, None) => bail!(
                     "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
                     func.name,
@@ -223,10 +265,11 @@ fn call_plans(
                 ),
             };
             if let Some(dwarf) = dwarf {
-                abi::add_globals(&mut call.entry, &globals, &dwarf.types, bin.elf.arch, strsize)
+                abi::add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
                     .map_err(anyhow::Error::msg)?;
             }
-            Ok(call)
+            let tail_ret = tail::tail_ret_plan(bin, func, &call.ret, signature_of)?;
+            Ok(Reads { call, tail_ret })
         })
         .collect()
 }
@@ -243,7 +286,23 @@ struct Printer<'p> {
     lines: Vec<u8>,
 }
 
+/// What the summary says of the records the printer saw.
+#[derive(Clone, Copy)]
+struct Counts {
+    /// Events printed.
+    events: u64,
+    /// Records that could not be decoded.
+    malformed: u64,
+}
+
 impl Printer<'_> {
+    fn counts(&self) -> Counts {
+        Counts {
+            events: self.printed,
+            malformed: self.decoder.malformed(),
+        }
+    }
+
     /// Decodes one record into `lines` (ignored once --max-events were printed).
     fn print(&mut self, bytes: &[u8]) {
         if self.left == 0 {
