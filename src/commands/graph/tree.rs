@@ -336,12 +336,33 @@ mod tests {
                 (E, ROOT, 100, 0),
                 (E, A, 200, 1),
                 (E, B, 300, 2),
-                (E, B, 200, 5),
-                (X, B, 200, 6),
+                (E, B, 250, 5),
+                (X, B, 250, 6),
+                (X, A, 200, 7),
                 (X, ROOT, 100, 10),
             ],
         );
-        assert_eq!(shape(&trees[0].root), "root(a!(b!()) b())");
+        assert_eq!(shape(&trees[0].root), "root(a(b!() b()))");
+        assert_eq!(trees[0].root.children[0].children[0].duration_ns, 3);
+    }
+
+    /// A call entered at the depth of an open one shares its frame (a tail call): nested.
+    #[test]
+    fn an_entry_at_an_open_frames_depth_is_its_tail_call() {
+        let mut b = builder(64, 100);
+        let trees = run(
+            &mut b,
+            &[
+                (E, ROOT, 100, 0),
+                (E, A, 200, 1),
+                (E, B, 200, 2),
+                (X, B, 200, 3),
+                (T, A, 200, 3),
+                (X, ROOT, 100, 4),
+            ],
+        );
+        assert_eq!(shape(&trees[0].root), "root(a(b()))");
+        assert_eq!(b.counts, Counts::default());
     }
 
     #[test]
