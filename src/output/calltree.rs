@@ -1,9 +1,20 @@
-//! Call trees of `gotrace graph` (STUB in branch h11 with the agreed signatures, so that the
-//! core compiles and its tests run; h12's renderers replace this file when merged).
+//! `gotrace graph` output: call trees beneath a root call, rendered for people (indented like
+//! ftrace's function_graph), as one JSON object per root call, and as collapsed stacks weighted
+//! by self time (`--folded`, and `--svg` through the `inferno` crate's flame graph).
+//!
+//! Folded stacks separate frames with `;`, so a `;` inside a function name (a generic
+//! instantiation over a struct shape, `F[go.shape.struct { a int; b int }]`) is written as `,`
+//! there; the tree and the JSON keep the exact name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 
 use serde_json::{json, Value};
+
+use crate::output::clock;
+
+/// One rendered argument or result: (name, JSON value, human text).
+pub type RenderedValue = (String, Value, String);
 
 /// One traced call beneath (or at) a root call, on one goroutine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +27,7 @@ pub struct CallNode {
     /// Closed by panic/Goexit unwinding (its RET never ran), not by its RET.
     pub unwound: bool,
     /// Already-rendered argument and result values (the args machinery), when --args.
-    pub args: Option<Vec<(String, serde_json::Value, String)>>,
+    pub args: Option<Vec<(String, serde_json::Value, String)>>, // (name, json value, human text)
     pub results: Option<Vec<(String, serde_json::Value, String)>>,
 }
 
@@ -34,93 +45,444 @@ pub struct CallTree {
     pub truncated: u64,
 }
 
-/// One block per root call, indented like ftrace's function_graph.
+impl CallNode {
+    /// The time spent in this call outside its traced children (saturating at 0).
+    pub fn self_ns(&self) -> u64 {
+        let children: u64 = self.children.iter().map(|c| c.duration_ns).sum();
+        self.duration_ns.saturating_sub(children)
+    }
+}
+
+/// Width of the duration column of the human rendering.
+const DURATION_WIDTH: usize = 10;
+
+/// Appends the human block of one root call: a header line (goroutine, process, wall time,
+/// root and its `file:line`, total duration, cut calls), one line per call indented two spaces
+/// per level (`func();` for a leaf, `func() {` … `}` around children), then a blank line.
 pub fn render_human(tree: &CallTree, out: &mut impl std::fmt::Write) {
+    let when = clock::hms_micros(i128::from(tree.ts_ns));
+    let site = tree
+        .root_site
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let cut = match tree.truncated {
+        0 => String::new(),
+        n => format!(", {n} calls cut by --max-depth/--max-nodes"),
+    };
     let _ = writeln!(
         out,
-        "goroutine {} (pid {}) {} {} {}",
+        "goid {} pid {} {when} {}{site} {}{cut}",
         tree.goid,
         tree.pid,
-        tree.ts_ns,
-        tree.root_site.as_deref().unwrap_or("?"),
-        crate::output::clock::human_duration(tree.root.duration_ns)
+        tree.root.function,
+        clock::human_duration(tree.root.duration_ns)
     );
-    fn node(n: &CallNode, level: usize, out: &mut impl std::fmt::Write) {
-        let dur = crate::output::clock::human_duration(n.duration_ns);
-        let mark = if n.unwound { " (unwound)" } else { "" };
-        let pad = "  ".repeat(level);
-        if n.children.is_empty() {
-            let _ = writeln!(out, "{dur:>10} | {pad}{}();{mark}", n.function);
-        } else {
-            let _ = writeln!(out, "{dur:>10} | {pad}{}() {{{mark}", n.function);
-            for c in &n.children {
-                node(c, level + 1, out);
+    render_node(&tree.root, 0, out);
+    let _ = writeln!(out);
+}
+
+/// Appends the lines of `node` at indentation `depth`, then its children's.
+fn render_node(node: &CallNode, depth: usize, out: &mut impl std::fmt::Write) {
+    let indent = "  ".repeat(depth);
+    let duration = clock::human_duration(node.duration_ns);
+    let args = node
+        .args
+        .as_deref()
+        .map(|values| human_list(values, true))
+        .unwrap_or_default();
+    let results = node
+        .results
+        .as_deref()
+        .map(|values| format!(" = ({})", human_list(values, false)))
+        .unwrap_or_default();
+    let unwound = if node.unwound {
+        " /* unwound by panic or runtime.Goexit */"
+    } else {
+        ""
+    };
+    let name = &node.function;
+    if node.children.is_empty() {
+        let _ = writeln!(
+            out,
+            "{duration:>DURATION_WIDTH$} | {indent}{name}({args}){results};{unwound}"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{duration:>DURATION_WIDTH$} | {indent}{name}({args}) {{{unwound}"
+    );
+    for child in &node.children {
+        render_node(child, depth + 1, out);
+    }
+    let _ = writeln!(
+        out,
+        "{:>DURATION_WIDTH$} | {indent}}}{results} /* {name} */",
+        ""
+    );
+}
+
+/// `a=1, b="x"` (named) or `1, "x"`, from the values' human text.
+fn human_list(values: &[RenderedValue], named: bool) -> String {
+    values
+        .iter()
+        .map(|(name, _, text)| {
+            if named {
+                format!("{name}={text}")
+            } else {
+                text.clone()
             }
-            let _ = writeln!(out, "{:>10} | {pad}}}", "");
-        }
-    }
-    node(&tree.root, 0, out);
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn node_json(n: &CallNode) -> Value {
-    let mut v = json!({"function": n.function, "duration_ns": n.duration_ns,
-                       "children": n.children.iter().map(node_json).collect::<Vec<_>>()});
-    if n.unwound {
-        v["unwound"] = json!(true);
-    }
-    v
-}
-
-/// The JSON object of one tree.
+/// One root call as the JSON object of `gotrace graph --json`: `type` `"tree"`, `pid`, `goid`,
+/// `ts_ns`, `site` (when known), `truncated`, and the root's own `function`, `duration_ns` and
+/// `children` (each child the same shape). `unwound` appears only when set; `args` / `results`
+/// only when recorded, as the list of the values' JSON objects as the `args` command prints them.
 pub fn tree_json(tree: &CallTree) -> Value {
-    let mut v = node_json(&tree.root);
-    v["type"] = json!("tree");
-    v["pid"] = json!(tree.pid);
-    v["goid"] = json!(tree.goid);
-    v["ts_ns"] = json!(tree.ts_ns);
-    v["truncated"] = json!(tree.truncated);
-    v
+    let mut object = node_json(&tree.root);
+    let fields = object.as_object_mut().expect("node_json builds an object");
+    fields.insert("type".into(), json!("tree"));
+    fields.insert("pid".into(), json!(tree.pid));
+    fields.insert("goid".into(), json!(tree.goid));
+    fields.insert("ts_ns".into(), json!(tree.ts_ns));
+    fields.insert("truncated".into(), json!(tree.truncated));
+    if let Some(site) = &tree.root_site {
+        fields.insert("site".into(), json!(site));
+    }
+    object
 }
 
-/// Collapsed stacks weighted by self time.
+/// `{"function","duration_ns","children"}` plus `unwound`, `args`, `results` when present.
+fn node_json(node: &CallNode) -> Value {
+    let mut object = json!({
+        "function": node.function,
+        "duration_ns": node.duration_ns,
+        "children": node.children.iter().map(node_json).collect::<Vec<_>>(),
+    });
+    let fields = object.as_object_mut().expect("json! of an object literal");
+    if node.unwound {
+        fields.insert("unwound".into(), json!(true));
+    }
+    let values = |list: &[RenderedValue]| list.iter().map(|(_, v, _)| v.clone()).collect();
+    if let Some(args) = &node.args {
+        fields.insert("args".into(), Value::Array(values(args)));
+    }
+    if let Some(results) = &node.results {
+        fields.insert("results".into(), Value::Array(values(results)));
+    }
+    object
+}
+
+/// Collapsed stacks of many call trees (`root;child;grandchild self_ns`), each stack weighted
+/// by the self time of its last frame summed over the trees: the input of flamegraph.pl,
+/// speedscope and inferno, and of [`FoldedStacks::write_svg`].
 #[derive(Debug, Default)]
 pub struct FoldedStacks {
+    /// Stack → total self ns, sorted (the order flame graph tools expect).
     stacks: BTreeMap<String, u64>,
+    roots: BTreeSet<String>,
+    trees: u64,
+    total_ns: u64,
+    truncated: u64,
 }
 
 impl FoldedStacks {
-    /// Adds every node of `tree`.
-    pub fn add(&mut self, tree: &CallTree) {
-        fn walk(n: &CallNode, prefix: &str, stacks: &mut BTreeMap<String, u64>) {
-            let path = if prefix.is_empty() {
-                n.function.clone()
-            } else {
-                format!("{prefix};{}", n.function)
-            };
-            let children: u64 = n.children.iter().map(|c| c.duration_ns).sum();
-            *stacks.entry(path.clone()).or_default() += n.duration_ns.saturating_sub(children);
-            for c in &n.children {
-                walk(c, &path, stacks);
-            }
-        }
-        walk(&tree.root, "", &mut self.stacks);
+    /// No stacks yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// `stack self_ns` lines.
-    pub fn write_folded(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    /// Adds every call of `tree` under its stack from the root.
+    pub fn add(&mut self, tree: &CallTree) {
+        self.trees += 1;
+        self.total_ns = self.total_ns.saturating_add(tree.root.duration_ns);
+        self.truncated += tree.truncated;
+        self.roots.insert(tree.root.function.clone());
+        let mut path = String::new();
+        self.add_node(&tree.root, &mut path);
+    }
+
+    /// Adds `node`'s self time under `path;node`, then its children's.
+    fn add_node(&mut self, node: &CallNode, path: &mut String) {
+        let parent_len = path.len();
+        if parent_len > 0 {
+            path.push(';');
+        }
+        path.push_str(&node.function.replace(';', ","));
+        let weight = self.stacks.entry(path.clone()).or_default();
+        *weight = weight.saturating_add(node.self_ns());
+        for child in &node.children {
+            self.add_node(child, path);
+        }
+        path.truncate(parent_len);
+    }
+
+    /// The root calls added.
+    pub fn trees(&self) -> u64 {
+        self.trees
+    }
+
+    /// The sum of the root calls' durations (which the stacks' weights add up to when every
+    /// call's children fit in it).
+    pub fn total_ns(&self) -> u64 {
+        self.total_ns
+    }
+
+    /// One line for a flame graph's subtitle: how many root calls of which roots, their total
+    /// duration, and the calls cut by the bounds.
+    pub fn summary(&self) -> String {
+        let roots: Vec<&str> = self.roots.iter().map(String::as_str).collect();
+        let calls = if self.trees == 1 { "call" } else { "calls" };
+        let of = match roots.as_slice() {
+            [] => format!("root {calls}"),
+            [root] => format!("{calls} of {root}"),
+            few if few.len() <= 3 => format!("root {calls} ({})", few.join(", ")),
+            more => format!(
+                "root {calls} ({}, … {} roots)",
+                more[..3].join(", "),
+                more.len()
+            ),
+        };
+        let cut = match self.truncated {
+            0 => String::new(),
+            n => format!(", {n} calls cut by --max-depth/--max-nodes"),
+        };
+        format!(
+            "{} {of}, {} in all (self time){cut}",
+            self.trees,
+            clock::human_duration(self.total_ns)
+        )
+    }
+
+    /// Writes one `stack self_ns` line per distinct stack, sorted by stack.
+    pub fn write_folded(&self, w: &mut impl io::Write) -> io::Result<()> {
         for (stack, ns) in &self.stacks {
             writeln!(w, "{stack} {ns}")?;
         }
         Ok(())
     }
 
-    /// The flame graph (h12 implements it with inferno).
-    pub fn write_svg(
-        &self,
-        _w: &mut impl std::io::Write,
-        _title: &str,
-        _subtitle: &str,
-    ) -> anyhow::Result<()> {
-        anyhow::bail!("--svg is not available in this build (the renderer is not merged yet)")
+    /// Writes an interactive flame graph (inferno's SVG, with its search and zoom) with
+    /// `title` and `subtitle`, frame widths in self nanoseconds. With no time recorded inferno
+    /// writes its placeholder image and this returns an `InvalidData` error.
+    pub fn write_svg(&self, w: &mut impl io::Write, title: &str, subtitle: &str) -> io::Result<()> {
+        let lines: Vec<String> = self
+            .stacks
+            .iter()
+            .map(|(stack, ns)| format!("{stack} {ns}"))
+            .collect();
+        let mut options = inferno::flamegraph::Options::default();
+        options.title = title.to_owned();
+        options.subtitle = Some(subtitle.to_owned());
+        options.count_name = "ns".to_owned();
+        options.name_type = "Function:".to_owned();
+        // The same function gets the same colour in every graph.
+        options.deterministic = true;
+        // The lines come from a BTreeMap: already sorted.
+        options.no_sort = true;
+        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(function: &str, start_ns: u64, duration_ns: u64, children: Vec<CallNode>) -> CallNode {
+        CallNode {
+            function: function.to_owned(),
+            start_ns,
+            duration_ns,
+            children,
+            unwound: false,
+            args: None,
+            results: None,
+        }
+    }
+
+    /// main.handle (100) → main.parse (30) → main.leaf (10); main.handle → main.leaf (20);
+    /// main.handle → main.work (40, unwound, with args) → main.leaf (5). Self times: handle 10,
+    /// parse 20, leaf 10 + 20 + 5, work 35.
+    fn sample() -> CallTree {
+        let mut work = node("main.work", 60, 40, vec![node("main.leaf", 61, 5, vec![])]);
+        work.unwound = true;
+        work.args = Some(vec![
+            (
+                "n".into(),
+                json!({"name": "n", "type": "int", "value": 3}),
+                "3".into(),
+            ),
+            (
+                "s".into(),
+                json!({"name": "s", "type": "string", "value": "x"}),
+                "\"x\"".into(),
+            ),
+        ]);
+        let mut leaf = node("main.leaf", 40, 20, vec![]);
+        leaf.results = Some(vec![(
+            "~r0".into(),
+            json!({"name": "~r0", "type": "int", "value": 7}),
+            "7".into(),
+        )]);
+        CallTree {
+            pid: 4242,
+            goid: 17,
+            ts_ns: 1_700_000_000_123_456_789,
+            root_site: Some("/src/main.go:42".into()),
+            root: node(
+                "main.handle",
+                0,
+                100,
+                vec![
+                    node("main.parse", 5, 30, vec![node("main.leaf", 6, 10, vec![])]),
+                    leaf,
+                    work,
+                ],
+            ),
+            truncated: 2,
+        }
+    }
+
+    fn folded(stacks: &FoldedStacks) -> Vec<(String, u64)> {
+        let mut text = Vec::new();
+        stacks.write_folded(&mut text).unwrap();
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let (stack, ns) = line.rsplit_once(' ').unwrap();
+                (stack.to_owned(), ns.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn folded_stacks_are_weighted_by_self_time_and_add_up() {
+        let tree = sample();
+        let mut stacks = FoldedStacks::new();
+        stacks.add(&tree);
+        stacks.add(&tree);
+        let lines = folded(&stacks);
+        let expected = [
+            ("main.handle", 10),
+            ("main.handle;main.leaf", 20),
+            ("main.handle;main.parse", 20),
+            ("main.handle;main.parse;main.leaf", 10),
+            ("main.handle;main.work", 35),
+            ("main.handle;main.work;main.leaf", 5),
+        ];
+        let expected: Vec<(String, u64)> = expected
+            .iter()
+            .map(|(s, ns)| (s.to_string(), 2 * ns))
+            .collect();
+        assert_eq!(lines, expected);
+        let sum: u64 = lines.iter().map(|(_, ns)| ns).sum();
+        assert_eq!(sum, 2 * tree.root.duration_ns);
+        assert_eq!(sum, stacks.total_ns());
+        assert_eq!(stacks.trees(), 2);
+        assert_eq!(
+            stacks.summary(),
+            "2 calls of main.handle, 200ns in all (self time), 4 calls cut by --max-depth/--max-nodes"
+        );
+    }
+
+    #[test]
+    fn children_longer_than_their_parent_leave_no_negative_self_time() {
+        // A clock step or a cut can make the children outlast their parent.
+        let tree = CallTree {
+            pid: 1,
+            goid: 1,
+            ts_ns: 0,
+            root_site: None,
+            root: node("a", 0, 10, vec![node("b;c", 0, 15, vec![])]),
+            truncated: 0,
+        };
+        let mut stacks = FoldedStacks::new();
+        stacks.add(&tree);
+        assert_eq!(
+            folded(&stacks),
+            vec![("a".to_string(), 0), ("a;b,c".to_string(), 15)]
+        );
+    }
+
+    #[test]
+    fn human_block_is_indented_like_function_graph() {
+        let tree = sample();
+        let mut text = String::new();
+        render_human(&tree, &mut text);
+        let when = clock::hms_micros(i128::from(tree.ts_ns));
+        let expected = format!(
+            "goid 17 pid 4242 {when} main.handle (/src/main.go:42) 100ns, 2 calls cut by --max-depth/--max-nodes
+     100ns | main.handle() {{
+      30ns |   main.parse() {{
+      10ns |     main.leaf();
+           |   }} /* main.parse */
+      20ns |   main.leaf() = (7);
+      40ns |   main.work(n=3, s=\"x\") {{ /* unwound by panic or runtime.Goexit */
+       5ns |     main.leaf();
+           |   }} /* main.work */
+           | }} /* main.handle */
+
+"
+        );
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn json_has_the_issue_shape() {
+        let value = tree_json(&sample());
+        let leaf = |function: &str, duration_ns: u64| json!({"function": function, "duration_ns": duration_ns, "children": []});
+        let expected = json!({
+            "type": "tree",
+            "pid": 4242,
+            "goid": 17,
+            "ts_ns": 1_700_000_000_123_456_789u64,
+            "site": "/src/main.go:42",
+            "truncated": 2,
+            "function": "main.handle",
+            "duration_ns": 100,
+            "children": [
+                {"function": "main.parse", "duration_ns": 30, "children": [leaf("main.leaf", 10)]},
+                {"function": "main.leaf", "duration_ns": 20, "children": [],
+                 "results": [{"name": "~r0", "type": "int", "value": 7}]},
+                {"function": "main.work", "duration_ns": 40, "unwound": true,
+                 "children": [leaf("main.leaf", 5)],
+                 "args": [{"name": "n", "type": "int", "value": 3},
+                          {"name": "s", "type": "string", "value": "x"}]},
+            ],
+        });
+        assert_eq!(value, expected);
+    }
+
+    #[test]
+    fn svg_names_the_root_and_carries_title_and_subtitle() {
+        let mut stacks = FoldedStacks::new();
+        stacks.add(&sample());
+        let mut svg = Vec::new();
+        stacks
+            .write_svg(&mut svg, "gotrace graph main.handle", &stacks.summary())
+            .unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.starts_with("<?xml"), "{}", &svg[..100]);
+        for needle in [
+            "gotrace graph main.handle",
+            "1 call of main.handle",
+            "main.work",
+        ] {
+            assert!(svg.contains(needle), "the SVG lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_flame_graph_is_an_error_not_a_silent_blank() {
+        let mut svg = Vec::new();
+        let err = FoldedStacks::new()
+            .write_svg(&mut svg, "t", "s")
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }
