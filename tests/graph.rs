@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+use common::browser::{artifacts, screenshot};
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::{field, own_count, split_output};
-use common::{require, require_root};
+use common::{installed, require, require_root};
 use serde_json::Value;
 
 /// Serialises the tests of this file.
@@ -359,10 +360,11 @@ fn limits_cut_and_count() {
     }
 }
 
-/// --folded: one line per stack, weighted by self time: the weights add up to the root calls'
-/// durations, and every stack starts at the root.
+/// --folded and --svg: the folded stacks' weights (self times) add up to the root calls'
+/// durations and every stack starts at the root; the flame graph names the root and what was
+/// traced, and headless Chromium renders it (the screenshot is kept as a test artifact).
 #[test]
-fn folded_weights_add_up_to_the_roots() {
+fn folded_and_svg_of_the_trees() {
     if !require_root() {
         return;
     }
@@ -370,15 +372,19 @@ fn folded_weights_add_up_to_the_roots() {
     let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
         return;
     };
+    let Some(chromium) = require(installed("chromium")) else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("gotrace-graph-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let folded = dir.join("out.folded");
-    let run = trace(
-        &binary,
-        2,
-        &["--folded", folded.to_str().unwrap()],
-        &["-rounds", "1"],
-    );
+    let (folded, svg) = (dir.join("out.folded"), dir.join("out.svg"));
+    let extra = [
+        "--folded",
+        folded.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ];
+    let run = trace(&binary, 2, &extra, &["-rounds", "1"]);
     assert!(run.output.status.success(), "{:?}", run.output);
     let roots: u64 = trees(&run.json)
         .iter()
@@ -392,6 +398,21 @@ fn folded_weights_add_up_to_the_roots() {
         sum += weight.parse::<u64>().unwrap();
     }
     assert_eq!(sum, roots);
+    let image = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        image.contains("main.root (gotrace graph main.root main.*)"),
+        "no title"
+    );
+    assert!(
+        image.contains(">main.root<") || image.contains("main.root ("),
+        "root not named"
+    );
+    let png = artifacts().join("graph-flamegraph.png");
+    screenshot(&chromium, &svg, (1200, 600), &png, &dir.join("chromium")).unwrap();
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 1000,
+        "an empty screenshot"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::installed;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::{own_count, own_records, OwnRecord};
 use common::{require, require_root};
@@ -44,15 +45,6 @@ fn counter() -> Option<GoBinary> {
 /// gotree built by Go 1.24.11 for amd64, or None under the prerequisite rule.
 fn gotree() -> Option<GoBinary> {
     require(matrix_binary("1.24.11", "amd64", Variant::Plain, "gotree"))
-}
-
-/// An installed program (scripts/setup.sh installs them), or why it is missing.
-fn installed(program: &str) -> anyhow::Result<PathBuf> {
-    ["/usr/bin", "/usr/local/bin", "/bin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(program))
-        .find(|path| path.is_file())
-        .ok_or_else(|| anyhow::anyhow!("{program} is not installed (run scripts/setup.sh)"))
 }
 
 /// A fresh directory for one test's files.
@@ -738,37 +730,15 @@ fn heatmap_adds_up_and_renders_in_chromium() {
     let width = attribute_values("width")[0];
     let height = attribute_values("height")[0];
 
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let png_path = artifacts.join("funclat-heatmap.png");
-    let _ = std::fs::remove_file(&png_path);
-    let shot = Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.join("chromium").display()
-        ))
-        .arg(format!("--window-size={width},{height}"))
-        .arg(format!("--screenshot={}", png_path.display()))
-        .arg(format!("file://{}", svg_path.display()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run chromium");
-    assert!(
-        png_path.is_file(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
+    let png_path = common::browser::artifacts().join("funclat-heatmap.png");
+    common::browser::screenshot(
+        &chromium,
+        &svg_path,
+        (width, height),
+        &png_path,
+        &dir.join("chromium"),
+    )
+    .unwrap();
     let (png_width, png_height, pixels) = decode_rgb(&png_path);
     assert_eq!((png_width, png_height), (width as u32, height as u32));
     // The busiest cell and the legend's last swatch are drawn in the scale's darkest colour.

@@ -9,6 +9,7 @@
 // Each integration test is its own crate and uses only part of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 pub mod gotrace;
 pub mod oracle;
 pub mod prerequisite;
@@ -16,4 +17,4 @@ pub mod targets;
 pub mod toolchain;
 pub mod traced;
 
-pub use prerequisite::{require, require_root};
+pub use prerequisite::{installed, require, require_root};

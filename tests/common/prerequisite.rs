@@ -1,6 +1,7 @@
 //! The rule for missing prerequisites: fail under CI, skip loudly elsewhere.
 
 use std::fmt::Display;
+use std::path::{Path, PathBuf};
 
 /// Whether the tests run under CI (env `CI` set to anything but "", "0" or "false").
 pub fn in_ci() -> bool {
@@ -36,4 +37,13 @@ fn missing(why: &str) {
         panic!("missing prerequisite (CI is set, so this is a failure): {why}");
     }
     eprintln!("SKIPPED: {why}");
+}
+
+/// An installed program (scripts/setup.sh installs them), or why it is missing.
+pub fn installed(program: &str) -> anyhow::Result<PathBuf> {
+    ["/usr/bin", "/usr/local/bin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.is_file())
+        .ok_or_else(|| anyhow::anyhow!("{program} is not installed (run scripts/setup.sh)"))
 }
