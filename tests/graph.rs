@@ -434,3 +434,69 @@ fn bad_input_is_one_line_and_exit_2() {
         assert!(problems.is_empty(), "{args:?}: {problems:?}");
     }
 }
+
+/// The functions each function of `binary` calls directly, as `go tool objdump` lists them
+/// (`CALL name(SB)` lines under each `TEXT name(SB)` header), named as in the pclntab: objdump
+/// names an assembly function by its ELF symbol, with the `.abi0` suffix the pclntab lacks.
+fn objdump_calls(binary: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let output = common::toolchain::oracle_toolchain()
+        .expect("the oracle toolchain")
+        .command()
+        .args(["tool", "objdump"])
+        .arg(binary)
+        .output()
+        .expect("running go tool objdump");
+    assert!(output.status.success(), "go tool objdump failed");
+    let mut calls: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some(rest) = line.strip_prefix("TEXT ") {
+            current = rest.split("(SB)").next().unwrap().to_owned();
+            calls.entry(current.clone()).or_default();
+        } else if let Some((_, target)) = line.split_once("\tCALL ") {
+            if let Some(name) = target.trim().strip_suffix("(SB)") {
+                if !name.contains('+') {
+                    let name = name.strip_suffix(".abi0").unwrap_or(name);
+                    calls.get_mut(&current).unwrap().push(name.to_owned());
+                }
+            }
+        }
+    }
+    calls
+}
+
+/// --depth: the functions gotrace plans beneath ROOT are those objdump's direct calls reach
+/// within N calls, without the runtime (the plan itself, read through the library).
+#[test]
+fn reach_follows_objdumps_direct_calls() {
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    let calls = objdump_calls(&binary.path);
+    let file = gotrace::gobin::BinaryFile::open(&binary.path).unwrap();
+    let bin = file.parse().unwrap();
+    let root = bin.funcs.iter().find(|f| f.name == "main.root").unwrap();
+    for depth in 0..=3 {
+        let mut expected = std::collections::BTreeSet::new();
+        let mut level = vec!["main.root".to_owned()];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for name in &level {
+                for callee in calls.get(name).into_iter().flatten() {
+                    let runtime = gotrace::plan::reach::is_runtime(callee);
+                    if !runtime && callee != "main.root" && expected.insert(callee.clone()) {
+                        next.push(callee.clone());
+                    }
+                }
+            }
+            level = next;
+        }
+        let reached: std::collections::BTreeSet<String> =
+            gotrace::plan::reach::reachable(&bin, &[root.entry], depth, false)
+                .iter()
+                .map(|f| f.name.to_owned())
+                .collect();
+        assert_eq!(reached, expected, "depth {depth}");
+        assert!(depth == 0 || !reached.is_empty());
+    }
+}
