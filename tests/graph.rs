@@ -500,3 +500,44 @@ fn reach_follows_objdumps_direct_calls() {
         assert!(depth == 0 || !reached.is_empty());
     }
 }
+
+/// Calls already running when tracing begins are not invented: attached (-p) while a slow root
+/// call sleeps, gotrace prints no tree for it and counts its return as unmatched.
+#[test]
+fn calls_running_before_tracing_are_counted_not_invented() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    use std::io::BufRead;
+    let mut target = Command::new(&binary.path)
+        .args(["-rounds", "1", "-par", "7", "-slow", "3s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(target.stdout.take().unwrap()).lines();
+    // The slow root call is under way once it says so.
+    assert!(lines.any(|l| l.unwrap() == "sleeping"));
+    let pid = target.id().to_string();
+    let output = gotrace([
+        "graph",
+        "--json",
+        "--depth",
+        "0",
+        "main.root",
+        "main.*",
+        "-p",
+        &pid,
+    ]);
+    let own: Vec<String> = lines.map(Result::unwrap).collect();
+    target.wait().unwrap();
+    let (_, json) = split_output(&output.stdout);
+    assert!(trees(&json).is_empty(), "{json:?}");
+    assert_eq!(own_count(&own, "roots"), 7);
+    let summary = summary(&json);
+    assert_eq!(field(summary, "unmatched"), 1, "{summary}");
+    assert_eq!(field(summary, "trees"), 0, "{summary}");
+}

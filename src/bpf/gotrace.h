@@ -285,6 +285,8 @@ struct graph_stats {
 	__u64 unreadable;    /* hits whose g could not be read */
 	__u64 stale;         /* ROOT frames closed without their RET (the goroutine left ROOT by
 			      * panic unwinding or Goexit): found at the goroutine's next hit */
+	__u64 unmatched;     /* ROOT RETs on a goroutine with no ROOT call open: calls that began
+			      * before tracing did (not invented, only counted) */
 };
 
 /* Every shared type and enum, so that BTF (and so the generated Rust) carries each of them. */

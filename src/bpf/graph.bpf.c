@@ -95,8 +95,14 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 	key.g = hit.key.g;
 	key.tgid = hit.key.tgid;
 	in = bpf_map_lookup_elem(&inside, &key);
-	if (!in && !(is_root && !is_ret))
+	if (!in && !(is_root && !is_ret)) {
+		if (is_root && hit.kind == SITE_RET) {
+			s = counters();
+			if (s)
+				__sync_fetch_and_add(&s->unmatched, 1);
+		}
 		return 0;
+	}
 	bpf_probe_read_user(&goid, 8, (void *)(hit.key.g + g_goid));
 	if (in) {
 		/* The ROOT frame is gone when g now runs another goroutine, when this frame lies

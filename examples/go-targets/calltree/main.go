@@ -5,7 +5,8 @@
 //
 //	tree goid=N ns=D main.root{main.a{main.b{} ...} ...}
 //
-// with the root call's goroutine and duration (from root's own clock), then `roots N`.
+// with the root call's goroutine and duration (from root's own clock), then `roots N`. A slow
+// root (kind 6) prints `sleeping` as it starts to sleep.
 //
 // The shapes (kind): 0 fixed fan-out and depth, 1 recursion, 2 a callee that panics and is
 // recovered by its caller's deferred closure (which runs beneath the panicking call), 3 a
@@ -61,6 +62,7 @@ func root(kind int) {
 	case 5:
 		grow(24)
 	case 6:
+		fmt.Println("sleeping")
 		time.Sleep(*slow)
 		leaf()
 	}

@@ -282,6 +282,8 @@ impl Printer {
             truncated,
             open_at_end,
         } = self.builder.counts;
+        // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
+        let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
         if self.json {
             let line = json!({"type": "summary", "trees": self.trees, "lost": lost,
                               "unreadable": unreadable, "unmatched": unmatched,
