@@ -11,7 +11,7 @@ mod common;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -29,42 +29,21 @@ fn main() -> Result<()> {
         let (mut untraced, mut floor, mut traced) = (Duration::MAX, Duration::MAX, Duration::MAX);
         let mut lost = 0;
         for _ in 0..RUNS {
-            untraced = untraced.min(run_counter(&counter)?);
+            untraced = untraced.min(common::run_counter(&counter, CALLS)?);
             floor = floor.min(common::with_floor(
                 &counter,
                 &[(graph_root, true), ("main.doWork", true)],
-                || run_counter(&counter),
+                || common::run_counter(&counter, CALLS),
             )?);
             let (run, summary) = with_graph(&gotrace, &counter, graph_root)?;
             traced = traced.min(run);
             lost = lost.max(summary_field(&summary, "lost")?);
         }
-        let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
         println!("gotrace graph, {CALLS} calls of main.doWork {label} (ROOT {graph_root}), best of {RUNS} alternating rounds:");
-        println!(
-            "  untraced run          {:>10.1} ms",
-            untraced.as_secs_f64() * 1e3
-        );
-        println!("  floor (2 hits/call)   {:>10.1} ns/call", per_call(floor));
-        println!("  gotrace graph         {:>10.1} ns/call", per_call(traced));
-        println!(
-            "  ratio gotrace/floor   {:>10.3}   (goal <= 1.10)",
-            per_call(traced) / per_call(floor)
-        );
+        common::print_per_call("gotrace graph", calls, untraced, floor, traced);
         println!("  lost (worst round)    {lost:>10}   (goal 0)");
     }
     Ok(())
-}
-
-/// Wall time of one tight-loop counter run.
-fn run_counter(counter: &Path) -> Result<Duration> {
-    let start = Instant::now();
-    let status = Command::new(counter)
-        .args(["-rate", "0", "-n", CALLS])
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "counter failed");
-    Ok(start.elapsed())
 }
 
 /// One counter run with `gotrace graph --json --depth 0 ROOT main.doWork COUNTER` attached;
@@ -83,7 +62,7 @@ fn with_graph(gotrace: &Path, counter: &Path, root: &str) -> Result<(Duration, S
         attached.contains("attached"),
         "gotrace printed {attached:?}"
     );
-    let run = run_counter(counter);
+    let run = common::run_counter(counter, CALLS);
     stop(&mut child);
     let mut rest = String::new();
     stdout.read_to_string(&mut rest)?;
