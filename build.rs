@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// BPF programs, each becoming `$OUT_DIR/<name>.skel.rs`.
-const PROGRAMS: &[&str] = &["shared", "funclat", "floor", "args", "goroutines"];
+const PROGRAMS: &[&str] = &["shared", "funclat", "floor", "args", "goroutines", "graph"];
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -34,11 +34,11 @@ fn main() -> Result<()> {
     let (mut untraced, mut floor, mut traced) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut cpu: f64 = 0.0;
     for _ in 0..RUNS {
-        untraced = untraced.min(run_counter(&counter)?);
+        untraced = untraced.min(common::run_counter(&counter, CALLS)?);
         floor = floor.min(common::with_floor(
             &counter,
             &[("main.doWork", true)],
-            || run_counter(&counter),
+            || common::run_counter(&counter, CALLS),
         )?);
         let (run, share) = with_gotrace(&gotrace, &counter)?;
         traced = traced.min(run);
@@ -50,16 +50,7 @@ fn main() -> Result<()> {
     let calls: f64 = CALLS.parse()?;
     let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
     println!("funclat overhead, {CALLS} calls of main.doWork (best of {RUNS} alternating rounds):");
-    println!(
-        "  untraced run          {:>10.1} ms",
-        untraced.as_secs_f64() * 1e3
-    );
-    println!("  floor (2 hits/call)   {:>10.1} ns/call", per_call(floor));
-    println!("  gotrace funclat       {:>10.1} ns/call", per_call(traced));
-    println!(
-        "  ratio gotrace/floor   {:>10.3}   (goal <= 1.10)",
-        per_call(traced) / per_call(floor)
-    );
+    common::print_per_call("gotrace funclat", calls, untraced, floor, traced);
     println!(
         "  gotrace CPU           {:>10.2} % of one core while tracing, worst round (goal <= 1 %)",
         cpu
@@ -108,24 +99,13 @@ fn best_of(mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {
         .map(|v| v.into_iter().min().expect("RUNS > 0"))
 }
 
-/// Wall time of one tight-loop counter run.
-fn run_counter(counter: &Path) -> Result<Duration> {
-    let start = Instant::now();
-    let status = Command::new(counter)
-        .args(["-rate", "0", "-n", CALLS])
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "counter failed");
-    Ok(start.elapsed())
-}
-
 /// One tight-loop run with `gotrace funclat main.doWork COUNTER` attached; also gotrace's CPU
 /// share during it.
 fn with_gotrace(gotrace: &Path, counter: &Path) -> Result<(Duration, f64)> {
     let mut tracer = spawn_to_banner(gotrace, counter, "main.doWork")?;
     let cpu_before = cpu_time(tracer.id())?;
     let wall = Instant::now();
-    let run = run_counter(counter);
+    let run = common::run_counter(counter, CALLS);
     let cpu =
         (cpu_time(tracer.id())? - cpu_before).as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0;
     stop(&mut tracer);

@@ -35,6 +35,11 @@ pub enum Command {
         after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server\n  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics"
     )]
     Goroutines(GoroutinesArgs),
+    /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
+    #[command(
+        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server"
+    )]
+    Graph(GraphArgs),
 }
 
 /// What to trace: the last positional is the binary unless `-p` or `--` names the process.
@@ -180,6 +185,53 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
+    /// Ring buffer size in KiB (a power of two, at least 4). Events that find it full are
+    /// counted as lost.
+    #[arg(long, value_name = "KIB", default_value_t = 32 * 1024)]
+    pub ringbuf_kib: u32,
+    #[command(flatten)]
+    pub target: TraceTarget,
+}
+
+/// Arguments of `gotrace graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// ROOT (a function or glob), then more functions or globs to trace beneath it, then the
+    /// binary unless -p or -- is given.
+    #[arg(required = true, value_name = "ROOT [PATTERN...] [BINARY]")]
+    pub positional: Vec<String>,
+    /// Also trace every function ROOT reaches by direct calls within N calls (decoded from
+    /// the binary); 0: only ROOT and the PATTERNs.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub depth: u32,
+    /// Leave out the Go runtime (runtime.*) from the reached functions (the default).
+    #[arg(long, overrides_with = "runtime")]
+    pub no_runtime: bool,
+    /// Include the Go runtime (runtime.*) in the reached functions.
+    #[arg(long)]
+    pub runtime: bool,
+    /// Print only root calls that took longer than this (e.g. 5ms, 100us, 2s).
+    #[arg(long, value_name = "DURATION")]
+    pub min: Option<String>,
+    /// Add each traced call's arguments and results (not implemented yet).
+    #[arg(long)]
+    pub args: bool,
+    /// Write the trees as collapsed stacks weighted by self time (flamegraph.pl, speedscope,
+    /// inferno) to FILE at exit.
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+    /// Write an interactive flame graph (SVG) of the trees to FILE at exit.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Nesting beneath a root call kept per tree; deeper calls are cut and counted.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_depth: u32,
+    /// Calls kept per tree; further calls are cut and counted.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_nodes: u32,
+    /// Goroutines that can be inside ROOT at once; beyond it root calls are counted as lost.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_goroutines: u32,
     /// Ring buffer size in KiB (a power of two, at least 4). Events that find it full are
     /// counted as lost.
     #[arg(long, value_name = "KIB", default_value_t = 32 * 1024)]

@@ -28,6 +28,7 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Funclat(funclat) => commands::funclat::run(&funclat),
         cli::Command::Args(args) => commands::args::run(&args),
         cli::Command::Goroutines(goroutines) => commands::goroutines::run(&goroutines),
+        cli::Command::Graph(graph) => commands::graph::run(&graph),
     }
 }
 

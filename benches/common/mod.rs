@@ -1,9 +1,13 @@
 //! Shared by the benchmarks: the preconditions, and the cost floor (the minimal counting BPF
 //! program, `src/bpf/floor.bpf.c`) on the probe sites gotrace itself would use.
 
+// Each benchmark is its own crate and uses only part of these helpers.
+#![allow(dead_code)]
+
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use gotrace::gobin::BinaryFile;
@@ -43,4 +47,37 @@ pub fn with_floor<T>(
     let skel = FloorSkelBuilder::default().open(&mut object)?.load()?;
     let _links = attach::attach_sites(&skel.progs.floor_hit, true, None, binary, &sites)?;
     f()
+}
+
+/// Wall time of one tight-loop run of the counter example: `calls` calls of main.doWork.
+pub fn run_counter(counter: &Path, calls: &str) -> Result<Duration> {
+    let start = Instant::now();
+    let status = Command::new(counter)
+        .args(["-rate", "0", "-n", calls])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "counter failed");
+    Ok(start.elapsed())
+}
+
+/// Prints the per-call costs of a traced counter run against the untraced run and the floor
+/// (2 hits per call), and their ratio (goal <= 1.10).
+pub fn print_per_call(
+    tool: &str,
+    calls: f64,
+    untraced: Duration,
+    floor: Duration,
+    traced: Duration,
+) {
+    let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
+    println!(
+        "  untraced run          {:>10.1} ms",
+        untraced.as_secs_f64() * 1e3
+    );
+    println!("  floor (2 hits/call)   {:>10.1} ns/call", per_call(floor));
+    println!("  {tool:<21} {:>10.1} ns/call", per_call(traced));
+    println!(
+        "  ratio gotrace/floor   {:>10.3}   (goal <= 1.10)",
+        per_call(traced) / per_call(floor)
+    );
 }

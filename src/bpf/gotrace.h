@@ -248,6 +248,51 @@ struct goroutine_counters {
 	__u64 unpaired;      /* newproc1 RETs whose entry was not recorded (or not seen) */
 };
 
+/* ---- gotrace graph ---- */
+
+enum graph_event_kind {
+	GRAPH_ENTER = 0, /* a traced function began, on a goroutine inside ROOT */
+	GRAPH_EXIT = 1,  /* one of its RETs ran */
+	/* A RET of a function it tail-calls ran: its return when it left by that tail call,
+	 * else nothing (user space drops it when no call of it is open at that depth). */
+	GRAPH_TAIL_EXIT = 2,
+};
+
+/* One ring-buffer record of gotrace graph. */
+struct graph_event {
+	__u64 ts_ns;
+	__u64 goid;
+	__u64 depth;         /* g.stack.hi - SP at the site: equal at an entry and its RETs */
+	__u32 tgid;
+	__u32 func_id;
+	enum graph_event_kind kind;
+	__u32 pad;
+};
+
+/* Key of the per-goroutine state: the process and its g. */
+struct graph_g_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* A goroutine inside ROOT: the outermost open ROOT frame's depth, and the goid that owned g
+ * when it opened (a g reused by a later goroutine is not inside). */
+struct graph_inside {
+	__u64 root_depth;
+	__u64 goid;
+};
+
+/* Loss counters of gotrace graph (per CPU). */
+struct graph_stats {
+	__u64 lost;          /* events the ring buffer had no room for */
+	__u64 unreadable;    /* hits whose g could not be read */
+	__u64 stale;         /* ROOT frames closed without their RET (the goroutine left ROOT by
+			      * panic unwinding or Goexit): found at the goroutine's next hit */
+	__u64 unmatched;     /* ROOT RETs on a goroutine with no ROOT call open: calls that began
+			      * before tracing did (not invented, only counted) */
+};
+
 /* Every shared type and enum, so that BTF (and so the generated Rust) carries each of them. */
 struct gotrace_shared_types {
 	enum cookie_layout cookie_layout;
@@ -271,6 +316,11 @@ struct gotrace_shared_types {
 	struct goroutine_event goroutine_event;
 	struct newproc_call newproc_call;
 	struct goroutine_counters goroutine_counters;
+	enum graph_event_kind graph_event_kind;
+	struct graph_event graph_event;
+	struct graph_g_key graph_g_key;
+	struct graph_inside graph_inside;
+	struct graph_stats graph_stats;
 };
 
 #endif

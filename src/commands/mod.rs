@@ -3,4 +3,5 @@
 pub mod args;
 pub mod funclat;
 pub mod goroutines;
+pub mod graph;
 pub mod list;

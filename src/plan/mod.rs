@@ -3,6 +3,7 @@
 //! data, computed from [`GoBinary`] alone (testable without root).
 
 pub mod abi;
+pub mod reach;
 pub mod signature;
 pub mod sites;
 
@@ -220,55 +221,15 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
             bail!("{}", not_found_message(bin, pattern, exact));
         }
         for func in matched {
-            if funcs.iter().any(|p| p.entry == func.entry) {
-                continue;
-            }
-            let sites = bin.probe_sites(func).and_then(|s| {
-                let tail_rets = if need_ret {
-                    tail_ret_vaddrs(bin, &s)?
-                } else {
-                    Vec::new()
-                };
-                Ok((s, tail_rets))
-            });
-            let problem = match &sites {
-                Err(err) => Some(format!("{err:#}")),
-                Ok((s, tail)) if need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
-                    Some(NO_RET.to_owned())
-                }
-                Ok(_) => None,
-            };
-            if let Some(reason) = problem {
-                if exact {
-                    bail!("{}: {reason}", func.name);
-                }
-                skipped.push((func.name.to_owned(), reason));
-                continue;
-            }
-            let (sites, tail_rets) = sites?;
-            let (entry_site, entry_kind) = entry_choice.site(&sites);
-            let offset = |vaddr: u64| {
-                bin.elf.file_offset(vaddr).with_context(|| {
-                    format!("{}: address {vaddr:#x} is not in the file", func.name)
-                })
-            };
-            funcs.push(PlannedFunc {
-                id: u32::try_from(funcs.len()).context("too many functions")?,
-                name: func.name.to_owned(),
-                entry: func.entry,
-                entry_offset: offset(func.entry)?,
-                entry_site: offset(entry_site)?,
-                entry_kind,
-                ret_sites: sites
-                    .ret_sites
-                    .iter()
-                    .map(|&v| offset(v))
-                    .collect::<Result<_>>()?,
-                tail_ret_sites: tail_rets
-                    .iter()
-                    .map(|&v| offset(v))
-                    .collect::<Result<_>>()?,
-            });
+            add_function(
+                bin,
+                func,
+                exact,
+                need_ret,
+                entry_choice,
+                &mut funcs,
+                &mut skipped,
+            )?;
         }
     }
     if funcs.is_empty() {
@@ -287,6 +248,94 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
         skipped,
         runtime,
     })
+}
+
+/// Plans `func` into `funcs` unless it already is there. When it cannot be probed: an error if
+/// the user named it `exact`ly, else it goes to `skipped` with the reason.
+fn add_function(
+    bin: &GoBinary<'_>,
+    func: &crate::gobin::pclntab::Func<'_>,
+    exact: bool,
+    need_ret: bool,
+    entry_choice: EntryChoice,
+    funcs: &mut Vec<PlannedFunc>,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<()> {
+    if funcs.iter().any(|p| p.entry == func.entry) {
+        return Ok(());
+    }
+    let sites = bin.probe_sites(func).and_then(|s| {
+        let tail_rets = if need_ret {
+            tail_ret_vaddrs(bin, &s)?
+        } else {
+            Vec::new()
+        };
+        Ok((s, tail_rets))
+    });
+    let problem = match &sites {
+        Err(err) => Some(format!("{err:#}")),
+        Ok((s, tail)) if need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
+            Some(NO_RET.to_owned())
+        }
+        Ok(_) => None,
+    };
+    if let Some(reason) = problem {
+        if exact {
+            bail!("{}: {reason}", func.name);
+        }
+        skipped.push((func.name.to_owned(), reason));
+        return Ok(());
+    }
+    let (sites, tail_rets) = sites?;
+    let (entry_site, entry_kind) = entry_choice.site(&sites);
+    let offset = |vaddr: u64| {
+        bin.elf
+            .file_offset(vaddr)
+            .with_context(|| format!("{}: address {vaddr:#x} is not in the file", func.name))
+    };
+    funcs.push(PlannedFunc {
+        id: u32::try_from(funcs.len()).context("too many functions")?,
+        name: func.name.to_owned(),
+        entry: func.entry,
+        entry_offset: offset(func.entry)?,
+        entry_site: offset(entry_site)?,
+        entry_kind,
+        ret_sites: sites
+            .ret_sites
+            .iter()
+            .map(|&v| offset(v))
+            .collect::<Result<_>>()?,
+        tail_ret_sites: tail_rets
+            .iter()
+            .map(|&v| offset(v))
+            .collect::<Result<_>>()?,
+    });
+    Ok(())
+}
+
+impl ProbePlan {
+    /// Adds `extra` functions (each probed entry and RETs) after the planned ones, as a glob's
+    /// matches: one that cannot be probed is skipped with its reason, one already planned is
+    /// left as it is.
+    pub fn add_functions<'f, 'd: 'f>(
+        &mut self,
+        bin: &GoBinary<'_>,
+        extra: impl IntoIterator<Item = &'f crate::gobin::pclntab::Func<'d>>,
+    ) -> Result<()> {
+        let entry_choice = EntryChoice::from_env()?;
+        for func in extra {
+            add_function(
+                bin,
+                func,
+                false,
+                true,
+                entry_choice,
+                &mut self.funcs,
+                &mut self.skipped,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// "unknown function" with the nearest names, or "inlined" when DWARF knows it.

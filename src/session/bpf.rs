@@ -30,6 +30,10 @@ skeleton!(
     goroutines
 );
 skeleton!(
+    /// `gotrace graph`: call trees beneath ROOT through a ring buffer.
+    graph
+);
+skeleton!(
     /// The minimal counting program benchmarks use as the cost floor.
     floor
 );
@@ -64,6 +68,8 @@ plain_data!(
     t::args_stats,
     t::goroutine_event,
     t::goroutine_counters,
+    t::graph_event,
+    t::graph_stats,
 );
 
 /// Reads a `T` from the start of `bytes` (a map value or a ring-buffer record); an error when

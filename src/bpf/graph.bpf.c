@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+/* gotrace graph: the calls beneath each call of ROOT, per goroutine, streamed through one ring
+ * buffer. One generic program runs at every traced function's entry site and at each of its
+ * RETs. A goroutine is "inside" from a ROOT entry until that ROOT frame's RET; only then are
+ * ENTER and EXIT records emitted. A hit outside ROOT costs the prologue and one map lookup.
+ * Frames are identified by depth (g.stack.hi - SP), which stack copying preserves; user space
+ * pairs ENTER and EXIT records into trees (src/commands/graph/). */
+#include "go_runtime.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct go_layout layout = {};
+/* offsetof(runtime.g, goid). */
+const volatile __u32 g_goid = 0;
+/* Planned functions 0 .. n_roots-1 are the ROOT functions. */
+const volatile __u32 n_roots = 0;
+/* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
+const volatile __u64 wakeup_watermark = 0;
+
+/* Goroutines inside ROOT. A plain hash: an entry that does not fit is counted, never evicted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* sized before load */
+	__type(key, struct graph_g_key);
+	__type(value, struct graph_inside);
+} inside SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct graph_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* sized before load */
+} events SEC(".maps");
+
+/* The per-CPU counters. */
+static __always_inline struct graph_stats *counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+/* Emits one record; counts it lost when the ring has no room. */
+static __always_inline void emit(struct probe_hit *hit, __u64 goid, enum graph_event_kind kind,
+				 __u64 now)
+{
+	struct graph_event *e;
+	struct graph_stats *s;
+	__u64 size = sizeof(*e);
+
+	e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e) {
+		s = counters();
+		if (s)
+			__sync_fetch_and_add(&s->lost, 1);
+		return;
+	}
+	e->ts_ns = now;
+	e->goid = goid;
+	e->depth = hit->key.depth;
+	e->tgid = hit->key.tgid;
+	e->func_id = hit->func_id;
+	e->kind = kind;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, ringbuf_flags(&events, size, wakeup_watermark));
+}
+
+static __always_inline int graph_site(struct pt_regs *ctx)
+{
+	struct probe_hit hit = {};
+	struct graph_g_key key = {};
+	struct graph_inside *in, opened = {};
+	struct graph_stats *s;
+	struct pt_regs regs;
+	__u64 now = bpf_ktime_get_ns(), goid = 0;
+	bool is_root, is_ret, stale;
+
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
+		return 0;
+	if (!probe_prologue(ctx, &regs, &layout, &hit))
+		return 0;
+	if (!hit.key.g) {
+		s = counters();
+		if (s)
+			__sync_fetch_and_add(&s->unreadable, 1);
+		return 0;
+	}
+	is_root = hit.func_id < n_roots;
+	is_ret = hit.kind != SITE_ENTRY;
+	key.g = hit.key.g;
+	key.tgid = hit.key.tgid;
+	in = bpf_map_lookup_elem(&inside, &key);
+	if (!in && !(is_root && !is_ret)) {
+		if (is_root && hit.kind == SITE_RET) {
+			s = counters();
+			if (s)
+				__sync_fetch_and_add(&s->unmatched, 1);
+		}
+		return 0;
+	}
+	bpf_probe_read_user(&goid, 8, (void *)(hit.key.g + g_goid));
+	if (in) {
+		/* The ROOT frame is gone when g now runs another goroutine, when this frame lies
+		 * above it, or when a ROOT function starts at its very depth. */
+		stale = in->goid != goid || hit.key.depth < in->root_depth ||
+			(is_root && !is_ret && hit.key.depth == in->root_depth);
+		if (stale) {
+			bpf_map_delete_elem(&inside, &key);
+			s = counters();
+			if (s)
+				__sync_fetch_and_add(&s->stale, 1);
+			in = NULL;
+			if (!(is_root && !is_ret))
+				return 0;
+		}
+	}
+	if (!in) {
+		opened.root_depth = hit.key.depth;
+		opened.goid = goid;
+		if (bpf_map_update_elem(&inside, &key, &opened, BPF_NOEXIST)) {
+			s = counters();
+			if (s)
+				__sync_fetch_and_add(&s->lost, 1);
+			return 0;
+		}
+	}
+	emit(&hit, goid,
+	     !is_ret ? GRAPH_ENTER : hit.kind == SITE_TAIL_RET ? GRAPH_TAIL_EXIT : GRAPH_EXIT, now);
+	if (in && is_ret && is_root && hit.key.depth == in->root_depth)
+		bpf_map_delete_elem(&inside, &key);
+	return 0;
+}
+
+GOTRACE_UPROBE_PROGRAMS(graph, graph_site)

@@ -1,0 +1,318 @@
+//! `gotrace graph`: for each call of ROOT, the tree of traced calls beneath it on its goroutine,
+//! with durations. The plan is ROOT, the functions it reaches by direct calls
+//! ([`crate::plan::reach`]) and the user's PATTERNs; the BPF program (src/bpf/graph.bpf.c)
+//! emits ENTER/EXIT records only while a goroutine is inside ROOT; [`tree`] builds the trees;
+//! [`crate::output::calltree`] renders them (human, JSON, folded stacks, SVG).
+
+mod tree;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::Skel;
+use serde_json::json;
+
+use crate::cli::GraphArgs;
+use crate::gobin::GoBinary;
+use crate::output::calltree::{self, CallTree, FoldedStacks};
+use crate::plan::{self, reach, ProbePlan};
+use crate::session::bpf::shared::types::{graph_event, graph_event_kind, graph_stats};
+use crate::session::bpf::{self, graph::*, open_skeleton};
+use crate::session::drain::{self, RingDrain};
+use crate::session::lifecycle::Wake;
+use crate::session::{maps, Session};
+use tree::{Counts, Limits, Record, Step, TreeBuilder};
+
+/// Runs `gotrace graph`.
+pub fn run(args: &GraphArgs) -> Result<ExitCode> {
+    let (patterns, spec) = args.target.split(&args.positional)?;
+    let min_ns = args.min.as_deref().map(parse_duration).transpose()?;
+    if args.args {
+        bail!(
+            "--args is not available yet in gotrace graph; use `gotrace args FUNC` for the values"
+        );
+    }
+    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
+        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
+    }
+    if args.max_nodes == 0 {
+        bail!("--max-nodes must be at least 1 (the root call)");
+    }
+    let (mut session, file) = Session::resolve(&args.target, spec)?;
+    let bin = file.parse()?;
+    let (plan, n_roots) = plan_graph(&bin, &patterns, args)?;
+    let mut object = MaybeUninit::uninit();
+    let skel = load_program(&mut object, &bin, &plan, n_roots, session.pid(), args)?;
+    let names = plan.funcs.iter().map(|f| f.name.clone()).collect();
+    let limits = Limits {
+        max_depth: args.max_depth,
+        max_nodes: args.max_nodes,
+    };
+    let printer = RefCell::new(Printer {
+        builder: TreeBuilder::new(names, n_roots, limits),
+        root_sites: root_sites(&bin, &plan, n_roots),
+        json: args.target.json,
+        clock_offset: crate::output::clock::monotonic_to_unix_ns(),
+        min_ns,
+        folded: (args.folded.is_some() || args.svg.is_some()).then(FoldedStacks::default),
+        text: String::new(),
+        trees: 0,
+        below_min: 0,
+    });
+    let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
+        printer.borrow_mut().record(bytes)
+    })?;
+    let attached = session.attach(
+        skel.object(),
+        &plan.sites(|_| true),
+        None,
+        &plan.announcement(&patterns, args.target.verbose),
+    )?;
+    let started = std::time::Instant::now();
+    let stop = session.run(attached, &mut ring, |wake, out| {
+        let mut printer = printer.borrow_mut();
+        let stopping = matches!(wake, Wake::Stop(_));
+        if stopping {
+            printer.finish();
+        }
+        out.write_all(printer.text.as_bytes())?;
+        printer.text.clear();
+        if stopping {
+            let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
+            printer.write_files(args, &what, started.elapsed())?;
+            printer.write_summary(out, &maps::per_cpu::<graph_stats>(&skel.maps.stats, 0)?)?;
+        }
+        out.flush()?;
+        Ok(true)
+    })?;
+    Ok(stop.exit_code())
+}
+
+/// ROOT's functions first (ids 0 .. n_roots-1), then the PATTERNs' and the functions ROOT
+/// reaches within --depth direct calls (without the runtime unless --runtime).
+fn plan_graph(
+    bin: &GoBinary<'_>,
+    patterns: &[String],
+    args: &GraphArgs,
+) -> Result<(ProbePlan, u32)> {
+    let mut plan = plan::plan(bin, &patterns[..1], true)?;
+    let n_roots = u32::try_from(plan.funcs.len()).context("too many ROOT functions")?;
+    let roots: Vec<u64> = plan.funcs.iter().map(|f| f.entry).collect();
+    if patterns.len() > 1 {
+        let extra = plan::plan(bin, &patterns[1..], true)?;
+        plan.skipped.extend(extra.skipped);
+        plan.add_functions(
+            bin,
+            extra
+                .funcs
+                .iter()
+                .filter_map(|f| bin.func_entered_at(f.entry)),
+        )?;
+    }
+    let with_runtime = args.runtime && !args.no_runtime;
+    plan.add_functions(bin, reach::reachable(bin, &roots, args.depth, with_runtime))?;
+    Ok((plan, n_roots))
+}
+
+/// The `file:line` of each ROOT function's entry, by name.
+fn root_sites(bin: &GoBinary<'_>, plan: &ProbePlan, n_roots: u32) -> HashMap<String, String> {
+    plan.funcs[..n_roots as usize]
+        .iter()
+        .filter_map(|f| {
+            let func = bin.func_entered_at(f.entry)?;
+            let (file, line) = bin.pclntab.line(func, func.entry).ok()??;
+            Some((f.name.clone(), format!("{file}:{line}")))
+        })
+        .collect()
+}
+
+/// Opens, sizes and loads the graph program.
+fn load_program<'o>(
+    object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
+    bin: &GoBinary<'_>,
+    plan: &ProbePlan,
+    n_roots: u32,
+    pid: Option<u32>,
+    args: &GraphArgs,
+) -> Result<GraphSkel<'o>> {
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+        .context("goid offset out of range")?;
+    crate::session::kernel::require_bpf_privileges()?;
+    let mut open = open_skeleton!(GraphSkelBuilder, object, plan.runtime, pid, |rodata| {
+        rodata.g_goid = g_goid;
+        rodata.n_roots = n_roots;
+        rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
+    });
+    open.maps
+        .inside
+        .set_max_entries(args.max_goroutines.max(1))?;
+    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
+    bpf::load(open)
+}
+
+/// Parses `5ms`, `100us` (or `µs`), `250ns`, `1.5s`, `2m` into nanoseconds.
+fn parse_duration(text: &str) -> Result<u64> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        _ => bail!("--min {text:?}: give a number and a unit: ns, us, ms, s or m (e.g. 5ms)"),
+    };
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .with_context(|| format!("--min {text:?}: {number:?} is not a number (e.g. 5ms)"))?;
+    Ok((value * scale).round() as u64)
+}
+
+/// Turns ring-buffer records into trees and the trees into output.
+struct Printer {
+    builder: TreeBuilder,
+    root_sites: HashMap<String, String>,
+    json: bool,
+    clock_offset: i128,
+    min_ns: Option<u64>,
+    folded: Option<FoldedStacks>,
+    /// Output formatted since the last flush.
+    text: String,
+    trees: u64,
+    below_min: u64,
+}
+
+impl Printer {
+    /// Applies one record.
+    fn record(&mut self, bytes: &[u8]) {
+        let Ok(e) = bpf::read::<graph_event>(bytes) else {
+            return;
+        };
+        let step = match e.kind {
+            graph_event_kind::GRAPH_ENTER => Step::Enter,
+            graph_event_kind::GRAPH_EXIT => Step::Exit,
+            _ => Step::TailExit,
+        };
+        let record = Record {
+            pid: e.tgid,
+            goid: e.goid,
+            func_id: e.func_id,
+            depth: e.depth,
+            ts_ns: e.ts_ns,
+            step,
+        };
+        let mut done = Vec::new();
+        self.builder.apply(record, &mut |tree| done.push(tree));
+        for tree in done {
+            self.print(tree);
+        }
+    }
+
+    /// Closes and prints the trees still open.
+    fn finish(&mut self) {
+        let mut done = Vec::new();
+        self.builder.finish(&mut |tree| done.push(tree));
+        for tree in done {
+            self.print(tree);
+        }
+    }
+
+    /// Formats one completed tree (if slower than --min).
+    fn print(&mut self, mut tree: CallTree) {
+        if self.min_ns.is_some_and(|min| tree.root.duration_ns <= min) {
+            self.below_min += 1;
+            return;
+        }
+        self.trees += 1;
+        tree.ts_ns = u64::try_from(i128::from(tree.ts_ns) + self.clock_offset).unwrap_or(0);
+        tree.root_site = self.root_sites.get(&tree.root.function).cloned();
+        if self.json {
+            self.text.push_str(&calltree::tree_json(&tree).to_string());
+            self.text.push('\n');
+        } else {
+            calltree::render_human(&tree, &mut self.text);
+        }
+        if let Some(folded) = &mut self.folded {
+            folded.add(&tree);
+        }
+    }
+
+    /// Writes --folded and --svg.
+    fn write_files(&self, args: &GraphArgs, what: &str, traced: std::time::Duration) -> Result<()> {
+        let Some(folded) = &self.folded else {
+            return Ok(());
+        };
+        let create = |path: &std::path::Path| {
+            std::fs::File::create(path)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("cannot write {}", path.display()))
+        };
+        if let Some(path) = &args.folded {
+            let mut file = create(path)?;
+            folded.write_folded(&mut file)?;
+            file.flush()?;
+        }
+        if let Some(path) = &args.svg {
+            let mut file = create(path)?;
+            let subtitle = format!(
+                "{} root calls in {}",
+                self.trees,
+                crate::output::clock::human_duration(traced.as_nanos() as u64)
+            );
+            folded.write_svg(&mut file, what, &subtitle)?;
+            file.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The last line: trees printed and every record or call that is not in one.
+    fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats]) -> Result<()> {
+        let lost: u64 = stats.iter().map(|s| s.lost).sum();
+        let unreadable: u64 = stats.iter().map(|s| s.unreadable).sum();
+        let Counts {
+            unmatched,
+            truncated,
+            open_at_end,
+        } = self.builder.counts;
+        // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
+        let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
+        if self.json {
+            let line = json!({"type": "summary", "trees": self.trees, "lost": lost,
+                              "unreadable": unreadable, "unmatched": unmatched,
+                              "truncated": truncated, "below_min": self.below_min,
+                              "open_at_end": open_at_end});
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{} trees, {lost} lost, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end",
+                self.trees, self.below_min
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5ms").unwrap(), 5_000_000);
+        assert_eq!(parse_duration("100us").unwrap(), 100_000);
+        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration("250ns").unwrap(), 250);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,549 @@
+//! `gotrace graph` against real Go processes (issue 11). The oracle is the target itself:
+//! `examples/go-targets/calltree` records each root call's tree from `runtime.Callers` at every
+//! function entry and prints it with the root's goroutine and duration; gotrace's trees must
+//! equal that record node for node. The tests in this file run one at a time (they share the
+//! kernel's uprobe state and the machine's two cores).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use common::chromium::{chromium, screenshot};
+use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::targets::{matrix_binary, GoBinary, Variant};
+use common::traced::{field, own_count, split_output};
+use common::{require, require_root};
+use serde_json::Value;
+
+/// Serialises the tests of this file.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What one traced run gave.
+struct Run {
+    output: Output,
+    /// gotrace's JSON objects after `attached`.
+    json: Vec<Value>,
+    /// The target's own lines.
+    own: Vec<String>,
+}
+
+/// `gotrace graph --json --depth 0 [extra] main.root 'main.*' -- BINARY ARGS` with GOMAXPROCS.
+fn trace(binary: &GoBinary, gomaxprocs: u32, extra: &[&str], target_args: &[&str]) -> Run {
+    let mut command = Command::new(GOTRACE);
+    command
+        .args(["graph", "--json", "--depth", "0"])
+        .args(extra)
+        .args(["main.root", "main.*", "--"])
+        .arg(&binary.path)
+        .args(target_args)
+        .env("GOMAXPROCS", gomaxprocs.to_string());
+    let output = command.output().expect("running gotrace");
+    let (own, json) = split_output(&output.stdout);
+    Run { output, json, own }
+}
+
+/// One root call as the target recorded it.
+#[derive(Debug)]
+struct OwnTree {
+    goid: u64,
+    ns: u64,
+    shape: String,
+}
+
+/// The target's `tree goid=N ns=D SHAPE` lines.
+fn own_trees(own: &[String]) -> Vec<OwnTree> {
+    own.iter()
+        .filter_map(|l| l.strip_prefix("tree "))
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let mut value = |key: &str| {
+                let part = parts.next().unwrap();
+                part.strip_prefix(key).unwrap().parse::<u64>().unwrap()
+            };
+            let goid = value("goid=");
+            let ns = value("ns=");
+            OwnTree {
+                goid,
+                ns,
+                shape: parts.next().unwrap().to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// A JSON tree node in the target's shape syntax: `name{child child}`.
+fn shape(node: &Value) -> String {
+    let kids: Vec<String> = node["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(shape)
+        .collect();
+    format!(
+        "{}{{{}}}",
+        node["function"].as_str().unwrap(),
+        kids.join(" ")
+    )
+}
+
+/// Every node of a JSON tree, depth first.
+fn nodes(node: &Value) -> Vec<&Value> {
+    let mut all = vec![node];
+    for child in node["children"].as_array().unwrap() {
+        all.extend(nodes(child));
+    }
+    all
+}
+
+fn trees(json: &[Value]) -> Vec<&Value> {
+    json.iter().filter(|v| v["type"] == "tree").collect()
+}
+
+fn summary(json: &[Value]) -> &Value {
+    let last = json.last().expect("a summary line");
+    assert_eq!(last["type"], "summary", "last JSON line: {last}");
+    last
+}
+
+/// gotrace's trees by goid, in the target's shape syntax (each root call runs on a goroutine
+/// of its own).
+fn traced_shapes(json: &[Value]) -> BTreeMap<u64, String> {
+    let mut shapes = BTreeMap::new();
+    for tree in trees(json) {
+        let old = shapes.insert(field(tree, "goid"), shape(tree));
+        assert!(old.is_none(), "two trees on goroutine {}", tree["goid"]);
+    }
+    shapes
+}
+
+/// Acceptance: gotrace's trees equal the target's record, node for node; only the calls that
+/// panicked (main.boom) are unwound; each call lasts at least as long as its children; the
+/// summary counts every root call and nothing lost.
+fn check_trees(version: &'static str, goarch: &'static str, variant: Variant, gomaxprocs: u32) {
+    let Some(binary) = require(matrix_binary(version, goarch, variant, "calltree")) else {
+        return;
+    };
+    let label = format!("{binary} GOMAXPROCS={gomaxprocs}");
+    let run = trace(&binary, gomaxprocs, &[], &["-rounds", "2"]);
+    assert!(
+        run.output.status.success(),
+        "{label}: {:?}\n{}",
+        run.output.status,
+        String::from_utf8_lossy(&run.output.stderr)
+    );
+    let own = own_trees(&run.own);
+    assert_eq!(own.len() as u64, own_count(&run.own, "roots"), "{label}");
+    let expected: BTreeMap<u64, String> = own.iter().map(|t| (t.goid, t.shape.clone())).collect();
+    let traced = traced_shapes(&run.json);
+    for (goid, shape) in &expected {
+        assert_eq!(traced.get(goid), Some(shape), "{label}: goroutine {goid}");
+    }
+    assert_eq!(traced.len(), expected.len(), "{label}: {traced:#?}");
+    let mut booms = 0;
+    for tree in trees(&run.json) {
+        for node in nodes(tree) {
+            let boom = node["function"] == "main.boom";
+            booms += u64::from(boom);
+            assert_eq!(
+                node["unwound"].as_bool().unwrap_or(false),
+                boom,
+                "{label}: {node}"
+            );
+            let children: u64 = node["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| field(c, "duration_ns"))
+                .sum();
+            assert!(children <= field(node, "duration_ns"), "{label}: {node}");
+        }
+    }
+    assert_eq!(booms, 2, "{label}: one main.boom per panic shape and round");
+    let summary = summary(&run.json);
+    assert_eq!(
+        field(summary, "trees"),
+        own.len() as u64,
+        "{label}: {summary}"
+    );
+    for key in [
+        "lost",
+        "unreadable",
+        "unmatched",
+        "truncated",
+        "open_at_end",
+    ] {
+        assert_eq!(field(summary, key), 0, "{label}: {key} in {summary}");
+    }
+}
+
+/// Every build of the matrix at GOMAXPROCS 1 and 2.
+fn check_version(version: &'static str) {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    for goarch in ["amd64", "386"] {
+        for &variant in Variant::for_goarch(goarch) {
+            for gomaxprocs in [1, 2] {
+                check_trees(version, goarch, variant, gomaxprocs);
+            }
+        }
+    }
+}
+
+#[test]
+fn trees_equal_the_targets_record_go1_19() {
+    check_version("1.19");
+}
+
+#[test]
+fn trees_equal_the_targets_record_go1_27() {
+    check_version("1.27.3");
+}
+
+/// `--min`: only the root calls slower than the threshold, and all of them. The target's
+/// slow roots sleep 60 ms, the others take a few ms at most; the threshold lies between.
+#[test]
+fn min_keeps_only_and_all_slow_roots() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    let run = trace(
+        &binary,
+        2,
+        &["--min", "30ms"],
+        &["-rounds", "3", "-slow", "60ms"],
+    );
+    assert!(run.output.status.success(), "{:?}", run.output);
+    let own = own_trees(&run.own);
+    for tree in &own {
+        assert!(
+            tree.ns < 20_000_000 || tree.ns > 40_000_000,
+            "the oracle's groups overlap the threshold: {tree:?}"
+        );
+    }
+    let slow: Vec<u64> = own
+        .iter()
+        .filter(|t| t.ns > 30_000_000)
+        .map(|t| t.goid)
+        .collect();
+    assert_eq!(slow.len(), 3, "{own:?}");
+    let traced: Vec<u64> = traced_shapes(&run.json).into_keys().collect();
+    let mut expected = slow.clone();
+    expected.sort_unstable();
+    assert_eq!(traced, expected);
+    let summary = summary(&run.json);
+    assert_eq!(field(summary, "trees"), 3, "{summary}");
+    assert_eq!(
+        field(summary, "below_min"),
+        own.len() as u64 - 3,
+        "{summary}"
+    );
+}
+
+/// A node of the target's shape syntax, parsed.
+#[derive(Debug, Clone, PartialEq)]
+struct Node {
+    name: String,
+    children: Vec<Node>,
+}
+
+/// Parses `name{child child}`.
+fn parse(text: &str) -> Node {
+    fn node(s: &mut &str) -> Node {
+        let open = s.find('{').unwrap();
+        let name = s[..open].to_owned();
+        *s = &s[open + 1..];
+        let mut children = Vec::new();
+        loop {
+            *s = s.trim_start();
+            if let Some(rest) = s.strip_prefix('}') {
+                *s = rest;
+                return Node { name, children };
+            }
+            children.push(node(s));
+        }
+    }
+    let mut s = text;
+    node(&mut s)
+}
+
+fn render(n: &Node) -> String {
+    let kids: Vec<String> = n.children.iter().map(render).collect();
+    format!("{}{{{}}}", n.name, kids.join(" "))
+}
+
+/// The tree cut as --max-depth / --max-nodes cut it: nodes in entry order (pre-order), each
+/// kept when its parent is, it lies at most `max_depth` beneath the root and fewer than
+/// `max_nodes` were kept before it. Returns the cut tree and how many nodes were cut.
+fn cut(root: &Node, max_depth: usize, max_nodes: usize) -> (Node, u64) {
+    fn walk(
+        n: &Node,
+        depth: usize,
+        limits: (usize, usize),
+        kept: &mut usize,
+        cut: &mut u64,
+    ) -> Option<Node> {
+        if depth > limits.0 || *kept >= limits.1 {
+            *cut += count(n);
+            return None;
+        }
+        *kept += 1;
+        let children = n
+            .children
+            .iter()
+            .filter_map(|c| walk(c, depth + 1, limits, kept, cut))
+            .collect();
+        Some(Node {
+            name: n.name.clone(),
+            children,
+        })
+    }
+    fn count(n: &Node) -> u64 {
+        1 + n.children.iter().map(count).sum::<u64>()
+    }
+    let (mut kept, mut cut_nodes) = (0, 0);
+    let tree = walk(root, 0, (max_depth, max_nodes), &mut kept, &mut cut_nodes).unwrap();
+    (tree, cut_nodes)
+}
+
+/// --max-depth and --max-nodes cut exactly the calls beyond them (oracle: the target's tree cut
+/// by the rule) and count them in each tree and in the summary.
+#[test]
+fn limits_cut_and_count() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    for (max_depth, max_nodes) in [(3, 10_000), (64, 5), (2, 4)] {
+        let (d, n) = (max_depth.to_string(), max_nodes.to_string());
+        let run = trace(
+            &binary,
+            2,
+            &["--max-depth", &d, "--max-nodes", &n],
+            &["-rounds", "1"],
+        );
+        assert!(run.output.status.success(), "{:?}", run.output);
+        let mut total = 0;
+        let by_goid: BTreeMap<u64, &Value> = trees(&run.json)
+            .into_iter()
+            .map(|t| (field(t, "goid"), t))
+            .collect();
+        for own in own_trees(&run.own) {
+            let (expected, cut_nodes) = cut(&parse(&own.shape), max_depth, max_nodes);
+            let tree = by_goid[&own.goid];
+            assert_eq!(shape(tree), render(&expected), "limits {d}/{n}");
+            assert_eq!(
+                field(tree, "truncated"),
+                cut_nodes,
+                "limits {d}/{n}: {tree}"
+            );
+            total += cut_nodes;
+        }
+        assert!(total > 0, "limits {d}/{n} cut nothing");
+        assert_eq!(field(summary(&run.json), "truncated"), total);
+    }
+}
+
+/// --folded and --svg: the folded stacks' weights (self times) add up to the root calls'
+/// durations and every stack starts at the root; the flame graph names the root and what was
+/// traced, and headless Chromium renders it (the screenshot is kept as a test artifact).
+#[test]
+fn folded_and_svg_of_the_trees() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    let Some(chromium) = require(chromium()) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("gotrace-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (folded, svg) = (dir.join("out.folded"), dir.join("out.svg"));
+    let extra = [
+        "--folded",
+        folded.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ];
+    let run = trace(&binary, 2, &extra, &["-rounds", "1"]);
+    assert!(run.output.status.success(), "{:?}", run.output);
+    let roots: u64 = trees(&run.json)
+        .iter()
+        .map(|t| field(t, "duration_ns"))
+        .sum();
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let mut sum = 0;
+    for line in text.lines() {
+        let (stack, weight) = line.rsplit_once(' ').unwrap();
+        assert!(stack.starts_with("main.root"), "{line}");
+        sum += weight.parse::<u64>().unwrap();
+    }
+    assert_eq!(sum, roots);
+    let image = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        image.contains("main.root (gotrace graph main.root main.*)"),
+        "no title"
+    );
+    assert!(
+        image.contains(">main.root<") || image.contains("main.root ("),
+        "root not named"
+    );
+    let shot = screenshot(&chromium, &svg, (1200, 600), "graph-flamegraph", &dir);
+    // Flame graph frames are drawn in warm colours on a light background: a blank page has none.
+    let warm = shot
+        .pixels
+        .iter()
+        .filter(|[r, g, b]| *r > 180 && *g < 200 && *b < 120)
+        .count();
+    assert!(
+        warm > 1000,
+        "no flame graph frames drawn in {}",
+        shot.path.display()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bad input: one line, exit code 2.
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    let path = binary.path.to_str().unwrap();
+    for args in [
+        vec!["graph", "--min", "5", "main.root", path],
+        vec!["graph", "--min", "fast", "main.root", path],
+        vec!["graph", "main.nosuch", path],
+        vec!["graph", "--max-nodes", "0", "main.root", path],
+        vec!["graph", "main.root"],
+    ] {
+        let problems = user_error_problems(&gotrace(&args));
+        assert!(problems.is_empty(), "{args:?}: {problems:?}");
+    }
+}
+
+/// The functions each function of `binary` calls directly, as `go tool objdump` lists them
+/// (`CALL name(SB)` lines under each `TEXT name(SB)` header), named as in the pclntab: objdump
+/// names an assembly function by its ELF symbol, with the `.abi0` suffix the pclntab lacks.
+fn objdump_calls(binary: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let output = common::toolchain::oracle_toolchain()
+        .expect("the oracle toolchain")
+        .command()
+        .args(["tool", "objdump"])
+        .arg(binary)
+        .output()
+        .expect("running go tool objdump");
+    assert!(output.status.success(), "go tool objdump failed");
+    let mut calls: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some(rest) = line.strip_prefix("TEXT ") {
+            current = rest.split("(SB)").next().unwrap().to_owned();
+            calls.entry(current.clone()).or_default();
+        } else if let Some((_, target)) = line.split_once("\tCALL ") {
+            if let Some(name) = target.trim().strip_suffix("(SB)") {
+                if !name.contains('+') {
+                    let name = name.strip_suffix(".abi0").unwrap_or(name);
+                    calls.get_mut(&current).unwrap().push(name.to_owned());
+                }
+            }
+        }
+    }
+    calls
+}
+
+/// --depth: the functions gotrace plans beneath ROOT are those objdump's direct calls reach
+/// within N calls, without the runtime (the plan itself, read through the library).
+#[test]
+fn reach_follows_objdumps_direct_calls() {
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    let calls = objdump_calls(&binary.path);
+    let file = gotrace::gobin::BinaryFile::open(&binary.path).unwrap();
+    let bin = file.parse().unwrap();
+    let root = bin.funcs.iter().find(|f| f.name == "main.root").unwrap();
+    for depth in 0..=3 {
+        let mut expected = std::collections::BTreeSet::new();
+        let mut level = vec!["main.root".to_owned()];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for name in &level {
+                for callee in calls.get(name).into_iter().flatten() {
+                    let runtime = gotrace::plan::reach::is_runtime(callee);
+                    if !runtime && callee != "main.root" && expected.insert(callee.clone()) {
+                        next.push(callee.clone());
+                    }
+                }
+            }
+            level = next;
+        }
+        let reached: std::collections::BTreeSet<String> =
+            gotrace::plan::reach::reachable(&bin, &[root.entry], depth, false)
+                .iter()
+                .map(|f| f.name.to_owned())
+                .collect();
+        assert_eq!(reached, expected, "depth {depth}");
+        assert!(depth == 0 || !reached.is_empty());
+    }
+}
+
+/// Calls already running when tracing begins are not invented: attached (-p) while a slow root
+/// call sleeps, gotrace prints no tree for it and counts its return as unmatched.
+#[test]
+fn calls_running_before_tracing_are_counted_not_invented() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let Some(binary) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "calltree")) else {
+        return;
+    };
+    use std::io::BufRead;
+    let mut target = Command::new(&binary.path)
+        .args(["-rounds", "1", "-par", "7", "-slow", "3s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(target.stdout.take().unwrap()).lines();
+    // The slow root call is under way once it says so.
+    assert!(lines.any(|l| l.unwrap() == "sleeping"));
+    let pid = target.id().to_string();
+    let output = gotrace([
+        "graph",
+        "--json",
+        "--depth",
+        "0",
+        "main.root",
+        "main.*",
+        "-p",
+        &pid,
+    ]);
+    let own: Vec<String> = lines.map(Result::unwrap).collect();
+    target.wait().unwrap();
+    let (_, json) = split_output(&output.stdout);
+    assert!(trees(&json).is_empty(), "{json:?}");
+    assert_eq!(own_count(&own, "roots"), 7);
+    let summary = summary(&json);
+    assert_eq!(field(summary, "unmatched"), 1, "{summary}");
+    assert_eq!(field(summary, "trees"), 0, "{summary}");
+}
