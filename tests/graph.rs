@@ -94,15 +94,6 @@ fn shape(node: &Value) -> String {
     )
 }
 
-/// Every node of a JSON tree, depth first.
-fn nodes(node: &Value) -> Vec<&Value> {
-    let mut all = vec![node];
-    for child in node["children"].as_array().unwrap() {
-        all.extend(nodes(child));
-    }
-    all
-}
-
 fn trees(json: &[Value]) -> Vec<&Value> {
     json.iter().filter(|v| v["type"] == "tree").collect()
 }
@@ -124,9 +115,37 @@ fn traced_shapes(json: &[Value]) -> BTreeMap<u64, String> {
     shapes
 }
 
+/// The target's `goexit goid=N open=A,B` lines: the calls of each goroutine that
+/// runtime.Goexit ended, outermost first.
+fn own_goexits(own: &[String]) -> BTreeMap<u64, Vec<String>> {
+    own.iter()
+        .filter_map(|l| l.strip_prefix("goexit goid="))
+        .map(|l| {
+            let (goid, open) = l.split_once(" open=").unwrap();
+            let open = open.split(',').map(str::to_owned).collect();
+            (goid.parse().unwrap(), open)
+        })
+        .collect()
+}
+
+/// Every node of a JSON tree with the names from the root to it, depth first.
+fn paths(node: &Value) -> Vec<(Vec<String>, &Value)> {
+    let name = node["function"].as_str().unwrap().to_owned();
+    let mut all = vec![(vec![name.clone()], node)];
+    for child in node["children"].as_array().unwrap() {
+        for (mut path, n) in paths(child) {
+            path.insert(0, name.clone());
+            all.push((path, n));
+        }
+    }
+    all
+}
+
 /// Acceptance: gotrace's trees equal the target's record, node for node; only the calls that
-/// panicked (main.boom) are unwound; each call lasts at least as long as its children; the
-/// summary counts every root call and nothing lost.
+/// panicked (main.boom) and the calls runtime.Goexit ended (the target's `goexit` record) are
+/// unwound, and a Goexit tree comes out when the goroutine ends, not at the end of tracing
+/// (`open_at_end` 0); each call lasts at least as long as its children; the summary counts
+/// every root call and nothing lost.
 fn check_trees(version: &'static str, goarch: &'static str, variant: Variant, gomaxprocs: u32) {
     let Some(binary) = require(matrix_binary(version, goarch, variant, "calltree")) else {
         return;
@@ -147,14 +166,18 @@ fn check_trees(version: &'static str, goarch: &'static str, variant: Variant, go
         assert_eq!(traced.get(goid), Some(shape), "{label}: goroutine {goid}");
     }
     assert_eq!(traced.len(), expected.len(), "{label}: {traced:#?}");
+    let goexits = own_goexits(&run.own);
+    assert_eq!(goexits.len(), 2, "{label}: one Goexit per round");
     let mut booms = 0;
     for tree in trees(&run.json) {
-        for node in nodes(tree) {
+        let ended = goexits.get(&field(tree, "goid"));
+        for (path, node) in paths(tree) {
             let boom = node["function"] == "main.boom";
             booms += u64::from(boom);
+            let by_goexit = ended.is_some_and(|open| open.starts_with(&path));
             assert_eq!(
                 node["unwound"].as_bool().unwrap_or(false),
-                boom,
+                boom || by_goexit,
                 "{label}: {node}"
             );
             let children: u64 = node["children"]
@@ -520,7 +543,7 @@ fn calls_running_before_tracing_are_counted_not_invented() {
     };
     use std::io::BufRead;
     let mut target = Command::new(&binary.path)
-        .args(["-rounds", "1", "-par", "7", "-slow", "3s"])
+        .args(["-rounds", "1", "-par", "8", "-slow", "3s"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -542,7 +565,7 @@ fn calls_running_before_tracing_are_counted_not_invented() {
     target.wait().unwrap();
     let (_, json) = split_output(&output.stdout);
     assert!(trees(&json).is_empty(), "{json:?}");
-    assert_eq!(own_count(&own, "roots"), 7);
+    assert_eq!(own_count(&own, "roots"), 8);
     let summary = summary(&json);
     assert_eq!(field(summary, "unmatched"), 1, "{summary}");
     assert_eq!(field(summary, "trees"), 0, "{summary}");

@@ -256,6 +256,9 @@ enum graph_event_kind {
 	/* A RET of a function it tail-calls ran: its return when it left by that tail call,
 	 * else nothing (user space drops it when no call of it is open at that depth). */
 	GRAPH_TAIL_EXIT = 2,
+	/* runtime.goexit1 ran on a goroutine inside ROOT (runtime.Goexit): every open call of
+	 * its tree ended there, without a RET. */
+	GRAPH_GOEXIT = 3,
 };
 
 /* One ring-buffer record of gotrace graph. */
@@ -288,7 +291,7 @@ struct graph_stats {
 	__u64 lost;          /* events the ring buffer had no room for */
 	__u64 unreadable;    /* hits whose g could not be read */
 	__u64 stale;         /* ROOT frames closed without their RET (the goroutine left ROOT by
-			      * panic unwinding or Goexit): found at the goroutine's next hit */
+			      * panic unwinding): found at the goroutine's next hit */
 	__u64 unmatched;     /* ROOT RETs on a goroutine with no ROOT call open: calls that began
 			      * before tracing did (not invented, only counted) */
 };

@@ -4,7 +4,9 @@
  * RETs. A goroutine is "inside" from a ROOT entry until that ROOT frame's RET; only then are
  * ENTER and EXIT records emitted. A hit outside ROOT costs the prologue and one map lookup.
  * Frames are identified by depth (g.stack.hi - SP), which stack copying preserves; user space
- * pairs ENTER and EXIT records into trees (src/commands/graph/). */
+ * pairs ENTER and EXIT records into trees (src/commands/graph/). runtime.goexit1's entry (it
+ * runs on the exiting goroutine, after its deferred calls) ends the goroutine's stay inside
+ * ROOT when runtime.Goexit unwound it: a GOEXIT record closes the tree at once. */
 #include "go_runtime.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -14,6 +16,8 @@ const volatile struct go_layout layout = {};
 const volatile __u32 g_goid = 0;
 /* Planned functions 0 .. n_roots-1 are the ROOT functions. */
 const volatile __u32 n_roots = 0;
+/* The planned function id of runtime.goexit1 (its entry emits GOEXIT, never ENTER). */
+const volatile __u32 goexit_id = ~0U;
 /* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
 const volatile __u64 wakeup_watermark = 0;
 
@@ -104,6 +108,20 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 		return 0;
 	}
 	bpf_probe_read_user(&goid, 8, (void *)(hit.key.g + g_goid));
+	if (hit.func_id == goexit_id) {
+		/* Only an entry can be here (goexit1 never returns). */
+		if (!in)
+			return 0;
+		bpf_map_delete_elem(&inside, &key);
+		if (in->goid == goid) {
+			emit(&hit, goid, GRAPH_GOEXIT, now);
+		} else {
+			s = counters();
+			if (s)
+				__sync_fetch_and_add(&s->stale, 1);
+		}
+		return 0;
+	}
 	if (in) {
 		/* The ROOT frame is gone when g now runs another goroutine, when this frame lies
 		 * above it, or when a ROOT function starts at its very depth. */

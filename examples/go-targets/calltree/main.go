@@ -12,7 +12,9 @@
 // recovered by its caller's deferred closure (which runs beneath the panicking call), 3 a
 // goroutine started inside root (its calls are not in root's tree), 4 methods through an
 // interface and closures, 5 stack growth (deep recursion with 2 KiB frames), 6 a slow root
-// (sleeps -slow). main.leaf runs at several depths in most shapes.
+// (sleeps -slow), 7 a callee that ends the goroutine with runtime.Goexit (rec.Goexit records
+// root's tree, timed from root's rec.Enter, and a line `goexit goid=N open=main.root,main.quit`
+// saying which calls were still running; no function of package main runs after it). main.leaf runs at several depths in most shapes.
 //
 // Flags:
 //
@@ -25,13 +27,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
 	"example/rec"
 )
 
-const kinds = 7
+const kinds = 8
 
 var slow = flag.Duration("slow", 20*time.Millisecond, "how long kind 6 sleeps")
 
@@ -39,6 +42,10 @@ var slow = flag.Duration("slow", 20*time.Millisecond, "how long kind 6 sleeps")
 func root(kind int) {
 	start := time.Now()
 	rec.Enter()
+	if kind == 7 {
+		leaf()
+		quit()
+	}
 	switch kind {
 	case 0:
 		for i := 0; i < 3; i++ {
@@ -121,6 +128,16 @@ func boom(n int) int {
 	return n
 }
 
+// quit ends its goroutine: runtime.Goexit unwinds it and root without a RET.
+//
+//go:noinline
+func quit() {
+	rec.Enter()
+	leaf()
+	rec.Goexit()
+	runtime.Goexit()
+}
+
 //go:noinline
 func worker(done chan struct{}) {
 	rec.Enter()
@@ -181,14 +198,14 @@ func main() {
 		for kind := 0; kind < kinds; kind++ {
 			slots <- struct{}{}
 			wg.Add(1)
-			go func(kind int) {
-				defer wg.Done()
-				root(kind)
-				<-slots
-			}(kind)
+			kind := kind // a variable per call before Go 1.22
+			go rec.Run(func() { root(kind) }, &wg, slots)
 		}
 	}
 	wg.Wait()
+	for _, line := range rec.Exits() {
+		fmt.Println(line)
+	}
 	lines := rec.Lines()
 	for _, line := range lines {
 		fmt.Println(line)

@@ -1,7 +1,8 @@
 //! `gotrace graph`: for each call of ROOT, the tree of traced calls beneath it on its goroutine,
 //! with durations. The plan is ROOT, the functions it reaches by direct calls
 //! ([`crate::plan::reach`]) and the user's PATTERNs; the BPF program (src/bpf/graph.bpf.c)
-//! emits ENTER/EXIT records only while a goroutine is inside ROOT; [`tree`] builds the trees;
+//! emits ENTER/EXIT records only while a goroutine is inside ROOT, and GOEXIT when
+//! runtime.goexit1 ends a goroutine still inside ROOT; [`tree`] builds the trees;
 //! [`crate::output::calltree`] renders them (human, JSON, folded stacks, SVG).
 
 mod tree;
@@ -44,9 +45,11 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     }
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
-    let (plan, n_roots) = plan_graph(&bin, &patterns, args)?;
+    let (mut plan, n_roots) = plan_graph(&bin, &patterns, args)?;
+    let goexit_id = plan_goexit(&bin, &mut plan)?;
     let mut object = MaybeUninit::uninit();
-    let skel = load_program(&mut object, &bin, &plan, n_roots, session.pid(), args)?;
+    let ids = ProgramIds { n_roots, goexit_id };
+    let skel = load_program(&mut object, &bin, &plan, ids, session.pid(), args)?;
     let names = plan.funcs.iter().map(|f| f.name.clone()).collect();
     let limits = Limits {
         max_depth: args.max_depth,
@@ -118,6 +121,32 @@ fn plan_graph(
     Ok((plan, n_roots))
 }
 
+/// The id of runtime.goexit1 in `plan`, added (entry only: it never returns) when the plan does
+/// not hold it yet. It runs on a goroutine that runtime.Goexit ends, after its deferred calls.
+fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
+    const GOEXIT1: &str = "runtime.goexit1";
+    if let Some(f) = plan.funcs.iter().find(|f| f.name == GOEXIT1) {
+        return Ok(f.id);
+    }
+    let mut goexit1 = plan::plan(bin, &[GOEXIT1.to_owned()], false)?
+        .funcs
+        .into_iter()
+        .next()
+        .context("runtime.goexit1 not planned")?;
+    goexit1.id = u32::try_from(plan.funcs.len()).context("too many functions")?;
+    let id = goexit1.id;
+    plan.funcs.push(goexit1);
+    Ok(id)
+}
+
+/// The planned function ids the program treats specially.
+struct ProgramIds {
+    /// Ids 0 .. n_roots-1 are ROOT's functions.
+    n_roots: u32,
+    /// runtime.goexit1.
+    goexit_id: u32,
+}
+
 /// The `file:line` of each ROOT function's entry, by name.
 fn root_sites(bin: &GoBinary<'_>, plan: &ProbePlan, n_roots: u32) -> HashMap<String, String> {
     plan.funcs[..n_roots as usize]
@@ -135,7 +164,7 @@ fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
-    n_roots: u32,
+    ids: ProgramIds,
     pid: Option<u32>,
     args: &GraphArgs,
 ) -> Result<GraphSkel<'o>> {
@@ -144,7 +173,8 @@ fn load_program<'o>(
     crate::session::kernel::require_bpf_privileges()?;
     let mut open = open_skeleton!(GraphSkelBuilder, object, plan.runtime, pid, |rodata| {
         rodata.g_goid = g_goid;
-        rodata.n_roots = n_roots;
+        rodata.n_roots = ids.n_roots;
+        rodata.goexit_id = ids.goexit_id;
         rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
     });
     open.maps
@@ -199,6 +229,7 @@ impl Printer {
         let step = match e.kind {
             graph_event_kind::GRAPH_ENTER => Step::Enter,
             graph_event_kind::GRAPH_EXIT => Step::Exit,
+            graph_event_kind::GRAPH_GOEXIT => Step::Goexit,
             _ => Step::TailExit,
         };
         let record = Record {

@@ -1,7 +1,8 @@
 //! Building call trees from `gotrace graph` records: per (pid, goid) a stack of open calls.
 //! An ENTER pushes; an EXIT pops to its own call (same function, same depth), closing the calls
-//! above it that never returned (panic or Goexit unwinding: `unwound`); the EXIT of the
-//! outermost ROOT call completes a tree. Nothing is invented: an EXIT without its open call is
+//! above it that never returned (panic unwinding: `unwound`); the EXIT of the outermost ROOT
+//! call completes a tree, and so does a GOEXIT (runtime.Goexit ended the goroutine: every open
+//! call, the root too, is `unwound` there). Nothing is invented: an EXIT without its open call is
 //! counted `unmatched`, and calls already running when tracing began never open.
 
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ pub enum Step {
     Exit,
     /// A RET of a function it tail-calls: its return only if a call of it is open there.
     TailExit,
+    /// The goroutine ended (runtime.goexit1) with its calls still open.
+    Goexit,
 }
 
 /// One decoded record.
@@ -90,13 +93,19 @@ impl TreeBuilder {
 
     /// Applies one record; `done` gets each tree it completes (with monotonic `ts_ns`).
     pub fn apply(&mut self, r: Record, done: &mut impl FnMut(CallTree)) {
-        let Some(name) = self.names.get(r.func_id as usize) else {
-            self.counts.unmatched += 1;
-            return;
-        };
         let key = (r.pid, r.goid);
         match r.step {
+            Step::Goexit => {
+                // The kernel sends it only inside ROOT: a missing tree lost its ENTER (counted).
+                if let Some(tree) = self.open.remove(&key) {
+                    done(close_all(tree, key, r.ts_ns, false));
+                }
+            }
             Step::Enter => {
+                let Some(name) = self.names.get(r.func_id as usize) else {
+                    self.counts.unmatched += 1;
+                    return;
+                };
                 let is_root = r.func_id < self.n_roots;
                 if let Some(tree) = self.open.get_mut(&key) {
                     // A call at or above the root's depth means the root frame is gone.
@@ -285,7 +294,7 @@ mod tests {
         format!("{}{mark}({})", n.function, kids.join(" "))
     }
 
-    use Step::{Enter as E, Exit as X, TailExit as T};
+    use Step::{Enter as E, Exit as X, Goexit as G, TailExit as T};
 
     #[test]
     fn nesting_and_durations() {
@@ -362,6 +371,25 @@ mod tests {
             ],
         );
         assert_eq!(shape(&trees[0].root), "root(a(b()))");
+        assert_eq!(b.counts, Counts::default());
+    }
+
+    #[test]
+    fn a_goexit_closes_the_whole_tree_as_unwound() {
+        let mut b = builder(64, 100);
+        let trees = run(
+            &mut b,
+            &[
+                (E, ROOT, 100, 0),
+                (E, A, 200, 1),
+                (X, A, 200, 2),
+                (E, B, 200, 3),
+                (G, 9, 50, 8),
+            ],
+        );
+        assert_eq!(shape(&trees[0].root), "root!(a() b!())");
+        assert_eq!(trees[0].root.duration_ns, 8);
+        assert_eq!(trees[0].root.children[1].duration_ns, 5);
         assert_eq!(b.counts, Counts::default());
     }
 

@@ -25,8 +25,10 @@ type node struct {
 
 var (
 	mu    sync.Mutex
-	open  = map[int64]*node{} // the root call running on each goroutine
+	open  = map[int64]*node{}     // the root call running on each goroutine
+	began = map[int64]time.Time{} // when it called Enter
 	lines []string
+	exits []string
 	sink  byte
 )
 
@@ -82,6 +84,7 @@ func Enter() {
 	defer mu.Unlock()
 	if len(path) == 1 {
 		open[id] = &node{name: path[0]}
+		began[id] = time.Now()
 		return
 	}
 	n := open[id]
@@ -103,8 +106,45 @@ func Done(start time.Time) {
 	id := goid()
 	mu.Lock()
 	defer mu.Unlock()
+	done(id, elapsed)
+}
+
+// done records the tree of goroutine id's root call, which lasted elapsed (mu held).
+func done(id int64, elapsed time.Duration) {
 	lines = append(lines, fmt.Sprintf("tree goid=%d ns=%d %s", id, elapsed.Nanoseconds(), open[id].shape()))
 	delete(open, id)
+	delete(began, id)
+}
+
+// Goexit is called just before its caller runs runtime.Goexit, which ends the root call
+// without a return: it records the root call's tree (timed from its Enter) and, as
+// `goexit goid=N open=NAMES`, the calls of package main on the stack from the root call's
+// outermost (comma-separated, outermost first): the calls Goexit unwinds.
+//
+//go:noinline
+func Goexit() {
+	path := strings.Join(chain(), ",")
+	id := goid()
+	mu.Lock()
+	defer mu.Unlock()
+	done(id, time.Since(began[id]))
+	exits = append(exits, fmt.Sprintf("goexit goid=%d open=%s", id, path))
+}
+
+// Exits is every line Goexit recorded.
+func Exits() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]string(nil), exits...)
+}
+
+// Run calls f, then marks the call done in wg and frees its token in slots, also when f ends
+// the goroutine (runtime.Goexit). Its deferred calls are not in package main, so a tracer of
+// 'main.*' does not see them run beneath a call that Goexit unwinds.
+func Run(f func(), wg *sync.WaitGroup, slots chan struct{}) {
+	defer wg.Done()
+	defer func() { <-slots }()
+	f()
 }
 
 // shape is `name{child child ...}` (names may hold parentheses, never braces).
