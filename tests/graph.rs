@@ -457,6 +457,7 @@ fn bad_input_is_one_line_and_exit_2() {
         vec!["graph", "--min", "fast", "main.root", path],
         vec!["graph", "main.nosuch", path],
         vec!["graph", "--max-nodes", "0", "main.root", path],
+        vec!["graph", "--args", "main.root", path],
         vec!["graph", "main.root"],
     ] {
         let problems = user_error_problems(&gotrace(&args));
