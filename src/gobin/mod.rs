@@ -10,6 +10,7 @@ pub mod dwarf_inline;
 pub mod elf;
 pub mod inline;
 pub mod inline_entry;
+pub mod inline_probe;
 pub mod newproc_abi;
 pub mod pclntab;
 pub mod runtime_layout;
