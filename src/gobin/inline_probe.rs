@@ -110,13 +110,15 @@ impl<'a> Walk<'a> {
         walk
     }
 
-    /// Successors of instruction `i` along which execution continues within the frame.
-    fn successors(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+    /// Successors of instruction `i` along which execution continues; `in_call`: within an
+    /// inlined call, which a write of SP (the parent's epilogue) ends.
+    fn successors(&self, i: usize, in_call: bool) -> impl Iterator<Item = usize> + '_ {
         let flow = &self.flow.flows()[i];
-        let ends = matches!(
-            flow.kind,
-            FlowKind::Ret | FlowKind::Trap | FlowKind::WritesSp | FlowKind::IndirectJmp
-        ) || self.noreturn_call[i];
+        let ends = match flow.kind {
+            FlowKind::Ret | FlowKind::Trap | FlowKind::IndirectJmp => true,
+            FlowKind::WritesSp => in_call,
+            _ => self.noreturn_call[i],
+        };
         [flow.fallthrough, flow.target]
             .into_iter()
             .flatten()
@@ -136,7 +138,7 @@ impl<'a> Walk<'a> {
             self.before[first] = true;
             let mut pending = vec![first];
             while let Some(i) = pending.pop() {
-                let next: Vec<usize> = self.successors(i).collect();
+                let next: Vec<usize> = self.successors(i, false).collect();
                 for j in next {
                     if self.inside[j] {
                         entered[j] = true;
@@ -170,7 +172,7 @@ impl<'a> Walk<'a> {
             forward[i] = true;
         }
         while let Some(i) = pending.pop() {
-            let next: Vec<usize> = self.successors(i).collect();
+            let next: Vec<usize> = self.successors(i, true).collect();
             for j in next {
                 if !self.before[j] && !forward[j] {
                     forward[j] = true;
@@ -184,7 +186,7 @@ impl<'a> Walk<'a> {
         }
         while let Some(j) = pending.pop() {
             for &p in self.flow.predecessors(j) {
-                if forward[p] && !self.region[p] && self.successors(p).any(|s| s == j) {
+                if forward[p] && !self.region[p] && self.successors(p, true).any(|s| s == j) {
                     self.region[p] = true;
                     pending.push(p);
                 }
