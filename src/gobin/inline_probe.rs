@@ -252,72 +252,72 @@ impl<'a> Walk<'a> {
             .collect())
     }
 
-    /// The probes that see each call end once, or why there are none.
+    /// The probes that see each call end once, or why there are none. Each edge leaving the
+    /// region is probed at its target when only the region leads there (no test, and no hit
+    /// on the passes that stay, such as a loop's back edge), else at its source.
     fn exit_probes(&self) -> Result<Vec<ProbeAt>, String> {
         let flows = self.flow.flows();
         let mut probes: BTreeMap<u64, BranchTest> = BTreeMap::new();
-        let in_region = |pc: Option<u64>| {
-            pc.and_then(|pc| self.flow.index(pc))
-                .is_some_and(|j| self.region[j])
-        };
+        let leaves = |pc: u64| self.flow.index(pc).is_none_or(|j| !self.region[j]);
         for u in (0..flows.len()).filter(|&u| self.region[u]) {
             let flow = &flows[u];
-            let at = match flow.kind {
-                FlowKind::Ret | FlowKind::WritesSp => Some(u),
-                FlowKind::Trap => None,
+            let edges: Vec<u64> = match flow.kind {
+                FlowKind::Ret | FlowKind::WritesSp => {
+                    if !flow.probeable {
+                        return Err(format!(
+                            "it ends at {:#x}, where Linux refuses a uprobe",
+                            flow.pc
+                        ));
+                    }
+                    probes.insert(flow.pc, BranchTest::Always);
+                    continue;
+                }
                 FlowKind::IndirectJmp => {
                     return Err(format!(
                         "an indirect jump at {:#x} leaves it for unknown places",
                         flow.pc
                     ))
                 }
-                FlowKind::Call(_) if self.noreturn_call[u] => None,
-                FlowKind::Call(_) if !in_region(flow.fallthrough) => {
-                    // It ends when the callee returns: at the return address, if only this
-                    // call leads there.
-                    Some(self.only_from_region(flow.fallthrough).ok_or_else(|| {
-                        format!(
-                            "the CALL at {:#x} returns outside it, to code other paths also reach",
-                            flow.pc
-                        )
-                    })?)
-                }
-                FlowKind::Call(_) => None,
-                FlowKind::Jmp | FlowKind::Jcc(_) | FlowKind::Plain => {
-                    let leaves = [flow.fallthrough, flow.target]
+                FlowKind::Trap => continue,
+                FlowKind::Call(_) if self.noreturn_call[u] => continue,
+                FlowKind::Call(_) | FlowKind::Jmp | FlowKind::Jcc(_) | FlowKind::Plain => {
+                    [flow.fallthrough, flow.target]
                         .into_iter()
                         .flatten()
-                        .any(|pc| !in_region(Some(pc)));
-                    leaves.then_some(u)
+                        .filter(|&pc| leaves(pc))
+                        .collect()
                 }
             };
-            let Some(at) = at else { continue };
-            let test = if at == u {
-                self.probe_on_edges(u, |j| !self.region[j])
-            } else {
-                BranchTest::Always
-            };
-            if flows[at].probeable {
-                probes.insert(flows[at].pc, test);
+            // The edges probed at their source.
+            let mut at_source = Vec::new();
+            for pc in edges {
+                match self.only_from_region(Some(pc)) {
+                    Some(j) if flows[j].probeable => {
+                        probes.insert(flows[j].pc, BranchTest::Always);
+                    }
+                    _ => at_source.push(pc),
+                }
+            }
+            if at_source.is_empty() {
                 continue;
             }
-            // Linux refuses a uprobe here: the next instruction, if only this one leads there.
-            let next = match flows[at].kind {
-                FlowKind::Plain => flows[at].fallthrough,
-                FlowKind::Jmp => flows[at].target,
-                _ => None,
-            };
-            match self.only_from_region(next) {
-                Some(j) if flows[j].probeable && test == BranchTest::Always => {
-                    probes.insert(flows[j].pc, BranchTest::Always);
-                }
-                _ => {
-                    return Err(format!(
-                        "it ends at {:#x}, where Linux refuses a uprobe",
-                        flows[at].pc
-                    ))
-                }
+            if matches!(flow.kind, FlowKind::Call(_)) || !flow.probeable {
+                return Err(format!(
+                    "it ends after {:#x}, at code other paths also reach",
+                    flow.pc
+                ));
             }
+            let test = match flow.kind {
+                FlowKind::Jcc(cc) if at_source.len() == 1 => {
+                    if Some(at_source[0]) == flow.target {
+                        BranchTest::IfTaken(cc)
+                    } else {
+                        BranchTest::IfNotTaken(cc)
+                    }
+                }
+                _ => BranchTest::Always,
+            };
+            probes.insert(flow.pc, test);
         }
         Ok(probes
             .into_iter()
@@ -344,26 +344,42 @@ mod tests {
     /// `0: cmp rax, rbx; 3: jb 9; 5: inc rcx; 8: nop; 9: ret`.
     const CODE: &[u8] = &[0x48, 0x39, 0xd8, 0x72, 0x04, 0x48, 0xff, 0xc1, 0x90, 0xc3];
 
+    /// `0: cmp rax, rbx; 3: je 9; 5: jb 9; 7: jmp 5; 9: ret`: the loop's `jb` leaves the
+    /// instance [5, 9) when taken, for the RET that the path around it also reaches.
+    const LOOP: &[u8] = &[0x48, 0x39, 0xd8, 0x74, 0x04, 0x72, 0x02, 0xeb, 0xfc, 0xc3];
+
+    #[test]
+    fn a_jcc_leaving_for_shared_code_is_probed_with_its_condition() {
+        let flow = ParentFlow::decode(Arch::Amd64, LOOP, 0).unwrap();
+        let probes = flow.instance_probes(&[(5, 9)], |_| false).unwrap();
+        let at = |pc, test| ProbeAt { pc, test };
+        // The entry 5 is the loop header, entered again from 7: probed on the way in, on the
+        // `je` when not taken (ZF clear: condition code 4).
+        assert_eq!(probes.entries, vec![at(3, BranchTest::IfNotTaken(4))]);
+        assert_eq!(probes.exits, Ok(vec![at(5, BranchTest::IfTaken(2))]));
+    }
+
     #[test]
     fn a_call_in_a_branch_starts_at_its_first_instruction_and_ends_where_it_falls_out() {
         let flow = ParentFlow::decode(Arch::Amd64, CODE, 0).unwrap();
         let probes = flow.instance_probes(&[(5, 8)], |_| false).unwrap();
         let at = |pc, test| ProbeAt { pc, test };
         assert_eq!(probes.entries, vec![at(5, BranchTest::Always)]);
-        assert_eq!(probes.exits, Ok(vec![at(5, BranchTest::Always)]));
+        // Only the instance leads to the NOP at 8.
+        assert_eq!(probes.exits, Ok(vec![at(8, BranchTest::Always)]));
     }
 
     #[test]
-    fn a_jcc_leaving_the_call_is_probed_with_its_condition() {
-        // The instance is [0, 9): `jb 9` leaves it when taken (CF set: condition code 2), the
-        // NOP falls out of it.
+    fn edges_leaving_for_code_only_the_call_reaches_are_probed_there() {
+        // The instance is [0, 9): `jb 9` leaves it when taken, the NOP falls out of it; only
+        // the instance leads to the RET at 9, which is probed instead.
         let flow = ParentFlow::decode(Arch::Amd64, CODE, 0).unwrap();
         let probes = flow.instance_probes(&[(0, 9)], |_| false).unwrap();
         let at = |pc, test| ProbeAt { pc, test };
         assert_eq!(probes.entries, vec![at(0, BranchTest::Always)]);
         assert_eq!(
             probes.exits,
-            Ok(vec![at(3, BranchTest::IfTaken(2)), at(8, BranchTest::Always)])
+            Ok(vec![at(9, BranchTest::Always)])
         );
     }
 }
