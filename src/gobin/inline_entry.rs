@@ -68,6 +68,9 @@ pub(super) struct Flow {
     /// Whether Linux accepts a uprobe here (`is_prefix_bad` in arch/x86/kernel/uprobes.c
     /// rejects the LOCK and the ES/CS/SS/DS segment prefixes).
     pub(super) probeable: bool,
+    /// A direct jump or a load of a constant (`XOR r, r`, `MOV r, imm`, NOP): code the
+    /// compiler shares between calls, whose source position may name another call.
+    pub(super) trivial: bool,
 }
 
 /// The decoded control flow of a parent function, reused for each of its inlined calls.
@@ -123,6 +126,7 @@ impl ParentFlow {
                 target,
                 kind,
                 probeable: uprobe_accepts(bytes),
+                trivial: kind == FlowKind::Jmp || is_constant_load(&insn),
             });
         }
         let mut flow = ParentFlow {
@@ -298,6 +302,26 @@ fn writes_sp(insn: &iced_x86::Instruction) -> bool {
         Mnemonic::Add | Mnemonic::Sub | Mnemonic::Mov | Mnemonic::Lea | Mnemonic::And => {
             insn.op0_kind() == OpKind::Register
                 && matches!(insn.op0_register(), Register::RSP | Register::ESP)
+        }
+        _ => false,
+    }
+}
+
+/// Whether the instruction only puts a constant in a register (or does nothing).
+fn is_constant_load(insn: &iced_x86::Instruction) -> bool {
+    match insn.mnemonic() {
+        Mnemonic::Nop => true,
+        Mnemonic::Xor => {
+            insn.op0_kind() == OpKind::Register
+                && insn.op1_kind() == OpKind::Register
+                && insn.op0_register() == insn.op1_register()
+        }
+        Mnemonic::Mov => {
+            insn.op0_kind() == OpKind::Register
+                && matches!(
+                    insn.op1_kind(),
+                    OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate32 | OpKind::Immediate64 | OpKind::Immediate32to64 | OpKind::Immediate8to32 | OpKind::Immediate8to64
+                )
         }
         _ => false,
     }

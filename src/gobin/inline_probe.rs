@@ -43,6 +43,10 @@ pub struct InstanceProbes {
     /// A hit that counts is the end of the call in progress; Err says why the calls cannot be
     /// timed (they are counted, untimed).
     pub exits: Result<Vec<ProbeAt>, String>,
+    /// Instructions of its ranges that control enters from outside but that are not probed:
+    /// only a constant load or jump the compiler shares with other code, reached without a
+    /// call, while another entry leads into the call's real code.
+    pub shared_entries: Vec<u64>,
 }
 
 impl ParentFlow {
@@ -64,7 +68,11 @@ impl ParentFlow {
                 Ok(exits)
             }
         });
-        Ok(InstanceProbes { entries, exits })
+        Ok(InstanceProbes {
+            entries,
+            exits,
+            shared_entries: walk.shared_entries.clone(),
+        })
     }
 }
 
@@ -82,6 +90,8 @@ struct Walk<'a> {
     /// Whether successors of an instruction are followed (false for the ends of the walk).
     noreturn_call: Vec<bool>,
     starts_before_call: bool,
+    /// Entries dropped by [`Walk::drop_shared_entries`].
+    shared_entries: Vec<u64>,
 }
 
 impl<'a> Walk<'a> {
@@ -104,9 +114,11 @@ impl<'a> Walk<'a> {
             entry_points: Vec::new(),
             noreturn_call,
             starts_before_call: false,
+            shared_entries: Vec::new(),
         };
         walk.walk_before();
         walk.walk_region();
+        walk.drop_shared_entries();
         walk
     }
 
@@ -160,6 +172,49 @@ impl<'a> Walk<'a> {
             }
         }
         self.entry_points = (0..entered.len()).filter(|&i| entered[i]).collect();
+    }
+
+    /// Drops the entries whose own part of the region is only trivial code (a constant load
+    /// and a jump) when another entry leads into real code: the compiler gave a constant or a
+    /// jump it shares with the parent the source position of the inlined call (Go 1.19 386:
+    /// the `XOR CX, CX` that starts the next loop carries an inlined loop's `i := 0`), so
+    /// control passes there without any call.
+    fn drop_shared_entries(&mut self) {
+        let flows = self.flow.flows();
+        let trivial: Vec<bool> = self
+            .entry_points
+            .iter()
+            .map(|&e| {
+                let mut seen = vec![e];
+                let mut pending = vec![e];
+                while let Some(i) = pending.pop() {
+                    if !flows[i].trivial {
+                        return false;
+                    }
+                    for j in self.successors(i, true) {
+                        if self.region[j] && !seen.contains(&j) && !self.entry_points.contains(&j) {
+                            seen.push(j);
+                            pending.push(j);
+                        }
+                    }
+                }
+                true
+            })
+            .collect();
+        if trivial.iter().all(|&t| t) || !trivial.iter().any(|&t| t) {
+            return;
+        }
+        let mut kept = Vec::new();
+        for (&e, &t) in self.entry_points.iter().zip(&trivial) {
+            if t {
+                self.shared_entries.push(flows[e].pc);
+            } else {
+                kept.push(e);
+            }
+        }
+        self.entry_points = kept;
+        self.region.iter_mut().for_each(|r| *r = false);
+        self.walk_region();
     }
 
     /// Fills `region`: reachable from the entries without going back into `before`, and able

@@ -33,6 +33,9 @@ pub struct PlannedInstance {
     pub exits: Vec<InstanceSite>,
     /// Why its calls are counted but not timed; None: timed.
     pub untimed: Option<String>,
+    /// Vaddrs of code its ranges claim that control enters without a call (see
+    /// [`crate::gobin::inline_probe::InstanceProbes::shared_entries`]): not probed.
+    pub shared_entries: Vec<u64>,
 }
 
 /// An inlined instance that cannot be probed, so that its calls are missed.
@@ -128,6 +131,7 @@ impl InstancePlanner {
             entries,
             exits,
             untimed: probes.exits.err(),
+            shared_entries: probes.shared_entries,
         })
     }
 }

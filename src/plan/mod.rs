@@ -183,6 +183,22 @@ impl ProbePlan {
             );
         }
         if verbose {
+            for func in &self.funcs {
+                for i in &func.instances {
+                    if let Some(why) = &i.untimed {
+                        eprintln!(
+                            "gotrace: {} inlined in {} at {} is counted, not timed: {why}",
+                            func.name, i.parent, i.call_site
+                        );
+                    }
+                    for pc in &i.shared_entries {
+                        eprintln!(
+                            "gotrace: {} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
+                            func.name, i.parent, i.call_site
+                        );
+                    }
+                }
+            }
             for u in &self.unprobed {
                 eprintln!(
                     "gotrace: cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
