@@ -204,6 +204,21 @@ impl<'data> GoBinary<'data> {
         })
     }
 
+    /// The inlined calls of the functions `wanted` selects (read each time: cheaper than
+    /// [`GoBinary::inline_table`] when few functions are wanted).
+    pub fn inline_table_matching(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> inline::InlineTable<'data> {
+        inline::read_matching(
+            &self.elf,
+            &self.pclntab,
+            &self.funcs,
+            self.build.go_version.as_deref(),
+            wanted,
+        )
+    }
+
     /// The inlined instances of the function named `func`, by parent entry.
     pub fn inlined_instances(&self, func: &str) -> Vec<inline::InlinedInstance<'data>> {
         self.inline_table().of(func).cloned().collect()

@@ -257,7 +257,28 @@ pub fn plan_with(
     let mut skipped = Vec::new();
     let mut instances = InstancePlanner::default();
     let mut unprobed = Vec::new();
-    let inline_table = (inlined == Inlined::Yes).then(|| bin.inline_table());
+    let inline_table = match inlined {
+        Inlined::No => None,
+        Inlined::Yes => {
+            let globs = patterns
+                .iter()
+                .map(|p| Ok((glob::Pattern::new(p)?, is_glob(p), p.as_str())))
+                .collect::<Result<Vec<_>, glob::PatternError>>()
+                .ok();
+            Some(bin.inline_table_matching(&|name| {
+                globs.as_ref().is_none_or(|globs| {
+                    globs.iter().any(|(glob, is_glob, pattern)| {
+                        if *is_glob {
+                            glob.matches(name)
+                        } else {
+                            name == *pattern
+                        }
+                    })
+                })
+            }))
+        }
+    };
+    let inline_table = inline_table.as_ref();
     for pattern in patterns {
         let glob = glob::Pattern::new(pattern)
             .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
