@@ -49,6 +49,9 @@ fn matrix(program: &str) -> Vec<GoBinary> {
     binaries
 }
 
+/// One `hist` object of funclat's JSON output, with its function's name.
+type Hist = (String, Value);
+
 /// `gotrace funclat --json [extra...] PATTERNS... -- BINARY ARGS...`: the target's own lines
 /// and gotrace's histograms with their function names (Go 1.19 names two instantiations of a
 /// generic function alike).
@@ -57,7 +60,7 @@ fn funclat(
     extra: &[&str],
     patterns: &[&str],
     target_args: &[&str],
-) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
+) -> Result<(Vec<String>, Vec<Hist>), String> {
     let path = binary.path.to_str().expect("utf-8 path");
     let mut args = vec!["funclat", "--json"];
     args.extend_from_slice(extra);
@@ -208,7 +211,11 @@ fn loops_spins_and_mutex_locks_are_counted_and_timed() {
                 // The standard library may lock a mutex of its own (Go 1.24's
                 // internal/godebug.update does, once, at start-up): what a run with no
                 // iterations counts is the library's, and must be all that is added.
-                let library = if func.starts_with("sync.") { stdlib_locks } else { 0 };
+                let library = if func.starts_with("sync.") {
+                    stdlib_locks
+                } else {
+                    0
+                };
                 if field(hist, "count") != calls + library {
                     problems.push(format!(
                         "{func}: ran {calls} times (+{library} by the library), counted {hist}"
@@ -223,7 +230,10 @@ fn loops_spins_and_mutex_locks_are_counted_and_timed() {
             // Each spin lasts between the shortest and longest the target timed around it
             // (the traced span is inside the target's; half the shortest leaves room for the
             // target's own clock reads): its buckets must overlap that range.
-            let (min, max) = (own_count(&own, "spin_min_ns"), own_count(&own, "spin_max_ns"));
+            let (min, max) = (
+                own_count(&own, "spin_min_ns"),
+                own_count(&own, "spin_max_ns"),
+            );
             let spin = hists.iter().find(|(name, _)| name == "main.spin");
             if let Some(buckets) = spin.and_then(|(_, h)| h["buckets"].as_array()) {
                 for bucket in buckets {
@@ -257,7 +267,8 @@ fn human_output_says_how_many_calls_were_inlined() {
     assert!(output.status.success(), "{stdout}");
     // add runs 330 times: 300 inlined in the loop, 30 out of line.
     assert!(
-        stdout.contains("count: 330") && stdout.contains("inlined: 300 of the calls, 0 of them untimed"),
+        stdout.contains("count: 330")
+            && stdout.contains("inlined: 300 of the calls, 0 of them untimed"),
         "{stdout}"
     );
 }

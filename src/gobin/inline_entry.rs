@@ -320,7 +320,13 @@ fn is_constant_load(insn: &iced_x86::Instruction) -> bool {
             insn.op0_kind() == OpKind::Register
                 && matches!(
                     insn.op1_kind(),
-                    OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate32 | OpKind::Immediate64 | OpKind::Immediate32to64 | OpKind::Immediate8to32 | OpKind::Immediate8to64
+                    OpKind::Immediate8
+                        | OpKind::Immediate16
+                        | OpKind::Immediate32
+                        | OpKind::Immediate64
+                        | OpKind::Immediate32to64
+                        | OpKind::Immediate8to32
+                        | OpKind::Immediate8to64
                 )
         }
         _ => false,

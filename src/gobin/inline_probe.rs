@@ -163,9 +163,12 @@ impl<'a> Walk<'a> {
         }
         // A jump table outside the ranges may enter them where no direct edge leads: an
         // instruction of the ranges nothing flows into is such a target (or dead code).
-        let indirect_outside = self.flow.flows().iter().enumerate().any(|(i, f)| {
-            f.kind == FlowKind::IndirectJmp && !self.inside[i]
-        });
+        let indirect_outside = self
+            .flow
+            .flows()
+            .iter()
+            .enumerate()
+            .any(|(i, f)| f.kind == FlowKind::IndirectJmp && !self.inside[i]);
         for (i, slot) in entered.iter_mut().enumerate() {
             if indirect_outside && self.inside[i] && self.flow.predecessors(i).is_empty() {
                 *slot = true;
@@ -385,8 +388,7 @@ impl<'a> Walk<'a> {
     fn only_from_region(&self, pc: Option<u64>) -> Option<usize> {
         let j = self.flow.index(pc?)?;
         let preds = self.flow.predecessors(j);
-        (!self.region[j] && !preds.is_empty() && preds.iter().all(|&p| self.region[p]))
-            .then_some(j)
+        (!self.region[j] && !preds.is_empty() && preds.iter().all(|&p| self.region[p])).then_some(j)
     }
 }
 
@@ -432,9 +434,6 @@ mod tests {
         let probes = flow.instance_probes(&[(0, 9)], |_| false).unwrap();
         let at = |pc, test| ProbeAt { pc, test };
         assert_eq!(probes.entries, vec![at(0, BranchTest::Always)]);
-        assert_eq!(
-            probes.exits,
-            Ok(vec![at(9, BranchTest::Always)])
-        );
+        assert_eq!(probes.exits, Ok(vec![at(9, BranchTest::Always)]));
     }
 }

@@ -54,7 +54,11 @@ fn never_returns(name: &str) -> bool {
         || name.starts_with("runtime.goPanic")
         || matches!(
             name,
-            "runtime.gopanic" | "runtime.throw" | "runtime.fatal" | "runtime.fatalthrow" | "runtime.fatalpanic"
+            "runtime.gopanic"
+                | "runtime.throw"
+                | "runtime.fatal"
+                | "runtime.fatalthrow"
+                | "runtime.fatalpanic"
         )
 }
 

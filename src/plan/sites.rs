@@ -88,7 +88,10 @@ impl ProbePlan {
     /// own frame-key number (1 + its index over the whole plan).
     pub fn inline_sites(&self) -> InlineSites {
         let mut out = InlineSites::default();
-        let instances = self.funcs.iter().flat_map(|f| f.instances.iter().map(move |i| (f, i)));
+        let instances = self
+            .funcs
+            .iter()
+            .flat_map(|f| f.instances.iter().map(move |i| (f, i)));
         for (index, (func, instance)) in instances.enumerate() {
             let start_role = if instance.untimed.is_some() {
                 inline_role::INLINE_COUNT

@@ -40,7 +40,14 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let inline_sites = plan.inline_sites();
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let mut object = MaybeUninit::uninit();
-    let skel = load_program(&mut object, &plan, &inline_sites, session.pid(), unit, args.max_open_calls)?;
+    let skel = load_program(
+        &mut object,
+        &plan,
+        &inline_sites,
+        session.pid(),
+        unit,
+        args.max_open_calls,
+    )?;
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
