@@ -391,8 +391,13 @@ pub fn plan_with(
     if funcs.is_empty() {
         let reasons: Vec<String> = skipped
             .iter()
-            .take(3)
             .map(|(n, r)| format!("{n} {r}"))
+            .chain(
+                unprobed
+                    .iter()
+                    .map(|u| format!("{} inlined in {}: {}", u.func, u.parent, u.reason)),
+            )
+            .take(3)
             .collect();
         bail!(
             "no function matched by {patterns:?} can be probed ({})",
