@@ -99,6 +99,9 @@ pub struct FunclatArgs {
     /// Width of one heatmap column, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1.0, requires = "heatmap")]
     pub heatmap_step: f64,
+    /// Trace only the functions' own code, not their inlined calls.
+    #[arg(long)]
+    pub no_inlined: bool,
     #[command(flatten)]
     pub target: TraceTarget,
 }

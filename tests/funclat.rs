@@ -436,7 +436,8 @@ fn user_errors_are_one_line() {
     let path = binary.path.to_str().unwrap();
     let cases: [(&[&str], &str); 4] = [
         (&["funclat", "main.fibb", path], "did you mean main.fib"),
-        (&["funclat", "main.square", path], "inlined"),
+        // Traced inlined since issue 10; only --no-inlined refuses it.
+        (&["funclat", "--no-inlined", "main.square", path], "inlined"),
         // No RET and no tail call (runtime.goexit1 is now traced: its ABI wrapper tail-calls
         // the ABIInternal body, which has a RET).
         (&["funclat", "runtime.unreachableMethod", path], "no RET"),

@@ -18,6 +18,15 @@ struct {
 	__type(value, struct func_hist);
 } hists SEC(".maps");
 
+/* The probe sites of inlined calls, by the index their SITE_INLINE cookies carry. Sized before
+ * load (one entry at least), filled after. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inline_site);
+} inline_sites SEC(".maps");
+
 /* Calls in flight. LRU so that entries whose return never comes cannot fill it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -79,6 +88,8 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 	switch (calls_leave(&starts, hit, &start_ns)) {
 	case LEFT_MATCHED:
 		record(hist, now - start_ns);
+		if (hit->key.instance)
+			hist->inlined++;
 		break;
 	case LEFT_UNSEEN:
 		hist->lost++;
@@ -88,29 +99,58 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 	}
 }
 
+/* A probe of an inlined call: from here on the hit is its function's, at a frame key of its
+ * own instance. False when it does not count (a branch test that fails). */
+static __always_inline bool inline_hit(struct pt_regs *ctx, struct probe_hit *hit, __u32 *role)
+{
+	__u32 index = hit->func_id;
+	struct inline_site *site = bpf_map_lookup_elem(&inline_sites, &index);
+
+	if (!site)
+		return false;
+	if (site->test != BRANCH_ALWAYS &&
+	    x86_condition(ctx->flags, site->cc) != (site->test == BRANCH_IF_TAKEN))
+		return false;
+	hit->func_id = site->func_id;
+	hit->tail_caller = false;
+	hit->key.instance = site->instance;
+	*role = site->role;
+	return true;
+}
+
 static __always_inline int funclat_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
 	struct func_hist *hist;
 	__u64 now = bpf_ktime_get_ns();
-	__u32 func_id;
+	__u32 func_id, role = INLINE_START;
 
 	if (!probe_prologue(ctx, ctx, &layout, &hit))
+		return 0;
+	if (hit.kind == SITE_INLINE && !inline_hit(ctx, &hit, &role))
 		return 0;
 	func_id = hit.func_id;
 	hist = bpf_map_lookup_elem(&hists, &func_id);
 	if (!hist)
 		return 0;
+	if (hit.kind == SITE_INLINE && role == INLINE_COUNT) {
+		/* An untimed call needs no frame key. */
+		hist->count++;
+		hist->inlined++;
+		hist->untimed++;
+		return 0;
+	}
 	if (!hit.key.g) {
 		/* A tail-call target's RET without g may be no call of this function at all. */
 		if (hit.kind != SITE_TAIL_RET)
 			hist->lost++;
 		return 0;
 	}
-	if (hit.kind == SITE_ENTRY)
+	if (hit.kind == SITE_ENTRY || (hit.kind == SITE_INLINE && role == INLINE_START)) {
 		enter(&hit, hist, now);
-	else
+	} else {
 		leave(&hit, hist, now);
+	}
 	return 0;
 }
 

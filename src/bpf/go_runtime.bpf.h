@@ -107,6 +107,27 @@ static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *
 	return true;
 }
 
+/* Whether x86 condition code `cc` (the low nibble of a Jcc's 7x opcode: O, B, E, BE, S, P, L,
+ * LE, each followed by its negation) holds for `flags` (Intel SDM Vol. 1 Table B-1). */
+static __always_inline bool x86_condition(__u64 flags, __u32 cc)
+{
+	bool cf = flags & X86_FLAG_CF, zf = flags & X86_FLAG_ZF, sf = flags & X86_FLAG_SF;
+	bool of = flags & X86_FLAG_OF, pf = flags & X86_FLAG_PF;
+	bool holds;
+
+	switch ((cc >> 1) & 7) {
+	case 0: holds = of; break;
+	case 1: holds = cf; break;
+	case 2: holds = zf; break;
+	case 3: holds = cf || zf; break;
+	case 4: holds = sf; break;
+	case 5: holds = pf; break;
+	case 6: holds = sf != of; break;
+	default: holds = zf || sf != of; break;
+	}
+	return holds != (cc & 1);
+}
+
 /* Ring-buffer submit flags: no wake-up per event (DESIGN.md technique 10), but a forced one
  * once the ring holds more than `watermark` bytes, so that the consumer thread, blocked in
  * epoll, drains a burst long before it fills the ring (src/session/drain.rs). */

@@ -28,12 +28,44 @@ enum site_kind {
 	/* A RET of a tail-call target, planned for the tail-calling function: it completes a
 	 * start of that function at the same frame key and is silent otherwise (never lost). */
 	SITE_TAIL_RET = 3,
+	/* A probe of an inlined call (funclat): the cookie's function field is the site's index
+	 * in the inline_sites map (struct inline_site says which function and instance), its
+	 * site offset is from the entry of the function the call is inlined into. */
+	SITE_INLINE = 4,
+};
+
+/* What a hit of an inlined call's probe means. */
+enum inline_role {
+	INLINE_START = 0,   /* a call starts (timed) */
+	INLINE_COUNT = 1,   /* a call starts that cannot be timed: counted as untimed */
+	INLINE_END = 2,     /* the call in progress ends */
+};
+
+/* When a hit of a probe on a conditional jump counts (the jump's x86 condition code on the
+ * flags before it runs). */
+enum branch_test {
+	BRANCH_ALWAYS = 0,
+	BRANCH_IF_TAKEN = 1,
+	BRANCH_IF_NOT_TAKEN = 2,
+};
+
+/* One probe site of an inlined call, at its index in the inline_sites map. */
+struct inline_site {
+	__u32 func_id;         /* the planned function it is a call of */
+	__u32 instance;        /* 1 + the instance's index: frame_key.instance of its calls */
+	enum inline_role role;
+	enum branch_test test;
+	__u32 cc;              /* the jump's condition code (low nibble of opcode 7x) */
+	__u32 pad;
 };
 
 /* x86 EFLAGS bits the entry check reads (arch/x86/include/uapi/asm/processor-flags.h). */
 enum x86_flags {
 	X86_FLAG_CF = 0x1,
+	X86_FLAG_PF = 0x4,
 	X86_FLAG_ZF = 0x40,
+	X86_FLAG_SF = 0x80,
+	X86_FLAG_OF = 0x800,
 };
 
 /* log2 latency slots: slot i holds durations in [2^i, 2^(i+1)) ns (slot 0 also holds 0). */
@@ -62,7 +94,9 @@ struct frame_key {
 	__u64 g;
 	__u64 depth;         /* g.stack.hi - SP at entry */
 	__u32 tgid;
-	__u32 pad;
+	__u32 instance;      /* 0: a call of the function's own code; an inlined call: 1 + the
+	                      * instance's index (inline_site.instance), so that it pairs apart
+	                      * from its parent's frame and from other instances in it */
 };
 
 /* A call in flight: when it started and which planned function it is. A traced function
@@ -87,6 +121,8 @@ struct func_hist {
 	__u64 unmatched;     /* entries whose return never came (panic, Goexit) */
 	__u64 lost;          /* calls not measured: entry not recorded (map full, g unreadable)
 	                      * or a return whose entry was never seen */
+	__u64 inlined;       /* of `count`: calls of inlined instances */
+	__u64 untimed;       /* of `inlined`: calls counted where they cannot be timed */
 };
 
 /* ---- gotrace args ---- */
@@ -300,6 +336,9 @@ struct graph_stats {
 struct gotrace_shared_types {
 	enum cookie_layout cookie_layout;
 	enum site_kind site_kind;
+	enum inline_role inline_role;
+	enum branch_test branch_test;
+	struct inline_site inline_site;
 	enum x86_flags x86_flags;
 	enum hist_layout hist_layout;
 	enum args_limits args_limits;

@@ -152,8 +152,13 @@ impl<'data> TreeReader<'_, 'data> {
         })
     }
 
-    /// The inlined instances of one function (empty when nothing was inlined into it).
-    fn instances(&self, func: &Func<'data>) -> Result<Vec<InlinedInstance<'data>>> {
+    /// The inlined instances of one function (empty when nothing was inlined into it), of the
+    /// inlined functions `wanted` selects.
+    fn instances(
+        &self,
+        func: &Func<'data>,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<InlinedInstance<'data>>> {
         let pclntab = self.pclntab;
         let Some(tree) = pclntab.funcdata(func, funcdata_inl_tree(pclntab.version))? else {
             return Ok(Vec::new());
@@ -199,6 +204,17 @@ impl<'data> TreeReader<'_, 'data> {
             pending.extend(parent);
             entries.insert(index, (entry, parent));
         }
+        // Names first: most parents inline nothing a caller asked for, and the rest (ranges,
+        // the line table, the callers' names) is the costly part.
+        let mut selected = Vec::new();
+        for (&index, (entry, _)) in &entries {
+            if wanted(pclntab.name_at(entry.name_off)?) {
+                selected.push(index);
+            }
+        }
+        if selected.is_empty() {
+            return Ok(Vec::new());
+        }
         let chain = |index: usize| -> Result<Vec<usize>> {
             let mut chain = vec![index];
             while let Some(&parent) = chain.last().and_then(|i| entries.get(i)?.1.as_ref()) {
@@ -222,8 +238,9 @@ impl<'data> TreeReader<'_, 'data> {
             PclnVersion::Go120 => Some(pclntab.line_table(func)?),
             _ => None,
         };
-        let mut instances = Vec::with_capacity(entries.len());
-        for (&index, (entry, _)) in &entries {
+        let mut instances = Vec::with_capacity(selected.len());
+        for index in selected {
+            let entry = &entries[&index].0;
             let mark_pc = func.entry.saturating_add(u64::from(entry.parent_pc));
             let (call_file, call_line) = match (entry.call_site, &lines) {
                 (Some((file_no, line)), _) => {
@@ -274,6 +291,18 @@ pub fn read<'data>(
     funcs: &[Func<'data>],
     go_version: Option<&str>,
 ) -> InlineTable<'data> {
+    read_matching(elf, pclntab, funcs, go_version, &|_| true)
+}
+
+/// [`read`], keeping only the instances of the inlined functions `wanted` selects (the parents
+/// that inline none of them cost a pass over their inline-index table and tree names only).
+pub fn read_matching<'data>(
+    elf: &ElfImage<'data>,
+    pclntab: &Pclntab<'data>,
+    funcs: &[Func<'data>],
+    go_version: Option<&str>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> InlineTable<'data> {
     let mut table = InlineTable::default();
     let minor = go_version.and_then(go_minor);
     if pclntab.version == PclnVersion::Go12 && minor.is_none_or(|m| m < 14) {
@@ -305,7 +334,7 @@ pub fn read<'data>(
         gofunc,
     };
     for func in funcs {
-        match reader.instances(func) {
+        match reader.instances(func, wanted) {
             Ok(found) => table.instances.extend(found),
             Err(err) => table.unreadable.push((func.name, format!("{err:#}"))),
         }

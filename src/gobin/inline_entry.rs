@@ -37,13 +37,40 @@ pub struct InlineEntries {
     pub indirect_jumps: usize,
 }
 
+/// What one instruction does to control flow and the stack pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FlowKind {
+    /// Falls through to the next instruction only.
+    Plain,
+    /// Direct unconditional jump.
+    Jmp,
+    /// Jump through a register or memory (a jump table): its targets are unknown.
+    IndirectJmp,
+    /// Conditional branch; the x86 condition code (the low nibble of its `7x` opcode).
+    Jcc(u8),
+    /// A call (its direct target when known); execution continues after it when it returns.
+    Call(Option<u64>),
+    Ret,
+    /// UD2 or INT3: execution does not continue.
+    Trap,
+    /// Writes the stack pointer (an epilogue's `ADD SP` or `POP`): the frame is going away.
+    WritesSp,
+}
+
 /// One decoded instruction's successors.
-struct Flow {
-    pc: u64,
+pub(super) struct Flow {
+    pub(super) pc: u64,
     /// Address of the next instruction when execution can continue there.
-    fallthrough: Option<u64>,
+    pub(super) fallthrough: Option<u64>,
     /// Direct branch target.
-    target: Option<u64>,
+    pub(super) target: Option<u64>,
+    pub(super) kind: FlowKind,
+    /// Whether Linux accepts a uprobe here (`is_prefix_bad` in arch/x86/kernel/uprobes.c
+    /// rejects the LOCK and the ES/CS/SS/DS segment prefixes).
+    pub(super) probeable: bool,
+    /// A direct jump or a load of a constant (`XOR r, r`, `MOV r, imm`, NOP): code the
+    /// compiler shares between calls, whose source position may name another call.
+    pub(super) trivial: bool,
 }
 
 /// The decoded control flow of a parent function, reused for each of its inlined calls.
@@ -73,21 +100,33 @@ impl ParentFlow {
                 insn.op0_kind(),
                 OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
             );
-            let (fallthrough, target) = match insn.mnemonic() {
-                Mnemonic::Jmp if direct => (None, Some(insn.near_branch_target())),
+            let branch_target = direct.then(|| insn.near_branch_target());
+            let (fallthrough, target, kind) = match insn.mnemonic() {
+                Mnemonic::Jmp if direct => (None, branch_target, FlowKind::Jmp),
                 Mnemonic::Jmp => {
                     indirect_jumps += 1;
-                    (None, None)
+                    (None, None, FlowKind::IndirectJmp)
                 }
-                Mnemonic::Ret | Mnemonic::Ud2 | Mnemonic::Int3 => (None, None),
-                Mnemonic::Call => (Some(next), None),
-                _ if direct => (Some(next), Some(insn.near_branch_target())),
-                _ => (Some(next), None),
+                Mnemonic::Ret => (None, None, FlowKind::Ret),
+                Mnemonic::Ud2 | Mnemonic::Int3 => (None, None, FlowKind::Trap),
+                Mnemonic::Call => (Some(next), None, FlowKind::Call(branch_target)),
+                mnemonic if direct => match condition_code(mnemonic) {
+                    Some(cc) => (Some(next), branch_target, FlowKind::Jcc(cc)),
+                    // JRCXZ, LOOP and the like: Go does not emit them; followed, never probed.
+                    None => (Some(next), branch_target, FlowKind::Plain),
+                },
+                _ if writes_sp(&insn) => (Some(next), None, FlowKind::WritesSp),
+                _ => (Some(next), None, FlowKind::Plain),
             };
+            let start = (insn.ip() - entry) as usize;
+            let bytes = &code[start..start + insn.len()];
             flows.push(Flow {
                 pc: insn.ip(),
                 fallthrough,
                 target,
+                kind,
+                probeable: uprobe_accepts(bytes),
+                trivial: kind == FlowKind::Jmp || is_constant_load(&insn),
             });
         }
         let mut flow = ParentFlow {
@@ -129,12 +168,22 @@ impl ParentFlow {
     }
 
     /// Predecessors of instruction `i`.
-    fn predecessors(&self, i: usize) -> &[usize] {
+    pub(super) fn predecessors(&self, i: usize) -> &[usize] {
         &self.preds[self.pred_start[i]..self.pred_start[i + 1]]
     }
 
+    /// The decoded instructions, in address order.
+    pub(super) fn flows(&self) -> &[Flow] {
+        &self.flows
+    }
+
+    /// Vaddr of the parent's entry.
+    pub(super) fn entry(&self) -> u64 {
+        self.entry
+    }
+
     /// Index of the instruction at `pc`.
-    fn index(&self, pc: u64) -> Option<usize> {
+    pub(super) fn index(&self, pc: u64) -> Option<usize> {
         self.flows.binary_search_by_key(&pc, |f| f.pc).ok()
     }
 
@@ -218,6 +267,83 @@ impl ParentFlow {
             indirect_jumps: self.indirect_jumps,
         }
     }
+}
+
+/// The x86 condition code of a conditional jump (Intel SDM Vol. 2 Table B-1: the low nibble
+/// of opcode `7x`), or None for any other mnemonic.
+fn condition_code(mnemonic: Mnemonic) -> Option<u8> {
+    Some(match mnemonic {
+        Mnemonic::Jo => 0,
+        Mnemonic::Jno => 1,
+        Mnemonic::Jb => 2,
+        Mnemonic::Jae => 3,
+        Mnemonic::Je => 4,
+        Mnemonic::Jne => 5,
+        Mnemonic::Jbe => 6,
+        Mnemonic::Ja => 7,
+        Mnemonic::Js => 8,
+        Mnemonic::Jns => 9,
+        Mnemonic::Jp => 10,
+        Mnemonic::Jnp => 11,
+        Mnemonic::Jl => 12,
+        Mnemonic::Jge => 13,
+        Mnemonic::Jle => 14,
+        Mnemonic::Jg => 15,
+        _ => return None,
+    })
+}
+
+/// Whether the instruction writes the stack pointer (Go changes SP only in prologues and
+/// epilogues: `SUB`/`ADD SP`, `PUSH`/`POP BP`, `LEAVE`).
+fn writes_sp(insn: &iced_x86::Instruction) -> bool {
+    use iced_x86::Register;
+    match insn.mnemonic() {
+        Mnemonic::Push | Mnemonic::Pop | Mnemonic::Leave => true,
+        Mnemonic::Add | Mnemonic::Sub | Mnemonic::Mov | Mnemonic::Lea | Mnemonic::And => {
+            insn.op0_kind() == OpKind::Register
+                && matches!(insn.op0_register(), Register::RSP | Register::ESP)
+        }
+        _ => false,
+    }
+}
+
+/// Whether the instruction only puts a constant in a register (or does nothing).
+fn is_constant_load(insn: &iced_x86::Instruction) -> bool {
+    match insn.mnemonic() {
+        Mnemonic::Nop => true,
+        Mnemonic::Xor => {
+            insn.op0_kind() == OpKind::Register
+                && insn.op1_kind() == OpKind::Register
+                && insn.op0_register() == insn.op1_register()
+        }
+        Mnemonic::Mov => {
+            insn.op0_kind() == OpKind::Register
+                && matches!(
+                    insn.op1_kind(),
+                    OpKind::Immediate8
+                        | OpKind::Immediate16
+                        | OpKind::Immediate32
+                        | OpKind::Immediate64
+                        | OpKind::Immediate32to64
+                        | OpKind::Immediate8to32
+                        | OpKind::Immediate8to64
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Whether Linux lets a uprobe sit on an instruction with these bytes: no LOCK (F0) and no
+/// ES/CS/SS/DS segment prefix (26/2E/36/3E) among its legacy prefixes.
+fn uprobe_accepts(bytes: &[u8]) -> bool {
+    for &byte in bytes {
+        match byte {
+            0xf0 | 0x26 | 0x2e | 0x36 | 0x3e => return false,
+            0x64 | 0x65 | 0x66 | 0x67 | 0xf2 | 0xf3 => continue,
+            _ => return true,
+        }
+    }
+    true
 }
 
 #[cfg(test)]

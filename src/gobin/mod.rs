@@ -10,6 +10,7 @@ pub mod dwarf_inline;
 pub mod elf;
 pub mod inline;
 pub mod inline_entry;
+pub mod inline_probe;
 pub mod newproc_abi;
 pub mod pclntab;
 pub mod runtime_layout;
@@ -201,6 +202,21 @@ impl<'data> GoBinary<'data> {
                 self.build.go_version.as_deref(),
             )
         })
+    }
+
+    /// The inlined calls of the functions `wanted` selects (read each time: cheaper than
+    /// [`GoBinary::inline_table`] when few functions are wanted).
+    pub fn inline_table_matching(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> inline::InlineTable<'data> {
+        inline::read_matching(
+            &self.elf,
+            &self.pclntab,
+            &self.funcs,
+            self.build.go_version.as_deref(),
+            wanted,
+        )
     }
 
     /// The inlined instances of the function named `func`, by parent entry.

@@ -17,6 +17,10 @@ pub struct Log2Hist {
     pub total_ns: u64,
     pub unmatched: u64,
     pub lost: u64,
+    /// Of `count`: calls of inlined instances of the function.
+    pub inlined: u64,
+    /// Of `inlined`: calls counted where they cannot be timed (in `count`, not in `slots`).
+    pub untimed: u64,
 }
 
 impl Default for Log2Hist {
@@ -27,6 +31,8 @@ impl Default for Log2Hist {
             total_ns: 0,
             unmatched: 0,
             lost: 0,
+            inlined: 0,
+            untimed: 0,
         }
     }
 }
@@ -40,6 +46,8 @@ impl From<&func_hist> for Log2Hist {
             total_ns: hist.total_ns,
             unmatched: hist.unmatched,
             lost: hist.lost,
+            inlined: hist.inlined,
+            untimed: hist.untimed,
         }
     }
 }
@@ -54,6 +62,8 @@ impl Log2Hist {
         self.total_ns += other.total_ns;
         self.unmatched += other.unmatched;
         self.lost += other.lost;
+        self.inlined += other.inlined;
+        self.untimed += other.untimed;
     }
 
     /// What happened since `earlier` (both cumulative).
@@ -66,6 +76,8 @@ impl Log2Hist {
         diff.total_ns -= earlier.total_ns;
         diff.unmatched -= earlier.unmatched;
         diff.lost -= earlier.lost;
+        diff.inlined -= earlier.inlined;
+        diff.untimed -= earlier.untimed;
         diff
     }
 
@@ -103,7 +115,11 @@ impl Log2Hist {
                 )?;
             }
         }
-        let avg = self.total_ns.checked_div(self.count).unwrap_or(0);
+        // Untimed calls are counted but have no duration.
+        let avg = self
+            .total_ns
+            .checked_div(self.count - self.untimed)
+            .unwrap_or(0);
         writeln!(
             out,
             "\navg = {} {}, total: {} {}, count: {}",
@@ -113,6 +129,13 @@ impl Log2Hist {
             unit.label(),
             self.count
         )?;
+        if self.inlined > 0 {
+            writeln!(
+                out,
+                "inlined: {} of the calls, {} of them untimed (counted, not in the histogram)",
+                self.inlined, self.untimed
+            )?;
+        }
         writeln!(
             out,
             "unmatched: {} (entries without a return: panics, Goexit), lost: {}",
@@ -141,6 +164,8 @@ impl Log2Hist {
             "buckets": buckets,
             "unmatched": self.unmatched,
             "lost": self.lost,
+            "inlined_calls": self.inlined,
+            "untimed": self.untimed,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! data, computed from [`GoBinary`] alone (testable without root).
 
 pub mod abi;
+pub mod inlined;
 pub mod reach;
 pub mod signature;
 pub mod sites;
@@ -13,6 +14,7 @@ use crate::gobin::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::{Arch, GoBinary};
 use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
 use crate::session::Announcement;
+use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
 
 /// Where the BPF side finds the current g (`enum g_source` in src/bpf/gotrace.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,11 @@ pub struct PlannedFunc {
     /// Index in [`ProbePlan::funcs`], carried in every cookie.
     pub id: u32,
     pub name: String,
+    /// Whether the function has code of its own (false: it exists only inlined, and the
+    /// entry and RET fields below are empty and unused).
+    pub out_of_line: bool,
+    /// Its inlined calls (planned only when asked for, see [`Inlined`]).
+    pub instances: Vec<PlannedInstance>,
     pub entry: u64,
     /// File offset of the entry instruction (sites' cookies carry their offset from it).
     pub entry_offset: u64,
@@ -151,7 +158,18 @@ pub struct ProbePlan {
     pub funcs: Vec<PlannedFunc>,
     /// Functions a glob matched but that cannot be probed, with the reason.
     pub skipped: Vec<(String, String)>,
+    /// Inlined calls of the planned functions that cannot be probed (their calls are missed).
+    pub unprobed: Vec<UnprobedInstance>,
     pub runtime: RuntimeFacts,
+}
+
+/// Whether a plan includes the inlined calls of the functions it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inlined {
+    /// Only the functions' own code (`--no-inlined`, and every command but funclat).
+    No,
+    /// Every inlined instance too; a function that exists only inlined is matched.
+    Yes,
 }
 
 /// Why a function without a RET instruction (of its own or of a tail-call target) is skipped.
@@ -178,6 +196,44 @@ impl ProbePlan {
                 self.skipped.len()
             );
         }
+        if verbose {
+            for func in &self.funcs {
+                for i in &func.instances {
+                    if let Some(why) = &i.untimed {
+                        eprintln!(
+                            "gotrace: {} inlined in {} at {} is counted, not timed: {why}",
+                            func.name, i.parent, i.call_site
+                        );
+                    }
+                    for pc in &i.shared_entries {
+                        eprintln!(
+                            "gotrace: {} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
+                            func.name, i.parent, i.call_site
+                        );
+                    }
+                }
+            }
+            for u in &self.unprobed {
+                eprintln!(
+                    "gotrace: cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
+                    u.func, u.parent, u.call_site, u.reason
+                );
+            }
+        } else if !self.unprobed.is_empty() {
+            eprintln!(
+                "gotrace: {} inlined calls of {} functions cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
+                self.unprobed.len(),
+                {
+                    let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
+                    funcs.sort_unstable();
+                    funcs.dedup();
+                    funcs.len()
+                },
+                self.unprobed[0].func,
+                self.unprobed[0].parent,
+                self.unprobed[0].reason
+            );
+        }
         Announcement {
             what: format!(
                 "{} functions for {:?}",
@@ -194,31 +250,91 @@ fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?']) || (pattern.contains('[') && !pattern.contains("[...]"))
 }
 
-/// Resolves `patterns` against the binary. A pattern naming one function fails with a clear
-/// message when that function is unknown, inlined away, or has no RET (when `need_ret`); a glob
-/// that matches nothing fails; glob matches that cannot be probed are skipped and listed.
+/// Resolves `patterns` against the binary (the functions' own code only). A pattern naming one
+/// function fails with a clear message when that function is unknown, inlined away, or has no
+/// RET (when `need_ret`); a glob that matches nothing fails; glob matches that cannot be
+/// probed are skipped and listed.
 pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<ProbePlan> {
+    plan_with(bin, patterns, need_ret, Inlined::No)
+}
+
+/// [`plan`], with the matched functions' inlined calls when `inlined` says so.
+pub fn plan_with(
+    bin: &GoBinary<'_>,
+    patterns: &[String],
+    need_ret: bool,
+    inlined: Inlined,
+) -> Result<ProbePlan> {
     let runtime = runtime_facts(bin)?;
     let entry_choice = EntryChoice::from_env()?;
     let mut funcs: Vec<PlannedFunc> = Vec::new();
     let mut skipped = Vec::new();
+    let mut instances = InstancePlanner::default();
+    let mut unprobed = Vec::new();
+    let inline_table = match inlined {
+        Inlined::No => None,
+        Inlined::Yes => {
+            let globs = patterns
+                .iter()
+                .map(|p| Ok((glob::Pattern::new(p)?, is_glob(p), p.as_str())))
+                .collect::<Result<Vec<_>, glob::PatternError>>()
+                .ok();
+            Some(bin.inline_table_matching(&|name| {
+                globs.as_ref().is_none_or(|globs| {
+                    globs.iter().any(|(glob, is_glob, pattern)| {
+                        if *is_glob {
+                            glob.matches(name)
+                        } else {
+                            name == *pattern
+                        }
+                    })
+                })
+            }))
+        }
+    };
+    let inline_table = inline_table.as_ref();
+    let out_of_line_names: std::collections::HashSet<&str> =
+        bin.funcs.iter().map(|f| f.name).collect();
     for pattern in patterns {
         let glob = glob::Pattern::new(pattern)
             .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
         let exact = !is_glob(pattern);
-        let matched: Vec<_> = bin
-            .funcs
-            .iter()
-            .filter(|f| {
-                if exact {
-                    f.name == pattern
-                } else {
-                    glob.matches(f.name)
-                }
+        let name_matches = |name: &str| {
+            if exact {
+                name == pattern
+            } else {
+                glob.matches(name)
+            }
+        };
+        let matched: Vec<_> = bin.funcs.iter().filter(|f| name_matches(f.name)).collect();
+        // Functions that exist only inlined, in name order.
+        let mut inline_only: Vec<&str> = inline_table
+            .map(|t| {
+                t.inlined_functions()
+                    .filter(|name| name_matches(name) && !out_of_line_names.contains(name))
+                    .collect()
             })
-            .collect();
-        if matched.is_empty() {
+            .unwrap_or_default();
+        inline_only.sort_unstable();
+        if matched.is_empty() && inline_only.is_empty() {
             bail!("{}", not_found_message(bin, pattern, exact));
+        }
+        for name in inline_only {
+            if funcs.iter().any(|p| p.name == name) {
+                continue;
+            }
+            funcs.push(PlannedFunc {
+                id: u32::try_from(funcs.len()).context("too many functions")?,
+                name: name.to_owned(),
+                out_of_line: false,
+                instances: Vec::new(),
+                entry: 0,
+                entry_offset: 0,
+                entry_site: 0,
+                entry_kind: site_kind::SITE_ENTRY,
+                ret_sites: Vec::new(),
+                tail_ret_sites: Vec::new(),
+            });
         }
         for func in matched {
             add_function(
@@ -232,11 +348,30 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
             )?;
         }
     }
+    if let Some(table) = inline_table {
+        for func in &mut funcs {
+            for instance in table.of(&func.name) {
+                match instances.plan(bin, instance) {
+                    Ok(planned) => func.instances.push(planned),
+                    Err(missed) => unprobed.push(missed),
+                }
+            }
+        }
+        funcs.retain(|f| f.out_of_line || !f.instances.is_empty());
+        for (id, func) in funcs.iter_mut().enumerate() {
+            func.id = u32::try_from(id).context("too many functions")?;
+        }
+    }
     if funcs.is_empty() {
         let reasons: Vec<String> = skipped
             .iter()
-            .take(3)
             .map(|(n, r)| format!("{n} {r}"))
+            .chain(
+                unprobed
+                    .iter()
+                    .map(|u| format!("{} inlined in {}: {}", u.func, u.parent, u.reason)),
+            )
+            .take(3)
             .collect();
         bail!(
             "no function matched by {patterns:?} can be probed ({})",
@@ -246,6 +381,7 @@ pub fn plan(bin: &GoBinary<'_>, patterns: &[String], need_ret: bool) -> Result<P
     Ok(ProbePlan {
         funcs,
         skipped,
+        unprobed,
         runtime,
     })
 }
@@ -261,7 +397,7 @@ fn add_function(
     funcs: &mut Vec<PlannedFunc>,
     skipped: &mut Vec<(String, String)>,
 ) -> Result<()> {
-    if funcs.iter().any(|p| p.entry == func.entry) {
+    if funcs.iter().any(|p| p.out_of_line && p.entry == func.entry) {
         return Ok(());
     }
     let sites = bin.probe_sites(func).and_then(|s| {
@@ -296,6 +432,8 @@ fn add_function(
     funcs.push(PlannedFunc {
         id: u32::try_from(funcs.len()).context("too many functions")?,
         name: func.name.to_owned(),
+        out_of_line: true,
+        instances: Vec::new(),
         entry: func.entry,
         entry_offset: offset(func.entry)?,
         entry_site: offset(entry_site)?,

@@ -1,8 +1,11 @@
 //! The probe sites of a plan and their attach cookies, in the one layout every BPF program
 //! decodes (`enum cookie_layout` in src/bpf/gotrace.h).
 
+use crate::gobin::inline_probe::BranchTest;
 use crate::plan::ProbePlan;
-use crate::session::bpf::shared::types::{cookie_layout, site_kind};
+use crate::session::bpf::shared::types::{
+    branch_test, cookie_layout, inline_role, inline_site, site_kind,
+};
 
 /// One place to put a uprobe: a file offset in the binary and the cookie the program sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,7 @@ const _: () = assert!(SITE_SHIFT + cookie_layout::COOKIE_SITE_BITS.0 == u64::BIT
 const _: () = assert!(site_kind::SITE_RET.0 as u64 <= KIND_MASK);
 const _: () = assert!(site_kind::SITE_ENTRY_IF_NOT_TAKEN.0 as u64 <= KIND_MASK);
 const _: () = assert!(site_kind::SITE_TAIL_RET.0 as u64 <= KIND_MASK);
+const _: () = assert!(site_kind::SITE_INLINE.0 as u64 <= KIND_MASK);
 
 /// The cookie of a site of kind `kind`, of planned function `func_id`, `site_offset` bytes
 /// after the function's entry (two's complement, kept modulo 2^COOKIE_SITE_BITS: the BPF side
@@ -39,7 +43,7 @@ impl ProbePlan {
     /// its RETs and of its tail-call targets' RETs (SITE_TAIL_RET).
     pub fn sites(&self, with_rets: impl Fn(&crate::plan::PlannedFunc) -> bool) -> Vec<Site> {
         let mut sites = Vec::new();
-        for func in &self.funcs {
+        for func in self.funcs.iter().filter(|f| f.out_of_line) {
             let (rets, tail_rets) = if with_rets(func) {
                 (&func.ret_sites[..], &func.tail_ret_sites[..])
             } else {
@@ -68,6 +72,63 @@ impl ProbePlan {
             }
         }
         sites
+    }
+}
+
+/// The probes of the planned functions' inlined calls: the sites to attach, and the
+/// `inline_sites` map entries their cookies index (`struct inline_site`).
+#[derive(Debug, Default)]
+pub struct InlineSites {
+    pub sites: Vec<Site>,
+    pub entries: Vec<inline_site>,
+}
+
+impl ProbePlan {
+    /// Every entry and exit probe of every planned inlined instance; each instance gets its
+    /// own frame-key number (1 + its index over the whole plan).
+    pub fn inline_sites(&self) -> InlineSites {
+        let mut out = InlineSites::default();
+        let instances = self
+            .funcs
+            .iter()
+            .flat_map(|f| f.instances.iter().map(move |i| (f, i)));
+        for (index, (func, instance)) in instances.enumerate() {
+            let start_role = if instance.untimed.is_some() {
+                inline_role::INLINE_COUNT
+            } else {
+                inline_role::INLINE_START
+            };
+            let roles = instance
+                .entries
+                .iter()
+                .map(|s| (s, start_role))
+                .chain(instance.exits.iter().map(|s| (s, inline_role::INLINE_END)));
+            for (site, role) in roles {
+                let (test, cc) = match site.test {
+                    BranchTest::Always => (branch_test::BRANCH_ALWAYS, 0),
+                    BranchTest::IfTaken(cc) => (branch_test::BRANCH_IF_TAKEN, cc),
+                    BranchTest::IfNotTaken(cc) => (branch_test::BRANCH_IF_NOT_TAKEN, cc),
+                };
+                let site_index = out.entries.len() as u32;
+                out.entries.push(inline_site {
+                    func_id: func.id,
+                    instance: index as u32 + 1,
+                    role,
+                    test,
+                    cc: u32::from(cc),
+                    ..Default::default()
+                });
+                out.sites.push(Site {
+                    file_offset: site.file_offset,
+                    cookie: cookie(
+                        site_index,
+                        site_kind::SITE_INLINE,
+                        site.file_offset.wrapping_sub(instance.parent_entry_offset),
+                    ),
+                });
+            }
+        }
+        out
     }
 }
 

@@ -54,6 +54,9 @@ macro_rules! plain_data {
 use shared::types as t;
 plain_data!(
     t::site_kind,
+    t::inline_role,
+    t::branch_test,
+    t::inline_site,
     t::g_source,
     t::deref_kind,
     t::goroutine_event_kind,

@@ -12,6 +12,7 @@ use libbpf_rs::skel::Skel;
 
 use crate::cli::FunclatArgs;
 use crate::output::histogram::{Log2Hist, Unit};
+use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
 use crate::session::drain::Sleep;
@@ -30,10 +31,23 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let interval = args.interval.map(seconds).transpose()?;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
-    let plan = plan::plan(&bin, &patterns, true)?;
+    let inlined = if args.no_inlined {
+        plan::Inlined::No
+    } else {
+        plan::Inlined::Yes
+    };
+    let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
+    let inline_sites = plan.inline_sites();
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let mut object = MaybeUninit::uninit();
-    let skel = load_program(&mut object, &plan, session.pid(), unit, args.max_open_calls)?;
+    let skel = load_program(
+        &mut object,
+        &plan,
+        &inline_sites,
+        session.pid(),
+        unit,
+        args.max_open_calls,
+    )?;
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
@@ -41,7 +55,9 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let announcement = plan.announcement(&patterns, args.target.verbose);
     // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
     let mut print_clock = PrintClock::start(interval);
-    let attached = session.attach(skel.object(), &plan.sites(|_| true), wakes, &announcement)?;
+    let mut sites = plan.sites(|_| true);
+    sites.extend_from_slice(&inline_sites.sites);
+    let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
     let stop = session.run(attached, &mut Sleep, |wake, out| {
         if wake == Wake::Drained {
@@ -84,10 +100,11 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
 }
 
 /// Opens, sizes and loads the funclat program: one histogram per planned function, room for
-/// `max_open_calls` calls in flight.
+/// `max_open_calls` calls in flight, the inlined calls' sites stored.
 fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     plan: &ProbePlan,
+    inline_sites: &InlineSites,
     pid: Option<u32>,
     unit: Unit,
     max_open_calls: u32,
@@ -99,7 +116,14 @@ fn load_program<'o>(
     });
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
     open.maps.starts.set_max_entries(max_open_calls.max(1))?;
-    bpf::load(open)
+    open.maps
+        .inline_sites
+        .set_max_entries(u32::try_from(inline_sites.entries.len().max(1))?)?;
+    let skel = bpf::load(open)?;
+    for (index, site) in inline_sites.entries.iter().enumerate() {
+        maps::store(&skel.maps.inline_sites, index as u32, site)?;
+    }
+    Ok(skel)
 }
 
 /// Sums every CPU's copy of every function's histogram (cumulative since attach).
