@@ -74,6 +74,9 @@ round() {
   local setting=(env -u GOTRACE_PER_SITE_UPROBES)
   [ "$mode" = per-site ] && setting=(env GOTRACE_PER_SITE_UPROBES=1)
   pid=$(compile_pid)
+  # Not the previous round's `attached` line (the redirection below truncates only once the
+  # background child runs).
+  rm -f "$WORK/round.out"
   start=$(date +%s%N)
   "${setting[@]}" "$@" "$GOTRACE" funclat --json "$pattern" -p "$pid" \
     >"$WORK/round.out" 2>"$WORK/round.err" &
