@@ -17,6 +17,14 @@
 # plan), k.att = the kernel's BPF_LINK_CREATE, k.det = the kernel's close of the link, and
 # both per site.
 #
+# Measured 2026-12-02, kernel 6.18, 2 cores shared with 4 other sessions (load 6-9):
+#   multi, 11,916 functions / 49,201 sites: attached after 1.86-2.12 s (plan 1.07-1.17 s,
+#   kernel link 0.93-1.01 s = 19-21 µs/site), exit 0.65-0.87 s after SIGINT (kernel close
+#   0.43-0.52 s = 9-11 µs/site); 388 functions / 948 sites: 0.21-0.31 s and 0.13-0.15 s.
+#   per-site, 948 sites: attach 0.84 s; detach 22-140 s (23-148 ms per site; every thread
+#   releasing a perf-event uprobe waits in perf_uprobe_destroy, so releasing them from 256
+#   threads at once did not help: 97 s).
+#
 #   bench/attach_scale.sh [ROUNDS] [PATTERN] [SMALL]   (default 3 'cmd/compile/*' ...syntax.*)
 set -euo pipefail
 
