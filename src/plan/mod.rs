@@ -9,6 +9,7 @@ pub mod signature;
 pub mod sites;
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashSet;
 
 use crate::gobin::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::{Arch, GoBinary};
@@ -293,8 +294,9 @@ pub fn plan_with(
         }
     };
     let inline_table = inline_table.as_ref();
-    let out_of_line_names: std::collections::HashSet<&str> =
-        bin.funcs.iter().map(|f| f.name).collect();
+    let out_of_line_names: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
+    // Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
+    let mut planned_entries = HashSet::new();
     for pattern in patterns {
         let glob = glob::Pattern::new(pattern)
             .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
@@ -337,6 +339,9 @@ pub fn plan_with(
             });
         }
         for func in matched {
+            if !planned_entries.insert(func.entry) {
+                continue;
+            }
             add_function(
                 bin,
                 func,
@@ -386,7 +391,7 @@ pub fn plan_with(
     })
 }
 
-/// Plans `func` into `funcs` unless it already is there. When it cannot be probed: an error if
+/// Plans `func` into `funcs` (the caller leaves out functions already planned). When it cannot be probed: an error if
 /// the user named it `exact`ly, else it goes to `skipped` with the reason.
 fn add_function(
     bin: &GoBinary<'_>,
@@ -397,9 +402,6 @@ fn add_function(
     funcs: &mut Vec<PlannedFunc>,
     skipped: &mut Vec<(String, String)>,
 ) -> Result<()> {
-    if funcs.iter().any(|p| p.out_of_line && p.entry == func.entry) {
-        return Ok(());
-    }
     let sites = bin.probe_sites(func).and_then(|s| {
         let tail_rets = if need_ret {
             tail_ret_vaddrs(bin, &s)?
@@ -461,7 +463,16 @@ impl ProbePlan {
         extra: impl IntoIterator<Item = &'f crate::gobin::pclntab::Func<'d>>,
     ) -> Result<()> {
         let entry_choice = EntryChoice::from_env()?;
+        let mut planned_entries: HashSet<u64> = self
+            .funcs
+            .iter()
+            .filter(|f| f.out_of_line)
+            .map(|f| f.entry)
+            .collect();
         for func in extra {
+            if !planned_entries.insert(func.entry) {
+                continue;
+            }
             add_function(
                 bin,
                 func,
