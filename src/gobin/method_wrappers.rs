@@ -39,10 +39,15 @@ pub struct Receiver {
 }
 
 /// The receiver of method `name` (`pkg.(*T).M` or `pkg.T.M`, `pkg` a full import path); None
-/// for plain functions, closures (`.funcN`, `.gowrapN`, `-fm`, `-range`) and generic
-/// instantiations (`[...]`), whose receiver cannot be told from the name.
+/// for plain functions, closures (`.funcN`, `.gowrapN`, `-fm`, `-range`), the compiler's type
+/// algorithms (`type..eq.T`, `type:.hash.T`) and generic instantiations (`[...]`), whose
+/// receiver cannot be told from the name.
 pub fn receiver_of(name: &str) -> Option<Receiver> {
-    if name.contains(['-', '[']) {
+    let generated_names = ["type.", "type:", "go.", "go:"];
+    if name.contains(['-', '['])
+        || name.contains("..")
+        || generated_names.iter().any(|p| name.starts_with(p))
+    {
         return None;
     }
     let (rest, method) = name.rsplit_once('.')?;
@@ -195,6 +200,10 @@ mod tests {
             "main.(*T).M-fm",
             "main.(*G[...]).M",
             "main.f.func2.Foo",
+            "type..eq.main.T",
+            "type:.eq.main.T",
+            "type:.hash.main.T",
+            "go:buildid",
         ] {
             assert_eq!(receiver_of(name), None, "{name}");
         }
