@@ -5,7 +5,8 @@
 //! unmatched, whether or not the callee is traced too, and a wrapper's calls contain its
 //! callee's calls. `gotrace args` on wrappers and callees together gives each function a call
 //! and a return event per call the target counted, and the wrappers' results (read at their
-//! callee's RET) add up to what the target summed.
+//! callee's RET) add up to what the target summed. Their arguments, receiver first (which Go
+//! 1.21 and earlier leave out of a wrapper's DWARF), are what the target passed.
 
 mod common;
 
@@ -29,6 +30,18 @@ const ROUNDS: &str = "2000";
 const BUILDS: [(&str, &str); 4] = [
     ("1.19", "amd64"),
     ("1.19", "386"),
+    ("1.27.3", "amd64"),
+    ("1.27.3", "386"),
+];
+
+/// Every matrix build of the target on amd64 and 386, for the wrappers' arguments.
+const ALL_BUILDS: [(&str, &str); 8] = [
+    ("1.19", "amd64"),
+    ("1.19", "386"),
+    ("1.21.13", "amd64"),
+    ("1.21.13", "386"),
+    ("1.24.11", "amd64"),
+    ("1.24.11", "386"),
     ("1.27.3", "amd64"),
     ("1.27.3", "386"),
 ];
@@ -108,10 +121,15 @@ fn hist<'a>(binary: &GoBinary, hists: &'a [(String, Value)], function: &str) -> 
 
 /// The tailcalls target of each of [`BUILDS`] (none when not root), with its Go version.
 fn targets() -> Vec<(&'static str, GoBinary)> {
+    targets_of(&BUILDS)
+}
+
+/// The tailcalls target of each of `builds` (none when not root), with its Go version.
+fn targets_of(builds: &[(&'static str, &'static str)]) -> Vec<(&'static str, GoBinary)> {
     if !require_root() {
         return Vec::new();
     }
-    BUILDS
+    builds
         .iter()
         .filter_map(|&(version, goarch)| {
             let binary = matrix_binary(version, goarch, Variant::Plain, "tailcalls");
@@ -273,4 +291,147 @@ fn check_args(binary: &GoBinary, symbols: &[NmSymbol], functions: &[(&str, &str)
         own_count(&own, "sink") as i64,
         "{binary} {names:?}: the wrappers' results do not add up to the target's sum"
     );
+}
+
+/// What a wrapper's receiver must be, by the target's own record.
+enum ReceiverCheck {
+    /// The pointer the target printed under this key.
+    Address(&'static str),
+    /// A pointer (to a copy the target does not print).
+    AnyPointer,
+    /// `*Inner` at the address under `scaled_addr`, pointing at total 7 (its initial value).
+    ScaledInner,
+    /// The ByValue value whose tag and total the target printed.
+    ScaledValue,
+}
+
+/// Each wrapper whose arguments are checked: its name, its receiver's type and check, its
+/// argument's name, and the target's keys for its calls and the sum of that argument.
+const ARGUMENT_CHECKS: [(&str, &str, ReceiverCheck, &str, &str, &str); 5] = [
+    (
+        "main.(*ByValue).Add",
+        "*main.ByValue",
+        ReceiverCheck::Address("by_value_addr"),
+        "d",
+        "wrapper_by_value",
+        "by_value_d",
+    ),
+    (
+        "main.(*ByPointer).Add",
+        "*main.ByPointer",
+        ReceiverCheck::Address("by_pointer_addr"),
+        "d",
+        "wrapper_by_pointer",
+        "by_pointer_d",
+    ),
+    (
+        "main.(*ByValue).Scale",
+        "*main.ByValue",
+        ReceiverCheck::AnyPointer,
+        "k",
+        "scale_by_value",
+        "scale_by_value_k",
+    ),
+    (
+        "main.(*Inner).Scale",
+        "*main.Inner",
+        ReceiverCheck::ScaledInner,
+        "k",
+        "scale_by_pointer",
+        "scale_by_pointer_k",
+    ),
+    (
+        "main.ByValue.Scale",
+        "main.ByValue",
+        ReceiverCheck::ScaledValue,
+        "k",
+        "scale_value_recv",
+        "scale_value_recv_k",
+    ),
+];
+
+/// The value the target printed under `key` (`key value`).
+fn own_text<'a>(own: &'a [String], key: &str) -> &'a str {
+    own.iter()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("target printed no {key:?} line; it printed {own:?}"))
+}
+
+/// A hex pointer as printed (`0x...`).
+fn hex(text: &str) -> u64 {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    u64::from_str_radix(digits, 16).unwrap_or_else(|_| panic!("{text:?} is not a hex pointer"))
+}
+
+#[test]
+fn args_reads_wrappers_arguments_as_the_target_passed() {
+    for (_, binary) in targets_of(&ALL_BUILDS) {
+        let names: Vec<&str> = ARGUMENT_CHECKS.iter().map(|c| c.0).collect();
+        let (own, objects) = traced("args", &binary, &names);
+        let (summary, events) = objects.split_last().expect("a summary line");
+        assert_eq!(
+            (field(summary, "lost"), field(summary, "malformed")),
+            (0, 0),
+            "{binary}: {summary}"
+        );
+        for (function, receiver_type, check, arg, count_key, sum_key) in &ARGUMENT_CHECKS {
+            let calls = of(events, "call", function);
+            assert_eq!(
+                calls.len() as u64,
+                own_count(&own, count_key),
+                "{binary}: calls of {function}"
+            );
+            let mut sum = 0i64;
+            for call in calls {
+                let args = call["args"].as_array().expect("args");
+                assert_eq!(args.len(), 2, "{binary}: {call}");
+                let (receiver, value) = (&args[0], &args[1]);
+                assert_eq!(receiver["type"], *receiver_type, "{binary}: {call}");
+                assert_eq!(value["name"], *arg, "{binary}: {call}");
+                check_receiver(&binary, &own, check, receiver);
+                sum += value["value"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{binary}: {arg} unread in {call}"));
+            }
+            assert_eq!(
+                sum,
+                own_count(&own, sum_key) as i64,
+                "{binary}: the {arg}s {function} was passed"
+            );
+        }
+    }
+}
+
+/// Checks one receiver value against the target's record.
+fn check_receiver(binary: &GoBinary, own: &[String], check: &ReceiverCheck, receiver: &Value) {
+    let pointer = || {
+        hex(receiver["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{binary}: receiver {receiver} is not a pointer")))
+    };
+    match check {
+        ReceiverCheck::Address(key) => {
+            assert_eq!(pointer(), hex(own_text(own, key)), "{binary}: {receiver}")
+        }
+        ReceiverCheck::AnyPointer => assert_ne!(pointer(), 0, "{binary}: {receiver}"),
+        ReceiverCheck::ScaledInner => {
+            assert_eq!(
+                pointer(),
+                hex(own_text(own, "scaled_addr")),
+                "{binary}: {receiver}"
+            );
+            assert_eq!(receiver["pointee"]["total"], 7, "{binary}: {receiver}");
+        }
+        ReceiverCheck::ScaledValue => {
+            let value = &receiver["value"];
+            assert_eq!(
+                (value["tag"].as_str(), value["Inner"]["total"].as_u64()),
+                (
+                    Some(own_text(own, "scaled_tag")),
+                    Some(own_count(own, "scaled_total"))
+                ),
+                "{binary}: {receiver}"
+            );
+        }
+    }
 }

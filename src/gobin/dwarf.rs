@@ -133,6 +133,12 @@ impl TypeTable {
         self.types.iter().position(|t| t.name == name).map(TypeId)
     }
 
+    /// Adds a type the DWARF does not describe (a method wrapper's receiver), returning its id.
+    pub(super) fn push(&mut self, ty: GoType) -> TypeId {
+        self.types.push(ty);
+        TypeId(self.types.len() - 1)
+    }
+
     /// Number of types.
     pub fn len(&self) -> usize {
         self.types.len()

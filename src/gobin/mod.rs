@@ -11,6 +11,7 @@ pub mod elf;
 pub mod inline;
 pub mod inline_entry;
 pub mod inline_probe;
+pub mod method_wrappers;
 pub mod newproc_abi;
 pub mod pclntab;
 pub mod runtime_layout;
@@ -155,9 +156,15 @@ impl<'data> GoBinary<'data> {
     }
 
     /// The binary's DWARF (types, signatures, globals), or None when it has none.
+    /// Method wrappers' signatures include the receivers their DWARF leaves out
+    /// ([`method_wrappers`]).
     pub fn dwarf(&self) -> anyhow::Result<Option<dwarf::DwarfInfo>> {
         use anyhow::Context;
-        dwarf::load(&self.elf.file).context("reading DWARF")
+        let mut info = dwarf::load(&self.elf.file).context("reading DWARF")?;
+        if let Some(info) = &mut info {
+            method_wrappers::complete(self, info);
+        }
+        Ok(info)
     }
 
     /// Every inlined call the binary's DWARF describes (with parameter locations), or None

@@ -202,6 +202,7 @@ pub fn add_globals(
         abi: Abi::Stack,
         strsize: strsize.min(MAX_READ),
         stack_offset: 0,
+        unknown_layout: None,
     };
     let mut used = 0u64;
     for (name, vaddr, ty) in globals {
@@ -244,6 +245,7 @@ pub fn call_plan(sig: &FuncSig, types: &TypeTable, arch: Arch, abi: Abi, strsize
         abi,
         strsize: strsize.min(MAX_READ),
         stack_offset: 0,
+        unknown_layout: None,
     };
     let entry = assigner.assign_all(&sig.params);
     assigner.stack_offset = align_up(assigner.stack_offset, assigner.ptr);
@@ -259,6 +261,9 @@ struct Assigner<'a> {
     strsize: u32,
     /// Next free byte of the stack-argument area.
     stack_offset: u64,
+    /// The first value whose type DWARF does not describe: every value after it is placed
+    /// by its size, which is unknown, so they are unreadable.
+    unknown_layout: Option<String>,
 }
 
 /// Registers still free while assigning one list (arguments or results).
@@ -285,6 +290,21 @@ impl Assigner<'_> {
         let mut regs = RegCursor::default();
         for param in params {
             let ty = param.ty;
+            if let Some(unknown) = &self.unknown_layout {
+                site.values.push(ValuePlan {
+                    name: param.name.clone(),
+                    type_name: self.types.name(ty).to_owned(),
+                    shape: Shape::Unreadable {
+                        reason: format!(
+                            "placed after a value of type {unknown}, whose layout DWARF does not give"
+                        ),
+                    },
+                });
+                continue;
+            }
+            if self.types.get(ty).kind == TypeKind::Unknown {
+                self.unknown_layout = Some(self.types.name(ty).to_owned());
+            }
             let fits = match self.abi {
                 Abi::Register => self.reg_pieces(ty, 0).filter(|(ints, floats)| {
                     regs.ints + ints <= AMD64_INT_REGS.len()
@@ -750,6 +770,7 @@ mod tests {
     const INT64: TypeId = TypeId(8);
     const INT32: TypeId = TypeId(9);
     const INT16: TypeId = TypeId(10);
+    const OPAQUE: TypeId = TypeId(11);
 
     fn ty(name: &str, size: u64, kind: TypeKind) -> GoType {
         GoType {
@@ -796,6 +817,7 @@ mod tests {
             ty("int64", 8, TypeKind::Int { signed: true }),
             ty("int32", 4, TypeKind::Int { signed: true }),
             ty("int16", 2, TypeKind::Int { signed: true }),
+            ty("main.Opaque", 0, TypeKind::Unknown),
         ])
     }
 
@@ -957,6 +979,40 @@ mod tests {
         assert_eq!(at(&plan.entry.values[1]), int(stack(8, 8)));
         assert_eq!(at(&plan.entry.values[2]), int(stack(16, 4)));
         assert_eq!(at(&plan.ret.values[0]), int(stack(20, 2)));
+    }
+
+    #[test]
+    fn values_after_one_of_unknown_layout_are_unreadable() {
+        for (arch, abi, ptr) in [(Arch::Amd64, Abi::Register, 8), (Arch::I386, Abi::Stack, 4)] {
+            let plan = call_plan(
+                &sig(&[INT, OPAQUE, INT], &[INT]),
+                &table(ptr),
+                arch,
+                abi,
+                64,
+            );
+            let reasons: Vec<String> = plan
+                .entry
+                .values
+                .iter()
+                .chain(&plan.ret.values)
+                .map(|v| match &v.shape {
+                    Shape::Unreadable { reason } => reason.clone(),
+                    _ => "readable".into(),
+                })
+                .collect();
+            let after =
+                "placed after a value of type main.Opaque, whose layout DWARF does not give";
+            assert_eq!(
+                reasons,
+                [
+                    "readable",
+                    "type main.Opaque is not described by DWARF",
+                    after,
+                    after
+                ]
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The results of a call that ends in a tail call. A function that leaves by `JMP callee`
 //! hands the callee its own frame: the callee's RET returns to the function's caller, at the
 //! function's entry SP, with the callee's results where the caller reads the function's. So
-//! they are read at the callee's RETs by the callee's result layout (a compiler wrapper's own
-//! DWARF may leave out its receiver: Go 1.19 does, which would misplace results on the stack),
+//! they are read at the callee's RETs by the callee's result layout (the function's own may
+//! differ: a wrapper that adjusts its receiver in place still returns where its callee does),
 //! and named as the function's own results when their types are the callee's. Otherwise each
 //! result is unreadable, with why.
 
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn callee_layout_under_the_callers_names() {
-        // A wrapper whose own DWARF misplaces its result (no receiver): the callee's wins.
+        // A function whose own layout places its result elsewhere: the callee's wins.
         let own = results(&[("~r0", "int64", 0x10)]);
         let callee = results(&[("total", "int64", 0x14)]);
         let plan = results_of("w", &own, &[("c", Some(callee.clone()))]);
