@@ -3,13 +3,11 @@
  * One generic program runs at each function's entry site and at every RET; the attach cookie
  * says which function and which kind of site, and selects a fetch plan (computed in user space
  * from DWARF, src/plan/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
- * The program copies raw registers, stack and bytes; user space decodes. */
+ * The program copies raw registers, stack and bytes (capture.bpf.h); user space decodes. */
 #include "calls_in_flight.bpf.h"
+#include "capture.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* ARGS_FRAME_BYTES: the captured frame, registers then stack then globals. */
-#define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW + ARGS_GLOBALS_BYTES)
 
 const volatile struct go_layout layout = {};
 /* offsetof(runtime.g, goid). */
@@ -56,55 +54,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096); /* sized before load */
 } events SEC(".maps");
-
-/* The pointer-sized word at byte `off` of the captured frame. */
-static __always_inline __u64 frame_word(struct args_event *e, __u32 off)
-{
-	__u64 word = 0;
-
-	if (off > ARGS_FRAME_BYTES - 8)
-		return 0;
-	bpf_probe_read_kernel(&word, 8, (__u8 *)e->regs + off);
-	if (layout.ptr_size == 4)
-		word &= 0xffffffff;
-	return word;
-}
-
-/* Performs one extra read into e->data; returns the bytes read or ARGS_READ_FAILED. */
-static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d)
-{
-	__u64 ptr = frame_word(e, d->ptr_off);
-	__u64 len, n;
-	__u32 off = e->data_len;
-
-	if (d->kind == DEREF_STRING_HEADER) {
-		__u64 header[2] = {};
-
-		if (!ptr || bpf_probe_read_user(&header[0], layout.ptr_size, (void *)ptr) ||
-		    bpf_probe_read_user(&header[1], layout.ptr_size, (void *)(ptr + layout.ptr_size)))
-			return ARGS_READ_FAILED;
-		ptr = header[0];
-		len = header[1];
-	} else if (d->kind == DEREF_FIXED) {
-		if (!ptr)
-			return ARGS_READ_FAILED;
-		ptr += d->scale;
-		len = d->max;
-	} else {
-		len = frame_word(e, d->len_off) * d->scale;
-	}
-	n = len < d->max ? len : d->max;
-	if (n > ARGS_MAX_READ)
-		n = ARGS_MAX_READ;
-	if (n == 0)
-		return 0;
-	if (off >= ARGS_DATA_CAP)
-		return ARGS_READ_FAILED;
-	if (bpf_probe_read_user(&e->data[off], n, (void *)ptr))
-		return ARGS_READ_FAILED;
-	e->data_len = off + n;
-	return n;
-}
 
 static __always_inline void count(__u32 which)
 {
@@ -186,8 +135,6 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->kind = hit.kind;
 	e->matched = matched;
 	e->duration_ns = matched ? now - start_ns : 0;
-	e->data_len = 0;
-	e->globals_failed = 0;
 	e->n_callers = 0;
 	if (walk_stack && !is_ret) {
 		/* Before the function's PUSH RBP: [SP] returns into the caller, RBP is the caller's
@@ -206,48 +153,9 @@ static __always_inline int args_site(struct pt_regs *ctx)
 				break;
 		}
 	}
-	e->load_bias = regs.ip - plan->func_vaddr - hit.site_offset;
 	e->goid = 0;
 	bpf_probe_read_user(&e->goid, 8, (void *)(hit.key.g + g_goid));
-
-	if (layout.g_source == G_FROM_R14) {
-		e->regs[0] = regs.ax;
-		e->regs[1] = regs.bx;
-		e->regs[2] = regs.cx;
-		e->regs[3] = regs.di;
-		e->regs[4] = regs.si;
-		e->regs[5] = regs.r8;
-		e->regs[6] = regs.r9;
-		e->regs[7] = regs.r10;
-		e->regs[8] = regs.r11;
-	}
-	size = plan->stack_bytes;
-	if (size > ARGS_STACK_WINDOW)
-		size = ARGS_STACK_WINDOW;
-	if (size && bpf_probe_read_user(e->stack, size, (void *)sp))
-		__builtin_memset(e->stack, 0, sizeof(e->stack));
-
-	for (int i = 0; i < ARGS_MAX_GLOBALS; i++) {
-		struct args_global *gl = &plan->globals[i];
-		__u32 off = gl->area_off, n = gl->size;
-
-		if (i >= plan->n_globals)
-			break;
-		if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
-			continue;
-		if (bpf_probe_read_user(&e->globals[off], n, (void *)(gl->vaddr + e->load_bias)))
-			e->globals_failed |= 1u << i;
-	}
-
-	for (int i = 0; i < ARGS_MAX_DEREFS; i++) {
-		if (i >= plan->n_derefs)
-			break;
-		e->deref_len[i] = do_deref(e, &plan->derefs[i]);
-	}
-
-	size = offsetof(struct args_event, data) + e->data_len;
-	if (size > sizeof(*e))
-		size = sizeof(*e);
+	size = capture_frame(e, plan, &regs, hit.site_offset, &layout);
 	if (bpf_ringbuf_output(&events, e, size, ringbuf_flags(&events, size, wakeup_watermark)))
 		count(0);
 	return 0;
