@@ -194,7 +194,14 @@ fn plan_calls(
     }
     let plan = plan::plan(bin, &names, !args.no_ret)?;
     let dwarf = bin.dwarf()?;
-    let calls = call_plans(bin, dwarf.as_ref(), &plan, &user_sigs, args)?;
+    let calls = call_plans(
+        bin,
+        dwarf.as_ref(),
+        &plan,
+        &user_sigs,
+        args.strsize,
+        &args.globals,
+    )?;
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
@@ -202,23 +209,23 @@ fn plan_calls(
 }
 
 /// What args reads for every planned function: its ABI plan from its written signature, else
-/// DWARF, with the `--global`s read at its entry, and its results at tail callees' RETs.
+/// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
+/// `strsize`), and its results at tail callees' RETs.
 fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
     plan: &ProbePlan,
     user_sigs: &[UserSignature],
-    args: &ArgsArgs,
+    strsize: u32,
+    global_names: &[String],
 ) -> Result<Vec<Reads>> {
-    let strsize = args.strsize;
     let arch = bin.elf.arch;
     let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
         Abi::Register
     } else {
         Abi::Stack
     };
-    let globals = args
-        .globals
+    let globals = global_names
         .iter()
         .map(|name| {
             let dwarf = dwarf.with_context(|| {
