@@ -88,10 +88,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	 * function's calls (calls_leave); it has a plan of its own (the tail callee's result
 	 * layout, src/commands/args/tail.rs), and user space sees its kind. */
 	is_ret = hit.kind != SITE_ENTRY;
-	plan_key = hit.func_id * ARGS_PLANS_PER_FUNC +
-		   (hit.kind == SITE_TAIL_RET ? ARGS_PLAN_TAIL_RET :
-		    is_ret			? ARGS_PLAN_RET :
-						  ARGS_PLAN_ENTRY);
+	plan_key = fetch_plan_key(&hit);
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!plan || !e)

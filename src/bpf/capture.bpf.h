@@ -61,6 +61,16 @@ static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d
 	return n;
 }
 
+/* The fetch_plans index of the plan for `hit`'s site: a tail-call target's RET reads by the
+ * function's TAIL_RET plan (the tail callee's result layout), any other RET by its RET plan. */
+static __always_inline __u32 fetch_plan_key(struct probe_hit *hit)
+{
+	return hit->func_id * ARGS_PLANS_PER_FUNC +
+	       (hit->kind == SITE_TAIL_RET ? ARGS_PLAN_TAIL_RET :
+		hit->kind != SITE_ENTRY	   ? ARGS_PLAN_RET :
+					     ARGS_PLAN_ENTRY);
+}
+
 /* Fills e's load bias, registers, stack window, globals and extra reads by `plan`, at a site
  * `site_offset` bytes into the function, with SP `regs->sp`. Returns the bytes of e to send. */
 static __always_inline __u64 capture_frame(struct args_event *e, struct args_fetch *plan,
