@@ -19,14 +19,6 @@ const volatile __u64 wakeup_watermark = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
 
-/* Indexed by func_id * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_fetch);
-} fetch_plans SEC(".maps");
-
 /* The event under construction (too big for the BPF stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

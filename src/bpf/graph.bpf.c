@@ -40,14 +40,6 @@ struct {
 	__type(value, struct graph_stats);
 } stats SEC(".maps");
 
-/* --args: indexed by fetch_plan_key. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_fetch);
-} fetch_plans SEC(".maps");
-
 /* --args: the record under construction (too big for the BPF stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
