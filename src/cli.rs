@@ -216,7 +216,7 @@ pub struct GraphArgs {
     /// Print only root calls that took longer than this (e.g. 5ms, 100us, 2s).
     #[arg(long, value_name = "DURATION")]
     pub min: Option<String>,
-    /// Add each traced call's arguments and results (not implemented yet).
+    /// Add each traced call's arguments and results, decoded as `gotrace args` does (needs DWARF).
     #[arg(long)]
     pub args: bool,
     /// Write the trees as collapsed stacks weighted by self time (flamegraph.pl, speedscope,

@@ -276,6 +276,91 @@ fn min_keeps_only_and_all_slow_roots() {
     );
 }
 
+/// `--args` on one matrix binary: the values in the trees are the ones the target records.
+/// Beneath each root call, example/rec.goid (which the target's record uses for its `tree
+/// goid=N` line) returns that tree's goroutine id, and strconv.ParseInt, which it calls, gets
+/// its decimal text as argument `s`; main.root's argument `kind` takes each shape once
+/// (-rounds 1); every capture decodes (summary `malformed` 0).
+fn check_args(version: &'static str, goarch: &'static str, variant: Variant) {
+    let Some(binary) = require(matrix_binary(version, goarch, variant, "calltree")) else {
+        return;
+    };
+    let output = Command::new(GOTRACE)
+        .args([
+            "graph",
+            "--json",
+            "--args",
+            "--depth",
+            "0",
+            "main.root",
+            "main.*",
+        ])
+        .args(["example/rec.*", "strconv.ParseInt", "--"])
+        .arg(&binary.path)
+        .args(["-rounds", "1", "-par", "1"])
+        .output()
+        .expect("running gotrace");
+    assert!(output.status.success(), "{output:?}");
+    let (own, json) = split_output(&output.stdout);
+    let own = own_trees(&own);
+    let what = format!("go{version} {goarch} {variant:?}");
+    let mut kinds = Vec::new();
+    for tree in trees(&json) {
+        let goid = field(tree, "goid");
+        assert!(
+            own.iter().any(|t| t.goid == goid),
+            "{what}: goroutine {goid} not in {own:?}"
+        );
+        let arg = &tree["args"][0];
+        assert_eq!(arg["name"], "kind", "{what}: {tree}");
+        kinds.push(arg["value"].as_u64().expect("kind is an int"));
+        let nodes = paths(tree);
+        let goids: Vec<_> = nodes
+            .iter()
+            .filter(|(_, n)| n["function"] == "example/rec.goid" && n["unwound"].is_null())
+            .map(|(_, n)| n["results"][0]["value"].as_u64())
+            .collect();
+        assert!(
+            !goids.is_empty(),
+            "{what}: no example/rec.goid beneath {tree}"
+        );
+        assert!(
+            goids.iter().all(|&g| g == Some(goid)),
+            "{what}: {goids:?} in tree of goroutine {goid}"
+        );
+        for (_, parse) in nodes
+            .iter()
+            .filter(|(_, n)| n["function"] == "strconv.ParseInt")
+        {
+            assert_eq!(parse["args"][0]["name"], "s", "{what}: {parse}");
+            assert_eq!(
+                parse["args"][0]["value"],
+                goid.to_string(),
+                "{what}: {parse}"
+            );
+        }
+    }
+    kinds.sort_unstable();
+    assert_eq!(kinds, (0..own.len() as u64).collect::<Vec<_>>(), "{what}");
+    let summary = summary(&json);
+    assert_eq!(
+        field(summary, "trees"),
+        own.len() as u64,
+        "{what}: {summary}"
+    );
+    assert_eq!(field(summary, "malformed"), 0, "{what}: {summary}");
+}
+
+#[test]
+fn args_are_the_values_the_target_records() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    check_args("1.27.3", "amd64", Variant::Pie);
+    check_args("1.19", "386", Variant::Plain);
+}
+
 /// A node of the target's shape syntax, parsed.
 #[derive(Debug, Clone, PartialEq)]
 struct Node {
@@ -452,12 +537,21 @@ fn bad_input_is_one_line_and_exit_2() {
         return;
     };
     let path = binary.path.to_str().unwrap();
+    let Some(stripped) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Stripped,
+        "calltree",
+    )) else {
+        return;
+    };
+    let stripped = stripped.path.to_str().unwrap();
     for args in [
+        vec!["graph", "--args", "main.root", stripped],
         vec!["graph", "--min", "5", "main.root", path],
         vec!["graph", "--min", "fast", "main.root", path],
         vec!["graph", "main.nosuch", path],
         vec!["graph", "--max-nodes", "0", "main.root", path],
-        vec!["graph", "--args", "main.root", path],
         vec!["graph", "main.root"],
     ] {
         let problems = user_error_problems(&gotrace(&args));

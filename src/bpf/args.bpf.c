@@ -3,13 +3,11 @@
  * One generic program runs at each function's entry site and at every RET; the attach cookie
  * says which function and which kind of site, and selects a fetch plan (computed in user space
  * from DWARF, src/plan/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
- * The program copies raw registers, stack and bytes; user space decodes. */
+ * The program copies raw registers, stack and bytes (capture.bpf.h); user space decodes. */
 #include "calls_in_flight.bpf.h"
+#include "capture.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* ARGS_FRAME_BYTES: the captured frame, registers then stack then globals. */
-#define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW + ARGS_GLOBALS_BYTES)
 
 const volatile struct go_layout layout = {};
 /* offsetof(runtime.g, goid). */
@@ -20,14 +18,6 @@ const volatile __u32 walk_stack = 0;
 const volatile __u64 wakeup_watermark = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
-
-/* Indexed by func_id * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_fetch);
-} fetch_plans SEC(".maps");
 
 /* The event under construction (too big for the BPF stack). */
 struct {
@@ -56,55 +46,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096); /* sized before load */
 } events SEC(".maps");
-
-/* The pointer-sized word at byte `off` of the captured frame. */
-static __always_inline __u64 frame_word(struct args_event *e, __u32 off)
-{
-	__u64 word = 0;
-
-	if (off > ARGS_FRAME_BYTES - 8)
-		return 0;
-	bpf_probe_read_kernel(&word, 8, (__u8 *)e->regs + off);
-	if (layout.ptr_size == 4)
-		word &= 0xffffffff;
-	return word;
-}
-
-/* Performs one extra read into e->data; returns the bytes read or ARGS_READ_FAILED. */
-static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d)
-{
-	__u64 ptr = frame_word(e, d->ptr_off);
-	__u64 len, n;
-	__u32 off = e->data_len;
-
-	if (d->kind == DEREF_STRING_HEADER) {
-		__u64 header[2] = {};
-
-		if (!ptr || bpf_probe_read_user(&header[0], layout.ptr_size, (void *)ptr) ||
-		    bpf_probe_read_user(&header[1], layout.ptr_size, (void *)(ptr + layout.ptr_size)))
-			return ARGS_READ_FAILED;
-		ptr = header[0];
-		len = header[1];
-	} else if (d->kind == DEREF_FIXED) {
-		if (!ptr)
-			return ARGS_READ_FAILED;
-		ptr += d->scale;
-		len = d->max;
-	} else {
-		len = frame_word(e, d->len_off) * d->scale;
-	}
-	n = len < d->max ? len : d->max;
-	if (n > ARGS_MAX_READ)
-		n = ARGS_MAX_READ;
-	if (n == 0)
-		return 0;
-	if (off >= ARGS_DATA_CAP)
-		return ARGS_READ_FAILED;
-	if (bpf_probe_read_user(&e->data[off], n, (void *)ptr))
-		return ARGS_READ_FAILED;
-	e->data_len = off + n;
-	return n;
-}
 
 static __always_inline void count(__u32 which)
 {
@@ -139,10 +80,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	 * function's calls (calls_leave); it has a plan of its own (the tail callee's result
 	 * layout, src/commands/args/tail.rs), and user space sees its kind. */
 	is_ret = hit.kind != SITE_ENTRY;
-	plan_key = hit.func_id * ARGS_PLANS_PER_FUNC +
-		   (hit.kind == SITE_TAIL_RET ? ARGS_PLAN_TAIL_RET :
-		    is_ret			? ARGS_PLAN_RET :
-						  ARGS_PLAN_ENTRY);
+	plan_key = fetch_plan_key(&hit);
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!plan || !e)
@@ -186,8 +124,6 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->kind = hit.kind;
 	e->matched = matched;
 	e->duration_ns = matched ? now - start_ns : 0;
-	e->data_len = 0;
-	e->globals_failed = 0;
 	e->n_callers = 0;
 	if (walk_stack && !is_ret) {
 		/* Before the function's PUSH RBP: [SP] returns into the caller, RBP is the caller's
@@ -206,48 +142,9 @@ static __always_inline int args_site(struct pt_regs *ctx)
 				break;
 		}
 	}
-	e->load_bias = regs.ip - plan->func_vaddr - hit.site_offset;
 	e->goid = 0;
 	bpf_probe_read_user(&e->goid, 8, (void *)(hit.key.g + g_goid));
-
-	if (layout.g_source == G_FROM_R14) {
-		e->regs[0] = regs.ax;
-		e->regs[1] = regs.bx;
-		e->regs[2] = regs.cx;
-		e->regs[3] = regs.di;
-		e->regs[4] = regs.si;
-		e->regs[5] = regs.r8;
-		e->regs[6] = regs.r9;
-		e->regs[7] = regs.r10;
-		e->regs[8] = regs.r11;
-	}
-	size = plan->stack_bytes;
-	if (size > ARGS_STACK_WINDOW)
-		size = ARGS_STACK_WINDOW;
-	if (size && bpf_probe_read_user(e->stack, size, (void *)sp))
-		__builtin_memset(e->stack, 0, sizeof(e->stack));
-
-	for (int i = 0; i < ARGS_MAX_GLOBALS; i++) {
-		struct args_global *gl = &plan->globals[i];
-		__u32 off = gl->area_off, n = gl->size;
-
-		if (i >= plan->n_globals)
-			break;
-		if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
-			continue;
-		if (bpf_probe_read_user(&e->globals[off], n, (void *)(gl->vaddr + e->load_bias)))
-			e->globals_failed |= 1u << i;
-	}
-
-	for (int i = 0; i < ARGS_MAX_DEREFS; i++) {
-		if (i >= plan->n_derefs)
-			break;
-		e->deref_len[i] = do_deref(e, &plan->derefs[i]);
-	}
-
-	size = offsetof(struct args_event, data) + e->data_len;
-	if (size > sizeof(*e))
-		size = sizeof(*e);
+	size = capture_frame(e, plan, &regs, hit.site_offset, &layout);
 	if (bpf_ringbuf_output(&events, e, size, ringbuf_flags(&events, size, wakeup_watermark)))
 		count(0);
 	return 0;

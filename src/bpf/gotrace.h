@@ -308,6 +308,13 @@ struct graph_event {
 	__u32 pad;
 };
 
+/* A record of gotrace graph --args: the graph record, then the capture at its site by the
+ * function's fetch plan (struct args_event, only its used part is sent). */
+struct graph_args_event {
+	struct graph_event head;
+	struct args_event capture;
+};
+
 /* Key of the per-goroutine state: the process and its g. */
 struct graph_g_key {
 	__u64 g;
@@ -360,6 +367,7 @@ struct gotrace_shared_types {
 	struct goroutine_counters goroutine_counters;
 	enum graph_event_kind graph_event_kind;
 	struct graph_event graph_event;
+	struct graph_args_event graph_args_event;
 	struct graph_g_key graph_g_key;
 	struct graph_inside graph_inside;
 	struct graph_stats graph_stats;

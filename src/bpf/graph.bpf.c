@@ -6,8 +6,10 @@
  * Frames are identified by depth (g.stack.hi - SP), which stack copying preserves; user space
  * pairs ENTER and EXIT records into trees (src/commands/graph/). runtime.goexit1's entry (it
  * runs on the exiting goroutine, after its deferred calls) ends the goroutine's stay inside
- * ROOT when runtime.Goexit unwound it: a GOEXIT record closes the tree at once. */
-#include "go_runtime.bpf.h"
+ * ROOT when runtime.Goexit unwound it: a GOEXIT record closes the tree at once. With --args
+ * (capture_args), ENTER and EXIT records carry the site's capture by its fetch plan
+ * (capture.bpf.h, as gotrace args); without it, that path is never taken. */
+#include "capture.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -18,6 +20,8 @@ const volatile __u32 g_goid = 0;
 const volatile __u32 n_roots = 0;
 /* The planned function id of runtime.goexit1 (its entry emits GOEXIT, never ENTER). */
 const volatile __u32 goexit_id = ~0U;
+/* --args: ENTER/EXIT records are struct graph_args_event. */
+const volatile __u32 capture_args = 0;
 /* Ring bytes past which a record wakes the consumer (ringbuf_flags). */
 const volatile __u64 wakeup_watermark = 0;
 
@@ -36,6 +40,14 @@ struct {
 	__type(value, struct graph_stats);
 } stats SEC(".maps");
 
+/* --args: the record under construction (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct graph_args_event);
+} scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096); /* sized before load */
@@ -49,21 +61,10 @@ static __always_inline struct graph_stats *counters(void)
 	return bpf_map_lookup_elem(&stats, &zero);
 }
 
-/* Emits one record; counts it lost when the ring has no room. */
-static __always_inline void emit(struct probe_hit *hit, __u64 goid, enum graph_event_kind kind,
-				 __u64 now)
+/* Fills a record's header. */
+static __always_inline void fill_head(struct graph_event *e, struct probe_hit *hit, __u64 goid,
+				     enum graph_event_kind kind, __u64 now)
 {
-	struct graph_event *e;
-	struct graph_stats *s;
-	__u64 size = sizeof(*e);
-
-	e = bpf_ringbuf_reserve(&events, size, 0);
-	if (!e) {
-		s = counters();
-		if (s)
-			__sync_fetch_and_add(&s->lost, 1);
-		return;
-	}
 	e->ts_ns = now;
 	e->goid = goid;
 	e->depth = hit->key.depth;
@@ -71,6 +72,64 @@ static __always_inline void emit(struct probe_hit *hit, __u64 goid, enum graph_e
 	e->func_id = hit->func_id;
 	e->kind = kind;
 	e->pad = 0;
+}
+
+/* Counts one record lost. */
+static __always_inline void count_lost(void)
+{
+	struct graph_stats *s = counters();
+
+	if (s)
+		__sync_fetch_and_add(&s->lost, 1);
+}
+
+/* --args: emits the record with the site's capture; counts it lost when it cannot. */
+static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs *regs, __u64 goid,
+					  enum graph_event_kind kind, __u64 now)
+{
+	__u32 zero = 0, plan_key = fetch_plan_key(hit);
+	struct args_fetch *plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
+	struct graph_args_event *r = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 size;
+
+	if (!plan || !r) {
+		count_lost();
+		return;
+	}
+	fill_head(&r->head, hit, goid, kind, now);
+	r->capture.ts_ns = now;
+	r->capture.goid = goid;
+	r->capture.pid = hit->key.tgid;
+	r->capture.tid = hit->tid;
+	r->capture.func_id = hit->func_id;
+	r->capture.kind = hit->kind;
+	r->capture.n_callers = 0;
+	size = offsetof(struct graph_args_event, capture) +
+	       capture_frame(&r->capture, plan, regs, hit->site_offset, &layout);
+	if (size > sizeof(*r))
+		size = sizeof(*r);
+	if (bpf_ringbuf_output(&events, r, size, ringbuf_flags(&events, size, wakeup_watermark)))
+		count_lost();
+}
+
+/* Emits one record (with the capture when --args, except GOEXIT); counts it lost when the
+ * ring has no room. */
+static __always_inline void emit(struct probe_hit *hit, struct pt_regs *regs, __u64 goid,
+				 enum graph_event_kind kind, __u64 now)
+{
+	struct graph_event *e;
+	__u64 size = sizeof(*e);
+
+	if (capture_args && kind != GRAPH_GOEXIT) {
+		emit_captured(hit, regs, goid, kind, now);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+	fill_head(e, hit, goid, kind, now);
 	bpf_ringbuf_submit(e, ringbuf_flags(&events, size, wakeup_watermark));
 }
 
@@ -114,7 +173,7 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 			return 0;
 		bpf_map_delete_elem(&inside, &key);
 		if (in->goid == goid) {
-			emit(&hit, goid, GRAPH_GOEXIT, now);
+			emit(&hit, &regs, goid, GRAPH_GOEXIT, now);
 		} else {
 			s = counters();
 			if (s)
@@ -147,7 +206,7 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 			return 0;
 		}
 	}
-	emit(&hit, goid,
+	emit(&hit, &regs, goid,
 	     !is_ret ? GRAPH_ENTER : hit.kind == SITE_TAIL_RET ? GRAPH_TAIL_EXIT : GRAPH_EXIT, now);
 	if (in && is_ret && is_root && hit.key.depth == in->root_depth)
 		bpf_map_delete_elem(&inside, &key);

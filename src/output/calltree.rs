@@ -27,8 +27,8 @@ pub struct CallNode {
     /// Closed by panic/Goexit unwinding (its RET never ran), not by its RET.
     pub unwound: bool,
     /// Already-rendered argument and result values (the args machinery), when --args.
-    pub args: Option<Vec<(String, serde_json::Value, String)>>, // (name, json value, human text)
-    pub results: Option<Vec<(String, serde_json::Value, String)>>,
+    pub args: Option<Vec<RenderedValue>>,
+    pub results: Option<Vec<RenderedValue>>,
 }
 
 /// One call of ROOT with everything recorded beneath it.

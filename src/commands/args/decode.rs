@@ -6,6 +6,7 @@ use std::mem::offset_of;
 use crate::gobin::symbols::CallSite;
 use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
+use crate::output::calltree::RenderedValue;
 use crate::output::values::{self, Captured, NamedValue};
 use crate::plan::abi;
 use crate::plan::{PlannedFunc, ProbePlan};
@@ -26,6 +27,22 @@ pub struct CallEvent<'p> {
     pub globals: Vec<NamedValue<'p>>,
     /// `--stack`, at entry: each caller's call site (with its return address).
     pub callers: Vec<(u64, CallSite<'p>)>,
+}
+
+impl CallEvent<'_> {
+    /// The arguments (entry) or results (RET) as (name, JSON object as `args` prints it,
+    /// human text), as a call tree node carries them.
+    pub fn rendered_values(&self) -> Vec<RenderedValue> {
+        self.values
+            .iter()
+            .map(|v| {
+                let mut json = Vec::new();
+                v.write_json(&mut json);
+                let json = serde_json::from_slice(&json).unwrap_or(serde_json::Value::Null);
+                (v.name.to_owned(), json, v.human())
+            })
+            .collect()
+    }
 }
 
 /// Decodes records by the plans of one session.

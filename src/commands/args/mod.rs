@@ -3,7 +3,7 @@
 //! registers, stack and string bytes by a per-function fetch plan ([`crate::plan::abi`]) into
 //! one ring buffer; [`decode`] turns records into values, [`render`] into lines.
 
-mod decode;
+pub(crate) mod decode;
 mod render;
 mod tail;
 
@@ -128,20 +128,35 @@ fn load_program<'o>(
     });
     open.maps
         .fetch_plans
-        .set_max_entries(args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32)?;
+        .set_max_entries(fetch_plans_len(plan))?;
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     let skel = bpf::load(open)?;
+    store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
+    Ok(skel)
+}
+
+/// The entries a `fetch_plans` map (capture.bpf.h) needs for `plan`'s functions.
+pub(crate) fn fetch_plans_len(plan: &ProbePlan) -> u32 {
+    args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32
+}
+
+/// Stores each planned function's fetch plans, one per kind of site, in `map`.
+pub(crate) fn store_fetch_plans(
+    map: &impl libbpf_rs::MapCore,
+    plan: &ProbePlan,
+    calls: &[Reads],
+) -> Result<()> {
     for (func, reads) in plan.funcs.iter().zip(calls) {
         for (kind, index) in SITE_PLANS {
             let key = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + index.0;
             let site = reads.site(kind);
-            maps::store(&skel.maps.fetch_plans, key, &site.to_bpf(func.entry))?;
+            maps::store(map, key, &site.to_bpf(func.entry))?;
         }
     }
-    Ok(skel)
+    Ok(())
 }
 
 /// The kinds of site a record comes from, each with the index of its fetch plan (args_site
@@ -156,7 +171,7 @@ const SITE_PLANS: [(site_kind, args_plan_index); 3] = [
 ];
 
 /// What args reads at each kind of site of one planned function.
-struct Reads {
+pub(crate) struct Reads {
     /// Arguments at the entry, results at its own RETs.
     call: CallPlan,
     /// Results at its tail callees' RETs ([`tail`]).
@@ -194,7 +209,14 @@ fn plan_calls(
     }
     let plan = plan::plan(bin, &names, !args.no_ret)?;
     let dwarf = bin.dwarf()?;
-    let calls = call_plans(bin, dwarf.as_ref(), &plan, &user_sigs, args)?;
+    let calls = call_plans(
+        bin,
+        dwarf.as_ref(),
+        &plan,
+        &user_sigs,
+        args.strsize,
+        &args.globals,
+    )?;
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
@@ -202,23 +224,23 @@ fn plan_calls(
 }
 
 /// What args reads for every planned function: its ABI plan from its written signature, else
-/// DWARF, with the `--global`s read at its entry, and its results at tail callees' RETs.
-fn call_plans(
+/// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
+/// `strsize`), and its results at tail callees' RETs.
+pub(crate) fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
     plan: &ProbePlan,
     user_sigs: &[UserSignature],
-    args: &ArgsArgs,
+    strsize: u32,
+    global_names: &[String],
 ) -> Result<Vec<Reads>> {
-    let strsize = args.strsize;
     let arch = bin.elf.arch;
     let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
         Abi::Register
     } else {
         Abi::Stack
     };
-    let globals = args
-        .globals
+    let globals = global_names
         .iter()
         .map(|name| {
             let dwarf = dwarf.with_context(|| {

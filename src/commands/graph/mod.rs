@@ -2,7 +2,9 @@
 //! with durations. The plan is ROOT, the functions it reaches by direct calls
 //! ([`crate::plan::reach`]) and the user's PATTERNs; the BPF program (src/bpf/graph.bpf.c)
 //! emits ENTER/EXIT records only while a goroutine is inside ROOT, and GOEXIT when
-//! runtime.goexit1 ends a goroutine still inside ROOT; [`tree`] builds the trees;
+//! runtime.goexit1 ends a goroutine still inside ROOT; with --args those records carry the
+//! site's capture, decoded as `gotrace args` does ([`crate::commands::args`]); [`tree`] builds
+//! the trees;
 //! [`crate::output::calltree`] renders them (human, JSON, folded stacks, SVG).
 
 mod tree;
@@ -18,6 +20,8 @@ use libbpf_rs::skel::Skel;
 use serde_json::json;
 
 use crate::cli::GraphArgs;
+use crate::commands::args::{self, decode::Decoder, Reads};
+use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks};
 use crate::plan::{self, reach, ProbePlan};
@@ -32,11 +36,6 @@ use tree::{Counts, Limits, Record, Step, TreeBuilder};
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
     let min_ns = args.min.as_deref().map(parse_duration).transpose()?;
-    if args.args {
-        bail!(
-            "--args is not available yet in gotrace graph; use `gotrace args FUNC` for the values"
-        );
-    }
     if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
         bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
     }
@@ -47,9 +46,19 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let bin = file.parse()?;
     let (mut plan, n_roots) = plan_graph(&bin, &patterns, args)?;
     let goexit_id = plan_goexit(&bin, &mut plan)?;
+    let calls = args.args.then(|| plan_captures(&bin, &plan)).transpose()?;
     let mut object = MaybeUninit::uninit();
     let ids = ProgramIds { n_roots, goexit_id };
-    let skel = load_program(&mut object, &bin, &plan, ids, session.pid(), args)?;
+    let skel = load_program(
+        &mut object,
+        &bin,
+        &plan,
+        calls.as_deref(),
+        ids,
+        session.pid(),
+        args,
+    )?;
+    let namer = BinaryTypeNamer::new(&bin);
     let names = plan.funcs.iter().map(|f| f.name.clone()).collect();
     let limits = Limits {
         max_depth: args.max_depth,
@@ -57,6 +66,9 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     };
     let printer = RefCell::new(Printer {
         builder: TreeBuilder::new(names, n_roots, limits),
+        decoder: calls
+            .as_deref()
+            .map(|calls| Decoder::new(&plan, calls, &namer, &bin)),
         root_sites: root_sites(&bin, &plan, n_roots),
         json: args.target.json,
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),
@@ -139,6 +151,16 @@ fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
     Ok(id)
 }
 
+/// --args: what is read at each planned function's sites, from DWARF (as `gotrace args`
+/// reads it, strings up to its default --strsize).
+fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
+    const STRSIZE: u32 = 64;
+    let dwarf = bin.dwarf()?.context(
+        "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
+    )?;
+    args::call_plans(bin, Some(&dwarf), plan, &[], STRSIZE, &[])
+}
+
 /// The planned function ids the program treats specially.
 struct ProgramIds {
     /// Ids 0 .. n_roots-1 are ROOT's functions.
@@ -164,6 +186,7 @@ fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
+    calls: Option<&[Reads]>,
     ids: ProgramIds,
     pid: Option<u32>,
     args: &GraphArgs,
@@ -175,13 +198,23 @@ fn load_program<'o>(
         rodata.g_goid = g_goid;
         rodata.n_roots = ids.n_roots;
         rodata.goexit_id = ids.goexit_id;
+        rodata.capture_args = u32::from(calls.is_some());
         rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
     });
     open.maps
         .inside
         .set_max_entries(args.max_goroutines.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
-    bpf::load(open)
+    if calls.is_some() {
+        open.maps
+            .fetch_plans
+            .set_max_entries(args::fetch_plans_len(plan))?;
+    }
+    let skel = bpf::load(open)?;
+    if let Some(calls) = calls {
+        args::store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
+    }
+    Ok(skel)
 }
 
 /// Parses `5ms`, `100us` (or `µs`), `250ns`, `1.5s`, `2m` into nanoseconds.
@@ -207,8 +240,10 @@ fn parse_duration(text: &str) -> Result<u64> {
 }
 
 /// Turns ring-buffer records into trees and the trees into output.
-struct Printer {
+struct Printer<'p> {
     builder: TreeBuilder,
+    /// --args: decodes each record's capture.
+    decoder: Option<Decoder<'p>>,
     root_sites: HashMap<String, String>,
     json: bool,
     clock_offset: i128,
@@ -220,7 +255,7 @@ struct Printer {
     below_min: u64,
 }
 
-impl Printer {
+impl Printer<'_> {
     /// Applies one record.
     fn record(&mut self, bytes: &[u8]) {
         let Ok(e) = bpf::read::<graph_event>(bytes) else {
@@ -232,6 +267,13 @@ impl Printer {
             graph_event_kind::GRAPH_GOEXIT => Step::Goexit,
             _ => Step::TailExit,
         };
+        // --args: ENTER and EXIT records carry their capture (struct graph_args_event).
+        let values = match &mut self.decoder {
+            Some(decoder) if step != Step::Goexit => decoder
+                .decode(bytes.get(size_of::<graph_event>()..).unwrap_or(&[]))
+                .map(|call| call.rendered_values()),
+            _ => None,
+        };
         let record = Record {
             pid: e.tgid,
             goid: e.goid,
@@ -239,6 +281,7 @@ impl Printer {
             depth: e.depth,
             ts_ns: e.ts_ns,
             step,
+            values,
         };
         let mut done = Vec::new();
         self.builder.apply(record, &mut |tree| done.push(tree));
@@ -315,16 +358,24 @@ impl Printer {
         } = self.builder.counts;
         // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
         let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
+        // --args: captures that could not be decoded (their calls are in the trees without).
+        let malformed = self.decoder.as_ref().map(Decoder::malformed);
         if self.json {
-            let line = json!({"type": "summary", "trees": self.trees, "lost": lost,
+            let mut line = json!({"type": "summary", "trees": self.trees, "lost": lost,
                               "unreadable": unreadable, "unmatched": unmatched,
                               "truncated": truncated, "below_min": self.below_min,
                               "open_at_end": open_at_end});
+            if let Some(malformed) = malformed {
+                line["malformed"] = malformed.into();
+            }
             writeln!(out, "{line}")?;
         } else {
+            let malformed = malformed
+                .map(|n| format!(", {n} malformed captures"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "{} trees, {lost} lost, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end",
+                "{} trees, {lost} lost, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end{malformed}",
                 self.trees, self.below_min
             )?;
         }

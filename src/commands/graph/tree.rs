@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::output::calltree::{CallNode, CallTree};
+use crate::output::calltree::{CallNode, CallTree, RenderedValue};
 
 /// What one record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Step {
 }
 
 /// One decoded record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub pid: u32,
     pub goid: u64,
@@ -31,6 +31,8 @@ pub struct Record {
     pub depth: u64,
     pub ts_ns: u64,
     pub step: Step,
+    /// --args: the arguments (ENTER) or results (EXIT) captured at the site.
+    pub values: Option<Vec<RenderedValue>>,
 }
 
 /// Bounds on one tree.
@@ -92,7 +94,7 @@ impl TreeBuilder {
     }
 
     /// Applies one record; `done` gets each tree it completes (with monotonic `ts_ns`).
-    pub fn apply(&mut self, r: Record, done: &mut impl FnMut(CallTree)) {
+    pub fn apply(&mut self, mut r: Record, done: &mut impl FnMut(CallTree)) {
         let key = (r.pid, r.goid);
         match r.step {
             Step::Goexit => {
@@ -125,7 +127,7 @@ impl TreeBuilder {
                     duration_ns: 0,
                     children: Vec::new(),
                     unwound: false,
-                    args: None,
+                    args: r.values.take(),
                     results: None,
                 };
                 match self.open.get_mut(&key) {
@@ -185,6 +187,9 @@ impl TreeBuilder {
                     return;
                 };
                 tree.last_ts = r.ts_ns;
+                if let Some(node) = &mut tree.frames[at].node {
+                    node.results = r.values.take().or(node.results.take());
+                }
                 while tree.frames.len() > at + 1 {
                     // A frame at the same depth shares this frame (a tail call): it returned
                     // by this RET too. Any other never returned.
@@ -281,6 +286,7 @@ mod tests {
                 depth,
                 ts_ns,
                 step,
+                values: None,
             };
             b.apply(r, &mut |t| trees.push(t));
         }

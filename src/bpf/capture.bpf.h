@@ -1,0 +1,135 @@
+/* Capturing a function's arguments or results by a fetch plan (crate::plan::abi): the
+ * registers, a stack window from SP, --global variables and the extra reads (strings,
+ * slices, pointed-to bytes) into one struct args_event. Shared by gotrace args and by
+ * gotrace graph --args; user space decodes the same record the same way. */
+#ifndef CAPTURE_BPF_H
+#define CAPTURE_BPF_H
+
+#include "go_runtime.bpf.h"
+
+/* ARGS_FRAME_BYTES: the captured frame, registers then stack then globals. */
+#define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW + ARGS_GLOBALS_BYTES)
+
+/* The pointer-sized word at byte `off` of the captured frame. */
+static __always_inline __u64 frame_word(struct args_event *e, __u32 off,
+					const volatile struct go_layout *l)
+{
+	__u64 word = 0;
+
+	if (off > ARGS_FRAME_BYTES - 8)
+		return 0;
+	bpf_probe_read_kernel(&word, 8, (__u8 *)e->regs + off);
+	if (l->ptr_size == 4)
+		word &= 0xffffffff;
+	return word;
+}
+
+/* Performs one extra read into e->data; returns the bytes read or ARGS_READ_FAILED. */
+static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d,
+				      const volatile struct go_layout *l)
+{
+	__u64 ptr = frame_word(e, d->ptr_off, l);
+	__u64 len, n;
+	__u32 off = e->data_len;
+
+	if (d->kind == DEREF_STRING_HEADER) {
+		__u64 header[2] = {};
+
+		if (!ptr || bpf_probe_read_user(&header[0], l->ptr_size, (void *)ptr) ||
+		    bpf_probe_read_user(&header[1], l->ptr_size, (void *)(ptr + l->ptr_size)))
+			return ARGS_READ_FAILED;
+		ptr = header[0];
+		len = header[1];
+	} else if (d->kind == DEREF_FIXED) {
+		if (!ptr)
+			return ARGS_READ_FAILED;
+		ptr += d->scale;
+		len = d->max;
+	} else {
+		len = frame_word(e, d->len_off, l) * d->scale;
+	}
+	n = len < d->max ? len : d->max;
+	if (n > ARGS_MAX_READ)
+		n = ARGS_MAX_READ;
+	if (n == 0)
+		return 0;
+	if (off >= ARGS_DATA_CAP)
+		return ARGS_READ_FAILED;
+	if (bpf_probe_read_user(&e->data[off], n, (void *)ptr))
+		return ARGS_READ_FAILED;
+	e->data_len = off + n;
+	return n;
+}
+
+/* Each planned function's fetch plans, indexed by fetch_plan_key (func_id *
+ * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>). Sized and filled before the probes attach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct args_fetch);
+} fetch_plans SEC(".maps");
+
+/* The fetch_plans index of the plan for `hit`'s site: a tail-call target's RET reads by the
+ * function's TAIL_RET plan (the tail callee's result layout), any other RET by its RET plan. */
+static __always_inline __u32 fetch_plan_key(struct probe_hit *hit)
+{
+	return hit->func_id * ARGS_PLANS_PER_FUNC +
+	       (hit->kind == SITE_TAIL_RET ? ARGS_PLAN_TAIL_RET :
+		hit->kind != SITE_ENTRY	   ? ARGS_PLAN_RET :
+					     ARGS_PLAN_ENTRY);
+}
+
+/* Fills e's load bias, registers, stack window, globals and extra reads by `plan`, at a site
+ * `site_offset` bytes into the function, with SP `regs->sp`. Returns the bytes of e to send. */
+static __always_inline __u64 capture_frame(struct args_event *e, struct args_fetch *plan,
+					   struct pt_regs *regs, __u64 site_offset,
+					   const volatile struct go_layout *l)
+{
+	__u64 size;
+
+	e->data_len = 0;
+	e->globals_failed = 0;
+	e->load_bias = regs->ip - plan->func_vaddr - site_offset;
+	if (l->g_source == G_FROM_R14) {
+		e->regs[0] = regs->ax;
+		e->regs[1] = regs->bx;
+		e->regs[2] = regs->cx;
+		e->regs[3] = regs->di;
+		e->regs[4] = regs->si;
+		e->regs[5] = regs->r8;
+		e->regs[6] = regs->r9;
+		e->regs[7] = regs->r10;
+		e->regs[8] = regs->r11;
+	}
+	size = plan->stack_bytes;
+	if (size > ARGS_STACK_WINDOW)
+		size = ARGS_STACK_WINDOW;
+	if (size && bpf_probe_read_user(e->stack, size, (void *)regs->sp))
+		__builtin_memset(e->stack, 0, sizeof(e->stack));
+
+	for (int i = 0; i < ARGS_MAX_GLOBALS; i++) {
+		struct args_global *gl = &plan->globals[i];
+		__u32 off = gl->area_off, n = gl->size;
+
+		if (i >= plan->n_globals)
+			break;
+		if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
+			continue;
+		if (bpf_probe_read_user(&e->globals[off], n, (void *)(gl->vaddr + e->load_bias)))
+			e->globals_failed |= 1u << i;
+	}
+
+	for (int i = 0; i < ARGS_MAX_DEREFS; i++) {
+		if (i >= plan->n_derefs)
+			break;
+		e->deref_len[i] = do_deref(e, &plan->derefs[i], l);
+	}
+
+	size = offsetof(struct args_event, data) + e->data_len;
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	return size;
+}
+
+#endif /* CAPTURE_BPF_H */
