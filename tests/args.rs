@@ -6,22 +6,12 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use common::gotrace::{gotrace, user_error_problems};
+use common::serial::serial;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::gotrace_json;
 use common::{require, require_root};
 use serde_json::{json, Value};
-
-/// Serialises the tests of this file.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The Go 1.24 amd64 argstarget and this file's lock, for a BPF test (None: skip, by the
 /// prerequisite rule for root and the binary).

@@ -12,6 +12,7 @@ mod common;
 use std::process::Command;
 
 use common::gotrace::GOTRACE;
+use common::serial::serial;
 use common::targets::{matrix_binary, Variant};
 use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
@@ -44,16 +45,6 @@ const RUNS_GO119: usize = 10;
 /// (about 21,000 calls of main.deep).
 const EXPERIMENT_HALF: [&str; 9] = deep("25", "200");
 
-/// Serialises the experiments: side by side on two CPUs they would be each other's busy
-/// competitors, which only `args_is_exact_with_busy_competitors` means to test.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Takes the file's lock (a failed test leaves it poisoned, which is harmless here).
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 /// Runs with busy competitors (each is slower: the cores are shared four ways).
 const BUSY_RUNS: usize = 10;
 /// The burst from issue 13: 50 goroutines released at once, each recursing up to 600 deep
@@ -87,7 +78,7 @@ fn traced_run(
 
 #[test]
 fn funclat_and_args_are_exact_under_async_preemption() {
-    let _one = one_at_a_time();
+    let _one = serial();
     if !require_root() {
         return;
     }
@@ -121,7 +112,7 @@ fn funclat_and_args_are_exact_under_async_preemption() {
 /// consumer thread is scheduled late, so the ring must absorb the bursts (issue 13.1).
 #[test]
 fn args_is_exact_with_busy_competitors() {
-    let _one = one_at_a_time();
+    let _one = serial();
     if !require_root() {
         return;
     }
@@ -148,7 +139,7 @@ fn args_is_exact_with_busy_competitors() {
 
 /// The experiment on a Go 1.19 build, whose entry site is the flag-checked JBE/JLS.
 fn flag_checked_entry_experiment(goarch: &'static str) {
-    let _one = one_at_a_time();
+    let _one = serial();
     if !require_root() {
         return;
     }

@@ -7,26 +7,14 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::serial::bpf_test;
 use common::targets::{esbuild_binary, matrix_binary, GoBinary, Variant};
 use common::traced::{field, gotrace_json, own_count, split_output};
 use common::{require, require_root};
 use serde_json::Value;
-
-/// Serialises the tests of this file.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Starts a BPF test: takes the file's lock, and applies the root prerequisite rule (None:
-/// skip).
-fn bpf_test() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    require_root().then_some(guard)
-}
 
 /// The workloads program built by each (Go version, GOARCH), plain; missing ones follow the
 /// prerequisite rule.

@@ -9,22 +9,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::Output;
-use std::sync::Mutex;
 
 use common::gotrace::{gotrace, user_error_problems};
+use common::serial::serial;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::{gotrace_json, own_records};
 use common::{require, require_root};
 use serde_json::Value;
-
-/// Serialises the tests of this file.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// What one traced run gave: gotrace's JSON objects and the target's own lines.
 struct Run {

@@ -8,23 +8,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 use common::chromium::{chromium, screenshot};
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::serial::serial;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::{field, own_count, split_output};
 use common::{require, require_root};
 use serde_json::Value;
-
-/// Serialises the tests of this file.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// What one traced run gave.
 struct Run {

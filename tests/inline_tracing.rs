@@ -9,25 +9,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use common::gotrace::gotrace;
+use common::require;
+use common::serial::bpf_test;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::toolchain::MATRIX_GO_VERSIONS;
 use common::traced::{field, own_count, split_output};
-use common::{require, require_root};
 use serde_json::Value;
-
-/// Serialises the tests of this file.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Starts a BPF test: takes the file's lock, and applies the root prerequisite rule.
-fn bpf_test() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    require_root().then_some(guard)
-}
 
 /// Every (GOARCH, variant) the tracing tests run.
 const BUILDS: &[(&str, Variant)] = &[

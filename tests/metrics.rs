@@ -16,26 +16,15 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::chromium::{chromium, screenshot};
 use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::serial::bpf_test;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::traced::{own_count, own_records, OwnRecord};
-use common::{installed, require, require_root};
+use common::{installed, require};
 use serde_json::Value;
-
-/// Serialises the tests of this file.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Takes the file's lock and applies the root prerequisite rule (None: skip).
-fn bpf_test() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    require_root().then_some(guard)
-}
 
 /// The counter built by Go 1.27.3 for amd64, or None under the prerequisite rule.
 fn counter() -> Option<GoBinary> {

@@ -13,6 +13,7 @@ pub mod chromium;
 pub mod gotrace;
 pub mod oracle;
 pub mod prerequisite;
+pub mod serial;
 pub mod targets;
 pub mod toolchain;
 pub mod traced;
