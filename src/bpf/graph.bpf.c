@@ -84,15 +84,17 @@ static __always_inline void count_lost(void)
 }
 
 /* --args: emits the record with the site's capture; counts it lost when it cannot. */
-static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs *regs, __u64 goid,
+static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs *ctx, __u64 goid,
 					  enum graph_event_kind kind, __u64 now)
 {
 	__u32 zero = 0, plan_key = fetch_plan_key(hit);
 	struct args_fetch *plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	struct graph_args_event *r = bpf_map_lookup_elem(&scratch, &zero);
+	struct pt_regs regs;
 	__u64 size;
 
-	if (!plan || !r) {
+	/* The capture indexes registers, which the verifier allows on a copy, not on ctx. */
+	if (!plan || !r || bpf_probe_read_kernel(&regs, sizeof(regs), ctx)) {
 		count_lost();
 		return;
 	}
@@ -105,7 +107,7 @@ static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs 
 	r->capture.kind = hit->kind;
 	r->capture.n_callers = 0;
 	size = offsetof(struct graph_args_event, capture) +
-	       capture_frame(&r->capture, plan, regs, hit->site_offset, &layout);
+	       capture_frame(&r->capture, plan, &regs, hit->site_offset, &layout);
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	if (bpf_ringbuf_output(&events, r, size, ringbuf_flags(&events, size, wakeup_watermark)))
@@ -139,13 +141,10 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 	struct graph_g_key key = {};
 	struct graph_inside *in, opened = {};
 	struct graph_stats *s;
-	struct pt_regs regs;
 	__u64 now = bpf_ktime_get_ns(), goid = 0;
 	bool is_root, is_ret, stale;
 
-	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
-		return 0;
-	if (!probe_prologue(ctx, &regs, &layout, &hit))
+	if (!probe_prologue(ctx, ctx, &layout, &hit))
 		return 0;
 	if (!hit.key.g) {
 		s = counters();
@@ -173,7 +172,7 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 			return 0;
 		bpf_map_delete_elem(&inside, &key);
 		if (in->goid == goid) {
-			emit(&hit, &regs, goid, GRAPH_GOEXIT, now);
+			emit(&hit, ctx, goid, GRAPH_GOEXIT, now);
 		} else {
 			s = counters();
 			if (s)
@@ -206,7 +205,7 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 			return 0;
 		}
 	}
-	emit(&hit, &regs, goid,
+	emit(&hit, ctx, goid,
 	     !is_ret ? GRAPH_ENTER : hit.kind == SITE_TAIL_RET ? GRAPH_TAIL_EXIT : GRAPH_EXIT, now);
 	if (in && is_ret && is_root && hit.key.depth == in->root_depth)
 		bpf_map_delete_elem(&inside, &key);
