@@ -34,7 +34,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct closure_call);
 } closure_calls SEC(".maps");
 
 struct {
@@ -97,13 +97,13 @@ static __always_inline __u64 unbias(__u64 pc, __u64 bias)
  * link-time; 0 when start_pc is no such wrapper or a read fails. */
 static __always_inline __u64 closure_target(__u64 fn, __u64 start_pc, __u64 bias)
 {
-	__u64 *plan = bpf_map_lookup_elem(&closure_calls, &start_pc);
+	struct closure_call *plan = bpf_map_lookup_elem(&closure_calls, &start_pc);
 	__u64 word;
 
 	if (!plan)
 		return 0;
-	word = read_ptr(fn + (*plan >> 32));
-	return word ? unbias(read_ptr(word + (__u32)*plan), bias) : 0;
+	word = read_ptr(fn + plan->closure_offset);
+	return word ? unbias(read_ptr(word + plan->target_offset), bias) : 0;
 }
 
 static __always_inline void emit(struct goroutine_counters *counters, __u32 tgid,

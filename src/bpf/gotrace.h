@@ -268,6 +268,13 @@ struct goroutine_event {
 	__u64 stack[GOROUTINE_STACK_DEPTH]; /* created, with --stack: 0-terminated */
 };
 
+/* How a go wrapper calls through its closure (closure_calls map value, by the wrapper's
+ * link-time entry): the code pointer is *(*(fn + closure_offset) + target_offset). */
+struct closure_call {
+	__u32 closure_offset; /* the captured word's offset in the wrapper's closure */
+	__u32 target_offset;  /* the code pointer's offset in what that word points at */
+};
+
 /* What newproc1's entry saw, waiting for its RET. */
 struct newproc_call {
 	__u64 start_pc;
@@ -364,6 +371,7 @@ struct gotrace_shared_types {
 	struct goroutine_layout goroutine_layout;
 	struct goroutine_event goroutine_event;
 	struct newproc_call newproc_call;
+	struct closure_call closure_call;
 	struct goroutine_counters goroutine_counters;
 	enum graph_event_kind graph_event_kind;
 	struct graph_event graph_event;

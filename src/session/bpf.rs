@@ -71,6 +71,7 @@ plain_data!(
     t::args_stats,
     t::goroutine_event,
     t::goroutine_counters,
+    t::closure_call,
     t::graph_event,
     t::graph_stats,
 );

@@ -23,7 +23,7 @@ use crate::gobin::{creation_stack, start_function, GoBinary};
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::{goroutine_counters, goroutine_func};
+use crate::session::bpf::shared::types::{closure_call, goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, PrintClock, Wake};
@@ -149,10 +149,17 @@ fn load_program<'o>(
         .set_max_entries(u32::try_from(closure_calls.len().max(1))?)?;
     let skel = bpf::load(open)?;
     for (entry, call) in closure_calls {
-        let plan = u64::from(call.closure_offset) << 32 | u64::from(call.target_offset);
+        let plan = closure_call {
+            closure_offset: call.closure_offset,
+            target_offset: call.target_offset,
+        };
         skel.maps
             .closure_calls
-            .update(&entry.to_ne_bytes(), &plan.to_ne_bytes(), MapFlags::ANY)
+            .update(
+                &entry.to_ne_bytes(),
+                bytemuck::bytes_of(&plan),
+                MapFlags::ANY,
+            )
             .context("writing the closure_calls BPF map")?;
     }
     Ok(skel)
