@@ -92,18 +92,9 @@ fn funclat_and_args_are_exact_under_async_preemption() {
     };
     for procs in ["1", "2"] {
         for run in 1..=RUNS {
-            let (calls, hists) = traced_run("funclat", &binary.path, &EXPERIMENT, procs);
-            let hist = &hists[0];
-            assert_eq!(
-                (
-                    field(hist, "count"),
-                    field(hist, "unmatched"),
-                    field(hist, "lost")
-                ),
-                (calls, 0, 0),
-                "funclat, GOMAXPROCS={procs}, run {run}: {hist}"
-            );
-            check_args_run(&binary.path, &EXPERIMENT, procs, &format!("run {run}"));
+            let label = format!("run {run}");
+            check_funclat_run(&binary.path, procs, &label);
+            check_args_run(&binary.path, &EXPERIMENT, procs, &label);
         }
     }
 }
@@ -148,18 +139,8 @@ fn flag_checked_entry_experiment(goarch: &'static str) {
     };
     for procs in ["1", "2"] {
         for run in 1..=RUNS_GO119 {
-            let (calls, hists) = traced_run("funclat", &binary.path, &EXPERIMENT, procs);
-            let hist = &hists[0];
-            assert_eq!(
-                (
-                    field(hist, "count"),
-                    field(hist, "unmatched"),
-                    field(hist, "lost")
-                ),
-                (calls, 0, 0),
-                "funclat go1.19 {goarch}, GOMAXPROCS={procs}, run {run}: {hist}"
-            );
             let label = format!("go1.19 {goarch}, run {run}");
+            check_funclat_run(&binary.path, procs, &label);
             check_args_run(&binary.path, &EXPERIMENT_HALF, procs, &label);
         }
     }
@@ -174,6 +155,22 @@ fn exact_at_the_flag_checked_entry_go119_amd64() {
 #[test]
 fn exact_at_the_flag_checked_entry_go119_386() {
     flag_checked_entry_experiment("386");
+}
+
+/// One `gotrace funclat` run of the full experiment: the target's own count, no loss, nothing
+/// unmatched.
+fn check_funclat_run(binary: &std::path::Path, procs: &str, label: &str) {
+    let (calls, hists) = traced_run("funclat", binary, &EXPERIMENT, procs);
+    let hist = &hists[0];
+    assert_eq!(
+        (
+            field(hist, "count"),
+            field(hist, "unmatched"),
+            field(hist, "lost")
+        ),
+        (calls, 0, 0),
+        "funclat, GOMAXPROCS={procs}, {label}: {hist}"
+    );
 }
 
 /// One `gotrace args` run: a call and a return event for each of the target's own calls, no
