@@ -77,6 +77,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         text: String::new(),
         trees: 0,
         below_min: 0,
+        malformed_records: 0,
     });
     let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
         printer.borrow_mut().record(bytes)
@@ -253,19 +254,26 @@ struct Printer<'p> {
     text: String,
     trees: u64,
     below_min: u64,
+    /// Ring records that are no graph record (shorter than its header, or of no known kind).
+    malformed_records: u64,
 }
 
 impl Printer<'_> {
     /// Applies one record.
     fn record(&mut self, bytes: &[u8]) {
         let Ok(e) = bpf::read::<graph_event>(bytes) else {
+            self.malformed_records += 1;
             return;
         };
         let step = match e.kind {
             graph_event_kind::GRAPH_ENTER => Step::Enter,
             graph_event_kind::GRAPH_EXIT => Step::Exit,
+            graph_event_kind::GRAPH_TAIL_EXIT => Step::TailExit,
             graph_event_kind::GRAPH_GOEXIT => Step::Goexit,
-            _ => Step::TailExit,
+            _ => {
+                self.malformed_records += 1;
+                return;
+            }
         };
         // --args: ENTER and EXIT records carry their capture (struct graph_args_event).
         let values = match &mut self.decoder {
@@ -358,24 +366,20 @@ impl Printer<'_> {
         } = self.builder.counts;
         // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
         let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
-        // --args: captures that could not be decoded (their calls are in the trees without).
-        let malformed = self.decoder.as_ref().map(Decoder::malformed);
+        // Records that are no graph record, and (--args) captures that could not be decoded
+        // (their calls are in the trees without values).
+        let malformed =
+            self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
         if self.json {
-            let mut line = json!({"type": "summary", "trees": self.trees, "lost": lost,
+            let line = json!({"type": "summary", "trees": self.trees, "lost": lost,
                               "unreadable": unreadable, "unmatched": unmatched,
                               "truncated": truncated, "below_min": self.below_min,
-                              "open_at_end": open_at_end});
-            if let Some(malformed) = malformed {
-                line["malformed"] = malformed.into();
-            }
+                              "open_at_end": open_at_end, "malformed": malformed});
             writeln!(out, "{line}")?;
         } else {
-            let malformed = malformed
-                .map(|n| format!(", {n} malformed captures"))
-                .unwrap_or_default();
             writeln!(
                 out,
-                "{} trees, {lost} lost, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end{malformed}",
+                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end",
                 self.trees, self.below_min
             )?;
         }
