@@ -174,6 +174,10 @@ pub struct ArgsArgs {
     /// Entry only: do not probe the RETs (no results, no durations).
     #[arg(long)]
     pub no_ret: bool,
+    /// Trace only the functions' own code, not their inlined calls (whose arguments come
+    /// from DWARF's inlined parameters, `?` where the compiler kept no location).
+    #[arg(long)]
+    pub no_inlined: bool,
     /// Print each call's callers (function and file:line, from the frame pointers and the
     /// pclntab; amd64).
     #[arg(long)]

@@ -3,9 +3,12 @@
  * One generic program runs at each function's entry site and at every RET; the attach cookie
  * says which function and which kind of site, and selects a fetch plan (computed in user space
  * from DWARF, src/plan/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
+ * The probes of inlined calls (SITE_INLINE) carry their own plan: where DWARF puts the inlined
+ * call's arguments at its start (src/plan/inlined_args.rs).
  * The program copies raw registers, stack and bytes (capture.bpf.h); user space decodes. */
 #include "calls_in_flight.bpf.h"
 #include "capture.bpf.h"
+#include "inline_sites.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -63,7 +66,8 @@ static __always_inline void count(__u32 which)
 static __always_inline int args_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
-	__u32 zero = 0, plan_key, matched = 0;
+	struct inline_site *inlined = NULL;
+	__u32 zero = 0, plan_key, matched = 0, inline_index = 0;
 	struct args_fetch *plan;
 	struct args_event *e;
 	__u64 now = bpf_ktime_get_ns(), start_ns = 0, sp, size;
@@ -76,11 +80,20 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		return 0;
 	if (!probe_prologue(ctx, &regs, &layout, &hit))
 		return 0;
-	/* A tail-call target's RET is this function's return only when it completes one of this
-	 * function's calls (calls_leave); it has a plan of its own (the tail callee's result
-	 * layout, src/commands/args/tail.rs), and user space sees its kind. */
-	is_ret = hit.kind != SITE_ENTRY;
-	plan_key = fetch_plan_key(&hit);
+	if (hit.kind == SITE_INLINE) {
+		inline_index = hit.func_id;
+		inlined = inline_hit(&regs, &hit);
+		if (!inlined)
+			return 0;
+		is_ret = inlined->role == INLINE_END;
+		plan_key = inlined->fetch_plan;
+	} else {
+		/* A tail-call target's RET is this function's return only when it completes one of
+		 * this function's calls (calls_leave); it has a plan of its own (the tail callee's
+		 * result layout, src/commands/args/tail.rs), and user space sees its kind. */
+		is_ret = hit.kind != SITE_ENTRY;
+		plan_key = fetch_plan_key(&hit);
+	}
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!plan || !e)
@@ -94,7 +107,8 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	}
 
 	if (!is_ret) {
-		if (pair_calls) {
+		/* An inlined call that cannot be timed (INLINE_COUNT) has no return to pair. */
+		if (pair_calls && !(inlined && inlined->role == INLINE_COUNT)) {
 			struct entered in = calls_enter(&starts, &hit, now);
 
 			if (in.unmatched)
@@ -123,6 +137,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	e->func_id = hit.func_id;
 	e->kind = hit.kind;
 	e->matched = matched;
+	e->inline_site = inline_index;
 	e->duration_ns = matched ? now - start_ns : 0;
 	e->n_callers = 0;
 	if (walk_stack && !is_ret) {

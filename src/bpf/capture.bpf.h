@@ -62,7 +62,8 @@ static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d
 }
 
 /* Each planned function's fetch plans, indexed by fetch_plan_key (func_id *
- * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>). Sized and filled before the probes attach. */
+ * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>), then one per probe of an inlined call (its
+ * inline_site.fetch_plan). Sized and filled before the probes attach. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -80,7 +81,8 @@ static __always_inline __u32 fetch_plan_key(struct probe_hit *hit)
 					     ARGS_PLAN_ENTRY);
 }
 
-/* Fills e's load bias, registers, stack window, globals and extra reads by `plan`, at a site
+/* Fills e's load bias, registers (every integer register, at its enum args_reg_slot), stack
+ * window, globals and extra reads by `plan`, at a site
  * `site_offset` bytes into the function, with SP `regs->sp`. Returns the bytes of e to send. */
 static __always_inline __u64 capture_frame(struct args_event *e, struct args_fetch *plan,
 					   struct pt_regs *regs, __u64 site_offset,
@@ -91,17 +93,21 @@ static __always_inline __u64 capture_frame(struct args_event *e, struct args_fet
 	e->data_len = 0;
 	e->globals_failed = 0;
 	e->load_bias = regs->ip - plan->func_vaddr - site_offset;
-	if (l->g_source == G_FROM_R14) {
-		e->regs[0] = regs->ax;
-		e->regs[1] = regs->bx;
-		e->regs[2] = regs->cx;
-		e->regs[3] = regs->di;
-		e->regs[4] = regs->si;
-		e->regs[5] = regs->r8;
-		e->regs[6] = regs->r9;
-		e->regs[7] = regs->r10;
-		e->regs[8] = regs->r11;
-	}
+	e->regs[ARGS_REG_AX] = regs->ax;
+	e->regs[ARGS_REG_BX] = regs->bx;
+	e->regs[ARGS_REG_CX] = regs->cx;
+	e->regs[ARGS_REG_DI] = regs->di;
+	e->regs[ARGS_REG_SI] = regs->si;
+	e->regs[ARGS_REG_R8] = regs->r8;
+	e->regs[ARGS_REG_R9] = regs->r9;
+	e->regs[ARGS_REG_R10] = regs->r10;
+	e->regs[ARGS_REG_R11] = regs->r11;
+	e->regs[ARGS_REG_DX] = regs->dx;
+	e->regs[ARGS_REG_R12] = regs->r12;
+	e->regs[ARGS_REG_R13] = regs->r13;
+	e->regs[ARGS_REG_R14] = regs->r14;
+	e->regs[ARGS_REG_R15] = regs->r15;
+	e->regs[ARGS_REG_BP] = regs->bp;
 	size = plan->stack_bytes;
 	if (size > ARGS_STACK_WINDOW)
 		size = ARGS_STACK_WINDOW;

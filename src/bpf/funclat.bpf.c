@@ -3,6 +3,7 @@
  * One generic program is attached at each function's entry site and at every RET; the attach
  * cookie says which function and which kind of site (DESIGN.md techniques 1-4). */
 #include "calls_in_flight.bpf.h"
+#include "inline_sites.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -17,15 +18,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct func_hist);
 } hists SEC(".maps");
-
-/* The probe sites of inlined calls, by the index their SITE_INLINE cookies carry. Sized before
- * load (one entry at least), filled after. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct inline_site);
-} inline_sites SEC(".maps");
 
 /* Calls in flight. LRU so that entries whose return never comes cannot fill it. */
 struct {
@@ -99,25 +91,6 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 	}
 }
 
-/* A probe of an inlined call: from here on the hit is its function's, at a frame key of its
- * own instance. False when it does not count (a branch test that fails). */
-static __always_inline bool inline_hit(struct pt_regs *ctx, struct probe_hit *hit, __u32 *role)
-{
-	__u32 index = hit->func_id;
-	struct inline_site *site = bpf_map_lookup_elem(&inline_sites, &index);
-
-	if (!site)
-		return false;
-	if (site->test != BRANCH_ALWAYS &&
-	    x86_condition(ctx->flags, site->cc) != (site->test == BRANCH_IF_TAKEN))
-		return false;
-	hit->func_id = site->func_id;
-	hit->tail_caller = false;
-	hit->key.instance = site->instance;
-	*role = site->role;
-	return true;
-}
-
 static __always_inline int funclat_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
@@ -127,8 +100,13 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 
 	if (!probe_prologue(ctx, ctx, &layout, &hit))
 		return 0;
-	if (hit.kind == SITE_INLINE && !inline_hit(ctx, &hit, &role))
-		return 0;
+	if (hit.kind == SITE_INLINE) {
+		struct inline_site *site = inline_hit(ctx, &hit);
+
+		if (!site)
+			return 0;
+		role = site->role;
+	}
 	func_id = hit.func_id;
 	hist = bpf_map_lookup_elem(&hists, &func_id);
 	if (!hist)

@@ -28,8 +28,8 @@ enum site_kind {
 	/* A RET of a tail-call target, planned for the tail-calling function: it completes a
 	 * start of that function at the same frame key and is silent otherwise (never lost). */
 	SITE_TAIL_RET = 3,
-	/* A probe of an inlined call (funclat): the cookie's function field is the site's index
-	 * in the inline_sites map (struct inline_site says which function and instance), its
+	/* A probe of an inlined call (funclat, args): the cookie's function field is the site's
+	 * index in the inline_sites map (struct inline_site says which function and instance), its
 	 * site offset is from the entry of the function the call is inlined into. */
 	SITE_INLINE = 4,
 };
@@ -56,7 +56,7 @@ struct inline_site {
 	enum inline_role role;
 	enum branch_test test;
 	__u32 cc;              /* the jump's condition code (low nibble of opcode 7x) */
-	__u32 pad;
+	__u32 fetch_plan;      /* args: the fetch_plans index of what a hit reads */
 };
 
 /* x86 EFLAGS bits the entry check reads (arch/x86/include/uapi/asm/processor-flags.h). */
@@ -139,6 +139,27 @@ enum args_limits {
 	ARGS_MAX_FRAMES = 16,       /* --stack return addresses */
 };
 
+/* The slot of each integer register in args_event.regs: the amd64 register ABI's argument
+ * registers in assignment order, then the others (where DWARF may put an inlined call's
+ * arguments). A 386 task's registers are in the same pt_regs fields (eax in ax...). */
+enum args_reg_slot {
+	ARGS_REG_AX = 0,
+	ARGS_REG_BX = 1,
+	ARGS_REG_CX = 2,
+	ARGS_REG_DI = 3,
+	ARGS_REG_SI = 4,
+	ARGS_REG_R8 = 5,
+	ARGS_REG_R9 = 6,
+	ARGS_REG_R10 = 7,
+	ARGS_REG_R11 = 8,
+	ARGS_REG_DX = 9,
+	ARGS_REG_R12 = 10,
+	ARGS_REG_R13 = 11,
+	ARGS_REG_R14 = 12,
+	ARGS_REG_R15 = 13,
+	ARGS_REG_BP = 14,
+};
+
 /* args_event.deref_len of a read that failed. */
 enum args_read_status {
 	ARGS_READ_FAILED = 0xffffffff,
@@ -195,11 +216,12 @@ struct args_event {
 	__u32 pid;
 	__u32 tid;
 	__u32 func_id;
-	enum site_kind kind; /* SITE_ENTRY, SITE_RET or SITE_TAIL_RET (read by that plan) */
+	enum site_kind kind; /* SITE_ENTRY, SITE_RET, SITE_TAIL_RET (read by that plan) or
+			      * SITE_INLINE (read by the inline site's plan) */
 	__u32 matched;   /* RET: 1 when its entry was seen (duration_ns is valid) */
 	__u32 data_len;
 	__u32 globals_failed; /* bit i: global i could not be read */
-	__u32 pad;
+	__u32 inline_site;    /* SITE_INLINE: the site's index in inline_sites */
 	__u64 load_bias;      /* run-time minus link-time address (PIE), from the probe's IP */
 	__u32 n_callers;
 	__u32 pad2;
@@ -357,6 +379,7 @@ struct gotrace_shared_types {
 	enum hist_layout hist_layout;
 	enum args_limits args_limits;
 	enum args_read_status args_read_status;
+	enum args_reg_slot args_reg_slot;
 	enum args_plan_index args_plan_index;
 	enum goroutine_func goroutine_func;
 	enum goroutine_limits goroutine_limits;

@@ -54,6 +54,138 @@ pub enum ParamLocation {
     List(Vec<(u64, u64, Vec<u8>)>),
 }
 
+impl ParamLocation {
+    /// The expression that locates the value at `pc`; None when DWARF gives none there.
+    pub fn at(&self, pc: u64) -> Option<&[u8]> {
+        match self {
+            ParamLocation::None => None,
+            ParamLocation::Expr(expr) => Some(expr),
+            ParamLocation::List(ranges) => ranges
+                .iter()
+                .find(|(lo, hi, _)| (*lo..*hi).contains(&pc))
+                .map(|(_, _, expr)| expr.as_slice()),
+        }
+    }
+}
+
+/// Where one piece of a value is, by a DWARF location expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceLoc {
+    /// In the register with this DWARF number.
+    Register(u16),
+    /// In memory at this offset from the frame base (Go's `DW_AT_frame_base` is the CFA).
+    FrameOffset(i64),
+    /// Optimized away (a piece with no location).
+    Missing,
+}
+
+/// One piece of a value: where it is and, under `DW_OP_piece`, its size in bytes (None: the
+/// location holds the whole value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocatedPiece {
+    pub loc: PieceLoc,
+    pub size: Option<u64>,
+}
+
+/// The pieces a location expression, as Go's compiler writes them (a register, `DW_OP_fbreg`,
+/// or a list of those each ended by `DW_OP_piece`), puts a value in; an empty expression gives
+/// none. Err names an operation it does not evaluate.
+pub fn location_pieces(expr: &[u8], address_size: u8) -> Result<Vec<LocatedPiece>, String> {
+    let encoding = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size,
+    };
+    let mut ops = gimli::Expression(EndianSlice::new(expr, RunTimeEndian::Little))
+        .operations(encoding);
+    let mut pieces = Vec::new();
+    let mut current: Option<PieceLoc> = None;
+    while let Some(op) = ops
+        .next()
+        .map_err(|e| format!("its DWARF location does not parse ({e})"))?
+    {
+        current = Some(match (op, current.take()) {
+            (
+                gimli::Operation::Piece {
+                    size_in_bits,
+                    bit_offset: None,
+                },
+                loc,
+            ) if size_in_bits % 8 == 0 => {
+                pieces.push(LocatedPiece {
+                    loc: loc.unwrap_or(PieceLoc::Missing),
+                    size: Some(size_in_bits / 8),
+                });
+                continue;
+            }
+            (gimli::Operation::Register { register }, None) => PieceLoc::Register(register.0),
+            (gimli::Operation::FrameOffset { offset }, None) => PieceLoc::FrameOffset(offset),
+            (gimli::Operation::CallFrameCFA, None) => PieceLoc::FrameOffset(0),
+            (
+                gimli::Operation::PlusConstant { value },
+                Some(PieceLoc::FrameOffset(offset)),
+            ) => PieceLoc::FrameOffset(offset.wrapping_add(value as i64)),
+            (op, _) => {
+                return Err(format!(
+                    "its DWARF location uses {op:?}, which gotrace does not evaluate"
+                ))
+            }
+        });
+    }
+    if let Some(loc) = current.filter(|_| pieces.is_empty()) {
+        pieces.push(LocatedPiece { loc, size: None });
+    } else if current.is_some() {
+        return Err("its DWARF location ends with a piece of no size".to_owned());
+    }
+    Ok(pieces)
+}
+
+/// DWARF's inlined calls, found by what the pclntab says of an instance.
+#[derive(Debug, Default)]
+pub struct InlinedCallIndex {
+    /// By (parent, function, call line).
+    calls: HashMap<(String, String, u64), Vec<InlinedSubroutine>>,
+}
+
+impl InlinedCallIndex {
+    /// Indexes `calls`.
+    pub fn new(calls: Vec<InlinedSubroutine>) -> Self {
+        let mut index = InlinedCallIndex::default();
+        for call in calls {
+            let key = (call.parent.clone(), call.func.clone(), call.call_line);
+            index.calls.entry(key).or_default().push(call);
+        }
+        index
+    }
+
+    /// The inlined call of `func` in `parent` at `call_line`, inside the inlined calls
+    /// `callers` (innermost first), whose ranges overlap `ranges`.
+    pub fn find<S: AsRef<str>>(
+        &self,
+        parent: &str,
+        func: &str,
+        call_line: i64,
+        callers: &[S],
+        ranges: &[(u64, u64)],
+    ) -> Option<&InlinedSubroutine> {
+        let key = (
+            parent.to_owned(),
+            func.to_owned(),
+            u64::try_from(call_line).ok()?,
+        );
+        let overlaps = |theirs: &[(u64, u64)]| {
+            theirs
+                .iter()
+                .any(|&(lo, hi)| ranges.iter().any(|&(l, h)| lo < h && l < hi))
+        };
+        self.calls.get(&key)?.iter().find(|call| {
+            call.callers.len() == callers.len()
+                && call.callers.iter().zip(callers).all(|(a, b)| a == b.as_ref())
+                && overlaps(&call.ranges)
+        })
+    }
+}
+
 /// What an open DIE contributes to the inlined calls below it.
 enum Open {
     /// A subprogram with code, by name.

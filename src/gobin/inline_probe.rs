@@ -35,11 +35,21 @@ pub struct ProbeAt {
     pub test: BranchTest,
 }
 
+/// A probe where calls of an inlined instance start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryProbe {
+    pub at: ProbeAt,
+    /// The instance's first instruction whose registers and stack a hit sees: the entry
+    /// itself, or the one entry a jump probed on its way in leads to (a jump changes neither).
+    /// None when the probed instruction runs before the entry and may change them.
+    pub enters: Option<u64>,
+}
+
 /// The probes that see every call of one inlined instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceProbes {
     /// A hit that counts is the start of one call.
-    pub entries: Vec<ProbeAt>,
+    pub entries: Vec<EntryProbe>,
     /// A hit that counts is the end of the call in progress; Err says why the calls cannot be
     /// timed (they are counted, untimed).
     pub exits: Result<Vec<ProbeAt>, String>,
@@ -272,14 +282,14 @@ impl<'a> Walk<'a> {
     }
 
     /// The probes that see each call start once.
-    fn entry_probes(&mut self) -> Result<Vec<ProbeAt>, String> {
+    fn entry_probes(&mut self) -> Result<Vec<EntryProbe>, String> {
         let flows = self.flow.flows();
-        let mut probes: BTreeMap<u64, BranchTest> = BTreeMap::new();
+        let mut probes: BTreeMap<u64, (BranchTest, Option<u64>)> = BTreeMap::new();
         for &e in &self.entry_points {
             let preds = self.flow.predecessors(e);
             let reentered = preds.iter().any(|&p| self.region[p]);
             if !reentered && flows[e].probeable {
-                probes.insert(flows[e].pc, BranchTest::Always);
+                probes.insert(flows[e].pc, (BranchTest::Always, Some(flows[e].pc)));
                 continue;
             }
             let outside: Vec<usize> = preds.iter().copied().filter(|&p| self.before[p]).collect();
@@ -301,12 +311,22 @@ impl<'a> Walk<'a> {
                 }
                 let entries = &self.entry_points;
                 let test = self.probe_on_edges(p, |j| entries.contains(&j));
-                probes.insert(flows[p].pc, test);
+                let enters = match (flows[p].kind, test) {
+                    (FlowKind::Jmp, _) | (FlowKind::Jcc(_), BranchTest::IfTaken(_)) => {
+                        flows[p].target
+                    }
+                    (FlowKind::Jcc(_), BranchTest::IfNotTaken(_)) => flows[p].fallthrough,
+                    _ => None,
+                };
+                probes.insert(flows[p].pc, (test, enters));
             }
         }
         Ok(probes
             .into_iter()
-            .map(|(pc, test)| ProbeAt { pc, test })
+            .map(|(pc, (test, enters))| EntryProbe {
+                at: ProbeAt { pc, test },
+                enters,
+            })
             .collect())
     }
 
@@ -394,7 +414,7 @@ impl<'a> Walk<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{BranchTest, ProbeAt};
+    use super::{BranchTest, EntryProbe, ProbeAt};
     use crate::gobin::inline_entry::ParentFlow;
     use crate::gobin::Arch;
 
@@ -412,7 +432,13 @@ mod tests {
         let at = |pc, test| ProbeAt { pc, test };
         // The entry 5 is the loop header, entered again from 7: probed on the way in, on the
         // `je` when not taken (ZF clear: condition code 4).
-        assert_eq!(probes.entries, vec![at(3, BranchTest::IfNotTaken(4))]);
+        assert_eq!(
+            probes.entries,
+            vec![EntryProbe {
+                at: at(3, BranchTest::IfNotTaken(4)),
+                enters: Some(5)
+            }]
+        );
         assert_eq!(probes.exits, Ok(vec![at(5, BranchTest::IfTaken(2))]));
     }
 
@@ -421,7 +447,13 @@ mod tests {
         let flow = ParentFlow::decode(Arch::Amd64, CODE, 0).unwrap();
         let probes = flow.instance_probes(&[(5, 8)], |_| false).unwrap();
         let at = |pc, test| ProbeAt { pc, test };
-        assert_eq!(probes.entries, vec![at(5, BranchTest::Always)]);
+        assert_eq!(
+            probes.entries,
+            vec![EntryProbe {
+                at: at(5, BranchTest::Always),
+                enters: Some(5)
+            }]
+        );
         // Only the instance leads to the NOP at 8.
         assert_eq!(probes.exits, Ok(vec![at(8, BranchTest::Always)]));
     }
@@ -433,7 +465,13 @@ mod tests {
         let flow = ParentFlow::decode(Arch::Amd64, CODE, 0).unwrap();
         let probes = flow.instance_probes(&[(0, 9)], |_| false).unwrap();
         let at = |pc, test| ProbeAt { pc, test };
-        assert_eq!(probes.entries, vec![at(0, BranchTest::Always)]);
+        assert_eq!(
+            probes.entries,
+            vec![EntryProbe {
+                at: at(0, BranchTest::Always),
+                enters: Some(0)
+            }]
+        );
         assert_eq!(probes.exits, Ok(vec![at(9, BranchTest::Always)]));
     }
 }

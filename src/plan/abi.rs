@@ -19,7 +19,7 @@ use crate::gobin::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
 use crate::session::bpf::shared::types::{args_event, args_fetch, args_limits as limits};
 
-/// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes; the first nine are used).
+/// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
 pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
 /// Bytes of stack captured from SP (ARGS_STACK_WINDOW).
 pub const STACK_WINDOW: u32 = limits::ARGS_STACK_WINDOW.0;
@@ -253,6 +253,76 @@ pub fn call_plan(sig: &FuncSig, types: &TypeTable, arch: Arch, abi: Abi, strsize
     CallPlan { entry, ret }
 }
 
+/// Where DWARF puts one value of an inlined call where the call starts, in the captured frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    /// Whole, in memory at this offset from SP.
+    Stack(u64),
+    /// In these spans (registers or stack), one per part of the value as the register ABI
+    /// flattens it, in that order.
+    Pieces(Vec<Loc>),
+    /// Not readable, with why.
+    Unreadable(String),
+}
+
+/// One argument of an inlined call and where it is.
+#[derive(Debug, Clone)]
+pub struct LocatedValue {
+    pub name: String,
+    pub ty: TypeId,
+    pub source: ValueSource,
+}
+
+/// The plan that reads `values` from where DWARF puts them (an inlined call's start).
+pub fn located_plan(values: &[LocatedValue], types: &TypeTable, arch: Arch, strsize: u32) -> SitePlan {
+    let assigner = Assigner {
+        types,
+        ptr: arch.ptr_size(),
+        abi: Abi::Stack,
+        strsize: strsize.min(MAX_READ),
+        stack_offset: 0,
+        unknown_layout: None,
+    };
+    let mut site = SitePlan::default();
+    let mut stack_end = 0u64;
+    for value in values {
+        let size = types.get(value.ty).size;
+        let parts = assigner.reg_pieces(value.ty, 0).map(|(i, f)| i + f);
+        let shape = match &value.source {
+            ValueSource::Unreadable(reason) => Shape::Unreadable {
+                reason: reason.clone(),
+            },
+            ValueSource::Pieces(pieces) if Some(pieces.len()) != parts => Shape::Unreadable {
+                reason: format!(
+                    "DWARF splits it into {} pieces, where its type has {}",
+                    pieces.len(),
+                    parts.map_or("no register layout".to_owned(), |n| n.to_string())
+                ),
+            },
+            ValueSource::Pieces(pieces) => {
+                for loc in pieces.iter().filter(|l| l.offset >= REGS_AREA) {
+                    stack_end = stack_end.max(u64::from(loc.offset - REGS_AREA + loc.size));
+                }
+                let mut place = Place::Pieces(pieces.as_slice().into(), 0);
+                assigner.shape(value.ty, &mut place, &mut site, 0)
+            }
+            ValueSource::Stack(offset) => {
+                stack_end = stack_end.max(offset.saturating_add(size));
+                assigner.shape(value.ty, &mut Place::Frame(*offset), &mut site, 0)
+            }
+        };
+        site.values.push(ValuePlan {
+            name: value.name.clone(),
+            type_name: types.name(value.ty).to_owned(),
+            shape,
+        });
+    }
+    site.stack_bytes = u32::try_from(stack_end)
+        .unwrap_or(STACK_WINDOW)
+        .min(STACK_WINDOW);
+    site
+}
+
 /// State of one function's assignment.
 struct Assigner<'a> {
     types: &'a TypeTable,
@@ -278,6 +348,10 @@ enum Place {
     Registers(RegCursor),
     /// Byte offset in the stack-argument area.
     Memory(u64),
+    /// Byte offset from SP in the captured stack window (a value DWARF puts in memory).
+    Frame(u64),
+    /// The spans of the frame DWARF puts the value's parts in, in order, and the next one.
+    Pieces(std::rc::Rc<[Loc]>, usize),
     /// Byte offset in the bytes of an extra read (a slice element or a pointed-at struct).
     Element(u64),
     /// Byte offset in the globals area.
@@ -407,6 +481,23 @@ impl Assigner<'_> {
                 offset: u32::try_from(base.checked_add(delta)?).ok()?,
                 size,
             }),
+            Place::Frame(base) => {
+                let from_sp = base.checked_add(delta)?;
+                let end = from_sp.checked_add(u64::from(size))?;
+                (end <= u64::from(STACK_WINDOW)).then_some(Loc {
+                    offset: REGS_AREA + u32::try_from(from_sp).ok()?,
+                    size,
+                })
+            }
+            Place::Pieces(pieces, next) => {
+                // A piece holds a part at its start (little-endian registers and memory).
+                let loc = pieces.get(*next)?;
+                *next += 1;
+                Some(Loc {
+                    offset: loc.offset,
+                    size: size.min(loc.size),
+                })
+            }
             Place::Global(base) => Some(Loc {
                 offset: REGS_AREA + STACK_WINDOW + u32::try_from(base.checked_add(delta)?).ok()?,
                 size,
@@ -650,7 +741,9 @@ impl Assigner<'_> {
     fn nested(&self, place: &Place, offset: u64) -> Place {
         match place {
             Place::Registers(cursor) => Place::Registers(*cursor),
+            Place::Pieces(pieces, next) => Place::Pieces(pieces.clone(), *next),
             Place::Memory(base) => Place::Memory(base.saturating_add(offset)),
+            Place::Frame(base) => Place::Frame(base.saturating_add(offset)),
             Place::Element(base) => Place::Element(base.saturating_add(offset)),
             Place::Global(base) => Place::Global(base.saturating_add(offset)),
         }
@@ -658,16 +751,22 @@ impl Assigner<'_> {
 
     /// Carries the registers a component consumed back to its parent.
     fn resume(&self, place: &mut Place, inner: Place) {
-        if let (Place::Registers(cursor), Place::Registers(after)) = (place, inner) {
-            *cursor = after;
+        match (place, inner) {
+            (Place::Registers(cursor), Place::Registers(after)) => *cursor = after,
+            (Place::Pieces(_, next), Place::Pieces(_, after)) => *next = after,
+            _ => {}
         }
     }
 
     /// Consumes the registers of a value that is not decoded.
     fn skip(&self, ty: TypeId, place: &mut Place) {
-        if let (Place::Registers(cursor), Some((ints, floats))) = (place, self.reg_pieces(ty, 0)) {
-            cursor.ints += ints;
-            cursor.floats += floats;
+        match (place, self.reg_pieces(ty, 0)) {
+            (Place::Registers(cursor), Some((ints, floats))) => {
+                cursor.ints += ints;
+                cursor.floats += floats;
+            }
+            (Place::Pieces(_, next), Some((ints, floats))) => *next += ints + floats,
+            _ => {}
         }
     }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::gobin::inline::InlinedInstance;
 use crate::gobin::inline_entry::ParentFlow;
-use crate::gobin::inline_probe::{BranchTest, ProbeAt};
+use crate::gobin::inline_probe::{BranchTest, EntryProbe, ProbeAt};
 use crate::gobin::GoBinary;
 
 /// One probe of an inlined call, at a file offset.
@@ -15,6 +15,9 @@ use crate::gobin::GoBinary;
 pub struct InstanceSite {
     pub file_offset: u64,
     pub test: BranchTest,
+    /// Entries: the vaddr of the instance's instruction whose registers and stack a hit
+    /// sees (see [`EntryProbe::enters`]); None for exits.
+    pub enters: Option<u64>,
 }
 
 /// One inlined instance of a planned function.
@@ -24,6 +27,13 @@ pub struct PlannedInstance {
     pub parent: String,
     /// `file:line` of the call.
     pub call_site: String,
+    pub call_line: i64,
+    /// The inlined functions the call sits in, innermost first.
+    pub callers: Vec<String>,
+    /// The instance's code, `[lo, hi)` vaddr ranges.
+    pub ranges: Vec<(u64, u64)>,
+    /// Vaddr of the parent's entry.
+    pub parent_entry: u64,
     /// File offset of the parent's entry (the instance sites' cookies carry their offset
     /// from it).
     pub parent_entry_offset: u64,
@@ -95,22 +105,25 @@ impl InstancePlanner {
         let probes = flow
             .instance_probes(&instance.ranges, noreturn)
             .map_err(&unprobed)?;
+        let site = |p: &ProbeAt, enters: Option<u64>| -> Result<InstanceSite> {
+            Ok(InstanceSite {
+                file_offset: bin
+                    .elf
+                    .file_offset(p.pc)
+                    .with_context(|| format!("address {:#x} is not in the file", p.pc))?,
+                test: p.test,
+                enters,
+            })
+        };
         let sites = |probes: &[ProbeAt]| -> Result<Vec<InstanceSite>> {
-            probes
-                .iter()
-                .map(|p| {
-                    Ok(InstanceSite {
-                        file_offset: bin
-                            .elf
-                            .file_offset(p.pc)
-                            .with_context(|| format!("address {:#x} is not in the file", p.pc))?,
-                        test: p.test,
-                    })
-                })
-                .collect()
+            probes.iter().map(|p| site(p, None)).collect()
         };
         let offsets = (|| {
-            let entries = sites(&probes.entries)?;
+            let entries = probes
+                .entries
+                .iter()
+                .map(|e: &EntryProbe| site(&e.at, e.enters))
+                .collect::<Result<Vec<_>>>()?;
             let exits = match &probes.exits {
                 Ok(exits) => sites(exits)?,
                 Err(_) => Vec::new(),
@@ -131,6 +144,10 @@ impl InstancePlanner {
         Ok(PlannedInstance {
             parent: instance.parent.to_owned(),
             call_site,
+            call_line: instance.call_line,
+            callers: instance.callers.iter().map(|&c| c.to_owned()).collect(),
+            ranges: instance.ranges.clone(),
+            parent_entry: instance.parent_entry,
             parent_entry_offset,
             entries,
             exits,

@@ -4,6 +4,7 @@
 
 pub mod abi;
 pub mod inlined;
+pub mod inlined_args;
 pub mod reach;
 pub mod signature;
 pub mod sites;
@@ -167,7 +168,7 @@ pub struct ProbePlan {
 /// Whether a plan includes the inlined calls of the functions it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inlined {
-    /// Only the functions' own code (`--no-inlined`, and every command but funclat).
+    /// Only the functions' own code (`--no-inlined`, and every command but funclat and args).
     No,
     /// Every inlined instance too; a function that exists only inlined is matched.
     Yes,

@@ -83,50 +83,75 @@ pub struct InlineSites {
     pub entries: Vec<inline_site>,
 }
 
+/// One probe of a planned inlined call, as [`ProbePlan::inline_probes`] lists them.
+pub struct InlineProbe<'p> {
+    pub func: &'p crate::plan::PlannedFunc,
+    /// 1 + the instance's index over the whole plan: its calls' `frame_key.instance`.
+    pub instance_key: u32,
+    pub instance: &'p crate::plan::inlined::PlannedInstance,
+    pub site: &'p crate::plan::inlined::InstanceSite,
+    pub role: inline_role,
+}
+
 impl ProbePlan {
-    /// Every entry and exit probe of every planned inlined instance; each instance gets its
-    /// own frame-key number (1 + its index over the whole plan).
-    pub fn inline_sites(&self) -> InlineSites {
-        let mut out = InlineSites::default();
-        let instances = self
-            .funcs
+    /// Every entry and exit probe of every planned inlined instance, in the order of their
+    /// indices in the `inline_sites` map.
+    pub fn inline_probes(&self) -> impl Iterator<Item = InlineProbe<'_>> {
+        self.funcs
             .iter()
-            .flat_map(|f| f.instances.iter().map(move |i| (f, i)));
-        for (index, (func, instance)) in instances.enumerate() {
-            let start_role = if instance.untimed.is_some() {
-                inline_role::INLINE_COUNT
-            } else {
-                inline_role::INLINE_START
-            };
-            let roles = instance
-                .entries
-                .iter()
-                .map(|s| (s, start_role))
-                .chain(instance.exits.iter().map(|s| (s, inline_role::INLINE_END)));
-            for (site, role) in roles {
-                let (test, cc) = match site.test {
-                    BranchTest::Always => (branch_test::BRANCH_ALWAYS, 0),
-                    BranchTest::IfTaken(cc) => (branch_test::BRANCH_IF_TAKEN, cc),
-                    BranchTest::IfNotTaken(cc) => (branch_test::BRANCH_IF_NOT_TAKEN, cc),
+            .flat_map(|f| f.instances.iter().map(move |i| (f, i)))
+            .enumerate()
+            .flat_map(|(index, (func, instance))| {
+                let start_role = if instance.untimed.is_some() {
+                    inline_role::INLINE_COUNT
+                } else {
+                    inline_role::INLINE_START
                 };
-                let site_index = out.entries.len() as u32;
-                out.entries.push(inline_site {
-                    func_id: func.id,
-                    instance: index as u32 + 1,
+                let roles = instance
+                    .entries
+                    .iter()
+                    .map(move |s| (s, start_role))
+                    .chain(instance.exits.iter().map(|s| (s, inline_role::INLINE_END)));
+                roles.map(move |(site, role)| InlineProbe {
+                    func,
+                    instance_key: index as u32 + 1,
+                    instance,
+                    site,
                     role,
-                    test,
-                    cc: u32::from(cc),
-                    ..Default::default()
-                });
-                out.sites.push(Site {
-                    file_offset: site.file_offset,
-                    cookie: cookie(
-                        site_index,
-                        site_kind::SITE_INLINE,
-                        site.file_offset.wrapping_sub(instance.parent_entry_offset),
-                    ),
-                });
-            }
+                })
+            })
+    }
+
+    /// The sites and `inline_sites` entries of [`ProbePlan::inline_probes`]; `fetch_plan`
+    /// gives each probe's `inline_site.fetch_plan` (args), from its index.
+    pub fn inline_sites(&self, fetch_plan: impl Fn(u32) -> u32) -> InlineSites {
+        let mut out = InlineSites::default();
+        for probe in self.inline_probes() {
+            let (test, cc) = match probe.site.test {
+                BranchTest::Always => (branch_test::BRANCH_ALWAYS, 0),
+                BranchTest::IfTaken(cc) => (branch_test::BRANCH_IF_TAKEN, cc),
+                BranchTest::IfNotTaken(cc) => (branch_test::BRANCH_IF_NOT_TAKEN, cc),
+            };
+            let site_index = out.entries.len() as u32;
+            out.entries.push(inline_site {
+                func_id: probe.func.id,
+                instance: probe.instance_key,
+                role: probe.role,
+                test,
+                cc: u32::from(cc),
+                fetch_plan: fetch_plan(site_index),
+            });
+            out.sites.push(Site {
+                file_offset: probe.site.file_offset,
+                cookie: cookie(
+                    site_index,
+                    site_kind::SITE_INLINE,
+                    probe
+                        .site
+                        .file_offset
+                        .wrapping_sub(probe.instance.parent_entry_offset),
+                ),
+            });
         }
         out
     }

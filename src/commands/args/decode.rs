@@ -12,6 +12,7 @@ use crate::plan::abi;
 use crate::plan::{PlannedFunc, ProbePlan};
 use crate::session::bpf::shared::types::{args_event, args_read_status, site_kind};
 
+use super::inlined::InlineRead;
 use super::{Reads, SITE_PLANS};
 
 /// One decoded probe hit.
@@ -21,6 +22,8 @@ pub struct CallEvent<'p> {
     pub func: &'p PlannedFunc,
     /// A RET hit (results and duration), not an entry (arguments).
     pub is_ret: bool,
+    /// The probe of an inlined call that made the record (None: the function's own code).
+    pub inlined: Option<&'p InlineRead>,
     /// Arguments (entry) or results (RET).
     pub values: Vec<NamedValue<'p>>,
     /// `--global` values, at entry.
@@ -49,6 +52,7 @@ impl CallEvent<'_> {
 pub struct Decoder<'p> {
     plan: &'p ProbePlan,
     calls: &'p [Reads],
+    inline: &'p [InlineRead],
     namer: &'p BinaryTypeNamer<'p, 'p>,
     bin: &'p GoBinary<'p>,
     headers: Headers,
@@ -59,6 +63,9 @@ pub struct Decoder<'p> {
 struct Headers {
     /// Functions with a plan (a valid record's `func_id` is below).
     funcs: usize,
+    /// The planned function of each inlined-call probe (a valid SITE_INLINE record names one
+    /// of them, and its function).
+    inline_funcs: Vec<u32>,
     /// The header of the record being decoded (the struct is too big for the stack).
     header: Box<args_event>,
     /// Records not decoded: shorter than the header, or naming no planned function or no
@@ -67,9 +74,10 @@ struct Headers {
 }
 
 impl Headers {
-    fn new(funcs: usize) -> Self {
+    fn new(funcs: usize, inline_funcs: Vec<u32>) -> Self {
         Headers {
             funcs,
+            inline_funcs,
             header: bytemuck::zeroed_box(),
             malformed: 0,
         }
@@ -83,7 +91,9 @@ impl Headers {
         };
         bytemuck::bytes_of_mut(&mut *self.header)[..HEADER_LEN].copy_from_slice(bytes);
         let e = &*self.header;
-        let kind_known = SITE_PLANS.iter().any(|&(kind, _)| kind == e.kind);
+        let kind_known = SITE_PLANS.iter().any(|&(kind, _)| kind == e.kind)
+            || (e.kind == site_kind::SITE_INLINE
+                && self.inline_funcs.get(e.inline_site as usize) == Some(&e.func_id));
         if (e.func_id as usize) < self.funcs && kind_known {
             Some(e)
         } else {
@@ -101,19 +111,25 @@ const FRAME: std::ops::Range<usize> = offset_of!(args_event, regs)
         + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize;
 
 impl<'p> Decoder<'p> {
-    /// A decoder for the functions of `plan` with what is read at their sites, `calls`.
+    /// A decoder for the functions of `plan` with what is read at their sites, `calls`, and
+    /// at the probes of their inlined calls, `inline`.
     pub fn new(
         plan: &'p ProbePlan,
         calls: &'p [Reads],
+        inline: &'p [InlineRead],
         namer: &'p BinaryTypeNamer<'p, 'p>,
         bin: &'p GoBinary<'p>,
     ) -> Self {
         Decoder {
             plan,
             calls,
+            inline,
             namer,
             bin,
-            headers: Headers::new(plan.funcs.len().min(calls.len())),
+            headers: Headers::new(
+                plan.funcs.len().min(calls.len()),
+                inline.iter().map(|read| read.func_id).collect(),
+            ),
         }
     }
 
@@ -131,8 +147,11 @@ impl<'p> Decoder<'p> {
         let e = self.headers.read(bytes)?;
         let func = &self.plan.funcs[e.func_id as usize];
         let call = &self.calls[e.func_id as usize];
-        let is_ret = e.kind != site_kind::SITE_ENTRY;
-        let site = call.site(e.kind);
+        let inlined = (e.kind == site_kind::SITE_INLINE).then(|| &self.inline[e.inline_site as usize]);
+        let (is_ret, site) = match inlined {
+            Some(read) => (read.is_end, &read.plan),
+            None => (e.kind != site_kind::SITE_ENTRY, call.site(e.kind)),
+        };
         let data = &bytes[HEADER_LEN..];
         let mut cursor = 0usize;
         let derefs = e
@@ -164,6 +183,7 @@ impl<'p> Decoder<'p> {
             header: e,
             func,
             is_ret,
+            inlined,
             values: values::decode_site(&site.values, &captured, self.namer),
             globals: values::decode_globals(
                 &site.global_values,
@@ -190,7 +210,7 @@ mod tests {
 
     #[test]
     fn every_malformed_record_is_counted() {
-        let mut headers = Headers::new(2);
+        let mut headers = Headers::new(2, vec![1]);
         let valid = record(1, site_kind::SITE_RET);
         assert!(headers.read(&valid).is_some());
         assert!(headers.read(&record(0, site_kind::SITE_ENTRY)).is_some());

@@ -4,6 +4,7 @@
 //! one ring buffer; [`decode`] turns records into values, [`render`] into lines.
 
 pub(crate) mod decode;
+mod inlined;
 mod render;
 mod tail;
 
@@ -22,6 +23,7 @@ use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::plan::abi::{self, Abi, CallPlan, SitePlan};
 use crate::plan::signature::{self, UserSignature};
+use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::shared::types::{args_plan_index, args_stats, site_kind};
 use crate::session::bpf::{self, args::*, open_skeleton};
@@ -29,6 +31,7 @@ use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{StopReason, Wake};
 use crate::session::{maps, Session};
 use decode::Decoder;
+pub(crate) use inlined::InlineRead;
 
 /// Runs `gotrace args`.
 pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
@@ -41,12 +44,21 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     }
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
-    let (plan, calls) = plan_calls(&bin, &patterns, args)?;
+    let (plan, calls, inline) = plan_calls(&bin, &patterns, args)?;
+    let plans_before_inline = fetch_plans_len(&plan);
+    let inline_sites = plan.inline_sites(|index| plans_before_inline + index);
     let mut object = MaybeUninit::uninit();
-    let skel = load_program(&mut object, &bin, &plan, &calls, session.pid(), args)?;
+    let skel = load_program(
+        &mut object,
+        &bin,
+        &plan,
+        (&calls, &inline, &inline_sites),
+        session.pid(),
+        args,
+    )?;
     let namer = BinaryTypeNamer::new(&bin);
     let printer = RefCell::new(Printer {
-        decoder: Decoder::new(&plan, &calls, &namer, &bin),
+        decoder: Decoder::new(&plan, &calls, &inline, &namer, &bin),
         json: args.target.json,
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),
         left: args.max_events.unwrap_or(u64::MAX),
@@ -54,7 +66,15 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         lines: Vec::with_capacity(1 << 16),
     });
     let mut ring = RingDrain::start(&skel.maps.events, |bytes| printer.borrow_mut().print(bytes))?;
-    let sites = plan.sites(|_| !args.no_ret);
+    let mut sites = plan.sites(|_| !args.no_ret);
+    sites.extend(
+        inline_sites
+            .sites
+            .iter()
+            .zip(&inline)
+            .filter(|(_, read)| !(args.no_ret && read.is_end))
+            .map(|(site, _)| *site),
+    );
     let attached = session.attach(
         skel.object(),
         &sites,
@@ -107,12 +127,13 @@ fn write_summary(
     Ok(())
 }
 
-/// Opens, sizes and loads the args program, and stores each function's fetch plans.
+/// Opens, sizes and loads the args program, and stores each function's fetch plans and the
+/// inlined calls' probes with theirs.
 fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
-    calls: &[Reads],
+    (calls, inline, inline_sites): (&[Reads], &[InlineRead], &InlineSites),
     pid: Option<u32>,
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
@@ -126,15 +147,25 @@ fn load_program<'o>(
         rodata.walk_stack = u32::from(args.stack);
         rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
     });
+    let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
     open.maps
         .fetch_plans
-        .set_max_entries(fetch_plans_len(plan))?;
+        .set_max_entries(fetch_plans_len(plan) + inline_len)?;
+    open.maps.inline_sites.set_max_entries(inline_len.max(1))?;
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     let skel = bpf::load(open)?;
     store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
+    for ((index, site), read) in inline_sites.entries.iter().enumerate().zip(inline) {
+        maps::store(&skel.maps.inline_sites, index as u32, site)?;
+        maps::store(
+            &skel.maps.fetch_plans,
+            site.fetch_plan,
+            &read.plan.to_bpf(read.parent_entry),
+        )?;
+    }
     Ok(skel)
 }
 
@@ -197,7 +228,7 @@ fn plan_calls(
     bin: &GoBinary<'_>,
     patterns: &[String],
     args: &ArgsArgs,
-) -> Result<(ProbePlan, Vec<Reads>)> {
+) -> Result<(ProbePlan, Vec<Reads>, Vec<InlineRead>)> {
     let mut user_sigs = Vec::new();
     let mut names = Vec::new();
     for pattern in patterns {
@@ -207,7 +238,12 @@ fn plan_calls(
         }
         names.push(name.to_owned());
     }
-    let plan = plan::plan(bin, &names, !args.no_ret)?;
+    let inlined = if args.no_inlined {
+        plan::Inlined::No
+    } else {
+        plan::Inlined::Yes
+    };
+    let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
     let calls = call_plans(
         bin,
@@ -220,7 +256,8 @@ fn plan_calls(
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
-    Ok((plan, calls))
+    let inline = inlined::inline_reads(bin, dwarf.as_ref(), &plan, &user_sigs, args.strsize)?;
+    Ok((plan, calls, inline))
 }
 
 /// What args reads for every planned function: its ABI plan from its written signature, else
@@ -273,6 +310,7 @@ pub(crate) fn call_plans(
         .map(|func| {
             let mut call = match (signature_of(&func.name), dwarf) {
                 (Some(call), _) => call,
+                (None, Some(_)) if !func.out_of_line => CallPlan::default(),
                 (None, Some(_)) => {
                     eprintln!(
                         "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",

@@ -18,6 +18,12 @@ pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>) {
         h.ts_ns, h.pid, h.tid, h.goid
     );
     values::put_json(out, e.func.name.as_str());
+    if let Some(call) = e.inlined {
+        out.extend_from_slice(b",\"inlined\":true,\"inlined_in\":");
+        values::put_json(out, call.parent.as_str());
+        out.extend_from_slice(b",\"call_site\":");
+        values::put_json(out, call.call_site.as_str());
+    }
     if e.is_ret {
         if h.matched != 0 {
             let _ = write!(out, ",\"duration_ns\":{}", h.duration_ns);
@@ -68,7 +74,14 @@ pub fn human_line(out: &mut Vec<u8>, e: &CallEvent<'_>, clock_offset: i128) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (pid, goid, name) = (h.pid, h.goid, &e.func.name);
+    let (pid, goid) = (h.pid, h.goid);
+    let name = match e.inlined {
+        Some(call) => format!(
+            "{} [inlined in {} at {}]",
+            e.func.name, call.parent, call.call_site
+        ),
+        None => e.func.name.clone(),
+    };
     if e.is_ret {
         let took = if h.matched != 0 {
             clock::human_duration(h.duration_ns)

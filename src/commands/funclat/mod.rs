@@ -37,7 +37,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
-    let inline_sites = plan.inline_sites();
+    let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let mut object = MaybeUninit::uninit();
     let skel = load_program(

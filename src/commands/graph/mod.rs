@@ -68,7 +68,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         builder: TreeBuilder::new(names, n_roots, limits),
         decoder: calls
             .as_deref()
-            .map(|calls| Decoder::new(&plan, calls, &namer, &bin)),
+            .map(|calls| Decoder::new(&plan, calls, &[], &namer, &bin)),
         root_sites: root_sites(&bin, &plan, n_roots),
         json: args.target.json,
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::gobin::dwarf_inline::{InlinedParam, InlinedSubroutine, ParamLocation};
+use crate::gobin::dwarf_inline::{InlinedCallIndex, InlinedParam, ParamLocation};
 use crate::gobin::inline::{InlineTable, InlinedInstance};
 use crate::gobin::inline_entry::{InlineEntries, ParentFlow};
 use crate::gobin::GoBinary;
@@ -51,21 +51,16 @@ pub fn inline_problems(table: &InlineTable<'_>) -> Option<String> {
 /// entry; None: not decodable, e.g. arm64), and its parameters, from DWARF when it has any.
 pub struct SiteDetails {
     flows: HashMap<u64, Option<ParentFlow>>,
-    /// DWARF's inlined calls by (parent, function, call line).
-    dwarf: HashMap<(String, String, u64), Vec<InlinedSubroutine>>,
+    /// DWARF's inlined calls.
+    dwarf: InlinedCallIndex,
 }
 
 impl SiteDetails {
     /// Reads the binary's DWARF inlined calls (none without DWARF).
     pub fn read(bin: &GoBinary<'_>) -> Result<SiteDetails> {
-        let mut dwarf: HashMap<_, Vec<InlinedSubroutine>> = HashMap::new();
-        for call in bin.dwarf_inlined()?.unwrap_or_default() {
-            let key = (call.parent.clone(), call.func.clone(), call.call_line);
-            dwarf.entry(key).or_default().push(call);
-        }
         Ok(SiteDetails {
             flows: HashMap::new(),
-            dwarf,
+            dwarf: InlinedCallIndex::new(bin.dwarf_inlined()?.unwrap_or_default()),
         })
     }
 
@@ -81,20 +76,14 @@ impl SiteDetails {
     /// `site`'s formal parameters as DWARF describes them: the inlined call with the same
     /// parent, function, call line and enclosing calls whose ranges overlap the site's.
     fn params(&self, site: &InlinedInstance<'_>) -> Option<&[InlinedParam]> {
-        let key = (
-            site.parent.to_owned(),
-            site.func.to_owned(),
-            u64::try_from(site.call_line).ok()?,
-        );
-        let overlaps = |ranges: &[(u64, u64)]| {
-            ranges
-                .iter()
-                .any(|&(lo, hi)| site.ranges.iter().any(|&(l, h)| lo < h && l < hi))
-        };
         self.dwarf
-            .get(&key)?
-            .iter()
-            .find(|call| call.callers == site.callers && overlaps(&call.ranges))
+            .find(
+                site.parent,
+                site.func,
+                site.call_line,
+                &site.callers,
+                &site.ranges,
+            )
             .map(|call| call.params.as_slice())
     }
 }
