@@ -728,3 +728,47 @@ fn human_values_as_go_prints_them_go1_24_amd64() {
 fn human_values_as_go_prints_them_go1_27_386() {
     check_human("1.27.3", "386");
 }
+
+/// A shape instantiation takes its dictionary before its own parameters, which Go's DWARF
+/// left out before 1.27: goshapes runs `go generic[int](6)`, so gotrace must show `v` = 6
+/// after `.dict` (not the dictionary's address as `v`), on every matrix toolchain.
+#[test]
+fn generic_shape_arguments_follow_the_dictionary() {
+    if !require_root() {
+        return;
+    }
+    let _guard = serial();
+    let mut failures = Vec::new();
+    for &version in common::toolchain::MATRIX_GO_VERSIONS {
+        for goarch in ["amd64", "386"] {
+            let Some(binary) = require(matrix_binary(version, goarch, Variant::Plain, "goshapes"))
+            else {
+                continue;
+            };
+            let path = binary.path.to_str().expect("utf-8 path");
+            let output = gotrace(["args", "--json", "main.generic*", "--", path]);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let calls: Vec<Value> = gotrace_json(stdout.lines())
+                .into_iter()
+                .filter(|e| e["type"] == "call")
+                .collect();
+            let names: Vec<&str> = calls
+                .iter()
+                .flat_map(|c| c["args"].as_array().into_iter().flatten())
+                .filter_map(|a| a["name"].as_str())
+                .collect();
+            let v = calls
+                .first()
+                .and_then(|c| c["args"].as_array()?.iter().find(|a| a["name"] == "v"))
+                .map(|a| a["value"].clone());
+            if !output.status.success()
+                || calls.len() != 1
+                || names != [".dict", "v"]
+                || v != Some(json!(6))
+            {
+                failures.push(format!("{binary}: {calls:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

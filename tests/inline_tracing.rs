@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::gotrace::gotrace;
 use common::require;
@@ -79,15 +79,31 @@ fn record_name(name: &str) -> &str {
     name.split('[').next().unwrap_or(name)
 }
 
-/// The `INL {...}` records of examples/go-targets/inlined: function -> calls.
-fn inl_records(own: &[String]) -> BTreeMap<String, u64> {
+/// One function's `INL {...}` record in examples/go-targets/inlined: how many times it ran
+/// and the sum of each argument it saw.
+struct InlRecord {
+    calls: u64,
+    arg_sums: BTreeMap<String, i64>,
+}
+
+/// The `INL {...}` records of examples/go-targets/inlined, by function.
+fn inl_records(own: &[String]) -> BTreeMap<String, InlRecord> {
     own.iter()
         .filter_map(|l| l.strip_prefix("INL "))
         .map(|json| {
             let record: Value = serde_json::from_str(json).expect("INL record");
+            let arg_sums = record["args"]
+                .as_object()
+                .expect("args")
+                .iter()
+                .map(|(name, sum)| (name.clone(), sum.as_i64().expect("sum")))
+                .collect();
             (
                 record["function"].as_str().expect("function").to_owned(),
-                record["calls"].as_u64().expect("calls"),
+                InlRecord {
+                    calls: record["calls"].as_u64().expect("calls"),
+                    arg_sums,
+                },
             )
         })
         .collect()
@@ -115,9 +131,12 @@ fn every_inlined_call_is_counted_exactly() {
             if records.is_empty() {
                 problems.push("the target printed no record".to_owned());
             }
-            for (func, calls) in &records {
-                let got = counted.get(func.as_str()).copied().unwrap_or(0);
-                if got != *calls {
+            for (func, record) in &records {
+                let (calls, got) = (
+                    record.calls,
+                    counted.get(func.as_str()).copied().unwrap_or(0),
+                );
+                if got != calls {
                     problems.push(format!("{func}: ran {calls} times, funclat counted {got}"));
                 }
             }
@@ -260,4 +279,210 @@ fn human_output_says_how_many_calls_were_inlined() {
             && stdout.contains("inlined: 300 of the calls, 0 of them untimed"),
         "{stdout}"
     );
+}
+
+/// What `gotrace args` showed of one function's calls.
+#[derive(Default)]
+struct ArgsSeen {
+    calls: u64,
+    inlined: u64,
+    /// By argument: the sum of the values read and how many calls left it unread (`?`).
+    args: BTreeMap<String, (f64, u64)>,
+    /// Why values were left unread.
+    reasons: BTreeSet<String>,
+}
+
+/// A traced run of `gotrace args`: the target's own lines, what was seen by function, and
+/// problems in the events.
+type ArgsRun = (Vec<String>, BTreeMap<String, ArgsSeen>, Vec<String>);
+
+/// `gotrace args --json PATTERN -- BINARY ARGS...`: the target's own lines, what
+/// the call events showed by function (generic instantiations as one), and the problems
+/// found in the events themselves (an unread value without a reason, an inlined event without
+/// its parent or call site, anything lost, malformed or unmatched).
+fn args_run(binary: &GoBinary, pattern: &str, target_args: &[&str]) -> Result<ArgsRun, String> {
+    let path = binary.path.to_str().expect("utf-8 path");
+    let mut argv = vec!["args", "--json", pattern, "--", path];
+    argv.extend_from_slice(target_args);
+    let output = gotrace(&argv);
+    if !output.status.success() {
+        return Err(format!(
+            "gotrace failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let (own, objects) = split_output(&output.stdout);
+    let mut seen: BTreeMap<String, ArgsSeen> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut summaries = 0;
+    for event in &objects {
+        match event["type"].as_str() {
+            Some("summary") => {
+                summaries += 1;
+                for key in ["lost", "malformed", "unmatched"] {
+                    if field(event, key) != 0 {
+                        problems.push(format!("{key} in {event}"));
+                    }
+                }
+            }
+            Some(kind @ ("call" | "return")) => {
+                let values = if kind == "call" { "args" } else { "results" };
+                for value in event[values].as_array().expect("values") {
+                    if value["value"].is_null() && !value["reason"].is_string() {
+                        problems.push(format!("a null value without a reason in {event}"));
+                    }
+                }
+                let inlined = event["inlined"] == true;
+                if inlined
+                    && !(event["inlined_in"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("main."))
+                        && event["call_site"]
+                            .as_str()
+                            .and_then(|site| site.rsplit_once(':'))
+                            .is_some_and(|(file, line)| {
+                                file.ends_with("main.go") && line.parse::<u32>().is_ok()
+                            }))
+                {
+                    problems.push(format!(
+                        "an inlined event without parent or call site: {event}"
+                    ));
+                }
+                if kind == "return" {
+                    continue;
+                }
+                let name = event["function"].as_str().expect("function");
+                let entry = seen.entry(record_name(name).to_owned()).or_default();
+                entry.calls += 1;
+                entry.inlined += u64::from(inlined);
+                for value in event["args"].as_array().expect("args") {
+                    let arg = value["name"].as_str().expect("name").to_owned();
+                    let (sum, unread) = entry.args.entry(arg).or_default();
+                    match value["value"].as_f64() {
+                        Some(v) => *sum += v,
+                        None => {
+                            *unread += 1;
+                            entry.reasons.insert(value["reason"].to_string());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if summaries != 1 {
+        problems.push(format!("{summaries} summaries"));
+    }
+    Ok((own, seen, problems))
+}
+
+#[test]
+fn args_of_inlined_calls_equal_the_targets_record() {
+    let Some(_guard) = bpf_test() else { return };
+    let mut failures = Vec::new();
+    let builds = [
+        ("amd64", Variant::Plain),
+        ("amd64", Variant::Pie),
+        ("386", Variant::Plain),
+    ];
+    for &version in MATRIX_GO_VERSIONS {
+        for binary in builds.iter().filter_map(|&(goarch, variant)| {
+            require(matrix_binary(version, goarch, variant, "inlined"))
+        }) {
+            let result =
+                args_run(&binary, "main.*", &["-n", "200"]).map(|(own, seen, mut problems)| {
+                    let records = inl_records(&own);
+                    if records.is_empty() {
+                        problems.push("the target printed no record".to_owned());
+                    }
+                    // (function, argument) pairs of inlined calls whose every value was read.
+                    let mut inlined_read = Vec::new();
+                    for (func, record) in &records {
+                        let Some(got) = seen.get(func) else {
+                            problems.push(format!("{func}: no call event"));
+                            continue;
+                        };
+                        if got.calls != record.calls {
+                            problems.push(format!(
+                                "{func}: ran {} times, {} call events",
+                                record.calls, got.calls
+                            ));
+                            continue;
+                        }
+                        for (arg, &sum) in &record.arg_sums {
+                            match got.args.get(arg) {
+                                // Every value is a whole number, a float64 one or an int, whose
+                                // sum the target keeps as a float64 and prints truncated.
+                                Some(&(read, 0)) if read as i64 == sum => {
+                                    if got.inlined > 0 {
+                                        inlined_read.push(format!("{func}.{arg}"));
+                                    }
+                                }
+                                Some(&(read, 0)) => problems.push(format!(
+                                "{func}: {arg} summed {sum} in the target, {read} in the events"
+                            )),
+                                Some(_) => {}
+                                None => problems.push(format!("{func}: no argument {arg}")),
+                            }
+                        }
+                    }
+                    if seen.values().all(|s| s.inlined == 0) {
+                        problems.push("no call event says inlined".to_owned());
+                    }
+                    if inlined_read.is_empty() {
+                        problems.push(
+                            "no argument of an inlined function was read at every call".to_owned(),
+                        );
+                    }
+                    problems
+                });
+            match result {
+                Ok(problems) if problems.is_empty() => {}
+                Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
+                Err(e) => failures.push(format!("{binary}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn args_on_a_stripped_binary_say_why_inlined_calls_are_unread() {
+    let Some(_guard) = bpf_test() else { return };
+    let mut failures = Vec::new();
+    for &version in MATRIX_GO_VERSIONS {
+        for binary in ["amd64", "386"].iter().filter_map(|&goarch| {
+            require(matrix_binary(version, goarch, Variant::Stripped, "inlined"))
+        }) {
+            let result = args_run(&binary, "main.add(a, b int) int", &["-n", "200"]).map(
+                |(own, seen, mut problems)| {
+                    let calls = inl_records(&own).get("main.add").map_or(0, |r| r.calls);
+                    let Some(got) = seen.get("main.add") else {
+                        return vec!["no call event of main.add".to_owned()];
+                    };
+                    // The target adds i for i < 200 inlined in its loop (on every toolchain)
+                    // and for i < 20 out of line through its func value: the signature reads
+                    // the out-of-line calls (b sums to 190); the inlined ones are `?` with the
+                    // reason (no DWARF).
+                    let b = got.args.get("b").copied();
+                    if calls != 220 || (got.calls, got.inlined, b) != (220, 200, Some((190.0, 200))) {
+                        problems.push(format!(
+                            "add ran {calls} times; {} call events, {} inlined, b (sum read, unread) {b:?}",
+                            got.calls, got.inlined
+                        ));
+                    }
+                    if !got.reasons.iter().all(|r| r.contains("no DWARF")) {
+                        problems.push(format!("reasons: {:?}", got.reasons));
+                    }
+                    problems
+                },
+            );
+            match result {
+                Ok(problems) if problems.is_empty() => {}
+                Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
+                Err(e) => failures.push(format!("{binary}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

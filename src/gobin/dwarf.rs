@@ -180,10 +180,25 @@ pub struct DwarfInfo {
     pub types: TypeTable,
     /// Signatures by Go function name, e.g. `main.(*T).M`.
     pub functions: HashMap<String, FuncSig>,
+    /// DWARF's name of the function with code at each entry address (link-time), for the
+    /// functions the pclntab names otherwise (Go 1.18-1.19 name every instantiation of a
+    /// generic function `pkg.F[...]`, DWARF `pkg.F[go.shape.int_0]`).
+    pub names_by_entry: HashMap<u64, String>,
     /// CU-level `DW_TAG_variable`s located by `DW_OP_addr`, in DWARF order.
     pub globals: Vec<Global>,
     /// Offsets in runtime.g / runtime.m, when DWARF describes those structs.
     pub runtime: Option<RuntimeLayout>,
+}
+
+impl DwarfInfo {
+    /// The signature of the function the pclntab names `name` with code at `entry`: by name,
+    /// else by DWARF's name for that entry.
+    pub fn signature(&self, name: &str, entry: u64) -> Option<&FuncSig> {
+        self.functions.get(name).or_else(|| {
+            let dwarf_name = self.names_by_entry.get(&entry)?;
+            self.functions.get(dwarf_name)
+        })
+    }
 }
 
 type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -262,6 +277,10 @@ struct DieAttrs<'a> {
     variable_parameter: bool,
     location: Option<Reader<'a>>,
     has_low_pc: bool,
+    /// `DW_AT_low_pc` when given as an address (`DW_FORM_addr`: Go's DWARF 4, up to 1.24);
+    /// not resolved when an index into `.debug_addr` (Go 1.25+'s DWARF 5), where it only
+    /// serves [`DwarfInfo::names_by_entry`], whose names then agree with the pclntab's.
+    low_pc: Option<u64>,
     is_inline: bool,
     abstract_origin: Option<usize>,
 }
@@ -312,6 +331,8 @@ struct FuncDie {
     name: FuncName,
     /// Has code (`DW_AT_low_pc`); preferred over an abstract DIE of the same name.
     concrete: bool,
+    /// Where its code starts, when DWARF gives it as an address.
+    entry: Option<u64>,
     /// `DW_AT_inline`: the abstract DIE of an inlined function, referred to by the concrete
     /// out-of-line copy (if any) and by inlined instances.
     is_abstract: bool,
@@ -353,6 +374,8 @@ struct Parser {
     /// The type given to parameters and elements whose type DWARF does not say.
     unknown: Option<TypeId>,
     functions: HashMap<String, FoundFunc>,
+    /// Names of concrete subprograms by entry address.
+    names_by_entry: HashMap<u64, String>,
     /// Names of abstract subprograms by offset.
     abstract_funcs: HashMap<usize, String>,
     /// Parameters of abstract subprograms by offset, and whether each is a result.
@@ -469,6 +492,7 @@ impl Parser {
                 Parent::Function(FuncDie {
                     name,
                     concrete: attrs.has_low_pc,
+                    entry: attrs.low_pc,
                     is_abstract: attrs.is_inline,
                     offset,
                     params: Vec::new(),
@@ -618,7 +642,7 @@ impl Parser {
                 match &func.name {
                     FuncName::Own(name) => {
                         let sig = self.signature(&func.params);
-                        self.add_function(name.clone(), sig, func.concrete);
+                        self.add_function(name.clone(), sig, func.concrete, func.entry);
                     }
                     FuncName::Origin(_) => self.instances.push(func),
                 }
@@ -675,8 +699,13 @@ impl Parser {
     }
 
     /// Records a signature: a concrete subprogram replaces an abstract one of the same name,
-    /// otherwise the first one seen stays.
-    fn add_function(&mut self, name: String, sig: FuncSig, concrete: bool) {
+    /// otherwise the first one seen stays. `entry`: where its code starts, if known.
+    fn add_function(&mut self, name: String, sig: FuncSig, concrete: bool, entry: Option<u64>) {
+        if let Some(entry) = entry {
+            self.names_by_entry
+                .entry(entry)
+                .or_insert_with(|| name.clone());
+        }
         let keep_old = self
             .functions
             .get(&name)
@@ -695,7 +724,7 @@ impl Parser {
             };
             if let Some(name) = self.abstract_funcs.get(&origin).cloned() {
                 let sig = self.signature(&func.params);
-                self.add_function(name, sig, func.concrete);
+                self.add_function(name, sig, func.concrete, func.entry);
             }
         }
         let pending = self.types;
@@ -711,6 +740,7 @@ impl Parser {
                 .into_iter()
                 .map(|(name, found)| (name, found.sig))
                 .collect(),
+            names_by_entry: self.names_by_entry,
             globals: self.globals,
             runtime,
         }
@@ -873,7 +903,12 @@ fn record<'a>(
             attrs.variable_parameter = matches!(value, AttributeValue::Flag(true))
         }
         constants::DW_AT_location => attrs.location = value.exprloc_value().map(|e| e.0),
-        constants::DW_AT_low_pc => attrs.has_low_pc = true,
+        constants::DW_AT_low_pc => {
+            attrs.has_low_pc = true;
+            if let AttributeValue::Addr(addr) = value {
+                attrs.low_pc = Some(addr);
+            }
+        }
         constants::DW_AT_inline => attrs.is_inline = true,
         constants::DW_AT_abstract_origin => attrs.abstract_origin = reference(header, &value),
         DW_AT_GO_KIND => attrs.go_kind = value.udata_value(),

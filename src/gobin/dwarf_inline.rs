@@ -96,8 +96,8 @@ pub fn location_pieces(expr: &[u8], address_size: u8) -> Result<Vec<LocatedPiece
         version: 4,
         address_size,
     };
-    let mut ops = gimli::Expression(EndianSlice::new(expr, RunTimeEndian::Little))
-        .operations(encoding);
+    let mut ops =
+        gimli::Expression(EndianSlice::new(expr, RunTimeEndian::Little)).operations(encoding);
     let mut pieces = Vec::new();
     let mut current: Option<PieceLoc> = None;
     while let Some(op) = ops
@@ -121,10 +121,9 @@ pub fn location_pieces(expr: &[u8], address_size: u8) -> Result<Vec<LocatedPiece
             (gimli::Operation::Register { register }, None) => PieceLoc::Register(register.0),
             (gimli::Operation::FrameOffset { offset }, None) => PieceLoc::FrameOffset(offset),
             (gimli::Operation::CallFrameCFA, None) => PieceLoc::FrameOffset(0),
-            (
-                gimli::Operation::PlusConstant { value },
-                Some(PieceLoc::FrameOffset(offset)),
-            ) => PieceLoc::FrameOffset(offset.wrapping_add(value as i64)),
+            (gimli::Operation::PlusConstant { value }, Some(PieceLoc::FrameOffset(offset))) => {
+                PieceLoc::FrameOffset(offset.wrapping_add(value as i64))
+            }
             (op, _) => {
                 return Err(format!(
                     "its DWARF location uses {op:?}, which gotrace does not evaluate"
@@ -143,8 +142,30 @@ pub fn location_pieces(expr: &[u8], address_size: u8) -> Result<Vec<LocatedPiece
 /// DWARF's inlined calls, found by what the pclntab says of an instance.
 #[derive(Debug, Default)]
 pub struct InlinedCallIndex {
-    /// By (parent, function, call line).
+    /// By (parent, function, call line), the names with their type arguments erased.
     calls: HashMap<(String, String, u64), Vec<InlinedSubroutine>>,
+}
+
+/// `name` with each type-argument list written `[...]`, as Go 1.18-1.19 name every
+/// instantiation of a generic function in the pclntab (`main.maxOf[...]`, where DWARF says
+/// `main.maxOf[go.shape.int_0]`). Names of later releases agree with DWARF's anyway.
+pub(crate) fn erase_type_args(name: &str) -> String {
+    let mut erased = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    for c in name.chars() {
+        match c {
+            '[' => {
+                if depth == 0 {
+                    erased.push_str("[...]");
+                }
+                depth += 1;
+            }
+            ']' if depth > 0 => depth -= 1,
+            _ if depth == 0 => erased.push(c),
+            _ => {}
+        }
+    }
+    erased
 }
 
 impl InlinedCallIndex {
@@ -152,14 +173,20 @@ impl InlinedCallIndex {
     pub fn new(calls: Vec<InlinedSubroutine>) -> Self {
         let mut index = InlinedCallIndex::default();
         for call in calls {
-            let key = (call.parent.clone(), call.func.clone(), call.call_line);
+            let key = (
+                erase_type_args(&call.parent),
+                erase_type_args(&call.func),
+                call.call_line,
+            );
             index.calls.entry(key).or_default().push(call);
         }
         index
     }
 
     /// The inlined call of `func` in `parent` at `call_line`, inside the inlined calls
-    /// `callers` (innermost first), whose ranges overlap `ranges`.
+    /// `callers` (innermost first), whose ranges overlap `ranges`. Names are compared with
+    /// their type arguments erased (see [`erase_type_args`]); the ranges tell instantiations
+    /// apart.
     pub fn find<S: AsRef<str>>(
         &self,
         parent: &str,
@@ -169,8 +196,8 @@ impl InlinedCallIndex {
         ranges: &[(u64, u64)],
     ) -> Option<&InlinedSubroutine> {
         let key = (
-            parent.to_owned(),
-            func.to_owned(),
+            erase_type_args(parent),
+            erase_type_args(func),
             u64::try_from(call_line).ok()?,
         );
         let overlaps = |theirs: &[(u64, u64)]| {
@@ -180,7 +207,11 @@ impl InlinedCallIndex {
         };
         self.calls.get(&key)?.iter().find(|call| {
             call.callers.len() == callers.len()
-                && call.callers.iter().zip(callers).all(|(a, b)| a == b.as_ref())
+                && call
+                    .callers
+                    .iter()
+                    .zip(callers)
+                    .all(|(a, b)| erase_type_args(a) == erase_type_args(b.as_ref()))
                 && overlaps(&call.ranges)
         })
     }
@@ -396,4 +427,23 @@ fn string(
 ) -> Result<String> {
     let raw = dwarf.attr_string(unit, value)?;
     Ok(String::from_utf8_lossy(raw.slice()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::erase_type_args;
+
+    #[test]
+    fn type_arguments_are_erased() {
+        assert_eq!(
+            erase_type_args("main.maxOf[go.shape.int_0]"),
+            "main.maxOf[...]"
+        );
+        assert_eq!(erase_type_args("main.maxOf[...]"), "main.maxOf[...]");
+        assert_eq!(
+            erase_type_args("main.(*List[go.shape.map[string]int]).Push"),
+            "main.(*List[...]).Push"
+        );
+        assert_eq!(erase_type_args("main.add"), "main.add");
+    }
 }

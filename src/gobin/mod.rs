@@ -8,6 +8,7 @@ pub mod disasm;
 pub mod dwarf;
 pub mod dwarf_inline;
 pub mod elf;
+pub mod generic_dict;
 pub mod inline;
 pub mod inline_entry;
 pub mod inline_probe;
@@ -163,6 +164,7 @@ impl<'data> GoBinary<'data> {
         let mut info = dwarf::load(&self.elf.file).context("reading DWARF")?;
         if let Some(info) = &mut info {
             method_wrappers::complete(self, info);
+            generic_dict::complete(info, self.elf.arch.ptr_size());
         }
         Ok(info)
     }

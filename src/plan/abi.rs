@@ -274,7 +274,12 @@ pub struct LocatedValue {
 }
 
 /// The plan that reads `values` from where DWARF puts them (an inlined call's start).
-pub fn located_plan(values: &[LocatedValue], types: &TypeTable, arch: Arch, strsize: u32) -> SitePlan {
+pub fn located_plan(
+    values: &[LocatedValue],
+    types: &TypeTable,
+    arch: Arch,
+    strsize: u32,
+) -> SitePlan {
     let assigner = Assigner {
         types,
         ptr: arch.ptr_size(),

@@ -8,7 +8,7 @@
 use crate::gobin::dwarf::{DwarfInfo, FuncSig};
 use crate::gobin::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::abi::{self, LocatedValue, Loc, SitePlan, ValuePlan, ValueSource};
+use crate::plan::abi::{self, Loc, LocatedValue, SitePlan, ValuePlan, ValueSource};
 use crate::plan::sites::InlineProbe;
 use crate::session::bpf::shared::types::{args_reg_slot as slot, inline_role};
 
@@ -59,7 +59,9 @@ fn register_slot(arch: Arch, reg: u16) -> Result<u32, String> {
         None if matches!((arch, reg), (Arch::Amd64, 17..=32) | (Arch::I386, 21..=28)) => {
             Err("in an XMM register, which uprobe programs cannot read".to_owned())
         }
-        None => Err(format!("in DWARF register {reg}, which gotrace does not capture")),
+        None => Err(format!(
+            "in DWARF register {reg}, which gotrace does not capture"
+        )),
     }
 }
 
@@ -93,9 +95,23 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
     /// What a hit of `probe` reads: the arguments at a start, the (unread) results at an end.
     /// `user_sig` is the signature the user wrote for the function, if any.
     pub fn site_plan(&self, probe: &InlineProbe<'_>, user_sig: Option<&FuncSig>) -> SitePlan {
+        let instance = probe.instance;
+        let call = self.calls.find(
+            &instance.parent,
+            &probe.func.name,
+            instance.call_line,
+            &instance.callers,
+            &instance.ranges,
+        );
+        // By the pclntab's name, else by DWARF's name of this call's function (Go 1.18-1.19
+        // name a generic function's instantiations alike in the pclntab).
         let sig = self
             .dwarf
-            .and_then(|d| d.functions.get(&probe.func.name))
+            .and_then(|d| {
+                d.functions
+                    .get(&probe.func.name)
+                    .or_else(|| d.functions.get(&call?.func))
+            })
             .or(user_sig);
         let Some(sig) = sig else {
             return SitePlan::default();
@@ -129,14 +145,7 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
                 "the binary has no DWARF (stripped), which is what locates an inlined call's arguments",
             );
         };
-        let instance = probe.instance;
-        let Some(call) = self.calls.find(
-            &instance.parent,
-            &probe.func.name,
-            instance.call_line,
-            &instance.callers,
-            &instance.ranges,
-        ) else {
+        let Some(call) = call else {
             return unread(&sig.params, "DWARF does not describe this inlined call");
         };
         let Some(pc) = probe.site.enters else {
@@ -168,7 +177,9 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
     ) -> ValueSource {
         let unreadable = |reason: &str| ValueSource::Unreadable(reason.to_owned());
         let Some(param) = call.params.iter().find(|p| p.name == name && !p.is_result) else {
-            return unreadable("DWARF lists no location for it in this inlined call (optimized away)");
+            return unreadable(
+                "DWARF lists no location for it in this inlined call (optimized away)",
+            );
         };
         let Some(expr) = param.location.at(pc) else {
             return unreadable("DWARF gives it no location where this call starts");
@@ -176,7 +187,9 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
         let arch = self.bin.elf.arch;
         let pieces = match dwarf_inline::location_pieces(expr, arch.ptr_size() as u8) {
             Ok(pieces) if pieces.is_empty() => {
-                return unreadable("DWARF gives it an empty location where this call starts (optimized away)")
+                return unreadable(
+                    "DWARF gives it an empty location where this call starts (optimized away)",
+                )
             }
             Ok(pieces) => pieces,
             Err(reason) => return ValueSource::Unreadable(reason),
@@ -197,8 +210,7 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
             Ok(delta + arch.ptr_size() as i64)
         };
         let from_sp = |offset: i64| -> Result<u64, String> {
-            u64::try_from(cfa_from_sp()? + offset)
-                .map_err(|_| "DWARF puts it below SP".to_owned())
+            u64::try_from(cfa_from_sp()? + offset).map_err(|_| "DWARF puts it below SP".to_owned())
         };
         match pieces.as_slice() {
             [LocatedPiece {
@@ -234,9 +246,7 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
                                     size,
                                 })
                             }
-                            PieceLoc::Missing => {
-                                Err("a part of it was optimized away".to_owned())
-                            }
+                            PieceLoc::Missing => Err("a part of it was optimized away".to_owned()),
                         }
                     })
                     .collect();

@@ -147,7 +147,8 @@ impl<'p> Decoder<'p> {
         let e = self.headers.read(bytes)?;
         let func = &self.plan.funcs[e.func_id as usize];
         let call = &self.calls[e.func_id as usize];
-        let inlined = (e.kind == site_kind::SITE_INLINE).then(|| &self.inline[e.inline_site as usize]);
+        let inlined =
+            (e.kind == site_kind::SITE_INLINE).then(|| &self.inline[e.inline_site as usize]);
         let (is_ret, site) = match inlined {
             Some(read) => (read.is_end, &read.plan),
             None => (e.kind != site_kind::SITE_ENTRY, call.site(e.kind)),

@@ -297,18 +297,18 @@ pub(crate) fn call_plans(
         })
         .collect::<Result<Vec<_>>>()?;
     // A function's ABI plan from the signature the user wrote, else DWARF's.
-    let signature_of = |name: &str| {
+    let signature_of = |name: &str, entry: u64| {
         if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
             return Some(abi::call_plan(&user.sig, &user.types, arch, abi, strsize));
         }
         let dwarf = dwarf?;
-        let sig = dwarf.functions.get(name)?;
+        let sig = dwarf.signature(name, entry)?;
         Some(abi::call_plan(sig, &dwarf.types, arch, abi, strsize))
     };
     plan.funcs
         .iter()
         .map(|func| {
-            let mut call = match (signature_of(&func.name), dwarf) {
+            let mut call = match (signature_of(&func.name, func.entry), dwarf) {
                 (Some(call), _) => call,
                 (None, Some(_)) if !func.out_of_line => CallPlan::default(),
                 (None, Some(_)) => {

@@ -14,12 +14,12 @@ use crate::plan::{self, PlannedFunc};
 
 /// What `func` returns when a call of it ends at a tail callee's RET: read by the callees'
 /// result layout under `own`'s names (its results as its signature has them), or `own`'s
-/// values unreadable with why. `signature_of` gives a function's ABI plan by name, when known.
+/// values unreadable with why. `signature_of` gives a function's ABI plan by name and entry, when known.
 pub fn tail_ret_plan(
     bin: &GoBinary<'_>,
     func: &PlannedFunc,
     own: &SitePlan,
-    signature_of: impl Fn(&str) -> Option<CallPlan>,
+    signature_of: impl Fn(&str, u64) -> Option<CallPlan>,
 ) -> Result<SitePlan> {
     if func.tail_ret_sites.is_empty() || own.values.is_empty() {
         return Ok(own.clone());
@@ -35,7 +35,10 @@ pub fn tail_ret_plan(
     let callees: Vec<_> = plan::tail_callees(bin, &decoded)?
         .into_iter()
         .filter(|(_, sites)| !sites.ret_sites.is_empty())
-        .map(|(callee, _)| (callee.name, signature_of(callee.name).map(|call| call.ret)))
+        .map(|(callee, _)| {
+            let ret = signature_of(callee.name, callee.entry).map(|call| call.ret);
+            (callee.name, ret)
+        })
         .collect();
     Ok(results_of(&func.name, own, &callees))
 }

@@ -45,9 +45,12 @@ impl Rows<'_, '_> {
         Ok(())
     }
 
-    /// Whether DWARF gives `name`'s parameter types.
-    fn types_known(&self, name: &str) -> bool {
-        self.dwarf.is_some_and(|d| d.functions.contains_key(name))
+    /// Whether DWARF gives the parameter types of `name`, with code at `entry` if it has any.
+    fn types_known(&self, name: &str, entry: Option<u64>) -> bool {
+        self.dwarf.is_some_and(|d| match entry {
+            Some(entry) => d.signature(name, entry).is_some(),
+            None => d.functions.contains_key(name),
+        })
     }
 
     /// The row of a function with code of its own.
@@ -70,7 +73,10 @@ impl Rows<'_, '_> {
                 row["inlined_sites"] = inlined::sites_json(bin, self.details.as_mut(), &instances);
             }
             if let Some(info) = self.dwarf {
-                let sig = info.functions.get(func.name).cloned().unwrap_or_default();
+                let sig = info
+                    .signature(func.name, func.entry)
+                    .cloned()
+                    .unwrap_or_default();
                 row["params"] = params_json(info, &sig.params);
                 row["results"] = params_json(info, &sig.results);
             }
@@ -121,7 +127,7 @@ impl Rows<'_, '_> {
             offset(func.entry).unwrap_or(0),
             func.end - func.entry,
             rets,
-            if self.types_known(func.name) { "yes" } else { "no" },
+            if self.types_known(func.name, Some(func.entry)) { "yes" } else { "no" },
             inlined::site_count(self.inlined, instances.len()),
             entry_class,
             ret_classes,
@@ -148,7 +154,11 @@ impl Rows<'_, '_> {
             "-",
             "-",
             "-",
-            if self.types_known(name) { "yes" } else { "no" },
+            if self.types_known(name, None) {
+                "yes"
+            } else {
+                "no"
+            },
             instances.len(),
         )?;
         self.write_site_lines(out, &instances)
