@@ -17,17 +17,17 @@ pub struct Cli {
 pub enum Command {
     /// List the functions (and globals) of a Go binary that can be traced, and how.
     #[command(
-        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'"
+        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'\n  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is"
     )]
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
     #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap"
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap"
     )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
