@@ -5,9 +5,9 @@
 //! of its results, unread (`?`), since DWARF locates them nowhere there. A value DWARF does not
 //! locate is `?` with the reason, never read from a guessed place.
 
-use crate::gobin::dwarf::{DwarfInfo, FuncSig};
+use crate::gobin::dwarf::{DwarfInfo, FuncSig, Param};
 use crate::gobin::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
-use crate::gobin::{Arch, GoBinary};
+use crate::gobin::{generic_dict, Arch, GoBinary};
 use crate::plan::abi::{self, Loc, LocatedValue, SitePlan, ValuePlan, ValueSource};
 use crate::plan::sites::InlineProbe;
 use crate::session::bpf::shared::types::{args_reg_slot as slot, inline_role};
@@ -116,11 +116,22 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
         let Some(sig) = sig else {
             return SitePlan::default();
         };
+        // An inlined call has no dictionary argument (its body uses the dictionary the caller
+        // knows statically), unless DWARF's inlined call lists one.
+        let params: Vec<Param> = sig
+            .params
+            .iter()
+            .filter(|p| {
+                p.name != generic_dict::DICT_NAME
+                    || call.is_some_and(|c| c.params.iter().any(|q| q.name == p.name))
+            })
+            .cloned()
+            .collect();
         let type_name = |ty| match (self.dwarf, user_sig) {
             (Some(d), _) => d.types.name(ty).to_owned(),
             _ => "?".to_owned(),
         };
-        let unread = |params: &[crate::gobin::dwarf::Param], reason: &str| SitePlan {
+        let unread = |params: &[Param], reason: &str| SitePlan {
             values: params
                 .iter()
                 .map(|p| ValuePlan {
@@ -141,21 +152,20 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
         }
         let Some(dwarf) = self.dwarf else {
             return unread(
-                &sig.params,
+                &params,
                 "the binary has no DWARF (stripped), which is what locates an inlined call's arguments",
             );
         };
         let Some(call) = call else {
-            return unread(&sig.params, "DWARF does not describe this inlined call");
+            return unread(&params, "DWARF does not describe this inlined call");
         };
         let Some(pc) = probe.site.enters else {
             return unread(
-                &sig.params,
+                &params,
                 "this call's start is probed on the instruction before it, which may change its arguments",
             );
         };
-        let values: Vec<LocatedValue> = sig
-            .params
+        let values: Vec<LocatedValue> = params
             .iter()
             .map(|param| LocatedValue {
                 name: param.name.clone(),
