@@ -38,6 +38,15 @@ fn matrix(program: &str) -> Vec<GoBinary> {
     binaries
 }
 
+/// Adds one build's problems (or the error of its run) to `failures`.
+fn collect(binary: &GoBinary, result: Result<Vec<String>, String>, failures: &mut Vec<String>) {
+    match result {
+        Ok(problems) if problems.is_empty() => {}
+        Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
+        Err(e) => failures.push(format!("{binary}: {e}")),
+    }
+}
+
 /// One `hist` object of funclat's JSON output, with its function's name.
 type Hist = (String, Value);
 
@@ -145,11 +154,7 @@ fn every_inlined_call_is_counted_exactly() {
             }
             problems
         });
-        match result {
-            Ok(problems) if problems.is_empty() => {}
-            Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
-            Err(e) => failures.push(format!("{binary}: {e}")),
-        }
+        collect(&binary, result, &mut failures);
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
@@ -254,11 +259,7 @@ fn loops_spins_and_mutex_locks_are_counted_and_timed() {
             }
             problems
         });
-        match result {
-            Ok(problems) if problems.is_empty() => {}
-            Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
-            Err(e) => failures.push(format!("{binary}: {e}")),
-        }
+        collect(&binary, result, &mut failures);
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
@@ -436,11 +437,7 @@ fn args_of_inlined_calls_equal_the_targets_record() {
                     }
                     problems
                 });
-            match result {
-                Ok(problems) if problems.is_empty() => {}
-                Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
-                Err(e) => failures.push(format!("{binary}: {e}")),
-            }
+            collect(&binary, result, &mut failures);
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -477,11 +474,7 @@ fn args_on_a_stripped_binary_say_why_inlined_calls_are_unread() {
                     problems
                 },
             );
-            match result {
-                Ok(problems) if problems.is_empty() => {}
-                Ok(problems) => failures.push(format!("{binary}: {}", problems.join("; "))),
-                Err(e) => failures.push(format!("{binary}: {e}")),
-            }
+            collect(&binary, result, &mut failures);
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));

@@ -196,14 +196,7 @@ pub fn add_globals(
     if globals.len() > MAX_GLOBALS {
         return Err(format!("at most {MAX_GLOBALS} --global"));
     }
-    let assigner = Assigner {
-        types,
-        ptr: arch.ptr_size(),
-        abi: Abi::Stack,
-        strsize: strsize.min(MAX_READ),
-        stack_offset: 0,
-        unknown_layout: None,
-    };
+    let assigner = Assigner::outside_the_abi(types, arch, strsize);
     let mut used = 0u64;
     for (name, vaddr, ty) in globals {
         let size = types.get(*ty).size;
@@ -280,14 +273,7 @@ pub fn located_plan(
     arch: Arch,
     strsize: u32,
 ) -> SitePlan {
-    let assigner = Assigner {
-        types,
-        ptr: arch.ptr_size(),
-        abi: Abi::Stack,
-        strsize: strsize.min(MAX_READ),
-        stack_offset: 0,
-        unknown_layout: None,
-    };
+    let assigner = Assigner::outside_the_abi(types, arch, strsize);
     let mut site = SitePlan::default();
     let mut stack_end = 0u64;
     for value in values {
@@ -363,7 +349,20 @@ enum Place {
     Global(u64),
 }
 
-impl Assigner<'_> {
+impl<'a> Assigner<'a> {
+    /// An assigner for values that are not arguments in the calling convention (globals, an
+    /// inlined call's DWARF-located arguments): no registers, no stack-argument area.
+    fn outside_the_abi(types: &'a TypeTable, arch: Arch, strsize: u32) -> Self {
+        Assigner {
+            types,
+            ptr: arch.ptr_size(),
+            abi: Abi::Stack,
+            strsize: strsize.min(MAX_READ),
+            stack_offset: 0,
+            unknown_layout: None,
+        }
+    }
+
     fn assign_all(&mut self, params: &[Param]) -> SitePlan {
         let mut site = SitePlan::default();
         let mut regs = RegCursor::default();
