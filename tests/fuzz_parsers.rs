@@ -24,23 +24,24 @@ use common::targets::{esbuild_binary, matrix_binary, repo_root, Variant};
 use common::toolchain::toolchain;
 use gotrace::gobin::{creation_stack, newproc_abi};
 use gotrace::gobin::{Arch, GoBinary};
-use gotrace::plan;
 use gotrace::plan::abi::{self, Abi};
+use gotrace::plan::{self, inlined_args::InlinedArgs, Inlined};
 use object::elf::SHF_COMPRESSED;
 use object::{Object, ObjectSection, ObjectSegment, SectionFlags};
 
 /// Mutants per binary in the suite.
 const DEFAULT_ROUNDS: usize = 400;
 
-/// Patterns planned as `funclat` and `args` would (with whether a RET is needed): a glob,
-/// the functions `goroutines` plans, and an unknown name (the "did you mean" and "inlined
-/// everywhere" paths).
-const PLANNED: &[(&str, bool)] = &[
-    ("main.*", true),
-    ("runtime.newproc1", true),
-    ("runtime.goexit1", false),
-    ("main.main", true),
-    (UNKNOWN_NAME, true),
+/// Patterns planned as `funclat` and `args` would (with whether a RET is needed, and whether
+/// inlined calls are planned too): a glob with its inlined calls (whose inline trees, entry
+/// edges and DWARF-located arguments are read), the functions `goroutines` plans, and an
+/// unknown name (the "did you mean" and "inlined everywhere" paths).
+const PLANNED: &[(&str, bool, Inlined)] = &[
+    ("main.*", true, Inlined::Yes),
+    ("runtime.newproc1", true, Inlined::No),
+    ("runtime.goexit1", false, Inlined::No),
+    ("main.main", true, Inlined::No),
+    (UNKNOWN_NAME, true, Inlined::Yes),
 ];
 
 /// A function no binary has.
@@ -400,16 +401,25 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
         }
     }
     // `funclat` and `args` planning.
-    for &(pattern, need_ret) in PLANNED {
+    for &(pattern, need_ret, inlined) in PLANNED {
         if pattern == UNKNOWN_NAME && same_dwarf.is_some() {
             continue;
         }
-        let Ok(plan) = plan::plan(&bin, &[pattern.to_owned()], need_ret) else {
+        let Ok(plan) = plan::plan_with(&bin, &[pattern.to_owned()], need_ret, inlined) else {
             continue;
         };
         reach.planned = true;
         for func in &plan.funcs {
             call_plan(&func.name);
+        }
+        // What `args` reads at each inlined call, when the mutation may have changed the
+        // DWARF that locates its arguments (the pclntab side is read by the planning above).
+        if same_dwarf.is_none() && plan.funcs.iter().any(|f| !f.instances.is_empty()) {
+            if let Ok(located) = InlinedArgs::new(&bin, dwarf.as_ref(), STRSIZE) {
+                for probe in plan.inline_probes() {
+                    let _ = located.site_plan(&probe, None);
+                }
+            }
         }
     }
     // `goroutines`.
