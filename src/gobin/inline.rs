@@ -10,6 +10,7 @@
 //! [`InlinedInstance::mark_pc`]. The tree has no length: its entries are the indices that the
 //! pc-value table names, plus their parents.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -340,20 +341,29 @@ impl Scratch<'_> {
 #[derive(Default)]
 struct Names<'data>(HashMap<u32, (&'data str, bool), BuildHasherDefault<OffsetHasher>>);
 
-/// A hash of a name offset: one multiplication (by a constant of the Fx hash), its high bits
-/// rotated down to where the map picks buckets. SipHash cost as much as reading the name.
+/// A hash of a name offset or address: one multiplication (by a constant of the Fx hash),
+/// its high bits rotated down to where the map picks buckets. SipHash cost as much as
+/// reading the name.
 #[derive(Default)]
 struct OffsetHasher(u64);
 
 impl Hasher for OffsetHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.write_u32(u32::from(byte));
+            self.write_u64(u64::from(byte));
         }
     }
 
     fn write_u32(&mut self, value: u32) {
-        self.0 = (self.0 ^ u64::from(value)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0 ^ value).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
     }
 
     fn finish(&self) -> u64 {
@@ -505,8 +515,31 @@ pub fn read_matching<'data>(
             table.unreadable.push((func.name, format!("{err:#}")));
         }
     }
+    // Grouped by the name's address first: each name was read once per nameOff, and hashing
+    // an address is cheaper than hashing the name. Equal names at two offsets meet below.
+    let mut by_address: HashMap<usize, Vec<usize>, BuildHasherDefault<OffsetHasher>> =
+        HashMap::default();
     for (i, instance) in table.instances.iter().enumerate() {
-        table.by_func.entry(instance.func).or_default().push(i);
+        by_address
+            .entry(instance.func.as_ptr() as usize)
+            .or_default()
+            .push(i);
+    }
+    table.by_func.reserve(by_address.len());
+    for indices in by_address.into_values() {
+        let Some(instance) = indices.first().and_then(|&i| table.instances.get(i)) else {
+            continue;
+        };
+        match table.by_func.entry(instance.func) {
+            Entry::Vacant(slot) => {
+                slot.insert(indices);
+            }
+            Entry::Occupied(mut slot) => {
+                let all = slot.get_mut();
+                all.extend(indices);
+                all.sort_unstable();
+            }
+        }
     }
     table
 }
