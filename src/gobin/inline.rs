@@ -10,13 +10,15 @@
 //! [`InlinedInstance::mark_pc`]. The tree has no length: its entries are the indices that the
 //! pc-value table names, plus their parents.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use object::{Object, ObjectSection, ObjectSegment};
 
 use super::elf::ElfImage;
-use super::pclntab::{Func, FuncData, PclnVersion, Pclntab};
+use super::pclntab::{Func, FuncData, LineTable, PclnVersion, Pclntab};
 
 /// `PCDATA_InlTreeIndex` (runtime/symtab.go, the same number in go1.14-1.27).
 const PCDATA_INL_TREE_INDEX: usize = 2;
@@ -152,19 +154,22 @@ impl<'data> TreeReader<'_, 'data> {
         })
     }
 
-    /// The inlined instances of one function (empty when nothing was inlined into it), of the
-    /// inlined functions `wanted` selects.
+    /// The inlined instances of one function (none when nothing was inlined into it), of the
+    /// inlined functions `wanted` selects, appended to `out` in tree-index order. On an
+    /// error, `out` may hold some of them: the caller drops them.
     fn instances(
         &self,
         func: &Func<'data>,
         wanted: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<InlinedInstance<'data>>> {
+        scratch: &mut Scratch<'data>,
+        out: &mut Vec<InlinedInstance<'data>>,
+    ) -> Result<()> {
         let pclntab = self.pclntab;
         let Some(tree) = pclntab.funcdata(func, funcdata_inl_tree(pclntab.version))? else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let Some(table) = pclntab.pcdata_table(func, PCDATA_INL_TREE_INDEX)? else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let base = match tree {
             FuncData::Address(addr) => addr,
@@ -174,9 +179,19 @@ impl<'data> TreeReader<'_, 'data> {
                 .checked_add(off)
                 .context("inline tree offset out of range")?,
         };
-        let runs = pclntab
-            .pc_runs(func, table)?
-            .collect::<Result<Vec<(u64, u64, i64)>>>()?;
+        scratch.clear();
+        let Scratch {
+            runs,
+            slot_of,
+            entries,
+            pending,
+            names,
+            lines,
+        } = scratch;
+        for run in pclntab.pc_runs(func, table)? {
+            runs.push(run?);
+        }
+        let runs = &*runs;
         let index_at = |pc: u64| {
             let i = runs.partition_point(|r| r.1 <= pc);
             runs.get(i)
@@ -185,13 +200,9 @@ impl<'data> TreeReader<'_, 'data> {
         };
 
         // Every entry the table names, and their parents, decoded once.
-        let mut entries: HashMap<usize, (TreeEntry, Option<usize>)> = HashMap::new();
-        let mut pending: Vec<usize> = runs
-            .iter()
-            .filter_map(|r| usize::try_from(r.2).ok())
-            .collect();
+        pending.extend(runs.iter().filter_map(|r| usize::try_from(r.2).ok()));
         while let Some(index) = pending.pop() {
-            if entries.contains_key(&index) {
+            if slot_of.get(index).is_some_and(|&slot| slot != 0) {
                 continue;
             }
             let entry = self.entry(base, index)?;
@@ -202,85 +213,248 @@ impl<'data> TreeReader<'_, 'data> {
                 None => index_at(func.entry.saturating_add(u64::from(entry.parent_pc))),
             };
             pending.extend(parent);
-            entries.insert(index, (entry, parent));
+            // The entry is in the file, which bounds `index` (and so `slot_of`'s length).
+            if index >= slot_of.len() {
+                slot_of.resize(index + 1, 0);
+            }
+            entries.push(Decoded {
+                index,
+                entry,
+                parent,
+                selected: None,
+            });
+            slot_of[index] = entries.len();
         }
         // Names first: most parents inline nothing a caller asked for, and the rest (ranges,
         // the line table, the callers' names) is the costly part.
-        let mut selected = Vec::new();
-        for (&index, (entry, _)) in &entries {
-            if wanted(pclntab.name_at(entry.name_off)?) {
-                selected.push(index);
+        let mut selected = 0;
+        for decoded in entries.iter_mut() {
+            if names.get(pclntab, wanted, decoded.entry.name_off)?.1 {
+                decoded.selected = Some(selected);
+                selected += 1;
             }
         }
-        if selected.is_empty() {
-            return Ok(Vec::new());
+        if selected == 0 {
+            return Ok(());
         }
-        let chain = |index: usize| -> Result<Vec<usize>> {
-            let mut chain = vec![index];
-            while let Some(&parent) = chain.last().and_then(|i| entries.get(i)?.1.as_ref()) {
-                if chain.len() >= MAX_DEPTH || chain.contains(&parent) {
-                    bail!("inline tree entry {index} has a cyclic or too deep parent chain");
-                }
-                chain.push(parent);
-            }
-            Ok(chain)
-        };
+        let tree = Tree { slot_of, entries };
 
-        let mut ranges: HashMap<usize, Vec<(u64, u64)>> = HashMap::new();
-        for &(lo, hi, value) in &runs {
+        // Each run's instructions belong to its entry and to every entry enclosing it.
+        let mut ranges: Vec<Vec<(u64, u64)>> = vec![Vec::new(); selected];
+        for &(lo, hi, value) in runs {
             if let Ok(index) = usize::try_from(value) {
-                for i in chain(index)? {
-                    ranges.entry(i).or_default().push((lo, hi));
+                for decoded in tree.chain(index) {
+                    if let Some(ranges) = decoded?.selected.and_then(|i| ranges.get_mut(i)) {
+                        ranges.push((lo, hi));
+                    }
                 }
             }
         }
         let lines = match self.pclntab.version {
-            PclnVersion::Go120 => Some(pclntab.line_table(func)?),
+            PclnVersion::Go120 => {
+                pclntab.read_line_table(func, lines)?;
+                Some(&*lines)
+            }
             _ => None,
         };
-        let mut instances = Vec::with_capacity(selected.len());
-        for index in selected {
-            let entry = &entries[&index].0;
+        let start = out.len();
+        out.reserve(selected);
+        let chosen = entries.iter().filter(|decoded| decoded.selected.is_some());
+        for (decoded, ranges) in chosen.zip(ranges) {
+            let entry = &decoded.entry;
             let mark_pc = func.entry.saturating_add(u64::from(entry.parent_pc));
             let (call_file, call_line) = match (entry.call_site, &lines) {
                 (Some((file_no, line)), _) => {
                     (pclntab.file_name(func, file_no)?.unwrap_or("?"), line)
                 }
-                (None, Some(lines)) => lines.line(mark_pc)?.unwrap_or(("?", 0)),
+                (None, Some(lines)) => pclntab.line_in(func, lines, mark_pc)?.unwrap_or(("?", 0)),
                 (None, None) => ("?", 0),
             };
-            let callers = chain(index)?[1..]
-                .iter()
-                .map(|i| pclntab.name_at(entries[i].0.name_off))
+            let callers = tree
+                .chain(decoded.index)
+                .skip(1)
+                .map(|caller| Ok(names.get(pclntab, wanted, caller?.entry.name_off)?.0))
                 .collect::<Result<_>>()?;
-            instances.push(InlinedInstance {
-                func: pclntab.name_at(entry.name_off)?,
+            out.push(InlinedInstance {
+                func: names.get(pclntab, wanted, entry.name_off)?.0,
                 parent: func.name,
                 parent_entry: func.entry,
                 callers,
                 call_file,
                 call_line,
                 mark_pc,
-                ranges: merged(ranges.remove(&index).unwrap_or_default()),
-                tree_index: index,
+                ranges: merged(ranges),
+                tree_index: decoded.index,
             });
         }
-        instances.sort_by_key(|i| i.tree_index);
-        Ok(instances)
+        out[start..].sort_unstable_by_key(|i| i.tree_index);
+        Ok(())
+    }
+}
+
+/// One decoded entry of a function's inline tree.
+struct Decoded {
+    /// Its index in the tree.
+    index: usize,
+    entry: TreeEntry,
+    /// Tree index of the enclosing inlined call (None: the function calls it directly).
+    parent: Option<usize>,
+    /// Its position among the instances of the function, when `wanted` selects it.
+    selected: Option<usize>,
+}
+
+/// What reading one function's inline tree fills, kept from one function to the next so that
+/// its buffers are allocated once.
+#[derive(Default)]
+struct Scratch<'data> {
+    /// The runs of the function's inline-index table.
+    runs: Vec<(u64, u64, i64)>,
+    /// By tree index (the trees are dense, 0..n): 1 + the position of the entry in
+    /// `entries`, 0 when it was not decoded.
+    slot_of: Vec<usize>,
+    /// The entries decoded, in decoding order.
+    entries: Vec<Decoded>,
+    /// Tree indices still to decode.
+    pending: Vec<usize>,
+    /// Names read so far, for every function.
+    names: Names<'data>,
+    /// The function's line table (Go 1.20+, where the entries do not hold their call site).
+    lines: LineTable,
+}
+
+impl Scratch<'_> {
+    /// Forgets the previous function's tree (the names stay).
+    fn clear(&mut self) {
+        for decoded in &self.entries {
+            if let Some(slot) = self.slot_of.get_mut(decoded.index) {
+                *slot = 0;
+            }
+        }
+        self.entries.clear();
+        self.runs.clear();
+        self.pending.clear();
+    }
+}
+
+/// Function names by `nameOff` (the same few thousand inlined functions recur in every
+/// tree), each with whether `wanted` selects it.
+#[derive(Default)]
+struct Names<'data>(HashMap<u32, (&'data str, bool), BuildHasherDefault<OffsetHasher>>);
+
+/// A hash of a name offset or address: one multiplication (by a constant of the Fx hash),
+/// its high bits rotated down to where the map picks buckets. SipHash cost as much as
+/// reading the name.
+#[derive(Default)]
+struct OffsetHasher(u64);
+
+impl Hasher for OffsetHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0 ^ value).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+}
+
+impl<'data> Names<'data> {
+    /// The name at `name_off` and whether `wanted` selects it.
+    fn get(
+        &mut self,
+        pclntab: &Pclntab<'data>,
+        wanted: &dyn Fn(&str) -> bool,
+        name_off: u32,
+    ) -> Result<(&'data str, bool)> {
+        if let Some(&known) = self.0.get(&name_off) {
+            return Ok(known);
+        }
+        let name = pclntab.name_at(name_off)?;
+        let known = (name, wanted(name));
+        self.0.insert(name_off, known);
+        Ok(known)
+    }
+}
+
+/// One function's decoded inline tree.
+#[derive(Clone, Copy)]
+struct Tree<'s> {
+    slot_of: &'s [usize],
+    entries: &'s [Decoded],
+}
+
+impl<'s> Tree<'s> {
+    /// The decoded entry at tree index `index`.
+    fn slot(&self, index: usize) -> Option<usize> {
+        self.slot_of.get(index)?.checked_sub(1)
+    }
+
+    /// The entries from `index` out to the outermost inlined call, `index`'s first; an error
+    /// in place of the entry past [`MAX_DEPTH`] (a cycle included).
+    fn chain(self, index: usize) -> Chain<'s> {
+        Chain {
+            tree: self,
+            index,
+            next: self.slot(index),
+            depth: 0,
+        }
+    }
+}
+
+/// See [`Tree::chain`].
+struct Chain<'s> {
+    tree: Tree<'s>,
+    /// Where the chain starts.
+    index: usize,
+    /// Position in `tree.entries` of the next entry.
+    next: Option<usize>,
+    /// Entries yielded so far.
+    depth: usize,
+}
+
+impl<'s> Iterator for Chain<'s> {
+    type Item = Result<&'s Decoded>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let decoded = self.tree.entries.get(self.next?)?;
+        if self.depth >= MAX_DEPTH {
+            self.next = None;
+            return Some(Err(anyhow!(
+                "inline tree entry {} has a cyclic or too deep parent chain",
+                self.index
+            )));
+        }
+        self.depth += 1;
+        self.next = decoded.parent.and_then(|parent| self.tree.slot(parent));
+        Some(Ok(decoded))
     }
 }
 
 /// Sorts ranges and joins the ones that touch or overlap.
 fn merged(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     ranges.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for (lo, hi) in ranges {
-        match out.last_mut() {
-            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
+    // `dedup_by` hands each range with the last one kept, and drops it when it returns true.
+    ranges.dedup_by(|next, last| {
+        let joined = next.0 <= last.1;
+        if joined {
+            last.1 = last.1.max(next.1);
         }
-    }
-    out
+        joined
+    });
+    ranges
 }
 
 /// Reads the inline tree of every function in `funcs`. `go_version` is the build info's
@@ -333,14 +507,39 @@ pub fn read_matching<'data>(
         pclntab,
         gofunc,
     };
+    let mut scratch = Scratch::default();
     for func in funcs {
-        match reader.instances(func, wanted) {
-            Ok(found) => table.instances.extend(found),
-            Err(err) => table.unreadable.push((func.name, format!("{err:#}"))),
+        let start = table.instances.len();
+        if let Err(err) = reader.instances(func, wanted, &mut scratch, &mut table.instances) {
+            table.instances.truncate(start);
+            table.unreadable.push((func.name, format!("{err:#}")));
         }
     }
+    // Grouped by the name's address first: each name was read once per nameOff, and hashing
+    // an address is cheaper than hashing the name. Equal names at two offsets meet below.
+    let mut by_address: HashMap<usize, Vec<usize>, BuildHasherDefault<OffsetHasher>> =
+        HashMap::default();
     for (i, instance) in table.instances.iter().enumerate() {
-        table.by_func.entry(instance.func).or_default().push(i);
+        by_address
+            .entry(instance.func.as_ptr() as usize)
+            .or_default()
+            .push(i);
+    }
+    table.by_func.reserve(by_address.len());
+    for indices in by_address.into_values() {
+        let Some(instance) = indices.first().and_then(|&i| table.instances.get(i)) else {
+            continue;
+        };
+        match table.by_func.entry(instance.func) {
+            Entry::Vacant(slot) => {
+                slot.insert(indices);
+            }
+            Entry::Occupied(mut slot) => {
+                let all = slot.get_mut();
+                all.extend(indices);
+                all.sort_unstable();
+            }
+        }
     }
     table
 }

@@ -109,11 +109,12 @@ fn cstr(bytes: &[u8], off: usize) -> Result<&str> {
     let rest = bytes
         .get(off..)
         .context("pclntab is corrupt (name offset out of range)")?;
-    let len = rest
-        .iter()
-        .position(|&b| b == 0)
-        .context("pclntab is corrupt (unterminated name)")?;
-    std::str::from_utf8(&rest[..len]).context("pclntab is corrupt (name is not UTF-8)")
+    // `CStr` finds the NUL a word at a time.
+    std::ffi::CStr::from_bytes_until_nul(rest)
+        .ok()
+        .context("pclntab is corrupt (unterminated name)")?
+        .to_str()
+        .context("pclntab is corrupt (name is not UTF-8)")
 }
 
 impl<'data> Pclntab<'data> {
@@ -397,18 +398,35 @@ impl<'data> Pclntab<'data> {
         Ok(Some((file, line)))
     }
 
-    /// `func`'s whole pc -> file:line mapping, decoded once for many lookups.
-    pub fn line_table(&self, func: &Func<'data>) -> Result<LineTable<'data>> {
-        let runs = |field| -> Result<Vec<(u64, u64, i64)>> {
-            self.pc_runs(func, self.record_field(func.record, field)?)?
-                .collect()
+    /// Decodes `func`'s whole pc -> file:line mapping into `table` (its buffers reused from
+    /// one function to the next), for many [`Pclntab::line_in`] lookups.
+    pub fn read_line_table(&self, func: &Func<'data>, table: &mut LineTable) -> Result<()> {
+        table.files.clear();
+        table.lines.clear();
+        for (field, runs) in [(5, &mut table.files), (6, &mut table.lines)] {
+            for run in self.pc_runs(func, self.record_field(func.record, field)?)? {
+                runs.push(run?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Source file and line of `pc` inside `func`, as [`Pclntab::line`] says, from `func`'s
+    /// `table` (see [`Pclntab::read_line_table`]).
+    pub fn line_in(
+        &self,
+        func: &Func<'_>,
+        table: &LineTable,
+        pc: u64,
+    ) -> Result<Option<(&'data str, i64)>> {
+        let at = |runs: &[(u64, u64, i64)]| {
+            let i = runs.partition_point(|r| r.1 <= pc);
+            runs.get(i).filter(|r| r.0 <= pc).map(|r| r.2)
         };
-        Ok(LineTable {
-            files: runs(5)?,
-            lines: runs(6)?,
-            func: func.clone(),
-            pclntab: self.clone(),
-        })
+        let (Some(file_no), Some(line)) = (at(&table.files), at(&table.lines)) else {
+            return Ok(None);
+        };
+        Ok(self.file_name(func, file_no)?.map(|file| (file, line)))
     }
 
     /// The name of file number `file_no` of `func`'s compilation unit (Go 1.16+: an index
@@ -442,29 +460,11 @@ pub enum FuncData {
     Address(u64),
 }
 
-/// One function's pc -> file:line mapping (see [`Pclntab::line_table`]).
-pub struct LineTable<'data> {
+/// One function's pc -> file:line mapping, decoded (see [`Pclntab::read_line_table`]).
+#[derive(Default)]
+pub struct LineTable {
     files: Vec<(u64, u64, i64)>,
     lines: Vec<(u64, u64, i64)>,
-    func: Func<'data>,
-    pclntab: Pclntab<'data>,
-}
-
-impl<'data> LineTable<'data> {
-    /// Source file and line of `pc`, as [`Pclntab::line`] says.
-    pub fn line(&self, pc: u64) -> Result<Option<(&'data str, i64)>> {
-        let at = |runs: &[(u64, u64, i64)]| {
-            let i = runs.partition_point(|r| r.1 <= pc);
-            runs.get(i).filter(|r| r.0 <= pc).map(|r| r.2)
-        };
-        let (Some(file_no), Some(line)) = (at(&self.files), at(&self.lines)) else {
-            return Ok(None);
-        };
-        Ok(self
-            .pclntab
-            .file_name(&self.func, file_no)?
-            .map(|file| (file, line)))
-    }
 }
 
 /// The runs of one pc-value table (see [`Pclntab::pc_runs`]).
@@ -481,27 +481,24 @@ impl Iterator for PcRuns<'_> {
     type Item = Result<(u64, u64, i64)>;
 
     /// Decodes one (value delta, pc delta) pair, as `runtime.pcvalue` / `debug/gosym` step.
+    /// Always inlined: the inline-index tables of every function go through it, and as a
+    /// call it returned each run through memory, which stalled the loop (perf, Go's compile).
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.pc >= self.end {
             return None;
         }
-        let step = |bytes: &mut &[u8]| {
-            let (value, used) =
-                read_uvarint(bytes).context("pclntab is corrupt (pc-value table)")?;
-            *bytes = &bytes[used..];
-            Ok::<u64, anyhow::Error>(value)
+        let Some((uvdelta, used)) = read_uvarint(self.bytes) else {
+            return Some(Err(corrupt_pc_value_table()));
         };
-        let uvdelta = match step(&mut self.bytes) {
-            Ok(v) => v,
-            Err(e) => return Some(Err(e)),
-        };
+        self.bytes = self.bytes.get(used..).unwrap_or_default();
         if uvdelta == 0 && !self.first {
             return None;
         }
-        let pcdelta = match step(&mut self.bytes) {
-            Ok(v) => v,
-            Err(e) => return Some(Err(e)),
+        let Some((pcdelta, used)) = read_uvarint(self.bytes) else {
+            return Some(Err(corrupt_pc_value_table()));
         };
+        self.bytes = self.bytes.get(used..).unwrap_or_default();
         let vdelta = if uvdelta & 1 != 0 {
             !((uvdelta >> 1) as i64)
         } else {
@@ -520,6 +517,13 @@ impl Iterator for PcRuns<'_> {
         self.pc = lo.saturating_add(pcdelta.saturating_mul(self.quantum));
         Some(Ok((lo, self.pc.min(self.end), self.value)))
     }
+}
+
+/// The error of a truncated or overlong varint in a pc-value table (kept out of
+/// [`PcRuns::next`]'s inlined body).
+#[cold]
+fn corrupt_pc_value_table() -> anyhow::Error {
+    anyhow::anyhow!("pclntab is corrupt (pc-value table)")
 }
 
 /// The four magics, little-endian, for scanning raw bytes for a table.

@@ -2,7 +2,17 @@
 
 /// Decodes a uvarint at the start of `bytes`: (value, bytes used), or None if truncated or
 /// longer than 64 bits (as Go's `binary.Uvarint` reports overflow).
+#[inline]
 pub fn read_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
+    // Most pc-value deltas fit in one byte: that case is small enough to inline.
+    match bytes.first() {
+        Some(&byte) if byte & 0x80 == 0 => Some((u64::from(byte), 1)),
+        _ => read_long_uvarint(bytes),
+    }
+}
+
+/// [`read_uvarint`] of any length.
+fn read_long_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, &byte) in bytes.iter().enumerate().take(10) {
         // The tenth byte holds bit 63 only.
