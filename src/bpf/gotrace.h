@@ -159,6 +159,7 @@ enum args_reg_slot {
 	ARGS_REG_R15 = 13,
 	ARGS_REG_BP = 14,
 };
+_Static_assert(ARGS_REG_BP < ARGS_REGS, "every args_reg_slot fits in args_event.regs");
 
 /* args_event.deref_len of a read that failed. */
 enum args_read_status {
