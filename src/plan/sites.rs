@@ -1,7 +1,7 @@
 //! The probe sites of a plan and their attach cookies, in the one layout every BPF program
 //! decodes (`enum cookie_layout` in src/bpf/gotrace.h).
 
-use crate::gobin::inline_probe::BranchTest;
+use crate::gobin::code::inline_probe::BranchTest;
 use crate::plan::ProbePlan;
 use crate::session::bpf::shared::types::{
     branch_test, cookie_layout, inline_role, inline_site, site_kind,

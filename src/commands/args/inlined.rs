@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::gobin::dwarf::DwarfInfo;
+use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::GoBinary;
 use crate::plan::abi::SitePlan;
 use crate::plan::inlined_args::InlinedArgs;

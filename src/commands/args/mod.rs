@@ -18,8 +18,8 @@ use libbpf_rs::skel::Skel;
 use serde_json::json;
 
 use crate::cli::ArgsArgs;
-use crate::gobin::dwarf::DwarfInfo;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::format::dwarf::DwarfInfo;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::plan::abi::{self, Abi, CallPlan, SitePlan};
 use crate::plan::signature::{self, UserSignature};

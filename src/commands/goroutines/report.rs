@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::GoroutinesArgs;
-use crate::gobin::start_function::{self, Start, StartFunction};
-use crate::gobin::{creation_stack, GoBinary};
+use crate::gobin::runtime::creation_stack;
+use crate::gobin::runtime::start_function::{self, Start, StartFunction};
+use crate::gobin::GoBinary;
 use crate::output::clock;
 use crate::output::goroutine_ledger::Ledger;
 use crate::session::bpf::{

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::cli::GraphArgs;
 use crate::commands::args::{self, decode::Decoder, Reads};
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks};
 use crate::plan::{self, reach, ProbePlan};
