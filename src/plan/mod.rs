@@ -12,12 +12,19 @@ pub mod sites;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 
+use crate::bpf_types::{g_source as bpf_g_source, site_kind};
 use crate::gobin::code::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::runtime::g_location::{GSource, RuntimeFacts};
 use crate::gobin::GoBinary;
-use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
-use crate::session::Announcement;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
+
+/// What the session says once the probes are live.
+pub struct Announcement {
+    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
+    pub what: String,
+    /// Functions traced (the JSON `attached` line's `functions`).
+    pub functions: usize,
+}
 
 impl GSource {
     /// The `enum g_source` value and TLS offset for the BPF programs.
