@@ -137,7 +137,7 @@ fn load_program<'o>(
     pid: Option<u32>,
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
-    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     crate::session::kernel::require_bpf_privileges()?;
 
@@ -245,18 +245,11 @@ fn plan_calls(
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = call_plans(
-        bin,
-        dwarf.as_ref(),
-        &plan,
-        &user_sigs,
-        args.strsize,
-        &args.globals,
-    )?;
+    let calls = call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
-    let inline = inlined::inline_reads(bin, dwarf.as_ref(), &plan, &user_sigs, args.strsize)?;
+    let inline = inlined::inline_reads(bin, dwarf, &plan, &user_sigs, args.strsize)?;
     Ok((plan, calls, inline))
 }
 

@@ -159,7 +159,7 @@ fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
     let dwarf = bin.dwarf()?.context(
         "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
     )?;
-    args::call_plans(bin, Some(&dwarf), plan, &[], STRSIZE, &[])
+    args::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[])
 }
 
 /// The planned function ids the program treats specially.
@@ -192,7 +192,7 @@ fn load_program<'o>(
     pid: Option<u32>,
     args: &GraphArgs,
 ) -> Result<GraphSkel<'o>> {
-    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     crate::session::kernel::require_bpf_privileges()?;
     let mut open = open_skeleton!(GraphSkelBuilder, object, plan.runtime, pid, |rodata| {
