@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod decode;
 pub mod gobin;
 pub mod output;
 pub mod plan;
