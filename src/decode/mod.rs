@@ -7,13 +7,13 @@ pub mod values;
 
 use std::mem::offset_of;
 
+use crate::bpf_types::{args_event, args_read_status, site_kind};
 use crate::gobin::symbols::CallSite;
 use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::values::NamedValue;
 use crate::plan::capture::{self, InlineRead, Reads, SITE_PLANS};
 use crate::plan::{PlannedFunc, ProbePlan};
-use crate::session::bpf::shared::types::{args_event, args_read_status, site_kind};
 use values::Captured;
 
 /// One decoded probe hit.

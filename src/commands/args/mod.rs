@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
+use crate::bpf_types::args_stats;
 use crate::cli::ArgsArgs;
 use crate::decode::Decoder;
 use crate::gobin::typenames::BinaryTypeNamer;
@@ -23,7 +24,6 @@ use crate::plan::capture::{self, InlineRead, Reads};
 use crate::plan::signature;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::args_stats;
 use crate::session::bpf::{self, args::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{StopReason, Wake};

@@ -4,11 +4,11 @@
 
 use anyhow::{bail, Context, Result};
 
+use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
 use crate::gobin::dwarf::DwarfInfo;
 use crate::gobin::{Arch, GoBinary};
 use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;
-use crate::session::bpf::shared::types::{args_fetch, args_plan_index, site_kind};
 
 use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan};
 

@@ -3,7 +3,7 @@
 
 use std::mem::offset_of;
 
-use crate::session::bpf::shared::types::{args_deref, args_event, args_fetch, deref_kind};
+use crate::bpf_types::{args_deref, args_event, args_fetch, deref_kind};
 
 use super::{DerefKind, SitePlan, GLOBALS_AREA, MAX_DEREFS, MAX_GLOBALS, REGS_AREA, STACK_WINDOW};
 

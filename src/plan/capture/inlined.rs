@@ -5,13 +5,13 @@
 //! of its results, unread (`?`), since DWARF locates them nowhere there. A value DWARF does not
 //! locate is `?` with the reason, never read from a guessed place.
 
+use crate::bpf_types::{args_reg_slot as slot, inline_role};
 use crate::gobin::dwarf::{DwarfInfo, FuncSig, Param};
 use crate::gobin::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
 use crate::gobin::{generic_dict, Arch, GoBinary};
 use crate::plan::signature::UserSignature;
 use crate::plan::sites::InlineProbe;
 use crate::plan::ProbePlan;
-use crate::session::bpf::shared::types::{args_reg_slot as slot, inline_role};
 
 use super::{
     located_plan, Loc, LocatedValue, Shape, SitePlan, ValuePlan, ValueSource, REGS_AREA,

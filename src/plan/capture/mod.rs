@@ -22,7 +22,7 @@ pub mod inlined;
 pub mod shape;
 pub mod tail;
 
-use crate::session::bpf::shared::types::args_limits as limits;
+use crate::bpf_types::args_limits as limits;
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
 pub use calls::{call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS};
