@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::gobin::typenames::TypeNamer;
+use crate::gobin::runtime::typenames::TypeNamer;
 use crate::output::values::{go_quote, human_inner, NamedValue};
 use crate::plan::capture::{Loc, Shape, ValuePlan};
 

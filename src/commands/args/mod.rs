@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::bpf_types::args_stats;
 use crate::cli::ArgsArgs;
 use crate::decode::Decoder;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::output::lines;
 use crate::plan::capture::{self, InlineRead, Reads};

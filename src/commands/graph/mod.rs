@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
 use crate::cli::GraphArgs;
 use crate::decode::Decoder;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::lines;

@@ -10,7 +10,7 @@
 //! Values outside the calling convention (globals, an inlined call's DWARF-located arguments)
 //! are placed where they are. How each value is then decoded is [`super::shape`].
 
-use crate::gobin::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
+use crate::gobin::format::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
 
 use super::shape::{Shape, ValuePlan, MAX_DEPTH};
@@ -409,7 +409,7 @@ mod tests {
     //! Expected placements are worked out by hand from abi-internal.md's rules and its
     //! examples; the integration test (tests/args.rs) checks the same rules against real calls.
     use super::*;
-    use crate::gobin::dwarf::{Field, GoType};
+    use crate::gobin::format::dwarf::{Field, GoType};
     use crate::plan::capture::DerefKind;
 
     /// Type ids of the table built by [`table`].

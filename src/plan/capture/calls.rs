@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
-use crate::gobin::dwarf::DwarfInfo;
+use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::{Arch, GoBinary};
 use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;

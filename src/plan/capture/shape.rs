@@ -1,7 +1,7 @@
 //! How one value is decoded: its [`Shape`] says which spans of the captured frame and which
 //! extra reads hold it, built while [`super::assign`] places the value.
 
-use crate::gobin::dwarf::{TypeId, TypeKind};
+use crate::gobin::format::dwarf::{TypeId, TypeKind};
 
 use super::assign::{Assigner, Place};
 use super::{Deref, DerefKind, Loc, SitePlan, MAX_DEREFS, STACK_WINDOW};
