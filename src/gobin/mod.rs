@@ -229,11 +229,6 @@ impl<'data> GoBinary<'data> {
         )
     }
 
-    /// The inlined instances of the function named `func`, by parent entry.
-    pub fn inlined_instances(&self, func: &str) -> Vec<inline_tree::InlinedInstance<'data>> {
-        self.inline_table().of(func).cloned().collect()
-    }
-
     /// The decoded control flow of the out-of-line function at `entry` (an inlined call's
     /// parent), for [`inline_entry::ParentFlow::entries`].
     pub fn parent_flow(&self, entry: u64) -> anyhow::Result<inline_entry::ParentFlow> {

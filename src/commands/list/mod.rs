@@ -3,6 +3,7 @@
 
 mod globals;
 mod inlined;
+mod json;
 mod rows;
 
 use std::collections::HashSet;
