@@ -59,33 +59,37 @@ pub struct InlinedInstance<'t, 'data> {
     /// The instance's code: `[lo, hi)` ranges of the instructions that belong to this call
     /// or to calls inlined into it, sorted and merged.
     pub ranges: &'t [(u64, u64)],
-    /// Index of the entry in `parent`'s inline tree.
-    pub tree_index: usize,
 }
 
-/// An [`InlinedInstance`] as the table keeps it: its callers and ranges are spans of the
-/// table's shared arrays (tens of thousands of instances in a large binary, no allocation
-/// each).
+/// An [`InlinedInstance`] as the table keeps it (40 bytes; tens of thousands in a large
+/// binary): names are indices into the table's strings, callers and ranges spans of its
+/// shared arrays, with no allocation per instance.
 #[derive(Debug)]
-struct Stored<'data> {
-    func: &'data str,
-    parent: &'data str,
-    call_file: &'data str,
-    parent_entry: u64,
-    call_line: i64,
-    mark_pc: u64,
-    tree_index: u32,
+struct Stored {
+    /// `strings[func]`.
+    func: u32,
+    /// `strings[call_file]`.
+    call_file: u32,
+    /// `parents[parent]`.
+    parent: u32,
+    /// `mark_pc - parent_entry`.
+    parent_pc: u32,
     /// `callers[callers.0..callers.1]` of the table.
     callers: (u32, u32),
     /// `ranges[ranges.0..ranges.1]` of the table.
     ranges: (u32, u32),
+    call_line: i64,
 }
 
 /// Every inlined call of a binary, and what could not be read.
 #[derive(Debug, Default)]
 pub struct InlineTable<'data> {
     /// By parent entry, then tree index.
-    stored: Vec<Stored<'data>>,
+    stored: Vec<Stored>,
+    /// The inlined functions' names and the call sites' files.
+    strings: Vec<&'data str>,
+    /// Name and entry of each function holding inlined calls.
+    parents: Vec<(&'data str, u64)>,
     /// Every instance's callers, one span each.
     callers: Vec<&'data str>,
     /// Every instance's ranges, one span each.
@@ -103,16 +107,16 @@ impl<'data> InlineTable<'data> {
     fn instance(&self, i: usize) -> InlinedInstance<'_, 'data> {
         let s = &self.stored[i];
         let span = |(lo, hi): (u32, u32)| lo as usize..hi as usize;
+        let (parent, parent_entry) = self.parents[s.parent as usize];
         InlinedInstance {
-            func: s.func,
-            parent: s.parent,
-            parent_entry: s.parent_entry,
+            func: self.strings[s.func as usize],
+            parent,
+            parent_entry,
             callers: &self.callers[span(s.callers)],
-            call_file: s.call_file,
+            call_file: self.strings[s.call_file as usize],
             call_line: s.call_line,
-            mark_pc: s.mark_pc,
+            mark_pc: parent_entry.saturating_add(u64::from(s.parent_pc)),
             ranges: &self.ranges[span(s.ranges)],
-            tree_index: s.tree_index as usize,
         }
     }
 
@@ -135,17 +139,35 @@ impl<'data> InlineTable<'data> {
         self.by_func.keys().copied()
     }
 
-    /// Drops what `stored[start..]`, `callers[callers..]` and `ranges[ranges..]` hold: the
-    /// instances of a function whose tree turned out unreadable.
-    fn truncate(&mut self, (start, callers, ranges): (usize, usize, usize)) {
-        self.stored.truncate(start);
+    /// Drops what was added since `mark`: the instances of a function whose tree turned
+    /// out unreadable (the strings stay, for the next functions).
+    fn truncate(&mut self, (stored, parents, callers, ranges): (usize, usize, usize, usize)) {
+        self.stored.truncate(stored);
+        self.parents.truncate(parents);
         self.callers.truncate(callers);
         self.ranges.truncate(ranges);
     }
 
     /// Where the next function's instances, callers and ranges start.
-    fn mark(&self) -> (usize, usize, usize) {
-        (self.stored.len(), self.callers.len(), self.ranges.len())
+    fn mark(&self) -> (usize, usize, usize, usize) {
+        (
+            self.stored.len(),
+            self.parents.len(),
+            self.callers.len(),
+            self.ranges.len(),
+        )
+    }
+
+    /// The index of `string` in `strings`, added on first use (`ids` remembers them).
+    fn intern(&mut self, ids: &mut StringIds, string: &'data str) -> Result<u32> {
+        match ids.entry((string.as_ptr() as usize, string.len())) {
+            Entry::Occupied(id) => Ok(*id.get()),
+            Entry::Vacant(slot) => {
+                let id = u32::try_from(self.strings.len()).context("too many names")?;
+                self.strings.push(string);
+                Ok(*slot.insert(id))
+            }
+        }
     }
 }
 
@@ -247,6 +269,7 @@ impl<'data> TreeReader<'_, 'data> {
             lines,
             chosen,
             spans,
+            ids,
         } = scratch;
         for run in pclntab.pc_runs(func, table)? {
             runs.push(run?);
@@ -321,6 +344,8 @@ impl<'data> TreeReader<'_, 'data> {
             _ => None,
         };
         out.stored.reserve(chosen.len());
+        let parent = u32::try_from(out.parents.len()).context("too many functions")?;
+        out.parents.push((func.name, func.entry));
         let mut spans = spans.iter().peekable();
         for (rank, &(index, slot)) in chosen.iter().enumerate() {
             let entry = &tree.entries[slot].entry;
@@ -346,17 +371,17 @@ impl<'data> TreeReader<'_, 'data> {
                     u32::try_from(end).context("too many inlined calls")?,
                 ))
             };
-            out.stored.push(Stored {
-                func: names.get(pclntab, wanted, entry.name_off)?.0,
-                parent: func.name,
-                parent_entry: func.entry,
+            let name = names.get(pclntab, wanted, entry.name_off)?.0;
+            let stored = Stored {
+                func: out.intern(ids, name)?,
+                call_file: out.intern(ids, call_file)?,
+                parent,
+                parent_pc: entry.parent_pc,
                 callers: span(callers_start, out.callers.len())?,
-                call_file,
-                call_line,
-                mark_pc,
                 ranges: span(ranges_start, out.ranges.len())?,
-                tree_index: u32::try_from(index).context("inline tree index out of range")?,
-            });
+                call_line,
+            };
+            out.stored.push(stored);
         }
         Ok(())
     }
@@ -395,7 +420,12 @@ struct Scratch<'data> {
     /// `(rank in chosen, lo, hi)`: each run of the function's code, once per selected entry
     /// it belongs to.
     spans: Vec<(usize, u64, u64)>,
+    /// The table's strings by address and length.
+    ids: StringIds,
 }
+
+/// Indices of interned strings by address and length.
+type StringIds = HashMap<(usize, usize), u32, BuildHasherDefault<OffsetHasher>>;
 
 impl Scratch<'_> {
     /// Forgets the previous function's tree (the names stay).
@@ -589,22 +619,16 @@ pub fn read_matching<'data>(
             table.unreadable.push((func.name, format!("{err:#}")));
         }
     }
-    // Grouped by the name's address first: each name was read once per nameOff, and hashing
-    // an address is cheaper than hashing the name. Equal names at two offsets meet below.
-    let mut by_address: HashMap<usize, Vec<u32>, BuildHasherDefault<OffsetHasher>> =
-        HashMap::default();
+    // Grouped by the name's string index first: each name was read once per nameOff, and
+    // hashing an index is cheaper than hashing the name. Equal names at two offsets meet
+    // below.
+    let mut by_id: HashMap<u32, Vec<u32>, BuildHasherDefault<OffsetHasher>> = HashMap::default();
     for (i, instance) in (0u32..).zip(&table.stored) {
-        by_address
-            .entry(instance.func.as_ptr() as usize)
-            .or_default()
-            .push(i);
+        by_id.entry(instance.func).or_default().push(i);
     }
-    table.by_func.reserve(by_address.len());
-    for indices in by_address.into_values() {
-        let Some(instance) = indices.first().and_then(|&i| table.stored.get(i as usize)) else {
-            continue;
-        };
-        match table.by_func.entry(instance.func) {
+    table.by_func.reserve(by_id.len());
+    for (id, indices) in by_id {
+        match table.by_func.entry(table.strings[id as usize]) {
             Entry::Vacant(slot) => {
                 slot.insert(indices);
             }
