@@ -17,6 +17,9 @@ use crate::gobin::{BinaryFile, GoBinary};
 use inlined::SiteDetails;
 use rows::Rows;
 
+/// Bytes of code decoded by the rows kept resident before they are released.
+const CODE_WINDOW: u64 = 4 << 20;
+
 /// Runs `gotrace list`.
 pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&args.binary)?;
@@ -49,9 +52,18 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         rows.write_titles(&mut out)?;
     }
     let mut shown = 0usize;
+    // The rows decode the code in address order: the code behind them need not stay resident.
+    let mut resident_from = None;
     for func in bin.funcs.iter().filter(|f| matches(f.name)) {
         rows.write_function(&mut out, func)?;
         shown += 1;
+        if let Some(offset) = bin.elf.file_offset(func.entry) {
+            let start = *resident_from.get_or_insert(offset);
+            if offset.saturating_sub(start) >= CODE_WINDOW {
+                file.release(start..offset);
+                resident_from = Some(offset);
+            }
+        }
     }
     // Functions with no out-of-line copy: their only code is inlined into callers.
     let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
