@@ -10,3 +10,15 @@ pub mod histogram;
 pub mod lines;
 pub mod metrics;
 pub mod values;
+
+/// Creates (empty) the file an output flag names, so that a directory or an unwritable path
+/// fails before tracing starts rather than losing the trace at exit.
+pub fn claim_output_file(flag: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::write(path, "").with_context(|| {
+        format!(
+            "{flag} {}: cannot write there (give a path in an existing, writable directory)",
+            path.display()
+        )
+    })
+}

@@ -24,7 +24,7 @@ use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
 use attach::Attached;
 use drain::Drain;
-use lifecycle::{seconds, Lifecycle, StopReason, Wake};
+use lifecycle::{Lifecycle, StopReason, Wake};
 use target::{Target, TargetSpec};
 
 /// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
@@ -51,7 +51,7 @@ impl Session {
     /// Resolves the target the command line names (a launched command is forked, held before
     /// exec) and opens its binary for reading.
     pub fn resolve(args: &TraceTarget, spec: TargetSpec) -> Result<(Session, BinaryFile)> {
-        let duration = args.duration.map(seconds).transpose()?;
+        let duration = args.duration;
         let target = Target::resolve(spec)?;
         let file = BinaryFile::open(&target.binary)?;
         let session = Session {

@@ -17,7 +17,10 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use serde_json::json;
 
-use crate::cli::ArgsArgs;
+use crate::cli::{ArgsArgs, RingBuffer};
+
+// --strsize's range (cli.rs) is what the BPF side can read.
+const _: () = assert!(crate::cli::STRSIZE_MAX == abi::MAX_READ);
 use crate::gobin::dwarf::DwarfInfo;
 use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
@@ -36,12 +39,6 @@ pub(crate) use inlined::InlineRead;
 /// Runs `gotrace args`.
 pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    if args.strsize > abi::MAX_READ {
-        bail!("--strsize is at most {}", abi::MAX_READ);
-    }
-    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
-        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
-    }
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let (plan, calls, inline) = plan_calls(&bin, &patterns, args)?;
@@ -145,7 +142,8 @@ fn load_program<'o>(
         rodata.g_goid = g_goid;
         rodata.pair_calls = u32::from(!args.no_ret);
         rodata.walk_stack = u32::from(args.stack);
-        rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
+        rodata.wakeup_watermark =
+            drain::wakeup_watermark(args.buffer.bytes(RingBuffer::DEFAULT_KIB));
     });
     let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
     open.maps
@@ -155,7 +153,9 @@ fn load_program<'o>(
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
-    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
+    open.maps
+        .events
+        .set_max_entries(args.buffer.bytes(RingBuffer::DEFAULT_KIB))?;
     let skel = bpf::load(open)?;
     store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
     for ((index, site), read) in inline_sites.entries.iter().enumerate().zip(inline) {

@@ -16,7 +16,7 @@ use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
 use crate::session::drain::Sleep;
-use crate::session::lifecycle::{seconds, PrintClock, StopReason, Wake};
+use crate::session::lifecycle::{PrintClock, StopReason, Wake};
 use crate::session::{maps, Session};
 use live::LiveOutputs;
 
@@ -28,7 +28,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         (_, true) => Unit::Millis,
         _ => Unit::Nanos,
     };
-    let interval = args.interval.map(seconds).transpose()?;
+    let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let inlined = if args.no_inlined {

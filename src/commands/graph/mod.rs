@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use serde_json::json;
 
-use crate::cli::GraphArgs;
+use crate::cli::{GraphArgs, RingBuffer};
 use crate::commands::args::{self, decode::Decoder, Reads};
 use crate::gobin::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
@@ -35,9 +35,13 @@ use tree::{Counts, Limits, Record, Step, TreeBuilder};
 /// Runs `gotrace graph`.
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let min_ns = args.min.as_deref().map(parse_duration).transpose()?;
-    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
-        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
+    let min_ns = args
+        .min
+        .map(|min| min.as_nanos().try_into().unwrap_or(u64::MAX));
+    for (flag, path) in [("--folded", &args.folded), ("--svg", &args.svg)] {
+        if let Some(path) = path {
+            crate::output::claim_output_file(flag, path)?;
+        }
     }
     if args.max_nodes == 0 {
         bail!("--max-nodes must be at least 1 (the root call)");
@@ -200,12 +204,15 @@ fn load_program<'o>(
         rodata.n_roots = ids.n_roots;
         rodata.goexit_id = ids.goexit_id;
         rodata.capture_args = u32::from(calls.is_some());
-        rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
+        rodata.wakeup_watermark =
+            drain::wakeup_watermark(args.buffer.bytes(RingBuffer::DEFAULT_KIB));
     });
     open.maps
         .inside
         .set_max_entries(args.max_goroutines.max(1))?;
-    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
+    open.maps
+        .events
+        .set_max_entries(args.buffer.bytes(RingBuffer::DEFAULT_KIB))?;
     if calls.is_some() {
         open.maps
             .fetch_plans
@@ -216,28 +223,6 @@ fn load_program<'o>(
         args::store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
     }
     Ok(skel)
-}
-
-/// Parses `5ms`, `100us` (or `µs`), `250ns`, `1.5s`, `2m` into nanoseconds.
-fn parse_duration(text: &str) -> Result<u64> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        _ => bail!("--min {text:?}: give a number and a unit: ns, us, ms, s or m (e.g. 5ms)"),
-    };
-    let value: f64 = number
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-        .with_context(|| format!("--min {text:?}: {number:?} is not a number (e.g. 5ms)"))?;
-    Ok((value * scale).round() as u64)
 }
 
 /// Turns ring-buffer records into trees and the trees into output.
@@ -384,21 +369,5 @@ impl Printer<'_> {
             )?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5ms").unwrap(), 5_000_000);
-        assert_eq!(parse_duration("100us").unwrap(), 100_000);
-        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
-        assert_eq!(parse_duration("250ns").unwrap(), 250);
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
     }
 }
