@@ -22,3 +22,12 @@ pub fn claim_output_file(flag: &str, path: &std::path::Path) -> anyhow::Result<(
         )
     })
 }
+
+/// `n` and the noun, plural unless `n` is 1: "1 function", "3 functions".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

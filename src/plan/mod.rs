@@ -14,6 +14,7 @@ use std::collections::HashSet;
 
 use crate::gobin::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::{Arch, GoBinary};
+use crate::output::count;
 use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
 use crate::session::Announcement;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
@@ -194,8 +195,8 @@ impl ProbePlan {
                 format!("that cannot be probed ({no_ret} never return)")
             };
             eprintln!(
-                "gotrace: skipped {} functions {why}; --verbose lists them",
-                self.skipped.len()
+                "gotrace: skipped {} {why}; --verbose lists them",
+                count(self.skipped.len(), "function")
             );
         }
         if verbose {
@@ -223,13 +224,13 @@ impl ProbePlan {
             }
         } else if !self.unprobed.is_empty() {
             eprintln!(
-                "gotrace: {} inlined calls of {} functions cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
-                self.unprobed.len(),
+                "gotrace: {} of {} cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
+                count(self.unprobed.len(), "inlined call"),
                 {
                     let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
                     funcs.sort_unstable();
                     funcs.dedup();
-                    funcs.len()
+                    count(funcs.len(), "function")
                 },
                 self.unprobed[0].func,
                 self.unprobed[0].parent,
@@ -238,8 +239,8 @@ impl ProbePlan {
         }
         Announcement {
             what: format!(
-                "{} functions for {:?}",
-                self.funcs.len(),
+                "{} for {:?}",
+                count(self.funcs.len(), "function"),
                 patterns.join(" ")
             ),
             functions: self.funcs.len(),
@@ -500,10 +501,19 @@ fn not_found_message(bin: &GoBinary<'_>, pattern: &str, exact: bool) -> String {
             "{pattern} is inlined into its callers and has no code of its own to probe (rebuild with -gcflags='-l' or mark it //go:noinline)"
         );
     }
+    // A name without its package (`doWork` for `main.doWork`) ranks above every near miss.
+    let suffix = format!(".{pattern}");
     let mut near: Vec<(f64, &str)> = bin
         .funcs
         .iter()
-        .map(|f| (strsim::jaro_winkler(pattern, f.name), f.name))
+        .map(|f| {
+            let score = if f.name.ends_with(&suffix) {
+                2.0
+            } else {
+                strsim::jaro_winkler(pattern, f.name)
+            };
+            (score, f.name)
+        })
         .filter(|(score, _)| *score > 0.85)
         .collect();
     near.sort_by(|a, b| b.0.total_cmp(&a.0));

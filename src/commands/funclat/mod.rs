@@ -84,7 +84,11 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
                 }
                 live.finish()?;
                 if !args.target.json {
-                    writeln!(out, "Exiting trace of {} functions", plan.funcs.len())?;
+                    writeln!(
+                        out,
+                        "Exiting trace of {}",
+                        crate::output::count(plan.funcs.len(), "function")
+                    )?;
                 }
                 return Ok(true);
             }
