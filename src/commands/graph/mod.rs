@@ -105,6 +105,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
             let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
             printer.write_files(args, &what, started.elapsed())?;
             printer.write_summary(out, &maps::per_cpu::<graph_stats>(&skel.maps.stats, 0)?)?;
+            printer.hint_without_trees(&patterns[0]);
         }
         out.flush()?;
         Ok(true)
@@ -338,6 +339,18 @@ impl Printer<'_> {
             file.flush()?;
         }
         Ok(())
+    }
+
+    /// Why no tree was printed, on stderr, when none was.
+    fn hint_without_trees(&self, root: &str) {
+        if self.trees > 0 {
+            return;
+        }
+        if self.below_min > 0 {
+            eprintln!("gotrace: hint: no tree printed: every call of {root} took less than --min");
+        } else {
+            eprintln!("gotrace: hint: no call of {root} started while tracing; a call already running when tracing began (a server's main loop, a long-lived worker) is never recorded: pick a function called for each request, or launch the program with -- CMD");
+        }
     }
 
     /// The last line: trees printed and every record or call that is not in one.
