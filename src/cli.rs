@@ -183,7 +183,7 @@ pub struct ArgsArgs {
     pub positional: Vec<String>,
     /// Bytes of each string (and []byte) printed at most, 1 to 4096; longer ones are marked
     /// truncated.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(STRSIZE_MAX)))]
+    #[arg(long, value_name = "N", default_value_t = 64, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(STRSIZE_MAX)))]
     pub strsize: u32,
     /// Entry only: do not probe the RETs (no results, no durations).
     #[arg(long)]

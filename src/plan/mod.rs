@@ -189,10 +189,11 @@ impl ProbePlan {
             }
         } else if !self.skipped.is_empty() {
             let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
-            let why = if no_ret == self.skipped.len() {
-                "that never return".to_owned()
-            } else {
-                format!("that cannot be probed ({no_ret} never return)")
+            let why = match (no_ret == self.skipped.len(), self.skipped.len()) {
+                (true, 1) => "that never returns".to_owned(),
+                (true, _) => "that never return".to_owned(),
+                (false, 1) => "that cannot be probed".to_owned(),
+                (false, _) => format!("that cannot be probed ({no_ret} never return)"),
             };
             eprintln!(
                 "gotrace: skipped {} {why}; --verbose lists them",
