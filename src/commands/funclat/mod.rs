@@ -167,8 +167,8 @@ fn print_period(
             if period.lost > 0 {
                 writeln!(
                     out,
-                    "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
-                    period.lost, args.max_open_calls
+                    "  ({} not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                    crate::output::count(period.lost as usize, "call"), args.max_open_calls
                 )?;
             }
         }
