@@ -2,9 +2,8 @@
 //! its entry site and every RET site, plus the runtime facts the BPF programs need. Plain
 //! data, computed from [`GoBinary`] alone (testable without root).
 
-pub mod abi;
+pub mod capture;
 pub mod inlined;
-pub mod inlined_args;
 pub mod reach;
 pub mod signature;
 pub mod sites;
@@ -12,22 +11,22 @@ pub mod sites;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 
-use crate::gobin::disasm::{DecodedFunction, EntryCheck};
-use crate::gobin::{Arch, GoBinary};
+use crate::bpf_types::{g_source as bpf_g_source, site_kind};
+use crate::gobin::code::disasm::{DecodedFunction, EntryCheck};
+use crate::gobin::runtime::g_location::{GSource, RuntimeFacts};
+use crate::gobin::GoBinary;
 use crate::output::count;
-use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
-use crate::session::Announcement;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
 
-/// Where the BPF side finds the current g (`enum g_source` in src/bpf/gotrace.h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GSource {
-    /// amd64 register ABI: R14.
-    R14,
-    /// amd64 stack ABI: TLS at fsbase + offset.
-    FsTls(i32),
-    /// 386: TLS at the %gs segment base + offset.
-    GsTls(i32),
+/// What the session says once the probes are live.
+pub struct Announcement {
+    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
+    pub what: String,
+    /// Functions traced (the JSON `attached` line's `functions`).
+    pub functions: usize,
+    /// What the user should know about the plan (functions skipped, inlined calls missed),
+    /// one line each on stderr.
+    pub notes: Vec<String>,
 }
 
 impl GSource {
@@ -39,15 +38,6 @@ impl GSource {
             GSource::GsTls(off) => (bpf_g_source::G_FROM_GS_TLS, off),
         }
     }
-}
-
-/// Facts about the Go runtime of the binary that every BPF program needs.
-#[derive(Debug, Clone, Copy)]
-pub struct RuntimeFacts {
-    pub g_source: GSource,
-    pub ptr_size: u32,
-    /// offsetof(runtime.g, stack.hi): `stack` is g's first field in every Go release.
-    pub g_stack_hi: u32,
 }
 
 /// One function to probe.
@@ -131,7 +121,12 @@ fn tail_ret_vaddrs(bin: &GoBinary<'_>, decoded: &DecodedFunction) -> Result<Vec<
 pub fn tail_callees<'b, 'data>(
     bin: &'b GoBinary<'data>,
     decoded: &DecodedFunction,
-) -> Result<Vec<(&'b crate::gobin::pclntab::Func<'data>, DecodedFunction)>> {
+) -> Result<
+    Vec<(
+        &'b crate::gobin::format::pclntab::Func<'data>,
+        DecodedFunction,
+    )>,
+> {
     let mut queue: Vec<u64> = decoded.tail_calls.iter().map(|t| t.target).collect();
     let mut seen: Vec<u64> = Vec::new();
     let mut callees = Vec::new();
@@ -180,12 +175,14 @@ const NO_RET: &str =
     "has no RET instruction and no tail call to a function with one (it never returns), so its return cannot be probed";
 
 impl ProbePlan {
-    /// Tells the user on stderr about the functions a glob matched but that cannot be probed
-    /// (one line, or one per function when `verbose`), and returns what the session announces.
+    /// What the session announces: the functions traced and notes on the functions a glob
+    /// matched but that cannot be probed and the inlined calls that are missed or untimed (one
+    /// line, or one per function when `verbose`).
     pub fn announcement(&self, patterns: &[String], verbose: bool) -> Announcement {
+        let mut notes = Vec::new();
         if verbose {
             for (name, reason) in &self.skipped {
-                eprintln!("gotrace: skipping {name}: {reason}");
+                notes.push(format!("skipping {name}: {reason}"));
             }
         } else if !self.skipped.is_empty() {
             let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
@@ -195,37 +192,37 @@ impl ProbePlan {
                 (false, 1) => "that cannot be probed".to_owned(),
                 (false, _) => format!("that cannot be probed ({no_ret} never return)"),
             };
-            eprintln!(
-                "gotrace: skipped {} {why}; --verbose lists them",
+            notes.push(format!(
+                "skipped {} {why}; --verbose lists them",
                 count(self.skipped.len(), "function")
-            );
+            ));
         }
         if verbose {
             for func in &self.funcs {
                 for i in &func.instances {
                     if let Some(why) = &i.untimed {
-                        eprintln!(
-                            "gotrace: {} inlined in {} at {} is counted, not timed: {why}",
+                        notes.push(format!(
+                            "{} inlined in {} at {} is counted, not timed: {why}",
                             func.name, i.parent, i.call_site
-                        );
+                        ));
                     }
                     for pc in &i.shared_entries {
-                        eprintln!(
-                            "gotrace: {} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
+                        notes.push(format!(
+                            "{} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
                             func.name, i.parent, i.call_site
-                        );
+                        ));
                     }
                 }
             }
             for u in &self.unprobed {
-                eprintln!(
-                    "gotrace: cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
+                notes.push(format!(
+                    "cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
                     u.func, u.parent, u.call_site, u.reason
-                );
+                ));
             }
         } else if !self.unprobed.is_empty() {
-            eprintln!(
-                "gotrace: {} of {} cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
+            notes.push(format!(
+                "{} of {} cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
                 count(self.unprobed.len(), "inlined call"),
                 {
                     let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
@@ -236,7 +233,7 @@ impl ProbePlan {
                 self.unprobed[0].func,
                 self.unprobed[0].parent,
                 self.unprobed[0].reason
-            );
+            ));
         }
         Announcement {
             what: format!(
@@ -245,13 +242,35 @@ impl ProbePlan {
                 patterns.join(" ")
             ),
             functions: self.funcs.len(),
+            notes,
         }
     }
 }
 
-/// Does `pattern` use glob syntax (as opposed to naming one function)?
-fn is_glob(pattern: &str) -> bool {
-    pattern.contains(['*', '?']) || (pattern.contains('[') && !pattern.contains("[...]"))
+/// One pattern of the command line, compiled once: a glob, or the exact name of a function.
+struct NameMatcher<'p> {
+    pattern: &'p str,
+    /// None: the pattern names one function (it uses no glob syntax).
+    glob: Option<glob::Pattern>,
+}
+
+impl<'p> NameMatcher<'p> {
+    fn new(pattern: &'p str) -> Result<Self> {
+        let is_glob =
+            pattern.contains(['*', '?']) || (pattern.contains('[') && !pattern.contains("[...]"));
+        let glob = is_glob
+            .then(|| glob::Pattern::new(pattern))
+            .transpose()
+            .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
+        Ok(NameMatcher { pattern, glob })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match &self.glob {
+            Some(glob) => glob.matches(name),
+            None => name == self.pattern,
+        }
+    }
 }
 
 /// Resolves `patterns` against the binary (the functions' own code only). A pattern naming one
@@ -269,48 +288,29 @@ pub fn plan_with(
     need_ret: bool,
     inlined: Inlined,
 ) -> Result<ProbePlan> {
-    let runtime = runtime_facts(bin)?;
+    let runtime = RuntimeFacts::of(bin)?;
     let entry_choice = EntryChoice::from_env()?;
     let mut funcs: Vec<PlannedFunc> = Vec::new();
     let mut skipped = Vec::new();
     let mut instances = InstancePlanner::default();
     let mut unprobed = Vec::new();
+    let matchers = patterns
+        .iter()
+        .map(|pattern| NameMatcher::new(pattern))
+        .collect::<Result<Vec<_>>>()?;
     let inline_table = match inlined {
         Inlined::No => None,
         Inlined::Yes => {
-            let globs = patterns
-                .iter()
-                .map(|p| Ok((glob::Pattern::new(p)?, is_glob(p), p.as_str())))
-                .collect::<Result<Vec<_>, glob::PatternError>>()
-                .ok();
-            Some(bin.inline_table_matching(&|name| {
-                globs.as_ref().is_none_or(|globs| {
-                    globs.iter().any(|(glob, is_glob, pattern)| {
-                        if *is_glob {
-                            glob.matches(name)
-                        } else {
-                            name == *pattern
-                        }
-                    })
-                })
-            }))
+            Some(bin.inline_table_matching(&|name| matchers.iter().any(|m| m.matches(name))))
         }
     };
     let inline_table = inline_table.as_ref();
     let out_of_line_names: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
     // Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
     let mut planned_entries = HashSet::new();
-    for pattern in patterns {
-        let glob = glob::Pattern::new(pattern)
-            .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
-        let exact = !is_glob(pattern);
-        let name_matches = |name: &str| {
-            if exact {
-                name == pattern
-            } else {
-                glob.matches(name)
-            }
-        };
+    for matcher in &matchers {
+        let (pattern, exact) = (matcher.pattern, matcher.glob.is_none());
+        let name_matches = |name: &str| matcher.matches(name);
         let matched: Vec<_> = bin.funcs.iter().filter(|f| name_matches(f.name)).collect();
         // Functions that exist only inlined, in name order.
         let mut inline_only: Vec<&str> = inline_table
@@ -398,7 +398,7 @@ pub fn plan_with(
 /// the user named it `exact`ly, else it goes to `skipped` with the reason.
 fn add_function(
     bin: &GoBinary<'_>,
-    func: &crate::gobin::pclntab::Func<'_>,
+    func: &crate::gobin::format::pclntab::Func<'_>,
     exact: bool,
     need_ret: bool,
     entry_choice: EntryChoice,
@@ -463,7 +463,7 @@ impl ProbePlan {
     pub fn add_functions<'f, 'd: 'f>(
         &mut self,
         bin: &GoBinary<'_>,
-        extra: impl IntoIterator<Item = &'f crate::gobin::pclntab::Func<'d>>,
+        extra: impl IntoIterator<Item = &'f crate::gobin::format::pclntab::Func<'d>>,
     ) -> Result<()> {
         let entry_choice = EntryChoice::from_env()?;
         let mut planned_entries: HashSet<u64> = self
@@ -527,21 +527,4 @@ fn not_found_message(bin: &GoBinary<'_>, pattern: &str, exact: bool) -> String {
             names.join(", ")
         )
     }
-}
-
-/// How the BPF side finds g and the stack bounds for this binary (DESIGN.md technique 5).
-fn runtime_facts(bin: &GoBinary<'_>) -> Result<RuntimeFacts> {
-    let arch = bin.elf.arch;
-    let g_source = match arch {
-        Arch::Amd64 if bin.uses_register_abi() => GSource::R14,
-        Arch::Amd64 => GSource::FsTls(-8),
-        Arch::I386 => GSource::GsTls(-4),
-        Arch::Arm64 => bail!("tracing arm64 binaries is not supported on this machine (only reading them: gotrace list)"),
-    };
-    let ptr_size = arch.ptr_size() as u32;
-    Ok(RuntimeFacts {
-        g_source,
-        ptr_size,
-        g_stack_hi: ptr_size,
-    })
 }

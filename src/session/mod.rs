@@ -22,6 +22,7 @@ use crate::cli::TraceTarget;
 use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
+use crate::plan::Announcement;
 use attach::Attached;
 use drain::Drain;
 use lifecycle::{Lifecycle, StopReason, Wake};
@@ -29,14 +30,6 @@ use target::{Target, TargetSpec};
 
 /// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
 pub type Out = WholeLines<StdoutLock<'static>>;
-
-/// What the session says once the probes are live.
-pub struct Announcement {
-    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
-    pub what: String,
-    /// Functions traced (the JSON `attached` line's `functions`).
-    pub functions: usize,
-}
 
 /// One tracing session: the target, the output, and the stop conditions.
 pub struct Session {
@@ -69,8 +62,9 @@ impl Session {
         self.target.pid
     }
 
-    /// Attaches the loaded object's program at every site, starts the stop conditions (`-i`
-    /// every `interval`), announces, and lets a launched target run.
+    /// Prints the plan's notes on stderr, attaches the loaded object's program at every site,
+    /// starts the stop conditions (`-i` every `interval`), announces, and lets a launched
+    /// target run.
     pub fn attach(
         &mut self,
         object: &Object,
@@ -78,6 +72,9 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
+        for note in &announcement.notes {
+            eprintln!("gotrace: {note}");
+        }
         let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.

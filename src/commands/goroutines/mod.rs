@@ -17,17 +17,19 @@ use anyhow::{Context, Result};
 use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags};
 
+use crate::bpf_types::{closure_call, goroutine_counters, goroutine_func};
 use crate::cli::GoroutinesArgs;
-use crate::gobin::newproc_abi::{self, NewprocAbi};
-use crate::gobin::{creation_stack, start_function, GoBinary};
+use crate::gobin::runtime::newproc_abi::{self, NewprocAbi};
+use crate::gobin::runtime::{creation_stack, start_function};
+use crate::gobin::GoBinary;
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
+use crate::plan::Announcement;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::{closure_call, goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{PrintClock, Wake};
-use crate::session::{maps, Announcement, Session};
+use crate::session::{maps, Session};
 use report::Report;
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
@@ -52,7 +54,11 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|listen| {
             let metrics = GoroutineMetrics::new(args.listen_sites);
-            Exporter::serve(listen, metrics, TargetInfo::of(&session.target, &bin))
+            Exporter::serve(
+                listen,
+                metrics,
+                TargetInfo::of(&session.target.binary, session.pid(), &bin),
+            )
         })
         .transpose()?;
 
@@ -67,6 +73,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let announcement = Announcement {
         what,
         functions: plan.funcs.len(),
+        notes: Vec::new(),
     };
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
     // Wakes every -i, and every second for --listen; the summary prints each -i (counted from
@@ -110,7 +117,7 @@ fn load_program<'o>(
     buffer_bytes: u32,
 ) -> Result<GoroutinesSkel<'o>> {
     let abi = newproc_abi::for_binary(bin)?;
-    let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
+    let offsets = bin.runtime_layout(bin.dwarf()?)?;
     let sched_bp = args
         .stack
         .then(|| creation_stack::sched_bp_offset(bin))
