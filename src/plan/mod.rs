@@ -12,11 +12,18 @@ pub mod sites;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 
+use crate::bpf_types::{g_source as bpf_g_source, site_kind};
 use crate::gobin::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::{Arch, GoBinary};
-use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
-use crate::session::Announcement;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
+
+/// What the session says once the probes are live.
+pub struct Announcement {
+    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
+    pub what: String,
+    /// Functions traced (the JSON `attached` line's `functions`).
+    pub functions: usize,
+}
 
 /// Where the BPF side finds the current g (`enum g_source` in src/bpf/gotrace.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,7 @@ use crate::cli::TraceTarget;
 use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
+use crate::plan::Announcement;
 use attach::Attached;
 use drain::Drain;
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
@@ -29,14 +30,6 @@ use target::{Target, TargetSpec};
 
 /// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
 pub type Out = WholeLines<StdoutLock<'static>>;
-
-/// What the session says once the probes are live.
-pub struct Announcement {
-    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
-    pub what: String,
-    /// Functions traced (the JSON `attached` line's `functions`).
-    pub functions: usize,
-}
 
 /// One tracing session: the target, the output, and the stop conditions.
 pub struct Session {

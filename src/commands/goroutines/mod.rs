@@ -17,17 +17,18 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags};
 
+use crate::bpf_types::{closure_call, goroutine_counters, goroutine_func};
 use crate::cli::GoroutinesArgs;
 use crate::gobin::newproc_abi::{self, NewprocAbi};
 use crate::gobin::{creation_stack, start_function, GoBinary};
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
+use crate::plan::Announcement;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::{closure_call, goroutine_counters, goroutine_func};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, PrintClock, Wake};
-use crate::session::{maps, Announcement, Session};
+use crate::session::{maps, Session};
 use report::Report;
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
@@ -50,7 +51,11 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|listen| {
             let metrics = GoroutineMetrics::new(args.listen_sites);
-            Exporter::serve(listen, metrics, TargetInfo::of(&session.target, &bin))
+            Exporter::serve(
+                listen,
+                metrics,
+                TargetInfo::of(&session.target.binary, session.pid(), &bin),
+            )
         })
         .transpose()?;
 
