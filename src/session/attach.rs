@@ -18,7 +18,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::{Link, Object, OpenObject, PerfEventOpts, ProgramMut, UprobeMultiOpts};
+use libbpf_rs::{
+    Link, MapCore, MapFlags, MapHandle, Object, OpenObject, PerfEventOpts, ProgramMut,
+    UprobeMultiOpts,
+};
 
 use crate::plan::sites::Site;
 use crate::session::kernel;
@@ -28,7 +31,7 @@ const MULTI_SECTION: &str = "uprobe.multi";
 /// The section of the programs attached with one perf-event uprobe per site.
 const SINGLE_SECTION: &str = "uprobe";
 
-/// Threads that release the links at disarm (see [`Attached::disarm`]).
+/// Threads that release the links (see [`release_links`]).
 const DISARM_THREADS: usize = 256;
 
 /// Per-site probes above which gotrace says, before attaching, what removing them will cost.
@@ -36,6 +39,8 @@ const ANNOUNCE_REMOVAL_ABOVE: usize = 256;
 
 /// The links holding probes in place. Dropping this detaches them all (links first).
 pub struct Attached {
+    /// Per-site path: the object's `disarmed` flag (go_runtime.bpf.h).
+    disarmed: Option<MapHandle>,
     links: Vec<Link>,
     /// Per-site path: gotrace's own descriptor of each site's perf event, which keeps the
     /// uprobe in place after its link is gone (see the module's doc).
@@ -49,25 +54,19 @@ pub struct Removal {
 }
 
 impl Attached {
-    /// Disarms: the program leaves every probe, so nothing more is counted or sent. Cheap on
-    /// both paths; per-site uprobes stay in the target until [`Attached::remove`] or drop.
+    /// Disarms: from now on the probes count and send nothing, so the results are final.
+    /// Multi-uprobe path: the one link is released (quick). Per-site path: the programs'
+    /// `disarmed` flag is set; links and uprobes stay until [`Attached::remove`] (slow).
     pub fn disarm(&mut self) {
-        let links = std::mem::take(&mut self.links);
-        if links.len() < 2 {
-            return;
-        }
-        // Each link's release waits for a tasks-trace RCU grace period (perf_event_detach_bpf_prog,
-        // outside any lock: 6.1 and 6.18 alike), ~25-50 ms; concurrent releases share one, so
-        // many threads disarm 730 sites in ~0.1 s where one thread took ~20 s.
-        let per_thread = links.len().div_ceil(DISARM_THREADS);
-        let mut links = links.into_iter();
-        std::thread::scope(|scope| loop {
-            let chunk: Vec<Link> = links.by_ref().take(per_thread).collect();
-            if chunk.is_empty() {
-                break;
+        match &self.disarmed {
+            Some(flag) => {
+                let (zero, one) = (0u32.to_ne_bytes(), 1u32.to_ne_bytes());
+                if flag.update(&zero, &one, MapFlags::ANY).is_err() {
+                    release_links(std::mem::take(&mut self.links));
+                }
             }
-            scope.spawn(move || drop(chunk));
-        });
+            None => release_links(std::mem::take(&mut self.links)),
+        }
     }
 
     /// Disarms, then removes the per-site uprobes (one at a time in the kernel: see the
@@ -80,11 +79,30 @@ impl Attached {
         let probes = self.events.len();
         let expedited = Expedited::start(probes);
         let started = Instant::now();
+        release_links(std::mem::take(&mut self.links));
         self.events.clear();
         let took = started.elapsed();
         drop(expedited);
         Some(Removal { probes, took })
     }
+}
+
+/// Releases links. Each release waits for a tasks-trace RCU grace period
+/// (perf_event_detach_bpf_prog, ~25-50 ms); on 6.18 that wait is outside any lock and
+/// concurrent releases share one (730 sites: ~0.1 s from 256 threads, ~20 s from one).
+fn release_links(links: Vec<Link>) {
+    if links.len() < 2 {
+        return;
+    }
+    let per_thread = links.len().div_ceil(DISARM_THREADS);
+    let mut links = links.into_iter();
+    std::thread::scope(|scope| loop {
+        let chunk: Vec<Link> = links.by_ref().take(per_thread).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        scope.spawn(move || drop(chunk));
+    });
 }
 
 impl Removal {
@@ -129,7 +147,15 @@ pub fn attach(
         .progs_mut()
         .find(|p| p.section().to_str() == Some(section))
         .with_context(|| format!("the BPF object has no SEC(\"{section}\") program"))?;
-    attach_sites(&prog, multi, pid, binary, sites)
+    let mut attached = attach_sites(&prog, multi, pid, binary, sites)?;
+    if !multi {
+        attached.disarmed = object
+            .maps()
+            .find(|map| map.name().to_str() == Some("disarmed"))
+            .map(|map| MapHandle::try_from(&map))
+            .transpose()?;
+    }
+    Ok(attached)
 }
 
 /// Attaches `prog` at every site: with one multi-uprobe link when `multi` (the program was
@@ -154,6 +180,7 @@ pub fn attach_sites(
                 format!("attaching {} uprobes to {}", sites.len(), binary.display())
             })?;
         return Ok(Attached {
+            disarmed: None,
             links: vec![link],
             events: Vec::new(),
         });
@@ -164,6 +191,7 @@ pub fn attach_sites(
         announce_removal_cost(pid, binary, sites)?;
     }
     let mut attached = Attached {
+        disarmed: None,
         links: Vec::with_capacity(sites.len()),
         events: Vec::with_capacity(sites.len()),
     };
