@@ -62,8 +62,9 @@ impl Session {
         self.target.pid
     }
 
-    /// Attaches the loaded object's program at every site, starts the stop conditions (`-i`
-    /// every `interval`), announces, and lets a launched target run.
+    /// Prints the plan's notes on stderr, attaches the loaded object's program at every site,
+    /// starts the stop conditions (`-i` every `interval`), announces, and lets a launched
+    /// target run.
     pub fn attach(
         &mut self,
         object: &Object,
@@ -71,6 +72,9 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
+        for note in &announcement.notes {
+            eprintln!("gotrace: {note}");
+        }
         let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.
