@@ -109,11 +109,12 @@ impl Session {
 
     /// Runs until a stop: between checks, `drain` empties the kernel's buffers (waiting at
     /// most the time it is given); `on_wake` renders after each drain, each interval, and
-    /// once more at the stop, after the probes are detached and the buffers drained a last
-    /// time. `on_wake` returning false ends the session ([`StopReason::Done`]).
+    /// once more at the stop, after the probes are disarmed and the buffers drained a last
+    /// time; per-site uprobes are removed after that (slow: see [`attach`]).
+    /// `on_wake` returning false ends the session ([`StopReason::Done`]).
     pub fn run(
         &mut self,
-        attached: Attached,
+        mut attached: Attached,
         drain: &mut impl Drain,
         mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
     ) -> Result<StopReason> {
@@ -131,10 +132,13 @@ impl Session {
                 }
             }
         };
-        drop(attached);
+        attached.disarm();
         drain.finish()?;
         on_wake(Wake::Stop(stop), &mut self.out)?;
         self.out.flush()?;
+        if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
+            eprintln!("{line}");
+        }
         Ok(stop)
     }
 }
