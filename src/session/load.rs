@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapMut, Object, OpenObject};
 
 use crate::bpf_types::go_layout;
-use crate::plan::RuntimeFacts;
+use crate::gobin::runtime::g_location::RuntimeFacts;
 use crate::session::{attach, drain, kernel};
 
 /// A skeleton the session opens and loads: implemented for each one by `program!` (each

@@ -24,10 +24,11 @@ use serde_json::json;
 
 use crate::bpf_types::frame_start;
 use crate::cli::TraceTarget;
+use crate::gobin::runtime::g_location::RuntimeFacts;
 use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
-use crate::plan::{Announcement, RuntimeFacts};
+use crate::plan::Announcement;
 use attach::Attached;
 use drain::{Drain, RingDrain, Sleep};
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
