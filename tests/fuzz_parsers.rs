@@ -24,8 +24,8 @@ use common::targets::{esbuild_binary, matrix_binary, repo_root, Variant};
 use common::toolchain::toolchain;
 use gotrace::gobin::runtime::{creation_stack, newproc_abi};
 use gotrace::gobin::{Arch, GoBinary};
-use gotrace::plan::abi::{self, Abi};
-use gotrace::plan::{self, inlined_args::InlinedArgs, Inlined};
+use gotrace::plan::capture::{self as abi, Abi};
+use gotrace::plan::{self, capture::inlined::InlinedArgs, Inlined};
 use object::elf::SHF_COMPRESSED;
 use object::{Object, ObjectSection, ObjectSegment, SectionFlags};
 

@@ -108,8 +108,8 @@ impl Session {
         load::load::<P>(object, &common, configure)
     }
 
-    /// Attaches the loaded program at every site, starts the stop conditions (`-i`
-    /// every `interval`), announces, and lets a launched target run.
+    /// Prints the plan's notes on stderr, attaches the loaded program at every site, starts
+    /// the stop conditions (`-i` every `interval`), announces, and lets a launched target run.
     pub fn attach(
         &mut self,
         skel: &impl Loaded,
@@ -117,6 +117,9 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
+        for note in &announcement.notes {
+            eprintln!("gotrace: {note}");
+        }
         let attached = attach::attach(skel.object(), self.target.pid, &self.target.binary, sites)?;
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.

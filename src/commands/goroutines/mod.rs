@@ -63,6 +63,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let announcement = Announcement {
         what,
         functions: plan.funcs.len(),
+        notes: Vec::new(),
     };
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
     // Wakes every -i, and every second for --listen; the summary prints each -i (counted from
