@@ -154,12 +154,13 @@ impl Session {
 
     /// Runs until a stop: between checks of the stop conditions the program's ring buffer (if
     /// any) is drained into `consumer`, which also wakes after each drain and each interval;
-    /// at the stop the probes are detached, the ring drained a last time, and the consumer
-    /// told why, with the calls an exited target left open.
+    /// at the stop the probes are disarmed, the ring drained a last time, and the consumer
+    /// told why, with the calls an exited target left open; per-site uprobes are removed
+    /// after that (slow: see [`attach`]).
     pub fn run(
         &mut self,
         skel: &impl Loaded,
-        attached: Attached,
+        mut attached: Attached,
         consumer: &mut impl Consumer,
     ) -> Result<StopReason> {
         let mut lifecycle = self
@@ -181,7 +182,7 @@ impl Session {
                 }
             }
         };
-        drop(attached);
+        attached.disarm();
         drain.finish(&mut |record| consumer.record(record))?;
         let open_calls = match (reason, self.target.pid, skel.calls_in_flight()) {
             (StopReason::TargetExited(_), Some(pid), Some(calls)) => maps::open_calls(calls, pid)?,
@@ -189,6 +190,9 @@ impl Session {
         };
         consumer.stop(&Stop { reason, open_calls }, &mut self.out)?;
         self.out.flush()?;
+        if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
+            eprintln!("{line}");
+        }
         Ok(reason)
     }
 }

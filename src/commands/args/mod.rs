@@ -87,7 +87,7 @@ fn load<'o>(
     (calls, inline, inline_sites): (&[Reads], &[InlineRead], &InlineSites),
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
-    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
     let ring = Some(args.ringbuf_kib << 10);
@@ -140,21 +140,14 @@ fn plan_calls(
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = capture::call_plans(
-        bin,
-        dwarf.as_ref(),
-        &plan,
-        &user_sigs,
-        args.strsize,
-        &args.globals,
-    )?;
+    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
-    let inline = capture::inline_reads(bin, dwarf.as_ref(), &plan, &user_sigs, args.strsize)?;
+    let inline = capture::inline_reads(bin, dwarf, &plan, &user_sigs, args.strsize)?;
     Ok((plan, calls.reads, inline))
 }
 

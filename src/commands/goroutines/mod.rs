@@ -95,7 +95,7 @@ fn load<'o>(
     buffer_bytes: u32,
 ) -> Result<GoroutinesSkel<'o>> {
     let abi = newproc_abi::for_binary(bin)?;
-    let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
+    let offsets = bin.runtime_layout(bin.dwarf()?)?;
     let sched_bp = args
         .stack
         .then(|| creation_stack::sched_bp_offset(bin))

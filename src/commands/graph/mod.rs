@@ -139,7 +139,7 @@ fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
     let dwarf = bin.dwarf()?.context(
         "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
     )?;
-    let calls = capture::call_plans(bin, Some(&dwarf), plan, &[], STRSIZE, &[])?;
+    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[])?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -176,7 +176,7 @@ fn load<'o>(
     ids: ProgramIds,
     args: &GraphArgs,
 ) -> Result<GraphSkel<'o>> {
-    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     let ring = Some(args.ringbuf_kib << 10);
     let skel = session.load::<GraphSkelBuilder>(object, &plan.runtime, ring, |rodata, open| {
