@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
@@ -92,6 +92,14 @@ impl<'a> Report<'a> {
             .map(glob::Pattern::new)
             .transpose()
             .context("bad --filter pattern (glob syntax: * ? [abc])")?;
+        if let Some(pattern) = &filter {
+            if !bin.funcs.iter().any(|f| pattern.matches(f.name)) {
+                bail!(
+                    "--filter {:?} matches no function of this binary, so no goroutine would be shown (start functions are package-qualified, e.g. 'main.*'; `gotrace list BINARY` names them)",
+                    pattern.as_str()
+                );
+            }
+        }
         Ok(Report {
             bin,
             filter,
@@ -284,6 +292,9 @@ impl<'a> Report<'a> {
             out.flush()?;
             return Ok(());
         }
+        if self.args.timestamp {
+            writeln!(out, "\n{}", clock::wall_clock_hms())?;
+        }
         // Columns as wide as their longest entry, so that long paths do not shift the rest.
         let width = |title: &str, cells: &mut dyn Iterator<Item = usize>| {
             cells.fold(title.len(), usize::max)
@@ -310,9 +321,14 @@ impl<'a> Report<'a> {
         }
         writeln!(
             out,
-            "live goroutines: {} now, {} at peak; exits of goroutines created before tracing: {}; lost events: {lost}",
+            "live goroutines: {} now, {} at peak{}; exits of goroutines created before tracing: {}; lost events: {lost}",
             self.ledger.current_live(),
             self.ledger.peak_live(),
+            if self.args.target.command.is_empty() {
+                " (counting only goroutines created since tracing began)"
+            } else {
+                ""
+            },
             self.ledger.exits_unseen_creation,
         )?;
         out.flush()?;

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use anyhow::Result;
+
 use super::inlined::{self, SiteDetails};
 use super::json;
 use crate::gobin::code::disasm::DecodedFunction;
@@ -12,7 +14,6 @@ use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::format::inline_tree::{InlineTable, InlinedInstance};
 use crate::gobin::format::pclntab::Func;
 use crate::gobin::GoBinary;
-use anyhow::Result;
 
 /// What every row needs: the binary, its DWARF and inline trees, and the `--inlined` details.
 pub struct Rows<'a, 'data> {
@@ -22,14 +23,23 @@ pub struct Rows<'a, 'data> {
     /// `--inlined`: each site's entries and parameters.
     pub details: Option<SiteDetails>,
     pub json: bool,
+    /// Width of the FUNCTION column: the longest name listed, so that no name shifts the
+    /// columns after it.
+    pub name_width: usize,
 }
+
+/// What the columns after FUNCTION mean, under the titles of the text output and in
+/// `gotrace list --help`.
+pub const LEGEND: &str = "# ENTRY-SITE: how the entry probe runs (emulated, flag-checked, or single-step: the slowest); RET-E/S: RET probes emulated/single-stepped; TAIL: tail calls out; STEPS: single-steps per traced call (0 is cheapest); `gotrace list --help` explains every column";
 
 impl<'data> Rows<'_, 'data> {
     /// The column titles of the text output.
     pub fn write_titles(&self, out: &mut impl Write) -> Result<()> {
+        writeln!(out, "{LEGEND}")?;
+        let width = self.name_width;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
+            "{:<width$} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
             "FUNCTION",
             "ENTRY",
             "OFFSET",
@@ -85,9 +95,10 @@ impl<'data> Rows<'_, 'data> {
                 "?".to_owned(),
             ),
         };
+        let width = self.name_width;
         writeln!(
             out,
-            "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} {file}:{line}",
+            "{:<width$} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} {file}:{line}",
             func.name,
             func.entry,
             offset(func.entry).unwrap_or(0),
@@ -110,9 +121,10 @@ impl<'data> Rows<'_, 'data> {
             let entries = self.site_entries(&instances);
             return json::write_inlined_only(out, name, self.json_sites(&instances, &entries));
         }
+        let width = self.name_width;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
+            "{:<width$} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
             name,
             "-",
             "-",
