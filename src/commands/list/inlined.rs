@@ -86,8 +86,8 @@ impl SiteDetails {
                 site.parent,
                 site.func,
                 site.call_line,
-                &site.callers,
-                &site.ranges,
+                site.callers,
+                site.ranges,
             )
             .map(|call| call.params.as_slice())
     }
