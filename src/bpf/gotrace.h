@@ -87,6 +87,29 @@ struct go_layout {
 	__u32 ptr_size;      /* 8 or 4 */
 	__u32 g_stack_hi;    /* offsetof(runtime.g, stack.hi) */
 	__u32 filter_tgid;   /* 0: every process */
+	__u32 guard_inline_base; /* guard_slots index of inlined-call site 0 (enum guard_layout) */
+};
+
+/* ---- The overload guard (DESIGN.md technique 16) ---- */
+
+/* Every hit of every program is counted in the `guard_slots` map (go_runtime.bpf.h), before
+ * anything else filters it: the trap is paid whether the program keeps the hit or not. An
+ * out-of-line site of planned function F counts at F * GUARD_SLOTS_PER_FUNC + GUARD_SLOT_ENTRY
+ * (its entry) or + GUARD_SLOT_OTHER (its RETs and tail-call targets' RETs); the inlined-call
+ * site of index I (its cookie's function field) at go_layout.guard_inline_base + I. User space
+ * prices each slot by its site class, detaches the functions that cost the target most, and
+ * sets `dropped` on their slots first, so that from that instant on their hits count nowhere
+ * (their calls still open are reported as dropped by the guard, not as lost or unmatched). */
+enum guard_layout {
+	GUARD_SLOT_ENTRY = 0,
+	GUARD_SLOT_OTHER = 1,
+	GUARD_SLOTS_PER_FUNC = 2,
+};
+
+struct guard_slot {
+	__u64 hits;    /* BPF: hits of the slot's sites (atomic adds; user space reads it mmapped) */
+	__u32 dropped; /* user space: the slot's function was detached by the guard */
+	__u32 pad;
 };
 
 /* Key pairing an entry with its return (DESIGN.md technique 4). */
@@ -385,6 +408,8 @@ struct gotrace_shared_types {
 	enum goroutine_func goroutine_func;
 	enum goroutine_limits goroutine_limits;
 	struct go_layout go_layout;
+	enum guard_layout guard_layout;
+	struct guard_slot guard_slot;
 	struct frame_key frame_key;
 	struct frame_start frame_start;
 	struct func_hist func_hist;

@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod bpf;
 pub mod drain;
+pub mod guard;
 pub mod kernel;
 pub mod lifecycle;
 pub mod maps;
@@ -25,6 +26,7 @@ use crate::plan::sites::Site;
 use crate::plan::Announcement;
 use attach::Attached;
 use drain::Drain;
+use guard::{DroppedList, Guard, GuardPlan};
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
 use target::{Target, TargetSpec};
 
@@ -38,6 +40,9 @@ pub struct Session {
     json: bool,
     duration: Option<Duration>,
     lifecycle: Option<Lifecycle>,
+    guard_plan: Option<GuardPlan>,
+    guard: Option<Guard>,
+    dropped: DroppedList,
 }
 
 impl Session {
@@ -53,6 +58,9 @@ impl Session {
             json: args.json,
             duration,
             lifecycle: None,
+            guard_plan: None,
+            guard: None,
+            dropped: DroppedList::default(),
         };
         Ok((session, file))
     }
@@ -60,6 +68,14 @@ impl Session {
     /// The traced process, or None for every process running the binary.
     pub fn pid(&self) -> Option<u32> {
         self.target.pid
+    }
+
+    /// Puts the next [`Session::attach`] under the overload guard (`plan`: the functions its
+    /// sites belong to and what their hits cost); returns the list of the functions it will
+    /// have dropped, for the command's summary.
+    pub fn guard(&mut self, plan: GuardPlan) -> DroppedList {
+        self.guard_plan = Some(plan);
+        self.dropped.clone()
     }
 
     /// Attaches the loaded object's program at every site, starts the stop conditions (`-i`
@@ -71,7 +87,16 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
-        let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
+        let groups = match &self.guard_plan {
+            Some(plan) => plan.groups(sites),
+            None => vec![sites.to_vec()],
+        };
+        let attached = attach::attach(object, self.target.pid, &self.target.binary, &groups)?;
+        if let Some(plan) = self.guard_plan.take() {
+            if plan.budget_ns_per_s.is_some() {
+                self.guard = Some(Guard::start(object, plan, self.json, self.dropped.clone())?);
+            }
+        }
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.
         self.lifecycle = Some(Lifecycle::start(self.duration, interval));
@@ -109,7 +134,7 @@ impl Session {
     /// time. `on_wake` returning false ends the session ([`StopReason::Done`]).
     pub fn run(
         &mut self,
-        attached: Attached,
+        mut attached: Attached,
         drain: &mut impl Drain,
         mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
     ) -> Result<StopReason> {
@@ -118,6 +143,9 @@ impl Session {
             .take()
             .ok_or_else(|| anyhow::anyhow!("Session::run before Session::attach"))?;
         let stop = loop {
+            if let Some(guard) = self.guard.as_mut() {
+                guard.check(&mut attached.groups, &mut self.out)?;
+            }
             match lifecycle.wait(&mut self.target, &mut |timeout| drain.drain(timeout))? {
                 Wake::Stop(reason) => break reason,
                 wake => {

@@ -17,6 +17,7 @@ use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, funclat::*, open_skeleton};
 use crate::session::drain::Sleep;
+use crate::session::guard::{self, GuardPlan};
 use crate::session::lifecycle::{seconds, PrintClock, StopReason, Wake};
 use crate::session::{maps, Session};
 use live::LiveOutputs;
@@ -40,15 +41,18 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
     let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
+    let guard_plan = GuardPlan::new(&plan, &inline_sites, args.target.max_overhead_pct()?);
     let mut object = MaybeUninit::uninit();
     let skel = load_program(
         &mut object,
         &plan,
         &inline_sites,
+        &guard_plan,
         session.pid(),
         unit,
         args.max_open_calls,
     )?;
+    let dropped = session.guard(guard_plan);
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
@@ -68,12 +72,20 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         match wake {
             Wake::Drained | Wake::Interval => {}
             Wake::Stop(stop) => {
-                if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
+                // The calls a guard-dropped function still had open never return to a probe:
+                // counted as dropped_by_guard, never as unmatched.
+                let dropped_ids = guard::dropped_ids(&dropped, plan.funcs.len());
+                let mut open_dropped = vec![0u64; plan.funcs.len()];
+                if let Some(pid) = pid {
+                    let exited = matches!(stop, StopReason::TargetExited(_));
                     for call in maps::open_calls(&skel.maps.starts, pid)? {
                         // A tail-call wrapper's call kept under its callee's is open too.
                         let outer = (call.has_outer != 0).then_some(call.outer_func_id);
                         for func_id in std::iter::once(call.func_id).chain(outer) {
-                            if let Some(hist) = now.get_mut(func_id as usize) {
+                            let id = func_id as usize;
+                            if dropped_ids.get(id) == Some(&true) {
+                                open_dropped[id] += 1;
+                            } else if let (true, Some(hist)) = (exited, now.get_mut(id)) {
                                 hist.unmatched += 1;
                             }
                         }
@@ -83,6 +95,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
                 if interval.is_none() || now != printed {
                     print_period(out, args, unit, &plan, &now, &printed)?;
                 }
+                guard::summary(&dropped, &open_dropped, args.target.json, out)?;
                 live.finish()?;
                 if !args.target.json {
                     writeln!(out, "Exiting trace of {} functions", plan.funcs.len())?;
@@ -106,6 +119,7 @@ fn load_program<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     plan: &ProbePlan,
     inline_sites: &InlineSites,
+    guard_plan: &GuardPlan,
     pid: Option<u32>,
     unit: Unit,
     max_open_calls: u32,
@@ -114,7 +128,11 @@ fn load_program<'o>(
 
     let mut open = open_skeleton!(FunclatSkelBuilder, object, plan.runtime, pid, |rodata| {
         rodata.unit_div = unit.divisor();
+        rodata.layout.guard_inline_base = guard_plan.inline_base;
     });
+    open.maps
+        .guard_slots
+        .set_max_entries(u32::try_from(guard_plan.slots.len().max(1))?)?;
     open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
     open.maps.starts.set_max_entries(max_open_calls.max(1))?;
     open.maps
