@@ -48,7 +48,7 @@ impl TargetInfo {
             path: path.to_string_lossy().into_owned(),
             go_version: bin.build.go_version.clone().unwrap_or_default(),
             module: bin.build.main_module.clone().unwrap_or_default(),
-            build_id: crate::gobin::buildinfo::go_build_id(&bin.elf).unwrap_or_default(),
+            build_id: crate::gobin::format::buildinfo::go_build_id(&bin.elf).unwrap_or_default(),
             pid,
         }
     }

@@ -16,7 +16,7 @@
 use std::mem::offset_of;
 
 use crate::bpf_types::{args_event, args_fetch, args_limits as limits};
-use crate::gobin::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
+use crate::gobin::format::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
 
 /// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
@@ -859,7 +859,7 @@ mod tests {
     //! Expected placements are worked out by hand from abi-internal.md's rules and its
     //! examples; the integration test (tests/args.rs) checks the same rules against real calls.
     use super::*;
-    use crate::gobin::dwarf::{Field, GoType};
+    use crate::gobin::format::dwarf::{Field, GoType};
 
     /// Type ids of the table built by [`table`].
     const INT8: TypeId = TypeId(0);

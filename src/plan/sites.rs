@@ -2,7 +2,7 @@
 //! decodes (`enum cookie_layout` in src/bpf/gotrace.h).
 
 use crate::bpf_types::{branch_test, cookie_layout, inline_role, inline_site, site_kind};
-use crate::gobin::inline_probe::BranchTest;
+use crate::gobin::code::inline_probe::BranchTest;
 use crate::plan::ProbePlan;
 
 /// One place to put a uprobe: a file offset in the binary and the cookie the program sees.

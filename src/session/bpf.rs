@@ -40,7 +40,7 @@ pub(crate) use fill_layout;
 
 /// Opens skeleton `$builder` into `$object`, picks its program for the kernel's attach mode
 /// ([`crate::session::attach::mode`]), fills its `.rodata` `layout` from `$facts` (a
-/// [`crate::plan::RuntimeFacts`]) and the process filter `$pid`, then runs `$fill` with the
+/// [`crate::gobin::runtime::g_location::RuntimeFacts`]) and the process filter `$pid`, then runs `$fill` with the
 /// `.rodata` bound to `$rodata` for the command's own constants. Evaluates to the open skeleton.
 macro_rules! open_skeleton {
     ($builder:ty, $object:expr, $facts:expr, $pid:expr, |$rodata:ident| $fill:block) => {{

@@ -4,8 +4,8 @@
 use std::mem::offset_of;
 
 use crate::bpf_types::{args_event, args_read_status, site_kind};
-use crate::gobin::symbols::CallSite;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::format::symbols::CallSite;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::RenderedValue;
 use crate::output::values::{self, Captured, NamedValue};

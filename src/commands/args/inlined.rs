@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::bpf_types::inline_role;
-use crate::gobin::dwarf::DwarfInfo;
+use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::GoBinary;
 use crate::plan::abi::SitePlan;
 use crate::plan::inlined_args::InlinedArgs;

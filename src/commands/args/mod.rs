@@ -19,8 +19,8 @@ use serde_json::json;
 
 use crate::bpf_types::{args_plan_index, args_stats, site_kind};
 use crate::cli::ArgsArgs;
-use crate::gobin::dwarf::DwarfInfo;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::format::dwarf::DwarfInfo;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::plan::abi::{self, Abi, CallPlan, SitePlan};
 use crate::plan::signature::{self, UserSignature};

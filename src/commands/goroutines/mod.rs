@@ -19,8 +19,9 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use crate::bpf_types::{closure_call, goroutine_counters, goroutine_func};
 use crate::cli::GoroutinesArgs;
-use crate::gobin::newproc_abi::{self, NewprocAbi};
-use crate::gobin::{creation_stack, start_function, GoBinary};
+use crate::gobin::runtime::newproc_abi::{self, NewprocAbi};
+use crate::gobin::runtime::{creation_stack, start_function};
+use crate::gobin::GoBinary;
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::Announcement;

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
 use crate::cli::GoroutinesArgs;
-use crate::gobin::start_function::{self, Start, StartFunction};
-use crate::gobin::{creation_stack, GoBinary};
+use crate::gobin::runtime::creation_stack;
+use crate::gobin::runtime::start_function::{self, Start, StartFunction};
+use crate::gobin::GoBinary;
 use crate::output::clock;
 use crate::output::goroutine_ledger::Ledger;
 

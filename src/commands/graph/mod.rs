@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
 use crate::cli::GraphArgs;
 use crate::commands::args::{self, decode::Decoder, Reads};
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks};
 use crate::plan::{self, reach, ProbePlan};
