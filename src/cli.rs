@@ -60,9 +60,10 @@ pub struct TraceTarget {
     pub verbose: bool,
     /// The overload guard's budget (funclat): when the probes cost the target more than PCT
     /// percent of one CPU, the functions costing most are detached, each named on stderr (a
-    /// `guard_dropped` record with --json), until under it; the others stay exact.
-    #[arg(long, value_name = "PCT", default_value_t = crate::session::guard::DEFAULT_MAX_OVERHEAD_PCT)]
-    pub max_overhead: f64,
+    /// `guard_dropped` record with --json), until under it; the others stay exact. On by
+    /// default (5) with -p; a launched command or BINARY is guarded only when this is given.
+    #[arg(long, value_name = "PCT")]
+    pub max_overhead: Option<f64>,
     /// Never detach a function for what its probes cost the target (no overload guard).
     #[arg(long)]
     pub no_guard: bool,

@@ -255,10 +255,15 @@ impl Guard {
         if total <= budget {
             return Ok(());
         }
+        // Far over budget, the probes slow the target down, and the rates of what is kept
+        // will grow by about as much once it is freed: aim as far under the budget as the
+        // cost is over it (8x over: keep at most 1/8 of the budget), so that one check, not a
+        // chain of them each 100 ms apart, brings it under.
+        let goal = budget * (budget / total).min(1.0);
         let mut order: Vec<usize> = (0..units).filter(|&u| !self.dropped_units[u]).collect();
         order.sort_by(|&a, &b| cost[b].total_cmp(&cost[a]));
         for unit in order {
-            if total <= budget || cost[unit] == 0.0 {
+            if total <= goal || cost[unit] == 0.0 {
                 break;
             }
             self.drop_unit(unit, groups);
@@ -340,6 +345,9 @@ pub fn summary(
 ) -> Result<()> {
     let dropped = dropped.lock().unwrap();
     let open_of = |d: &Dropped| open.get(d.func_id as usize).copied().unwrap_or(0);
+    if dropped.is_empty() {
+        return Ok(());
+    }
     if json {
         let list: Vec<_> = dropped
             .iter()
@@ -351,7 +359,7 @@ pub fn summary(
             })
             .collect();
         writeln!(out, "{}", json!({"type": "guard_summary", "dropped": list}))?;
-    } else if !dropped.is_empty() {
+    } else {
         writeln!(
             out,
             "\nThe overload guard detached {} function(s) (their counts end there; calls they had open: dropped_by_guard):",
@@ -373,14 +381,20 @@ pub fn summary(
 }
 
 impl crate::cli::TraceTarget {
-    /// The guard's budget in percent of one CPU, None with `--no-guard`.
+    /// The guard's budget in percent of one CPU: `--max-overhead`, else the default for a
+    /// running process (`-p`: someone else's server, to be left unharmed); None with
+    /// `--no-guard`, and for a launched command or BINARY unless `--max-overhead` is given
+    /// (their counts stay exact whatever the cost).
     pub fn max_overhead_pct(&self) -> Result<Option<f64>> {
         if self.no_guard {
             return Ok(None);
         }
-        if !(self.max_overhead.is_finite() && self.max_overhead > 0.0) {
-            bail!("--max-overhead takes a positive percentage of one CPU (e.g. 5)");
+        match self.max_overhead {
+            Some(pct) if !(pct.is_finite() && pct > 0.0) => {
+                bail!("--max-overhead takes a positive percentage of one CPU (e.g. 5)")
+            }
+            Some(pct) => Ok(Some(pct)),
+            None => Ok(self.pid.map(|_| DEFAULT_MAX_OVERHEAD_PCT)),
         }
-        Ok(Some(self.max_overhead))
     }
 }
