@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::{Link, MapCore, Object};
+use libbpf_rs::{MapCore, Object};
 use serde_json::json;
 
 use crate::bpf_types::{guard_layout, guard_slot, site_kind};
 use crate::plan::sites::{InlineSites, Site};
 use crate::plan::ProbePlan;
+use crate::session::attach::Attached;
 
 /// How often the guard looks at the hits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -229,8 +230,9 @@ impl Guard {
     }
 
     /// Every [`CHECK_EVERY`]: prices the hits since the last check and, over the budget,
-    /// drops the costliest functions (their links taken from `groups`) until under it.
-    pub fn check(&mut self, groups: &mut [Vec<Link>], out: &mut impl Write) -> Result<()> {
+    /// drops the costliest functions (their links and uprobes taken from `attached`) until
+    /// under it.
+    pub fn check(&mut self, attached: &mut Attached, out: &mut impl Write) -> Result<()> {
         let Some(budget) = self.plan.budget_ns_per_s else {
             return Ok(());
         };
@@ -266,7 +268,7 @@ impl Guard {
             if total <= goal || cost[unit] == 0.0 {
                 break;
             }
-            self.drop_unit(unit, groups);
+            self.drop_unit(unit, attached);
             let rate = cost[unit] / elapsed;
             total -= rate;
             let dropped = Dropped {
@@ -282,18 +284,17 @@ impl Guard {
         Ok(())
     }
 
-    /// Marks `unit`'s slots dropped, then closes its links in a thread of their own.
-    fn drop_unit(&mut self, unit: usize, groups: &mut [Vec<Link>]) {
+    /// Marks `unit`'s slots dropped, then removes its links and uprobes in a thread of their
+    /// own (per-site uprobes take tens of ms each).
+    fn drop_unit(&mut self, unit: usize, attached: &mut Attached) {
         self.dropped_units[unit] = true;
         for (slot, &(owner, _)) in self.plan.slots.iter().enumerate() {
             if owner as usize == unit {
                 self.slots.drop_slot(slot);
             }
         }
-        if let Some(group) = groups.get_mut(unit) {
-            let links = std::mem::take(group);
-            std::thread::spawn(move || drop(links));
-        }
+        let group = attached.take_group(unit as u32);
+        std::thread::spawn(move || group.remove());
     }
 
     /// One line on stderr, or a JSON `guard_dropped` record among the results.

@@ -78,8 +78,9 @@ impl Session {
         self.dropped.clone()
     }
 
-    /// Attaches the loaded object's program at every site, starts the stop conditions (`-i`
-    /// every `interval`), announces, and lets a launched target run.
+    /// Prints the plan's notes on stderr, attaches the loaded object's program at every site,
+    /// starts the stop conditions (`-i` every `interval`), announces, and lets a launched
+    /// target run.
     pub fn attach(
         &mut self,
         object: &Object,
@@ -87,6 +88,9 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
+        for note in &announcement.notes {
+            eprintln!("gotrace: {note}");
+        }
         let groups = match &self.guard_plan {
             Some(plan) => plan.groups(sites),
             None => vec![sites.to_vec()],
@@ -130,8 +134,9 @@ impl Session {
 
     /// Runs until a stop: between checks, `drain` empties the kernel's buffers (waiting at
     /// most the time it is given); `on_wake` renders after each drain, each interval, and
-    /// once more at the stop, after the probes are detached and the buffers drained a last
-    /// time. `on_wake` returning false ends the session ([`StopReason::Done`]).
+    /// once more at the stop, after the probes are disarmed and the buffers drained a last
+    /// time; per-site uprobes are removed after that (slow: see [`attach`]).
+    /// `on_wake` returning false ends the session ([`StopReason::Done`]).
     pub fn run(
         &mut self,
         mut attached: Attached,
@@ -144,7 +149,7 @@ impl Session {
             .ok_or_else(|| anyhow::anyhow!("Session::run before Session::attach"))?;
         let stop = loop {
             if let Some(guard) = self.guard.as_mut() {
-                guard.check(&mut attached.groups, &mut self.out)?;
+                guard.check(&mut attached, &mut self.out)?;
             }
             match lifecycle.wait(&mut self.target, &mut |timeout| drain.drain(timeout))? {
                 Wake::Stop(reason) => break reason,
@@ -155,10 +160,13 @@ impl Session {
                 }
             }
         };
-        drop(attached);
+        attached.disarm();
         drain.finish()?;
         on_wake(Wake::Stop(stop), &mut self.out)?;
         self.out.flush()?;
+        if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
+            eprintln!("{line}");
+        }
         Ok(stop)
     }
 }
