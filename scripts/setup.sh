@@ -36,7 +36,7 @@ ESBUILD_PACKAGES=(esbuild-linux-64@0.3.9 esbuild-linux-64@0.7.22 esbuild-linux-6
 
 need_apt=()
 for pair in clang:clang llvm-strip:llvm bpftool:bpftool objdump:binutils go:golang-go \
-            pkg-config:pkg-config bpftrace:bpftrace npm:npm; do
+            pkg-config:pkg-config bpftrace:bpftrace npm:npm caddy:caddy ab:apache2-utils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 for hdr in /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev; do
