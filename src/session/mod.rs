@@ -1,7 +1,8 @@
-//! The tracing session every command runs on: resolve the target, load a skeleton, attach its
-//! program at the plan's sites, announce, run until a stop (signal, `-d`, target exit) while
-//! draining the kernel's buffers, detach, and map the exit code. A command supplies its plan,
-//! its BPF program, its event decoder and its renderer; see docs/architecture.md.
+//! The tracing session every command runs on: resolve the target, load a skeleton
+//! ([`Session::load`]), attach its program at the plan's sites, announce, run until a stop
+//! (signal, `-d`, target exit) while draining the kernel's buffers into the command's
+//! [`Consumer`], detach, and map the exit code. A command supplies its plan, its BPF program's
+//! constants and map sizes, and a consumer that decodes and renders; see docs/architecture.md.
 
 pub mod attach;
 pub mod bpf;
@@ -9,29 +10,56 @@ pub mod drain;
 pub mod guard;
 pub mod kernel;
 pub mod lifecycle;
+pub mod load;
 pub mod maps;
 pub mod target;
 
 use std::io::{StdoutLock, Write};
+use std::mem::MaybeUninit;
+use std::ops::ControlFlow::{Break, Continue};
 use std::time::Duration;
 
 use anyhow::Result;
-use libbpf_rs::Object;
+use libbpf_rs::OpenObject;
 use serde_json::json;
 
+use crate::bpf_types::frame_start;
 use crate::cli::TraceTarget;
+use crate::gobin::runtime::g_location::RuntimeFacts;
 use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
 use crate::plan::Announcement;
 use attach::Attached;
-use drain::Drain;
+use drain::{Drain, RingDrain, Sleep};
 use guard::{DroppedList, Guard, GuardPlan};
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
+use load::{Common, Loaded, Open, Program, Skeleton};
 use target::{Target, TargetSpec};
 
 /// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
 pub type Out = WholeLines<StdoutLock<'static>>;
+
+/// What a command does with what its program delivers: ring-buffer records and wakes arrive
+/// on one `&mut self`, on the session's thread, in order.
+pub trait Consumer {
+    /// One ring-buffer record (programs without a ring buffer deliver none).
+    fn record(&mut self, bytes: &[u8]) -> Result<()>;
+    /// After each drain of the kernel's buffers and each interval (`-i`); false ends the
+    /// session ([`StopReason::Done`]).
+    fn wake(&mut self, wake: Wake, out: &mut Out) -> Result<bool>;
+    /// Once, at the stop: the probes are detached and every record was delivered.
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()>;
+}
+
+/// What a consumer learns at the stop.
+pub struct Stop {
+    pub reason: StopReason,
+    /// The calls the traced process still had open when it exited (programs that pair entries
+    /// with returns): they can never return (a panic unwound them, or the process exited
+    /// inside them). Empty unless the target exited.
+    pub open_calls: Vec<frame_start>,
+}
 
 /// One tracing session: the target, the output, and the stop conditions.
 pub struct Session {
@@ -78,12 +106,29 @@ impl Session {
         self.dropped.clone()
     }
 
-    /// Prints the plan's notes on stderr, attaches the loaded object's program at every site,
-    /// starts the stop conditions (`-i` every `interval`), announces, and lets a launched
-    /// target run.
+    /// Opens program `P` into `object`, fills what every program shares (where g lives from
+    /// `runtime`, the process filter, a ring buffer of `ring_bytes`), lets `configure` set the
+    /// command's constants (`.rodata`) and map sizes, and loads it; see [`load`].
+    pub fn load<'obj, P: Program<'obj>>(
+        &self,
+        object: &'obj mut MaybeUninit<OpenObject>,
+        runtime: &RuntimeFacts,
+        ring_bytes: Option<u32>,
+        configure: impl FnOnce(&mut P::Rodata, &mut Open<'obj, P>) -> Result<()>,
+    ) -> Result<Skeleton<'obj, P>> {
+        let common = Common {
+            runtime,
+            pid: self.target.pid,
+            ring_bytes,
+        };
+        load::load::<P>(object, &common, configure)
+    }
+
+    /// Prints the plan's notes on stderr, attaches the loaded program at every site, starts
+    /// the stop conditions (`-i` every `interval`), announces, and lets a launched target run.
     pub fn attach(
         &mut self,
-        object: &Object,
+        skel: &impl Loaded,
         sites: &[Site],
         interval: Option<Duration>,
         announcement: &Announcement,
@@ -95,10 +140,16 @@ impl Session {
             Some(plan) => plan.groups(sites),
             None => vec![sites.to_vec()],
         };
-        let attached = attach::attach(object, self.target.pid, &self.target.binary, &groups)?;
+        let attached =
+            attach::attach(skel.object(), self.target.pid, &self.target.binary, &groups)?;
         if let Some(plan) = self.guard_plan.take() {
             if plan.budget_ns_per_s.is_some() {
-                self.guard = Some(Guard::start(object, plan, self.json, self.dropped.clone())?);
+                self.guard = Some(Guard::start(
+                    skel.object(),
+                    plan,
+                    self.json,
+                    self.dropped.clone(),
+                )?);
             }
         }
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
@@ -132,41 +183,50 @@ impl Session {
         Ok(())
     }
 
-    /// Runs until a stop: between checks, `drain` empties the kernel's buffers (waiting at
-    /// most the time it is given); `on_wake` renders after each drain, each interval, and
-    /// once more at the stop, after the probes are disarmed and the buffers drained a last
-    /// time; per-site uprobes are removed after that (slow: see [`attach`]).
-    /// `on_wake` returning false ends the session ([`StopReason::Done`]).
+    /// Runs until a stop: between checks of the stop conditions the program's ring buffer (if
+    /// any) is drained into `consumer`, which also wakes after each drain and each interval;
+    /// at the stop the probes are disarmed, the ring drained a last time, and the consumer
+    /// told why, with the calls an exited target left open; per-site uprobes are removed
+    /// after that (slow: see [`attach`]).
     pub fn run(
         &mut self,
+        skel: &impl Loaded,
         mut attached: Attached,
-        drain: &mut impl Drain,
-        mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
+        consumer: &mut impl Consumer,
     ) -> Result<StopReason> {
         let mut lifecycle = self
             .lifecycle
             .take()
             .ok_or_else(|| anyhow::anyhow!("Session::run before Session::attach"))?;
-        let stop = loop {
+        let mut drain: Box<dyn Drain> = match skel.ring() {
+            Some(ring) => Box::new(RingDrain::start(ring)?),
+            None => Box::new(Sleep),
+        };
+        let reason = loop {
             if let Some(guard) = self.guard.as_mut() {
                 guard.check(&mut attached, &mut self.out)?;
             }
-            match lifecycle.wait(&mut self.target, &mut |timeout| drain.drain(timeout))? {
-                Wake::Stop(reason) => break reason,
-                wake => {
-                    if !on_wake(wake, &mut self.out)? {
+            let mut idle = |timeout| drain.drain(timeout, &mut |record| consumer.record(record));
+            match lifecycle.wait(&mut self.target, &mut idle)? {
+                Break(reason) => break reason,
+                Continue(wake) => {
+                    if !consumer.wake(wake, &mut self.out)? {
                         break StopReason::Done;
                     }
                 }
             }
         };
         attached.disarm();
-        drain.finish()?;
-        on_wake(Wake::Stop(stop), &mut self.out)?;
+        drain.finish(&mut |record| consumer.record(record))?;
+        let open_calls = match (reason, self.target.pid, skel.calls_in_flight()) {
+            (StopReason::TargetExited(_), Some(pid), Some(calls)) => maps::open_calls(calls, pid)?,
+            _ => Vec::new(),
+        };
+        consumer.stop(&Stop { reason, open_calls }, &mut self.out)?;
         self.out.flush()?;
         if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
             eprintln!("{line}");
         }
-        Ok(stop)
+        Ok(reason)
     }
 }

@@ -6,20 +6,19 @@ mod live;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
-use libbpf_rs::skel::Skel;
 
 use crate::bpf_types::func_hist;
 use crate::cli::FunclatArgs;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::{self, funclat::*, open_skeleton};
-use crate::session::drain::Sleep;
-use crate::session::guard::{self, GuardPlan};
-use crate::session::lifecycle::{seconds, PrintClock, StopReason, Wake};
-use crate::session::{maps, Session};
+use crate::session::bpf::funclat::*;
+use crate::session::guard::{self, DroppedList, GuardPlan};
+use crate::session::lifecycle::{seconds, PrintClock, Wake};
+use crate::session::{maps, Consumer, Out, Session, Stop};
 use live::LiveOutputs;
 
 /// Runs `gotrace funclat`.
@@ -43,14 +42,14 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let guard_plan = GuardPlan::new(&plan, &inline_sites, args.target.max_overhead_pct()?);
     let mut object = MaybeUninit::uninit();
-    let skel = load_program(
+    let skel = load(
+        &session,
         &mut object,
         &plan,
         &inline_sites,
         &guard_plan,
-        session.pid(),
         unit,
-        args.max_open_calls,
+        args,
     )?;
     let dropped = session.guard(guard_plan);
 
@@ -58,91 +57,121 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     // tables print each -i.
     let wakes = live.start(interval);
     let announcement = plan.announcement(&patterns, args.target.verbose);
-    // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
-    let mut print_clock = PrintClock::start(interval);
+    let mut tables = Tables {
+        skel: &skel,
+        plan: &plan,
+        args,
+        unit,
+        interval,
+        live,
+        // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
+        print_clock: PrintClock::start(interval),
+        printed: vec![Log2Hist::default(); plan.funcs.len()],
+        dropped,
+    };
     let mut sites = plan.sites(|_| true);
     sites.extend_from_slice(&inline_sites.sites);
-    let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
-    let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
-    let stop = session.run(attached, &mut Sleep, |wake, out| {
-        if wake == Wake::Drained {
-            return Ok(true);
-        }
-        let mut now = read_hists(&skel, &plan)?;
-        match wake {
-            Wake::Drained | Wake::Interval => {}
-            Wake::Stop(stop) => {
-                // The calls a guard-dropped function still had open never return to a probe:
-                // counted as dropped_by_guard, never as unmatched.
-                let dropped_ids = guard::dropped_ids(&dropped, plan.funcs.len());
-                let mut open_dropped = vec![0u64; plan.funcs.len()];
-                if let Some(pid) = pid {
-                    let exited = matches!(stop, StopReason::TargetExited(_));
-                    for call in maps::open_calls(&skel.maps.starts, pid)? {
-                        // A tail-call wrapper's call kept under its callee's is open too.
-                        let outer = (call.has_outer != 0).then_some(call.outer_func_id);
-                        for func_id in std::iter::once(call.func_id).chain(outer) {
-                            let id = func_id as usize;
-                            if dropped_ids.get(id) == Some(&true) {
-                                open_dropped[id] += 1;
-                            } else if let (true, Some(hist)) = (exited, now.get_mut(id)) {
-                                hist.unmatched += 1;
-                            }
-                        }
-                    }
-                }
-                live.update(&now);
-                if interval.is_none() || now != printed {
-                    print_period(out, args, unit, &plan, &now, &printed)?;
-                }
-                guard::summary(&dropped, &open_dropped, args.target.json, out)?;
-                live.finish()?;
-                if !args.target.json {
-                    writeln!(out, "Exiting trace of {} functions", plan.funcs.len())?;
-                }
-                return Ok(true);
-            }
-        }
-        live.update(&now);
-        if print_clock.take_due() {
-            print_period(out, args, unit, &plan, &now, &printed)?;
-            printed = now;
-        }
-        Ok(true)
-    })?;
+    let attached = session.attach(&skel, &sites, wakes, &announcement)?;
+    let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
 }
 
-/// Opens, sizes and loads the funclat program: one histogram per planned function, room for
-/// `max_open_calls` calls in flight, the inlined calls' sites stored.
-fn load_program<'o>(
+/// Loads the funclat program: one histogram per planned function, room for --max-open-calls
+/// calls in flight, the inlined calls' sites stored.
+fn load<'o>(
+    session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     plan: &ProbePlan,
     inline_sites: &InlineSites,
     guard_plan: &GuardPlan,
-    pid: Option<u32>,
     unit: Unit,
-    max_open_calls: u32,
+    args: &FunclatArgs,
 ) -> Result<FunclatSkel<'o>> {
-    crate::session::kernel::require_bpf_privileges()?;
-
-    let mut open = open_skeleton!(FunclatSkelBuilder, object, plan.runtime, pid, |rodata| {
-        rodata.unit_div = unit.divisor();
-        rodata.layout.guard_inline_base = guard_plan.inline_base;
-    });
-    open.maps
-        .guard_slots
-        .set_max_entries(u32::try_from(guard_plan.slots.len().max(1))?)?;
-    open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
-    open.maps.starts.set_max_entries(max_open_calls.max(1))?;
-    open.maps
-        .inline_sites
-        .set_max_entries(u32::try_from(inline_sites.entries.len().max(1))?)?;
-    let skel = bpf::load(open)?;
+    let skel =
+        session.load::<FunclatSkelBuilder>(object, &plan.runtime, None, |rodata, open| {
+            rodata.unit_div = unit.divisor();
+            rodata.layout.guard_inline_base = guard_plan.inline_base;
+            let guard_slots = u32::try_from(guard_plan.slots.len().max(1))?;
+            open.maps.guard_slots.set_max_entries(guard_slots)?;
+            open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
+            open.maps
+                .starts
+                .set_max_entries(args.max_open_calls.max(1))?;
+            let inline_len = u32::try_from(inline_sites.entries.len().max(1))?;
+            open.maps.inline_sites.set_max_entries(inline_len)?;
+            Ok(())
+        })?;
     for (index, site) in inline_sites.entries.iter().enumerate() {
         maps::store(&skel.maps.inline_sites, index as u32, site)?;
     }
     Ok(skel)
+}
+
+/// What funclat does at each wake: reads the histograms, feeds the live outputs, prints the
+/// tables each -i and at the stop.
+struct Tables<'s, 'o> {
+    skel: &'s FunclatSkel<'o>,
+    plan: &'s ProbePlan,
+    args: &'s FunclatArgs,
+    unit: Unit,
+    interval: Option<Duration>,
+    live: LiveOutputs,
+    print_clock: PrintClock,
+    /// The histograms as of the last -i print.
+    printed: Vec<Log2Hist>,
+    /// The functions the overload guard dropped.
+    dropped: DroppedList,
+}
+
+impl Consumer for Tables<'_, '_> {
+    /// The program has no ring buffer: it aggregates in its maps.
+    fn record(&mut self, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    fn wake(&mut self, wake: Wake, out: &mut Out) -> Result<bool> {
+        if wake == Wake::Drained {
+            return Ok(true);
+        }
+        let now = read_hists(self.skel, self.plan)?;
+        self.live.update(&now);
+        if self.print_clock.take_due() {
+            self.print_period(out, &now, &self.printed)?;
+            self.printed = now;
+        }
+        Ok(true)
+    }
+
+    /// The last tables; calls still open in an exited target are unmatched (a tail caller's
+    /// call kept under its callee's too), or dropped_by_guard when the overload guard dropped
+    /// their function (its probes were gone before they returned).
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
+        let mut now = read_hists(self.skel, self.plan)?;
+        let funcs = self.plan.funcs.len();
+        let dropped_ids = guard::dropped_ids(&self.dropped, funcs);
+        let mut open_dropped = vec![0u64; funcs];
+        for call in &stop.open_calls {
+            let outer = (call.has_outer != 0).then_some(call.outer_func_id);
+            for func_id in std::iter::once(call.func_id).chain(outer) {
+                let id = func_id as usize;
+                if dropped_ids.get(id) == Some(&true) {
+                    open_dropped[id] += 1;
+                } else if let Some(hist) = now.get_mut(id) {
+                    hist.unmatched += 1;
+                }
+            }
+        }
+        self.live.update(&now);
+        if self.interval.is_none() || now != self.printed {
+            self.print_period(out, &now, &self.printed)?;
+        }
+        guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
+        self.live.finish()?;
+        if !self.args.target.json {
+            writeln!(out, "Exiting trace of {} functions", self.plan.funcs.len())?;
+        }
+        Ok(())
+    }
 }
 
 /// Sums every CPU's copy of every function's histogram (cumulative since attach).
@@ -159,35 +188,35 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
         .collect()
 }
 
-/// Prints what happened since `earlier` for every function.
-fn print_period(
-    out: &mut impl Write,
-    args: &FunclatArgs,
-    unit: Unit,
-    plan: &ProbePlan,
-    now: &[Log2Hist],
-    earlier: &[Log2Hist],
-) -> Result<()> {
-    if args.timestamp && !args.target.json {
-        writeln!(out, "\n{}", crate::output::clock::wall_clock_hms())?;
-    }
-    for ((func, now), earlier) in plan.funcs.iter().zip(now).zip(earlier) {
-        let period = now.since(earlier);
-        if args.target.json {
-            writeln!(out, "{}", period.to_json(&func.name, unit))?;
-        } else if period != Log2Hist::default() || plan.funcs.len() == 1 {
-            // With many functions, only those that did something (as BCC does).
-            writeln!(out, "\nFunction = {}", func.name)?;
-            period.print(out, unit)?;
-            if period.lost > 0 {
-                writeln!(
-                    out,
-                    "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
-                    period.lost, args.max_open_calls
-                )?;
+impl Tables<'_, '_> {
+    /// Prints what happened since `earlier` for every function.
+    fn print_period(
+        &self,
+        out: &mut impl Write,
+        now: &[Log2Hist],
+        earlier: &[Log2Hist],
+    ) -> Result<()> {
+        if self.args.timestamp && !self.args.target.json {
+            writeln!(out, "\n{}", crate::output::clock::wall_clock_hms())?;
+        }
+        for ((func, now), earlier) in self.plan.funcs.iter().zip(now).zip(earlier) {
+            let period = now.since(earlier);
+            if self.args.target.json {
+                writeln!(out, "{}", period.to_json(&func.name, self.unit))?;
+            } else if period != Log2Hist::default() || self.plan.funcs.len() == 1 {
+                // With many functions, only those that did something (as BCC does).
+                writeln!(out, "\nFunction = {}", func.name)?;
+                period.print(out, self.unit)?;
+                if period.lost > 0 {
+                    writeln!(
+                        out,
+                        "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                        period.lost, self.args.max_open_calls
+                    )?;
+                }
             }
         }
+        out.flush()?;
+        Ok(())
     }
-    out.flush()?;
-    Ok(())
 }
