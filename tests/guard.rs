@@ -27,6 +27,16 @@ fn hist<'a>(json: &'a [Value], function: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no hist line for {function}"))
 }
 
+/// The Go 1.27 amd64 workloads program, or None under the prerequisite rule.
+fn workloads() -> Option<common::targets::GoBinary> {
+    require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "workloads",
+    ))
+}
+
 /// `workloads deep`: main.deep recurses ~10^5-10^6 times a second (far over 5 % of a CPU in
 /// probe hits), main.handle is called once per 1 ms pause on 4 goroutines. The guard drops
 /// main.deep, says so, and main.handle stays exact against the program's own count
@@ -34,14 +44,7 @@ fn hist<'a>(json: &'a [Value], function: &str) -> &'a Value {
 #[test]
 fn guard_drops_the_hot_function_and_keeps_the_rest_exact() {
     let Some(_serial) = bpf_test() else { return };
-    let Some(bin) = require(matrix_binary(
-        "1.27.3",
-        "amd64",
-        Variant::Plain,
-        "workloads",
-    )) else {
-        return;
-    };
+    let Some(bin) = workloads() else { return };
     let (goroutines, calls) = (4, 400);
     let out = gotrace([
         "funclat",
@@ -97,14 +100,7 @@ fn guard_drops_the_hot_function_and_keeps_the_rest_exact() {
 #[test]
 fn no_guard_drops_nothing() {
     let Some(_serial) = bpf_test() else { return };
-    let Some(bin) = require(matrix_binary(
-        "1.27.3",
-        "amd64",
-        Variant::Plain,
-        "workloads",
-    )) else {
-        return;
-    };
+    let Some(bin) = workloads() else { return };
     let out = gotrace([
         "funclat",
         "--json",
