@@ -258,10 +258,11 @@ impl Guard {
             return Ok(());
         }
         // Far over budget, the probes slow the target down, and the rates of what is kept
-        // will grow by about as much once it is freed: aim as far under the budget as the
-        // cost is over it (8x over: keep at most 1/8 of the budget), so that one check, not a
-        // chain of them each 100 ms apart, brings it under.
-        let goal = budget * (budget / total).min(1.0);
+        // grow once it is freed (caddy: ~40x): aim under the budget by the square root of how
+        // far over it the cost is (16x over: keep at most 1/4 of the budget), so that one or
+        // two checks, not a chain of them 100 ms apart, bring it under, while a function paced
+        // by the clock rather than by the CPU is not dropped with the hot ones.
+        let goal = budget * (budget / total).min(1.0).sqrt();
         let mut order: Vec<usize> = (0..units).filter(|&u| !self.dropped_units[u]).collect();
         order.sort_by(|&a, &b| cost[b].total_cmp(&cost[a]));
         for unit in order {
