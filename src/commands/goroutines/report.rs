@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
@@ -86,12 +86,7 @@ pub struct Report<'a> {
 impl<'a> Report<'a> {
     /// A report for `bin`, as `args` ask.
     pub fn new(bin: &'a GoBinary<'a>, args: &'a GoroutinesArgs) -> Result<Self> {
-        let filter = args
-            .filter
-            .as_deref()
-            .map(glob::Pattern::new)
-            .transpose()
-            .context("bad --filter pattern (glob syntax: * ? [abc])")?;
+        let filter = crate::plan::optional_glob(args.filter.as_deref(), "--filter pattern")?;
         Ok(Report {
             bin,
             filter,

@@ -276,16 +276,34 @@ mod tests {
         )
     }
 
-    /// Applies (step, func, depth, ts) records on goroutine 7 of pid 1.
-    fn run(b: &mut TreeBuilder, records: &[(Step, u32, u64, u64)]) -> Vec<CallTree> {
+    /// Applies records on goroutine 7 of pid 1, written `STEP FUNC DEPTH TS; ...`: STEP is E
+    /// (enter), X (exit), T (tail exit) or G (goexit); FUNC is root, a, b or a number.
+    fn run(b: &mut TreeBuilder, script: &str) -> Vec<CallTree> {
         let mut trees = Vec::new();
-        for &(step, func_id, depth, ts_ns) in records {
+        for record in script.split(';') {
+            let fields: Vec<&str> = record.split_whitespace().collect();
+            let [step, func, depth, ts] = fields[..] else {
+                panic!("bad record {record:?}");
+            };
+            let step = match step {
+                "E" => Step::Enter,
+                "X" => Step::Exit,
+                "T" => Step::TailExit,
+                "G" => Step::Goexit,
+                other => panic!("bad step {other}"),
+            };
+            let func_id = match func {
+                "root" => ROOT,
+                "a" => A,
+                "b" => B,
+                id => id.parse().expect("a function id"),
+            };
             let r = Record {
                 pid: 1,
                 goid: 7,
                 func_id,
-                depth,
-                ts_ns,
+                depth: depth.parse().expect("a depth"),
+                ts_ns: ts.parse().expect("a timestamp"),
                 step,
                 values: None,
             };
@@ -301,24 +319,10 @@ mod tests {
         format!("{}{mark}({})", n.function, kids.join(" "))
     }
 
-    use Step::{Enter as E, Exit as X, Goexit as G, TailExit as T};
-
     #[test]
     fn nesting_and_durations() {
         let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 10),
-                (E, B, 300, 11),
-                (X, B, 300, 15),
-                (X, A, 200, 20),
-                (E, A, 200, 30),
-                (X, A, 200, 31),
-                (X, ROOT, 100, 50),
-            ],
-        );
+        let trees = run(&mut b, "E root 100 0; E a 200 10; E b 300 11; X b 300 15; X a 200 20; E a 200 30; X a 200 31; X root 100 50");
         assert_eq!(trees.len(), 1);
         assert_eq!(shape(&trees[0].root), "root(a(b()) a())");
         assert_eq!(trees[0].root.duration_ns, 50);
@@ -331,13 +335,7 @@ mod tests {
         let mut b = builder(64, 100);
         let trees = run(
             &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 300, 2),
-                (X, A, 200, 9),
-                (X, ROOT, 100, 10),
-            ],
+            "E root 100 0; E a 200 1; E b 300 2; X a 200 9; X root 100 10",
         );
         assert_eq!(shape(&trees[0].root), "root(a(b!()))");
         assert_eq!(trees[0].root.children[0].children[0].duration_ns, 7);
@@ -348,15 +346,7 @@ mod tests {
         let mut b = builder(64, 100);
         let trees = run(
             &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 300, 2),
-                (E, B, 250, 5),
-                (X, B, 250, 6),
-                (X, A, 200, 7),
-                (X, ROOT, 100, 10),
-            ],
+            "E root 100 0; E a 200 1; E b 300 2; E b 250 5; X b 250 6; X a 200 7; X root 100 10",
         );
         assert_eq!(shape(&trees[0].root), "root(a(b!() b()))");
         assert_eq!(trees[0].root.children[0].children[0].duration_ns, 3);
@@ -368,14 +358,7 @@ mod tests {
         let mut b = builder(64, 100);
         let trees = run(
             &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 200, 2),
-                (X, B, 200, 3),
-                (T, A, 200, 3),
-                (X, ROOT, 100, 4),
-            ],
+            "E root 100 0; E a 200 1; E b 200 2; X b 200 3; T a 200 3; X root 100 4",
         );
         assert_eq!(shape(&trees[0].root), "root(a(b()))");
         assert_eq!(b.counts, Counts::default());
@@ -386,13 +369,7 @@ mod tests {
         let mut b = builder(64, 100);
         let trees = run(
             &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (X, A, 200, 2),
-                (E, B, 200, 3),
-                (G, 9, 50, 8),
-            ],
+            "E root 100 0; E a 200 1; X a 200 2; E b 200 3; G 9 50 8",
         );
         assert_eq!(shape(&trees[0].root), "root!(a() b!())");
         assert_eq!(trees[0].root.duration_ns, 8);
@@ -403,7 +380,7 @@ mod tests {
     #[test]
     fn calls_already_running_are_not_invented() {
         let mut b = builder(64, 100);
-        let trees = run(&mut b, &[(X, A, 200, 1), (E, A, 200, 2), (X, ROOT, 100, 3)]);
+        let trees = run(&mut b, "X a 200 1; E a 200 2; X root 100 3");
         assert!(trees.is_empty());
         assert_eq!(b.counts.unmatched, 3);
     }
@@ -413,14 +390,7 @@ mod tests {
         let mut b = builder(64, 100);
         let trees = run(
             &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (T, A, 200, 1),
-                (E, A, 200, 2),
-                (E, B, 200, 3),
-                (T, A, 200, 4),
-                (X, ROOT, 100, 5),
-            ],
+            "E root 100 0; T a 200 1; E a 200 2; E b 200 3; T a 200 4; X root 100 5",
         );
         assert_eq!(shape(&trees[0].root), "root(a(b()))");
         assert_eq!(b.counts.unmatched, 0);
@@ -429,21 +399,7 @@ mod tests {
     #[test]
     fn limits_cut_and_count() {
         let mut b = builder(1, 3);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 300, 2),
-                (X, B, 300, 3),
-                (X, A, 200, 4),
-                (E, A, 200, 5),
-                (X, A, 200, 6),
-                (E, A, 200, 7),
-                (X, A, 200, 8),
-                (X, ROOT, 100, 9),
-            ],
-        );
+        let trees = run(&mut b, "E root 100 0; E a 200 1; E b 300 2; X b 300 3; X a 200 4; E a 200 5; X a 200 6; E a 200 7; X a 200 8; X root 100 9");
         assert_eq!(shape(&trees[0].root), "root(a() a())");
         assert_eq!(trees[0].truncated, 2);
         assert_eq!(b.counts.truncated, 2);
@@ -452,7 +408,7 @@ mod tests {
     #[test]
     fn open_trees_are_reported_at_the_end() {
         let mut b = builder(64, 100);
-        assert!(run(&mut b, &[(E, ROOT, 100, 0), (E, A, 200, 4)]).is_empty());
+        assert!(run(&mut b, "E root 100 0; E a 200 4").is_empty());
         let mut trees = Vec::new();
         b.finish(&mut |t| trees.push(t));
         assert_eq!(shape(&trees[0].root), "root!(a!())");

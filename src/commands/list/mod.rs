@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::ListArgs;
 use crate::gobin::{BinaryFile, GoBinary};
@@ -20,12 +20,7 @@ use rows::Rows;
 pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&args.binary)?;
     let bin = file.parse()?;
-    let pattern = args
-        .pattern
-        .as_deref()
-        .map(glob::Pattern::new)
-        .transpose()
-        .context("bad pattern (glob syntax: * ? [abc])")?;
+    let pattern = crate::plan::optional_glob(args.pattern.as_deref(), "pattern")?;
     let matches = |name: &str| pattern.as_ref().is_none_or(|p| p.matches(name));
     let dwarf = bin.dwarf()?;
     if args.globals {
