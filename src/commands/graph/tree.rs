@@ -323,53 +323,44 @@ mod tests {
         shapes.join(" | ")
     }
 
-    /// Each case: limits (depth, nodes), the records, the trees (those still open at the end
-    /// last), and the counts (unmatched, truncated, open at the end).
-    #[rustfmt::skip]
-    const CASES: &[(&str, (u32, u32), &str, &str, (u64, u64, u64))] = &[
-        ("nesting and durations", (64, 100),
-         "E root 100 0; E a 200 10; E b 300 11; X b 300 15; X a 200 20; E a 200 30; X a 200 31; X root 100 50",
-         "root 50(a 10(b 4()) a 1())", (0, 0, 0)),
-        ("a skipped RET closes the frames above as unwound", (64, 100),
-         "E root 100 0; E a 200 1; E b 300 2; X a 200 9; X root 100 10",
-         "root 10(a 8(b! 7()))", (0, 0, 0)),
-        ("an entry above open frames unwinds them", (64, 100),
-         "E root 100 0; E a 200 1; E b 300 2; E b 250 5; X b 250 6; X a 200 7; X root 100 10",
-         "root 10(a 6(b! 3() b 1()))", (0, 0, 0)),
-        ("an entry at an open frame's depth is its tail call: nested", (64, 100),
-         "E root 100 0; E a 200 1; E b 200 2; X b 200 3; T a 200 3; X root 100 4",
-         "root 4(a 2(b 1()))", (0, 0, 0)),
-        ("a goexit closes the whole tree as unwound", (64, 100),
-         "E root 100 0; E a 200 1; X a 200 2; E b 200 3; G 9 50 8",
-         "root! 8(a 1() b! 5())", (0, 0, 0)),
-        ("calls already running are not invented", (64, 100),
-         "X a 200 1; E a 200 2; X root 100 3",
-         "", (3, 0, 0)),
-        ("tail exits close only their own open call", (64, 100),
-         "E root 100 0; T a 200 1; E a 200 2; E b 200 3; T a 200 4; X root 100 5",
-         "root 5(a 2(b 1()))", (0, 0, 0)),
-        ("limits cut and count", (1, 3),
-         "E root 100 0; E a 200 1; E b 300 2; X b 300 3; X a 200 4; E a 200 5; X a 200 6; E a 200 7; X a 200 8; X root 100 9",
-         "root 9(a 3() a 1())", (0, 2, 0)),
-        ("open trees are reported at the end", (64, 100),
-         "E root 100 0; E a 200 4",
-         "root! 4(a! 0())", (0, 0, 1)),
-    ];
+    /// One case a line: `what | max depth, max nodes | records | the trees (those still open at
+    /// the end last) | unmatched, truncated, open at the end`.
+    const CASES: &str = "
+        nesting and durations | 64 100 | E root 100 0; E a 200 10; E b 300 11; X b 300 15; X a 200 20; E a 200 30; X a 200 31; X root 100 50 | root 50(a 10(b 4()) a 1()) | 0 0 0
+        a skipped RET closes the frames above as unwound | 64 100 | E root 100 0; E a 200 1; E b 300 2; X a 200 9; X root 100 10 | root 10(a 8(b! 7())) | 0 0 0
+        an entry above open frames unwinds them | 64 100 | E root 100 0; E a 200 1; E b 300 2; E b 250 5; X b 250 6; X a 200 7; X root 100 10 | root 10(a 6(b! 3() b 1())) | 0 0 0
+        an entry at an open frame's depth is its tail call: nested | 64 100 | E root 100 0; E a 200 1; E b 200 2; X b 200 3; T a 200 3; X root 100 4 | root 4(a 2(b 1())) | 0 0 0
+        a goexit closes the whole tree as unwound | 64 100 | E root 100 0; E a 200 1; X a 200 2; E b 200 3; G 9 50 8 | root! 8(a 1() b! 5()) | 0 0 0
+        calls already running are not invented | 64 100 | X a 200 1; E a 200 2; X root 100 3 |  | 3 0 0
+        tail exits close only their own open call | 64 100 | E root 100 0; T a 200 1; E a 200 2; E b 200 3; T a 200 4; X root 100 5 | root 5(a 2(b 1())) | 0 0 0
+        limits cut and count | 1 3 | E root 100 0; E a 200 1; E b 300 2; X b 300 3; X a 200 4; E a 200 5; X a 200 6; E a 200 7; X a 200 8; X root 100 9 | root 9(a 3() a 1()) | 0 2 0
+        open trees are reported at the end | 64 100 | E root 100 0; E a 200 4 | root! 4(a! 0()) | 0 0 1
+";
 
     #[test]
     fn records_make_the_expected_trees() {
-        for &(case, (max_depth, max_nodes), script, expected, (unmatched, truncated, open)) in CASES
-        {
-            let mut b = builder(max_depth, max_nodes);
+        for case in CASES.lines().filter(|l| !l.trim().is_empty()) {
+            let [what, limits, script, expected, counts] =
+                case.split(" | ").collect::<Vec<_>>()[..]
+            else {
+                panic!("bad case {case:?}");
+            };
+            let numbers = |s: &str| -> Vec<u64> {
+                s.split_whitespace()
+                    .map(|n| n.parse().expect("a number"))
+                    .collect()
+            };
+            let (limits, counts) = (numbers(limits), numbers(counts));
+            let mut b = builder(limits[0] as u32, limits[1] as u32);
             let mut trees = run(&mut b, script);
             b.finish(&mut |t| trees.push(t));
-            assert_eq!(shapes(&trees), expected, "{case}");
+            assert_eq!(shapes(&trees), expected, "{what}");
             let counts = Counts {
-                unmatched,
-                truncated,
-                open_at_end: open,
+                unmatched: counts[0],
+                truncated: counts[1],
+                open_at_end: counts[2],
             };
-            assert_eq!(b.counts, counts, "{case}");
+            assert_eq!(b.counts, counts, "{what}");
         }
     }
 }
