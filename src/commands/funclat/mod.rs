@@ -16,7 +16,7 @@ use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
-use crate::session::lifecycle::{seconds, PrintClock, Wake};
+use crate::session::lifecycle::{PrintClock, Wake};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use live::LiveOutputs;
 
@@ -28,7 +28,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         (_, true) => Unit::Millis,
         _ => Unit::Nanos,
     };
-    let interval = args.interval.map(seconds).transpose()?;
+    let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let inlined = if args.no_inlined {
@@ -142,7 +142,11 @@ impl Consumer for Tables<'_, '_> {
         }
         self.live.finish()?;
         if !self.args.target.json {
-            writeln!(out, "Exiting trace of {} functions", self.plan.funcs.len())?;
+            writeln!(
+                out,
+                "Exiting trace of {}",
+                crate::output::count(self.plan.funcs.len(), "function")
+            )?;
         }
         Ok(())
     }
@@ -184,8 +188,8 @@ impl Tables<'_, '_> {
                 if period.lost > 0 {
                     writeln!(
                         out,
-                        "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
-                        period.lost, self.args.max_open_calls
+                        "  ({} not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                        crate::output::count(period.lost as usize, "call"), self.args.max_open_calls
                     )?;
                 }
             }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
@@ -101,6 +101,14 @@ impl<'a> Report<'a> {
     /// A report for `bin`, as `args` ask.
     pub fn new(bin: &'a GoBinary<'a>, args: &'a GoroutinesArgs) -> Result<Self> {
         let filter = crate::plan::optional_glob(args.filter.as_deref(), "--filter pattern")?;
+        if let Some(pattern) = &filter {
+            if !bin.funcs.iter().any(|f| pattern.matches(f.name)) {
+                bail!(
+                    "--filter {:?} matches no function of this binary, so no goroutine would be shown (start functions are package-qualified, e.g. 'main.*'; `gotrace list BINARY` names them)",
+                    pattern.as_str()
+                );
+            }
+        }
         Ok(Report {
             bin,
             filter,
@@ -287,6 +295,9 @@ impl<'a> Report<'a> {
             out.flush()?;
             return Ok(());
         }
+        if self.args.timestamp {
+            writeln!(out, "\n{}", clock::wall_clock_hms())?;
+        }
         // Columns as wide as their longest entry, so that long paths do not shift the rest.
         let width = |title: &str, cells: &mut dyn Iterator<Item = usize>| {
             cells.fold(title.len(), usize::max)
@@ -313,9 +324,14 @@ impl<'a> Report<'a> {
         }
         writeln!(
             out,
-            "live goroutines: {} now, {} at peak; exits of goroutines created before tracing: {}; lost events: {lost}",
+            "live goroutines: {} now, {} at peak{}; exits of goroutines created before tracing: {}; lost events: {lost}",
             self.ledger.current_live(),
             self.ledger.peak_live(),
+            if self.args.target.command.is_empty() {
+                " (counting only goroutines created since tracing began)"
+            } else {
+                ""
+            },
             self.ledger.exits_unseen_creation,
         )?;
         out.flush()?;
