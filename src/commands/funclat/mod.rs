@@ -1,5 +1,5 @@
 //! `gotrace funclat`: in-kernel log2 latency histograms of Go functions, with a uprobe at each
-//! function's entry site and at every RET (never a uretprobe; DESIGN.md techniques 1-4).
+//! function's entry site and at every RET (never a uretprobe; docs/design.md §1-§4).
 
 mod live;
 

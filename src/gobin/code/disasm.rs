@@ -1,8 +1,8 @@
 //! Instruction decoding of one function: its RET sites, its entry probe sites and its tail
 //! calls, each site with the kernel's class for it ([`SiteClass`]).
 //!
-//! A function's bytes are decoded linearly from its entry to its end (DESIGN.md techniques 2
-//! and 3): with iced-x86 for amd64 (64-bit mode) and 386 (32-bit mode), as fixed 4-byte words
+//! A function's bytes are decoded linearly from its entry to its end (docs/design.md §2
+//! and §3): with iced-x86 for amd64 (64-bit mode) and 386 (32-bit mode), as fixed 4-byte words
 //! for arm64. Raw bytes are never searched for a RET opcode: a probe inside an instruction
 //! corrupts the target.
 //!
