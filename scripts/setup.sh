@@ -31,7 +31,7 @@ CACHE="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
 # The matrix toolchains, plus the releases between them (the runtime-layout table is checked
 # against the DWARF of each).
 GO_VERSIONS=(1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3)
-# Prebuilt Go CLIs from npm, for old pclntab formats and the stack ABI (see DESIGN.md test matrix).
+# Prebuilt Go CLIs from npm, for old pclntab formats and the stack ABI (see docs/design.md, test oracles).
 ESBUILD_PACKAGES=(esbuild-linux-64@0.3.9 esbuild-linux-64@0.7.22 esbuild-linux-64@0.8.57 esbuild-linux-64@0.13.15 esbuild-linux-32@0.8.45)
 
 need_apt=()

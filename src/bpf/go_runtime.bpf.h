@@ -1,5 +1,5 @@
 /* The prologue every gotrace probe shares: decoding the attach cookie, the process filter,
- * finding the current goroutine (DESIGN.md technique 5) and the frame key (technique 4). Each
+ * finding the current goroutine (docs/design.md §5) and the frame key (§4). Each
  * program defines `layout` in its .rodata. */
 #ifndef GO_RUNTIME_BPF_H
 #define GO_RUNTIME_BPF_H
@@ -161,7 +161,7 @@ static __always_inline bool x86_condition(__u64 flags, __u32 cc)
 	return holds != (cc & 1);
 }
 
-/* Ring-buffer submit flags: no wake-up per event (DESIGN.md technique 10), but a forced one
+/* Ring-buffer submit flags: no wake-up per event (docs/design.md §10), but a forced one
  * once the ring holds more than `watermark` bytes, so that the consumer thread, blocked in
  * epoll, drains a burst long before it fills the ring (src/session/drain.rs). */
 static __always_inline __u64 ringbuf_flags(void *ring, __u64 adding, __u64 watermark)

@@ -73,7 +73,7 @@ enum hist_layout {
 	GOTRACE_HIST_SLOTS = 64,
 };
 
-/* Where the current goroutine's g pointer lives (DESIGN.md technique 5). */
+/* Where the current goroutine's g pointer lives (docs/design.md §5). */
 enum g_source {
 	G_FROM_R14 = 0,    /* amd64 register ABI (Go >= 1.17) */
 	G_FROM_FS_TLS = 1, /* amd64 stack ABI: *(fsbase + tls_offset) */
@@ -112,7 +112,7 @@ struct guard_slot {
 	__u32 pad;
 };
 
-/* Key pairing an entry with its return (DESIGN.md technique 4). */
+/* Key pairing an entry with its return (docs/design.md §4). */
 struct frame_key {
 	__u64 g;
 	__u64 depth;         /* g.stack.hi - SP at entry */

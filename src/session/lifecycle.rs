@@ -5,20 +5,12 @@ use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::session::target::{Target, TargetState};
 
 /// How long the session waits between checks of signals, deadline and target.
 const POLL: Duration = Duration::from_millis(20);
-
-/// A `-d` / `-i` value in seconds as a Duration; an error unless positive and finite.
-pub fn seconds(secs: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .context("durations must be positive seconds")
-}
 
 /// The signal (SIGINT or SIGTERM) that asked gotrace to stop, 0 if none yet.
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);

@@ -33,7 +33,7 @@ use crate::plan::Announcement;
 use attach::Attached;
 use drain::{Drain, RingDrain, Sleep};
 use guard::{DroppedList, Guard, GuardPlan};
-use lifecycle::{seconds, Lifecycle, StopReason, Wake};
+use lifecycle::{Lifecycle, StopReason, Wake};
 use load::{Common, Loaded, Open, Program, Skeleton};
 use target::{Target, TargetSpec};
 
@@ -77,7 +77,7 @@ impl Session {
     /// Resolves the target the command line names (a launched command is forked, held before
     /// exec) and opens its binary for reading.
     pub fn resolve(args: &TraceTarget, spec: TargetSpec) -> Result<(Session, BinaryFile)> {
-        let duration = args.duration.map(seconds).transpose()?;
+        let duration = args.duration;
         let target = Target::resolve(spec)?;
         let file = BinaryFile::open(&target.binary)?;
         let session = Session {

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::bpf_types::{args_stats, frame_start};
-use crate::cli::ArgsArgs;
+use crate::cli::{ArgsArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
@@ -26,15 +26,12 @@ use crate::session::bpf::args::*;
 use crate::session::lifecycle::Wake;
 use crate::session::{maps, Consumer, Out, Session, Stop};
 
+// --strsize's range (cli.rs) is what the BPF side can read.
+const _: () = assert!(crate::cli::STRSIZE_MAX == capture::MAX_READ);
+
 /// Runs `gotrace args`.
 pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    if args.strsize > capture::MAX_READ {
-        bail!("--strsize is at most {}", capture::MAX_READ);
-    }
-    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
-        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
-    }
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let (plan, calls, inline) = plan_calls(&bin, &patterns, args)?;
@@ -90,7 +87,7 @@ fn load<'o>(
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
-    let ring = Some(args.ringbuf_kib << 10);
+    let ring = Some(args.buffer.bytes(RingBuffer::DEFAULT_KIB));
     let skel = session.load::<ArgsSkelBuilder>(object, &plan.runtime, ring, |rodata, open| {
         rodata.g_goid = g_goid;
         rodata.pair_calls = u32::from(!args.no_ret);

@@ -1,5 +1,5 @@
 //! `gotrace funclat`: in-kernel log2 latency histograms of Go functions, with a uprobe at each
-//! function's entry site and at every RET (never a uretprobe; DESIGN.md techniques 1-4).
+//! function's entry site and at every RET (never a uretprobe; docs/design.md §1-§4).
 
 mod live;
 
@@ -17,7 +17,7 @@ use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
-use crate::session::lifecycle::{seconds, PrintClock, Wake};
+use crate::session::lifecycle::{PrintClock, Wake};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use live::LiveOutputs;
 
@@ -29,7 +29,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         (_, true) => Unit::Millis,
         _ => Unit::Nanos,
     };
-    let interval = args.interval.map(seconds).transpose()?;
+    let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let inlined = if args.no_inlined {
@@ -168,7 +168,11 @@ impl Consumer for Tables<'_, '_> {
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
         self.live.finish()?;
         if !self.args.target.json {
-            writeln!(out, "Exiting trace of {} functions", self.plan.funcs.len())?;
+            writeln!(
+                out,
+                "Exiting trace of {}",
+                crate::output::count(self.plan.funcs.len(), "function")
+            )?;
         }
         Ok(())
     }
@@ -210,8 +214,8 @@ impl Tables<'_, '_> {
                 if period.lost > 0 {
                     writeln!(
                         out,
-                        "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
-                        period.lost, self.args.max_open_calls
+                        "  ({} not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                        crate::output::count(period.lost as usize, "call"), self.args.max_open_calls
                     )?;
                 }
             }

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::bpf_types::{closure_call, goroutine_counters, goroutine_func};
@@ -25,7 +25,7 @@ use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::Announcement;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::goroutines::*;
-use crate::session::lifecycle::{seconds, PrintClock, Wake};
+use crate::session::lifecycle::{PrintClock, Wake};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use report::Report;
 
@@ -38,8 +38,10 @@ const METRICS_EVERY: Duration = Duration::from_secs(1);
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let spec = args.target.spec(args.binary.as_deref())?;
-    let interval = args.interval.map(seconds).transpose()?;
-    let buffer_bytes = buffer_bytes(args.buffer_mib)?;
+    let interval = args.interval;
+    let buffer_bytes = args
+        .buffer
+        .bytes(crate::cli::RingBuffer::GOROUTINES_DEFAULT_KIB);
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let plan = goroutine_plan(&bin)?;
@@ -220,24 +222,4 @@ fn goroutine_plan(bin: &GoBinary<'_>) -> Result<ProbePlan> {
     goexit1.id = goroutine_func::GOROUTINE_FUNC_GOEXIT1.0;
     plan.funcs.push(goexit1);
     Ok(plan)
-}
-
-/// The ring buffer size in bytes: a power of two number of MiB.
-fn buffer_bytes(mib: u32) -> Result<u32> {
-    if !mib.is_power_of_two() || mib > 1024 {
-        bail!("--buffer-mib must be a power of two from 1 to 1024");
-    }
-    Ok(mib << 20)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buffer_must_be_a_power_of_two() {
-        assert_eq!(buffer_bytes(16).unwrap(), 16 << 20);
-        assert!(buffer_bytes(3).is_err());
-        assert!(buffer_bytes(0).is_err());
-    }
 }

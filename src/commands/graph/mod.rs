@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
-use crate::cli::GraphArgs;
+use crate::cli::{GraphArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
@@ -34,9 +34,13 @@ use tree::{Counts, Limits, Record, Step, TreeBuilder};
 /// Runs `gotrace graph`.
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let min_ns = args.min.as_deref().map(parse_duration).transpose()?;
-    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
-        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
+    let min_ns = args
+        .min
+        .map(|min| min.as_nanos().try_into().unwrap_or(u64::MAX));
+    for (flag, path) in [("--folded", &args.folded), ("--svg", &args.svg)] {
+        if let Some(path) = path {
+            crate::output::claim_output_file(flag, path)?;
+        }
     }
     if args.max_nodes == 0 {
         bail!("--max-nodes must be at least 1 (the root call)");
@@ -178,7 +182,7 @@ fn load<'o>(
 ) -> Result<GraphSkel<'o>> {
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
-    let ring = Some(args.ringbuf_kib << 10);
+    let ring = Some(args.buffer.bytes(RingBuffer::DEFAULT_KIB));
     let skel = session.load::<GraphSkelBuilder>(object, &plan.runtime, ring, |rodata, open| {
         rodata.g_goid = g_goid;
         rodata.n_roots = ids.n_roots;
@@ -199,28 +203,6 @@ fn load<'o>(
         }
     }
     Ok(skel)
-}
-
-/// Parses `5ms`, `100us` (or `µs`), `250ns`, `1.5s`, `2m` into nanoseconds.
-fn parse_duration(text: &str) -> Result<u64> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        _ => bail!("--min {text:?}: give a number and a unit: ns, us, ms, s or m (e.g. 5ms)"),
-    };
-    let value: f64 = number
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-        .with_context(|| format!("--min {text:?}: {number:?} is not a number (e.g. 5ms)"))?;
-    Ok((value * scale).round() as u64)
 }
 
 /// Turns ring-buffer records into trees and the trees into output; at the stop, the files
@@ -304,6 +286,7 @@ impl Consumer for Printer<'_, '_> {
         self.write_files()?;
         let stats = maps::per_cpu::<graph_stats>(&self.skel.maps.stats, 0)?;
         self.write_summary(out, &stats)?;
+        self.hint_without_trees(&self.args.positional[0]);
         out.flush()?;
         Ok(())
     }
@@ -367,6 +350,18 @@ impl Printer<'_, '_> {
         Ok(())
     }
 
+    /// Why no tree was printed, on stderr, when none was.
+    fn hint_without_trees(&self, root: &str) {
+        if self.trees > 0 {
+            return;
+        }
+        if self.below_min > 0 {
+            eprintln!("gotrace: hint: no tree printed: every call of {root} took less than --min");
+        } else {
+            eprintln!("gotrace: hint: no call of {root} started while tracing; a call already running when tracing began (a server's main loop, a long-lived worker) is never recorded: pick a function called for each request, or launch the program with -- CMD");
+        }
+    }
+
     /// The last line: trees printed and every record or call that is not in one.
     fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats]) -> Result<()> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
@@ -416,20 +411,4 @@ struct Summary {
     below_min: u64,
     open_at_end: u64,
     malformed: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5ms").unwrap(), 5_000_000);
-        assert_eq!(parse_duration("100us").unwrap(), 100_000);
-        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
-        assert_eq!(parse_duration("250ns").unwrap(), 250);
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-    }
 }
