@@ -62,9 +62,14 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        assert_eq!(human_duration(12), "12ns");
-        assert_eq!(human_duration(1_500), "1.5µs");
-        assert_eq!(human_duration(2_000_000), "2.0ms");
-        assert_eq!(human_duration(3_000_000_000), "3.00s");
+        let cases = [
+            (12, "12ns"),
+            (1_500, "1.5µs"),
+            (2_000_000, "2.0ms"),
+            (3_000_000_000, "3.00s"),
+        ];
+        for (ns, shown) in cases {
+            assert_eq!(human_duration(ns), shown);
+        }
     }
 }

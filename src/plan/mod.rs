@@ -247,6 +247,15 @@ impl ProbePlan {
     }
 }
 
+/// Compiles an optional glob given as `what` on the command line (e.g. "--filter pattern"),
+/// with the one-line error every command gives for bad glob syntax.
+pub fn optional_glob(pattern: Option<&str>, what: &str) -> Result<Option<glob::Pattern>> {
+    pattern
+        .map(glob::Pattern::new)
+        .transpose()
+        .with_context(|| format!("bad {what} (glob syntax: * ? [abc])"))
+}
+
 /// One pattern of the command line, compiled once: a glob, or the exact name of a function.
 struct NameMatcher<'p> {
     pattern: &'p str,

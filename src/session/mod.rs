@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod bpf;
 pub mod drain;
+pub mod guard;
 pub mod kernel;
 pub mod lifecycle;
 pub mod load;
@@ -31,6 +32,7 @@ use crate::plan::sites::Site;
 use crate::plan::Announcement;
 use attach::Attached;
 use drain::{Drain, RingDrain, Sleep};
+use guard::{DroppedList, Guard, GuardPlan};
 use lifecycle::{Lifecycle, StopReason, Wake};
 use load::{Common, Loaded, Open, Program, Skeleton};
 use target::{Target, TargetSpec};
@@ -66,6 +68,9 @@ pub struct Session {
     json: bool,
     duration: Option<Duration>,
     lifecycle: Option<Lifecycle>,
+    guard_plan: Option<GuardPlan>,
+    guard: Option<Guard>,
+    dropped: DroppedList,
 }
 
 impl Session {
@@ -81,6 +86,9 @@ impl Session {
             json: args.json,
             duration,
             lifecycle: None,
+            guard_plan: None,
+            guard: None,
+            dropped: DroppedList::default(),
         };
         Ok((session, file))
     }
@@ -88,6 +96,14 @@ impl Session {
     /// The traced process, or None for every process running the binary.
     pub fn pid(&self) -> Option<u32> {
         self.target.pid
+    }
+
+    /// Puts the next [`Session::attach`] under the overload guard (`plan`: the functions its
+    /// sites belong to and what their hits cost); returns the list of the functions it will
+    /// have dropped, for the command's summary.
+    pub fn guard(&mut self, plan: GuardPlan) -> DroppedList {
+        self.guard_plan = Some(plan);
+        self.dropped.clone()
     }
 
     /// Opens program `P` into `object`, fills what every program shares (where g lives from
@@ -120,7 +136,22 @@ impl Session {
         for note in &announcement.notes {
             eprintln!("gotrace: {note}");
         }
-        let attached = attach::attach(skel.object(), self.target.pid, &self.target.binary, sites)?;
+        let groups = match &self.guard_plan {
+            Some(plan) => plan.groups(sites),
+            None => vec![sites.to_vec()],
+        };
+        let attached =
+            attach::attach(skel.object(), self.target.pid, &self.target.binary, &groups)?;
+        if let Some(plan) = self.guard_plan.take() {
+            if plan.budget_ns_per_s.is_some() {
+                self.guard = Some(Guard::start(
+                    skel.object(),
+                    plan,
+                    self.json,
+                    self.dropped.clone(),
+                )?);
+            }
+        }
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.
         self.lifecycle = Some(Lifecycle::start(self.duration, interval));
@@ -172,6 +203,9 @@ impl Session {
             None => Box::new(Sleep),
         };
         let reason = loop {
+            if let Some(guard) = self.guard.as_mut() {
+                guard.check(&mut attached, &mut self.out)?;
+            }
             let mut idle = |timeout| drain.drain(timeout, &mut |record| consumer.record(record));
             match lifecycle.wait(&mut self.target, &mut idle)? {
                 Break(reason) => break reason,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
@@ -13,16 +13,32 @@ use crate::cli::GoroutinesArgs;
 use crate::gobin::runtime::creation_stack;
 use crate::gobin::runtime::start_function::{self, Start, StartFunction};
 use crate::gobin::GoBinary;
-use crate::output::clock;
 use crate::output::goroutine_ledger::Ledger;
+use crate::output::{clock, lines};
+
+/// What every `--json` event line carries first: when, and which goroutine of which process.
+#[derive(Serialize)]
+struct EventJson {
+    ts_ns: u64,
+    pid: u32,
+    goid: u64,
+}
+
+impl EventJson {
+    fn of(e: &goroutine_event) -> Self {
+        EventJson {
+            ts_ns: e.ts_ns,
+            pid: e.tgid,
+            goid: e.goid,
+        }
+    }
+}
 
 /// A `--json` create event.
 #[derive(Serialize)]
 struct CreateJson<'a> {
-    r#type: &'static str,
-    ts_ns: u64,
-    pid: u32,
-    goid: u64,
+    #[serde(flatten)]
+    event: EventJson,
     parent_goid: u64,
     function: &'a str,
     site: &'a str,
@@ -36,10 +52,8 @@ struct CreateJson<'a> {
 /// A `--json` exit event.
 #[derive(Serialize)]
 struct ExitJson {
-    r#type: &'static str,
-    ts_ns: u64,
-    pid: u32,
-    goid: u64,
+    #[serde(flatten)]
+    event: EventJson,
     lifetime_ns: u64,
 }
 
@@ -86,12 +100,7 @@ pub struct Report<'a> {
 impl<'a> Report<'a> {
     /// A report for `bin`, as `args` ask.
     pub fn new(bin: &'a GoBinary<'a>, args: &'a GoroutinesArgs) -> Result<Self> {
-        let filter = args
-            .filter
-            .as_deref()
-            .map(glob::Pattern::new)
-            .transpose()
-            .context("bad --filter pattern (glob syntax: * ? [abc])")?;
+        let filter = crate::plan::optional_glob(args.filter.as_deref(), "--filter pattern")?;
         if let Some(pattern) = &filter {
             if !bin.funcs.iter().any(|f| pattern.matches(f.name)) {
                 bail!(
@@ -172,17 +181,14 @@ impl<'a> Report<'a> {
         }
         if self.args.target.json {
             let json = CreateJson {
-                r#type: "create",
-                ts_ns: e.ts_ns,
-                pid: e.tgid,
-                goid: e.goid,
+                event: EventJson::of(&e),
                 parent_goid: e.parent_goid,
                 function: &start.function,
                 site: &site,
                 wrapper: start.wrapper.as_deref(),
                 stack,
             };
-            writeln!(self.lines, "{}", serde_json::to_string(&json)?)?;
+            lines::write_json_line(&mut self.lines, "create", &json)?;
             return Ok(());
         }
         let when = self.time(e.ts_ns);
@@ -206,13 +212,10 @@ impl<'a> Report<'a> {
         }
         if self.args.target.json {
             let json = ExitJson {
-                r#type: "exit",
-                ts_ns: e.ts_ns,
-                pid: e.tgid,
-                goid: e.goid,
+                event: EventJson::of(e),
                 lifetime_ns,
             };
-            writeln!(self.lines, "{}", serde_json::to_string(&json)?)?;
+            lines::write_json_line(&mut self.lines, "exit", &json)?;
         } else {
             let when = self.time(e.ts_ns);
             let lifetime = clock::human_duration(lifetime_ns);

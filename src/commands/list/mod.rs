@@ -10,9 +10,10 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::ListArgs;
+use crate::gobin::format::inline_tree::InlineTable;
 use crate::gobin::{BinaryFile, GoBinary};
 use inlined::SiteDetails;
 use rows::Rows;
@@ -24,12 +25,7 @@ const CODE_WINDOW: u64 = 4 << 20;
 pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&args.binary)?;
     let bin = file.parse()?;
-    let pattern = args
-        .pattern
-        .as_deref()
-        .map(glob::Pattern::new)
-        .transpose()
-        .context("bad pattern (glob syntax: * ? [abc])")?;
+    let pattern = crate::plan::optional_glob(args.pattern.as_deref(), "pattern")?;
     let matches = |name: &str| pattern.as_ref().is_none_or(|p| p.matches(name));
     let dwarf = bin.dwarf()?;
     if args.globals {
@@ -38,22 +34,14 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let inlined = bin.inline_table();
     // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
     let details = args.inlined.then(|| SiteDetails::read(&bin)).transpose()?;
-    // Functions with no out-of-line copy: their only code is inlined into callers.
-    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
-    let mut inlined_only: Vec<&str> = inlined
-        .inlined_functions()
-        .filter(|name| matches(name) && !out_of_line.contains(name))
-        .collect();
-    inlined_only.sort_unstable();
-    let listed = || {
-        let own = bin
-            .funcs
-            .iter()
-            .map(|f| f.name)
-            .filter(|name| matches(name));
-        own.chain(inlined_only.iter().copied())
-    };
-    let name_width = listed()
+    let inlined_only = inlined_only(&bin, &matches);
+    let own = bin
+        .funcs
+        .iter()
+        .map(|f| f.name)
+        .filter(|name| matches(name));
+    let name_width = own
+        .chain(inlined_only.iter().copied())
         .map(|name| name.chars().count())
         .fold("FUNCTION".len(), usize::max);
     let mut rows = Rows {
@@ -89,6 +77,13 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         shown += 1;
     }
     out.flush()?;
+    after_rows(args, shown, inlined)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After `shown` rows: an error when nothing matched; with --json, the warning about inline
+/// trees that the text's summary line carries (JSON lines have no room for it).
+fn after_rows(args: &ListArgs, shown: usize, inlined: &InlineTable<'_>) -> Result<()> {
     if shown == 0 {
         let (pattern, binary) = (
             args.pattern.as_deref().unwrap_or("*"),
@@ -96,7 +91,6 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         );
         anyhow::bail!("no function matches {pattern:?} in {binary} (try `gotrace list {binary}` to see them all)");
     }
-    // In text the summary line says it; JSON lines have no room for it.
     if let Some(problem) = args
         .json
         .then(|| inlined::inline_problems(inlined))
@@ -104,7 +98,20 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     {
         eprintln!("gotrace: warning: {problem}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The matching functions that have no out-of-line copy (their only code is inlined into
+/// callers), sorted.
+fn inlined_only<'b>(bin: &'b GoBinary<'_>, matches: &impl Fn(&str) -> bool) -> Vec<&'b str> {
+    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
+    let mut names: Vec<&str> = bin
+        .inline_table()
+        .inlined_functions()
+        .filter(|name| matches(name) && !out_of_line.contains(name))
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 /// One line saying what kind of binary this is.
