@@ -12,17 +12,17 @@
 #     alternately with this one so that both see the same load.
 # Medians of RUNS (default 5) runs. Prints each figure and the ratios.
 #
-# Measured (issue 28, 2 loaded cores, medians of 5, same run, against GOTRACE_BASELINE = a1db141^):
-#   before the change (main 8f38c44):
-#     hugo     2.15 s 67.9 MB vs 0.88 s 41.4 MB (2.4x)   compile 1.74 s 55.8 MB vs 0.39 s 24.4 MB
-#     go       0.91 s 33.0 MB vs 0.35 s 17.3 MB
-#   after (rows serialized from borrowed structs, 40-byte inline-table entries sharing their
-#   callers and ranges, decoded code released behind the rows):
-#     hugo     0.92 s 33.1 MB vs 0.64 s 41.5 MB (1.4x)   compile 0.54 s 26.1 MB vs 0.26 s 24.4 MB
-#     go       0.39 s 20.8 MB vs 0.24 s 17.3 MB
-#   CPU time (perf stat task-clock, compile): 192 ms vs 106 ms. What remains is reading the
-#   inline trees (~40 ms on compile: every tree, every parent's line table for the call sites)
-#   and writing them: the index is 5x larger (compile: 23.7 MB of JSON vs 4.7 MB).
+# Measured (issue 28, 2 shared cores, medians of 5 wall / 7 CPU runs, one run alternating
+# a1db141^ (before inline trees), main before the change (8f38c44) and after (c214daa)):
+#              wall s: before / 8f38c44 / after   CPU ms (task-clock)      peak RSS MB
+#   hugo       0.42 / 0.90 / 0.49                  201 / 515 / 274 (1.36x)  41.5 / 67.6 / 32.5
+#   compile    0.15 / 0.62 / 0.35                  102 / 383 / 175 (1.71x)  24.3 / 55.7 / 26.2
+#   go         0.11 / 0.38 / 0.18                   74 / 239 / 121 (1.64x)  17.3 / 32.5 / 20.8
+# The change: rows serialized from borrowed structs (no serde_json::Value), 40-byte inline-table
+# entries sharing their callers and ranges, decoded code released behind the rows, site classes
+# judged only at possible probe sites. What remains over 1.3x is reading every inline tree
+# (~40 ms CPU on compile: the trees, each parent's line table for the call sites) and writing
+# them: the index is 5x larger (compile: 23.7 MB of JSON against 4.7 MB before).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
