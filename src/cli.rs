@@ -51,6 +51,10 @@ pub struct TraceTarget {
     /// Stop after this many seconds.
     #[arg(short = 'd', long = "duration", value_name = "SECS")]
     pub duration: Option<f64>,
+    /// At the stop, how long the calls in flight may take to return before the probes go
+    /// (e.g. 250ms, 1s); those still running are counted in_flight_at_end.
+    #[arg(long, value_name = "DURATION", default_value = "250ms")]
+    pub drain_timeout: String,
     /// One JSON object per line instead of tables; the first line says when the probes are
     /// attached.
     #[arg(long)]
@@ -62,6 +66,14 @@ pub struct TraceTarget {
     /// exit status.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+impl TraceTarget {
+    /// `--drain-timeout` (`250ms`, `1s`...).
+    pub fn drain_timeout(&self) -> anyhow::Result<std::time::Duration> {
+        crate::output::clock::parse_duration_ns("--drain-timeout", &self.drain_timeout)
+            .map(std::time::Duration::from_nanos)
+    }
 }
 
 /// Arguments of `gotrace funclat`.

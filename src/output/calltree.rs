@@ -139,7 +139,8 @@ fn human_list(values: &[RenderedValue], named: bool) -> String {
 }
 
 /// One root call as the JSON object of `gotrace graph --json`: `type` `"tree"`, `pid`, `goid`,
-/// `ts_ns`, `site` (when known), `truncated`, and the root's own `function`, `duration_ns` and
+/// `ts_ns` (CLOCK_MONOTONIC), `site` (when known), `truncated_calls` (calls cut by --depth /
+/// --max-nodes), and the root's own `function`, `duration_ns` and
 /// `children` (each child the same shape). `unwound` appears only when set; `args` / `results`
 /// only when recorded, as the list of the values' JSON objects as the `args` command prints them.
 pub fn tree_json(tree: &CallTree) -> Value {
@@ -149,7 +150,7 @@ pub fn tree_json(tree: &CallTree) -> Value {
     fields.insert("pid".into(), json!(tree.pid));
     fields.insert("goid".into(), json!(tree.goid));
     fields.insert("ts_ns".into(), json!(tree.ts_ns));
-    fields.insert("truncated".into(), json!(tree.truncated));
+    fields.insert("truncated_calls".into(), json!(tree.truncated));
     if let Some(site) = &tree.root_site {
         fields.insert("site".into(), json!(site));
     }
@@ -442,7 +443,7 @@ mod tests {
             "goid": 17,
             "ts_ns": 1_700_000_000_123_456_789u64,
             "site": "/src/main.go:42",
-            "truncated": 2,
+            "truncated_calls": 2,
             "function": "main.handle",
             "duration_ns": 100,
             "children": [

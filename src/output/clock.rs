@@ -29,6 +29,30 @@ pub fn monotonic_to_unix_ns() -> i128 {
     read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
 }
 
+/// A CLOCK_MONOTONIC instant (a `ts_ns`) as UTC RFC 3339 wall-clock time with
+/// nanoseconds, e.g. `2026-05-01T12:00:00.123456789Z` (the JSON `time` field).
+pub fn rfc3339(monotonic_ns: u64) -> String {
+    let unix_ns = i128::from(monotonic_ns) + monotonic_to_unix_ns();
+    let secs = libc::time_t::try_from(unix_ns.div_euclid(1_000_000_000)).unwrap_or(0);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    // SAFETY: `tm` is plain data that gmtime_r fully initialises on success; both pointers
+    // are to valid locals.
+    let tm = unsafe {
+        let mut tm = std::mem::zeroed::<libc::tm>();
+        libc::gmtime_r(&secs, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 /// A Unix time in nanoseconds as local `HH:MM:SS.micros`.
 pub fn hms_micros(unix_ns: i128) -> String {
     let secs = libc::time_t::try_from(unix_ns.div_euclid(1_000_000_000)).unwrap_or(0);
@@ -46,6 +70,32 @@ pub fn hms_micros(unix_ns: i128) -> String {
     )
 }
 
+/// Parses a command-line duration, `5ms`, `100us` (or `µs`), `250ns`, `1.5s`, `2m`, into
+/// nanoseconds; `flag` names the option in errors.
+pub fn parse_duration_ns(flag: &str, text: &str) -> anyhow::Result<u64> {
+    use anyhow::Context;
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        _ => anyhow::bail!(
+            "{flag} {text:?}: give a number and a unit: ns, us, ms, s or m (e.g. 5ms)"
+        ),
+    };
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .with_context(|| format!("{flag} {text:?}: {number:?} is not a number (e.g. 5ms)"))?;
+    Ok((value * scale).round() as u64)
+}
+
 /// A duration for people, as Go prints one rounded: `950ns`, `1.2µs`, `3.4ms`, `5.67s`.
 pub fn human_duration(ns: u64) -> String {
     match ns {
@@ -59,6 +109,18 @@ pub fn human_duration(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        let parse = |text| parse_duration_ns("--min", text);
+        assert_eq!(parse("5ms").unwrap(), 5_000_000);
+        assert_eq!(parse("100us").unwrap(), 100_000);
+        assert_eq!(parse("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse("250ns").unwrap(), 250);
+        assert!(parse("5").is_err());
+        assert!(parse("ms").is_err());
+        assert!(parse("5 parsecs").is_err());
+    }
 
     #[test]
     fn human_durations() {

@@ -72,6 +72,7 @@ plain_data!(
     t::goroutine_event,
     t::goroutine_counters,
     t::closure_call,
+    t::newproc_call,
     t::graph_event,
     t::graph_stats,
 );

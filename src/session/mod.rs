@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod bpf;
 pub mod drain;
+pub mod gate;
 pub mod kernel;
 pub mod lifecycle;
 pub mod maps;
@@ -24,6 +25,7 @@ use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
 use attach::Attached;
 use drain::Drain;
+use gate::{Edges, Gate};
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
 use target::{Target, TargetSpec};
 
@@ -44,7 +46,10 @@ pub struct Session {
     pub out: Out,
     json: bool,
     duration: Option<Duration>,
+    drain_timeout: Duration,
     lifecycle: Option<Lifecycle>,
+    gate: Option<Gate>,
+    edges: Edges,
 }
 
 impl Session {
@@ -59,9 +64,18 @@ impl Session {
             out: WholeLines::new(std::io::stdout().lock()),
             json: args.json,
             duration,
+            drain_timeout: args.drain_timeout()?,
             lifecycle: None,
+            gate: None,
+            edges: Edges::default(),
         };
         Ok((session, file))
+    }
+
+    /// The session's edges (the instants entries began and stopped counting), for the
+    /// renderers' summaries; set by [`Session::attach`] and at the stop.
+    pub fn edges(&self) -> Edges {
+        self.edges.clone()
     }
 
     /// The traced process, or None for every process running the binary.
@@ -78,26 +92,32 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
+        let mut gate = Gate::find(object)?;
+        gate.edges = self.edges.clone();
         let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
+        // Every link is live: hits count from one instant on (DESIGN.md technique 14).
+        let open_ns = gate.arm();
+        self.gate = Some(gate);
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.
         self.lifecycle = Some(Lifecycle::start(self.duration, interval));
-        self.announce(announcement, sites.len())?;
+        self.announce(announcement, sites.len(), open_ns)?;
         self.target.release()?;
         Ok(attached)
     }
 
-    /// The human banner, or the JSON `attached` line; flushed, so that a reader waiting for
-    /// it knows tracing has begun.
-    fn announce(&mut self, announcement: &Announcement, probes: usize) -> Result<()> {
+    /// The human banner, or the JSON `attached` line (`ts_ns`: the instant entries began to
+    /// count); flushed, so that a reader waiting for it knows tracing has begun.
+    fn announce(&mut self, announcement: &Announcement, probes: usize, open_ns: u64) -> Result<()> {
         if self.json {
             let (functions, target) = (announcement.functions, &self.target);
-            let line = match target.pid {
-                Some(pid) => json!({"type": "attached", "functions": functions,
-                                    "probes": probes, "pids": [pid]}),
-                None => json!({"type": "attached", "functions": functions,
-                               "probes": probes, "binary": target.binary.display().to_string()}),
-            };
+            let mut line = json!({"type": "attached", "ts_ns": open_ns,
+                                  "time": crate::output::clock::rfc3339(open_ns),
+                                  "functions": functions, "probes": probes});
+            match target.pid {
+                Some(pid) => line["pids"] = json!([pid]),
+                None => line["binary"] = json!(target.binary.display().to_string()),
+            }
             writeln!(self.out, "{line}")?;
         } else {
             writeln!(
@@ -112,8 +132,11 @@ impl Session {
 
     /// Runs until a stop: between checks, `drain` empties the kernel's buffers (waiting at
     /// most the time it is given); `on_wake` renders after each drain, each interval, and
-    /// once more at the stop, after the probes are detached and the buffers drained a last
-    /// time. `on_wake` returning false ends the session ([`StopReason::Done`]).
+    /// once more at the stop. `on_wake` returning false ends the session
+    /// ([`StopReason::Done`]). The stop (DESIGN.md technique 14): entries stop counting
+    /// (`close_ns`), the calls in flight return (at most `--drain-timeout`; not when the
+    /// target exited: its open calls never will), every hit ends, the buffers are drained a
+    /// last time, `on_wake` renders the results, and only then are the probes detached.
     pub fn run(
         &mut self,
         attached: Attached,
@@ -134,10 +157,17 @@ impl Session {
                 }
             }
         };
-        drop(attached);
+        if let Some(gate) = self.gate.take() {
+            gate.close();
+            if !matches!(stop, StopReason::TargetExited(_)) {
+                gate.drain(self.drain_timeout, &mut |timeout| drain.drain(timeout))?;
+            }
+            gate.shut();
+        }
         drain.finish()?;
         on_wake(Wake::Stop(stop), &mut self.out)?;
         self.out.flush()?;
+        drop(attached);
         Ok(stop)
     }
 }

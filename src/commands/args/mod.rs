@@ -81,21 +81,30 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         None,
         &plan.announcement(&patterns, args.target.verbose),
     )?;
-    let pid = session.pid();
+    let (pid, edges) = (session.pid(), session.edges());
     let stop = session.run(attached, &mut ring, |wake, out| {
         let more = printer.borrow_mut().flush(out)?;
         let Wake::Stop(stop) = wake else {
             return Ok(more);
         };
         let counts = printer.borrow().counts();
-        write_summary(out, &skel, stop, pid, counts, args.target.json)?;
+        write_summary(
+            out,
+            &skel,
+            stop,
+            pid,
+            counts,
+            args.target.json,
+            edges.close_ns(),
+        )?;
         Ok(true)
     })?;
     Ok(stop.exit_code())
 }
 
-/// The last line: events printed, lost, malformed and unmatched (calls still open in an
-/// exited target count as unmatched, a tail caller's kept under its callee's too).
+/// The last line: events printed, lost, malformed, unmatched and in flight at the edges
+/// (calls still open in an exited target count as unmatched, else as in flight at the end; a
+/// tail caller's kept under its callee's too). `ts_ns`: the instant entries stopped counting.
 fn write_summary(
     out: &mut impl Write,
     skel: &ArgsSkel<'_>,
@@ -103,25 +112,28 @@ fn write_summary(
     pid: Option<u32>,
     Counts { events, malformed }: Counts,
     json: bool,
+    ts_ns: u64,
 ) -> Result<()> {
     let stats = maps::per_cpu::<args_stats>(&skel.maps.stats, 0)?;
     let lost: u64 = stats.iter().map(|s| s.lost).sum();
     let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
-    if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
-        let open = maps::open_calls(&skel.maps.starts, pid)?;
-        unmatched += open
-            .iter()
-            .map(|call| 1 + u64::from(call.has_outer != 0))
-            .sum::<u64>();
+    let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+    let open = maps::open_calls(&skel.maps.starts, pid)?.len() as u64;
+    let mut in_flight_at_end = 0;
+    match stop {
+        StopReason::TargetExited(_) => unmatched += open,
+        _ => in_flight_at_end = open,
     }
     if json {
-        let line = json!({"type": "summary", "events": events, "lost": lost,
-            "malformed": malformed, "unmatched": unmatched});
+        let line = json!({"type": "summary", "ts_ns": ts_ns,
+            "time": crate::output::clock::rfc3339(ts_ns), "events": events, "lost": lost,
+            "malformed": malformed, "unmatched": unmatched,
+            "in_flight_at_start": in_flight_at_start, "in_flight_at_end": in_flight_at_end});
         writeln!(out, "{line}")?;
     } else {
         writeln!(
             out,
-            "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched"
+            "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end"
         )?;
     }
     Ok(())

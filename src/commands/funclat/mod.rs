@@ -58,6 +58,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let mut sites = plan.sites(|_| true);
     sites.extend_from_slice(&inline_sites.sites);
     let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
+    let edges = session.edges();
     let (pid, mut printed) = (session.pid(), vec![Log2Hist::default(); plan.funcs.len()]);
     let stop = session.run(attached, &mut Sleep, |wake, out| {
         if wake == Wake::Drained {
@@ -67,20 +68,25 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         match wake {
             Wake::Drained | Wake::Interval => {}
             Wake::Stop(stop) => {
-                if let (StopReason::TargetExited(_), Some(pid)) = (stop, pid) {
-                    for call in maps::open_calls(&skel.maps.starts, pid)? {
-                        // A tail-call wrapper's call kept under its callee's is open too.
-                        let outer = (call.has_outer != 0).then_some(call.outer_func_id);
-                        for func_id in std::iter::once(call.func_id).chain(outer) {
-                            if let Some(hist) = now.get_mut(func_id as usize) {
-                                hist.unmatched += 1;
-                            }
+                // Calls still open after the drain: in flight at the end, or, in a target
+                // that exited, calls that will never return.
+                let exited = matches!(stop, StopReason::TargetExited(_));
+                for func_id in maps::open_calls(&skel.maps.starts, pid)? {
+                    if let Some(hist) = now.get_mut(func_id as usize) {
+                        match exited {
+                            true => hist.unmatched += 1,
+                            false => hist.in_flight_at_end += 1,
                         }
                     }
                 }
                 live.update(&now);
                 if interval.is_none() || now != printed {
                     print_period(out, args, unit, &plan, &now, &printed)?;
+                }
+                if args.target.json {
+                    let mut total = Log2Hist::default();
+                    now.iter().for_each(|h| total.add(h));
+                    writeln!(out, "{}", total.summary_json(edges.close_ns()))?;
                 }
                 live.finish()?;
                 if !args.target.json {
@@ -163,7 +169,7 @@ fn print_period(
             if period.lost > 0 {
                 writeln!(
                     out,
-                    "  ({} calls not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                    "  ({} calls not measured: more than --max-open-calls={} calls in flight at once)",
                     period.lost, args.max_open_calls
                 )?;
             }

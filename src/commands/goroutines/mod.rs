@@ -23,12 +23,14 @@ use crate::gobin::{creation_stack, start_function, GoBinary};
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::{closure_call, goroutine_counters, goroutine_func};
+use crate::session::bpf::shared::types::{
+    closure_call, frame_key, goroutine_counters, goroutine_func, newproc_call,
+};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, PrintClock, Wake};
 use crate::session::{maps, Announcement, Session};
-use report::Report;
+use report::{Report, SummaryEdges};
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
 const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
@@ -76,6 +78,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let mut print_clock = PrintClock::start(interval);
     let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
     report_cell.borrow_mut().print_header()?;
+    let (edges, pid) = (session.edges(), session.pid());
     let stop = session.run(attached, &mut ring, |wake, out| {
         let mut report = report_cell.borrow_mut();
         report.flush(out)?;
@@ -89,7 +92,17 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         }
         if print_clock.take_due() || matches!(wake, Wake::Stop(_)) {
             let lost = losses.lost + losses.unreadable + losses.unpaired;
-            report.print_summary(out, lost)?;
+            let stopping = matches!(wake, Wake::Stop(_));
+            let in_flight = SummaryEdges {
+                in_flight_at_start: losses.in_flight_at_start,
+                in_flight_at_end: if stopping {
+                    open_creations(&skel, pid)?
+                } else {
+                    0
+                },
+            };
+            let ts_ns = stopping.then(|| edges.close_ns());
+            report.print_summary(out, lost, in_flight, ts_ns)?;
         }
         Ok(true)
     })?;
@@ -172,8 +185,25 @@ fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
         sum.lost += c.lost;
         sum.unreadable += c.unreadable;
         sum.unpaired += c.unpaired;
+        sum.in_flight_at_start += c.in_flight_at_start;
     }
     Ok(sum)
+}
+
+/// runtime.newproc1 calls of `pid` (None: any process) still open at the stop, begun while
+/// the gate was armed.
+fn open_creations(skel: &GoroutinesSkel<'_>, pid: Option<u32>) -> Result<u64> {
+    let mut open = 0;
+    for key_bytes in skel.maps.calls.keys() {
+        let key: frame_key = bpf::read(&key_bytes)?;
+        if pid.is_some_and(|pid| key.tgid != pid) {
+            continue;
+        }
+        if let Some(value) = skel.maps.calls.lookup(&key_bytes, MapFlags::ANY)? {
+            open += u64::from(bpf::read::<newproc_call>(&value)?.late == 0);
+        }
+    }
+    Ok(open)
 }
 
 /// runtime.newproc1 (entry and RETs) and runtime.goexit1 (entry only: it never returns), at

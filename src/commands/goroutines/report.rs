@@ -62,8 +62,24 @@ struct RowJson<'a> {
 #[derive(Serialize)]
 struct SummaryJson<'a> {
     r#type: &'static str,
+    /// The instant creations and exits stopped counting (CLOCK_MONOTONIC), and as wall-clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
     rows: Vec<RowJson<'a>>,
     lost: u64,
+    #[serde(flatten)]
+    edges: SummaryEdges,
+    exits_created_before_start: u64,
+}
+
+/// The edges of a goroutines trace: goroutine creations (runtime.newproc1 calls) in flight
+/// when tracing began (not reported as created) and when it ended.
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct SummaryEdges {
+    pub in_flight_at_start: u64,
+    pub in_flight_at_end: u64,
 }
 
 /// Turns records into lines and keeps the ledger.
@@ -258,8 +274,15 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// The summary rows (cumulative), live counts and lost events.
-    pub fn print_summary(&mut self, out: &mut impl Write, lost: u64) -> Result<()> {
+    /// The summary rows (cumulative), live counts, lost events and the edges; `ts_ns` (the
+    /// final summary's): the instant creations and exits stopped counting.
+    pub fn print_summary(
+        &mut self,
+        out: &mut impl Write,
+        lost: u64,
+        edges: SummaryEdges,
+        ts_ns: Option<u64>,
+    ) -> Result<()> {
         self.forget_ended_processes();
         let rows = self.ledger.rows();
         if self.args.target.json {
@@ -280,6 +303,10 @@ impl<'a> Report<'a> {
                     })
                     .collect(),
                 lost,
+                ts_ns,
+                time: ts_ns.map(crate::output::clock::rfc3339),
+                edges,
+                exits_created_before_start: self.ledger.exits_unseen_creation,
             };
             writeln!(out, "{}", serde_json::to_string(&json)?)?;
             out.flush()?;
@@ -311,10 +338,12 @@ impl<'a> Report<'a> {
         }
         writeln!(
             out,
-            "live goroutines: {} now, {} at peak; exits of goroutines created before tracing: {}; lost events: {lost}",
+            "live goroutines: {} now, {} at peak; exits of goroutines created before tracing: {}; lost events: {lost}; creations in flight at start: {}, at end: {}",
             self.ledger.current_live(),
             self.ledger.peak_live(),
             self.ledger.exits_unseen_creation,
+            edges.in_flight_at_start,
+            edges.in_flight_at_end,
         )?;
         out.flush()?;
         Ok(())

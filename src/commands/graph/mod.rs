@@ -35,7 +35,11 @@ use tree::{Counts, Limits, Record, Step, TreeBuilder};
 /// Runs `gotrace graph`.
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let min_ns = args.min.as_deref().map(parse_duration).transpose()?;
+    let min_ns = args
+        .min
+        .as_deref()
+        .map(|text| crate::output::clock::parse_duration_ns("--min", text))
+        .transpose()?;
     if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
         bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
     }
@@ -89,6 +93,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         &plan.announcement(&patterns, args.target.verbose),
     )?;
     let started = std::time::Instant::now();
+    let edges = session.edges();
     let stop = session.run(attached, &mut ring, |wake, out| {
         let mut printer = printer.borrow_mut();
         let stopping = matches!(wake, Wake::Stop(_));
@@ -100,7 +105,8 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         if stopping {
             let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
             printer.write_files(args, &what, started.elapsed())?;
-            printer.write_summary(out, &maps::per_cpu::<graph_stats>(&skel.maps.stats, 0)?)?;
+            let stats = maps::per_cpu::<graph_stats>(&skel.maps.stats, 0)?;
+            printer.write_summary(out, &stats, edges.close_ns())?;
         }
         out.flush()?;
         Ok(true)
@@ -218,28 +224,6 @@ fn load_program<'o>(
     Ok(skel)
 }
 
-/// Parses `5ms`, `100us` (or `µs`), `250ns`, `1.5s`, `2m` into nanoseconds.
-fn parse_duration(text: &str) -> Result<u64> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        _ => bail!("--min {text:?}: give a number and a unit: ns, us, ms, s or m (e.g. 5ms)"),
-    };
-    let value: f64 = number
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-        .with_context(|| format!("--min {text:?}: {number:?} is not a number (e.g. 5ms)"))?;
-    Ok((value * scale).round() as u64)
-}
-
 /// Turns ring-buffer records into trees and the trees into output.
 struct Printer<'p> {
     builder: TreeBuilder,
@@ -314,12 +298,14 @@ impl Printer<'_> {
             return;
         }
         self.trees += 1;
-        tree.ts_ns = u64::try_from(i128::from(tree.ts_ns) + self.clock_offset).unwrap_or(0);
         tree.root_site = self.root_sites.get(&tree.root.function).cloned();
         if self.json {
+            // JSON's ts_ns is the events' clock (CLOCK_MONOTONIC, docs/json.md).
             self.text.push_str(&calltree::tree_json(&tree).to_string());
             self.text.push('\n');
         } else {
+            // People read wall-clock time.
+            tree.ts_ns = u64::try_from(i128::from(tree.ts_ns) + self.clock_offset).unwrap_or(0);
             calltree::render_human(&tree, &mut self.text);
         }
         if let Some(folded) = &mut self.folded {
@@ -356,13 +342,15 @@ impl Printer<'_> {
     }
 
     /// The last line: trees printed and every record or call that is not in one.
-    fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats]) -> Result<()> {
+    /// `ts_ns`: the instant ROOT entries stopped counting.
+    fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats], ts_ns: u64) -> Result<()> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
+        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
         let unreadable: u64 = stats.iter().map(|s| s.unreadable).sum();
         let Counts {
             unmatched,
             truncated,
-            open_at_end,
+            open_at_end: in_flight_at_end,
         } = self.builder.counts;
         // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
         let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
@@ -371,34 +359,21 @@ impl Printer<'_> {
         let malformed =
             self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
         if self.json {
-            let line = json!({"type": "summary", "trees": self.trees, "lost": lost,
+            let line = json!({"type": "summary", "ts_ns": ts_ns,
+                              "time": crate::output::clock::rfc3339(ts_ns),
+                              "trees": self.trees, "lost": lost,
                               "unreadable": unreadable, "unmatched": unmatched,
-                              "truncated": truncated, "below_min": self.below_min,
-                              "open_at_end": open_at_end, "malformed": malformed});
+                              "truncated_calls": truncated, "below_min": self.below_min,
+                              "in_flight_at_start": in_flight_at_start,
+                              "in_flight_at_end": in_flight_at_end, "malformed": malformed});
             writeln!(out, "{line}")?;
         } else {
             writeln!(
                 out,
-                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end",
+                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated calls, {} below --min, {in_flight_at_start} in flight at start, {in_flight_at_end} at end",
                 self.trees, self.below_min
             )?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5ms").unwrap(), 5_000_000);
-        assert_eq!(parse_duration("100us").unwrap(), 100_000);
-        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
-        assert_eq!(parse_duration("250ns").unwrap(), 250);
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
     }
 }
