@@ -51,6 +51,10 @@ pub struct TraceTarget {
     /// Stop after this many seconds.
     #[arg(short = 'd', long = "duration", value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Write gotrace's own output (tables, JSON lines) to FILE instead of stdout, so that a
+    /// launched command's output cannot interleave with it.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     /// At the stop, how long the calls in flight may take to return before the probes go
     /// (e.g. 250ms, 1s); those still running are counted in_flight_at_end.
     #[arg(long, value_name = "DURATION", default_value = "250ms")]

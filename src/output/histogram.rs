@@ -170,8 +170,8 @@ impl Log2Hist {
         })
     }
 
-    /// The `--json` object for one function.
-    pub fn to_json(&self, function: &str, unit: Unit) -> serde_json::Value {
+    /// The `--json` object for one function; `ts_ns`: the end of the period it covers.
+    pub fn to_json(&self, function: &str, unit: Unit, ts_ns: u64) -> serde_json::Value {
         let buckets: Vec<_> = self
             .slots
             .iter()
@@ -184,6 +184,7 @@ impl Log2Hist {
             .collect();
         serde_json::json!({
             "type": "hist",
+            "ts_ns": ts_ns,
             "function": function,
             "unit": unit.short(),
             "count": self.count,

@@ -12,10 +12,10 @@ pub mod lifecycle;
 pub mod maps;
 pub mod target;
 
-use std::io::{StdoutLock, Write};
+use std::io::Write;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use libbpf_rs::Object;
 use serde_json::json;
 
@@ -29,8 +29,9 @@ use gate::{Edges, Gate};
 use lifecycle::{seconds, Lifecycle, StopReason, Wake};
 use target::{Target, TargetSpec};
 
-/// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
-pub type Out = WholeLines<StdoutLock<'static>>;
+/// Where every line of a session goes: stdout (whole lines only: a launched target may share
+/// it) or the `-o` file.
+pub type Out = WholeLines<Box<dyn Write>>;
 
 /// What the session says once the probes are live.
 pub struct Announcement {
@@ -57,11 +58,18 @@ impl Session {
     /// exec) and opens its binary for reading.
     pub fn resolve(args: &TraceTarget, spec: TargetSpec) -> Result<(Session, BinaryFile)> {
         let duration = args.duration.map(seconds).transpose()?;
+        let sink: Box<dyn Write> = match &args.output {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            )),
+            None => Box::new(std::io::stdout().lock()),
+        };
         let target = Target::resolve(spec)?;
         let file = BinaryFile::open(&target.binary)?;
         let session = Session {
             target,
-            out: WholeLines::new(std::io::stdout().lock()),
+            out: WholeLines::new(sink),
             json: args.json,
             duration,
             drain_timeout: args.drain_timeout()?,

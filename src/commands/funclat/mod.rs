@@ -81,7 +81,8 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
                 }
                 live.update(&now);
                 if interval.is_none() || now != printed {
-                    print_period(out, args, unit, &plan, &now, &printed)?;
+                    let ts_ns = edges.close_ns();
+                    print_period(out, args, unit, &plan, (&now, &printed), ts_ns)?;
                 }
                 if args.target.json {
                     let mut total = Log2Hist::default();
@@ -97,7 +98,8 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         }
         live.update(&now);
         if print_clock.take_due() {
-            print_period(out, args, unit, &plan, &now, &printed)?;
+            let ts_ns = crate::session::gate::monotonic_ns();
+            print_period(out, args, unit, &plan, (&now, &printed), ts_ns)?;
             printed = now;
         }
         Ok(true)
@@ -146,14 +148,15 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
         .collect()
 }
 
-/// Prints what happened since `earlier` for every function.
+/// Prints what happened since `earlier` for every function; `ts_ns`: the period's end (the
+/// instant the histograms were read, or at the stop the instant entries stopped counting).
 fn print_period(
     out: &mut impl Write,
     args: &FunclatArgs,
     unit: Unit,
     plan: &ProbePlan,
-    now: &[Log2Hist],
-    earlier: &[Log2Hist],
+    (now, earlier): (&[Log2Hist], &[Log2Hist]),
+    ts_ns: u64,
 ) -> Result<()> {
     if args.timestamp && !args.target.json {
         writeln!(out, "\n{}", crate::output::clock::wall_clock_hms())?;
@@ -161,7 +164,7 @@ fn print_period(
     for ((func, now), earlier) in plan.funcs.iter().zip(now).zip(earlier) {
         let period = now.since(earlier);
         if args.target.json {
-            writeln!(out, "{}", period.to_json(&func.name, unit))?;
+            writeln!(out, "{}", period.to_json(&func.name, unit, ts_ns))?;
         } else if period != Log2Hist::default() || plan.funcs.len() == 1 {
             // With many functions, only those that did something (as BCC does).
             writeln!(out, "\nFunction = {}", func.name)?;
