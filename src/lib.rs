@@ -4,6 +4,7 @@
 //! The `gotrace` binary is a thin `main` over [`commands`]; benches and fuzz targets use the
 //! readers directly. See docs/architecture.md.
 
+pub mod bpf_types;
 pub mod cli;
 pub mod commands;
 pub mod gobin;

@@ -224,7 +224,10 @@ fn compare_values(
         let type_name = value["type"].as_str().unwrap_or("");
         let (mut want, keys) = expected(own, type_name, register_abi);
         // docs/json.md: an integer beyond ±(2^53 - 1) is written as its decimal digits.
-        if want.as_i64().map_or(want.is_u64(), |v| v.unsigned_abs() > (1 << 53) - 1) {
+        if want
+            .as_i64()
+            .map_or(want.is_u64(), |v| v.unsigned_abs() > (1 << 53) - 1)
+        {
             want = json!(want.to_string());
         }
         if value["value"] != want {

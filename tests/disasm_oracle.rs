@@ -34,8 +34,8 @@ use std::process::{Command, Stdio};
 use common::require;
 use common::targets::{matrix_binary, Variant, GOARCHES};
 use common::toolchain::MATRIX_GO_VERSIONS;
-use gotrace::gobin::disasm::{decode_function, DecodedFunction, EntryCheck, EntrySite};
-use gotrace::gobin::site_class::SiteClass;
+use gotrace::gobin::code::disasm::{decode_function, DecodedFunction, EntryCheck, EntrySite};
+use gotrace::gobin::code::site_class::SiteClass;
 use gotrace::gobin::{Arch, BinaryFile};
 use object::{Object, ObjectSection};
 
@@ -549,7 +549,7 @@ fn check_entry_site(
     let expected = match jbe {
         Some(jbe) => EntrySite {
             addr: jbe.addr,
-            insn: gotrace::gobin::disasm::ProbeInsn {
+            insn: gotrace::gobin::code::disasm::ProbeInsn {
                 class: SiteClass::Emulated,
                 len: decoded.entry.insn.len,
             },

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use gotrace::gobin::disasm::decode_function;
+use gotrace::gobin::code::disasm::decode_function;
 use gotrace::gobin::Arch;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 use object::{Object, ObjectSection};

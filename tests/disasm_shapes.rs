@@ -3,10 +3,10 @@
 //! `go tool objdump`'s (arm64) listing of the same function, quoted above each case.
 //! The last tests use small hand-assembled functions for rules real code rarely exercises.
 
-use gotrace::gobin::disasm::{
+use gotrace::gobin::code::disasm::{
     decode_function, DecodedFunction, EntryCheck, EntrySite, ProbeInsn, TailCall,
 };
-use gotrace::gobin::site_class::{site_class, SiteClass};
+use gotrace::gobin::code::site_class::{site_class, SiteClass};
 use gotrace::gobin::Arch;
 use proptest::prelude::*;
 

@@ -1,4 +1,4 @@
-//! The DWARF reader (`gotrace::gobin::dwarf`) and the runtime layout table against Go's own
+//! The DWARF reader (`gotrace::gobin::format::dwarf`) and the runtime layout table against Go's own
 //! `debug/dwarf`, run through `tests/oracle/dwarfdump` (built with the oracle toolchain).
 //!
 //! What is compared, exactly:
@@ -32,8 +32,8 @@ use serde::Deserialize;
 use common::require;
 use common::targets::{esbuild_binary, matrix_binaries, repo_root};
 use common::toolchain::{oracle_toolchain, toolchain, Toolchain, MATRIX_GO_VERSIONS};
-use gotrace::gobin::dwarf::{self, DwarfInfo, FuncSig, TypeId, TypeKind};
-use gotrace::gobin::runtime_layout::{self, LayoutSource};
+use gotrace::gobin::format::dwarf::{self, DwarfInfo, FuncSig, TypeId, TypeKind};
+use gotrace::gobin::runtime::layout::{self, LayoutSource};
 use gotrace::gobin::Arch;
 
 /// Toolchains beyond the matrix that the layout table was derived from; checked when
@@ -557,9 +557,9 @@ fn check_runtime_table(version: &str, arch: Arch, info: &DwarfInfo, problems: &m
         problems.push("no runtime layout in DWARF".to_string());
         return;
     };
-    let from_table = gotrace::gobin::buildinfo::parse_release(version)
-        .and_then(|release| runtime_layout::for_release(release, arch));
-    let expected = runtime_layout::RuntimeLayout {
+    let from_table = gotrace::gobin::format::buildinfo::parse_release(version)
+        .and_then(|release| layout::for_release(release, arch));
+    let expected = layout::RuntimeLayout {
         source: LayoutSource::Table,
         ..from_dwarf
     };

@@ -19,10 +19,10 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use common::gotrace::GOTRACE;
+use common::require;
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, Variant};
 use common::traced::field;
-use common::require;
 
 /// What one command reports of one run, and what the target recorded.
 #[derive(Debug)]
@@ -56,7 +56,11 @@ fn read_record(path: &Path) -> Vec<Vec<(i64, i64)>> {
     while at < bytes.len() {
         let n = word(at) as usize;
         at += 8;
-        workers.push((0..n).map(|i| (word(at + 16 * i), word(at + 16 * i + 8))).collect());
+        workers.push(
+            (0..n)
+                .map(|i| (word(at + 16 * i), word(at + 16 * i + 8)))
+                .collect(),
+        );
         at += 16 * n;
     }
     workers
@@ -67,7 +71,11 @@ fn run(binary: &Path, command: &'static str, per_site: bool, scratch: &Path) -> 
     let record_path = scratch.join(format!("record-{command}-{per_site}"));
     let mut target = Command::new(binary)
         .args(["-out".as_ref(), record_path.as_os_str()])
-        .args(if command == "goroutines" { &["-spawn"][..] } else { &[][..] })
+        .args(if command == "goroutines" {
+            &["-spawn"][..]
+        } else {
+            &[][..]
+        })
         .stdout(Stdio::piped())
         .spawn()
         .expect("the edges target starts");
@@ -197,8 +205,7 @@ impl Run {
                 })
                 .collect();
             if let (Some(first), Some(last)) = (wanted.first(), wanted.last()) {
-                if got.first().is_none_or(|g| g > first) || got.last().is_none_or(|g| g < last)
-                {
+                if got.first().is_none_or(|g| g > first) || got.last().is_none_or(|g| g < last) {
                     problems.push(format!(
                         "worker {worker}: calls {first}..={last} inside the window, reported {:?}..={:?}",
                         got.first(),

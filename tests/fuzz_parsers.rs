@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use common::require;
 use common::targets::{esbuild_binary, matrix_binary, repo_root, Variant};
 use common::toolchain::toolchain;
-use gotrace::gobin::{creation_stack, newproc_abi};
+use gotrace::gobin::runtime::{creation_stack, newproc_abi};
 use gotrace::gobin::{Arch, GoBinary};
 use gotrace::plan::abi::{self, Abi};
 use gotrace::plan::{self, inlined_args::InlinedArgs, Inlined};
@@ -331,7 +331,7 @@ struct Reach {
 
 /// The unmutated binary's DWARF, which a mutant that changed none of the DWARF reader's
 /// input shares.
-type DwarfCache = Option<gotrace::gobin::dwarf::DwarfInfo>;
+type DwarfCache = Option<gotrace::gobin::format::dwarf::DwarfInfo>;
 
 /// Runs, on `data`, what `list --json` and the planning of `funclat`, `args` and
 /// `goroutines` compute before they need root. `touched` are the file offsets the mutation

@@ -395,10 +395,10 @@ fn newproc1_parameters_are_those_of_the_table() {
             }
             assert_eq!(names, expected, "{binary}");
             assert_eq!(sig.results.len(), 1, "{binary}");
-            let abi = gotrace::gobin::newproc_abi::for_binary(&bin).unwrap();
+            let abi = gotrace::gobin::runtime::newproc_abi::for_binary(&bin).unwrap();
             let registers = goarch == "amd64";
             assert_eq!(
-                abi == gotrace::gobin::newproc_abi::NewprocAbi::Registers,
+                abi == gotrace::gobin::runtime::newproc_abi::NewprocAbi::Registers,
                 registers,
                 "{binary}: {abi:?}"
             );

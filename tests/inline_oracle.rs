@@ -31,7 +31,7 @@ use common::gotrace::gotrace;
 use common::require;
 use common::targets::{esbuild_binary, matrix_binaries, matrix_binary, repo_root, Variant};
 use common::toolchain::{oracle_toolchain, MATRIX_GO_VERSIONS};
-use gotrace::gobin::dwarf_inline::ParamLocation;
+use gotrace::gobin::format::dwarf_inline::ParamLocation;
 use gotrace::gobin::BinaryFile;
 
 /// Differences shown per binary before the rest are only counted.

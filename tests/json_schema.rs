@@ -33,7 +33,11 @@ fn every_command_matches_docs_json_md() {
     ];
     for (command, args) in commands {
         let mut target = Command::new(&bin.path)
-            .args(if command == "goroutines" { &["-spawn"][..] } else { &[][..] })
+            .args(if command == "goroutines" {
+                &["-spawn"][..]
+            } else {
+                &[][..]
+            })
             .stdout(Stdio::piped())
             .spawn()
             .expect("the edges target starts");

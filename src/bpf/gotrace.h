@@ -1,6 +1,6 @@
 /* Everything the BPF programs and the Rust side share: the attach-cookie layout, every kind and
  * limit as an enum, and every map value, plan and event struct. The Rust side never restates a
- * value: it uses the skeleton's generated copies (crate::session::bpf::shared), which exist
+ * value: it uses the skeleton's generated copies (crate::bpf_types), which exist
  * because the anchor in shared.bpf.c puts each type in the BTF. */
 #ifndef GOTRACE_H
 #define GOTRACE_H

@@ -1,26 +1,16 @@
-//! Everything gotrace knows about a Go binary, read from the file alone: ELF layout, build
-//! info, pclntab (functions, lines, SP deltas), DWARF types, and decoded probe sites.
-//! Nothing here knows about BPF.
+//! Everything gotrace knows about a Go binary, read from the file alone, by concern: its file
+//! formats ([`format`]: ELF, build info, pclntab, inline trees, DWARF), its machine code
+//! ([`code`]: probe sites, inlined calls' entries and exits) and the Go runtime's facts
+//! ([`runtime`]: where g lives, layouts, ABIs that differ by release). This module is the
+//! front: [`BinaryFile`] maps a file, [`GoBinary`] parses it. Nothing here knows about BPF.
 
-pub mod buildinfo;
-pub mod creation_stack;
-pub mod disasm;
-pub mod dwarf;
-pub mod dwarf_inline;
-pub mod elf;
-pub mod generic_dict;
-pub mod inline;
-pub mod inline_entry;
-pub mod inline_probe;
-pub mod method_wrappers;
-pub mod newproc_abi;
-pub mod pclntab;
-pub mod runtime_layout;
-pub mod site_class;
-pub mod start_function;
-pub mod symbols;
-pub mod typenames;
-pub mod varint;
+pub mod code;
+pub mod format;
+pub mod runtime;
+
+use code::{disasm, inline_entry};
+use format::{buildinfo, dwarf, dwarf_inline, elf, inline_tree, pclntab};
+use runtime::{generic_dict, layout, method_wrappers};
 
 /// Instruction set of a Go binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -104,7 +94,7 @@ pub struct GoBinary<'data> {
     /// Every function of the pclntab, in address order.
     pub funcs: Vec<pclntab::Func<'data>>,
     /// Every inlined call, read on first use.
-    inlined: std::sync::OnceLock<inline::InlineTable<'data>>,
+    inlined: std::sync::OnceLock<inline_tree::InlineTable<'data>>,
 }
 
 impl<'data> GoBinary<'data> {
@@ -182,12 +172,12 @@ impl<'data> GoBinary<'data> {
     pub fn runtime_layout(
         &self,
         dwarf: Option<&dwarf::DwarfInfo>,
-    ) -> anyhow::Result<runtime_layout::RuntimeLayout> {
+    ) -> anyhow::Result<layout::RuntimeLayout> {
         use anyhow::Context;
         let version = self.build.go_version.as_deref().unwrap_or("unknown");
         dwarf
             .and_then(|d| d.runtime)
-            .or_else(|| runtime_layout::for_release(self.build.go_release()?, self.elf.arch))
+            .or_else(|| layout::for_release(self.build.go_release()?, self.elf.arch))
             .with_context(|| {
                 format!("the binary has no DWARF and gotrace has no runtime.g layout for Go version {version}")
             })
@@ -202,9 +192,9 @@ impl<'data> GoBinary<'data> {
 
     /// Every inlined call of the binary, from the pclntab's inline trees (read once, on
     /// first use), with the functions whose tree could not be read.
-    pub fn inline_table(&self) -> &inline::InlineTable<'data> {
+    pub fn inline_table(&self) -> &inline_tree::InlineTable<'data> {
         self.inlined.get_or_init(|| {
-            inline::read(
+            inline_tree::read(
                 &self.elf,
                 &self.pclntab,
                 &self.funcs,
@@ -218,8 +208,8 @@ impl<'data> GoBinary<'data> {
     pub fn inline_table_matching(
         &self,
         wanted: &dyn Fn(&str) -> bool,
-    ) -> inline::InlineTable<'data> {
-        inline::read_matching(
+    ) -> inline_tree::InlineTable<'data> {
+        inline_tree::read_matching(
             &self.elf,
             &self.pclntab,
             &self.funcs,
@@ -229,7 +219,7 @@ impl<'data> GoBinary<'data> {
     }
 
     /// The inlined instances of the function named `func`, by parent entry.
-    pub fn inlined_instances(&self, func: &str) -> Vec<inline::InlinedInstance<'data>> {
+    pub fn inlined_instances(&self, func: &str) -> Vec<inline_tree::InlinedInstance<'data>> {
         self.inline_table().of(func).cloned().collect()
     }
 

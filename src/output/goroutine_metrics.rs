@@ -14,9 +14,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit as MetricUnit;
 
+use crate::bpf_types::goroutine_counters;
 use crate::output::goroutine_ledger::{Ledger, Row, RowKey};
 use crate::output::metrics::{Metrics, TargetInfo};
-use crate::session::bpf::shared::types::goroutine_counters;
 
 /// Label sets with series of their own; the later ones share the [`OTHER`] label set.
 pub const MAX_LABEL_SETS: usize = 256;

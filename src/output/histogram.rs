@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::session::bpf::shared::types::{func_hist, hist_layout};
+use crate::bpf_types::{func_hist, hist_layout};
 
 /// Number of log2 slots (GOTRACE_HIST_SLOTS in src/bpf/gotrace.h).
 pub const SLOTS: usize = hist_layout::GOTRACE_HIST_SLOTS.0 as usize;

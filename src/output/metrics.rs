@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +23,6 @@ use prometheus_client::registry::{Registry, Unit as MetricUnit};
 
 use crate::gobin::GoBinary;
 use crate::output::histogram::{Log2Hist, Unit, SLOTS};
-use crate::session::target::Target;
 
 /// Facts about the traced program, exposed as the labels of `gotrace_target_info`.
 #[derive(Debug, Clone)]
@@ -40,15 +40,16 @@ pub struct TargetInfo {
 }
 
 impl TargetInfo {
-    /// The facts about `target`, whose executable is `bin`.
-    pub fn of(target: &Target, bin: &GoBinary<'_>) -> TargetInfo {
-        let path = std::fs::canonicalize(&target.binary).unwrap_or_else(|_| target.binary.clone());
+    /// The facts about the traced program: its executable `binary` (read as `bin`) and the one
+    /// process traced, if any.
+    pub fn of(binary: &Path, pid: Option<u32>, bin: &GoBinary<'_>) -> TargetInfo {
+        let path = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_owned());
         TargetInfo {
             path: path.to_string_lossy().into_owned(),
             go_version: bin.build.go_version.clone().unwrap_or_default(),
             module: bin.build.main_module.clone().unwrap_or_default(),
-            build_id: crate::gobin::buildinfo::go_build_id(&bin.elf).unwrap_or_default(),
-            pid: target.pid,
+            build_id: crate::gobin::format::buildinfo::go_build_id(&bin.elf).unwrap_or_default(),
+            pid,
         }
     }
 

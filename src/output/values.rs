@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::gobin::typenames::TypeNamer;
+use crate::gobin::runtime::typenames::TypeNamer;
 use crate::plan::abi::{Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.

@@ -15,9 +15,9 @@
 
 use std::mem::offset_of;
 
-use crate::gobin::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
+use crate::bpf_types::{args_event, args_fetch, args_limits as limits};
+use crate::gobin::format::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
-use crate::session::bpf::shared::types::{args_event, args_fetch, args_limits as limits};
 
 /// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
 pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
@@ -43,7 +43,7 @@ const _: () = assert!(
     offset_of!(args_event, deref_len) - offset_of!(args_event, globals) == GLOBALS_AREA as usize
 );
 const _: () = assert!(
-    std::mem::size_of::<[crate::session::bpf::shared::types::args_deref; MAX_DEREFS]>()
+    std::mem::size_of::<[crate::bpf_types::args_deref; MAX_DEREFS]>()
         == offset_of!(args_fetch, n_globals) - offset_of!(args_fetch, derefs)
 );
 /// Integer argument registers of the amd64 register ABI, in assignment order.
@@ -814,7 +814,7 @@ impl SitePlan {
     /// The BPF side's `struct args_fetch` for this site plan of the function whose link-time
     /// entry is `func_vaddr`.
     pub fn to_bpf(&self, func_vaddr: u64) -> args_fetch {
-        use crate::session::bpf::shared::types::deref_kind;
+        use crate::bpf_types::deref_kind;
         let mut fetch = args_fetch {
             func_vaddr,
             stack_bytes: self.stack_bytes,
@@ -859,7 +859,7 @@ mod tests {
     //! Expected placements are worked out by hand from abi-internal.md's rules and its
     //! examples; the integration test (tests/args.rs) checks the same rules against real calls.
     use super::*;
-    use crate::gobin::dwarf::{Field, GoType};
+    use crate::gobin::format::dwarf::{Field, GoType};
 
     /// Type ids of the table built by [`table`].
     const INT8: TypeId = TypeId(0);

@@ -1,13 +1,14 @@
 //! Planning the inlined calls of a function (funclat): for each inlined instance, the probes
-//! where its calls start and end ([`crate::gobin::inline_probe`]), or why it cannot be probed.
+//! where its calls start and end ([`crate::gobin::code::inline_probe`]), or why it cannot be probed.
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 
-use crate::gobin::inline::InlinedInstance;
-use crate::gobin::inline_entry::ParentFlow;
-use crate::gobin::inline_probe::{BranchTest, EntryProbe, ProbeAt};
+use crate::gobin::code::inline_entry::ParentFlow;
+use crate::gobin::code::inline_probe::{BranchTest, EntryProbe, ProbeAt};
+use crate::gobin::format::inline_tree::InlinedInstance;
+use crate::gobin::runtime::never_returns::never_returns;
 use crate::gobin::GoBinary;
 
 /// One probe of an inlined call, at a file offset.
@@ -44,7 +45,7 @@ pub struct PlannedInstance {
     /// Why its calls are counted but not timed; None: timed.
     pub untimed: Option<String>,
     /// Vaddrs of code its ranges claim that control enters without a call (see
-    /// [`crate::gobin::inline_probe::InstanceProbes::shared_entries`]): not probed.
+    /// [`crate::gobin::code::inline_probe::InstanceProbes::shared_entries`]): not probed.
     pub shared_entries: Vec<u64>,
 }
 
@@ -55,21 +56,6 @@ pub struct UnprobedInstance {
     pub parent: String,
     pub call_site: String,
     pub reason: String,
-}
-
-/// Whether a call of the function named `name` never returns (Go's panic and throw entry
-/// points): such a call inside an inlined instance does not end it.
-fn never_returns(name: &str) -> bool {
-    name.starts_with("runtime.panic")
-        || name.starts_with("runtime.goPanic")
-        || matches!(
-            name,
-            "runtime.gopanic"
-                | "runtime.throw"
-                | "runtime.fatal"
-                | "runtime.fatalthrow"
-                | "runtime.fatalpanic"
-        )
 }
 
 /// Plans inlined instances, decoding each parent once.

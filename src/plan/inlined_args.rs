@@ -5,12 +5,13 @@
 //! of its results, unread (`?`), since DWARF locates them nowhere there. A value DWARF does not
 //! locate is `?` with the reason, never read from a guessed place.
 
-use crate::gobin::dwarf::{DwarfInfo, FuncSig, Param};
-use crate::gobin::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
-use crate::gobin::{generic_dict, Arch, GoBinary};
+use crate::bpf_types::{args_reg_slot as slot, inline_role};
+use crate::gobin::format::dwarf::{DwarfInfo, FuncSig, Param};
+use crate::gobin::format::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
+use crate::gobin::runtime::generic_dict;
+use crate::gobin::{Arch, GoBinary};
 use crate::plan::abi::{self, Loc, LocatedValue, SitePlan, ValuePlan, ValueSource};
 use crate::plan::sites::InlineProbe;
-use crate::session::bpf::shared::types::{args_reg_slot as slot, inline_role};
 
 /// The capture slot (`enum args_reg_slot`) of DWARF register `reg` on `arch`; Err: why it is
 /// not captured.

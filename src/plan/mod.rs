@@ -12,21 +12,18 @@ pub mod sites;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 
-use crate::gobin::disasm::{DecodedFunction, EntryCheck};
-use crate::gobin::{Arch, GoBinary};
-use crate::session::bpf::shared::types::{g_source as bpf_g_source, site_kind};
-use crate::session::Announcement;
+use crate::bpf_types::{g_source as bpf_g_source, site_kind};
+use crate::gobin::code::disasm::{DecodedFunction, EntryCheck};
+use crate::gobin::runtime::g_location::{GSource, RuntimeFacts};
+use crate::gobin::GoBinary;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
 
-/// Where the BPF side finds the current g (`enum g_source` in src/bpf/gotrace.h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GSource {
-    /// amd64 register ABI: R14.
-    R14,
-    /// amd64 stack ABI: TLS at fsbase + offset.
-    FsTls(i32),
-    /// 386: TLS at the %gs segment base + offset.
-    GsTls(i32),
+/// What the session says once the probes are live.
+pub struct Announcement {
+    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
+    pub what: String,
+    /// Functions traced (the JSON `attached` line's `functions`).
+    pub functions: usize,
 }
 
 impl GSource {
@@ -38,15 +35,6 @@ impl GSource {
             GSource::GsTls(off) => (bpf_g_source::G_FROM_GS_TLS, off),
         }
     }
-}
-
-/// Facts about the Go runtime of the binary that every BPF program needs.
-#[derive(Debug, Clone, Copy)]
-pub struct RuntimeFacts {
-    pub g_source: GSource,
-    pub ptr_size: u32,
-    /// offsetof(runtime.g, stack.hi): `stack` is g's first field in every Go release.
-    pub g_stack_hi: u32,
 }
 
 /// One function to probe.
@@ -130,7 +118,12 @@ fn tail_ret_vaddrs(bin: &GoBinary<'_>, decoded: &DecodedFunction) -> Result<Vec<
 pub fn tail_callees<'b, 'data>(
     bin: &'b GoBinary<'data>,
     decoded: &DecodedFunction,
-) -> Result<Vec<(&'b crate::gobin::pclntab::Func<'data>, DecodedFunction)>> {
+) -> Result<
+    Vec<(
+        &'b crate::gobin::format::pclntab::Func<'data>,
+        DecodedFunction,
+    )>,
+> {
     let mut queue: Vec<u64> = decoded.tail_calls.iter().map(|t| t.target).collect();
     let mut seen: Vec<u64> = Vec::new();
     let mut callees = Vec::new();
@@ -267,7 +260,7 @@ pub fn plan_with(
     need_ret: bool,
     inlined: Inlined,
 ) -> Result<ProbePlan> {
-    let runtime = runtime_facts(bin)?;
+    let runtime = RuntimeFacts::of(bin)?;
     let entry_choice = EntryChoice::from_env()?;
     let mut funcs: Vec<PlannedFunc> = Vec::new();
     let mut skipped = Vec::new();
@@ -396,7 +389,7 @@ pub fn plan_with(
 /// the user named it `exact`ly, else it goes to `skipped` with the reason.
 fn add_function(
     bin: &GoBinary<'_>,
-    func: &crate::gobin::pclntab::Func<'_>,
+    func: &crate::gobin::format::pclntab::Func<'_>,
     exact: bool,
     need_ret: bool,
     entry_choice: EntryChoice,
@@ -461,7 +454,7 @@ impl ProbePlan {
     pub fn add_functions<'f, 'd: 'f>(
         &mut self,
         bin: &GoBinary<'_>,
-        extra: impl IntoIterator<Item = &'f crate::gobin::pclntab::Func<'d>>,
+        extra: impl IntoIterator<Item = &'f crate::gobin::format::pclntab::Func<'d>>,
     ) -> Result<()> {
         let entry_choice = EntryChoice::from_env()?;
         let mut planned_entries: HashSet<u64> = self
@@ -516,21 +509,4 @@ fn not_found_message(bin: &GoBinary<'_>, pattern: &str, exact: bool) -> String {
             names.join(", ")
         )
     }
-}
-
-/// How the BPF side finds g and the stack bounds for this binary (DESIGN.md technique 5).
-fn runtime_facts(bin: &GoBinary<'_>) -> Result<RuntimeFacts> {
-    let arch = bin.elf.arch;
-    let g_source = match arch {
-        Arch::Amd64 if bin.uses_register_abi() => GSource::R14,
-        Arch::Amd64 => GSource::FsTls(-8),
-        Arch::I386 => GSource::GsTls(-4),
-        Arch::Arm64 => bail!("tracing arm64 binaries is not supported on this machine (only reading them: gotrace list)"),
-    };
-    let ptr_size = arch.ptr_size() as u32;
-    Ok(RuntimeFacts {
-        g_source,
-        ptr_size,
-        g_stack_hi: ptr_size,
-    })
 }

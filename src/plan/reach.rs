@@ -1,9 +1,9 @@
 //! Static reachability for `gotrace graph`: the functions a root reaches by direct CALLs
-//! (decoded from the binary, [`crate::gobin::disasm::direct_call_targets`]) within a number of
+//! (decoded from the binary, [`crate::gobin::code::disasm::direct_call_targets`]) within a number of
 //! calls, optionally leaving out the Go runtime. Plain data, no BPF.
 
-use crate::gobin::disasm::direct_call_targets;
-use crate::gobin::pclntab::Func;
+use crate::gobin::code::disasm::direct_call_targets;
+use crate::gobin::format::pclntab::Func;
 use crate::gobin::GoBinary;
 
 /// Whether `name` belongs to the Go runtime (`runtime.*` and the runtime's internal packages),

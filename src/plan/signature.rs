@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::gobin::dwarf::{FuncSig, GoType, Param, TypeId, TypeKind, TypeTable};
+use crate::gobin::format::dwarf::{FuncSig, GoType, Param, TypeId, TypeKind, TypeTable};
 
 /// A parsed signature: the types live in `types`.
 #[derive(Debug, Clone)]

@@ -1,11 +1,9 @@
 //! The probe sites of a plan and their attach cookies, in the one layout every BPF program
 //! decodes (`enum cookie_layout` in src/bpf/gotrace.h).
 
-use crate::gobin::inline_probe::BranchTest;
+use crate::bpf_types::{branch_test, cookie_layout, inline_role, inline_site, site_kind};
+use crate::gobin::code::inline_probe::BranchTest;
 use crate::plan::ProbePlan;
-use crate::session::bpf::shared::types::{
-    branch_test, cookie_layout, inline_role, inline_site, site_kind,
-};
 
 /// One place to put a uprobe: a file offset in the binary and the cookie the program sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{AsRawLibbpf, MapCore, MapType, Object};
 
-use crate::session::bpf::shared::types as shared;
+use crate::bpf_types as shared;
 
 /// The section (and map) of the gate in every program (go_runtime.bpf.h).
 const GATE_SECTION: &str = ".data.gate";

@@ -5,14 +5,14 @@ use anyhow::{Context, Result};
 use bytemuck::Pod;
 use libbpf_rs::{MapCore, MapFlags};
 
-use crate::session::bpf::{self, shared::types as shared};
+use crate::bpf_types::{self as shared, read};
 
 /// Every CPU's copy of the value at `key` of a per-CPU array.
 pub fn per_cpu<T: Pod>(map: &impl MapCore, key: u32) -> Result<Vec<T>> {
     map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)?
         .with_context(|| format!("BPF map entry {key} missing"))?
         .iter()
-        .map(|bytes| bpf::read(bytes))
+        .map(|bytes| read(bytes))
         .collect()
 }
 
@@ -25,12 +25,12 @@ pub fn per_cpu<T: Pod>(map: &impl MapCore, key: u32) -> Result<Vec<T>> {
 pub fn open_calls(map: &impl MapCore, pid: Option<u32>) -> Result<Vec<u32>> {
     let mut open = Vec::new();
     for key_bytes in map.keys() {
-        let key: shared::frame_key = bpf::read(&key_bytes)?;
+        let key: shared::frame_key = read(&key_bytes)?;
         if pid.is_some_and(|pid| key.tgid != pid) {
             continue;
         }
         if let Some(value) = map.lookup(&key_bytes, MapFlags::ANY)? {
-            let call: shared::frame_start = bpf::read(&value)?;
+            let call: shared::frame_start = read(&value)?;
             if call.late & shared::frame_late::FRAME_LATE.0 == 0 {
                 open.push(call.func_id);
             }

@@ -23,6 +23,7 @@ use crate::cli::TraceTarget;
 use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
+use crate::plan::Announcement;
 use attach::Attached;
 use drain::Drain;
 use gate::{Edges, Gate};
@@ -32,14 +33,6 @@ use target::{Target, TargetSpec};
 /// Where every line of a session goes: stdout (whole lines only: a launched target may share
 /// it) or the `-o` file.
 pub type Out = WholeLines<Box<dyn Write>>;
-
-/// What the session says once the probes are live.
-pub struct Announcement {
-    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
-    pub what: String,
-    /// Functions traced (the JSON `attached` line's `functions`).
-    pub functions: usize,
-}
 
 /// One tracing session: the target, the output, and the stop conditions.
 pub struct Session {

@@ -3,14 +3,14 @@
 
 use std::mem::offset_of;
 
-use crate::gobin::symbols::CallSite;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::bpf_types::{args_event, args_read_status, site_kind};
+use crate::gobin::format::symbols::CallSite;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::RenderedValue;
 use crate::output::values::{self, Captured, NamedValue};
 use crate::plan::abi;
 use crate::plan::{PlannedFunc, ProbePlan};
-use crate::session::bpf::shared::types::{args_event, args_read_status, site_kind};
 
 use super::inlined::InlineRead;
 use super::{Reads, SITE_PLANS};

@@ -3,13 +3,13 @@
 
 use anyhow::Result;
 
-use crate::gobin::dwarf::DwarfInfo;
+use crate::bpf_types::inline_role;
+use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::GoBinary;
 use crate::plan::abi::SitePlan;
 use crate::plan::inlined_args::InlinedArgs;
 use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;
-use crate::session::bpf::shared::types::inline_role;
 
 /// One probe of an inlined call, by its index in the `inline_sites` map.
 pub(crate) struct InlineRead {

@@ -17,15 +17,15 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use serde_json::json;
 
+use crate::bpf_types::{args_plan_index, args_stats, site_kind};
 use crate::cli::ArgsArgs;
-use crate::gobin::dwarf::DwarfInfo;
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::format::dwarf::DwarfInfo;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::plan::abi::{self, Abi, CallPlan, SitePlan};
 use crate::plan::signature::{self, UserSignature};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::{args_plan_index, args_stats, site_kind};
 use crate::session::bpf::{self, args::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{StopReason, Wake};

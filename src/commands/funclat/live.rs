@@ -39,7 +39,7 @@ impl LiveOutputs {
                 Some(Exporter::serve(
                     listen,
                     metrics,
-                    TargetInfo::of(target, bin),
+                    TargetInfo::of(&target.binary, target.pid, bin),
                 )?)
             }
             None => None,

@@ -10,11 +10,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use libbpf_rs::skel::Skel;
 
+use crate::bpf_types::func_hist;
 use crate::cli::FunclatArgs;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::{self, funclat::*, open_skeleton, shared::types::func_hist};
+use crate::session::bpf::{self, funclat::*, open_skeleton};
 use crate::session::drain::Sleep;
 use crate::session::lifecycle::{seconds, PrintClock, StopReason, Wake};
 use crate::session::{maps, Session};

@@ -17,19 +17,21 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use libbpf_rs::{MapCore, MapFlags};
 
+use crate::bpf_types::{
+    closure_call, frame_key, goroutine_counters, goroutine_func, newproc_call, read,
+};
 use crate::cli::GoroutinesArgs;
-use crate::gobin::newproc_abi::{self, NewprocAbi};
-use crate::gobin::{creation_stack, start_function, GoBinary};
+use crate::gobin::runtime::newproc_abi::{self, NewprocAbi};
+use crate::gobin::runtime::{creation_stack, start_function};
+use crate::gobin::GoBinary;
 use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
+use crate::plan::Announcement;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::shared::types::{
-    closure_call, frame_key, goroutine_counters, goroutine_func, newproc_call,
-};
 use crate::session::bpf::{self, goroutines::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{seconds, PrintClock, Wake};
-use crate::session::{maps, Announcement, Session};
+use crate::session::{maps, Session};
 use report::{Report, SummaryEdges};
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
@@ -52,7 +54,11 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|listen| {
             let metrics = GoroutineMetrics::new(args.listen_sites);
-            Exporter::serve(listen, metrics, TargetInfo::of(&session.target, &bin))
+            Exporter::serve(
+                listen,
+                metrics,
+                TargetInfo::of(&session.target.binary, session.pid(), &bin),
+            )
         })
         .transpose()?;
 
@@ -195,12 +201,12 @@ fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
 fn open_creations(skel: &GoroutinesSkel<'_>, pid: Option<u32>) -> Result<u64> {
     let mut open = 0;
     for key_bytes in skel.maps.calls.keys() {
-        let key: frame_key = bpf::read(&key_bytes)?;
+        let key: frame_key = read(&key_bytes)?;
         if pid.is_some_and(|pid| key.tgid != pid) {
             continue;
         }
         if let Some(value) = skel.maps.calls.lookup(&key_bytes, MapFlags::ANY)? {
-            open += u64::from(bpf::read::<newproc_call>(&value)?.late == 0);
+            open += u64::from(read::<newproc_call>(&value)?.late == 0);
         }
     }
     Ok(open)

@@ -8,14 +8,13 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
 use crate::cli::GoroutinesArgs;
-use crate::gobin::start_function::{self, Start, StartFunction};
-use crate::gobin::{creation_stack, GoBinary};
+use crate::gobin::runtime::creation_stack;
+use crate::gobin::runtime::start_function::{self, Start, StartFunction};
+use crate::gobin::GoBinary;
 use crate::output::clock;
 use crate::output::goroutine_ledger::Ledger;
-use crate::session::bpf::{
-    self, shared::types::goroutine_event, shared::types::goroutine_event_kind,
-};
 
 /// A `--json` create event.
 #[derive(Serialize)]
@@ -139,7 +138,7 @@ impl<'a> Report<'a> {
         if self.failure.is_some() {
             return;
         }
-        if let Err(err) = bpf::read(bytes).and_then(|e| self.on_event(e)) {
+        if let Err(err) = bpf_types::read(bytes).and_then(|e| self.on_event(e)) {
             self.failure = Some(err);
         }
     }

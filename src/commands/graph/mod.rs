@@ -19,13 +19,13 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
 use serde_json::json;
 
+use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
 use crate::cli::GraphArgs;
 use crate::commands::args::{self, decode::Decoder, Reads};
-use crate::gobin::typenames::BinaryTypeNamer;
+use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks};
 use crate::plan::{self, reach, ProbePlan};
-use crate::session::bpf::shared::types::{graph_event, graph_event_kind, graph_stats};
 use crate::session::bpf::{self, graph::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::Wake;
@@ -245,7 +245,7 @@ struct Printer<'p> {
 impl Printer<'_> {
     /// Applies one record.
     fn record(&mut self, bytes: &[u8]) {
-        let Ok(e) = bpf::read::<graph_event>(bytes) else {
+        let Ok(e) = crate::bpf_types::read::<graph_event>(bytes) else {
             self.malformed_records += 1;
             return;
         };

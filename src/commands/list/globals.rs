@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::gobin::dwarf::DwarfInfo;
+use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::GoBinary;
 
 /// `gotrace list --globals`: name, address, size and type of each global.

@@ -6,9 +6,9 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::gobin::dwarf_inline::{InlinedCallIndex, InlinedParam, ParamLocation};
-use crate::gobin::inline::{InlineTable, InlinedInstance};
-use crate::gobin::inline_entry::{InlineEntries, ParentFlow};
+use crate::gobin::code::inline_entry::{InlineEntries, ParentFlow};
+use crate::gobin::format::dwarf_inline::{InlinedCallIndex, InlinedParam, ParamLocation};
+use crate::gobin::format::inline_tree::{InlineTable, InlinedInstance};
 use crate::gobin::GoBinary;
 
 /// The INLINED column: the number of inlined sites, `-` for none, `?` when the binary's

@@ -7,11 +7,11 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::inlined::{self, SiteDetails};
-use crate::gobin::disasm::DecodedFunction;
-use crate::gobin::dwarf::{DwarfInfo, Param};
-use crate::gobin::inline::{InlineTable, InlinedInstance};
-use crate::gobin::pclntab::Func;
-use crate::gobin::site_class::SiteClass;
+use crate::gobin::code::disasm::DecodedFunction;
+use crate::gobin::code::site_class::SiteClass;
+use crate::gobin::format::dwarf::{DwarfInfo, Param};
+use crate::gobin::format::inline_tree::{InlineTable, InlinedInstance};
+use crate::gobin::format::pclntab::Func;
 use crate::gobin::GoBinary;
 
 /// What every row needs: the binary, its DWARF and inline trees, and the `--inlined` details.

@@ -115,7 +115,7 @@ fn read_go_string(
 
 /// Reads a uvarint-length-prefixed string, advancing `rest`.
 fn read_varint_string(rest: &mut &[u8]) -> Option<String> {
-    let (len, used) = crate::gobin::varint::read_uvarint(rest)?;
+    let (len, used) = crate::gobin::format::varint::read_uvarint(rest)?;
     let bytes = rest.get(used..used.checked_add(usize::try_from(len).ok()?)?)?;
     *rest = &rest[used + bytes.len()..];
     Some(text(bytes))

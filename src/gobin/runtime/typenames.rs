@@ -2,7 +2,7 @@
 //! binary file: an itab (or, for `any`, the type itself) points at an `abi.Type` whose `Str`
 //! name offset is relative to the module's `runtime.types` section.
 
-use crate::gobin::varint::read_uvarint;
+use crate::gobin::format::varint::read_uvarint;
 use crate::gobin::GoBinary;
 
 /// Names the dynamic type of an interface from its type descriptor's address.

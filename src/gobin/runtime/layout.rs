@@ -11,7 +11,7 @@
 //!   removed), `int64`/`uint64` are 4-aligned on 386, `m` gained `_ uint32` after `divmod` in
 //!   1.19 and `g` gained `syscallbp` in 1.23.
 
-use super::Arch;
+use crate::gobin::Arch;
 
 /// Where a [`RuntimeLayout`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -81,7 +81,7 @@ const TABLE: &[Row] = &[
     },
 ];
 
-/// The layout for a Go (major, minor) release ([`super::buildinfo::BuildInfo::go_release`])
+/// The layout for a Go (major, minor) release ([`crate::gobin::format::buildinfo::BuildInfo::go_release`])
 /// and architecture, when the table knows that release.
 pub fn for_release((major, minor): (u32, u32), arch: Arch) -> Option<RuntimeLayout> {
     if major != 1 {

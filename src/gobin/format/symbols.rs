@@ -1,7 +1,7 @@
 //! Naming code addresses as Go's tracebacks do: the function holding a return address's call
 //! instruction (`pc - 1`, as `runtime.CallersFrames` reports it) and its `file:line`.
 
-use super::GoBinary;
+use crate::gobin::GoBinary;
 
 /// The call instruction before a return address: its function and source line, each when the
 /// pclntab knows it.

@@ -11,7 +11,7 @@
 //! a literal by its `_func.funcID`, `wrapper` (the compiler marks it `SetWrapper`, in
 //! `cmd/compile/internal/escape/call.go` of 1.19 and 1.21).
 
-use crate::gobin::disasm::{self, ClosureCall};
+use crate::gobin::code::disasm::{self, ClosureCall};
 use crate::gobin::GoBinary;
 
 /// A goroutine's start function.
@@ -41,7 +41,7 @@ fn wrapper_func_id((major, minor): (u32, u32)) -> Option<u8> {
 
 /// Whether the compiler generated `func` (funcID `wrapper`: go and method-value wrappers,
 /// pointer-receiver method wrappers); false when the release's funcID is unknown.
-fn is_generated(bin: &GoBinary<'_>, func: &crate::gobin::pclntab::Func<'_>) -> bool {
+fn is_generated(bin: &GoBinary<'_>, func: &crate::gobin::format::pclntab::Func<'_>) -> bool {
     let wrapper = bin.build.go_release().and_then(wrapper_func_id);
     wrapper.is_some() && bin.pclntab.func_id(func).ok() == wrapper
 }
@@ -135,7 +135,7 @@ fn has_gowrap_names(bin: &GoBinary<'_>) -> bool {
 /// Whether `func` may be a compiler wrapper a goroutine starts in: a go-statement wrapper
 /// (`gowrapN`, or before Go 1.22 a generated `funcN`), or the `-fm` wrapper a method value
 /// `go v.m()` through a variable runs.
-fn may_wrap(bin: &GoBinary<'_>, func: &crate::gobin::pclntab::Func<'_>) -> bool {
+fn may_wrap(bin: &GoBinary<'_>, func: &crate::gobin::format::pclntab::Func<'_>) -> bool {
     let go_wrapper = if has_gowrap_names(bin) {
         is_numbered(func.name, ".gowrap")
     } else {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
 
-use super::Arch;
+use crate::gobin::Arch;
 
 /// One place where control enters an inlined call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

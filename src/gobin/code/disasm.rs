@@ -25,7 +25,7 @@ use iced_x86::{
 };
 
 use super::site_class::{site_class, SiteClass};
-use super::Arch;
+use crate::gobin::Arch;
 
 /// What decoding one function found.
 #[derive(Debug, Clone, PartialEq, Eq)]

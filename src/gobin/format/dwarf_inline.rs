@@ -1,4 +1,4 @@
-//! DWARF's view of inlined calls (optional; the pclntab's inline trees in [`super::inline`]
+//! DWARF's view of inlined calls (optional; the pclntab's inline trees in [`super::inline_tree`]
 //! need no DWARF): every `DW_TAG_inlined_subroutine` below a concrete subprogram, with the
 //! inlined function's name (from its `DW_AT_abstract_origin`), the enclosing calls, the call
 //! site (`DW_AT_call_file` in the unit's line-program file table, `DW_AT_call_line`), the PC

@@ -415,7 +415,7 @@ impl<'a> Walk<'a> {
 #[cfg(test)]
 mod tests {
     use super::{BranchTest, EntryProbe, ProbeAt};
-    use crate::gobin::inline_entry::ParentFlow;
+    use crate::gobin::code::inline_entry::ParentFlow;
     use crate::gobin::Arch;
 
     /// `0: cmp rax, rbx; 3: jb 9; 5: inc rcx; 8: nop; 9: ret`.

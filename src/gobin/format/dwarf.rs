@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use gimli::{constants, AttributeValue, DwAt, DwTag, EndianSlice, Reader as _, RunTimeEndian};
 use object::Object;
 
-use super::runtime_layout::{LayoutSource, RuntimeLayout};
+use crate::gobin::runtime::layout::{LayoutSource, RuntimeLayout};
 
 /// Go's `DW_AT_go_kind`: the type's `reflect.Kind`.
 const DW_AT_GO_KIND: DwAt = DwAt(0x2900);
@@ -134,7 +134,7 @@ impl TypeTable {
     }
 
     /// Adds a type the DWARF does not describe (a method wrapper's receiver), returning its id.
-    pub(super) fn push(&mut self, ty: GoType) -> TypeId {
+    pub(in crate::gobin) fn push(&mut self, ty: GoType) -> TypeId {
         self.types.push(ty);
         TypeId(self.types.len() - 1)
     }

@@ -1,7 +1,7 @@
 //! How the kernel delivers a uprobe on one instruction: emulated in the trap handler, or
 //! single-stepped out of line (several times slower per hit, docs/exact-delivery.md).
 
-use super::Arch;
+use crate::gobin::Arch;
 
 /// The kernel's handling of a uprobe on one instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

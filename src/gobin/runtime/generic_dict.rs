@@ -13,8 +13,8 @@
 //!
 //! [`complete`] puts `.dict` back, as one pointer word, where DWARF lacks it.
 
-use super::dwarf::{DwarfInfo, GoType, Param, TypeKind};
-use super::dwarf_inline::erase_type_args;
+use crate::gobin::format::dwarf::{DwarfInfo, GoType, Param, TypeKind};
+use crate::gobin::format::dwarf_inline::erase_type_args;
 
 /// The compiler's name of the dictionary parameter.
 pub const DICT_NAME: &str = ".dict";

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectKind, ObjectSection, ObjectSegment, ObjectSymbol};
 
-use super::Arch;
+use crate::gobin::Arch;
 
 /// Largest ratio of uncompressed to compressed size that zlib can reach (its documented
 /// limit is 1032:1); zstd reaches about 32768:1 (a 128 KiB run-length block in a few bytes).
