@@ -10,15 +10,27 @@ import re
 import sys
 
 import jsonschema
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 doc, command, path = sys.argv[1:4]
 blocks = re.findall(r"```json\n(.*?)```", open(doc).read(), re.S)
 schemas = {s["$id"]: s for s in map(json.loads, blocks)}
-registry = Registry().with_resources(
-    (i, Resource.from_contents(s, default_specification=DRAFT202012)) for i, s in schemas.items()
-)
+try:  # jsonschema >= 4.18
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resources(
+        (i, Resource.from_contents(s, default_specification=DRAFT202012))
+        for i, s in schemas.items()
+    )
+
+    def validator_for(schema):
+        return jsonschema.Draft202012Validator(schema, registry=registry)
+except ImportError:  # Debian 12's 4.10
+
+    def validator_for(schema):
+        resolver = jsonschema.RefResolver.from_schema(schema, store=schemas)
+        return jsonschema.Draft202012Validator(schema, resolver=resolver)
+
 problems = []
 lines = [l for l in open(path) if l.startswith("{")]
 if not lines:
@@ -31,7 +43,7 @@ for n, line in enumerate(lines, 1):
     if schema is None or command not in schema.get("x-commands", []):
         problems.append(f"line {n}: no schema for {command} {kind!r}")
         continue
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    validator = validator_for(schema)
     for error in validator.iter_errors(obj):
         problems.append(f"line {n} ({kind}): {error.message} at {list(error.absolute_path)}")
 if lines and json.loads(lines[0]).get("type") != "attached":
