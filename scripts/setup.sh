@@ -99,4 +99,32 @@ for pkg in "${ESBUILD_PACKAGES[@]}"; do
     chmod +x "$dir/package/bin/esbuild"
   fi
 done
+# The Debian 12 6.1 kernel guest (scripts/guest-6.1.sh, tests/kernel_6_1.rs): the newest
+# linux-image-6.1.0-N-amd64 unpacked under $CACHE/kernel, PyPI virtme-ng (vng) to boot it
+# sharing this machine's root read-only, and Debian's QEMU, kmod (depmod for the unpacked
+# modules) and busybox-static (virtme's initramfs).
+need_guest=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_guest+=(qemu-system-x86)
+command -v depmod >/dev/null 2>&1 || need_guest+=(kmod)
+[ -x /bin/busybox ] || need_guest+=(busybox-static)
+if [ ${#need_guest[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_guest[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 "${need_guest[@]}" >/dev/null
+fi
+command -v vng >/dev/null 2>&1 ||
+  { echo "setup: PyPI virtme-ng"; python3 -m pip install -q --disable-pip-version-check virtme-ng; }
+if ! ls "$CACHE"/kernel/6.1.*/boot/vmlinuz-6.1.* >/dev/null 2>&1; then
+  kpkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1)
+  if [ -z "$kpkg" ]; then apt-get update -qq; kpkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1); fi
+  [ -n "$kpkg" ] || { echo "setup: no linux-image-6.1.0-*-amd64 package in apt's lists" >&2; exit 1; }
+  echo "setup: $kpkg (unpacked, for the 6.1 guest)"
+  kdir="$CACHE/kernel/${kpkg#linux-image-}"
+  rm -rf "$kdir" "$CACHE/kernel/deb"; mkdir -p "$CACHE/kernel/deb"
+  (cd "$CACHE/kernel/deb" && apt-get download -qq "$kpkg" 2>/dev/null)
+  dpkg -x "$CACHE"/kernel/deb/"$kpkg"_*.deb "$kdir"
+  rm -rf "$CACHE/kernel/deb"
+fi
+
 echo "setup: done (cache: $CACHE)"

@@ -7,6 +7,7 @@
 pub mod bpf_types;
 pub mod cli;
 pub mod commands;
+pub mod decode;
 pub mod gobin;
 pub mod output;
 pub mod plan;

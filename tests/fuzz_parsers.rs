@@ -24,8 +24,8 @@ use common::targets::{esbuild_binary, matrix_binary, repo_root, Variant};
 use common::toolchain::toolchain;
 use gotrace::gobin::runtime::{creation_stack, newproc_abi};
 use gotrace::gobin::{Arch, GoBinary};
-use gotrace::plan::abi::{self, Abi};
-use gotrace::plan::{self, inlined_args::InlinedArgs, Inlined};
+use gotrace::plan::capture::{self as abi, Abi};
+use gotrace::plan::{self, capture::inlined::InlinedArgs, Inlined};
 use object::elf::SHF_COMPRESSED;
 use object::{Object, ObjectSection, ObjectSegment, SectionFlags};
 
@@ -342,13 +342,9 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
     let Ok(bin) = GoBinary::parse(data) else {
         return Reach::default();
     };
-    let read_dwarf;
     let dwarf = match same_dwarf {
-        Some(cached) => cached,
-        None => {
-            read_dwarf = bin.dwarf().unwrap_or_default();
-            &read_dwarf
-        }
+        Some(cached) => cached.as_ref(),
+        None => bin.dwarf().ok().flatten(),
     };
     let mut reach = Reach {
         parsed: true,
@@ -415,7 +411,7 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
         // What `args` reads at each inlined call, when the mutation may have changed the
         // DWARF that locates its arguments (the pclntab side is read by the planning above).
         if same_dwarf.is_none() && plan.funcs.iter().any(|f| !f.instances.is_empty()) {
-            if let Ok(located) = InlinedArgs::new(&bin, dwarf.as_ref(), STRSIZE) {
+            if let Ok(located) = InlinedArgs::new(&bin, dwarf, STRSIZE) {
                 for probe in plan.inline_probes() {
                     let _ = located.site_plan(&probe, None);
                 }
@@ -423,7 +419,7 @@ fn exercise(data: &[u8], touched: &[usize], same_dwarf: Option<&DwarfCache>) -> 
         }
     }
     // `goroutines`.
-    let _ = bin.runtime_layout(dwarf.as_ref());
+    let _ = bin.runtime_layout(dwarf);
     let _ = newproc_abi::for_binary(&bin);
     let _ = creation_stack::sched_bp_offset(&bin);
     reach
@@ -484,7 +480,7 @@ fn fuzz(label: &str, path: &std::path::Path, seed: u64) {
     let unmutated = exercise(&original, &[], None);
     let cache: DwarfCache = GoBinary::parse(&original)
         .ok()
-        .and_then(|bin| bin.dwarf().ok().flatten());
+        .and_then(|bin| bin.dwarf().ok().flatten().cloned());
     // gotrace reads arm64 binaries but plans no probes for them.
     let plans = object::File::parse(&*original)
         .is_ok_and(|f| f.architecture() != object::Architecture::Aarch64);

@@ -2,9 +2,9 @@
 /* gotrace args: every call's arguments and results, streamed through one ring buffer.
  * One generic program runs at each function's entry site and at every RET; the attach cookie
  * says which function and which kind of site, and selects a fetch plan (computed in user space
- * from DWARF, src/plan/abi.rs): how many bytes of stack to copy from SP, and which strings to read.
+ * from DWARF, src/plan/capture/): how many bytes of stack to copy from SP, and which strings to read.
  * The probes of inlined calls (SITE_INLINE) carry their own plan: where DWARF puts the inlined
- * call's arguments at its start (src/plan/inlined_args.rs).
+ * call's arguments at its start (src/plan/capture/inlined.rs).
  * The program copies raw registers, stack and bytes (capture.bpf.h); user space decodes. */
 #include "calls_in_flight.bpf.h"
 #include "capture.bpf.h"
@@ -99,7 +99,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	} else {
 		/* A tail-call target's RET is this function's return only when it completes one of
 		 * this function's calls (calls_leave); it has a plan of its own (the tail callee's
-		 * result layout, src/commands/args/tail.rs), and user space sees its kind. */
+		 * result layout, src/plan/capture/tail.rs), and user space sees its kind. */
 		is_ret = hit.kind != SITE_ENTRY;
 		plan_key = fetch_plan_key(&hit);
 	}

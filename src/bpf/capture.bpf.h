@@ -10,6 +10,15 @@
 /* ARGS_FRAME_BYTES: the captured frame, registers then stack then globals. */
 #define ARGS_FRAME_BYTES (ARGS_REGS * 8 + ARGS_STACK_WINDOW + ARGS_GLOBALS_BYTES)
 
+_Static_assert((ARGS_GLOBALS_BYTES & (ARGS_GLOBALS_BYTES - 1)) == 0,
+	       "a --global's offset is clamped by masking with ARGS_GLOBALS_BYTES - 1");
+_Static_assert((ARGS_DATA_CAP & (ARGS_DATA_CAP - 1)) == 0,
+	       "an extra read's offset is clamped by masking with ARGS_DATA_CAP - 1");
+_Static_assert(sizeof(struct args_event) - __builtin_offsetof(struct args_event, globals) >=
+		       3 * ARGS_GLOBALS_BYTES,
+	       "a clamped --global read (offset below ARGS_GLOBALS_BYTES, size below twice that) stays "
+	       "inside the event");
+
 /* The pointer-sized word at byte `off` of the captured frame. */
 static __always_inline __u64 frame_word(struct args_event *e, __u32 off,
 					const volatile struct go_layout *l)
@@ -30,7 +39,7 @@ static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d
 {
 	__u64 ptr = frame_word(e, d->ptr_off, l);
 	__u64 len, n;
-	__u32 off = e->data_len;
+	__u64 off = e->data_len; /* 64-bit: see the globals in capture_frame */
 
 	if (d->kind == DEREF_STRING_HEADER) {
 		__u64 header[2] = {};
@@ -55,6 +64,14 @@ static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d
 		return 0;
 	if (off >= ARGS_DATA_CAP)
 		return ARGS_READ_FAILED;
+	/* Constant clamps the 6.1 verifier can follow, on the registers the helper gets (no-ops:
+	 * off < ARGS_DATA_CAP and 0 < n <= ARGS_MAX_READ, and data[] has ARGS_MAX_READ bytes
+	 * past ARGS_DATA_CAP). */
+	barrier_var(off);
+	barrier_var(n);
+	off &= ARGS_DATA_CAP - 1;
+	if (n > ARGS_MAX_READ)
+		n = ARGS_MAX_READ;
 	if (bpf_probe_read_user(&e->data[off], n, (void *)ptr))
 		return ARGS_READ_FAILED;
 	e->data_len = off + n;
@@ -116,12 +133,22 @@ static __always_inline __u64 capture_frame(struct args_event *e, struct args_fet
 
 	for (int i = 0; i < ARGS_MAX_GLOBALS; i++) {
 		struct args_global *gl = &plan->globals[i];
-		__u32 off = gl->area_off, n = gl->size;
+		/* 64-bit: a 32-bit value is zero-extended into a copy, whose bounds the 6.1
+		 * verifier does not carry back to the register passed to the helper. */
+		__u64 off = gl->area_off, n = gl->size;
 
 		if (i >= plan->n_globals)
 			break;
 		if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
 			continue;
+		/* The check above bounds off + n, but the 6.1 verifier tracks no relation between
+		 * two registers ("R2 unbounded memory access"): clamp each with a constant mask the
+		 * compiler cannot drop (both are no-ops here; globals[] is followed by more of the
+		 * event, so off + n < 3 * ARGS_GLOBALS_BYTES stays inside it). */
+		barrier_var(off);
+		barrier_var(n);
+		off &= ARGS_GLOBALS_BYTES - 1;
+		n &= 2 * ARGS_GLOBALS_BYTES - 1;
 		if (bpf_probe_read_user(&e->globals[off], n, (void *)(gl->vaddr + e->load_bias)))
 			e->globals_failed |= 1u << i;
 	}

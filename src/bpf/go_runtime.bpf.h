@@ -206,6 +206,23 @@ static __always_inline __u64 ringbuf_flags(void *ring, __u64 adding, __u64 water
 /* Defines a command's program `name` twice, for the two attach types: SEC("uprobe.multi") (one
  * multi-uprobe link for every site, Linux 6.6+) and SEC("uprobe") (one perf-event uprobe per
  * site); user space loads the one the kernel supports (src/session/attach.rs). */
+/* Set to 1 by user space when a per-site session stops (src/session/attach.rs): from then on
+ * the per-site programs return at once, so the results are final and printed while the
+ * uprobes, slow to take off before Linux 6.6, are still being removed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} disarmed SEC(".maps");
+
+static __always_inline int is_disarmed(void)
+{
+	__u32 zero = 0, *flag = bpf_map_lookup_elem(&disarmed, &zero);
+
+	return flag && *flag;
+}
+
 #define GOTRACE_UPROBE_PROGRAMS(name, site_fn)            \
 	SEC("uprobe.multi")                               \
 	int name##_multi(struct pt_regs *ctx)             \
@@ -215,6 +232,8 @@ static __always_inline __u64 ringbuf_flags(void *ring, __u64 adding, __u64 water
 	SEC("uprobe")                                     \
 	int name##_single(struct pt_regs *ctx)            \
 	{                                                 \
+		if (is_disarmed())                        \
+			return 0;                         \
 		return site_fn(ctx);                      \
 	}
 

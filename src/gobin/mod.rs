@@ -95,6 +95,8 @@ pub struct GoBinary<'data> {
     pub funcs: Vec<pclntab::Func<'data>>,
     /// Every inlined call, read on first use.
     inlined: std::sync::OnceLock<inline_tree::InlineTable<'data>>,
+    /// The parsed DWARF (or why it could not be read, with its causes), on first use.
+    dwarf: std::sync::OnceLock<Result<Option<dwarf::DwarfInfo>, String>>,
 }
 
 impl<'data> GoBinary<'data> {
@@ -114,6 +116,7 @@ impl<'data> GoBinary<'data> {
             pclntab,
             funcs,
             inlined: std::sync::OnceLock::new(),
+            dwarf: std::sync::OnceLock::new(),
         })
     }
 
@@ -146,17 +149,25 @@ impl<'data> GoBinary<'data> {
         self.funcs.iter().any(|f| f.name == "runtime.spillArgs")
     }
 
-    /// The binary's DWARF (types, signatures, globals), or None when it has none.
-    /// Method wrappers' signatures include the receivers their DWARF leaves out
-    /// ([`method_wrappers`]).
-    pub fn dwarf(&self) -> anyhow::Result<Option<dwarf::DwarfInfo>> {
+    /// The binary's DWARF (types, signatures, globals), or None when it has none: parsed on
+    /// first use, then shared by every caller. Method wrappers' signatures include the
+    /// receivers their DWARF leaves out ([`method_wrappers`]).
+    pub fn dwarf(&self) -> anyhow::Result<Option<&dwarf::DwarfInfo>> {
         use anyhow::Context;
-        let mut info = dwarf::load(&self.elf.file).context("reading DWARF")?;
-        if let Some(info) = &mut info {
-            method_wrappers::complete(self, info);
-            generic_dict::complete(info, self.elf.arch.ptr_size());
+        let parsed = self.dwarf.get_or_init(|| {
+            let mut info = dwarf::load(&self.elf.file)
+                .context("reading DWARF")
+                .map_err(|err| format!("{err:#}"))?;
+            if let Some(info) = &mut info {
+                method_wrappers::complete(self, info);
+                generic_dict::complete(info, self.elf.arch.ptr_size());
+            }
+            Ok(info)
+        });
+        match parsed {
+            Ok(info) => Ok(info.as_ref()),
+            Err(err) => Err(anyhow::anyhow!("{err}")),
         }
-        Ok(info)
     }
 
     /// Every inlined call the binary's DWARF describes (with parameter locations), or None

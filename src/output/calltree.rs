@@ -9,30 +9,34 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::output::clock;
+use crate::output::values::NamedValue;
 
-/// One rendered argument or result: (name, JSON value, human text).
-pub type RenderedValue = (String, Value, String);
-
-/// One traced call beneath (or at) a root call, on one goroutine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One traced call beneath (or at) a root call, on one goroutine. Its JSON object (serde) is
+/// `function`, `duration_ns`, `children` (each the same shape), then `unwound` only when set,
+/// `args` / `results` only when recorded (each value's object as `gotrace args` prints it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallNode {
     pub function: String,
     /// Monotonic ns (bpf_ktime_get_ns) at entry.
+    #[serde(skip)]
     pub start_ns: u64,
     pub duration_ns: u64,
     pub children: Vec<CallNode>,
     /// Closed by panic/Goexit unwinding (its RET never ran), not by its RET.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unwound: bool,
-    /// Already-rendered argument and result values (the args machinery), when --args.
-    pub args: Option<Vec<RenderedValue>>,
-    pub results: Option<Vec<RenderedValue>>,
+    /// The decoded argument and result values, when --args.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<NamedValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<NamedValue>>,
 }
 
 /// One call of ROOT with everything recorded beneath it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallTree {
     pub pid: u32,
     pub goid: u64,
@@ -59,7 +63,7 @@ const DURATION_WIDTH: usize = 10;
 /// Appends the human block of one root call: a header line (goroutine, process, wall time,
 /// root and its `file:line`, total duration, cut calls), one line per call indented two spaces
 /// per level (`func();` for a leaf, `func() {` … `}` around children), then a blank line.
-pub fn render_human(tree: &CallTree, out: &mut impl std::fmt::Write) {
+pub fn render_human(tree: &CallTree, out: &mut impl io::Write) {
     let when = clock::hms_micros(i128::from(tree.ts_ns));
     let site = tree
         .root_site
@@ -83,7 +87,7 @@ pub fn render_human(tree: &CallTree, out: &mut impl std::fmt::Write) {
 }
 
 /// Appends the lines of `node` at indentation `depth`, then its children's.
-fn render_node(node: &CallNode, depth: usize, out: &mut impl std::fmt::Write) {
+fn render_node(node: &CallNode, depth: usize, out: &mut impl io::Write) {
     let indent = "  ".repeat(depth);
     let duration = clock::human_duration(node.duration_ns);
     let args = node
@@ -124,58 +128,46 @@ fn render_node(node: &CallNode, depth: usize, out: &mut impl std::fmt::Write) {
 }
 
 /// `a=1, b="x"` (named) or `1, "x"`, from the values' human text.
-fn human_list(values: &[RenderedValue], named: bool) -> String {
+fn human_list(values: &[NamedValue], named: bool) -> String {
     values
         .iter()
-        .map(|(name, _, text)| {
+        .map(|v| {
             if named {
-                format!("{name}={text}")
+                format!("{}={}", v.name, v.human())
             } else {
-                text.clone()
+                v.human()
             }
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// One root call as the JSON object of `gotrace graph --json`: `type` `"tree"`, `pid`, `goid`,
-/// `ts_ns` (CLOCK_MONOTONIC), `site` (when known), `truncated_calls` (calls cut by --depth /
-/// --max-nodes), and the root's own `function`, `duration_ns` and
-/// `children` (each child the same shape). `unwound` appears only when set; `args` / `results`
-/// only when recorded, as the list of the values' JSON objects as the `args` command prints them.
-pub fn tree_json(tree: &CallTree) -> Value {
-    let mut object = node_json(&tree.root);
-    let fields = object.as_object_mut().expect("node_json builds an object");
-    fields.insert("type".into(), json!("tree"));
-    fields.insert("pid".into(), json!(tree.pid));
-    fields.insert("goid".into(), json!(tree.goid));
-    fields.insert("ts_ns".into(), json!(tree.ts_ns));
-    fields.insert("truncated_calls".into(), json!(tree.truncated));
-    if let Some(site) = &tree.root_site {
-        fields.insert("site".into(), json!(site));
-    }
-    object
+/// One root call as the JSON record of `gotrace graph --json` (a `"tree"` line, serde): `pid`,
+/// `goid`, `ts_ns` (CLOCK_MONOTONIC), `site` (when known), `truncated_calls` (calls cut by
+/// --depth / --max-nodes), and the root's own [`CallNode`] fields.
+#[derive(Serialize)]
+pub struct TreeLine<'t> {
+    pid: u32,
+    goid: u64,
+    ts_ns: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<&'t str>,
+    truncated_calls: u64,
+    #[serde(flatten)]
+    root: &'t CallNode,
 }
 
-/// `{"function","duration_ns","children"}` plus `unwound`, `args`, `results` when present.
-fn node_json(node: &CallNode) -> Value {
-    let mut object = json!({
-        "function": node.function,
-        "duration_ns": node.duration_ns,
-        "children": node.children.iter().map(node_json).collect::<Vec<_>>(),
-    });
-    let fields = object.as_object_mut().expect("json! of an object literal");
-    if node.unwound {
-        fields.insert("unwound".into(), json!(true));
+impl<'t> TreeLine<'t> {
+    pub fn new(tree: &'t CallTree) -> Self {
+        TreeLine {
+            pid: tree.pid,
+            goid: tree.goid,
+            ts_ns: tree.ts_ns,
+            site: tree.root_site.as_deref(),
+            truncated_calls: tree.truncated,
+            root: &tree.root,
+        }
     }
-    let values = |list: &[RenderedValue]| list.iter().map(|(_, v, _)| v.clone()).collect();
-    if let Some(args) = &node.args {
-        fields.insert("args".into(), Value::Array(values(args)));
-    }
-    if let Some(results) = &node.results {
-        fields.insert("results".into(), Value::Array(values(results)));
-    }
-    object
 }
 
 /// Collapsed stacks of many call trees (`root;child;grandchild self_ns`), each stack weighted
@@ -291,6 +283,8 @@ impl FoldedStacks {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn node(function: &str, start_ns: u64, duration_ns: u64, children: Vec<CallNode>) -> CallNode {
@@ -305,6 +299,22 @@ mod tests {
         }
     }
 
+    /// A decoded value `name` of type `type_name`: `value`, printed `text`.
+    fn value(name: &str, type_name: &str, value: serde_json::Value, text: &str) -> NamedValue {
+        NamedValue {
+            name: name.into(),
+            type_name: Some(type_name.into()),
+            value,
+            text: text.into(),
+            hex: None,
+            pointee: None,
+            len: None,
+            cap: None,
+            truncated: None,
+            reason: None,
+        }
+    }
+
     /// main.handle (100) → main.parse (30) → main.leaf (10); main.handle → main.leaf (20);
     /// main.handle → main.work (40, unwound, with args) → main.leaf (5). Self times: handle 10,
     /// parse 20, leaf 10 + 20 + 5, work 35.
@@ -312,23 +322,11 @@ mod tests {
         let mut work = node("main.work", 60, 40, vec![node("main.leaf", 61, 5, vec![])]);
         work.unwound = true;
         work.args = Some(vec![
-            (
-                "n".into(),
-                json!({"name": "n", "type": "int", "value": 3}),
-                "3".into(),
-            ),
-            (
-                "s".into(),
-                json!({"name": "s", "type": "string", "value": "x"}),
-                "\"x\"".into(),
-            ),
+            value("n", "int", json!(3), "3"),
+            value("s", "string", json!("x"), "\"x\""),
         ]);
         let mut leaf = node("main.leaf", 40, 20, vec![]);
-        leaf.results = Some(vec![(
-            "~r0".into(),
-            json!({"name": "~r0", "type": "int", "value": 7}),
-            "7".into(),
-        )]);
+        leaf.results = Some(vec![value("~r0", "int", json!(7), "7")]);
         CallTree {
             pid: 4242,
             goid: 17,
@@ -413,8 +411,9 @@ mod tests {
     #[test]
     fn human_block_is_indented_like_function_graph() {
         let tree = sample();
-        let mut text = String::new();
+        let mut text = Vec::new();
         render_human(&tree, &mut text);
+        let text = String::from_utf8(text).unwrap();
         let when = clock::hms_micros(i128::from(tree.ts_ns));
         let expected = format!(
             "goid 17 pid 4242 {when} main.handle (/src/main.go:42) 100ns, 2 calls cut by --max-depth/--max-nodes
@@ -435,7 +434,10 @@ mod tests {
 
     #[test]
     fn json_has_the_issue_shape() {
-        let value = tree_json(&sample());
+        let tree = sample();
+        let mut line = Vec::new();
+        crate::output::lines::write_json_line(&mut line, "tree", &TreeLine::new(&tree)).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
         let leaf = |function: &str, duration_ns: u64| json!({"function": function, "duration_ns": duration_ns, "children": []});
         let expected = json!({
             "type": "tree",

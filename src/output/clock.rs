@@ -29,6 +29,24 @@ pub fn monotonic_to_unix_ns() -> i128 {
     read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
 }
 
+/// An instant in a JSON line (the `attached` and `summary` edges): `ts_ns` on the events' clock
+/// (CLOCK_MONOTONIC) and `time`, the same instant as RFC 3339 UTC wall-clock time.
+#[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub ts_ns: u64,
+    pub time: String,
+}
+
+impl Stamp {
+    /// The stamp of CLOCK_MONOTONIC instant `ts_ns`.
+    pub fn at(ts_ns: u64) -> Stamp {
+        Stamp {
+            ts_ns,
+            time: rfc3339(ts_ns),
+        }
+    }
+}
+
 /// A CLOCK_MONOTONIC instant (a `ts_ns`) as UTC RFC 3339 wall-clock time with
 /// nanoseconds, e.g. `2026-05-01T12:00:00.123456789Z` (the JSON `time` field).
 pub fn rfc3339(monotonic_ns: u64) -> String {

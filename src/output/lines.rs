@@ -1,7 +1,29 @@
 //! Output shared with a launched target: gotrace's lines must never be split by the target's
-//! own writes to the same pipe or file.
+//! own writes to the same pipe or file. And the one way a `--json` line is written: a serde
+//! record under its `type`.
 
 use std::io::{self, Write};
+
+use serde::Serialize;
+
+/// One `--json` line: `{"type": kind}` followed by the fields of `record`.
+#[derive(Serialize)]
+struct JsonLine<'r, T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    record: &'r T,
+}
+
+/// Writes `record` as one `--json` line of type `kind`.
+pub fn write_json_line(
+    out: &mut impl Write,
+    kind: &'static str,
+    record: &impl Serialize,
+) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &JsonLine { kind, record })?;
+    out.write_all(b"\n")
+}
 
 /// The largest write a pipe performs atomically (POSIX PIPE_BUF on Linux).
 const ATOMIC_WRITE: usize = 4096;

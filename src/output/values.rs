@@ -1,142 +1,41 @@
-//! Decoding the raw bytes one probe hit captured (registers, a stack window, extra reads) into
-//! JSON values, following an [`crate::plan::abi`] plan. Never panics on short or garbage input:
-//! what cannot be read becomes `null` with a reason.
+//! Go values as gotrace prints them: one [`NamedValue`] per argument, result or global
+//! ([`crate::decode`] makes them), as JSON (serde) and as Go's `%v` text.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::gobin::runtime::typenames::TypeNamer;
-use crate::plan::abi::{Loc, Shape, ValuePlan};
-
-/// The bytes of one probe hit.
-pub struct Captured<'a> {
-    /// Registers then stack window (see [`crate::plan::abi::REGS_AREA`]).
-    pub frame: &'a [u8],
-    /// Per extra read of the plan: the bytes read, or None when the read failed.
-    pub derefs: Vec<Option<&'a [u8]>>,
-}
-
-/// One decoded value: the JSON value, its text as Go's `%v` prints it, its truncation mark, or
-/// why it is unreadable.
-struct Decoded {
-    value: Value,
-    human: String,
-    truncated: bool,
-    has_string: bool,
-    reason: Option<String>,
-    /// A slice's length and capacity.
-    len_cap: Option<(u64, u64)>,
-    /// The exact bytes of a string or `[]byte` that is not valid UTF-8, in hex.
-    hex: Option<String>,
-    /// The struct a pointer points at.
-    pointee: Option<Value>,
-}
-
-impl Decoded {
-    fn plain(value: Value) -> Decoded {
-        let human = human_inner(&value);
-        Decoded::text(value, human)
-    }
-
-    fn text(value: Value, human: String) -> Decoded {
-        Decoded {
-            value,
-            human,
-            truncated: false,
-            has_string: false,
-            reason: None,
-            len_cap: None,
-            hex: None,
-            pointee: None,
-        }
-    }
-
-    /// Go's nil: JSON `null` with no reason.
-    fn nil() -> Decoded {
-        Decoded::text(Value::Null, "<nil>".into())
-    }
-
-    fn unreadable(reason: String) -> Decoded {
-        Decoded {
-            reason: Some(reason),
-            ..Decoded::text(Value::Null, "?".into())
-        }
-    }
-
-    /// A string or `[]byte` of `bytes`: JSON text (lossy) plus the exact bytes in hex when
-    /// they are not UTF-8; Go's `%q` text.
-    fn bytes(bytes: &[u8], truncated: bool) -> Decoded {
-        Decoded {
-            truncated,
-            has_string: true,
-            hex: std::str::from_utf8(bytes).is_err().then(|| hex(bytes)),
-            ..Decoded::text(json!(String::from_utf8_lossy(bytes)), go_quote(bytes))
-        }
-    }
-
-    /// The JSON of this value inside a struct or array: a string that is not UTF-8 becomes
-    /// `{"text": lossy, "hex": exact}` (there is no sibling `hex` key there).
-    fn nested_value(self) -> Value {
-        match self.hex {
-            Some(hex) => json!({"text": self.value, "hex": hex}),
-            None => self.value,
-        }
-    }
-}
-
-/// One decoded argument, result or global.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedValue<'p> {
-    pub name: &'p str,
+/// One decoded argument, result or global. Its JSON object (serde) is `name`, `type`,
+/// `value`, then `hex`, `pointee`, `len`, `cap`, `truncated`, `reason` when they apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedValue {
+    pub name: String,
     /// None for globals (their JSON has no `type`).
-    pub type_name: Option<&'p str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_name: Option<String>,
     /// `null` when nil or unreadable (then `reason` says why).
     pub value: Value,
     /// The value as Go's `%v` prints it (strings as `%q`).
+    #[serde(skip)]
     pub text: String,
-    /// Set for values holding strings or slices: whether something was cut.
-    pub truncated: Option<bool>,
-    /// A slice's length and capacity.
-    pub len_cap: Option<(u64, u64)>,
     /// The exact bytes of a string or `[]byte` that is not valid UTF-8, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hex: Option<String>,
     /// The struct a pointer points at.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pointee: Option<Value>,
+    /// A slice's length and capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u64>,
+    /// Set for values holding strings or slices: whether something was cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
-impl NamedValue<'_> {
-    /// Appends the JSON object: `name`, `type`, `value`, then `hex`, `pointee`, `len`, `cap`,
-    /// `truncated`, `reason` when they apply.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"name\":");
-        put_json(out, self.name);
-        if let Some(type_name) = self.type_name {
-            out.extend_from_slice(b",\"type\":");
-            put_json(out, type_name);
-        }
-        out.extend_from_slice(b",\"value\":");
-        put_json(out, &self.value);
-        if let Some(hex) = &self.hex {
-            out.extend_from_slice(b",\"hex\":");
-            put_json(out, hex);
-        }
-        if let Some(pointee) = &self.pointee {
-            out.extend_from_slice(b",\"pointee\":");
-            put_json(out, pointee);
-        }
-        if let Some((len, cap)) = self.len_cap {
-            out.extend_from_slice(format!(",\"len\":{len},\"cap\":{cap}").as_bytes());
-        }
-        if let Some(truncated) = self.truncated {
-            out.extend_from_slice(format!(",\"truncated\":{truncated}").as_bytes());
-        }
-        if let Some(reason) = &self.reason {
-            out.extend_from_slice(b",\"reason\":");
-            put_json(out, reason);
-        }
-        out.push(b'}');
-    }
-
+impl NamedValue {
     /// The value as one short human-readable token, as Go prints it: strings `%q`-quoted,
     /// structs `{X:1 Y:2}`, pointers `0xc000012345` or `&{W:3 H:4}`, `<nil>`; `...` after a
     /// truncated value, `?(why)` for an unreadable one.
@@ -152,273 +51,8 @@ impl NamedValue<'_> {
     }
 }
 
-/// Appends `value` as JSON (serialising a string or a `Value` into a Vec cannot fail).
-pub fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.extend_from_slice(b"null");
-    }
-}
-
-/// Appends a JSON list of values.
-pub fn write_json_list(out: &mut Vec<u8>, values: &[NamedValue<'_>]) {
-    out.push(b'[');
-    for (i, value) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        value.write_json(out);
-    }
-    out.push(b']');
-}
-
-/// The arguments or results of one event.
-pub fn decode_site<'p>(
-    plan: &'p [ValuePlan],
-    captured: &Captured<'_>,
-    namer: &dyn TypeNamer,
-) -> Vec<NamedValue<'p>> {
-    plan.iter()
-        .map(|v| decode_value(v, captured, namer))
-        .collect()
-}
-
-/// The globals of a call event; global `i` is unreadable when bit `i` of `failed` is set.
-pub fn decode_globals<'p>(
-    plan: &'p [ValuePlan],
-    failed: u32,
-    captured: &Captured<'_>,
-    namer: &dyn TypeNamer,
-) -> Vec<NamedValue<'p>> {
-    plan.iter()
-        .enumerate()
-        .map(|(i, global)| {
-            let mut value = decode_value(global, captured, namer);
-            if failed & (1 << i) != 0 {
-                value.value = Value::Null;
-                value.truncated = None;
-                value.len_cap = None;
-                value.hex = None;
-                value.pointee = None;
-                value.reason = Some("its address could not be read".into());
-            }
-            value.type_name = None;
-            value
-        })
-        .collect()
-}
-
-fn decode_value<'p>(
-    plan: &'p ValuePlan,
-    captured: &Captured<'_>,
-    namer: &dyn TypeNamer,
-) -> NamedValue<'p> {
-    let decoded = decode(&plan.shape, captured, namer);
-    NamedValue {
-        name: &plan.name,
-        type_name: Some(&plan.type_name),
-        value: decoded.value,
-        text: decoded.human,
-        truncated: (decoded.has_string || decoded.len_cap.is_some()).then_some(decoded.truncated),
-        len_cap: decoded.len_cap,
-        hex: decoded.hex,
-        pointee: decoded.pointee,
-        reason: decoded.reason,
-    }
-}
-
-/// The little-endian unsigned value at `loc`, or None when outside the frame.
-fn read_unsigned(frame: &[u8], loc: Loc) -> Option<u64> {
-    let start = usize::try_from(loc.offset).ok()?;
-    let size = usize::try_from(loc.size).ok()?.min(8);
-    let bytes = frame.get(start..start.checked_add(size)?)?;
-    let mut word = [0u8; 8];
-    word.get_mut(..size)?.copy_from_slice(bytes);
-    Some(u64::from_le_bytes(word))
-}
-
-/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
-pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
-
-/// An integer value: a JSON number within ±[`JSON_SAFE_INT`], else its decimal digits as a
-/// JSON string (docs/json.md), which jq and JavaScript cannot round.
-fn exact_int(v: i128) -> Decoded {
-    if v.abs() <= JSON_SAFE_INT {
-        Decoded::plain(json!(v as i64))
-    } else {
-        Decoded::text(json!(v.to_string()), v.to_string())
-    }
-}
-
-fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Decoded {
-    let frame = captured.frame;
-    let outside = || Decoded::unreadable("not captured".into());
-    match shape {
-        Shape::Int { loc, signed } => match read_unsigned(frame, *loc) {
-            Some(raw) if *signed && loc.size < 8 && loc.size > 0 => {
-                let shift = 64 - 8 * loc.size;
-                exact_int(i128::from(((raw << shift) as i64) >> shift))
-            }
-            Some(raw) if *signed => exact_int(i128::from(raw as i64)),
-            Some(raw) => exact_int(i128::from(raw)),
-            None => outside(),
-        },
-        Shape::Bool { loc } => read_unsigned(frame, *loc)
-            .map_or_else(outside, |raw| Decoded::plain(json!(raw & 0xff != 0))),
-        Shape::Pointer { loc, pointee } => match read_unsigned(frame, *loc) {
-            None => outside(),
-            Some(0) => Decoded::nil(),
-            Some(raw) => {
-                let address = format!("{raw:#x}");
-                let target = pointee.as_ref().and_then(|p| {
-                    let bytes = captured.derefs.get(p.deref).copied().flatten()?;
-                    let inner = Captured {
-                        frame: bytes,
-                        derefs: Vec::new(),
-                    };
-                    Some(decode(&p.shape, &inner, namer))
-                });
-                match target {
-                    Some(target) => Decoded {
-                        pointee: Some(target.value),
-                        ..Decoded::text(json!(address), format!("&{}", target.human))
-                    },
-                    None => Decoded::text(json!(address.clone()), address),
-                }
-            }
-        },
-        Shape::Float { loc } => match read_unsigned(frame, *loc) {
-            Some(raw) if loc.size == 4 => {
-                Decoded::plain(json!(f64::from(f32::from_bits(raw as u32))))
-            }
-            Some(raw) => Decoded::plain(json!(f64::from_bits(raw))),
-            None => outside(),
-        },
-        Shape::String { len, deref } => {
-            let Some(full_len) = read_unsigned(frame, *len) else {
-                return outside();
-            };
-            match captured.derefs.get(*deref).copied().flatten() {
-                Some(bytes) => Decoded::bytes(bytes, (bytes.len() as u64) < full_len),
-                None if full_len == 0 => Decoded::bytes(b"", false),
-                None => Decoded {
-                    has_string: true,
-                    ..Decoded::unreadable("the string's bytes could not be read".into())
-                },
-            }
-        }
-        Shape::Slice {
-            len,
-            cap,
-            elem,
-            elem_size,
-            deref,
-        } => {
-            let (Some(len), Some(cap)) = (read_unsigned(frame, *len), read_unsigned(frame, *cap))
-            else {
-                return outside();
-            };
-            let Some(bytes) = captured.derefs.get(*deref).copied().flatten() else {
-                if len == 0 {
-                    return Decoded {
-                        len_cap: Some((len, cap)),
-                        ..Decoded::plain(json!([]))
-                    };
-                }
-                return Decoded::unreadable("the slice's elements could not be read".into());
-            };
-            let (elems, texts): (Vec<Value>, Vec<String>) = bytes
-                .chunks_exact((*elem_size).max(1) as usize)
-                .map(|chunk| {
-                    let element = Captured {
-                        frame: chunk,
-                        derefs: Vec::new(),
-                    };
-                    let d = decode(elem, &element, namer);
-                    (d.value, d.human)
-                })
-                .unzip();
-            Decoded {
-                truncated: (elems.len() as u64) < len,
-                len_cap: Some((len, cap)),
-                ..Decoded::text(Value::Array(elems), format!("[{}]", texts.join(" ")))
-            }
-        }
-        Shape::Struct { fields } => {
-            let mut object = Map::new();
-            let mut texts = Vec::new();
-            let mut whole = Decoded::plain(Value::Null);
-            for (name, field) in fields {
-                let d = decode(field, captured, namer);
-                whole.truncated |= d.truncated;
-                whole.has_string |= d.has_string;
-                texts.push(format!("{name}:{}", d.human));
-                object.insert(name.clone(), d.nested_value());
-            }
-            whole.value = Value::Object(object);
-            whole.human = format!("{{{}}}", texts.join(" "));
-            whole
-        }
-        Shape::Array { elems } => {
-            let mut whole = Decoded::plain(Value::Null);
-            let mut texts = Vec::new();
-            let values = elems
-                .iter()
-                .map(|e| {
-                    let d = decode(e, captured, namer);
-                    whole.truncated |= d.truncated;
-                    whole.has_string |= d.has_string;
-                    texts.push(d.human.clone());
-                    d.nested_value()
-                })
-                .collect();
-            whole.value = Value::Array(values);
-            whole.human = format!("[{}]", texts.join(" "));
-            whole
-        }
-        Shape::Interface {
-            tab,
-            empty,
-            itab_type,
-            message,
-        } => {
-            let Some(first) = read_unsigned(frame, *tab) else {
-                return outside();
-            };
-            if first == 0 {
-                return Decoded::nil();
-            }
-            let type_word = if *empty {
-                Some(first)
-            } else {
-                itab_type
-                    .and_then(|i| captured.derefs.get(i).copied().flatten())
-                    .and_then(|bytes| {
-                        let size = u32::try_from(bytes.len()).ok()?;
-                        read_unsigned(bytes, Loc { offset: 0, size })
-                    })
-            };
-            let Some(type_word) = type_word else {
-                return Decoded::unreadable("the itab could not be read".into());
-            };
-            let type_name = match namer.dynamic_type(type_word) {
-                Ok(name) => name,
-                Err(reason) => return Decoded::unreadable(reason),
-            };
-            let mut object = Map::new();
-            object.insert("type".into(), json!(type_name));
-            if type_name == "*errors.errorString" {
-                if let Some(bytes) = message.and_then(|m| captured.derefs.get(m).copied().flatten())
-                {
-                    object.insert("message".into(), json!(String::from_utf8_lossy(bytes)));
-                }
-            }
-            Decoded::plain(Value::Object(object))
-        }
-        Shape::Unreadable { reason } => Decoded::unreadable(reason.clone()),
-    }
-}
-
-fn human_inner(v: &Value) -> String {
+/// `v` as Go's `%v` prints it (strings quoted, `<nil>` for null).
+pub fn human_inner(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
         Value::Array(items) => format!(
@@ -436,11 +70,6 @@ fn human_inner(v: &Value) -> String {
         Value::Null => "<nil>".into(),
         other => other.to_string(),
     }
-}
-
-/// `bytes` in lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `bytes` quoted as Go's `%q` (`strconv.Quote`) does: printable characters as they are,
@@ -481,77 +110,4 @@ pub fn go_quote(bytes: &[u8]) -> String {
     }
     out.push('"');
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::gobin::Arch;
-    use crate::plan::abi::{call_plan, Abi};
-    use crate::plan::signature;
-
-    /// Names every type `T`, fails nothing.
-    struct FixedNamer;
-
-    impl TypeNamer for FixedNamer {
-        fn dynamic_type(&self, _type_word: u64) -> Result<String, String> {
-            Ok("T".into())
-        }
-    }
-
-    const SIGNATURE: &str = "main.f(a int8, b uint16, c int, s string, p *int, x float64, e error, v any, bs []byte, is []int32, fs []float32) (int, error)";
-
-    #[test]
-    fn decodes_registers_and_strings() {
-        let user = signature::parse("main.f(n int16, s string) (ok bool)", 8).unwrap();
-        let plan = call_plan(&user.sig, &user.types, Arch::Amd64, Abi::Register, 4);
-        let mut frame = vec![0u8; 640];
-        frame[..2].copy_from_slice(&(-3i16).to_le_bytes()); // RAX
-        frame[16..24].copy_from_slice(&6u64.to_le_bytes()); // RCX: len
-        let captured = Captured {
-            frame: &frame,
-            derefs: vec![Some(b"abcd")],
-        };
-        let values = decode_site(&plan.entry.values, &captured, &FixedNamer);
-        assert_eq!(values[0].value, json!(-3));
-        assert_eq!(values[1].value, json!("abcd"));
-        assert_eq!(values[1].truncated, Some(true));
-        let mut out = Vec::new();
-        write_json_list(&mut out, &values);
-        let parsed: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            parsed,
-            json!([{"name": "n", "type": "int16", "value": -3},
-                   {"name": "s", "type": "string", "value": "abcd", "truncated": true}])
-        );
-    }
-
-    proptest! {
-        /// Garbage frames and extra reads of any length decode without panicking.
-        #[test]
-        fn garbage_never_panics(
-            frame in proptest::collection::vec(any::<u8>(), 0..700),
-            reads in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
-            register_abi in any::<bool>(),
-        ) {
-            let user = signature::parse(SIGNATURE, 8).unwrap();
-            let abi = if register_abi { Abi::Register } else { Abi::Stack };
-            let plan = call_plan(&user.sig, &user.types, Arch::Amd64, abi, 64);
-            let captured = Captured {
-                frame: &frame,
-                derefs: reads.iter().map(|r| r.as_deref()).collect(),
-            };
-            for site in [&plan.entry, &plan.ret] {
-                let values = decode_site(&site.values, &captured, &FixedNamer);
-                for value in &values {
-                    let _ = value.human();
-                }
-                let mut out = Vec::new();
-                write_json_list(&mut out, &values);
-                prop_assert!(serde_json::from_slice::<Value>(&out).is_ok());
-            }
-        }
-    }
 }

@@ -2,9 +2,8 @@
 //! its entry site and every RET site, plus the runtime facts the BPF programs need. Plain
 //! data, computed from [`GoBinary`] alone (testable without root).
 
-pub mod abi;
+pub mod capture;
 pub mod inlined;
-pub mod inlined_args;
 pub mod reach;
 pub mod signature;
 pub mod sites;
@@ -24,6 +23,9 @@ pub struct Announcement {
     pub what: String,
     /// Functions traced (the JSON `attached` line's `functions`).
     pub functions: usize,
+    /// What the user should know about the plan (functions skipped, inlined calls missed),
+    /// one line each on stderr.
+    pub notes: Vec<String>,
 }
 
 impl GSource {
@@ -172,12 +174,14 @@ const NO_RET: &str =
     "has no RET instruction and no tail call to a function with one (it never returns), so its return cannot be probed";
 
 impl ProbePlan {
-    /// Tells the user on stderr about the functions a glob matched but that cannot be probed
-    /// (one line, or one per function when `verbose`), and returns what the session announces.
+    /// What the session announces: the functions traced and notes on the functions a glob
+    /// matched but that cannot be probed and the inlined calls that are missed or untimed (one
+    /// line, or one per function when `verbose`).
     pub fn announcement(&self, patterns: &[String], verbose: bool) -> Announcement {
+        let mut notes = Vec::new();
         if verbose {
             for (name, reason) in &self.skipped {
-                eprintln!("gotrace: skipping {name}: {reason}");
+                notes.push(format!("skipping {name}: {reason}"));
             }
         } else if !self.skipped.is_empty() {
             let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
@@ -186,37 +190,37 @@ impl ProbePlan {
             } else {
                 format!("that cannot be probed ({no_ret} never return)")
             };
-            eprintln!(
-                "gotrace: skipped {} functions {why}; --verbose lists them",
+            notes.push(format!(
+                "skipped {} functions {why}; --verbose lists them",
                 self.skipped.len()
-            );
+            ));
         }
         if verbose {
             for func in &self.funcs {
                 for i in &func.instances {
                     if let Some(why) = &i.untimed {
-                        eprintln!(
-                            "gotrace: {} inlined in {} at {} is counted, not timed: {why}",
+                        notes.push(format!(
+                            "{} inlined in {} at {} is counted, not timed: {why}",
                             func.name, i.parent, i.call_site
-                        );
+                        ));
                     }
                     for pc in &i.shared_entries {
-                        eprintln!(
-                            "gotrace: {} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
+                        notes.push(format!(
+                            "{} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
                             func.name, i.parent, i.call_site
-                        );
+                        ));
                     }
                 }
             }
             for u in &self.unprobed {
-                eprintln!(
-                    "gotrace: cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
+                notes.push(format!(
+                    "cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
                     u.func, u.parent, u.call_site, u.reason
-                );
+                ));
             }
         } else if !self.unprobed.is_empty() {
-            eprintln!(
-                "gotrace: {} inlined calls of {} functions cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
+            notes.push(format!(
+                "{} inlined calls of {} functions cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
                 self.unprobed.len(),
                 {
                     let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
@@ -227,7 +231,7 @@ impl ProbePlan {
                 self.unprobed[0].func,
                 self.unprobed[0].parent,
                 self.unprobed[0].reason
-            );
+            ));
         }
         Announcement {
             what: format!(
@@ -236,13 +240,35 @@ impl ProbePlan {
                 patterns.join(" ")
             ),
             functions: self.funcs.len(),
+            notes,
         }
     }
 }
 
-/// Does `pattern` use glob syntax (as opposed to naming one function)?
-fn is_glob(pattern: &str) -> bool {
-    pattern.contains(['*', '?']) || (pattern.contains('[') && !pattern.contains("[...]"))
+/// One pattern of the command line, compiled once: a glob, or the exact name of a function.
+struct NameMatcher<'p> {
+    pattern: &'p str,
+    /// None: the pattern names one function (it uses no glob syntax).
+    glob: Option<glob::Pattern>,
+}
+
+impl<'p> NameMatcher<'p> {
+    fn new(pattern: &'p str) -> Result<Self> {
+        let is_glob =
+            pattern.contains(['*', '?']) || (pattern.contains('[') && !pattern.contains("[...]"));
+        let glob = is_glob
+            .then(|| glob::Pattern::new(pattern))
+            .transpose()
+            .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
+        Ok(NameMatcher { pattern, glob })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match &self.glob {
+            Some(glob) => glob.matches(name),
+            None => name == self.pattern,
+        }
+    }
 }
 
 /// Resolves `patterns` against the binary (the functions' own code only). A pattern naming one
@@ -266,42 +292,23 @@ pub fn plan_with(
     let mut skipped = Vec::new();
     let mut instances = InstancePlanner::default();
     let mut unprobed = Vec::new();
+    let matchers = patterns
+        .iter()
+        .map(|pattern| NameMatcher::new(pattern))
+        .collect::<Result<Vec<_>>>()?;
     let inline_table = match inlined {
         Inlined::No => None,
         Inlined::Yes => {
-            let globs = patterns
-                .iter()
-                .map(|p| Ok((glob::Pattern::new(p)?, is_glob(p), p.as_str())))
-                .collect::<Result<Vec<_>, glob::PatternError>>()
-                .ok();
-            Some(bin.inline_table_matching(&|name| {
-                globs.as_ref().is_none_or(|globs| {
-                    globs.iter().any(|(glob, is_glob, pattern)| {
-                        if *is_glob {
-                            glob.matches(name)
-                        } else {
-                            name == *pattern
-                        }
-                    })
-                })
-            }))
+            Some(bin.inline_table_matching(&|name| matchers.iter().any(|m| m.matches(name))))
         }
     };
     let inline_table = inline_table.as_ref();
     let out_of_line_names: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
     // Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
     let mut planned_entries = HashSet::new();
-    for pattern in patterns {
-        let glob = glob::Pattern::new(pattern)
-            .with_context(|| format!("bad pattern {pattern:?} (glob syntax: * ? [abc])"))?;
-        let exact = !is_glob(pattern);
-        let name_matches = |name: &str| {
-            if exact {
-                name == pattern
-            } else {
-                glob.matches(name)
-            }
-        };
+    for matcher in &matchers {
+        let (pattern, exact) = (matcher.pattern, matcher.glob.is_none());
+        let name_matches = |name: &str| matcher.matches(name);
         let matched: Vec<_> = bin.funcs.iter().filter(|f| name_matches(f.name)).collect();
         // Functions that exist only inlined, in name order.
         let mut inline_only: Vec<&str> = inline_table

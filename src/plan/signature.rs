@@ -1,6 +1,6 @@
 //! Function signatures the user writes for binaries without DWARF (stripped builds), e.g.
 //! `main.doWork(n int, s string) (int, error)`: the function name, and the parameter and
-//! result types in the form [`crate::plan::abi`] plans from. Built-in types, pointers, `[]T` of
+//! result types in the form [`crate::plan::capture`] plans from. Built-in types, pointers, `[]T` of
 //! built-in scalars, `error`, `any`/`interface{}`, maps, channels and funcs are understood;
 //! struct types cannot be written (their layout is unknown without DWARF).
 

@@ -84,8 +84,9 @@ impl Session {
         self.target.pid
     }
 
-    /// Attaches the loaded object's program at every site, starts the stop conditions (`-i`
-    /// every `interval`), announces, and lets a launched target run.
+    /// Prints the plan's notes on stderr, attaches the loaded object's program at every site,
+    /// starts the stop conditions (`-i` every `interval`), announces, and lets a launched
+    /// target run.
     pub fn attach(
         &mut self,
         object: &Object,
@@ -93,6 +94,9 @@ impl Session {
         interval: Option<Duration>,
         announcement: &Announcement,
     ) -> Result<Attached> {
+        for note in &announcement.notes {
+            eprintln!("gotrace: {note}");
+        }
         let mut gate = Gate::find(object)?;
         gate.edges = self.edges.clone();
         let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
@@ -136,11 +140,12 @@ impl Session {
     /// once more at the stop. `on_wake` returning false ends the session
     /// ([`StopReason::Done`]). The stop (DESIGN.md technique 14): entries stop counting
     /// (`close_ns`), the calls in flight return (at most `--drain-timeout`; not when the
-    /// target exited: its open calls never will), every hit ends, the buffers are drained a
-    /// last time, `on_wake` renders the results, and only then are the probes detached.
+    /// target exited: its open calls never will), every hit ends (`shut_ns`), the probes are
+    /// disarmed, the buffers drained a last time, `on_wake` renders the results, and only then
+    /// are per-site uprobes removed (slow: see [`attach`]).
     pub fn run(
         &mut self,
-        attached: Attached,
+        mut attached: Attached,
         drain: &mut impl Drain,
         mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
     ) -> Result<StopReason> {
@@ -165,10 +170,13 @@ impl Session {
             }
             gate.shut();
         }
+        attached.disarm();
         drain.finish()?;
         on_wake(Wake::Stop(stop), &mut self.out)?;
         self.out.flush()?;
-        drop(attached);
+        if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
+            eprintln!("{line}");
+        }
         Ok(stop)
     }
 }

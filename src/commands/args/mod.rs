@@ -1,12 +1,9 @@
 //! `gotrace args`: every call of the traced functions with its arguments (at the entry probe),
 //! its results and duration (at each RET probe) and its goroutine. The BPF program copies raw
-//! registers, stack and string bytes by a per-function fetch plan ([`crate::plan::abi`]) into
-//! one ring buffer; [`decode`] turns records into values, [`render`] into lines.
+//! registers, stack and string bytes by a per-function fetch plan ([`crate::plan::capture`])
+//! into one ring buffer; [`crate::decode`] turns records into values, [`render`] into lines.
 
-pub(crate) mod decode;
-mod inlined;
 mod render;
-mod tail;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -15,29 +12,29 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::bpf_types::{args_plan_index, args_stats, site_kind};
+use crate::bpf_types::args_stats;
 use crate::cli::ArgsArgs;
-use crate::gobin::format::dwarf::DwarfInfo;
+use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::abi::{self, Abi, CallPlan, SitePlan};
-use crate::plan::signature::{self, UserSignature};
+use crate::output::clock::Stamp;
+use crate::output::lines;
+use crate::plan::capture::{self, InlineRead, Reads};
+use crate::plan::signature;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::{self, args::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
 use crate::session::lifecycle::{StopReason, Wake};
 use crate::session::{maps, Session};
-use decode::Decoder;
-pub(crate) use inlined::InlineRead;
 
 /// Runs `gotrace args`.
 pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    if args.strsize > abi::MAX_READ {
-        bail!("--strsize is at most {}", abi::MAX_READ);
+    if args.strsize > capture::MAX_READ {
+        bail!("--strsize is at most {}", capture::MAX_READ);
     }
     if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
         bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
@@ -45,7 +42,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let (plan, calls, inline) = plan_calls(&bin, &patterns, args)?;
-    let plans_before_inline = fetch_plans_len(&plan);
+    let plans_before_inline = capture::fetch_plans_len(&plan);
     let inline_sites = plan.inline_sites(|index| plans_before_inline + index);
     let mut object = MaybeUninit::uninit();
     let skel = load_program(
@@ -125,11 +122,16 @@ fn write_summary(
         _ => in_flight_at_end = open,
     }
     if json {
-        let line = json!({"type": "summary", "ts_ns": ts_ns,
-            "time": crate::output::clock::rfc3339(ts_ns), "events": events, "lost": lost,
-            "malformed": malformed, "unmatched": unmatched,
-            "in_flight_at_start": in_flight_at_start, "in_flight_at_end": in_flight_at_end});
-        writeln!(out, "{line}")?;
+        let summary = Summary {
+            at: Stamp::at(ts_ns),
+            events,
+            lost,
+            malformed,
+            unmatched,
+            in_flight_at_start,
+            in_flight_at_end,
+        };
+        lines::write_json_line(out, "summary", &summary)?;
     } else {
         writeln!(
             out,
@@ -137,6 +139,20 @@ fn write_summary(
         )?;
     }
     Ok(())
+}
+
+/// The `--json` summary record: the instant entries stopped counting, events printed, lost,
+/// malformed, unmatched and in flight at the edges.
+#[derive(Serialize)]
+struct Summary {
+    #[serde(flatten)]
+    at: Stamp,
+    events: u64,
+    lost: u64,
+    malformed: u64,
+    unmatched: u64,
+    in_flight_at_start: u64,
+    in_flight_at_end: u64,
 }
 
 /// Opens, sizes and loads the args program, and stores each function's fetch plans and the
@@ -149,7 +165,7 @@ fn load_program<'o>(
     pid: Option<u32>,
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
-    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     crate::session::kernel::require_bpf_privileges()?;
 
@@ -162,14 +178,16 @@ fn load_program<'o>(
     let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
     open.maps
         .fetch_plans
-        .set_max_entries(fetch_plans_len(plan) + inline_len)?;
+        .set_max_entries(capture::fetch_plans_len(plan) + inline_len)?;
     open.maps.inline_sites.set_max_entries(inline_len.max(1))?;
     open.maps
         .starts
         .set_max_entries(args.max_open_calls.max(1))?;
     open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
     let skel = bpf::load(open)?;
-    store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
+    for (key, fetch) in capture::fetch_plans(plan, calls) {
+        maps::store(&skel.maps.fetch_plans, key, &fetch)?;
+    }
     for ((index, site), read) in inline_sites.entries.iter().enumerate().zip(inline) {
         maps::store(&skel.maps.inline_sites, index as u32, site)?;
         maps::store(
@@ -179,59 +197,6 @@ fn load_program<'o>(
         )?;
     }
     Ok(skel)
-}
-
-/// The entries a `fetch_plans` map (capture.bpf.h) needs for `plan`'s functions.
-pub(crate) fn fetch_plans_len(plan: &ProbePlan) -> u32 {
-    args_plan_index::ARGS_PLANS_PER_FUNC.0 * plan.funcs.len() as u32
-}
-
-/// Stores each planned function's fetch plans, one per kind of site, in `map`.
-pub(crate) fn store_fetch_plans(
-    map: &impl libbpf_rs::MapCore,
-    plan: &ProbePlan,
-    calls: &[Reads],
-) -> Result<()> {
-    for (func, reads) in plan.funcs.iter().zip(calls) {
-        for (kind, index) in SITE_PLANS {
-            let key = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + index.0;
-            let site = reads.site(kind);
-            maps::store(map, key, &site.to_bpf(func.entry))?;
-        }
-    }
-    Ok(())
-}
-
-/// The kinds of site a record comes from, each with the index of its fetch plan (args_site
-/// picks the same).
-const SITE_PLANS: [(site_kind, args_plan_index); 3] = [
-    (site_kind::SITE_ENTRY, args_plan_index::ARGS_PLAN_ENTRY),
-    (site_kind::SITE_RET, args_plan_index::ARGS_PLAN_RET),
-    (
-        site_kind::SITE_TAIL_RET,
-        args_plan_index::ARGS_PLAN_TAIL_RET,
-    ),
-];
-
-/// What args reads at each kind of site of one planned function.
-pub(crate) struct Reads {
-    /// Arguments at the entry, results at its own RETs.
-    call: CallPlan,
-    /// Results at its tail callees' RETs ([`tail`]).
-    tail_ret: SitePlan,
-}
-
-impl Reads {
-    /// The plan of sites of `kind` (one of [`SITE_PLANS`]; any other is read as a RET).
-    fn site(&self, kind: site_kind) -> &SitePlan {
-        if kind == site_kind::SITE_ENTRY {
-            &self.call.entry
-        } else if kind == site_kind::SITE_TAIL_RET {
-            &self.tail_ret
-        } else {
-            &self.call.ret
-        }
-    }
 }
 
 /// The planned functions and, for each, its ABI plan: from the user's written signature, else
@@ -257,93 +222,15 @@ fn plan_calls(
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = call_plans(
-        bin,
-        dwarf.as_ref(),
-        &plan,
-        &user_sigs,
-        args.strsize,
-        &args.globals,
-    )?;
+    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
+    for note in &calls.notes {
+        eprintln!("gotrace: {note}");
+    }
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
-    let inline = inlined::inline_reads(bin, dwarf.as_ref(), &plan, &user_sigs, args.strsize)?;
-    Ok((plan, calls, inline))
-}
-
-/// What args reads for every planned function: its ABI plan from its written signature, else
-/// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
-/// `strsize`), and its results at tail callees' RETs.
-pub(crate) fn call_plans(
-    bin: &GoBinary<'_>,
-    dwarf: Option<&DwarfInfo>,
-    plan: &ProbePlan,
-    user_sigs: &[UserSignature],
-    strsize: u32,
-    global_names: &[String],
-) -> Result<Vec<Reads>> {
-    let arch = bin.elf.arch;
-    let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
-        Abi::Register
-    } else {
-        Abi::Stack
-    };
-    let globals = global_names
-        .iter()
-        .map(|name| {
-            let dwarf = dwarf.with_context(|| {
-                format!("--global {name}: the binary has no DWARF (stripped), so its globals' types are unknown")
-            })?;
-            let global = dwarf
-                .globals
-                .iter()
-                .find(|g| &g.name == name)
-                .with_context(|| {
-                    format!("unknown global {name} (see `gotrace list --globals BINARY`)")
-                })?;
-            let ty = global
-                .ty
-                .with_context(|| format!("{name}: DWARF gives no type"))?;
-            Ok((name.clone(), global.addr, ty))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    // A function's ABI plan from the signature the user wrote, else DWARF's.
-    let signature_of = |name: &str, entry: u64| {
-        if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
-            return Some(abi::call_plan(&user.sig, &user.types, arch, abi, strsize));
-        }
-        let dwarf = dwarf?;
-        let sig = dwarf.signature(name, entry)?;
-        Some(abi::call_plan(sig, &dwarf.types, arch, abi, strsize))
-    };
-    plan.funcs
-        .iter()
-        .map(|func| {
-            let mut call = match (signature_of(&func.name, func.entry), dwarf) {
-                (Some(call), _) => call,
-                (None, Some(_)) if !func.out_of_line => CallPlan::default(),
-                (None, Some(_)) => {
-                    eprintln!(
-                        "gotrace: {} has no DWARF signature (assembly?): its calls are printed without arguments",
-                        func.name
-                    );
-                    CallPlan::default()
-                }
-                (None, None) => bail!(
-                    "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
-                    func.name,
-                    func.name
-                ),
-            };
-            if let Some(dwarf) = dwarf {
-                abi::add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
-                    .map_err(anyhow::Error::msg)?;
-            }
-            let tail_ret = tail::tail_ret_plan(bin, func, &call.ret, signature_of)?;
-            Ok(Reads { call, tail_ret })
-        })
-        .collect()
+    let inline = capture::inline_reads(bin, dwarf, &plan, &user_sigs, args.strsize)?;
+    Ok((plan, calls.reads, inline))
 }
 
 /// Turns ring-buffer records into output lines.

@@ -2,57 +2,83 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::decode::CallEvent;
-use crate::output::clock;
-use crate::output::values;
+use crate::decode::CallEvent;
+use crate::output::values::NamedValue;
+use crate::output::{clock, lines};
+
+/// The record of one `call` or `return` line of `--json`.
+#[derive(Serialize)]
+struct CallLine<'e> {
+    ts_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    function: &'e str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inlined: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inlined_in: Option<&'e str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_site: Option<&'e str>,
+    /// Returns: `null` when the entry was not seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ns: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<&'e [NamedValue]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'e [NamedValue]>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    globals: &'e [NamedValue],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stack: Vec<StackFrame<'e>>,
+}
+
+/// One caller of `--stack`.
+#[derive(Serialize)]
+struct StackFrame<'e> {
+    function: &'e str,
+    file: &'e str,
+    line: i64,
+}
 
 /// Appends `e` as one JSON line to `out`.
 pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>) {
     let h = e.header;
+    let (values, globals): (&[NamedValue], &[NamedValue]) = (&e.values, &e.globals);
+    let line = CallLine {
+        ts_ns: h.ts_ns,
+        pid: h.pid,
+        tid: h.tid,
+        goid: h.goid,
+        function: &e.func.name,
+        inlined: e.inlined.map(|_| true),
+        inlined_in: e.inlined.map(|call| call.parent.as_str()),
+        call_site: e.inlined.map(|call| call.call_site.as_str()),
+        duration_ns: e
+            .is_ret
+            .then_some((h.matched != 0).then_some(h.duration_ns)),
+        results: e.is_ret.then_some(values),
+        args: (!e.is_ret).then_some(values),
+        globals: if e.is_ret { &[] } else { globals },
+        stack: e
+            .callers
+            .iter()
+            .filter(|_| !e.is_ret)
+            .map(|(_, site)| {
+                let (file, line) = site.file_line.unwrap_or(("?", 0));
+                StackFrame {
+                    function: site.function.unwrap_or("?"),
+                    file,
+                    line,
+                }
+            })
+            .collect(),
+    };
     let kind = if e.is_ret { "return" } else { "call" };
-    let _ = write!(
-        out,
-        "{{\"type\":\"{kind}\",\"ts_ns\":{},\"pid\":{},\"tid\":{},\"goid\":{},\"function\":",
-        h.ts_ns, h.pid, h.tid, h.goid
-    );
-    values::put_json(out, e.func.name.as_str());
-    if let Some(call) = e.inlined {
-        out.extend_from_slice(b",\"inlined\":true,\"inlined_in\":");
-        values::put_json(out, call.parent.as_str());
-        out.extend_from_slice(b",\"call_site\":");
-        values::put_json(out, call.call_site.as_str());
-    }
-    if e.is_ret {
-        if h.matched != 0 {
-            let _ = write!(out, ",\"duration_ns\":{}", h.duration_ns);
-        } else {
-            out.extend_from_slice(b",\"duration_ns\":null");
-        }
-        out.extend_from_slice(b",\"results\":");
-        values::write_json_list(out, &e.values);
-    } else {
-        out.extend_from_slice(b",\"args\":");
-        values::write_json_list(out, &e.values);
-        if !e.globals.is_empty() {
-            out.extend_from_slice(b",\"globals\":");
-            values::write_json_list(out, &e.globals);
-        }
-        if !e.callers.is_empty() {
-            let stack: Vec<_> = e
-                .callers
-                .iter()
-                .map(|(_, site)| {
-                    let (file, line) = site.file_line.unwrap_or(("?", 0));
-                    json!({"function": site.function.unwrap_or("?"), "file": file, "line": line})
-                })
-                .collect();
-            out.extend_from_slice(b",\"stack\":");
-            values::put_json(out, &stack);
-        }
-    }
-    out.extend_from_slice(b"}\n");
+    // Into a Vec, serialising cannot fail.
+    let _ = lines::write_json_line(out, kind, &line);
 }
 
 /// Appends `e` as one human line (plus its callers) to `out`; `clock_offset` turns BPF

@@ -73,6 +73,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let announcement = Announcement {
         what,
         functions: plan.funcs.len(),
+        notes: Vec::new(),
     };
     let sites = plan.sites(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0);
     // Wakes every -i, and every second for --listen; the summary prints each -i (counted from
@@ -127,7 +128,7 @@ fn load_program<'o>(
     buffer_bytes: u32,
 ) -> Result<GoroutinesSkel<'o>> {
     let abi = newproc_abi::for_binary(bin)?;
-    let offsets = bin.runtime_layout(bin.dwarf()?.as_ref())?;
+    let offsets = bin.runtime_layout(bin.dwarf()?)?;
     let sched_bp = args
         .stack
         .then(|| creation_stack::sched_bp_offset(bin))

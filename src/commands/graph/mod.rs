@@ -3,9 +3,9 @@
 //! ([`crate::plan::reach`]) and the user's PATTERNs; the BPF program (src/bpf/graph.bpf.c)
 //! emits ENTER/EXIT records only while a goroutine is inside ROOT, and GOEXIT when
 //! runtime.goexit1 ends a goroutine still inside ROOT; with --args those records carry the
-//! site's capture, decoded as `gotrace args` does ([`crate::commands::args`]); [`tree`] builds
-//! the trees;
-//! [`crate::output::calltree`] renders them (human, JSON, folded stacks, SVG).
+//! site's capture, planned and decoded as `gotrace args` does ([`crate::plan::capture`],
+//! [`crate::decode`]); [`tree`] builds the trees; [`crate::output::calltree`] renders them
+//! (human, JSON, folded stacks, SVG).
 
 mod tree;
 
@@ -17,14 +17,17 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::Skel;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
 use crate::cli::GraphArgs;
-use crate::commands::args::{self, decode::Decoder, Reads};
+use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
-use crate::output::calltree::{self, CallTree, FoldedStacks};
+use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
+use crate::output::clock::Stamp;
+use crate::output::lines;
+use crate::plan::capture::{self, Reads};
 use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::{self, graph::*, open_skeleton};
 use crate::session::drain::{self, RingDrain};
@@ -78,7 +81,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),
         min_ns,
         folded: (args.folded.is_some() || args.svg.is_some()).then(FoldedStacks::default),
-        text: String::new(),
+        text: Vec::new(),
         trees: 0,
         below_min: 0,
         malformed_records: 0,
@@ -100,7 +103,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         if stopping {
             printer.finish();
         }
-        out.write_all(printer.text.as_bytes())?;
+        out.write_all(&printer.text)?;
         printer.text.clear();
         if stopping {
             let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
@@ -165,7 +168,11 @@ fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
     let dwarf = bin.dwarf()?.context(
         "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
     )?;
-    args::call_plans(bin, Some(&dwarf), plan, &[], STRSIZE, &[])
+    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[])?;
+    for note in &calls.notes {
+        eprintln!("gotrace: {note}");
+    }
+    Ok(calls.reads)
 }
 
 /// The planned function ids the program treats specially.
@@ -198,7 +205,7 @@ fn load_program<'o>(
     pid: Option<u32>,
     args: &GraphArgs,
 ) -> Result<GraphSkel<'o>> {
-    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?.as_ref())?.g_goid)
+    let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     crate::session::kernel::require_bpf_privileges()?;
     let mut open = open_skeleton!(GraphSkelBuilder, object, plan.runtime, pid, |rodata| {
@@ -215,11 +222,13 @@ fn load_program<'o>(
     if calls.is_some() {
         open.maps
             .fetch_plans
-            .set_max_entries(args::fetch_plans_len(plan))?;
+            .set_max_entries(capture::fetch_plans_len(plan))?;
     }
     let skel = bpf::load(open)?;
     if let Some(calls) = calls {
-        args::store_fetch_plans(&skel.maps.fetch_plans, plan, calls)?;
+        for (key, fetch) in capture::fetch_plans(plan, calls) {
+            maps::store(&skel.maps.fetch_plans, key, &fetch)?;
+        }
     }
     Ok(skel)
 }
@@ -235,7 +244,7 @@ struct Printer<'p> {
     min_ns: Option<u64>,
     folded: Option<FoldedStacks>,
     /// Output formatted since the last flush.
-    text: String,
+    text: Vec<u8>,
     trees: u64,
     below_min: u64,
     /// Ring records that are no graph record (shorter than its header, or of no known kind).
@@ -263,7 +272,7 @@ impl Printer<'_> {
         let values = match &mut self.decoder {
             Some(decoder) if step != Step::Goexit => decoder
                 .decode(bytes.get(size_of::<graph_event>()..).unwrap_or(&[]))
-                .map(|call| call.rendered_values()),
+                .map(|call| call.values),
             _ => None,
         };
         let record = Record {
@@ -300,9 +309,9 @@ impl Printer<'_> {
         self.trees += 1;
         tree.root_site = self.root_sites.get(&tree.root.function).cloned();
         if self.json {
-            // JSON's ts_ns is the events' clock (CLOCK_MONOTONIC, docs/json.md).
-            self.text.push_str(&calltree::tree_json(&tree).to_string());
-            self.text.push('\n');
+            // JSON's ts_ns is the events' clock (CLOCK_MONOTONIC, docs/json.md); into a Vec,
+            // serialising cannot fail.
+            let _ = lines::write_json_line(&mut self.text, "tree", &TreeLine::new(&tree));
         } else {
             // People read wall-clock time.
             tree.ts_ns = u64::try_from(i128::from(tree.ts_ns) + self.clock_offset).unwrap_or(0);
@@ -359,14 +368,19 @@ impl Printer<'_> {
         let malformed =
             self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
         if self.json {
-            let line = json!({"type": "summary", "ts_ns": ts_ns,
-                              "time": crate::output::clock::rfc3339(ts_ns),
-                              "trees": self.trees, "lost": lost,
-                              "unreadable": unreadable, "unmatched": unmatched,
-                              "truncated_calls": truncated, "below_min": self.below_min,
-                              "in_flight_at_start": in_flight_at_start,
-                              "in_flight_at_end": in_flight_at_end, "malformed": malformed});
-            writeln!(out, "{line}")?;
+            let summary = Summary {
+                at: Stamp::at(ts_ns),
+                trees: self.trees,
+                lost,
+                unreadable,
+                unmatched,
+                truncated_calls: truncated,
+                below_min: self.below_min,
+                in_flight_at_start,
+                in_flight_at_end,
+                malformed,
+            };
+            lines::write_json_line(out, "summary", &summary)?;
         } else {
             writeln!(
                 out,
@@ -376,4 +390,21 @@ impl Printer<'_> {
         }
         Ok(())
     }
+}
+
+/// The `--json` summary record: the instant ROOT entries stopped counting, trees printed, and
+/// every record or call that is not in one.
+#[derive(Serialize)]
+struct Summary {
+    #[serde(flatten)]
+    at: Stamp,
+    trees: u64,
+    lost: u64,
+    unreadable: u64,
+    unmatched: u64,
+    truncated_calls: u64,
+    below_min: u64,
+    in_flight_at_start: u64,
+    in_flight_at_end: u64,
+    malformed: u64,
 }

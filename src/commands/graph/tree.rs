@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::output::calltree::{CallNode, CallTree, RenderedValue};
+use crate::output::calltree::{CallNode, CallTree};
+use crate::output::values::NamedValue;
 
 /// What one record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub enum Step {
 }
 
 /// One decoded record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub pid: u32,
     pub goid: u64,
@@ -32,7 +33,7 @@ pub struct Record {
     pub ts_ns: u64,
     pub step: Step,
     /// --args: the arguments (ENTER) or results (EXIT) captured at the site.
-    pub values: Option<Vec<RenderedValue>>,
+    pub values: Option<Vec<NamedValue>>,
 }
 
 /// Bounds on one tree.

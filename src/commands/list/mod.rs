@@ -29,14 +29,14 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let matches = |name: &str| pattern.as_ref().is_none_or(|p| p.matches(name));
     let dwarf = bin.dwarf()?;
     if args.globals {
-        return globals::list_globals(&bin, dwarf.as_ref(), &matches, args.json);
+        return globals::list_globals(&bin, dwarf, &matches, args.json);
     }
     let inlined = bin.inline_table();
     // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
     let details = args.inlined.then(|| SiteDetails::read(&bin)).transpose()?;
     let mut rows = Rows {
         bin: &bin,
-        dwarf: dwarf.as_ref(),
+        dwarf,
         inlined,
         details,
         json: args.json,

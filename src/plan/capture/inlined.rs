@@ -10,8 +10,14 @@ use crate::gobin::format::dwarf::{DwarfInfo, FuncSig, Param};
 use crate::gobin::format::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
 use crate::gobin::runtime::generic_dict;
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::abi::{self, Loc, LocatedValue, SitePlan, ValuePlan, ValueSource};
+use crate::plan::signature::UserSignature;
 use crate::plan::sites::InlineProbe;
+use crate::plan::ProbePlan;
+
+use super::{
+    located_plan, Loc, LocatedValue, Shape, SitePlan, ValuePlan, ValueSource, REGS_AREA,
+    STACK_WINDOW,
+};
 
 /// The capture slot (`enum args_reg_slot`) of DWARF register `reg` on `arch`; Err: why it is
 /// not captured.
@@ -138,7 +144,7 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
                 .map(|p| ValuePlan {
                     name: p.name.clone(),
                     type_name: type_name(p.ty),
-                    shape: abi::Shape::Unreadable {
+                    shape: Shape::Unreadable {
                         reason: reason.to_owned(),
                     },
                 })
@@ -174,7 +180,7 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
                 source: self.source(call, &param.name, pc, instance.parent_entry),
             })
             .collect();
-        abi::located_plan(&values, &dwarf.types, self.bin.elf.arch, self.strsize)
+        located_plan(&values, &dwarf.types, self.bin.elf.arch, self.strsize)
     }
 
     /// Where the inlined call `call`'s parameter `name` is at `pc` of the parent entered at
@@ -246,14 +252,14 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
                             }),
                             PieceLoc::FrameOffset(offset) => {
                                 let from_sp = from_sp(offset)?;
-                                if from_sp + u64::from(size) > u64::from(abi::STACK_WINDOW) {
+                                if from_sp + u64::from(size) > u64::from(STACK_WINDOW) {
                                     return Err(format!(
                                         "beyond the {}-byte stack window gotrace copies",
-                                        abi::STACK_WINDOW
+                                        STACK_WINDOW
                                     ));
                                 }
                                 Ok(Loc {
-                                    offset: abi::REGS_AREA + from_sp as u32,
+                                    offset: REGS_AREA + from_sp as u32,
                                     size,
                                 })
                             }
@@ -268,4 +274,50 @@ impl<'a, 'd> InlinedArgs<'a, 'd> {
             }
         }
     }
+}
+
+/// One probe of an inlined call, by its index in the `inline_sites` map.
+pub struct InlineRead {
+    /// The planned function it is a call of.
+    pub func_id: u32,
+    /// The function the call is inlined into, and the call's `file:line`.
+    pub parent: String,
+    pub call_site: String,
+    /// Where the call ends (its record is a return), not where it starts.
+    pub is_end: bool,
+    /// What a hit reads.
+    pub plan: SitePlan,
+    /// Link-time entry of the parent (the probe's cookie carries its offset from it).
+    pub parent_entry: u64,
+}
+
+/// What each probe of `plan`'s inlined calls reads, in `inline_sites` order.
+pub fn inline_reads(
+    bin: &GoBinary<'_>,
+    dwarf: Option<&DwarfInfo>,
+    plan: &ProbePlan,
+    user_sigs: &[UserSignature],
+    strsize: u32,
+) -> anyhow::Result<Vec<InlineRead>> {
+    if plan.funcs.iter().all(|f| f.instances.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let located = InlinedArgs::new(bin, dwarf, strsize)?;
+    Ok(plan
+        .inline_probes()
+        .map(|probe| {
+            let user_sig = user_sigs
+                .iter()
+                .find(|u| u.function == probe.func.name)
+                .map(|u| &u.sig);
+            InlineRead {
+                func_id: probe.func.id,
+                parent: probe.instance.parent.clone(),
+                call_site: probe.instance.call_site.clone(),
+                is_end: probe.role == inline_role::INLINE_END,
+                plan: located.site_plan(&probe, user_sig),
+                parent_entry: probe.instance.parent_entry,
+            }
+        })
+        .collect())
 }

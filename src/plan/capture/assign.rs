@@ -7,55 +7,22 @@
 //! order, otherwise it goes whole to the stack-argument area, aligned to its type. Results are
 //! assigned the same way from the first register again, their stack part starting after the
 //! pointer-aligned arguments. Stack ABI (ABI0: Go < 1.17 and 386): every value on the stack.
-//!
-//! The plan addresses a captured *frame*: the integer registers at [`REGS_AREA`] slots of 8
-//! bytes, then a window of the stack starting at SP (the return address) at [`REGS_AREA`].
-//! Strings, `[]byte` and error messages are extra reads ([`Deref`]) the BPF side performs.
-//! Everything here is plain data: the BPF program executes it, [`crate::output::values`] decodes.
+//! Values outside the calling convention (globals, an inlined call's DWARF-located arguments)
+//! are placed where they are. How each value is then decoded is [`super::shape`].
 
-use std::mem::offset_of;
-
-use crate::bpf_types::{args_event, args_fetch, args_limits as limits};
 use crate::gobin::format::dwarf::{FuncSig, Param, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
 
-/// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
-pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
-/// Bytes of stack captured from SP (ARGS_STACK_WINDOW).
-pub const STACK_WINDOW: u32 = limits::ARGS_STACK_WINDOW.0;
-/// Bytes of the frame after the stack window holding globals' values (ARGS_GLOBALS_BYTES).
-pub const GLOBALS_AREA: u32 = limits::ARGS_GLOBALS_BYTES.0;
-/// Globals read per call at most (ARGS_MAX_GLOBALS).
-pub const MAX_GLOBALS: usize = limits::ARGS_MAX_GLOBALS.0 as usize;
-/// Extra reads per probe hit (ARGS_MAX_DEREFS).
-pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
-/// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
-pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
+use super::shape::{Shape, ValuePlan, MAX_DEPTH};
+use super::{
+    CallPlan, GlobalRead, Loc, SitePlan, GLOBALS_AREA, MAX_GLOBALS, MAX_READ, REGS_AREA,
+    STACK_WINDOW,
+};
 
-// The captured frame is the event's regs, stack and globals arrays, contiguous in that order,
-// and the plan has room for every deref and global.
-const _: () =
-    assert!(offset_of!(args_event, stack) - offset_of!(args_event, regs) == REGS_AREA as usize);
-const _: () = assert!(
-    offset_of!(args_event, globals) - offset_of!(args_event, stack) == STACK_WINDOW as usize
-);
-const _: () = assert!(
-    offset_of!(args_event, deref_len) - offset_of!(args_event, globals) == GLOBALS_AREA as usize
-);
-const _: () = assert!(
-    std::mem::size_of::<[crate::bpf_types::args_deref; MAX_DEREFS]>()
-        == offset_of!(args_fetch, n_globals) - offset_of!(args_fetch, derefs)
-);
 /// Integer argument registers of the amd64 register ABI, in assignment order.
 pub const AMD64_INT_REGS: [&str; 9] = ["RAX", "RBX", "RCX", "RDI", "RSI", "R8", "R9", "R10", "R11"];
 /// Floating-point argument registers of the amd64 register ABI (X0-X14).
 const AMD64_FLOAT_REGS: usize = 15;
-/// Slice elements read at most.
-pub const MAX_SLICE_ELEMS: u32 = 16;
-/// Nesting bound for structs and arrays.
-const MAX_DEPTH: usize = 8;
-/// Array elements decoded at most.
-const MAX_ARRAY_ELEMS: u64 = 64;
 
 /// Which calling convention a function uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,124 +31,6 @@ pub enum Abi {
     Register,
     /// ABI0: every argument and result on the stack.
     Stack,
-}
-
-/// A span of the captured frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loc {
-    /// Byte offset in the frame.
-    pub offset: u32,
-    /// Size in bytes (1 to 8).
-    pub size: u32,
-}
-
-/// How to decode one value from the frame and the extra reads.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Shape {
-    Int {
-        loc: Loc,
-        signed: bool,
-    },
-    Bool {
-        loc: Loc,
-    },
-    /// Pointers, unsafe.Pointer, maps, channels, funcs: printed as hex; a pointer argument to
-    /// a struct of scalars also has the struct it points at.
-    Pointer {
-        loc: Loc,
-        pointee: Option<Pointee>,
-    },
-    Float {
-        loc: Loc,
-    },
-    /// A string (or `[]byte`): `deref` is the index of the read of its bytes.
-    String {
-        len: Loc,
-        deref: usize,
-    },
-    /// A slice of scalars: its first elements (each decoded by `elem` from its own bytes).
-    Slice {
-        len: Loc,
-        cap: Loc,
-        elem: Box<Shape>,
-        elem_size: u32,
-        deref: usize,
-    },
-    Struct {
-        fields: Vec<(String, Shape)>,
-    },
-    Array {
-        elems: Vec<Shape>,
-    },
-    /// An interface: the first word (itab or type) and, for `error`, the read of an
-    /// `*errors.errorString` message.
-    Interface {
-        tab: Loc,
-        empty: bool,
-        /// The read of the itab's type word (non-empty interfaces).
-        itab_type: Option<usize>,
-        message: Option<usize>,
-    },
-    /// A value gotrace cannot read, with why.
-    Unreadable {
-        reason: String,
-    },
-}
-
-/// The struct a pointer argument points at: `shape` decodes the bytes of read `deref`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pointee {
-    pub shape: Box<Shape>,
-    pub deref: usize,
-}
-
-/// One argument or result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValuePlan {
-    pub name: String,
-    pub type_name: String,
-    pub shape: Shape,
-}
-
-/// What an extra read fetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DerefKind {
-    /// `min(len * scale, max)` bytes at the pointer.
-    Counted { ptr: Loc, len: Loc, scale: u32 },
-    /// The data word points at a `(ptr, len)` string header (`*errors.errorString`).
-    StringHeader { ptr: Loc },
-    /// `max` bytes at the pointer + `offset` (an itab's type word).
-    Fixed { ptr: Loc, offset: u32 },
-}
-
-/// One extra read performed by the BPF program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deref {
-    pub kind: DerefKind,
-    /// At most this many bytes.
-    pub max: u32,
-}
-
-/// Everything read at one kind of probe site (entry or RET).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SitePlan {
-    pub values: Vec<ValuePlan>,
-    /// Bytes of stack to copy from SP.
-    pub stack_bytes: u32,
-    pub derefs: Vec<Deref>,
-    /// Globals read at this site (`--global`), decoded by `global_values`.
-    pub globals: Vec<GlobalRead>,
-    pub global_values: Vec<ValuePlan>,
-}
-
-/// A global variable's bytes, copied into the frame's globals area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GlobalRead {
-    /// Link-time address of the global.
-    pub vaddr: u64,
-    pub size: u32,
-    /// Offset in the globals area.
-    pub area_offset: u32,
 }
 
 /// Adds the globals `(name, address, type)` to a site plan: their bytes are copied into the
@@ -221,13 +70,6 @@ pub fn add_globals(
         });
     }
     Ok(())
-}
-
-/// The arguments (at entry) and results (at each RET) of one function.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallPlan {
-    pub entry: SitePlan,
-    pub ret: SitePlan,
 }
 
 /// Computes where `sig`'s arguments and results live under `abi`.
@@ -313,13 +155,12 @@ pub fn located_plan(
         .min(STACK_WINDOW);
     site
 }
-
 /// State of one function's assignment.
-struct Assigner<'a> {
-    types: &'a TypeTable,
-    ptr: u64,
+pub(super) struct Assigner<'a> {
+    pub(super) types: &'a TypeTable,
+    pub(super) ptr: u64,
     abi: Abi,
-    strsize: u32,
+    pub(super) strsize: u32,
     /// Next free byte of the stack-argument area.
     stack_offset: u64,
     /// The first value whose type DWARF does not describe: every value after it is placed
@@ -329,13 +170,13 @@ struct Assigner<'a> {
 
 /// Registers still free while assigning one list (arguments or results).
 #[derive(Clone, Copy, Default)]
-struct RegCursor {
-    ints: usize,
-    floats: usize,
+pub(super) struct RegCursor {
+    pub(super) ints: usize,
+    pub(super) floats: usize,
 }
 
 /// Where the pieces of a value being shaped come from.
-enum Place {
+pub(super) enum Place {
     Registers(RegCursor),
     /// Byte offset in the stack-argument area.
     Memory(u64),
@@ -416,7 +257,7 @@ impl<'a> Assigner<'a> {
 
     /// Integer and floating-point register pieces of a value of type `ty`; None when it can
     /// never be register-assigned (arrays of more than one element, unknown types).
-    fn reg_pieces(&self, ty: TypeId, depth: usize) -> Option<(usize, usize)> {
+    pub(super) fn reg_pieces(&self, ty: TypeId, depth: usize) -> Option<(usize, usize)> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -466,7 +307,13 @@ impl<'a> Assigner<'a> {
     }
 
     /// The next piece of `size` bytes: a register, or memory at the current offset + `delta`.
-    fn piece(&self, place: &mut Place, float: bool, delta: u64, size: u64) -> Option<Loc> {
+    pub(super) fn piece(
+        &self,
+        place: &mut Place,
+        float: bool,
+        delta: u64,
+        size: u64,
+    ) -> Option<Loc> {
         let size = u32::try_from(size).ok()?;
         match place {
             Place::Registers(cursor) if float => {
@@ -517,232 +364,8 @@ impl<'a> Assigner<'a> {
         }
     }
 
-    /// The decoding shape of a value of type `ty` at `place`; registers are consumed from
-    /// the cursor, memory offsets are relative to the value's start.
-    fn shape(&self, ty: TypeId, place: &mut Place, site: &mut SitePlan, depth: usize) -> Shape {
-        let in_memory = !matches!(place, Place::Registers(_));
-        let beyond = || Shape::Unreadable {
-            reason: format!("beyond the {STACK_WINDOW}-byte stack window gotrace copies"),
-        };
-        let t = self.types.get(ty);
-        let ptr = self.ptr;
-        match &t.kind {
-            TypeKind::Bool => self
-                .piece(place, false, 0, 1)
-                .map_or_else(beyond, |loc| Shape::Bool { loc }),
-            TypeKind::Int { signed } => {
-                self.piece(place, false, 0, t.size)
-                    .map_or_else(beyond, |loc| Shape::Int {
-                        loc,
-                        signed: *signed,
-                    })
-            }
-            TypeKind::Uintptr => self
-                .piece(place, false, 0, t.size)
-                .map_or_else(beyond, |loc| Shape::Int { loc, signed: false }),
-            TypeKind::Pointer { elem } => {
-                let Some(loc) = self.piece(place, false, 0, ptr) else {
-                    return beyond();
-                };
-                let pointee = elem
-                    .filter(|_| depth == 0)
-                    .and_then(|elem| self.pointee(elem, loc, site));
-                Shape::Pointer { loc, pointee }
-            }
-            TypeKind::UnsafePointer | TypeKind::Map | TypeKind::Chan | TypeKind::Func => self
-                .piece(place, false, 0, ptr)
-                .map_or_else(beyond, |loc| Shape::Pointer { loc, pointee: None }),
-            TypeKind::Float => match self.piece(place, true, 0, t.size) {
-                Some(loc) => Shape::Float { loc },
-                None if in_memory => beyond(),
-                None => Shape::Unreadable {
-                    reason: "passed in an XMM register, which uprobe programs cannot read".into(),
-                },
-            },
-            TypeKind::Complex => {
-                let half = t.size / 2;
-                let (re, im) = (
-                    self.piece(place, true, 0, half),
-                    self.piece(place, true, half, half),
-                );
-                match (re, im) {
-                    (Some(_), Some(_)) => Shape::Unreadable {
-                        reason: "complex numbers are not decoded".into(),
-                    },
-                    _ if in_memory => beyond(),
-                    _ => Shape::Unreadable {
-                        reason: "passed in XMM registers, which uprobe programs cannot read".into(),
-                    },
-                }
-            }
-            TypeKind::String => {
-                let data = self.piece(place, false, 0, ptr);
-                let len = self.piece(place, false, ptr, ptr);
-                self.counted(site, data, len, 1, self.strsize)
-            }
-            TypeKind::Slice { elem } => {
-                let data = self.piece(place, false, 0, ptr);
-                let len = self.piece(place, false, ptr, ptr);
-                let cap = self.piece(place, false, 2 * ptr, ptr);
-                let elem_type = self.types.get(*elem);
-                let elem_size = u32::try_from(elem_type.size).unwrap_or(u32::MAX);
-                if elem_size == 1 && matches!(elem_type.kind, TypeKind::Int { .. }) {
-                    return self.counted(site, data, len, 1, self.strsize);
-                }
-                let mut elem_place = Place::Element(0);
-                let elem_shape = self.shape(*elem, &mut elem_place, site, depth + 1);
-                let scalar = matches!(
-                    elem_shape,
-                    Shape::Int { .. }
-                        | Shape::Bool { .. }
-                        | Shape::Pointer { .. }
-                        | Shape::Float { .. }
-                );
-                let (Some(cap), true, 1..=8) = (cap, scalar, elem_size) else {
-                    return Shape::Unreadable {
-                        reason: format!("slices of {} are not decoded", elem_type.name),
-                    };
-                };
-                match self.counted(
-                    site,
-                    data,
-                    len,
-                    elem_size,
-                    elem_size.saturating_mul(MAX_SLICE_ELEMS),
-                ) {
-                    Shape::String { len, deref } => Shape::Slice {
-                        len,
-                        cap,
-                        elem: Box::new(elem_shape),
-                        elem_size,
-                        deref,
-                    },
-                    unreadable => unreadable,
-                }
-            }
-            TypeKind::Interface { empty } => {
-                let tab = self.piece(place, false, 0, ptr);
-                let data = self.piece(place, false, ptr, ptr);
-                let (Some(tab), Some(data)) = (tab, data) else {
-                    return beyond();
-                };
-                // A non-empty interface's first word is an itab, which may have been built at
-                // run time: read its type word (itab._type) in the process.
-                let itab_type = (!*empty && site.derefs.len() < MAX_DEREFS).then(|| {
-                    site.derefs.push(Deref {
-                        kind: DerefKind::Fixed {
-                            ptr: tab,
-                            offset: ptr as u32,
-                        },
-                        max: ptr as u32,
-                    });
-                    site.derefs.len() - 1
-                });
-                let message = (t.name == "error" && site.derefs.len() < MAX_DEREFS).then(|| {
-                    site.derefs.push(Deref {
-                        kind: DerefKind::StringHeader { ptr: data },
-                        max: self.strsize,
-                    });
-                    site.derefs.len() - 1
-                });
-                Shape::Interface {
-                    tab,
-                    empty: *empty,
-                    itab_type,
-                    message,
-                }
-            }
-            TypeKind::Struct { fields } => {
-                if depth >= MAX_DEPTH {
-                    self.skip(ty, place);
-                    return Shape::Unreadable {
-                        reason: format!("nested deeper than {MAX_DEPTH} levels"),
-                    };
-                }
-                let fields = fields
-                    .iter()
-                    .map(|f| {
-                        let mut inner = self.nested(place, f.offset);
-                        let shape = self.shape(f.ty, &mut inner, site, depth + 1);
-                        self.resume(place, inner);
-                        (f.name.clone(), shape)
-                    })
-                    .collect();
-                Shape::Struct { fields }
-            }
-            TypeKind::Array { elem, len } => {
-                let size = self.types.get(*elem).size;
-                if depth >= MAX_DEPTH || *len > MAX_ARRAY_ELEMS {
-                    self.skip(ty, place);
-                    return Shape::Unreadable {
-                        reason: format!("arrays longer than {MAX_ARRAY_ELEMS} elements or nested deeper than {MAX_DEPTH} levels are not decoded"),
-                    };
-                }
-                let elems = (0..*len)
-                    .map(|i| {
-                        let mut inner = self.nested(place, i.saturating_mul(size));
-                        let shape = self.shape(*elem, &mut inner, site, depth + 1);
-                        self.resume(place, inner);
-                        shape
-                    })
-                    .collect();
-                Shape::Array { elems }
-            }
-            TypeKind::Unknown => Shape::Unreadable {
-                reason: format!("type {} is not described by DWARF", t.name),
-            },
-        }
-    }
-
-    /// The struct a pointer at `ptr` points at, read by the BPF side, when it is a struct of
-    /// scalars no larger than `--strsize` (pointers are followed one level deep).
-    fn pointee(&self, elem: TypeId, ptr: Loc, site: &mut SitePlan) -> Option<Pointee> {
-        let t = self.types.get(elem);
-        let size = u32::try_from(t.size).ok()?;
-        let fits = matches!(t.kind, TypeKind::Struct { .. })
-            && size > 0
-            && size <= self.strsize
-            && self.only_scalars(elem, 0)
-            && site.derefs.len() < MAX_DEREFS;
-        if !fits {
-            return None;
-        }
-        let shape = self.shape(elem, &mut Place::Element(0), site, 1);
-        site.derefs.push(Deref {
-            kind: DerefKind::Fixed { ptr, offset: 0 },
-            max: size,
-        });
-        Some(Pointee {
-            shape: Box::new(shape),
-            deref: site.derefs.len() - 1,
-        })
-    }
-
-    /// Whether a value of type `ty` is made only of numbers, bools and pointers (it decodes
-    /// from its own bytes, with no further reads).
-    fn only_scalars(&self, ty: TypeId, depth: usize) -> bool {
-        match &self.types.get(ty).kind {
-            TypeKind::Bool
-            | TypeKind::Int { .. }
-            | TypeKind::Uintptr
-            | TypeKind::Float
-            | TypeKind::Pointer { .. }
-            | TypeKind::UnsafePointer
-            | TypeKind::Map
-            | TypeKind::Chan
-            | TypeKind::Func => true,
-            TypeKind::Struct { fields } => {
-                depth < MAX_DEPTH && fields.iter().all(|f| self.only_scalars(f.ty, depth + 1))
-            }
-            TypeKind::Array { elem, len } => {
-                depth < MAX_DEPTH && *len <= MAX_ARRAY_ELEMS && self.only_scalars(*elem, depth + 1)
-            }
-            _ => false,
-        }
-    }
-
     /// The place of a component at byte `offset` of a value at `place`.
-    fn nested(&self, place: &Place, offset: u64) -> Place {
+    pub(super) fn nested(&self, place: &Place, offset: u64) -> Place {
         match place {
             Place::Registers(cursor) => Place::Registers(*cursor),
             Place::Pieces(pieces, next) => Place::Pieces(pieces.clone(), *next),
@@ -754,7 +377,7 @@ impl<'a> Assigner<'a> {
     }
 
     /// Carries the registers a component consumed back to its parent.
-    fn resume(&self, place: &mut Place, inner: Place) {
+    pub(super) fn resume(&self, place: &mut Place, inner: Place) {
         match (place, inner) {
             (Place::Registers(cursor), Place::Registers(after)) => *cursor = after,
             (Place::Pieces(_, next), Place::Pieces(_, after)) => *next = after,
@@ -763,7 +386,7 @@ impl<'a> Assigner<'a> {
     }
 
     /// Consumes the registers of a value that is not decoded.
-    fn skip(&self, ty: TypeId, place: &mut Place) {
+    pub(super) fn skip(&self, ty: TypeId, place: &mut Place) {
         match (place, self.reg_pieces(ty, 0)) {
             (Place::Registers(cursor), Some((ints, floats))) => {
                 cursor.ints += ints;
@@ -771,35 +394,6 @@ impl<'a> Assigner<'a> {
             }
             (Place::Pieces(_, next), Some((ints, floats))) => *next += ints + floats,
             _ => {}
-        }
-    }
-
-    /// A string-like value: `len` bytes (times `scale`) at `data`, read by the BPF side.
-    fn counted(
-        &self,
-        site: &mut SitePlan,
-        data: Option<Loc>,
-        len: Option<Loc>,
-        scale: u32,
-        max: u32,
-    ) -> Shape {
-        let (Some(ptr), Some(len)) = (data, len) else {
-            return Shape::Unreadable {
-                reason: format!("beyond the {STACK_WINDOW}-byte stack window gotrace copies"),
-            };
-        };
-        if site.derefs.len() >= MAX_DEREFS {
-            return Shape::Unreadable {
-                reason: format!("more than {MAX_DEREFS} strings in one call"),
-            };
-        }
-        site.derefs.push(Deref {
-            kind: DerefKind::Counted { ptr, len, scale },
-            max,
-        });
-        Shape::String {
-            len,
-            deref: site.derefs.len() - 1,
         }
     }
 }
@@ -810,56 +404,13 @@ fn align_up(value: u64, align: u64) -> u64 {
     value.div_ceil(align).saturating_mul(align)
 }
 
-impl SitePlan {
-    /// The BPF side's `struct args_fetch` for this site plan of the function whose link-time
-    /// entry is `func_vaddr`.
-    pub fn to_bpf(&self, func_vaddr: u64) -> args_fetch {
-        use crate::bpf_types::deref_kind;
-        let mut fetch = args_fetch {
-            func_vaddr,
-            stack_bytes: self.stack_bytes,
-            n_derefs: self.derefs.len().min(MAX_DEREFS) as u32,
-            n_globals: self.globals.len().min(MAX_GLOBALS) as u32,
-            ..Default::default()
-        };
-        for (slot, global) in fetch.globals.iter_mut().zip(&self.globals) {
-            slot.vaddr = global.vaddr;
-            slot.size = global.size;
-            slot.area_off = global.area_offset;
-        }
-        for (slot, deref) in fetch.derefs.iter_mut().zip(&self.derefs) {
-            slot.max = deref.max;
-            // Frame offsets are below REGS_AREA + STACK_WINDOW + GLOBALS_AREA, within u16.
-            match deref.kind {
-                DerefKind::Counted { ptr, len, scale } => {
-                    slot.kind = deref_kind::DEREF_COUNTED;
-                    slot.ptr_off = ptr.offset as u16;
-                    slot.len_off = len.offset as u16;
-                    slot.scale = scale;
-                }
-                DerefKind::StringHeader { ptr } => {
-                    slot.kind = deref_kind::DEREF_STRING_HEADER;
-                    slot.ptr_off = ptr.offset as u16;
-                }
-                DerefKind::Fixed { ptr, offset } => {
-                    slot.kind = deref_kind::DEREF_FIXED;
-                    slot.ptr_off = ptr.offset as u16;
-                    slot.scale = offset;
-                }
-            }
-        }
-        fetch
-    }
-}
-
-const _: () = assert!(REGS_AREA + STACK_WINDOW + GLOBALS_AREA <= u16::MAX as u32);
-
 #[cfg(test)]
 mod tests {
     //! Expected placements are worked out by hand from abi-internal.md's rules and its
     //! examples; the integration test (tests/args.rs) checks the same rules against real calls.
     use super::*;
     use crate::gobin::format::dwarf::{Field, GoType};
+    use crate::plan::capture::DerefKind;
 
     /// Type ids of the table built by [`table`].
     const INT8: TypeId = TypeId(0);

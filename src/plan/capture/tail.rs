@@ -8,8 +8,8 @@
 
 use anyhow::{Context, Result};
 
+use super::{CallPlan, Shape, SitePlan, ValuePlan};
 use crate::gobin::GoBinary;
-use crate::plan::abi::{CallPlan, Shape, SitePlan, ValuePlan};
 use crate::plan::{self, PlannedFunc};
 
 /// What `func` returns when a call of it ends at a tail callee's RET: read by the callees'
@@ -117,7 +117,7 @@ fn unreadable(own: &SitePlan, reason: &str) -> SitePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::abi::Loc;
+    use crate::plan::capture::Loc;
 
     /// A site plan of results `(name, type, register offset)`.
     fn results(values: &[(&str, &str, u32)]) -> SitePlan {

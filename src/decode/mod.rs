@@ -1,5 +1,9 @@
-//! Decoding `gotrace args` ring-buffer records: the event header, the captured frame and the
-//! extra reads, into the function's named values by its call plan.
+//! Decoding capture records (`struct args_event`, which `gotrace args` streams and `gotrace
+//! graph --args` appends to its own records): the event header, the captured frame and the
+//! extra reads, into the function's named values by its capture plan ([`crate::plan::capture`]).
+//! Every command that reads values decodes them here; [`crate::output::values`] renders them.
+
+pub mod values;
 
 use std::mem::offset_of;
 
@@ -7,13 +11,10 @@ use crate::bpf_types::{args_event, args_read_status, site_kind};
 use crate::gobin::format::symbols::CallSite;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
-use crate::output::calltree::RenderedValue;
-use crate::output::values::{self, Captured, NamedValue};
-use crate::plan::abi;
+use crate::output::values::NamedValue;
+use crate::plan::capture::{self, InlineRead, Reads, SITE_PLANS};
 use crate::plan::{PlannedFunc, ProbePlan};
-
-use super::inlined::InlineRead;
-use super::{Reads, SITE_PLANS};
+use values::Captured;
 
 /// One decoded probe hit.
 pub struct CallEvent<'p> {
@@ -25,27 +26,11 @@ pub struct CallEvent<'p> {
     /// The probe of an inlined call that made the record (None: the function's own code).
     pub inlined: Option<&'p InlineRead>,
     /// Arguments (entry) or results (RET).
-    pub values: Vec<NamedValue<'p>>,
+    pub values: Vec<NamedValue>,
     /// `--global` values, at entry.
-    pub globals: Vec<NamedValue<'p>>,
+    pub globals: Vec<NamedValue>,
     /// `--stack`, at entry: each caller's call site (with its return address).
     pub callers: Vec<(u64, CallSite<'p>)>,
-}
-
-impl CallEvent<'_> {
-    /// The arguments (entry) or results (RET) as (name, JSON object as `args` prints it,
-    /// human text), as a call tree node carries them.
-    pub fn rendered_values(&self) -> Vec<RenderedValue> {
-        self.values
-            .iter()
-            .map(|v| {
-                let mut json = Vec::new();
-                v.write_json(&mut json);
-                let json = serde_json::from_slice(&json).unwrap_or(serde_json::Value::Null);
-                (v.name.to_owned(), json, v.human())
-            })
-            .collect()
-    }
 }
 
 /// Decodes records by the plans of one session.
@@ -105,10 +90,10 @@ impl Headers {
 
 /// Offset of the extra reads' bytes in a record: everything before is the header.
 const HEADER_LEN: usize = offset_of!(args_event, data);
-/// The captured frame: registers, stack window and globals, contiguous (checked in abi.rs).
+/// The captured frame: registers, stack window and globals, contiguous (checked in plan/capture/encode.rs).
 const FRAME: std::ops::Range<usize> = offset_of!(args_event, regs)
     ..offset_of!(args_event, regs)
-        + (abi::REGS_AREA + abi::STACK_WINDOW + abi::GLOBALS_AREA) as usize;
+        + (capture::REGS_AREA + capture::STACK_WINDOW + capture::GLOBALS_AREA) as usize;
 
 impl<'p> Decoder<'p> {
     /// A decoder for the functions of `plan` with what is read at their sites, `calls`, and

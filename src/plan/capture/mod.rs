@@ -1,0 +1,100 @@
+//! Capture planning: what a probe hit copies (registers, a stack window, globals, extra reads)
+//! and how each value is decoded from those bytes — plain data the BPF program executes and
+//! [`crate::decode`] decodes.
+//!
+//! - [`assign`]: Go's calling conventions — where each argument and result lives at the entry
+//!   and RET probes (register assignment, stack layout), from DWARF types (DESIGN.md technique 6);
+//! - [`shape`]: how one value is decoded from the captured frame and the extra reads;
+//! - [`encode`]: the BPF side's `struct args_fetch` for a site plan;
+//! - [`calls`]: what is read at every kind of site of the planned functions, from written
+//!   signatures or DWARF, with `--global`s; [`tail`]: results at tail callees' RETs;
+//! - [`inlined`]: what is read at the probes of inlined calls, where DWARF locates the values.
+//!
+//! The plan addresses a captured *frame*: the integer registers at [`REGS_AREA`] slots of 8
+//! bytes, then a window of the stack starting at SP (the return address) at [`REGS_AREA`],
+//! then the globals area. Strings, `[]byte` and error messages are extra reads ([`Deref`]) the
+//! BPF side performs.
+
+pub mod assign;
+pub mod calls;
+pub mod encode;
+pub mod inlined;
+pub mod shape;
+pub mod tail;
+
+use crate::bpf_types::args_limits as limits;
+
+pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
+pub use calls::{call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS};
+pub use inlined::{inline_reads, InlineRead};
+pub use shape::{Pointee, Shape, ValuePlan};
+
+/// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
+pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
+/// Bytes of stack captured from SP (ARGS_STACK_WINDOW).
+pub const STACK_WINDOW: u32 = limits::ARGS_STACK_WINDOW.0;
+/// Bytes of the frame after the stack window holding globals' values (ARGS_GLOBALS_BYTES).
+pub const GLOBALS_AREA: u32 = limits::ARGS_GLOBALS_BYTES.0;
+/// Globals read per call at most (ARGS_MAX_GLOBALS).
+pub const MAX_GLOBALS: usize = limits::ARGS_MAX_GLOBALS.0 as usize;
+/// Extra reads per probe hit (ARGS_MAX_DEREFS).
+pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
+/// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
+pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
+
+/// A span of the captured frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    /// Byte offset in the frame.
+    pub offset: u32,
+    /// Size in bytes (1 to 8).
+    pub size: u32,
+}
+
+/// What an extra read fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerefKind {
+    /// `min(len * scale, max)` bytes at the pointer.
+    Counted { ptr: Loc, len: Loc, scale: u32 },
+    /// The data word points at a `(ptr, len)` string header (`*errors.errorString`).
+    StringHeader { ptr: Loc },
+    /// `max` bytes at the pointer + `offset` (an itab's type word).
+    Fixed { ptr: Loc, offset: u32 },
+}
+
+/// One extra read performed by the BPF program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deref {
+    pub kind: DerefKind,
+    /// At most this many bytes.
+    pub max: u32,
+}
+
+/// Everything read at one kind of probe site (entry or RET).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SitePlan {
+    pub values: Vec<ValuePlan>,
+    /// Bytes of stack to copy from SP.
+    pub stack_bytes: u32,
+    pub derefs: Vec<Deref>,
+    /// Globals read at this site (`--global`), decoded by `global_values`.
+    pub globals: Vec<GlobalRead>,
+    pub global_values: Vec<ValuePlan>,
+}
+
+/// A global variable's bytes, copied into the frame's globals area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalRead {
+    /// Link-time address of the global.
+    pub vaddr: u64,
+    pub size: u32,
+    /// Offset in the globals area.
+    pub area_offset: u32,
+}
+
+/// The arguments (at entry) and results (at each RET) of one function.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallPlan {
+    pub entry: SitePlan,
+    pub ret: SitePlan,
+}
