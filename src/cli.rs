@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive): one struct per subcommand.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -12,12 +13,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether `name` is one of gotrace's commands.
+    pub fn is_command(name: &str) -> bool {
+        use clap::CommandFactory;
+        Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == name)
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the functions (and globals) of a Go binary that can be traced, and how.
     #[command(
-        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'\n  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is"
+        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'\n  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is\n\nColumns:\n  FUNCTION    the name to give funclat, args and graph (the column is as wide as the longest name)\n  ENTRY       the function's address; OFFSET: its offset in the file; SIZE: bytes of code\n  RETS        RET instructions gotrace probes for returns (none: it never returns, so it cannot be timed)\n  TYPES       yes when DWARF gives its argument types (args can decode them; without, give a signature)\n  INLINED     how many call sites inline it (funclat and args trace those too)\n  ENTRY-SITE  how the kernel runs the entry probe: emulated (cheapest), flag-checked (on the stack check,\n              counted only when the branch is not taken), single-step (copied out and stepped: slower)\n  RET-E/S     RET probes emulated / single-stepped\n  TAIL        tail calls out of it (a traced call ends at its callee's RET)\n  STEPS       single-steps per traced call, entry plus return: 0 is cheapest, 2 costliest\n  FILE:LINE   where it is defined"
     )]
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
@@ -48,17 +59,17 @@ pub struct TraceTarget {
     /// Trace only this process (the binary is /proc/PID/exe).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pid: Option<u32>,
-    /// Stop after this many seconds.
-    #[arg(short = 'd', long = "duration", value_name = "SECS")]
-    pub duration: Option<f64>,
+    /// Stop after this long: a Go duration (10s, 1.5s, 500ms, 2m, 1m30s) or seconds (1.5).
+    #[arg(short = 'd', long = "duration", value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
+    pub duration: Option<Duration>,
+    /// At the stop, how long the calls in flight may take to return before the probes go
+    /// (a Go duration: 250ms, 1s); those still running are counted in_flight_at_end.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "250ms")]
+    pub drain_timeout: Duration,
     /// Write gotrace's own output (tables, JSON lines) to FILE instead of stdout, so that a
     /// launched command's output cannot interleave with it.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
-    /// At the stop, how long the calls in flight may take to return before the probes go
-    /// (e.g. 250ms, 1s); those still running are counted in_flight_at_end.
-    #[arg(long, value_name = "DURATION", default_value = "250ms")]
-    pub drain_timeout: String,
     /// One JSON object per line instead of tables; the first line says when the probes are
     /// attached.
     #[arg(long)]
@@ -72,23 +83,15 @@ pub struct TraceTarget {
     pub command: Vec<std::ffi::OsString>,
 }
 
-impl TraceTarget {
-    /// `--drain-timeout` (`250ms`, `1s`...).
-    pub fn drain_timeout(&self) -> anyhow::Result<std::time::Duration> {
-        crate::output::clock::parse_duration_ns("--drain-timeout", &self.drain_timeout)
-            .map(std::time::Duration::from_nanos)
-    }
-}
-
 /// Arguments of `gotrace funclat`.
 #[derive(Debug, Args)]
 pub struct FunclatArgs {
     /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
     #[arg(required = true, value_name = "PATTERN... [BINARY]")]
     pub positional: Vec<String>,
-    /// Print and reset the histograms every SECS seconds.
-    #[arg(short = 'i', long = "interval", value_name = "SECS")]
-    pub interval: Option<f64>,
+    /// Print and reset the histograms every DURATION (5s, 500ms, or seconds: 1.5).
+    #[arg(short = 'i', long = "interval", value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
+    pub interval: Option<Duration>,
     /// Histogram in microseconds.
     #[arg(short = 'u', long = "microseconds", conflicts_with = "milliseconds")]
     pub microseconds: bool,
@@ -103,18 +106,18 @@ pub struct FunclatArgs {
     /// slot costs about 100 bytes of kernel memory.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_open_calls: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9464):
-    /// histograms and loss counters per function, cumulative, refreshed every second. See
-    /// docs/fleet.md.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (127.0.0.1:9464, or :9464
+    /// for every interface): histograms and loss counters per function, cumulative, refreshed
+    /// every second. See docs/fleet.md.
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
     pub listen: Option<String>,
     /// Write a latency heatmap to FILE (SVG) at exit: time across, log2 latency buckets up,
     /// colour for the number of calls; one panel per function, all in this one file.
     #[arg(long, value_name = "FILE")]
     pub heatmap: Option<PathBuf>,
-    /// Width of one heatmap column, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 1.0, requires = "heatmap")]
-    pub heatmap_step: f64,
+    /// Width of one heatmap column (1s, 500ms, or seconds: 0.5).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration, allow_hyphen_values = true, requires = "heatmap")]
+    pub heatmap_step: Duration,
     /// Trace only the functions' own code, not their inlined calls.
     #[arg(long)]
     pub no_inlined: bool,
@@ -131,23 +134,25 @@ pub struct GoroutinesArgs {
     /// Only goroutines whose start function matches this glob ('main.*').
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Print the summary every SECS seconds (cumulative since tracing began).
-    #[arg(short = 'i', long = "interval", value_name = "SECS")]
-    pub interval: Option<f64>,
+    /// Print the summary every DURATION (5s, 500ms, or seconds: 1.5), cumulative since
+    /// tracing began.
+    #[arg(short = 'i', long = "interval", value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
+    pub interval: Option<Duration>,
+    /// Print a timestamp before each summary.
+    #[arg(short = 'T', long = "timestamp")]
+    pub timestamp: bool,
     /// Print only the summary, not each event.
     #[arg(long)]
     pub summary: bool,
     /// Print the parent's stack at each go statement (amd64; up to 16 frames).
     #[arg(long)]
     pub stack: bool,
-    /// Kernel buffer for events in flight to gotrace, in MiB (a power of two); events that do
-    /// not fit are counted as lost.
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
-    pub buffer_mib: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9465):
-    /// goroutines created, exited and alive, and their lifetimes, per start function,
-    /// cumulative, refreshed every second. See docs/fleet.md.
-    #[arg(long, value_name = "ADDR")]
+    #[command(flatten)]
+    pub buffer: RingBuffer,
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (127.0.0.1:9465, or :9465
+    /// for every interface): goroutines created, exited and alive, and their lifetimes, per
+    /// start function, cumulative, refreshed every second. See docs/fleet.md.
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
     pub listen: Option<String>,
     /// Label the --listen metrics with the creation site (file:line of the go statement) too:
     /// one label set per go statement instead of per start function.
@@ -184,8 +189,9 @@ pub struct ArgsArgs {
     /// ('main.f(n int, s string) (int, error)'); then the binary unless -p or -- is given.
     #[arg(required = true, value_name = "FUNC... [BINARY]")]
     pub positional: Vec<String>,
-    /// Bytes of each string (and []byte) printed at most; longer ones are marked truncated.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Bytes of each string (and []byte) printed at most, 1 to 4096; longer ones are marked
+    /// truncated.
+    #[arg(long, value_name = "N", default_value_t = 64, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(STRSIZE_MAX)))]
     pub strsize: u32,
     /// Entry only: do not probe the RETs (no results, no durations).
     #[arg(long)]
@@ -208,10 +214,8 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
-    /// Ring buffer size in KiB (a power of two, at least 4). Events that find it full are
-    /// counted as lost.
-    #[arg(long, value_name = "KIB", default_value_t = 32 * 1024)]
-    pub ringbuf_kib: u32,
+    #[command(flatten)]
+    pub buffer: RingBuffer,
     #[command(flatten)]
     pub target: TraceTarget,
 }
@@ -233,9 +237,9 @@ pub struct GraphArgs {
     /// Include the Go runtime (runtime.*) in the reached functions.
     #[arg(long)]
     pub runtime: bool,
-    /// Print only root calls that took longer than this (e.g. 5ms, 100us, 2s).
-    #[arg(long, value_name = "DURATION")]
-    pub min: Option<String>,
+    /// Print only root calls that took longer than this (5ms, 100us, 2s, or seconds: 0.5).
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
+    pub min: Option<Duration>,
     /// Add each traced call's arguments and results, decoded as `gotrace args` does (needs DWARF).
     #[arg(long)]
     pub args: bool,
@@ -255,10 +259,172 @@ pub struct GraphArgs {
     /// Goroutines that can be inside ROOT at once; beyond it root calls are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_goroutines: u32,
-    /// Ring buffer size in KiB (a power of two, at least 4). Events that find it full are
-    /// counted as lost.
-    #[arg(long, value_name = "KIB", default_value_t = 32 * 1024)]
-    pub ringbuf_kib: u32,
+    #[command(flatten)]
+    pub buffer: RingBuffer,
     #[command(flatten)]
     pub target: TraceTarget,
+}
+
+/// The longest `--strsize` (the BPF side's ARGS_MAX_READ).
+pub const STRSIZE_MAX: u32 = 4096;
+
+/// The kernel ring buffer that carries events to gotrace (`args`, `graph`, `goroutines`): one
+/// name everywhere, `--buffer-kib`; `--ringbuf-kib` (args, graph) and `--buffer-mib`
+/// (goroutines) are the old names, hidden, with their old units.
+#[derive(Debug, Args)]
+pub struct RingBuffer {
+    /// Kernel ring buffer for events in flight to gotrace, in KiB: a power of two from 4 to
+    /// 2097152 (default 32768 = 32 MiB; goroutines 16384). Events that find it full are
+    /// counted as lost.
+    #[arg(long = "buffer-kib", alias = "ringbuf-kib", value_name = "KIB", value_parser = buffer_kib)]
+    pub kib: Option<u32>,
+    /// The same size in MiB (goroutines' old name).
+    #[arg(long = "buffer-mib", value_name = "MIB", hide = true, conflicts_with = "kib", value_parser = buffer_mib)]
+    pub mib: Option<u32>,
+}
+
+impl RingBuffer {
+    /// The size when none is given (args, graph), in KiB.
+    pub const DEFAULT_KIB: u32 = 32 * 1024;
+    /// goroutines' size when none is given, in KiB.
+    pub const GOROUTINES_DEFAULT_KIB: u32 = 16 * 1024;
+
+    /// The size in bytes: the one given, else `default_kib` KiB.
+    pub fn bytes(&self, default_kib: u32) -> u32 {
+        match (self.kib, self.mib) {
+            (_, Some(mib)) => mib << 20,
+            (Some(kib), None) => kib << 10,
+            (None, None) => default_kib << 10,
+        }
+    }
+}
+
+/// Largest ring buffer, in KiB (2 GiB: its size in bytes must fit a u32).
+const BUFFER_KIB_MAX: u32 = 1 << 21;
+
+/// `--buffer-kib`: a power of two from 4 to [`BUFFER_KIB_MAX`].
+fn buffer_kib(text: &str) -> Result<u32, String> {
+    let kib: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of KiB"))?;
+    if !kib.is_power_of_two() || !(4..=BUFFER_KIB_MAX).contains(&kib) {
+        return Err(format!(
+            "{kib} KiB: give a power of two from 4 to {BUFFER_KIB_MAX}"
+        ));
+    }
+    Ok(kib)
+}
+
+/// `--buffer-mib` (hidden old name): a power of two from 1 to 2048.
+fn buffer_mib(text: &str) -> Result<u32, String> {
+    let mib: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of MiB"))?;
+    if !mib.is_power_of_two() || mib > BUFFER_KIB_MAX >> 10 {
+        return Err(format!(
+            "{mib} MiB: give a power of two from 1 to {}",
+            BUFFER_KIB_MAX >> 10
+        ));
+    }
+    Ok(mib)
+}
+
+/// Every duration flag (`-d`, `-i`, `--min`, `--heatmap-step`): a Go duration — numbers with
+/// units ns, us (µs), ms, s, m, h, concatenated as in `1m30s` — or a bare number of seconds
+/// (`1.5`). Zero and negative durations are refused.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let example = "give e.g. 10s, 1.5s, 500ms, 2m or 1.5 (seconds)";
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("{text:?} is negative; {example}"));
+    }
+    let seconds = if let Ok(secs) = text.parse::<f64>() {
+        secs
+    } else {
+        let mut rest = text;
+        let mut total = 0.0;
+        if rest.is_empty() {
+            return Err(format!("empty duration; {example}"));
+        }
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            let (number, tail) = rest.split_at(digits);
+            let units = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
+            let (unit, next) = tail.split_at(units);
+            let scale = match unit {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "" => return Err(format!("{text:?} lacks a unit after {number}; {example}")),
+                _ => return Err(format!("{text:?}: unknown unit {unit:?}; {example}")),
+            };
+            let value: f64 = number
+                .parse()
+                .map_err(|_| format!("{text:?}: {number:?} is not a number; {example}"))?;
+            total += value * scale;
+            rest = next;
+        }
+        total
+    };
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("{text:?} is not a positive duration; {example}")),
+    }
+}
+
+/// `--listen`: HOST:PORT, or `:PORT` for every interface (as Prometheus writes it).
+fn listen_addr(text: &str) -> Result<String, String> {
+    let addr = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    let port = addr.rsplit_once(':').map(|(_, port)| port);
+    if port.is_none_or(|p| p.parse::<u16>().is_err()) {
+        return Err(format!(
+            "{text:?}: give HOST:PORT or :PORT, e.g. 127.0.0.1:9464 or :9464"
+        ));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_go_durations_or_seconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(duration("10s"), Ok(ms(10_000)));
+        assert_eq!(duration("1.5"), Ok(ms(1_500)));
+        assert_eq!(duration("1.5s"), Ok(ms(1_500)));
+        assert_eq!(duration("500ms"), Ok(ms(500)));
+        assert_eq!(duration("100us"), Ok(Duration::from_micros(100)));
+        assert_eq!(duration("100µs"), Ok(Duration::from_micros(100)));
+        assert_eq!(duration("250ns"), Ok(Duration::from_nanos(250)));
+        assert_eq!(duration("2m"), Ok(ms(120_000)));
+        assert_eq!(duration("1m30s"), Ok(ms(90_000)));
+        assert_eq!(duration("1h"), Ok(ms(3_600_000)));
+        for bad in [
+            "-1",
+            "0",
+            "0s",
+            "",
+            "ms",
+            "5 parsecs",
+            "5x",
+            "1.2.3s",
+            "NaN",
+            "inf",
+        ] {
+            assert!(duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

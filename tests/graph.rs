@@ -539,7 +539,8 @@ fn bad_input_is_one_line_and_exit_2() {
     let stripped = stripped.path.to_str().unwrap();
     for args in [
         vec!["graph", "--args", "main.root", stripped],
-        vec!["graph", "--min", "5", "main.root", path],
+        vec!["graph", "--min", "5x", "main.root", path],
+        vec!["graph", "--min", "-5ms", "main.root", path],
         vec!["graph", "--min", "fast", "main.root", path],
         vec!["graph", "main.nosuch", path],
         vec!["graph", "--max-nodes", "0", "main.root", path],

@@ -50,8 +50,13 @@ impl BinaryFile {
     /// Opens and maps `path` read-only; a directory or a special file is refused by name.
     pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check below refuses it.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         let kind = file
             .metadata()
             .with_context(|| format!("cannot read {}", path.display()))?

@@ -12,11 +12,10 @@ use std::collections::HashMap;
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Unit as MetricUnit;
 
 use crate::bpf_types::goroutine_counters;
 use crate::output::goroutine_ledger::{Ledger, Row, RowKey};
-use crate::output::metrics::{Metrics, TargetInfo};
+use crate::output::metrics::{encode_seconds_histograms, Metrics, TargetInfo};
 
 /// Label sets with series of their own; the later ones share the [`OTHER`] label set.
 pub const MAX_LABEL_SETS: usize = 256;
@@ -204,24 +203,16 @@ impl Metrics for GoroutineMetrics {
                 }
             }
         }
-        {
-            let mut metric = encoder.encode_descriptor(
-                "gotrace_goroutine_lifetime",
-                "Lifetimes of the goroutines created while tracing that have exited (creation to exit), by start function",
-                Some(&MetricUnit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for (set, totals) in self.label_sets(target) {
+        encode_seconds_histograms(
+            encoder,
+            "gotrace_goroutine_lifetime",
+            "Lifetimes of the goroutines created while tracing that have exited (creation to exit), by start function",
+            self.label_sets(target).map(|(set, totals)| {
                 let buckets = totals.buckets();
                 let count = buckets.iter().map(|&(_, n)| n).sum();
-                metric.encode_family(&set)?.encode_histogram::<NoLabelSet>(
-                    totals.lifetime_sum_ns as f64 / 1e9,
-                    count,
-                    &buckets,
-                    None,
-                )?;
-            }
-        }
+                (set, totals.lifetime_sum_ns as f64 / 1e9, count, buckets)
+            }),
+        )?;
         let mut lost = encoder.encode_descriptor(
             "gotrace_goroutine_events_lost",
             "Creation and exit events gotrace could not record, by reason: buffer_full (the kernel buffer had no room), unreadable (the goroutine could not be read), unpaired (a creation's entry was not seen)",

@@ -53,12 +53,7 @@ impl Heatmap {
     /// [`Heatmap::write`]. Creates the file now, so that an unwritable path fails before
     /// tracing starts.
     pub fn new(path: PathBuf, step: Duration, unit: Unit, functions: Vec<String>) -> Result<Self> {
-        std::fs::write(&path, "").with_context(|| {
-            format!(
-                "--heatmap {}: cannot write there (give a path in an existing, writable directory)",
-                path.display()
-            )
-        })?;
+        super::claim_output_file("--heatmap", &path)?;
         Ok(Heatmap {
             path,
             step,

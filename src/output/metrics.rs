@@ -163,6 +163,31 @@ fn slot_upper_seconds(slot: usize, unit: Unit) -> f64 {
     2f64.powi(slot as i32 + 1) * unit.divisor() as f64 / 1e9
 }
 
+/// One histogram family in seconds: `name` with `help`, one histogram per label set, each given
+/// as (labels, sum in seconds, count, cumulative (upper bound, count) buckets).
+pub(crate) fn encode_seconds_histograms(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    histograms: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64, u64, Vec<(f64, u64)>)>,
+) -> std::fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        name,
+        help,
+        Some(&MetricUnit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (set, sum_seconds, count, buckets) in histograms {
+        metric.encode_family(&set)?.encode_histogram::<NoLabelSet>(
+            sum_seconds,
+            count,
+            &buckets,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
 /// Per-bucket (not cumulative) counts for the encoder: the exposed slots, then `+Inf` holding
 /// the slower slots. Returns them with the total count (the sum of every slot, so that `+Inf`
 /// always equals `_count` even when a snapshot raced with a kernel-side update).
@@ -180,24 +205,15 @@ fn buckets(hist: &Log2Hist, unit: Unit) -> (Vec<(f64, u64)>, u64) {
 impl Metrics for FunclatMetrics {
     fn encode(&self, target: &TargetInfo, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let labels = |function: &str| target.labels(vec![("function", function.to_owned())]);
-        {
-            let mut metric = encoder.encode_descriptor(
-                "gotrace_function_duration",
-                "Duration of Go function calls (entry to return), from gotrace's in-kernel log2 histograms; cumulative since tracing began",
-                Some(&MetricUnit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for (function, hist) in self.functions.iter().zip(&self.hists) {
+        encode_seconds_histograms(
+            encoder,
+            "gotrace_function_duration",
+            "Duration of Go function calls (entry to return), from gotrace's in-kernel log2 histograms; cumulative since tracing began",
+            self.functions.iter().zip(&self.hists).map(|(function, hist)| {
                 let (buckets, count) = buckets(hist, self.unit);
-                let set = labels(function);
-                metric.encode_family(&set)?.encode_histogram::<NoLabelSet>(
-                    hist.total_ns as f64 / 1e9,
-                    count,
-                    &buckets,
-                    None,
-                )?;
-            }
-        }
+                (labels(function), hist.total_ns as f64 / 1e9, count, buckets)
+            }),
+        )?;
         let counters: [(&str, &str, Counted); 2] = [
             (
                 "gotrace_function_calls_lost",

@@ -15,6 +15,7 @@ use crate::bpf_types::{g_source as bpf_g_source, site_kind};
 use crate::gobin::code::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::runtime::g_location::{GSource, RuntimeFacts};
 use crate::gobin::GoBinary;
+use crate::output::count;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
 
 /// What the session says once the probes are live.
@@ -185,14 +186,15 @@ impl ProbePlan {
             }
         } else if !self.skipped.is_empty() {
             let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
-            let why = if no_ret == self.skipped.len() {
-                "that never return".to_owned()
-            } else {
-                format!("that cannot be probed ({no_ret} never return)")
+            let why = match (no_ret == self.skipped.len(), self.skipped.len()) {
+                (true, 1) => "that never returns".to_owned(),
+                (true, _) => "that never return".to_owned(),
+                (false, 1) => "that cannot be probed".to_owned(),
+                (false, _) => format!("that cannot be probed ({no_ret} never return)"),
             };
             notes.push(format!(
-                "skipped {} functions {why}; --verbose lists them",
-                self.skipped.len()
+                "skipped {} {why}; --verbose lists them",
+                count(self.skipped.len(), "function")
             ));
         }
         if verbose {
@@ -220,13 +222,13 @@ impl ProbePlan {
             }
         } else if !self.unprobed.is_empty() {
             notes.push(format!(
-                "{} inlined calls of {} functions cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
-                self.unprobed.len(),
+                "{} of {} cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
+                count(self.unprobed.len(), "inlined call"),
                 {
                     let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
                     funcs.sort_unstable();
                     funcs.dedup();
-                    funcs.len()
+                    count(funcs.len(), "function")
                 },
                 self.unprobed[0].func,
                 self.unprobed[0].parent,
@@ -235,14 +237,23 @@ impl ProbePlan {
         }
         Announcement {
             what: format!(
-                "{} functions for {:?}",
-                self.funcs.len(),
+                "{} for {:?}",
+                count(self.funcs.len(), "function"),
                 patterns.join(" ")
             ),
             functions: self.funcs.len(),
             notes,
         }
     }
+}
+
+/// Compiles an optional glob given as `what` on the command line (e.g. "--filter pattern"),
+/// with the one-line error every command gives for bad glob syntax.
+pub fn optional_glob(pattern: Option<&str>, what: &str) -> Result<Option<glob::Pattern>> {
+    pattern
+        .map(glob::Pattern::new)
+        .transpose()
+        .with_context(|| format!("bad {what} (glob syntax: * ? [abc])"))
 }
 
 /// One pattern of the command line, compiled once: a glob, or the exact name of a function.
@@ -500,10 +511,19 @@ fn not_found_message(bin: &GoBinary<'_>, pattern: &str, exact: bool) -> String {
             "{pattern} is inlined into its callers and has no code of its own to probe (rebuild with -gcflags='-l' or mark it //go:noinline)"
         );
     }
+    // A name without its package (`doWork` for `main.doWork`) ranks above every near miss.
+    let suffix = format!(".{pattern}");
     let mut near: Vec<(f64, &str)> = bin
         .funcs
         .iter()
-        .map(|f| (strsim::jaro_winkler(pattern, f.name), f.name))
+        .map(|f| {
+            let score = if f.name.ends_with(&suffix) {
+                2.0
+            } else {
+                strsim::jaro_winkler(pattern, f.name)
+            };
+            (score, f.name)
+        })
         .filter(|(score, _)| *score > 0.85)
         .collect();
     near.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -33,13 +33,22 @@ pub fn parse(pattern: &str, ptr_size: u64) -> Result<UserSignature> {
         bail!("{pattern:?} has no parameter list");
     };
     let context = || format!("signature {pattern:?}");
-    let close = matching_paren(rest).with_context(context)?;
+    let close = matching_paren(rest).with_context(|| {
+        format!("signature {pattern:?}: unclosed parenthesis (the parameter list has no ')')")
+    })?;
     let params_text = rest.get(1..close).with_context(context)?;
     let results_text = rest.get(close + 1..).with_context(context)?.trim();
     let results_text = match results_text.strip_prefix('(') {
-        Some(inner) => inner
-            .strip_suffix(')')
-            .with_context(|| format!("signature {pattern:?}: unbalanced results"))?,
+        Some(_) => match matching_paren(results_text) {
+            Some(end) if end + 1 == results_text.len() => &results_text[1..end],
+            Some(_) => bail!("signature {pattern:?}: text after the results' ')'"),
+            None => {
+                bail!("signature {pattern:?}: unclosed parenthesis (the results' '(' has no ')')")
+            }
+        },
+        None if results_text.contains(['(', ')']) => {
+            bail!("signature {pattern:?}: unbalanced parentheses after the parameter list")
+        }
         None => results_text,
     };
     let mut builder = Builder {
@@ -175,7 +184,7 @@ impl Builder {
                 (3 * ptr, TypeKind::Slice { elem })
             }
             _ => bail!(
-                "type {text:?} cannot be written in a signature (built-in types, pointers, slices, error, any, maps, chans and funcs can)"
+                "unknown type {text:?} (a signature can use built-in types, pointers, slices, error, any, maps, chans and funcs)"
             ),
         };
         Ok(self.add(text, size, kind))

@@ -1,6 +1,7 @@
 //! Emptying the kernel's buffers while a session runs, on one design for every command: the
 //! session's loop calls [`Drain::drain`] between checks of its stop conditions and
-//! [`Drain::finish`] once the probes are detached.
+//! [`Drain::finish`] once the probes are detached, each handing every record to the command's
+//! [`crate::session::Consumer`].
 //!
 //! A ring buffer is emptied by a consumer thread blocked in epoll on it ([`RingDrain`]). The
 //! BPF side wakes it only once the ring is past a watermark (`ringbuf_flags` in
@@ -19,24 +20,28 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+/// Hands one record to the session's consumer.
+pub type Handle<'h> = dyn FnMut(&[u8]) -> Result<()> + 'h;
+
 /// What a session does between checks of its stop conditions.
 pub trait Drain {
-    /// Handles what the kernel delivered, waiting at most `timeout` for something to arrive.
-    fn drain(&mut self, timeout: Duration) -> Result<()>;
-    /// Handles everything still in the kernel's buffers; the probes are detached.
-    fn finish(&mut self) -> Result<()>;
+    /// Hands what the kernel delivered to `handle`, waiting at most `timeout` for something to
+    /// arrive.
+    fn drain(&mut self, timeout: Duration, handle: &mut Handle<'_>) -> Result<()>;
+    /// Hands everything still in the kernel's buffers to `handle`; the probes are detached.
+    fn finish(&mut self, handle: &mut Handle<'_>) -> Result<()>;
 }
 
 /// The drain of programs that aggregate in maps: nothing to empty, so it only waits.
 pub struct Sleep;
 
 impl Drain for Sleep {
-    fn drain(&mut self, timeout: Duration) -> Result<()> {
+    fn drain(&mut self, timeout: Duration, _: &mut Handle<'_>) -> Result<()> {
         std::thread::sleep(timeout);
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self, _: &mut Handle<'_>) -> Result<()> {
         Ok(())
     }
 }
@@ -54,18 +59,17 @@ pub fn wakeup_watermark(ring_bytes: u32) -> u64 {
     u64::from(ring_bytes / 4)
 }
 
-/// A ring buffer emptied by a consumer thread; `handle` sees every record, in order, on the
+/// A ring buffer emptied by a consumer thread; the handle sees every record, in order, on the
 /// session's thread.
-pub struct RingDrain<F: FnMut(&[u8])> {
+pub struct RingDrain {
     batches: Receiver<Vec<u8>>,
     stop: Arc<AtomicBool>,
     consumer: Option<JoinHandle<Result<()>>>,
-    handle: F,
 }
 
-impl<F: FnMut(&[u8])> RingDrain<F> {
+impl RingDrain {
     /// Starts the consumer thread on ring buffer map `ring`.
-    pub fn start<T: std::fmt::Debug>(ring: &libbpf_rs::MapImpl<'_, T>, handle: F) -> Result<Self> {
+    pub fn start<T: std::fmt::Debug>(ring: &libbpf_rs::MapImpl<'_, T>) -> Result<Self> {
         let ring = MapHandle::try_from(ring).context("opening the ring buffer")?;
         let (sender, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
         let stop = Arc::new(AtomicBool::new(false));
@@ -78,44 +82,44 @@ impl<F: FnMut(&[u8])> RingDrain<F> {
             batches,
             stop,
             consumer: Some(consumer),
-            handle,
         })
-    }
-
-    /// Hands every record of `batch` (each framed by its length) to `handle`.
-    fn handle_batch(&mut self, batch: &[u8]) {
-        let mut rest = batch;
-        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-            let len = u32::from_ne_bytes(*len) as usize;
-            let Some((record, tail)) = tail.split_at_checked(len) else {
-                return;
-            };
-            (self.handle)(record);
-            rest = tail;
-        }
     }
 }
 
-impl<F: FnMut(&[u8])> Drain for RingDrain<F> {
-    fn drain(&mut self, timeout: Duration) -> Result<()> {
+/// Hands every record of `batch` (each framed by its length) to `handle`.
+fn handle_batch(batch: &[u8], handle: &mut Handle<'_>) -> Result<()> {
+    let mut rest = batch;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_ne_bytes(*len) as usize;
+        let Some((record, tail)) = tail.split_at_checked(len) else {
+            break;
+        };
+        handle(record)?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+impl Drain for RingDrain {
+    fn drain(&mut self, timeout: Duration, handle: &mut Handle<'_>) -> Result<()> {
         let first = match self.batches.recv_timeout(timeout) {
             Ok(batch) => batch,
             Err(RecvTimeoutError::Timeout) => return Ok(()),
             // The consumer ended early: finish() says why.
-            Err(RecvTimeoutError::Disconnected) => return self.finish(),
+            Err(RecvTimeoutError::Disconnected) => return self.finish(handle),
         };
-        self.handle_batch(&first);
+        handle_batch(&first, handle)?;
         while let Ok(batch) = self.batches.try_recv() {
-            self.handle_batch(&batch);
+            handle_batch(&batch, handle)?;
         }
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self, handle: &mut Handle<'_>) -> Result<()> {
         self.stop.store(true, Ordering::SeqCst);
         // Until the consumer hangs up: its last batches hold the ring's last records.
         while let Ok(batch) = self.batches.recv() {
-            self.handle_batch(&batch);
+            handle_batch(&batch, handle)?;
         }
         match self.consumer.take() {
             Some(consumer) => consumer

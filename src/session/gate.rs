@@ -6,8 +6,6 @@
 //! (CLOCK_MONOTONIC, which `bpf_ktime_get_ns` reads) and chosen a few ms ahead, so that they are
 //! the exact edges the JSON `attached` and `summary` lines report.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -39,34 +37,11 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-/// The two edges of a session, readable by a command's renderer: 0 until they are set.
-#[derive(Debug, Default)]
-pub struct EdgeTimes {
-    open_ns: AtomicU64,
-    close_ns: AtomicU64,
-}
-
-/// A shared handle on a session's edges.
-pub type Edges = Arc<EdgeTimes>;
-
-impl EdgeTimes {
-    /// The instant entries began to count (the `attached` line's `ts_ns`).
-    pub fn open_ns(&self) -> u64 {
-        self.open_ns.load(Ordering::SeqCst)
-    }
-
-    /// The instant entries stopped counting (every summary's `ts_ns`).
-    pub fn close_ns(&self) -> u64 {
-        self.close_ns.load(Ordering::SeqCst)
-    }
-}
-
 /// The gate of a loaded program, through libbpf's mmapped copy of its ".data.gate" map.
 pub struct Gate {
     gate: *mut shared::gate,
     /// Keys of the program's map of starts that may mean eviction (struct gate).
     start_limit: i64,
-    pub edges: Edges,
 }
 
 impl Gate {
@@ -99,11 +74,7 @@ impl Gate {
         let start_limit = lru_capacity.map_or(i64::MAX, |capacity| {
             capacity - (capacity / 8).max((cpus + 1) * LRU_LOCAL_FREE_TARGET + cpus)
         });
-        Ok(Gate {
-            gate,
-            start_limit,
-            edges: Edges::default(),
-        })
+        Ok(Gate { gate, start_limit })
     }
 
     /// Writes one of the user-space fields (a naturally aligned u64/i64: one store).
@@ -135,16 +106,12 @@ impl Gate {
     pub fn arm(&self) -> u64 {
         // SAFETY: as in `write`; start_limit is read by the BPF side only once armed.
         unsafe { std::ptr::write_volatile(&raw mut (*self.gate).start_limit, self.start_limit) };
-        let at = self.set_edge(|g| unsafe { &raw mut (*g).open_ns });
-        self.edges.open_ns.store(at, Ordering::SeqCst);
-        at
+        self.set_edge(|g| unsafe { &raw mut (*g).open_ns })
     }
 
     /// Stops admitting entries; returns the instant.
     pub fn close(&self) -> u64 {
-        let at = self.set_edge(|g| unsafe { &raw mut (*g).close_ns });
-        self.edges.close_ns.store(at, Ordering::SeqCst);
-        at
+        self.set_edge(|g| unsafe { &raw mut (*g).close_ns })
     }
 
     /// Keys of the map of starts holding a call opened while armed.

@@ -1,23 +1,16 @@
 //! When a session stops: Ctrl-C, SIGTERM, the `-d` deadline or the target's exit; and when it
 //! wakes in between: every `-i` interval, and after each drain of the kernel's buffers.
 
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::session::target::{Target, TargetState};
 
 /// How long the session waits between checks of signals, deadline and target.
 const POLL: Duration = Duration::from_millis(20);
-
-/// A `-d` / `-i` value in seconds as a Duration; an error unless positive and finite.
-pub fn seconds(secs: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .context("durations must be positive seconds")
-}
 
 /// The signal (SIGINT or SIGTERM) that asked gotrace to stop, 0 if none yet.
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -49,15 +42,13 @@ impl StopReason {
     }
 }
 
-/// What [`Lifecycle::wait`] woke up for.
+/// What [`Lifecycle::wait`] woke up for, when not for the stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// The kernel's buffers were just drained.
     Drained,
     /// An interval (`-i`) elapsed: print and reset.
     Interval,
-    /// The session is over: the last wake.
-    Stop(StopReason),
 }
 
 /// Stop conditions and interval clock of one session.
@@ -83,26 +74,26 @@ impl Lifecycle {
     }
 
     /// Spends at most one poll period in `idle` (which drains the kernel's buffers, waiting up
-    /// to the time it is given), then says why it woke.
+    /// to the time it is given), then says why it woke: a [`Wake`], or the stop.
     pub fn wait(
         &mut self,
         target: &mut Target,
         idle: &mut dyn FnMut(Duration) -> Result<()>,
-    ) -> Result<Wake> {
+    ) -> Result<ControlFlow<StopReason, Wake>> {
         if STOP_SIGNAL.load(Ordering::SeqCst) != 0 {
-            return Ok(Wake::Stop(StopReason::Signal));
+            return Ok(Break(StopReason::Signal));
         }
         if let TargetState::Exited(code) = target.state() {
-            return Ok(Wake::Stop(StopReason::TargetExited(code)));
+            return Ok(Break(StopReason::TargetExited(code)));
         }
         let now = Instant::now();
         if self.deadline.is_some_and(|d| now >= d) {
-            return Ok(Wake::Stop(StopReason::Duration));
+            return Ok(Break(StopReason::Duration));
         }
         if let (Some(tick), Some(interval)) = (self.next_tick, self.interval) {
             if now >= tick {
                 self.next_tick = Some(tick + interval);
-                return Ok(Wake::Interval);
+                return Ok(Continue(Wake::Interval));
             }
         }
         let until_next = [self.deadline, self.next_tick]
@@ -111,7 +102,7 @@ impl Lifecycle {
             .map(|t| t.saturating_duration_since(now))
             .fold(POLL, Duration::min);
         idle(until_next)?;
-        Ok(Wake::Drained)
+        Ok(Continue(Wake::Drained))
     }
 }
 

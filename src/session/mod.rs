@@ -1,7 +1,8 @@
-//! The tracing session every command runs on: resolve the target, load a skeleton, attach its
-//! program at the plan's sites, announce, run until a stop (signal, `-d`, target exit) while
-//! draining the kernel's buffers, detach, and map the exit code. A command supplies its plan,
-//! its BPF program, its event decoder and its renderer; see docs/architecture.md.
+//! The tracing session every command runs on: resolve the target, load a skeleton
+//! ([`Session::load`]), attach its program at the plan's sites, announce, run until a stop
+//! (signal, `-d`, target exit) while draining the kernel's buffers into the command's
+//! [`Consumer`], detach, and map the exit code. A command supplies its plan, its BPF program's
+//! constants and map sizes, and a consumer that decodes and renders; see docs/architecture.md.
 
 pub mod attach;
 pub mod bpf;
@@ -9,30 +10,67 @@ pub mod drain;
 pub mod gate;
 pub mod kernel;
 pub mod lifecycle;
+pub mod load;
 pub mod maps;
 pub mod target;
 
 use std::io::Write;
+use std::mem::MaybeUninit;
+use std::ops::ControlFlow::{Break, Continue};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use libbpf_rs::Object;
+use libbpf_rs::OpenObject;
 use serde_json::json;
 
 use crate::cli::TraceTarget;
+use crate::gobin::runtime::g_location::RuntimeFacts;
 use crate::gobin::BinaryFile;
 use crate::output::lines::WholeLines;
 use crate::plan::sites::Site;
 use crate::plan::Announcement;
 use attach::Attached;
-use drain::Drain;
-use gate::{Edges, Gate};
-use lifecycle::{seconds, Lifecycle, StopReason, Wake};
+use drain::{Drain, RingDrain, Sleep};
+use gate::Gate;
+use lifecycle::{Lifecycle, StopReason, Wake};
+use load::{Common, Loaded, Open, Program, Skeleton};
 use target::{Target, TargetSpec};
 
 /// Where every line of a session goes: stdout (whole lines only: a launched target may share
 /// it) or the `-o` file.
 pub type Out = WholeLines<Box<dyn Write>>;
+
+/// What a command does with what its program delivers: ring-buffer records and wakes arrive
+/// on one `&mut self`, on the session's thread, in order.
+pub trait Consumer {
+    /// One ring-buffer record (programs without a ring buffer deliver none).
+    fn record(&mut self, bytes: &[u8]) -> Result<()>;
+    /// After each drain of the kernel's buffers and each interval (`-i`); false ends the
+    /// session ([`StopReason::Done`]).
+    fn wake(&mut self, wake: Wake, out: &mut Out) -> Result<bool>;
+    /// Once, at the stop: the probes are detached and every record was delivered.
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()>;
+}
+
+/// What a consumer learns at the stop.
+pub struct Stop {
+    pub reason: StopReason,
+    /// The calls still open after the drain (programs that pair entries with returns), as
+    /// their planned functions, a tail caller's kept under its callee's included; only calls
+    /// that began while entries counted (`maps::open_calls`). In a target that exited they can
+    /// never return (a panic unwound them, or the process exited inside them): `unmatched`;
+    /// otherwise they are `in_flight_at_end`.
+    pub open_calls: Vec<u32>,
+    /// The instant entries stopped counting, on the events' clock (every summary's `ts_ns`).
+    pub close_ns: u64,
+}
+
+impl Stop {
+    /// Whether the target exited (its open calls are unmatched, not in flight).
+    pub fn target_exited(&self) -> bool {
+        matches!(self.reason, StopReason::TargetExited(_))
+    }
+}
 
 /// One tracing session: the target, the output, and the stop conditions.
 pub struct Session {
@@ -43,14 +81,13 @@ pub struct Session {
     drain_timeout: Duration,
     lifecycle: Option<Lifecycle>,
     gate: Option<Gate>,
-    edges: Edges,
 }
 
 impl Session {
     /// Resolves the target the command line names (a launched command is forked, held before
     /// exec) and opens its binary for reading.
     pub fn resolve(args: &TraceTarget, spec: TargetSpec) -> Result<(Session, BinaryFile)> {
-        let duration = args.duration.map(seconds).transpose()?;
+        let duration = args.duration;
         let sink: Box<dyn Write> = match &args.output {
             Some(path) => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(path)
@@ -65,18 +102,11 @@ impl Session {
             out: WholeLines::new(sink),
             json: args.json,
             duration,
-            drain_timeout: args.drain_timeout()?,
+            drain_timeout: args.drain_timeout,
             lifecycle: None,
             gate: None,
-            edges: Edges::default(),
         };
         Ok((session, file))
-    }
-
-    /// The session's edges (the instants entries began and stopped counting), for the
-    /// renderers' summaries; set by [`Session::attach`] and at the stop.
-    pub fn edges(&self) -> Edges {
-        self.edges.clone()
     }
 
     /// The traced process, or None for every process running the binary.
@@ -84,12 +114,29 @@ impl Session {
         self.target.pid
     }
 
-    /// Prints the plan's notes on stderr, attaches the loaded object's program at every site,
-    /// starts the stop conditions (`-i` every `interval`), announces, and lets a launched
-    /// target run.
+    /// Opens program `P` into `object`, fills what every program shares (where g lives from
+    /// `runtime`, the process filter, a ring buffer of `ring_bytes`), lets `configure` set the
+    /// command's constants (`.rodata`) and map sizes, and loads it; see [`load`].
+    pub fn load<'obj, P: Program<'obj>>(
+        &self,
+        object: &'obj mut MaybeUninit<OpenObject>,
+        runtime: &RuntimeFacts,
+        ring_bytes: Option<u32>,
+        configure: impl FnOnce(&mut P::Rodata, &mut Open<'obj, P>) -> Result<()>,
+    ) -> Result<Skeleton<'obj, P>> {
+        let common = Common {
+            runtime,
+            pid: self.target.pid,
+            ring_bytes,
+        };
+        load::load::<P>(object, &common, configure)
+    }
+
+    /// Prints the plan's notes on stderr, attaches the loaded program at every site, starts
+    /// the stop conditions (`-i` every `interval`), announces, and lets a launched target run.
     pub fn attach(
         &mut self,
-        object: &Object,
+        skel: &impl Loaded,
         sites: &[Site],
         interval: Option<Duration>,
         announcement: &Announcement,
@@ -97,9 +144,8 @@ impl Session {
         for note in &announcement.notes {
             eprintln!("gotrace: {note}");
         }
-        let mut gate = Gate::find(object)?;
-        gate.edges = self.edges.clone();
-        let attached = attach::attach(object, self.target.pid, &self.target.binary, sites)?;
+        let gate = Gate::find(skel.object())?;
+        let attached = attach::attach(skel.object(), self.target.pid, &self.target.binary, sites)?;
         // Every link is live: hits count from one instant on (DESIGN.md technique 14).
         let open_ns = gate.arm();
         self.gate = Some(gate);
@@ -135,48 +181,65 @@ impl Session {
         Ok(())
     }
 
-    /// Runs until a stop: between checks, `drain` empties the kernel's buffers (waiting at
-    /// most the time it is given); `on_wake` renders after each drain, each interval, and
-    /// once more at the stop. `on_wake` returning false ends the session
-    /// ([`StopReason::Done`]). The stop (DESIGN.md technique 14): entries stop counting
-    /// (`close_ns`), the calls in flight return (at most `--drain-timeout`; not when the
-    /// target exited: its open calls never will), every hit ends (`shut_ns`), the probes are
-    /// disarmed, the buffers drained a last time, `on_wake` renders the results, and only then
-    /// are per-site uprobes removed (slow: see [`attach`]).
+    /// Runs until a stop: between checks of the stop conditions the program's ring buffer (if
+    /// any) is drained into `consumer`, which also wakes after each drain and each interval.
+    /// The stop (DESIGN.md technique 14): entries stop counting (`close_ns`), the calls in
+    /// flight return (at most `--drain-timeout`; not when the target exited: its open calls
+    /// never will), every hit ends (`shut_ns`), the probes are disarmed, the ring drained a
+    /// last time, and the consumer told why, with the calls still open; per-site uprobes are
+    /// removed after that (slow: see [`attach`]).
     pub fn run(
         &mut self,
+        skel: &impl Loaded,
         mut attached: Attached,
-        drain: &mut impl Drain,
-        mut on_wake: impl FnMut(Wake, &mut Out) -> Result<bool>,
+        consumer: &mut impl Consumer,
     ) -> Result<StopReason> {
         let mut lifecycle = self
             .lifecycle
             .take()
             .ok_or_else(|| anyhow::anyhow!("Session::run before Session::attach"))?;
-        let stop = loop {
-            match lifecycle.wait(&mut self.target, &mut |timeout| drain.drain(timeout))? {
-                Wake::Stop(reason) => break reason,
-                wake => {
-                    if !on_wake(wake, &mut self.out)? {
+        let mut drain: Box<dyn Drain> = match skel.ring() {
+            Some(ring) => Box::new(RingDrain::start(ring)?),
+            None => Box::new(Sleep),
+        };
+        let reason = loop {
+            let mut idle = |timeout| drain.drain(timeout, &mut |record| consumer.record(record));
+            match lifecycle.wait(&mut self.target, &mut idle)? {
+                Break(reason) => break reason,
+                Continue(wake) => {
+                    if !consumer.wake(wake, &mut self.out)? {
                         break StopReason::Done;
                     }
                 }
             }
         };
-        if let Some(gate) = self.gate.take() {
-            gate.close();
-            if !matches!(stop, StopReason::TargetExited(_)) {
-                gate.drain(self.drain_timeout, &mut |timeout| drain.drain(timeout))?;
-            }
-            gate.shut();
+        let gate = self
+            .gate
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("Session::run without a gate"))?;
+        let close_ns = gate.close();
+        if !matches!(reason, StopReason::TargetExited(_)) {
+            gate.drain(self.drain_timeout, &mut |timeout| {
+                drain.drain(timeout, &mut |record| consumer.record(record))
+            })?;
         }
+        gate.shut();
         attached.disarm();
-        drain.finish()?;
-        on_wake(Wake::Stop(stop), &mut self.out)?;
+        drain.finish(&mut |record| consumer.record(record))?;
+        let open_calls = match skel.calls_in_flight() {
+            Some(calls) => maps::open_calls(calls, self.target.pid)?,
+            None => Vec::new(),
+        };
+        let stop = Stop {
+            reason,
+            open_calls,
+            close_ns,
+        };
+        consumer.stop(&stop, &mut self.out)?;
         self.out.flush()?;
         if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
             eprintln!("{line}");
         }
-        Ok(stop)
+        Ok(reason)
     }
 }

@@ -59,12 +59,7 @@ impl Target {
                 })
             }
             TargetSpec::Pid(pid) => {
-                let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-                std::fs::read_link(&exe).with_context(|| {
-                    format!(
-                        "process {pid} not found or not accessible (is it running? are you root?)"
-                    )
-                })?;
+                let exe = process_exe(pid)?;
                 Ok(Target {
                     binary: exe,
                     pid: Some(pid),
@@ -148,6 +143,40 @@ impl Drop for Target {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+}
+
+/// `/proc/PID/exe` of a process `-p` names, or why it cannot be traced: no such process, a
+/// thread id rather than a process id, no executable (a kernel thread), or no permission.
+fn process_exe(pid: u32) -> Result<PathBuf> {
+    let status = match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("no process {pid} (is it running? `pgrep NAME` finds a program's PID)")
+        }
+        Err(e) => bail!("cannot read /proc/{pid}/status: {e}"),
+    };
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    if let Some(tgid) = tgid.filter(|&tgid| tgid != pid) {
+        bail!("{pid} is a thread of process {tgid}, not a process: give -p {tgid}");
+    }
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    match std::fs::read_link(&exe) {
+        Ok(_) => Ok(exe),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "process {pid} has no executable to probe (a kernel thread, or a process exiting)"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } == 0 {
+                bail!("cannot read /proc/{pid}/exe although root: the kernel's ptrace check refuses it (process {pid} belongs to another user namespace, or a security module such as Yama or AppArmor denies it); run gotrace where that process's owner runs")
+            }
+            bail!("cannot read /proc/{pid}/exe: permission denied (run gotrace as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)")
+        }
+        Err(e) => bail!("cannot read /proc/{pid}/exe: {e}"),
     }
 }
 
@@ -242,6 +271,14 @@ impl crate::cli::TraceTarget {
     /// `-- CMD` every positional is a pattern, otherwise the last one is the binary.
     pub fn split(&self, positional: &[String]) -> Result<(Vec<String>, TargetSpec)> {
         if let Some(spec) = self.explicit()? {
+            if let Some(path) = positional.iter().find(|p| looks_like_a_binary(p)) {
+                let given = if self.pid.is_some() {
+                    "-p PID"
+                } else {
+                    "-- CMD"
+                };
+                bail!("{path} is a file, not a function: with {given} gotrace traces that process's own binary, so leave the path out");
+            }
             return Ok((positional.to_vec(), spec));
         }
         match positional {
@@ -260,4 +297,10 @@ impl crate::cli::TraceTarget {
             _ => bail!("name exactly one target: BINARY, -p PID, or -- CMD ARGS"),
         }
     }
+}
+
+/// Whether a positional given with `-p` or `--` names a file rather than a function: it holds
+/// a slash (Go names do too: `net/http.Get`) and is an existing file.
+fn looks_like_a_binary(positional: &str) -> bool {
+    positional.contains('/') && Path::new(positional).is_file()
 }

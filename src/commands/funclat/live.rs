@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::FunclatArgs;
 use crate::gobin::GoBinary;
@@ -11,7 +11,6 @@ use crate::output::heatmap::Heatmap;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::metrics::{Exporter, FunclatMetrics, TargetInfo};
 use crate::plan::ProbePlan;
-use crate::session::lifecycle::seconds;
 use crate::session::target::Target;
 
 /// The outputs fed with every reading of the maps while tracing, besides the printed tables:
@@ -45,10 +44,7 @@ impl LiveOutputs {
             None => None,
         };
         let heatmap = match &args.heatmap {
-            Some(path) => {
-                let step = seconds(args.heatmap_step).context("--heatmap-step")?;
-                Some(Heatmap::new(path.clone(), step, unit, names)?)
-            }
+            Some(path) => Some(Heatmap::new(path.clone(), args.heatmap_step, unit, names)?),
             None => None,
         };
         Ok(LiveOutputs {

@@ -8,13 +8,11 @@
 
 mod report;
 
-use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::Skel;
+use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::bpf_types::{
@@ -28,10 +26,9 @@ use crate::output::goroutine_metrics::GoroutineMetrics;
 use crate::output::metrics::{Exporter, TargetInfo};
 use crate::plan::Announcement;
 use crate::plan::{self, ProbePlan};
-use crate::session::bpf::{self, goroutines::*, open_skeleton};
-use crate::session::drain::{self, RingDrain};
-use crate::session::lifecycle::{seconds, PrintClock, Wake};
-use crate::session::{maps, Session};
+use crate::session::bpf::goroutines::*;
+use crate::session::lifecycle::{PrintClock, Wake};
+use crate::session::{maps, Consumer, Out, Session, Stop};
 use report::{Report, SummaryEdges};
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
@@ -43,12 +40,14 @@ const METRICS_EVERY: Duration = Duration::from_secs(1);
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
     let spec = args.target.spec(args.binary.as_deref())?;
-    let interval = args.interval.map(seconds).transpose()?;
-    let buffer_bytes = buffer_bytes(args.buffer_mib)?;
+    let interval = args.interval;
+    let buffer_bytes = args
+        .buffer
+        .bytes(crate::cli::RingBuffer::GOROUTINES_DEFAULT_KIB);
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let plan = goroutine_plan(&bin)?;
-    let mut report = Report::new(&bin, args)?;
+    let report = Report::new(&bin, args)?;
     let exporter = args
         .listen
         .as_deref()
@@ -63,12 +62,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .transpose()?;
 
     let mut object = MaybeUninit::uninit();
-    let skel = load_program(&mut object, &bin, &plan, session.pid(), args, buffer_bytes)?;
-
-    let report_cell = RefCell::new(&mut report);
-    let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
-        report_cell.borrow_mut().on_record(bytes)
-    })?;
+    let skel = load(&session, &mut object, &bin, &plan, args, buffer_bytes)?;
     let what = format!("goroutines of {}", session.target.binary.display());
     let announcement = Announcement {
         what,
@@ -82,48 +76,26 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .into_iter()
         .flatten()
         .min();
-    let mut print_clock = PrintClock::start(interval);
-    let attached = session.attach(skel.object(), &sites, wakes, &announcement)?;
-    report_cell.borrow_mut().print_header()?;
-    let (edges, pid) = (session.edges(), session.pid());
-    let stop = session.run(attached, &mut ring, |wake, out| {
-        let mut report = report_cell.borrow_mut();
-        report.flush(out)?;
-        if wake == Wake::Drained {
-            return Ok(true);
-        }
-        let losses = read_losses(&skel)?;
-        report.forget_ended_processes();
-        if let Some(exporter) = &exporter {
-            exporter.update(|metrics| metrics.observe(report.ledger(), losses));
-        }
-        if print_clock.take_due() || matches!(wake, Wake::Stop(_)) {
-            let lost = losses.lost + losses.unreadable + losses.unpaired;
-            let stopping = matches!(wake, Wake::Stop(_));
-            let in_flight = SummaryEdges {
-                in_flight_at_start: losses.in_flight_at_start,
-                in_flight_at_end: if stopping {
-                    open_creations(&skel, pid)?
-                } else {
-                    0
-                },
-            };
-            let ts_ns = stopping.then(|| edges.close_ns());
-            report.print_summary(out, lost, in_flight, ts_ns)?;
-        }
-        Ok(true)
-    })?;
+    let mut events = Events {
+        report,
+        skel: &skel,
+        exporter,
+        print_clock: PrintClock::start(interval),
+        pid: session.pid(),
+    };
+    let attached = session.attach(&skel, &sites, wakes, &announcement)?;
+    events.report.print_header()?;
+    let stop = session.run(&skel, attached, &mut events)?;
     Ok(stop.exit_code())
 }
 
-/// Opens, fills and loads the goroutines program for `bin`: where newproc1 keeps its values and
-/// its entry, the runtime offsets, the ring buffer size, the wrappers that call through their
-/// closure.
-fn load_program<'o>(
+/// Loads the goroutines program for `bin`: where newproc1 keeps its values and its entry, the
+/// runtime offsets, the wrappers that call through their closure.
+fn load<'o>(
+    session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
-    pid: Option<u32>,
     args: &GoroutinesArgs,
     buffer_bytes: u32,
 ) -> Result<GoroutinesSkel<'o>> {
@@ -133,41 +105,39 @@ fn load_program<'o>(
         .stack
         .then(|| creation_stack::sched_bp_offset(bin))
         .transpose()?;
-    crate::session::kernel::require_bpf_privileges()?;
     let newproc1 = plan
         .funcs
         .iter()
         .find(|f| f.id == goroutine_func::GOROUTINE_FUNC_NEWPROC1.0)
         .context("runtime.newproc1 not planned")?;
     let closure_calls = start_function::closure_calls(bin);
-    let mut open = open_skeleton!(GoroutinesSkelBuilder, object, plan.runtime, pid, |rodata| {
-        rodata.wakeup_watermark = drain::wakeup_watermark(buffer_bytes);
-        rodata.newproc1_entry = newproc1.entry;
-        let layout = &mut rodata.runtime_offsets;
-        layout.g_goid = u32::try_from(offsets.g_goid)?;
-        layout.g_m = u32::try_from(offsets.g_m)?;
-        layout.m_curg = u32::try_from(offsets.m_curg)?;
-        layout.g_sched_bp = sched_bp.unwrap_or(0);
-        let newproc = &mut rodata.newproc;
-        match abi {
-            NewprocAbi::Registers => newproc.in_registers = 1,
-            NewprocAbi::Stack {
-                fn_sp_offset,
-                callerpc_sp_offset,
-                result_sp_offset,
-            } => {
-                newproc.fn_sp_offset = fn_sp_offset;
-                newproc.callerpc_sp_offset = callerpc_sp_offset;
-                newproc.result_sp_offset = result_sp_offset;
+    let ring = Some(buffer_bytes);
+    let skel =
+        session.load::<GoroutinesSkelBuilder>(object, &plan.runtime, ring, |rodata, open| {
+            rodata.newproc1_entry = newproc1.entry;
+            let layout = &mut rodata.runtime_offsets;
+            layout.g_goid = u32::try_from(offsets.g_goid)?;
+            layout.g_m = u32::try_from(offsets.g_m)?;
+            layout.m_curg = u32::try_from(offsets.m_curg)?;
+            layout.g_sched_bp = sched_bp.unwrap_or(0);
+            let newproc = &mut rodata.newproc;
+            match abi {
+                NewprocAbi::Registers => newproc.in_registers = 1,
+                NewprocAbi::Stack {
+                    fn_sp_offset,
+                    callerpc_sp_offset,
+                    result_sp_offset,
+                } => {
+                    newproc.fn_sp_offset = fn_sp_offset;
+                    newproc.callerpc_sp_offset = callerpc_sp_offset;
+                    newproc.result_sp_offset = result_sp_offset;
+                }
             }
-        }
-    });
-    open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
-    open.maps.events.set_max_entries(buffer_bytes)?;
-    open.maps
-        .closure_calls
-        .set_max_entries(u32::try_from(closure_calls.len().max(1))?)?;
-    let skel = bpf::load(open)?;
+            open.maps.calls.set_max_entries(MAX_NEWPROC_IN_FLIGHT)?;
+            let closure_len = u32::try_from(closure_calls.len().max(1))?;
+            open.maps.closure_calls.set_max_entries(closure_len)?;
+            Ok(())
+        })?;
     for (entry, call) in closure_calls {
         let plan = closure_call {
             closure_offset: call.closure_offset,
@@ -185,6 +155,62 @@ fn load_program<'o>(
     Ok(skel)
 }
 
+/// What goroutines does with the events: the report prints each one, and at each wake the
+/// loss counters feed the metrics and, each -i and at the stop, the summary.
+struct Events<'s, 'o> {
+    report: Report<'s>,
+    skel: &'s GoroutinesSkel<'o>,
+    exporter: Option<Exporter<GoroutineMetrics>>,
+    print_clock: PrintClock,
+    /// The traced process (None: every process running the binary).
+    pid: Option<u32>,
+}
+
+impl Events<'_, '_> {
+    /// Prints the pending events; unless only drained, updates the metrics and prints the
+    /// summary each -i and at the stop (`wake` None, `close_ns` the instant creations and
+    /// exits stopped counting).
+    fn flush(&mut self, wake: Option<Wake>, close_ns: Option<u64>, out: &mut Out) -> Result<()> {
+        self.report.flush(out)?;
+        if wake == Some(Wake::Drained) {
+            return Ok(());
+        }
+        let losses = read_losses(self.skel)?;
+        self.report.forget_ended_processes();
+        if let Some(exporter) = &self.exporter {
+            exporter.update(|metrics| metrics.observe(self.report.ledger(), losses));
+        }
+        if self.print_clock.take_due() || wake.is_none() {
+            let lost = losses.lost + losses.unreadable + losses.unpaired;
+            let edges = SummaryEdges {
+                in_flight_at_start: losses.in_flight_at_start,
+                in_flight_at_end: match close_ns {
+                    Some(_) => open_creations(self.skel, self.pid)?,
+                    None => 0,
+                },
+            };
+            self.report.print_summary(out, lost, edges, close_ns)?;
+        }
+        Ok(())
+    }
+}
+
+impl Consumer for Events<'_, '_> {
+    fn record(&mut self, bytes: &[u8]) -> Result<()> {
+        self.report.on_record(bytes);
+        Ok(())
+    }
+
+    fn wake(&mut self, wake: Wake, out: &mut Out) -> Result<bool> {
+        self.flush(Some(wake), None, out)?;
+        Ok(true)
+    }
+
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
+        self.flush(None, Some(stop.close_ns), out)
+    }
+}
+
 /// The kernel side's loss counters, summed over CPUs.
 fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
     let mut sum = goroutine_counters::default();
@@ -198,7 +224,7 @@ fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
 }
 
 /// runtime.newproc1 calls of `pid` (None: any process) still open at the stop, begun while
-/// the gate was armed.
+/// creations counted.
 fn open_creations(skel: &GoroutinesSkel<'_>, pid: Option<u32>) -> Result<u64> {
     let mut open = 0;
     for key_bytes in skel.maps.calls.keys() {
@@ -226,24 +252,4 @@ fn goroutine_plan(bin: &GoBinary<'_>) -> Result<ProbePlan> {
     goexit1.id = goroutine_func::GOROUTINE_FUNC_GOEXIT1.0;
     plan.funcs.push(goexit1);
     Ok(plan)
-}
-
-/// The ring buffer size in bytes: a power of two number of MiB.
-fn buffer_bytes(mib: u32) -> Result<u32> {
-    if !mib.is_power_of_two() || mib > 1024 {
-        bail!("--buffer-mib must be a power of two from 1 to 1024");
-    }
-    Ok(mib << 20)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buffer_must_be_a_power_of_two() {
-        assert_eq!(buffer_bytes(16).unwrap(), 16 << 20);
-        assert!(buffer_bytes(3).is_err());
-        assert!(buffer_bytes(0).is_err());
-    }
 }

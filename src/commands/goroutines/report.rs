@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpf_types::{self, goroutine_event, goroutine_event_kind};
@@ -13,16 +13,33 @@ use crate::cli::GoroutinesArgs;
 use crate::gobin::runtime::creation_stack;
 use crate::gobin::runtime::start_function::{self, Start, StartFunction};
 use crate::gobin::GoBinary;
-use crate::output::clock;
+use crate::output::clock::Stamp;
 use crate::output::goroutine_ledger::Ledger;
+use crate::output::{clock, lines};
+
+/// What every `--json` event line carries first: when, and which goroutine of which process.
+#[derive(Serialize)]
+struct EventJson {
+    ts_ns: u64,
+    pid: u32,
+    goid: u64,
+}
+
+impl EventJson {
+    fn of(e: &goroutine_event) -> Self {
+        EventJson {
+            ts_ns: e.ts_ns,
+            pid: e.tgid,
+            goid: e.goid,
+        }
+    }
+}
 
 /// A `--json` create event.
 #[derive(Serialize)]
 struct CreateJson<'a> {
-    r#type: &'static str,
-    ts_ns: u64,
-    pid: u32,
-    goid: u64,
+    #[serde(flatten)]
+    event: EventJson,
     parent_goid: u64,
     function: &'a str,
     site: &'a str,
@@ -36,10 +53,8 @@ struct CreateJson<'a> {
 /// A `--json` exit event.
 #[derive(Serialize)]
 struct ExitJson {
-    r#type: &'static str,
-    ts_ns: u64,
-    pid: u32,
-    goid: u64,
+    #[serde(flatten)]
+    event: EventJson,
     lifetime_ns: u64,
 }
 
@@ -61,11 +76,9 @@ struct RowJson<'a> {
 #[derive(Serialize)]
 struct SummaryJson<'a> {
     r#type: &'static str,
-    /// The instant creations and exits stopped counting (CLOCK_MONOTONIC), and as wall-clock.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ts_ns: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time: Option<String>,
+    /// The final summary's: the instant creations and exits stopped counting.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    at: Option<Stamp>,
     rows: Vec<RowJson<'a>>,
     lost: u64,
     #[serde(flatten)]
@@ -73,7 +86,7 @@ struct SummaryJson<'a> {
     exits_created_before_start: u64,
 }
 
-/// The edges of a goroutines trace: goroutine creations (runtime.newproc1 calls) in flight
+/// The edges of a goroutines trace: goroutine creations (runtime.newproc1 calls) under way
 /// when tracing began (not reported as created) and when it ended.
 #[derive(Serialize, Debug, Default, Clone, Copy)]
 pub struct SummaryEdges {
@@ -102,12 +115,15 @@ pub struct Report<'a> {
 impl<'a> Report<'a> {
     /// A report for `bin`, as `args` ask.
     pub fn new(bin: &'a GoBinary<'a>, args: &'a GoroutinesArgs) -> Result<Self> {
-        let filter = args
-            .filter
-            .as_deref()
-            .map(glob::Pattern::new)
-            .transpose()
-            .context("bad --filter pattern (glob syntax: * ? [abc])")?;
+        let filter = crate::plan::optional_glob(args.filter.as_deref(), "--filter pattern")?;
+        if let Some(pattern) = &filter {
+            if !bin.funcs.iter().any(|f| pattern.matches(f.name)) {
+                bail!(
+                    "--filter {:?} matches no function of this binary, so no goroutine would be shown (start functions are package-qualified, e.g. 'main.*'; `gotrace list BINARY` names them)",
+                    pattern.as_str()
+                );
+            }
+        }
         Ok(Report {
             bin,
             filter,
@@ -180,17 +196,14 @@ impl<'a> Report<'a> {
         }
         if self.args.target.json {
             let json = CreateJson {
-                r#type: "create",
-                ts_ns: e.ts_ns,
-                pid: e.tgid,
-                goid: e.goid,
+                event: EventJson::of(&e),
                 parent_goid: e.parent_goid,
                 function: &start.function,
                 site: &site,
                 wrapper: start.wrapper.as_deref(),
                 stack,
             };
-            writeln!(self.lines, "{}", serde_json::to_string(&json)?)?;
+            lines::write_json_line(&mut self.lines, "create", &json)?;
             return Ok(());
         }
         let when = self.time(e.ts_ns);
@@ -214,13 +227,10 @@ impl<'a> Report<'a> {
         }
         if self.args.target.json {
             let json = ExitJson {
-                r#type: "exit",
-                ts_ns: e.ts_ns,
-                pid: e.tgid,
-                goid: e.goid,
+                event: EventJson::of(e),
                 lifetime_ns,
             };
-            writeln!(self.lines, "{}", serde_json::to_string(&json)?)?;
+            lines::write_json_line(&mut self.lines, "exit", &json)?;
         } else {
             let when = self.time(e.ts_ns);
             let lifetime = clock::human_duration(lifetime_ns);
@@ -273,14 +283,14 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// The summary rows (cumulative), live counts, lost events and the edges; `ts_ns` (the
-    /// final summary's): the instant creations and exits stopped counting.
+    /// The summary rows (cumulative), live counts and lost events.
+    /// `close_ns`: at the stop, the instant creations and exits stopped counting.
     pub fn print_summary(
         &mut self,
         out: &mut impl Write,
         lost: u64,
         edges: SummaryEdges,
-        ts_ns: Option<u64>,
+        close_ns: Option<u64>,
     ) -> Result<()> {
         self.forget_ended_processes();
         let rows = self.ledger.rows();
@@ -302,14 +312,16 @@ impl<'a> Report<'a> {
                     })
                     .collect(),
                 lost,
-                ts_ns,
-                time: ts_ns.map(crate::output::clock::rfc3339),
+                at: close_ns.map(Stamp::at),
                 edges,
                 exits_created_before_start: self.ledger.exits_unseen_creation,
             };
             writeln!(out, "{}", serde_json::to_string(&json)?)?;
             out.flush()?;
             return Ok(());
+        }
+        if self.args.timestamp {
+            writeln!(out, "\n{}", clock::wall_clock_hms())?;
         }
         // Columns as wide as their longest entry, so that long paths do not shift the rest.
         let width = |title: &str, cells: &mut dyn Iterator<Item = usize>| {
@@ -337,9 +349,14 @@ impl<'a> Report<'a> {
         }
         writeln!(
             out,
-            "live goroutines: {} now, {} at peak; exits of goroutines created before tracing: {}; lost events: {lost}; creations in flight at start: {}, at end: {}",
+            "live goroutines: {} now, {} at peak{}; exits of goroutines created before tracing: {}; lost events: {lost}; creations in flight at start: {}, at end: {}",
             self.ledger.current_live(),
             self.ledger.peak_live(),
+            if self.args.target.command.is_empty() {
+                " (counting only goroutines created since tracing began)"
+            } else {
+                ""
+            },
             self.ledger.exits_unseen_creation,
             edges.in_flight_at_start,
             edges.in_flight_at_end,

@@ -9,18 +9,16 @@
 
 mod tree;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::skel::Skel;
 use serde::Serialize;
 
 use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
-use crate::cli::GraphArgs;
+use crate::cli::{GraphArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
@@ -29,10 +27,9 @@ use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, Reads};
 use crate::plan::{self, reach, ProbePlan};
-use crate::session::bpf::{self, graph::*, open_skeleton};
-use crate::session::drain::{self, RingDrain};
+use crate::session::bpf::graph::*;
 use crate::session::lifecycle::Wake;
-use crate::session::{maps, Session};
+use crate::session::{maps, Consumer, Out, Session, Stop};
 use tree::{Counts, Limits, Record, Step, TreeBuilder};
 
 /// Runs `gotrace graph`.
@@ -40,11 +37,11 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
     let min_ns = args
         .min
-        .as_deref()
-        .map(|text| crate::output::clock::parse_duration_ns("--min", text))
-        .transpose()?;
-    if !args.ringbuf_kib.is_power_of_two() || !(4..=(1 << 21)).contains(&args.ringbuf_kib) {
-        bail!("--ringbuf-kib must be a power of two from 4 to 2097152");
+        .map(|min| min.as_nanos().try_into().unwrap_or(u64::MAX));
+    for (flag, path) in [("--folded", &args.folded), ("--svg", &args.svg)] {
+        if let Some(path) = path {
+            crate::output::claim_output_file(flag, path)?;
+        }
     }
     if args.max_nodes == 0 {
         bail!("--max-nodes must be at least 1 (the root call)");
@@ -56,13 +53,13 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let calls = args.args.then(|| plan_captures(&bin, &plan)).transpose()?;
     let mut object = MaybeUninit::uninit();
     let ids = ProgramIds { n_roots, goexit_id };
-    let skel = load_program(
+    let skel = load(
+        &session,
         &mut object,
         &bin,
         &plan,
         calls.as_deref(),
         ids,
-        session.pid(),
         args,
     )?;
     let namer = BinaryTypeNamer::new(&bin);
@@ -71,13 +68,16 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         max_depth: args.max_depth,
         max_nodes: args.max_nodes,
     };
-    let printer = RefCell::new(Printer {
+    let mut printer = Printer {
         builder: TreeBuilder::new(names, n_roots, limits),
         decoder: calls
             .as_deref()
             .map(|calls| Decoder::new(&plan, calls, &[], &namer, &bin)),
         root_sites: root_sites(&bin, &plan, n_roots),
-        json: args.target.json,
+        skel: &skel,
+        args,
+        what: format!("{} (gotrace graph {})", patterns[0], patterns.join(" ")),
+        started: std::time::Instant::now(),
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),
         min_ns,
         folded: (args.folded.is_some() || args.svg.is_some()).then(FoldedStacks::default),
@@ -85,35 +85,11 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         trees: 0,
         below_min: 0,
         malformed_records: 0,
-    });
-    let mut ring = RingDrain::start(&skel.maps.events, |bytes| {
-        printer.borrow_mut().record(bytes)
-    })?;
-    let attached = session.attach(
-        skel.object(),
-        &plan.sites(|_| true),
-        None,
-        &plan.announcement(&patterns, args.target.verbose),
-    )?;
-    let started = std::time::Instant::now();
-    let edges = session.edges();
-    let stop = session.run(attached, &mut ring, |wake, out| {
-        let mut printer = printer.borrow_mut();
-        let stopping = matches!(wake, Wake::Stop(_));
-        if stopping {
-            printer.finish();
-        }
-        out.write_all(&printer.text)?;
-        printer.text.clear();
-        if stopping {
-            let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
-            printer.write_files(args, &what, started.elapsed())?;
-            let stats = maps::per_cpu::<graph_stats>(&skel.maps.stats, 0)?;
-            printer.write_summary(out, &stats, edges.close_ns())?;
-        }
-        out.flush()?;
-        Ok(true)
-    })?;
+    };
+    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let attached = session.attach(&skel, &plan.sites(|_| true), None, &announcement)?;
+    printer.started = std::time::Instant::now();
+    let stop = session.run(&skel, attached, &mut printer)?;
     Ok(stop.exit_code())
 }
 
@@ -195,36 +171,33 @@ fn root_sites(bin: &GoBinary<'_>, plan: &ProbePlan, n_roots: u32) -> HashMap<Str
         .collect()
 }
 
-/// Opens, sizes and loads the graph program.
-fn load_program<'o>(
+/// Loads the graph program (with --args, the fetch plans stored).
+fn load<'o>(
+    session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
     calls: Option<&[Reads]>,
     ids: ProgramIds,
-    pid: Option<u32>,
     args: &GraphArgs,
 ) -> Result<GraphSkel<'o>> {
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
-    crate::session::kernel::require_bpf_privileges()?;
-    let mut open = open_skeleton!(GraphSkelBuilder, object, plan.runtime, pid, |rodata| {
+    let ring = Some(args.buffer.bytes(RingBuffer::DEFAULT_KIB));
+    let skel = session.load::<GraphSkelBuilder>(object, &plan.runtime, ring, |rodata, open| {
         rodata.g_goid = g_goid;
         rodata.n_roots = ids.n_roots;
         rodata.goexit_id = ids.goexit_id;
         rodata.capture_args = u32::from(calls.is_some());
-        rodata.wakeup_watermark = drain::wakeup_watermark(args.ringbuf_kib << 10);
-    });
-    open.maps
-        .inside
-        .set_max_entries(args.max_goroutines.max(1))?;
-    open.maps.events.set_max_entries(args.ringbuf_kib << 10)?;
-    if calls.is_some() {
         open.maps
-            .fetch_plans
-            .set_max_entries(capture::fetch_plans_len(plan))?;
-    }
-    let skel = bpf::load(open)?;
+            .inside
+            .set_max_entries(args.max_goroutines.max(1))?;
+        if calls.is_some() {
+            let fetch_plans = capture::fetch_plans_len(plan);
+            open.maps.fetch_plans.set_max_entries(fetch_plans)?;
+        }
+        Ok(())
+    })?;
     if let Some(calls) = calls {
         for (key, fetch) in capture::fetch_plans(plan, calls) {
             maps::store(&skel.maps.fetch_plans, key, &fetch)?;
@@ -233,13 +206,19 @@ fn load_program<'o>(
     Ok(skel)
 }
 
-/// Turns ring-buffer records into trees and the trees into output.
-struct Printer<'p> {
+/// Turns ring-buffer records into trees and the trees into output; at the stop, the files
+/// and the summary.
+struct Printer<'p, 'o> {
     builder: TreeBuilder,
     /// --args: decodes each record's capture.
     decoder: Option<Decoder<'p>>,
     root_sites: HashMap<String, String>,
-    json: bool,
+    skel: &'p GraphSkel<'o>,
+    args: &'p GraphArgs,
+    /// The flame graph's title.
+    what: String,
+    /// When tracing began.
+    started: std::time::Instant,
     clock_offset: i128,
     min_ns: Option<u64>,
     folded: Option<FoldedStacks>,
@@ -251,12 +230,12 @@ struct Printer<'p> {
     malformed_records: u64,
 }
 
-impl Printer<'_> {
+impl Consumer for Printer<'_, '_> {
     /// Applies one record.
-    fn record(&mut self, bytes: &[u8]) {
+    fn record(&mut self, bytes: &[u8]) -> Result<()> {
         let Ok(e) = crate::bpf_types::read::<graph_event>(bytes) else {
             self.malformed_records += 1;
-            return;
+            return Ok(());
         };
         let step = match e.kind {
             graph_event_kind::GRAPH_ENTER => Step::Enter,
@@ -265,7 +244,7 @@ impl Printer<'_> {
             graph_event_kind::GRAPH_GOEXIT => Step::Goexit,
             _ => {
                 self.malformed_records += 1;
-                return;
+                return Ok(());
             }
         };
         // --args: ENTER and EXIT records carry their capture (struct graph_args_event).
@@ -289,15 +268,38 @@ impl Printer<'_> {
         for tree in done {
             self.print(tree);
         }
+        Ok(())
     }
 
-    /// Closes and prints the trees still open.
-    fn finish(&mut self) {
+    fn wake(&mut self, _: Wake, out: &mut Out) -> Result<bool> {
+        self.flush(out)?;
+        Ok(true)
+    }
+
+    /// Closes and prints the trees still open, writes the files and the summary.
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
         let mut done = Vec::new();
         self.builder.finish(&mut |tree| done.push(tree));
         for tree in done {
             self.print(tree);
         }
+        self.flush(out)?;
+        self.write_files()?;
+        let stats = maps::per_cpu::<graph_stats>(&self.skel.maps.stats, 0)?;
+        self.write_summary(out, &stats, stop.close_ns)?;
+        self.hint_without_trees(&self.args.positional[0]);
+        out.flush()?;
+        Ok(())
+    }
+}
+
+impl Printer<'_, '_> {
+    /// Writes the trees formatted since the last flush.
+    fn flush(&mut self, out: &mut Out) -> Result<()> {
+        out.write_all(&self.text)?;
+        self.text.clear();
+        out.flush()?;
+        Ok(())
     }
 
     /// Formats one completed tree (if slower than --min).
@@ -308,7 +310,7 @@ impl Printer<'_> {
         }
         self.trees += 1;
         tree.root_site = self.root_sites.get(&tree.root.function).cloned();
-        if self.json {
+        if self.args.target.json {
             // JSON's ts_ns is the events' clock (CLOCK_MONOTONIC, docs/json.md); into a Vec,
             // serialising cannot fail.
             let _ = lines::write_json_line(&mut self.text, "tree", &TreeLine::new(&tree));
@@ -323,7 +325,8 @@ impl Printer<'_> {
     }
 
     /// Writes --folded and --svg.
-    fn write_files(&self, args: &GraphArgs, what: &str, traced: std::time::Duration) -> Result<()> {
+    fn write_files(&self) -> Result<()> {
+        let (args, what, traced) = (self.args, &self.what, self.started.elapsed());
         let Some(folded) = &self.folded else {
             return Ok(());
         };
@@ -350,8 +353,20 @@ impl Printer<'_> {
         Ok(())
     }
 
-    /// The last line: trees printed and every record or call that is not in one.
-    /// `ts_ns`: the instant ROOT entries stopped counting.
+    /// Why no tree was printed, on stderr, when none was.
+    fn hint_without_trees(&self, root: &str) {
+        if self.trees > 0 {
+            return;
+        }
+        if self.below_min > 0 {
+            eprintln!("gotrace: hint: no tree printed: every call of {root} took less than --min");
+        } else {
+            eprintln!("gotrace: hint: no call of {root} started while tracing; a call already running when tracing began (a server's main loop, a long-lived worker) is never recorded: pick a function called for each request, or launch the program with -- CMD");
+        }
+    }
+
+    /// The last line: trees printed and every record or call that is not in one; `ts_ns`:
+    /// the instant ROOT entries stopped counting.
     fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats], ts_ns: u64) -> Result<()> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
@@ -367,7 +382,7 @@ impl Printer<'_> {
         // (their calls are in the trees without values).
         let malformed =
             self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
-        if self.json {
+        if self.args.target.json {
             let summary = Summary {
                 at: Stamp::at(ts_ns),
                 trees: self.trees,
@@ -392,8 +407,8 @@ impl Printer<'_> {
     }
 }
 
-/// The `--json` summary record: the instant ROOT entries stopped counting, trees printed, and
-/// every record or call that is not in one.
+/// The `--json` summary record: the instant ROOT entries stopped counting, trees printed,
+/// and every record or call that is not in one.
 #[derive(Serialize)]
 struct Summary {
     #[serde(flatten)]

@@ -276,16 +276,34 @@ mod tests {
         )
     }
 
-    /// Applies (step, func, depth, ts) records on goroutine 7 of pid 1.
-    fn run(b: &mut TreeBuilder, records: &[(Step, u32, u64, u64)]) -> Vec<CallTree> {
+    /// Applies records on goroutine 7 of pid 1, written `STEP FUNC DEPTH TS; ...`: STEP is E
+    /// (enter), X (exit), T (tail exit) or G (goexit); FUNC is root, a, b or a number.
+    fn run(b: &mut TreeBuilder, script: &str) -> Vec<CallTree> {
         let mut trees = Vec::new();
-        for &(step, func_id, depth, ts_ns) in records {
+        for record in script.split(';') {
+            let fields: Vec<&str> = record.split_whitespace().collect();
+            let [step, func, depth, ts] = fields[..] else {
+                panic!("bad record {record:?}");
+            };
+            let step = match step {
+                "E" => Step::Enter,
+                "X" => Step::Exit,
+                "T" => Step::TailExit,
+                "G" => Step::Goexit,
+                other => panic!("bad step {other}"),
+            };
+            let func_id = match func {
+                "root" => ROOT,
+                "a" => A,
+                "b" => B,
+                id => id.parse().expect("a function id"),
+            };
             let r = Record {
                 pid: 1,
                 goid: 7,
                 func_id,
-                depth,
-                ts_ns,
+                depth: depth.parse().expect("a depth"),
+                ts_ns: ts.parse().expect("a timestamp"),
                 step,
                 values: None,
             };
@@ -294,169 +312,55 @@ mod tests {
         trees
     }
 
-    /// `name(child child)` with `!` after an unwound call's name.
-    fn shape(n: &CallNode) -> String {
-        let kids: Vec<String> = n.children.iter().map(shape).collect();
-        let mark = if n.unwound { "!" } else { "" };
-        format!("{}{mark}({})", n.function, kids.join(" "))
+    /// `name DURATION(child child)` with `!` after an unwound call's name; trees joined by ` | `.
+    fn shapes(trees: &[CallTree]) -> String {
+        fn shape(n: &CallNode) -> String {
+            let kids: Vec<String> = n.children.iter().map(shape).collect();
+            let mark = if n.unwound { "!" } else { "" };
+            format!("{}{mark} {}({})", n.function, n.duration_ns, kids.join(" "))
+        }
+        let shapes: Vec<String> = trees.iter().map(|t| shape(&t.root)).collect();
+        shapes.join(" | ")
     }
 
-    use Step::{Enter as E, Exit as X, Goexit as G, TailExit as T};
+    /// One case a line: `what | max depth, max nodes | records | the trees (those still open at
+    /// the end last) | unmatched, truncated, open at the end`.
+    const CASES: &str = "
+        nesting and durations | 64 100 | E root 100 0; E a 200 10; E b 300 11; X b 300 15; X a 200 20; E a 200 30; X a 200 31; X root 100 50 | root 50(a 10(b 4()) a 1()) | 0 0 0
+        a skipped RET closes the frames above as unwound | 64 100 | E root 100 0; E a 200 1; E b 300 2; X a 200 9; X root 100 10 | root 10(a 8(b! 7())) | 0 0 0
+        an entry above open frames unwinds them | 64 100 | E root 100 0; E a 200 1; E b 300 2; E b 250 5; X b 250 6; X a 200 7; X root 100 10 | root 10(a 6(b! 3() b 1())) | 0 0 0
+        an entry at an open frame's depth is its tail call: nested | 64 100 | E root 100 0; E a 200 1; E b 200 2; X b 200 3; T a 200 3; X root 100 4 | root 4(a 2(b 1())) | 0 0 0
+        a goexit closes the whole tree as unwound | 64 100 | E root 100 0; E a 200 1; X a 200 2; E b 200 3; G 9 50 8 | root! 8(a 1() b! 5()) | 0 0 0
+        calls already running are not invented | 64 100 | X a 200 1; E a 200 2; X root 100 3 |  | 3 0 0
+        tail exits close only their own open call | 64 100 | E root 100 0; T a 200 1; E a 200 2; E b 200 3; T a 200 4; X root 100 5 | root 5(a 2(b 1())) | 0 0 0
+        limits cut and count | 1 3 | E root 100 0; E a 200 1; E b 300 2; X b 300 3; X a 200 4; E a 200 5; X a 200 6; E a 200 7; X a 200 8; X root 100 9 | root 9(a 3() a 1()) | 0 2 0
+        open trees are reported at the end | 64 100 | E root 100 0; E a 200 4 | root! 4(a! 0()) | 0 0 1
+";
 
     #[test]
-    fn nesting_and_durations() {
-        let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 10),
-                (E, B, 300, 11),
-                (X, B, 300, 15),
-                (X, A, 200, 20),
-                (E, A, 200, 30),
-                (X, A, 200, 31),
-                (X, ROOT, 100, 50),
-            ],
-        );
-        assert_eq!(trees.len(), 1);
-        assert_eq!(shape(&trees[0].root), "root(a(b()) a())");
-        assert_eq!(trees[0].root.duration_ns, 50);
-        assert_eq!(trees[0].root.children[0].duration_ns, 10);
-        assert_eq!(b.counts, Counts::default());
-    }
-
-    #[test]
-    fn a_skipped_ret_closes_the_frames_above_as_unwound() {
-        let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 300, 2),
-                (X, A, 200, 9),
-                (X, ROOT, 100, 10),
-            ],
-        );
-        assert_eq!(shape(&trees[0].root), "root(a(b!()))");
-        assert_eq!(trees[0].root.children[0].children[0].duration_ns, 7);
-    }
-
-    #[test]
-    fn an_entry_above_open_frames_unwinds_them() {
-        let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 300, 2),
-                (E, B, 250, 5),
-                (X, B, 250, 6),
-                (X, A, 200, 7),
-                (X, ROOT, 100, 10),
-            ],
-        );
-        assert_eq!(shape(&trees[0].root), "root(a(b!() b()))");
-        assert_eq!(trees[0].root.children[0].children[0].duration_ns, 3);
-    }
-
-    /// A call entered at the depth of an open one shares its frame (a tail call): nested.
-    #[test]
-    fn an_entry_at_an_open_frames_depth_is_its_tail_call() {
-        let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 200, 2),
-                (X, B, 200, 3),
-                (T, A, 200, 3),
-                (X, ROOT, 100, 4),
-            ],
-        );
-        assert_eq!(shape(&trees[0].root), "root(a(b()))");
-        assert_eq!(b.counts, Counts::default());
-    }
-
-    #[test]
-    fn a_goexit_closes_the_whole_tree_as_unwound() {
-        let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (X, A, 200, 2),
-                (E, B, 200, 3),
-                (G, 9, 50, 8),
-            ],
-        );
-        assert_eq!(shape(&trees[0].root), "root!(a() b!())");
-        assert_eq!(trees[0].root.duration_ns, 8);
-        assert_eq!(trees[0].root.children[1].duration_ns, 5);
-        assert_eq!(b.counts, Counts::default());
-    }
-
-    #[test]
-    fn calls_already_running_are_not_invented() {
-        let mut b = builder(64, 100);
-        let trees = run(&mut b, &[(X, A, 200, 1), (E, A, 200, 2), (X, ROOT, 100, 3)]);
-        assert!(trees.is_empty());
-        assert_eq!(b.counts.unmatched, 3);
-    }
-
-    #[test]
-    fn tail_exits_close_only_their_own_open_call() {
-        let mut b = builder(64, 100);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (T, A, 200, 1),
-                (E, A, 200, 2),
-                (E, B, 200, 3),
-                (T, A, 200, 4),
-                (X, ROOT, 100, 5),
-            ],
-        );
-        assert_eq!(shape(&trees[0].root), "root(a(b()))");
-        assert_eq!(b.counts.unmatched, 0);
-    }
-
-    #[test]
-    fn limits_cut_and_count() {
-        let mut b = builder(1, 3);
-        let trees = run(
-            &mut b,
-            &[
-                (E, ROOT, 100, 0),
-                (E, A, 200, 1),
-                (E, B, 300, 2),
-                (X, B, 300, 3),
-                (X, A, 200, 4),
-                (E, A, 200, 5),
-                (X, A, 200, 6),
-                (E, A, 200, 7),
-                (X, A, 200, 8),
-                (X, ROOT, 100, 9),
-            ],
-        );
-        assert_eq!(shape(&trees[0].root), "root(a() a())");
-        assert_eq!(trees[0].truncated, 2);
-        assert_eq!(b.counts.truncated, 2);
-    }
-
-    #[test]
-    fn open_trees_are_reported_at_the_end() {
-        let mut b = builder(64, 100);
-        assert!(run(&mut b, &[(E, ROOT, 100, 0), (E, A, 200, 4)]).is_empty());
-        let mut trees = Vec::new();
-        b.finish(&mut |t| trees.push(t));
-        assert_eq!(shape(&trees[0].root), "root!(a!())");
-        assert_eq!(trees[0].root.duration_ns, 4);
-        assert_eq!(b.counts.open_at_end, 1);
+    fn records_make_the_expected_trees() {
+        for case in CASES.lines().filter(|l| !l.trim().is_empty()) {
+            let [what, limits, script, expected, counts] =
+                case.split(" | ").collect::<Vec<_>>()[..]
+            else {
+                panic!("bad case {case:?}");
+            };
+            let numbers = |s: &str| -> Vec<u64> {
+                s.split_whitespace()
+                    .map(|n| n.parse().expect("a number"))
+                    .collect()
+            };
+            let (limits, counts) = (numbers(limits), numbers(counts));
+            let mut b = builder(limits[0] as u32, limits[1] as u32);
+            let mut trees = run(&mut b, script);
+            b.finish(&mut |t| trees.push(t));
+            assert_eq!(shapes(&trees), expected, "{what}");
+            let counts = Counts {
+                unmatched: counts[0],
+                truncated: counts[1],
+                open_at_end: counts[2],
+            };
+            assert_eq!(b.counts, counts, "{what}");
+        }
     }
 }

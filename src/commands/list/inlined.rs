@@ -1,6 +1,7 @@
 //! What `gotrace list` says of inlined calls: the INLINED column, the summary line, the
 //! `inlined_sites` JSON, `--inlined` site lines, and the functions that exist only inlined.
 
+use crate::output::count;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -24,9 +25,9 @@ pub fn site_count(table: &InlineTable<'_>, count: usize) -> String {
 /// One comment line: how many inlined calls were found, and what could not be read.
 pub fn inline_summary(table: &InlineTable<'_>) -> String {
     let found = format!(
-        "# {} inlined calls of {} functions",
-        table.instances.len(),
-        table.inlined_functions().count()
+        "# {} of {}",
+        count(table.instances.len(), "inlined call"),
+        count(table.inlined_functions().count(), "function")
     );
     match inline_problems(table) {
         Some(problem) => format!("{found}; {problem}"),
@@ -41,9 +42,9 @@ pub fn inline_problems(table: &InlineTable<'_>) -> Option<String> {
     }
     let (first, why) = table.unreadable.first()?;
     Some(format!(
-        "the inline trees of {} functions could not be read (their inlined calls are not \
+        "the inline trees of {} could not be read (their inlined calls are not \
          listed), e.g. {first}: {why}",
-        table.unreadable.len()
+        count(table.unreadable.len(), "function")
     ))
 }
 

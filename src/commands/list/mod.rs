@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::ListArgs;
 use crate::gobin::{BinaryFile, GoBinary};
@@ -20,12 +20,7 @@ use rows::Rows;
 pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&args.binary)?;
     let bin = file.parse()?;
-    let pattern = args
-        .pattern
-        .as_deref()
-        .map(glob::Pattern::new)
-        .transpose()
-        .context("bad pattern (glob syntax: * ? [abc])")?;
+    let pattern = crate::plan::optional_glob(args.pattern.as_deref(), "pattern")?;
     let matches = |name: &str| pattern.as_ref().is_none_or(|p| p.matches(name));
     let dwarf = bin.dwarf()?;
     if args.globals {
@@ -34,12 +29,31 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let inlined = bin.inline_table();
     // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
     let details = args.inlined.then(|| SiteDetails::read(&bin)).transpose()?;
+    // Functions with no out-of-line copy: their only code is inlined into callers.
+    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
+    let mut inlined_only: Vec<&str> = inlined
+        .inlined_functions()
+        .filter(|name| matches(name) && !out_of_line.contains(name))
+        .collect();
+    inlined_only.sort_unstable();
+    let listed = || {
+        let own = bin
+            .funcs
+            .iter()
+            .map(|f| f.name)
+            .filter(|name| matches(name));
+        own.chain(inlined_only.iter().copied())
+    };
+    let name_width = listed()
+        .map(|name| name.chars().count())
+        .fold("FUNCTION".len(), usize::max);
     let mut rows = Rows {
         bin: &bin,
         dwarf,
         inlined,
         details,
         json: args.json,
+        name_width,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !args.json {
@@ -52,14 +66,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         rows.write_function(&mut out, func)?;
         shown += 1;
     }
-    // Functions with no out-of-line copy: their only code is inlined into callers.
-    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
-    let mut inlined_only: Vec<&str> = inlined
-        .inlined_functions()
-        .filter(|name| matches(name) && !out_of_line.contains(name))
-        .collect();
-    inlined_only.sort_unstable();
-    for name in inlined_only {
+    for &name in &inlined_only {
         rows.write_inlined_only(&mut out, name)?;
         shown += 1;
     }
@@ -91,7 +98,7 @@ fn header(bin: &GoBinary<'_>, has_dwarf: bool) -> String {
             .as_deref()
             .unwrap_or("go version unknown"),
         bin.elf.arch.goarch(),
-        if bin.elf.is_pie { "PIE" } else { "static" },
+        linking(bin),
         if bin.elf.stripped {
             "stripped"
         } else {
@@ -105,4 +112,16 @@ fn header(bin: &GoBinary<'_>, has_dwarf: bool) -> String {
         bin.pclntab.version.releases(),
         bin.funcs.len()
     )
+}
+
+/// How the binary is linked: PIE, dynamically (an ELF interpreter: cgo, or -linkmode=external)
+/// or static.
+fn linking(bin: &GoBinary<'_>) -> &'static str {
+    if bin.elf.is_pie {
+        "PIE"
+    } else if bin.elf.section(".interp").is_some() {
+        "dynamically linked"
+    } else {
+        "static"
+    }
 }

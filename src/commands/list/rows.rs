@@ -22,14 +22,23 @@ pub struct Rows<'a, 'data> {
     /// `--inlined`: each site's entries and parameters.
     pub details: Option<SiteDetails>,
     pub json: bool,
+    /// Width of the FUNCTION column: the longest name listed, so that no name shifts the
+    /// columns after it.
+    pub name_width: usize,
 }
+
+/// What the columns after FUNCTION mean, under the titles of the text output and in
+/// `gotrace list --help`.
+pub const LEGEND: &str = "# ENTRY-SITE: how the entry probe runs (emulated, flag-checked, or single-step: the slowest); RET-E/S: RET probes emulated/single-stepped; TAIL: tail calls out; STEPS: single-steps per traced call (0 is cheapest); `gotrace list --help` explains every column";
 
 impl Rows<'_, '_> {
     /// The column titles of the text output.
     pub fn write_titles(&self, out: &mut impl Write) -> Result<()> {
+        writeln!(out, "{LEGEND}")?;
+        let width = self.name_width;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
+            "{:<width$} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} FILE:LINE",
             "FUNCTION",
             "ENTRY",
             "OFFSET",
@@ -119,9 +128,10 @@ impl Rows<'_, '_> {
                 "?".to_owned(),
             ),
         };
+        let width = self.name_width;
         writeln!(
             out,
-            "{:<60} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} {file}:{line}",
+            "{:<width$} {:#010x} {:#08x} {:>6} {:>4} {:>5} {:>7} {:<12} {:>7} {:>4} {:>5} {file}:{line}",
             func.name,
             func.entry,
             offset(func.entry).unwrap_or(0),
@@ -146,9 +156,10 @@ impl Rows<'_, '_> {
             writeln!(out, "{row}")?;
             return Ok(());
         }
+        let width = self.name_width;
         writeln!(
             out,
-            "{:<60} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
+            "{:<width$} {:<10} {:<8} {:>6} {:>4} {:>5} {:>7} (inlined only)",
             name,
             "-",
             "-",

@@ -702,12 +702,17 @@ fn arm64_flow(word: u32, addr: u64) -> Flow {
 /// constants (MOVZ/MOVN/MOVK, ORR immediate), SUB/SUBS/CMP (immediate, shifted or extended
 /// register), and NOP.
 fn arm64_is_stack_check_like(word: u32) -> bool {
-    word & 0xffc0_0000 == 0xf940_0000
-        || word & 0x1f80_0000 == 0x1280_0000
-        || word & 0x1f80_0000 == 0x1200_0000
-        || word & 0x1f00_0000 == 0x1100_0000
-        || word & 0x1f00_0000 == 0x0b00_0000
-        || word == 0xd503_201f
+    #[rustfmt::skip]
+    const ENCODINGS: [(u32, u32); 6] = [
+        (0xffc0_0000, 0xf940_0000), (0x1f80_0000, 0x1280_0000), (0x1f80_0000, 0x1200_0000),
+        (0x1f00_0000, 0x1100_0000), (0x1f00_0000, 0x0b00_0000), (0xffff_ffff, 0xd503_201f),
+    ];
+    arm64_matches_any(word, &ENCODINGS)
+}
+
+/// Whether `word` matches one of the (mask, value) encodings.
+pub(in crate::gobin) fn arm64_matches_any(word: u32, encodings: &[(u32, u32)]) -> bool {
+    encodings.iter().any(|&(mask, value)| word & mask == value)
 }
 
 #[cfg(test)]

@@ -425,53 +425,51 @@ mod tests {
     /// instance [5, 9) when taken, for the RET that the path around it also reaches.
     const LOOP: &[u8] = &[0x48, 0x39, 0xd8, 0x74, 0x04, 0x72, 0x02, 0xeb, 0xfc, 0xc3];
 
+    /// The probes of the instance `ranges` of amd64 `code`: (its one entry probe as (pc, test,
+    /// enters), its exits).
+    fn probes(code: &[u8], ranges: &[(u64, u64)]) -> (EntryProbe, Result<Vec<ProbeAt>, String>) {
+        let flow = ParentFlow::decode(Arch::Amd64, code, 0).unwrap();
+        let probes = flow.instance_probes(ranges, |_| false).unwrap();
+        let [entry] = probes.entries[..] else {
+            panic!("one entry probe expected: {:?}", probes.entries);
+        };
+        (entry, probes.exits)
+    }
+
+    fn at(pc: u64, test: BranchTest) -> ProbeAt {
+        ProbeAt { pc, test }
+    }
+
+    fn entry(pc: u64, test: BranchTest, enters: u64) -> EntryProbe {
+        EntryProbe {
+            at: at(pc, test),
+            enters: Some(enters),
+        }
+    }
+
     #[test]
     fn a_jcc_leaving_for_shared_code_is_probed_with_its_condition() {
-        let flow = ParentFlow::decode(Arch::Amd64, LOOP, 0).unwrap();
-        let probes = flow.instance_probes(&[(5, 9)], |_| false).unwrap();
-        let at = |pc, test| ProbeAt { pc, test };
         // The entry 5 is the loop header, entered again from 7: probed on the way in, on the
         // `je` when not taken (ZF clear: condition code 4).
-        assert_eq!(
-            probes.entries,
-            vec![EntryProbe {
-                at: at(3, BranchTest::IfNotTaken(4)),
-                enters: Some(5)
-            }]
-        );
-        assert_eq!(probes.exits, Ok(vec![at(5, BranchTest::IfTaken(2))]));
+        let (entry_probe, exits) = probes(LOOP, &[(5, 9)]);
+        assert_eq!(entry_probe, entry(3, BranchTest::IfNotTaken(4), 5));
+        assert_eq!(exits, Ok(vec![at(5, BranchTest::IfTaken(2))]));
     }
 
     #[test]
     fn a_call_in_a_branch_starts_at_its_first_instruction_and_ends_where_it_falls_out() {
-        let flow = ParentFlow::decode(Arch::Amd64, CODE, 0).unwrap();
-        let probes = flow.instance_probes(&[(5, 8)], |_| false).unwrap();
-        let at = |pc, test| ProbeAt { pc, test };
-        assert_eq!(
-            probes.entries,
-            vec![EntryProbe {
-                at: at(5, BranchTest::Always),
-                enters: Some(5)
-            }]
-        );
+        let (entry_probe, exits) = probes(CODE, &[(5, 8)]);
+        assert_eq!(entry_probe, entry(5, BranchTest::Always, 5));
         // Only the instance leads to the NOP at 8.
-        assert_eq!(probes.exits, Ok(vec![at(8, BranchTest::Always)]));
+        assert_eq!(exits, Ok(vec![at(8, BranchTest::Always)]));
     }
 
     #[test]
     fn edges_leaving_for_code_only_the_call_reaches_are_probed_there() {
         // The instance is [0, 9): `jb 9` leaves it when taken, the NOP falls out of it; only
         // the instance leads to the RET at 9, which is probed instead.
-        let flow = ParentFlow::decode(Arch::Amd64, CODE, 0).unwrap();
-        let probes = flow.instance_probes(&[(0, 9)], |_| false).unwrap();
-        let at = |pc, test| ProbeAt { pc, test };
-        assert_eq!(
-            probes.entries,
-            vec![EntryProbe {
-                at: at(0, BranchTest::Always),
-                enters: Some(0)
-            }]
-        );
-        assert_eq!(probes.exits, Ok(vec![at(9, BranchTest::Always)]));
+        let (entry_probe, exits) = probes(CODE, &[(0, 9)]);
+        assert_eq!(entry_probe, entry(0, BranchTest::Always, 0));
+        assert_eq!(exits, Ok(vec![at(9, BranchTest::Always)]));
     }
 }

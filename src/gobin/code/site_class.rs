@@ -81,9 +81,10 @@ fn x86_emulated(insn: &[u8], x86_64: bool) -> bool {
 /// The arm64 instructions `arm_probe_decode_insn` simulates, among those probe sites can be:
 /// B, BL (`x00101`), B.cond (`01010100`), CBZ/CBNZ (`x011010`), TBZ/TBNZ (`x011011`), RET.
 fn arm64_simulated(word: u32) -> bool {
-    word & 0x7c00_0000 == 0x1400_0000
-        || word & 0xff00_0010 == 0x5400_0000
-        || word & 0x7e00_0000 == 0x3400_0000
-        || word & 0x7e00_0000 == 0x3600_0000
-        || word & 0xffff_fc1f == 0xd65f_0000
+    #[rustfmt::skip]
+    const SIMULATED: [(u32, u32); 5] = [
+        (0x7c00_0000, 0x1400_0000), (0xff00_0010, 0x5400_0000), (0x7e00_0000, 0x3400_0000),
+        (0x7e00_0000, 0x3600_0000), (0xffff_fc1f, 0xd65f_0000),
+    ];
+    super::disasm::arm64_matches_any(word, &SIMULATED)
 }

@@ -412,19 +412,12 @@ mod tests {
     use crate::gobin::format::dwarf::{Field, GoType};
     use crate::plan::capture::DerefKind;
 
-    /// Type ids of the table built by [`table`].
-    const INT8: TypeId = TypeId(0);
-    const INT: TypeId = TypeId(1);
-    const STRING: TypeId = TypeId(2);
-    const POINT: TypeId = TypeId(3);
-    const FLOAT64: TypeId = TypeId(4);
-    const BIG: TypeId = TypeId(5);
-    const ARRAY3: TypeId = TypeId(6);
-    const ARRAY1: TypeId = TypeId(7);
-    const INT64: TypeId = TypeId(8);
-    const INT32: TypeId = TypeId(9);
-    const INT16: TypeId = TypeId(10);
-    const OPAQUE: TypeId = TypeId(11);
+    /// Declares the type ids of the table built by [`table`], in its order.
+    macro_rules! type_ids {
+        ($($name:ident = $id:literal),*) => { $(const $name: TypeId = TypeId($id);)* };
+    }
+    type_ids! { INT8 = 0, INT = 1, STRING = 2, POINT = 3, FLOAT64 = 4, BIG = 5, ARRAY3 = 6,
+    ARRAY1 = 7, INT64 = 8, INT32 = 9, INT16 = 10, OPAQUE = 11 }
 
     fn ty(name: &str, size: u64, kind: TypeKind) -> GoType {
         GoType {
