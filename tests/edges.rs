@@ -12,9 +12,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -22,7 +21,7 @@ use common::gotrace::GOTRACE;
 use common::require;
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, Variant};
-use common::traced::field;
+use common::traced::{field, start_edges};
 
 /// What one command reports of one run, and what the target recorded.
 #[derive(Debug)]
@@ -69,18 +68,7 @@ fn read_record(path: &Path) -> Vec<Vec<(i64, i64)>> {
 /// One run: start the target, trace it for 2 s, stop it, collect both sides.
 fn run(binary: &Path, command: &'static str, per_site: bool, scratch: &Path) -> Run {
     let record_path = scratch.join(format!("record-{command}-{per_site}"));
-    let mut target = Command::new(binary)
-        .args(["-out".as_ref(), record_path.as_os_str()])
-        .args(if command == "goroutines" {
-            &["-spawn"][..]
-        } else {
-            &[][..]
-        })
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the edges target starts");
-    let mut lines = BufReader::new(target.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let (mut target, lines) = start_edges(binary, command, Some(&record_path));
     // Let it reach full rate first.
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut gotrace = Command::new(GOTRACE);

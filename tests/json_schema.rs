@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::gotrace::GOTRACE;
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, repo_root, Variant};
+use common::traced::start_edges;
 use common::{installed, require};
 
 #[test]
@@ -32,17 +32,7 @@ fn every_command_matches_docs_json_md() {
         ("graph", &["graph", "main.work"]),
     ];
     for (command, args) in commands {
-        let mut target = Command::new(&bin.path)
-            .args(if command == "goroutines" {
-                &["-spawn"][..]
-            } else {
-                &[][..]
-            })
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the edges target starts");
-        let mut lines = BufReader::new(target.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        let (mut target, _) = start_edges(&bin.path, command, None);
         let out = scratch.join(format!("{command}.json"));
         let status = Command::new(GOTRACE)
             .args(args)
