@@ -31,12 +31,12 @@ CACHE="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
 # The matrix toolchains, plus the releases between them (the runtime-layout table is checked
 # against the DWARF of each).
 GO_VERSIONS=(1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3)
-# Prebuilt Go CLIs from npm, for old pclntab formats and the stack ABI (see DESIGN.md test matrix).
+# Prebuilt Go CLIs from npm, for old pclntab formats and the stack ABI (see docs/design.md, test oracles).
 ESBUILD_PACKAGES=(esbuild-linux-64@0.3.9 esbuild-linux-64@0.7.22 esbuild-linux-64@0.8.57 esbuild-linux-64@0.13.15 esbuild-linux-32@0.8.45)
 
 need_apt=()
 for pair in clang:clang llvm-strip:llvm bpftool:bpftool objdump:binutils go:golang-go \
-            pkg-config:pkg-config bpftrace:bpftrace npm:npm; do
+            pkg-config:pkg-config bpftrace:bpftrace npm:npm caddy:caddy ab:apache2-utils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 for hdr in /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev; do

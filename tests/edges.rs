@@ -39,7 +39,7 @@ struct Run {
 /// The command line of each command on main.work (goroutines: the creations of main.child).
 fn command_args(command: &str) -> Vec<&'static str> {
     match command {
-        "funclat" => vec!["funclat", "main.work"],
+        "funclat" => vec!["funclat", "--no-guard", "main.work"],
         "args" => vec!["args", "main.work"],
         "graph" => vec!["graph", "main.work"],
         "goroutines" => vec!["goroutines"],

@@ -54,12 +54,8 @@ fn breakpoints(binary: &Path) -> Result<Vec<Breakpoint>> {
         });
     }
     let table = bin.inline_table();
-    for site in table
-        .instances
-        .iter()
-        .filter(|i| i.func.starts_with("main."))
-    {
-        let entries = bin.parent_flow(site.parent_entry)?.entries(&site.ranges);
+    for site in table.instances().filter(|i| i.func.starts_with("main.")) {
+        let entries = bin.parent_flow(site.parent_entry)?.entries(site.ranges);
         if entries.points.iter().any(|p| p.reentered) {
             bail!(
                 "{} in {}: an entry is also reached from inside: {entries:?}",

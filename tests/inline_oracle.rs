@@ -76,8 +76,7 @@ fn read_sites(binary: &Path) -> Result<(Vec<Site>, Vec<String>)> {
         bail!("{reason}");
     }
     let sites = table
-        .instances
-        .iter()
+        .instances()
         .map(|i| {
             Site {
                 func: i.func.to_owned(),

@@ -22,7 +22,7 @@ fn startup(path: &Path, inlined: bool) -> (Duration, usize) {
     let found = if inlined {
         let table = bin.inline_table();
         assert!(table.unavailable.is_none() && table.unreadable.is_empty());
-        table.instances.len()
+        table.instances().len()
     } else {
         bin.funcs.len()
     };

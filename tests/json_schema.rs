@@ -26,7 +26,7 @@ fn every_command_matches_docs_json_md() {
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
     let commands: [(&str, &[&str]); 4] = [
-        ("funclat", &["funclat", "main.work"]),
+        ("funclat", &["funclat", "--no-guard", "main.work"]),
         ("args", &["args", "main.work"]),
         ("goroutines", &["goroutines"]),
         ("graph", &["graph", "main.work"]),

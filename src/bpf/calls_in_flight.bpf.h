@@ -1,6 +1,6 @@
-/* Calls in flight: pairing each entry with its return by frame key (DESIGN.md technique 4),
+/* Calls in flight: pairing each entry with its return by frame key (docs/design.md §4),
  * including a traced tail caller and its traced tail callee, which share one frame key
- * (technique 13). funclat and args keep the same map of starts (LRU_HASH, struct frame_key ->
+ * (§13). funclat and args keep the same map of starts (LRU_HASH, struct frame_key ->
  * struct frame_start) and differ only in what they do with the outcome. */
 #ifndef CALLS_IN_FLIGHT_BPF_H
 #define CALLS_IN_FLIGHT_BPF_H

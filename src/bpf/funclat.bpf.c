@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* gotrace funclat: in-kernel log2 latency histograms for Go functions.
  * One generic program is attached at each function's entry site and at every RET; the attach
- * cookie says which function and which kind of site (DESIGN.md techniques 1-4). */
+ * cookie says which function and which kind of site (docs/design.md §1-§4). */
 #include "calls_in_flight.bpf.h"
 #include "inline_sites.bpf.h"
 

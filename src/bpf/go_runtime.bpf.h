@@ -1,5 +1,5 @@
 /* The prologue every gotrace probe shares: decoding the attach cookie, the process filter,
- * finding the current goroutine (DESIGN.md technique 5) and the frame key (technique 4). Each
+ * finding the current goroutine (docs/design.md §5) and the frame key (§4). Each
  * program defines `layout` in its .rodata. */
 #ifndef GO_RUNTIME_BPF_H
 #define GO_RUNTIME_BPF_H
@@ -125,6 +125,36 @@ static __always_inline __u64 g_stack_hi(__u64 g, const volatile struct go_layout
 	return hi;
 }
 
+/* The overload guard's count of hits and its dropped marks (gotrace.h, enum guard_layout).
+ * A plain array with atomic adds rather than a per-CPU one: user space reads every slot every
+ * ~100 ms through its mmapped copy, without a syscall per slot; an atomic add costs tens of ns
+ * against the µs of a trap. Sized before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct guard_slot);
+} guard_slots SEC(".maps");
+
+/* Counts one hit of a site whose cookie has function field `field` and kind `kind`; false when
+ * the guard has dropped its function (the hit then counts nowhere). */
+static __always_inline bool guard_admits(const volatile struct go_layout *l, __u32 field,
+					 enum site_kind kind)
+{
+	__u32 slot = kind == SITE_INLINE ? l->guard_inline_base + field :
+		     field * GUARD_SLOTS_PER_FUNC +
+			     (kind == SITE_ENTRY || kind == SITE_ENTRY_IF_NOT_TAKEN ?
+				      GUARD_SLOT_ENTRY :
+				      GUARD_SLOT_OTHER);
+	struct guard_slot *s = bpf_map_lookup_elem(&guard_slots, &slot);
+
+	if (!s)
+		return true;
+	__sync_fetch_and_add(&s->hits, 1);
+	return !*(volatile __u32 *)&s->dropped;
+}
+
 /* One probe hit, as every program starts from it. */
 struct probe_hit {
 	__u64 cookie;
@@ -138,8 +168,9 @@ struct probe_hit {
 	enum gate_phase phase; /* GATE_ARMED or GATE_DRAINING (other hits are dropped) */
 };
 
-/* Decodes this hit into `hit`; false when the process is filtered out, when the gate ignores
- * the instant `now` (GATE_ATTACHING, GATE_SHUT), or the hit is a
+/* Decodes this hit into `hit`; false when the process is filtered out, its function was
+ * dropped by the overload guard, the gate ignores the instant `now` (GATE_ATTACHING,
+ * GATE_SHUT), or the hit is a
  * SITE_ENTRY_IF_NOT_TAKEN whose branch is taken (JBE to morestack: not a call, the function
  * runs again from its entry), which no program counts. Such an entry is then SITE_ENTRY. `regs`
  * may be ctx or a copy of it (for g, SP and the flags; a 386 task's flags are in the same
@@ -161,6 +192,8 @@ static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *
 	hit->func_id = hit->cookie >> COOKIE_FUNC_SHIFT;
 	hit->kind = hit->cookie & COOKIE_KIND_MASK;
 	hit->tail_caller = hit->cookie & COOKIE_TAIL_CALLER;
+	if (!guard_admits(l, hit->func_id, hit->kind))
+		return false;
 	if (hit->kind == SITE_ENTRY_IF_NOT_TAKEN) {
 		if (regs->flags & (X86_FLAG_CF | X86_FLAG_ZF))
 			return false;
@@ -193,7 +226,7 @@ static __always_inline bool x86_condition(__u64 flags, __u32 cc)
 	return holds != (cc & 1);
 }
 
-/* Ring-buffer submit flags: no wake-up per event (DESIGN.md technique 10), but a forced one
+/* Ring-buffer submit flags: no wake-up per event (docs/design.md §10), but a forced one
  * once the ring holds more than `watermark` bytes, so that the consumer thread, blocked in
  * epoll, drains a burst long before it fills the ring (src/session/drain.rs). */
 static __always_inline __u64 ringbuf_flags(void *ring, __u64 adding, __u64 watermark)

@@ -3,7 +3,7 @@
  * One generic program is attached at runtime.newproc1's entry site, at each of its RETs and at
  * runtime.goexit1's entry; the cookie's function (enum goroutine_func) and kind say which.
  * newproc1 runs on the system stack (g is g0): the parent is g.m.curg. Its entry and RET are
- * paired by the frame key (DESIGN.md technique 4); the RET reads the new g (the result) and
+ * paired by the frame key (docs/design.md §4); the RET reads the new g (the result) and
  * its goid. goexit1 runs on the exiting goroutine itself. Code addresses are sent link-time: the
  * load bias (PIE) is the probe's IP minus newproc1's link-time entry and the cookie's site
  * offset, so a process that exited before user space saw its events is still named. */

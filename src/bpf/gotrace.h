@@ -73,7 +73,7 @@ enum hist_layout {
 	GOTRACE_HIST_SLOTS = 64,
 };
 
-/* Where the current goroutine's g pointer lives (DESIGN.md technique 5). */
+/* Where the current goroutine's g pointer lives (docs/design.md §5). */
 enum g_source {
 	G_FROM_R14 = 0,    /* amd64 register ABI (Go >= 1.17) */
 	G_FROM_FS_TLS = 1, /* amd64 stack ABI: *(fsbase + tls_offset) */
@@ -87,9 +87,32 @@ struct go_layout {
 	__u32 ptr_size;      /* 8 or 4 */
 	__u32 g_stack_hi;    /* offsetof(runtime.g, stack.hi) */
 	__u32 filter_tgid;   /* 0: every process */
+	__u32 guard_inline_base; /* guard_slots index of inlined-call site 0 (enum guard_layout) */
 };
 
-/* Key pairing an entry with its return (DESIGN.md technique 4). */
+/* ---- The overload guard (DESIGN.md technique 16) ---- */
+
+/* Every hit of every program is counted in the `guard_slots` map (go_runtime.bpf.h), before
+ * anything else filters it: the trap is paid whether the program keeps the hit or not. An
+ * out-of-line site of planned function F counts at F * GUARD_SLOTS_PER_FUNC + GUARD_SLOT_ENTRY
+ * (its entry) or + GUARD_SLOT_OTHER (its RETs and tail-call targets' RETs); the inlined-call
+ * site of index I (its cookie's function field) at go_layout.guard_inline_base + I. User space
+ * prices each slot by its site class, detaches the functions that cost the target most, and
+ * sets `dropped` on their slots first, so that from that instant on their hits count nowhere
+ * (their calls still open are reported as dropped by the guard, not as lost or unmatched). */
+enum guard_layout {
+	GUARD_SLOT_ENTRY = 0,
+	GUARD_SLOT_OTHER = 1,
+	GUARD_SLOTS_PER_FUNC = 2,
+};
+
+struct guard_slot {
+	__u64 hits;    /* BPF: hits of the slot's sites (atomic adds; user space reads it mmapped) */
+	__u32 dropped; /* user space: the slot's function was detached by the guard */
+	__u32 pad;
+};
+
+/* Key pairing an entry with its return (docs/design.md §4). */
 struct frame_key {
 	__u64 g;
 	__u64 depth;         /* g.stack.hi - SP at entry */
@@ -442,6 +465,8 @@ struct gotrace_shared_types {
 	enum goroutine_func goroutine_func;
 	enum goroutine_limits goroutine_limits;
 	struct go_layout go_layout;
+	enum guard_layout guard_layout;
+	struct guard_slot guard_slot;
 	struct frame_key frame_key;
 	struct frame_start frame_start;
 	struct func_hist func_hist;

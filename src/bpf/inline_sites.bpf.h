@@ -1,4 +1,4 @@
-/* The probes of inlined calls (SITE_INLINE, DESIGN.md "inlined calls"): which function and
+/* The probes of inlined calls (SITE_INLINE, docs/design.md §12): which function and
  * instance each one belongs to, and when its hits count. funclat and args share the map and
  * the test. */
 #ifndef INLINE_SITES_BPF_H

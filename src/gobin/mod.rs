@@ -84,6 +84,29 @@ impl BinaryFile {
         })
     }
 
+    /// Drops the pages of file bytes `range` from the process's resident memory; the kernel
+    /// maps them again from the page cache if they are read again. A pass over the code in
+    /// address order (`list`) so keeps a window of it resident, not the whole text.
+    pub fn release(&self, range: std::ops::Range<u64>) {
+        let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
+        else {
+            return;
+        };
+        let end = end.min(self.map.len());
+        if start < end {
+            // SAFETY: the map is private and never written, so a dropped page reads back the
+            // same file bytes (with the caveat of `open` for a file changed underneath). A
+            // failed advice only leaves the pages resident.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
+    }
+
     /// Parses the mapped bytes as a Go binary; errors name the file.
     pub fn parse(&self) -> anyhow::Result<GoBinary<'_>> {
         use anyhow::Context;
@@ -232,11 +255,6 @@ impl<'data> GoBinary<'data> {
             self.build.go_version.as_deref(),
             wanted,
         )
-    }
-
-    /// The inlined instances of the function named `func`, by parent entry.
-    pub fn inlined_instances(&self, func: &str) -> Vec<inline_tree::InlinedInstance<'data>> {
-        self.inline_table().of(func).cloned().collect()
     }
 
     /// The decoded control flow of the out-of-line function at `entry` (an inlined call's

@@ -69,7 +69,7 @@ impl InstancePlanner {
     pub fn plan(
         &mut self,
         bin: &GoBinary<'_>,
-        instance: &InlinedInstance<'_>,
+        instance: &InlinedInstance<'_, '_>,
     ) -> Result<PlannedInstance, UnprobedInstance> {
         let call_site = format!("{}:{}", instance.call_file, instance.call_line);
         let unprobed = |reason: String| UnprobedInstance {
@@ -89,7 +89,7 @@ impl InstancePlanner {
             .map_err(|e| unprobed(e.clone()))?;
         let noreturn = |target: u64| bin.func_at(target).is_some_and(|f| never_returns(f.name));
         let probes = flow
-            .instance_probes(&instance.ranges, noreturn)
+            .instance_probes(instance.ranges, noreturn)
             .map_err(&unprobed)?;
         let site = |p: &ProbeAt, enters: Option<u64>| -> Result<InstanceSite> {
             Ok(InstanceSite {
@@ -132,7 +132,7 @@ impl InstancePlanner {
             call_site,
             call_line: instance.call_line,
             callers: instance.callers.iter().map(|&c| c.to_owned()).collect(),
-            ranges: instance.ranges.clone(),
+            ranges: instance.ranges.to_vec(),
             parent_entry: instance.parent_entry,
             parent_entry_offset,
             entries,

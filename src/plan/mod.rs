@@ -368,7 +368,7 @@ pub fn plan_with(
     if let Some(table) = inline_table {
         for func in &mut funcs {
             for instance in table.of(&func.name) {
-                match instances.plan(bin, instance) {
+                match instances.plan(bin, &instance) {
                     Ok(planned) => func.instances.push(planned),
                     Err(missed) => unprobed.push(missed),
                 }

@@ -36,6 +36,14 @@ pub fn cookie(func_id: u32, kind: site_kind, site_offset: u64) -> u64 {
         | u64::from(kind.0)
 }
 
+/// A cookie's function field (an inlined-call site's index for SITE_INLINE) and site kind.
+pub fn decode(cookie: u64) -> (u32, site_kind) {
+    (
+        (cookie >> FUNC_SHIFT) as u32,
+        site_kind((cookie & KIND_MASK) as u32),
+    )
+}
+
 impl ProbePlan {
     /// Every site of every planned function: its entry and, where `with_rets` says so, each of
     /// its RETs and of its tail-call targets' RETs (SITE_TAIL_RET).

@@ -45,6 +45,9 @@ pub struct Attached {
     /// Per-site path: gotrace's own descriptor of each site's perf event, which keeps the
     /// uprobe in place after its link is gone (see the module's doc).
     events: Vec<OwnedFd>,
+    /// The group (overload-guard unit: a function) of each link, and of each event.
+    link_groups: Vec<u32>,
+    event_groups: Vec<u32>,
 }
 
 /// What removing the per-site uprobes cost.
@@ -54,6 +57,36 @@ pub struct Removal {
 }
 
 impl Attached {
+    /// Takes group `group`'s links and uprobes out (the overload guard detaches them: drop
+    /// the result, or [`Attached::remove`] it, off the session's thread).
+    pub fn take_group(&mut self, group: u32) -> Attached {
+        fn split<T>(items: &mut Vec<T>, groups: &mut Vec<u32>, group: u32) -> Vec<T> {
+            let (mut taken, mut kept, mut kept_groups) = (Vec::new(), Vec::new(), Vec::new());
+            for (item, g) in std::mem::take(items)
+                .into_iter()
+                .zip(std::mem::take(groups))
+            {
+                if g == group {
+                    taken.push(item);
+                } else {
+                    kept.push(item);
+                    kept_groups.push(g);
+                }
+            }
+            (*items, *groups) = (kept, kept_groups);
+            taken
+        }
+        let links = split(&mut self.links, &mut self.link_groups, group);
+        let events = split(&mut self.events, &mut self.event_groups, group);
+        Attached {
+            disarmed: None,
+            link_groups: vec![group; links.len()],
+            event_groups: vec![group; events.len()],
+            links,
+            events,
+        }
+    }
+
     /// Disarms: from now on the probes count and send nothing, so the results are final.
     /// Multi-uprobe path: the one link is released (quick). Per-site path: the programs'
     /// `disarmed` flag is set; links and uprobes stay until [`Attached::remove`] (slow).
@@ -133,13 +166,13 @@ pub fn choose_program(object: &mut OpenObject) {
     }
 }
 
-/// Attaches the loaded object's uprobe program at every site. `pid` None: every process
-/// running `binary`.
+/// Attaches the loaded object's uprobe program at every site, with links of their own for each
+/// group of sites (the overload guard's units). `pid` None: every process running `binary`.
 pub fn attach(
     object: &Object,
     pid: Option<u32>,
     binary: &Path,
-    sites: &[Site],
+    groups: &[Vec<Site>],
 ) -> Result<Attached> {
     let multi = kernel::has_uprobe_multi();
     let section = if multi { MULTI_SECTION } else { SINGLE_SECTION };
@@ -147,7 +180,28 @@ pub fn attach(
         .progs_mut()
         .find(|p| p.section().to_str() == Some(section))
         .with_context(|| format!("the BPF object has no SEC(\"{section}\") program"))?;
-    let mut attached = attach_sites(&prog, multi, pid, binary, sites)?;
+    if multi && groups.len() > 1 {
+        raise_nofile(groups.len())?;
+    }
+    let mut attached = Attached {
+        disarmed: None,
+        links: Vec::new(),
+        events: Vec::new(),
+        link_groups: Vec::new(),
+        event_groups: Vec::new(),
+    };
+    for (group, sites) in groups.iter().enumerate().filter(|(_, s)| !s.is_empty()) {
+        let part = attach_sites(&prog, multi, pid, binary, sites)?;
+        let group = group as u32;
+        attached
+            .link_groups
+            .extend(std::iter::repeat_n(group, part.links.len()));
+        attached
+            .event_groups
+            .extend(std::iter::repeat_n(group, part.events.len()));
+        attached.links.extend(part.links);
+        attached.events.extend(part.events);
+    }
     if !multi {
         attached.disarmed = object
             .maps()
@@ -183,6 +237,8 @@ pub fn attach_sites(
             disarmed: None,
             links: vec![link],
             events: Vec::new(),
+            link_groups: vec![0],
+            event_groups: Vec::new(),
         });
     }
     // Three descriptors per site while attached: the perf event, libbpf's copy of it, the link.
@@ -194,6 +250,8 @@ pub fn attach_sites(
         disarmed: None,
         links: Vec::with_capacity(sites.len()),
         events: Vec::with_capacity(sites.len()),
+        link_groups: vec![0; sites.len()],
+        event_groups: vec![0; sites.len()],
     };
     for site in sites {
         let context = || {

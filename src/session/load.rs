@@ -74,6 +74,8 @@ pub fn load<'obj, P: Program<'obj>>(
         ptr_size: common.runtime.ptr_size,
         g_stack_hi: common.runtime.g_stack_hi,
         filter_tgid: common.pid.unwrap_or(0),
+        // A guarded command sets its own (session::guard): the count of its functions' slots.
+        guard_inline_base: 0,
     };
     P::set_layout(rodata, &layout);
     if let Some(bytes) = common.ring_bytes {

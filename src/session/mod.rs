@@ -8,6 +8,7 @@ pub mod attach;
 pub mod bpf;
 pub mod drain;
 pub mod gate;
+pub mod guard;
 pub mod kernel;
 pub mod lifecycle;
 pub mod load;
@@ -32,6 +33,7 @@ use crate::plan::Announcement;
 use attach::Attached;
 use drain::{Drain, RingDrain, Sleep};
 use gate::Gate;
+use guard::{DroppedList, Guard, GuardPlan};
 use lifecycle::{Lifecycle, StopReason, Wake};
 use load::{Common, Loaded, Open, Program, Skeleton};
 use target::{Target, TargetSpec};
@@ -81,6 +83,9 @@ pub struct Session {
     drain_timeout: Duration,
     lifecycle: Option<Lifecycle>,
     gate: Option<Gate>,
+    guard_plan: Option<GuardPlan>,
+    guard: Option<Guard>,
+    dropped: DroppedList,
 }
 
 impl Session {
@@ -105,6 +110,9 @@ impl Session {
             drain_timeout: args.drain_timeout,
             lifecycle: None,
             gate: None,
+            guard_plan: None,
+            guard: None,
+            dropped: DroppedList::default(),
         };
         Ok((session, file))
     }
@@ -112,6 +120,14 @@ impl Session {
     /// The traced process, or None for every process running the binary.
     pub fn pid(&self) -> Option<u32> {
         self.target.pid
+    }
+
+    /// Puts the next [`Session::attach`] under the overload guard (`plan`: the functions its
+    /// sites belong to and what their hits cost); returns the list of the functions it will
+    /// have dropped, for the command's summary.
+    pub fn guard(&mut self, plan: GuardPlan) -> DroppedList {
+        self.guard_plan = Some(plan);
+        self.dropped.clone()
     }
 
     /// Opens program `P` into `object`, fills what every program shares (where g lives from
@@ -145,10 +161,25 @@ impl Session {
             eprintln!("gotrace: {note}");
         }
         let gate = Gate::find(skel.object())?;
-        let attached = attach::attach(skel.object(), self.target.pid, &self.target.binary, sites)?;
+        let groups = match &self.guard_plan {
+            Some(plan) => plan.groups(sites),
+            None => vec![sites.to_vec()],
+        };
+        let attached =
+            attach::attach(skel.object(), self.target.pid, &self.target.binary, &groups)?;
         // Every link is live: hits count from one instant on (DESIGN.md technique 14).
         let open_ns = gate.arm();
         self.gate = Some(gate);
+        if let Some(plan) = self.guard_plan.take() {
+            if plan.budget_ns_per_s.is_some() {
+                self.guard = Some(Guard::start(
+                    skel.object(),
+                    plan,
+                    self.json,
+                    self.dropped.clone(),
+                )?);
+            }
+        }
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.
         self.lifecycle = Some(Lifecycle::start(self.duration, interval));
@@ -203,6 +234,9 @@ impl Session {
             None => Box::new(Sleep),
         };
         let reason = loop {
+            if let Some(guard) = self.guard.as_mut() {
+                guard.check(&mut attached, &mut self.out)?;
+            }
             let mut idle = |timeout| drain.drain(timeout, &mut |record| consumer.record(record));
             match lifecycle.wait(&mut self.target, &mut idle)? {
                 Break(reason) => break reason,

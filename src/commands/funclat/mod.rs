@@ -1,5 +1,5 @@
 //! `gotrace funclat`: in-kernel log2 latency histograms of Go functions, with a uprobe at each
-//! function's entry site and at every RET (never a uretprobe; DESIGN.md techniques 1-4).
+//! function's entry site and at every RET (never a uretprobe; docs/design.md §1-§4).
 
 mod live;
 
@@ -16,6 +16,7 @@ use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
+use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::{PrintClock, Wake};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use live::LiveOutputs;
@@ -39,8 +40,18 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
     let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
+    let guard_plan = GuardPlan::new(&plan, &inline_sites, args.target.max_overhead_pct()?);
     let mut object = MaybeUninit::uninit();
-    let skel = load(&session, &mut object, &plan, &inline_sites, unit, args)?;
+    let skel = load(
+        &session,
+        &mut object,
+        &plan,
+        &inline_sites,
+        &guard_plan,
+        unit,
+        args,
+    )?;
+    let dropped = session.guard(guard_plan);
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
@@ -56,6 +67,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
         print_clock: PrintClock::start(interval),
         printed: vec![Log2Hist::default(); plan.funcs.len()],
+        dropped,
     };
     let mut sites = plan.sites(|_| true);
     sites.extend_from_slice(&inline_sites.sites);
@@ -71,12 +83,16 @@ fn load<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     plan: &ProbePlan,
     inline_sites: &InlineSites,
+    guard_plan: &GuardPlan,
     unit: Unit,
     args: &FunclatArgs,
 ) -> Result<FunclatSkel<'o>> {
     let skel =
         session.load::<FunclatSkelBuilder>(object, &plan.runtime, None, |rodata, open| {
             rodata.unit_div = unit.divisor();
+            rodata.layout.guard_inline_base = guard_plan.inline_base;
+            let guard_slots = u32::try_from(guard_plan.slots.len().max(1))?;
+            open.maps.guard_slots.set_max_entries(guard_slots)?;
             open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
             open.maps
                 .starts
@@ -103,6 +119,8 @@ struct Tables<'s, 'o> {
     print_clock: PrintClock,
     /// The histograms as of the last -i print.
     printed: Vec<Log2Hist>,
+    /// The functions the overload guard dropped.
+    dropped: DroppedList,
 }
 
 impl Consumer for Tables<'_, '_> {
@@ -127,11 +145,18 @@ impl Consumer for Tables<'_, '_> {
 
     /// The last tables and (--json) the summary of their totals; calls still open are in
     /// flight at the end, or, in a target that exited, unmatched (a tail caller's call kept
-    /// under its callee's too).
+    /// under its callee's too), or dropped_by_guard when the overload guard dropped their
+    /// function (its probes were gone before they returned).
     fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
         let mut now = read_hists(self.skel, self.plan)?;
+        let funcs = self.plan.funcs.len();
+        let dropped_ids = guard::dropped_ids(&self.dropped, funcs);
+        let mut open_dropped = vec![0u64; funcs];
         for &func_id in &stop.open_calls {
-            if let Some(hist) = now.get_mut(func_id as usize) {
+            let id = func_id as usize;
+            if dropped_ids.get(id) == Some(&true) {
+                open_dropped[id] += 1;
+            } else if let Some(hist) = now.get_mut(id) {
                 match stop.target_exited() {
                     true => hist.unmatched += 1,
                     false => hist.in_flight_at_end += 1,
@@ -142,6 +167,7 @@ impl Consumer for Tables<'_, '_> {
         if self.interval.is_none() || now != self.printed {
             self.print_period(out, (&now, &self.printed), stop.close_ns)?;
         }
+        guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
         if self.args.target.json {
             let mut total = Log2Hist::default();
             now.iter().for_each(|h| total.add(h));

@@ -26,7 +26,7 @@ pub fn site_count(table: &InlineTable<'_>, count: usize) -> String {
 pub fn inline_summary(table: &InlineTable<'_>) -> String {
     let found = format!(
         "# {} of {}",
-        count(table.instances.len(), "inlined call"),
+        count(table.instances().len(), "inlined call"),
         count(table.inlined_functions().count(), "function")
     );
     match inline_problems(table) {
@@ -66,24 +66,28 @@ impl SiteDetails {
     }
 
     /// Where control enters `site`, when its parent can be decoded.
-    fn entries(&mut self, bin: &GoBinary<'_>, site: &InlinedInstance<'_>) -> Option<InlineEntries> {
+    pub fn entries(
+        &mut self,
+        bin: &GoBinary<'_>,
+        site: &InlinedInstance<'_, '_>,
+    ) -> Option<InlineEntries> {
         self.flows
             .entry(site.parent_entry)
             .or_insert_with(|| bin.parent_flow(site.parent_entry).ok())
             .as_ref()
-            .map(|flow| flow.entries(&site.ranges))
+            .map(|flow| flow.entries(site.ranges))
     }
 
     /// `site`'s formal parameters as DWARF describes them: the inlined call with the same
     /// parent, function, call line and enclosing calls whose ranges overlap the site's.
-    fn params(&self, site: &InlinedInstance<'_>) -> Option<&[InlinedParam]> {
+    pub fn params(&self, site: &InlinedInstance<'_, '_>) -> Option<&[InlinedParam]> {
         self.dwarf
             .find(
                 site.parent,
                 site.func,
                 site.call_line,
-                &site.callers,
-                &site.ranges,
+                site.callers,
+                site.ranges,
             )
             .map(|call| call.params.as_slice())
     }
@@ -91,7 +95,7 @@ impl SiteDetails {
 
 /// A parameter and how DWARF locates it: `expr` (one expression for the whole call), `list`
 /// (per PC range) or `none` (optimized away).
-fn param_location(param: &InlinedParam) -> &'static str {
+pub fn param_location(param: &InlinedParam) -> &'static str {
     match param.location {
         ParamLocation::Expr(_) => "expr",
         ParamLocation::List(_) => "list",
@@ -99,59 +103,12 @@ fn param_location(param: &InlinedParam) -> &'static str {
     }
 }
 
-/// `"inlined_sites"`: one object per inlined call, with file offsets for uprobes. With
-/// `flows` (`--inlined`): `entry_offset` is the call's single entry instruction, when the
-/// decoded parent shows exactly one that is not also reached from inside the call (else
-/// null; `entry_offsets` lists them all, `entries_complete` is false when the parent has
-/// indirect jumps), and `params` the DWARF parameters when DWARF describes the call;
-/// without, those keys are absent.
-pub fn sites_json(
-    bin: &GoBinary<'_>,
-    mut flows: Option<&mut SiteDetails>,
-    instances: &[&InlinedInstance<'_>],
-) -> serde_json::Value {
-    let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
-    instances
-        .iter()
-        .map(|site| {
-            let mut row = serde_json::json!({
-                "parent": site.parent,
-                "callers": site.callers,
-                "call_file": site.call_file,
-                "call_line": site.call_line,
-                "mark_offset": offset(site.mark_pc),
-                "ranges": site.ranges.iter().map(|&(lo, hi)| [lo, hi]).collect::<Vec<_>>(),
-            });
-            if let Some(flows) = flows.as_mut() {
-                let entries = flows.entries(bin, site);
-                let single = entries.as_ref().and_then(|e| match e.points.as_slice() {
-                    [only] if !only.reentered => offset(only.pc),
-                    _ => None,
-                });
-                row["entry_offset"] = single.into();
-                row["entry_offsets"] = entries
-                    .as_ref()
-                    .map(|e| e.points.iter().map(|p| offset(p.pc)).collect::<Vec<_>>())
-                    .into();
-                row["entries_complete"] = entries.as_ref().map(|e| e.indirect_jumps == 0).into();
-                if let Some(params) = flows.params(site) {
-                    row["params"] = params
-                        .iter()
-                        .map(|p| serde_json::json!({"name": p.name, "location": param_location(p)}))
-                        .collect();
-                }
-            }
-            row
-        })
-        .collect()
-}
-
 /// `--inlined`: the sites of one function, one per line, below its row.
 pub fn write_sites(
     out: &mut impl Write,
     bin: &GoBinary<'_>,
     mut flows: Option<&mut SiteDetails>,
-    instances: &[&InlinedInstance<'_>],
+    instances: &[InlinedInstance<'_, '_>],
 ) -> Result<()> {
     for site in instances {
         let ranges: Vec<String> = site

@@ -3,6 +3,7 @@
 
 mod globals;
 mod inlined;
+mod json;
 mod rows;
 
 use std::collections::HashSet;
@@ -12,9 +13,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::ListArgs;
+use crate::gobin::format::inline_tree::InlineTable;
 use crate::gobin::{BinaryFile, GoBinary};
 use inlined::SiteDetails;
 use rows::Rows;
+
+/// Bytes of code decoded by the rows kept resident before they are released.
+const CODE_WINDOW: u64 = 4 << 20;
 
 /// Runs `gotrace list`.
 pub fn run(args: &ListArgs) -> Result<ExitCode> {
@@ -29,22 +34,14 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let inlined = bin.inline_table();
     // Entries need each parent decoded: only with --inlined (seconds on Go's compile).
     let details = args.inlined.then(|| SiteDetails::read(&bin)).transpose()?;
-    // Functions with no out-of-line copy: their only code is inlined into callers.
-    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
-    let mut inlined_only: Vec<&str> = inlined
-        .inlined_functions()
-        .filter(|name| matches(name) && !out_of_line.contains(name))
-        .collect();
-    inlined_only.sort_unstable();
-    let listed = || {
-        let own = bin
-            .funcs
-            .iter()
-            .map(|f| f.name)
-            .filter(|name| matches(name));
-        own.chain(inlined_only.iter().copied())
-    };
-    let name_width = listed()
+    let inlined_only = inlined_only(&bin, &matches);
+    let own = bin
+        .funcs
+        .iter()
+        .map(|f| f.name)
+        .filter(|name| matches(name));
+    let name_width = own
+        .chain(inlined_only.iter().copied())
         .map(|name| name.chars().count())
         .fold("FUNCTION".len(), usize::max);
     let mut rows = Rows {
@@ -62,15 +59,31 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         rows.write_titles(&mut out)?;
     }
     let mut shown = 0usize;
+    // The rows decode the code in address order: the code behind them need not stay resident.
+    let mut resident_from = None;
     for func in bin.funcs.iter().filter(|f| matches(f.name)) {
         rows.write_function(&mut out, func)?;
         shown += 1;
+        if let Some(offset) = bin.elf.file_offset(func.entry) {
+            let start = *resident_from.get_or_insert(offset);
+            if offset.saturating_sub(start) >= CODE_WINDOW {
+                file.release(start..offset);
+                resident_from = Some(offset);
+            }
+        }
     }
     for &name in &inlined_only {
         rows.write_inlined_only(&mut out, name)?;
         shown += 1;
     }
     out.flush()?;
+    after_rows(args, shown, inlined)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After `shown` rows: an error when nothing matched; with --json, the warning about inline
+/// trees that the text's summary line carries (JSON lines have no room for it).
+fn after_rows(args: &ListArgs, shown: usize, inlined: &InlineTable<'_>) -> Result<()> {
     if shown == 0 {
         let (pattern, binary) = (
             args.pattern.as_deref().unwrap_or("*"),
@@ -78,7 +91,6 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         );
         anyhow::bail!("no function matches {pattern:?} in {binary} (try `gotrace list {binary}` to see them all)");
     }
-    // In text the summary line says it; JSON lines have no room for it.
     if let Some(problem) = args
         .json
         .then(|| inlined::inline_problems(inlined))
@@ -86,7 +98,20 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
     {
         eprintln!("gotrace: warning: {problem}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The matching functions that have no out-of-line copy (their only code is inlined into
+/// callers), sorted.
+fn inlined_only<'b>(bin: &'b GoBinary<'_>, matches: &impl Fn(&str) -> bool) -> Vec<&'b str> {
+    let out_of_line: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
+    let mut names: Vec<&str> = bin
+        .inline_table()
+        .inlined_functions()
+        .filter(|name| matches(name) && !out_of_line.contains(name))
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 /// One line saying what kind of binary this is.

@@ -4,12 +4,13 @@
 use std::io::Write;
 
 use anyhow::Result;
-use serde_json::{json, Value};
 
 use super::inlined::{self, SiteDetails};
+use super::json;
 use crate::gobin::code::disasm::DecodedFunction;
+use crate::gobin::code::inline_entry::InlineEntries;
 use crate::gobin::code::site_class::SiteClass;
-use crate::gobin::format::dwarf::{DwarfInfo, Param};
+use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::format::inline_tree::{InlineTable, InlinedInstance};
 use crate::gobin::format::pclntab::Func;
 use crate::gobin::GoBinary;
@@ -31,7 +32,7 @@ pub struct Rows<'a, 'data> {
 /// `gotrace list --help`.
 pub const LEGEND: &str = "# ENTRY-SITE: how the entry probe runs (emulated, flag-checked, or single-step: the slowest); RET-E/S: RET probes emulated/single-stepped; TAIL: tail calls out; STEPS: single-steps per traced call (0 is cheapest); `gotrace list --help` explains every column";
 
-impl Rows<'_, '_> {
+impl<'data> Rows<'_, 'data> {
     /// The column titles of the text output.
     pub fn write_titles(&self, out: &mut impl Write) -> Result<()> {
         writeln!(out, "{LEGEND}")?;
@@ -68,46 +69,12 @@ impl Rows<'_, '_> {
         let (file, line) = bin.pclntab.line(func, func.entry)?.unwrap_or(("?", 0));
         let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
         let sites = bin.probe_sites(func);
-        let instances: Vec<&InlinedInstance<'_>> = self.inlined.of(func.name).collect();
+        let instances: Vec<InlinedInstance<'_, '_>> = self.inlined.of(func.name).collect();
         if self.json {
-            let mut row = json!({
-                "function": func.name,
-                "entry": func.entry,
-                "end": func.end,
-                "file_offset": offset(func.entry),
-                "file": file,
-                "line": line,
-            });
-            if !instances.is_empty() {
-                row["inlined_sites"] = inlined::sites_json(bin, self.details.as_mut(), &instances);
-            }
-            if let Some(info) = self.dwarf {
-                let sig = info
-                    .signature(func.name, func.entry)
-                    .cloned()
-                    .unwrap_or_default();
-                row["params"] = params_json(info, &sig.params);
-                row["results"] = params_json(info, &sig.results);
-            }
-            match &sites {
-                Ok(sites) => add_sites_json(&mut row, bin, sites),
-                Err(err) => {
-                    for key in [
-                        "entry_probe_offset",
-                        "entry_class",
-                        "entry_site_offset",
-                        "steps_per_call",
-                    ] {
-                        row[key] = Value::Null;
-                    }
-                    for key in ["ret_offsets", "ret_classes", "tail_calls"] {
-                        row[key] = json!([]);
-                    }
-                    row["problem"] = format!("{err:#}").into();
-                }
-            }
-            writeln!(out, "{row}")?;
-            return Ok(());
+            let entries = self.site_entries(&instances);
+            let inlined = (!instances.is_empty()).then(|| self.json_sites(&instances, &entries));
+            let line = (file, line);
+            return json::write_function(out, bin, self.dwarf, func, line, &sites, inlined);
         }
         let (rets, entry_class, ret_classes, tails, steps) = match &sites {
             Ok(sites) => (
@@ -149,12 +116,10 @@ impl Rows<'_, '_> {
 
     /// The row of a function that exists only inlined into its callers.
     pub fn write_inlined_only(&mut self, out: &mut impl Write, name: &str) -> Result<()> {
-        let instances: Vec<&InlinedInstance<'_>> = self.inlined.of(name).collect();
+        let instances: Vec<InlinedInstance<'_, '_>> = self.inlined.of(name).collect();
         if self.json {
-            let sites = inlined::sites_json(self.bin, self.details.as_mut(), &instances);
-            let row = json!({"function": name, "inlined_only": true, "inlined_sites": sites});
-            writeln!(out, "{row}")?;
-            return Ok(());
+            let entries = self.site_entries(&instances);
+            return json::write_inlined_only(out, name, self.json_sites(&instances, &entries));
         }
         let width = self.name_width;
         writeln!(
@@ -175,11 +140,38 @@ impl Rows<'_, '_> {
         self.write_site_lines(out, &instances)
     }
 
+    /// `--inlined`: each site's entries, from its decoded parent (None: not decodable).
+    fn site_entries(
+        &mut self,
+        instances: &[InlinedInstance<'_, '_>],
+    ) -> Option<Vec<Option<InlineEntries>>> {
+        let details = self.details.as_mut()?;
+        Some(
+            instances
+                .iter()
+                .map(|site| details.entries(self.bin, site))
+                .collect(),
+        )
+    }
+
+    /// The `inlined_sites` of `instances`, with `--inlined`'s `entries`.
+    fn json_sites<'s>(
+        &'s self,
+        instances: &'s [InlinedInstance<'s, 'data>],
+        entries: &'s Option<Vec<Option<InlineEntries>>>,
+    ) -> json::Sites<'s, 'data> {
+        json::Sites {
+            bin: self.bin,
+            instances,
+            details: self.details.as_ref().zip(entries.as_deref()),
+        }
+    }
+
     /// `--inlined`: one line per inlined site below the function's row.
     fn write_site_lines(
         &mut self,
         out: &mut impl Write,
-        instances: &[&InlinedInstance<'_>],
+        instances: &[InlinedInstance<'_, '_>],
     ) -> Result<()> {
         match self.details.as_mut() {
             Some(details) => inlined::write_sites(out, self.bin, Some(details), instances),
@@ -188,32 +180,10 @@ impl Rows<'_, '_> {
     }
 }
 
-/// The probe-site keys of a function's JSON row.
-fn add_sites_json(row: &mut Value, bin: &GoBinary<'_>, sites: &DecodedFunction) {
-    let offset = |vaddr: u64| bin.elf.file_offset(vaddr);
-    row["entry_probe_offset"] = offset(sites.entry_probe).into();
-    row["ret_offsets"] = sites.ret_sites.iter().map(|&v| offset(v)).collect();
-    row["entry_class"] = sites.entry.class_name().into();
-    row["entry_site_offset"] = offset(sites.entry.addr).into();
-    row["ret_classes"] = json!(sites.ret_classes);
-    row["tail_calls"] = sites
-        .tail_calls
-        .iter()
-        .map(|call| {
-            json!({
-                "offset": offset(call.site),
-                "target": call.target,
-                "function": bin.func_entered_at(call.target).map(|f| f.name),
-            })
-        })
-        .collect();
-    row["steps_per_call"] = steps_per_call(sites).into();
-}
-
 /// The expected cost class of tracing one call with an entry probe and RET probes: how many
 /// of its probe hits the kernel single-steps (the entry site, plus one RET site if any RET is
 /// single-stepped; 0 is the cheapest).
-fn steps_per_call(sites: &DecodedFunction) -> u8 {
+pub fn steps_per_call(sites: &DecodedFunction) -> u8 {
     let single_step = SiteClass::SingleStep;
     u8::from(sites.entry.insn.class == single_step)
         + u8::from(sites.ret_classes.contains(&single_step))
@@ -229,12 +199,4 @@ fn ret_class_counts(classes: &[SiteClass]) -> String {
         .filter(|&&class| class == SiteClass::SingleStep)
         .count();
     format!("{}/{steps}", classes.len() - steps)
-}
-
-/// `[{"name":..,"type":..}]` for parameters or results.
-fn params_json(info: &DwarfInfo, params: &[Param]) -> serde_json::Value {
-    params
-        .iter()
-        .map(|p| json!({"name": p.name, "type": info.types.name(p.ty)}))
-        .collect()
 }

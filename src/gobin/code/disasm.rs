@@ -1,8 +1,8 @@
 //! Instruction decoding of one function: its RET sites, its entry probe sites and its tail
 //! calls, each site with the kernel's class for it ([`SiteClass`]).
 //!
-//! A function's bytes are decoded linearly from its entry to its end (DESIGN.md techniques 2
-//! and 3): with iced-x86 for amd64 (64-bit mode) and 386 (32-bit mode), as fixed 4-byte words
+//! A function's bytes are decoded linearly from its entry to its end (docs/design.md §2
+//! and §3): with iced-x86 for amd64 (64-bit mode) and 386 (32-bit mode), as fixed 4-byte words
 //! for arm64. Raw bytes are never searched for a RET opcode: a probe inside an instruction
 //! corrupts the target.
 //!
@@ -131,7 +131,10 @@ struct Insn {
     /// A register-only move, load, compare or subtraction: something a stack-check prologue is
     /// made of (conditional branches are judged by their target instead).
     stack_check_like: bool,
-    class: SiteClass,
+    /// The kernel's class for a probe here, judged only where [`decode_with`] may place one:
+    /// RETs and a stream's first [`MAX_PROLOGUE_INSNS`] + 1 instructions (the entry probe and
+    /// the stack check). Most instructions are neither; judging them cost a tenth of `list`.
+    class: Option<SiteClass>,
     /// What an entry probe on this instruction must check, were it the last stack-check
     /// branch: [`EntryCheck::NotTakenJbe`] for an x86 `JBE` reached with the stack pointer
     /// unchanged since the stream's start, else [`EntryCheck::None`] (not usable).
@@ -203,7 +206,7 @@ fn decode_with<S: InsnStream>(
         match insn.flow {
             Flow::Ret => {
                 ret_sites.push(insn.addr);
-                ret_classes.push(insn.class);
+                ret_classes.push(insn.class());
             }
             Flow::Jump(target) if target < entry || target >= end => tail_calls.push(TailCall {
                 site: insn.addr,
@@ -229,7 +232,7 @@ fn decode_with<S: InsnStream>(
     let entry_site = match check_branch {
         Some(branch)
             if insn.class == SiteClass::SingleStep
-                && branch.class == SiteClass::Emulated
+                && branch.class() == SiteClass::Emulated
                 && branch.check != EntryCheck::None
                 && branch.addr < lowest_inner_target =>
         {
@@ -271,10 +274,15 @@ fn is_morestack_block(mut block: impl InsnStream, entry: u64) -> bool {
 }
 
 impl Insn {
+    /// The class of a probe here (single-step, the costlier, where it was not judged).
+    fn class(&self) -> SiteClass {
+        self.class.unwrap_or(SiteClass::SingleStep)
+    }
+
     /// What the entry probe needs to know of this instruction.
     fn probe_insn(&self) -> ProbeInsn {
         ProbeInsn {
-            class: self.class,
+            class: self.class(),
             len: self.len,
         }
     }
@@ -311,6 +319,7 @@ fn x86_stream(bitness: u32, code: &[u8], entry: u64, addr: u64) -> Option<X86Str
         entry,
         failed: false,
         sp_written: false,
+        decoded: 0,
     })
 }
 
@@ -332,6 +341,8 @@ struct X86Stream<'a> {
     failed: bool,
     /// An instruction of this stream wrote the stack pointer.
     sp_written: bool,
+    /// Instructions decoded so far.
+    decoded: usize,
 }
 
 impl InsnStream for X86Stream<'_> {
@@ -382,13 +393,15 @@ impl InsnStream for X86Stream<'_> {
             .code
             .get(offset..offset.saturating_add(insn.len()))
             .unwrap_or_default();
+        let judged = flow == Flow::Ret || self.decoded <= MAX_PROLOGUE_INSNS;
+        self.decoded += 1;
         Some(Ok(Insn {
             addr: insn.ip(),
             // An x86 instruction is at most 15 bytes.
             len: insn.len() as u8,
             flow,
             stack_check_like,
-            class: site_class(self.arch, bytes),
+            class: judged.then(|| site_class(self.arch, bytes)),
             check,
         }))
     }
@@ -656,7 +669,7 @@ impl InsnStream for Arm64Stream<'_> {
             len: 4,
             flow: arm64_flow(word, addr),
             stack_check_like: arm64_is_stack_check_like(word),
-            class: site_class(Arch::Arm64, bytes),
+            class: Some(site_class(Arch::Arm64, bytes)),
             // Go's arm64 check branch is B.LS, whose not-taken test (C set, Z clear) is not
             // the x86 one; the entry probe stays after it.
             check: EntryCheck::None,

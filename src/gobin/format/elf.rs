@@ -1,5 +1,5 @@
 //! ELF layout of a Go binary: architecture, PIE, symbols, PT_LOAD segments, and the mapping
-//! from virtual addresses to file offsets that uprobes need (DESIGN.md technique 7).
+//! from virtual addresses to file offsets that uprobes need (docs/design.md §7).
 
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectKind, ObjectSection, ObjectSegment, ObjectSymbol};

@@ -35,9 +35,10 @@ fn funcdata_inl_tree(version: PclnVersion) -> usize {
 /// Deepest inlining chain followed (a cycle in a corrupt tree stops here).
 const MAX_DEPTH: usize = 256;
 
-/// One inlined call of a function: where its code is and where it was called.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InlinedInstance<'data> {
+/// One inlined call of a function: where its code is and where it was called. A view into
+/// its [`InlineTable`] (`'t`), whose callers and ranges are shared arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlinedInstance<'t, 'data> {
     /// The inlined function, as the pclntab names it (e.g. `main.add`).
     pub func: &'data str,
     /// The out-of-line function whose code holds the instance (the outermost caller).
@@ -46,7 +47,7 @@ pub struct InlinedInstance<'data> {
     pub parent_entry: u64,
     /// The inlined functions the call sits in, innermost first; empty when `parent` calls
     /// `func` directly (a mid-stack inlining chain otherwise).
-    pub callers: Vec<&'data str>,
+    pub callers: &'t [&'data str],
     /// Source file and line of the call.
     pub call_file: &'data str,
     pub call_line: i64,
@@ -57,18 +58,44 @@ pub struct InlinedInstance<'data> {
     pub mark_pc: u64,
     /// The instance's code: `[lo, hi)` ranges of the instructions that belong to this call
     /// or to calls inlined into it, sorted and merged.
-    pub ranges: Vec<(u64, u64)>,
-    /// Index of the entry in `parent`'s inline tree.
-    pub tree_index: usize,
+    pub ranges: &'t [(u64, u64)],
+}
+
+/// An [`InlinedInstance`] as the table keeps it (40 bytes; tens of thousands in a large
+/// binary): names are indices into the table's strings, callers and ranges spans of its
+/// shared arrays, with no allocation per instance.
+#[derive(Debug)]
+struct Stored {
+    /// `strings[func]`.
+    func: u32,
+    /// `strings[call_file]`.
+    call_file: u32,
+    /// `parents[parent]`.
+    parent: u32,
+    /// `mark_pc - parent_entry`.
+    parent_pc: u32,
+    /// `callers[callers.0..callers.1]` of the table.
+    callers: (u32, u32),
+    /// `ranges[ranges.0..ranges.1]` of the table.
+    ranges: (u32, u32),
+    call_line: i64,
 }
 
 /// Every inlined call of a binary, and what could not be read.
 #[derive(Debug, Default)]
 pub struct InlineTable<'data> {
     /// By parent entry, then tree index.
-    pub instances: Vec<InlinedInstance<'data>>,
-    /// Indices into `instances` by inlined function name.
-    by_func: HashMap<&'data str, Vec<usize>>,
+    stored: Vec<Stored>,
+    /// The inlined functions' names and the call sites' files.
+    strings: Vec<&'data str>,
+    /// Name and entry of each function holding inlined calls.
+    parents: Vec<(&'data str, u64)>,
+    /// Every instance's callers, one span each.
+    callers: Vec<&'data str>,
+    /// Every instance's ranges, one span each.
+    ranges: Vec<(u64, u64)>,
+    /// Indices into `stored` by inlined function name.
+    by_func: HashMap<&'data str, Vec<u32>>,
     /// Functions whose inline tree could not be read, and why.
     pub unreadable: Vec<(&'data str, String)>,
     /// Why no inline tree was read at all (None when they were).
@@ -76,18 +103,71 @@ pub struct InlineTable<'data> {
 }
 
 impl<'data> InlineTable<'data> {
+    /// The view of stored instance `i`.
+    fn instance(&self, i: usize) -> InlinedInstance<'_, 'data> {
+        let s = &self.stored[i];
+        let span = |(lo, hi): (u32, u32)| lo as usize..hi as usize;
+        let (parent, parent_entry) = self.parents[s.parent as usize];
+        InlinedInstance {
+            func: self.strings[s.func as usize],
+            parent,
+            parent_entry,
+            callers: &self.callers[span(s.callers)],
+            call_file: self.strings[s.call_file as usize],
+            call_line: s.call_line,
+            mark_pc: parent_entry.saturating_add(u64::from(s.parent_pc)),
+            ranges: &self.ranges[span(s.ranges)],
+        }
+    }
+
+    /// Every inlined call, by parent entry, then tree index.
+    pub fn instances(&self) -> impl ExactSizeIterator<Item = InlinedInstance<'_, 'data>> {
+        (0..self.stored.len()).map(|i| self.instance(i))
+    }
+
     /// The inlined instances of `func`, by parent entry.
-    pub fn of(&self, func: &str) -> impl Iterator<Item = &InlinedInstance<'data>> {
+    pub fn of(&self, func: &str) -> impl Iterator<Item = InlinedInstance<'_, 'data>> {
         self.by_func
             .get(func)
             .into_iter()
             .flatten()
-            .map(|&i| &self.instances[i])
+            .map(|&i| self.instance(i as usize))
     }
 
     /// The names of every function inlined somewhere.
     pub fn inlined_functions(&self) -> impl Iterator<Item = &'data str> + '_ {
         self.by_func.keys().copied()
+    }
+
+    /// Drops what was added since `mark`: the instances of a function whose tree turned
+    /// out unreadable (the strings stay, for the next functions).
+    fn truncate(&mut self, (stored, parents, callers, ranges): (usize, usize, usize, usize)) {
+        self.stored.truncate(stored);
+        self.parents.truncate(parents);
+        self.callers.truncate(callers);
+        self.ranges.truncate(ranges);
+    }
+
+    /// Where the next function's instances, callers and ranges start.
+    fn mark(&self) -> (usize, usize, usize, usize) {
+        (
+            self.stored.len(),
+            self.parents.len(),
+            self.callers.len(),
+            self.ranges.len(),
+        )
+    }
+
+    /// The index of `string` in `strings`, added on first use (`ids` remembers them).
+    fn intern(&mut self, ids: &mut StringIds, string: &'data str) -> Result<u32> {
+        match ids.entry((string.as_ptr() as usize, string.len())) {
+            Entry::Occupied(id) => Ok(*id.get()),
+            Entry::Vacant(slot) => {
+                let id = u32::try_from(self.strings.len()).context("too many names")?;
+                self.strings.push(string);
+                Ok(*slot.insert(id))
+            }
+        }
     }
 }
 
@@ -162,7 +242,7 @@ impl<'data> TreeReader<'_, 'data> {
         func: &Func<'data>,
         wanted: &dyn Fn(&str) -> bool,
         scratch: &mut Scratch<'data>,
-        out: &mut Vec<InlinedInstance<'data>>,
+        out: &mut InlineTable<'data>,
     ) -> Result<()> {
         let pclntab = self.pclntab;
         let Some(tree) = pclntab.funcdata(func, funcdata_inl_tree(pclntab.version))? else {
@@ -187,6 +267,9 @@ impl<'data> TreeReader<'_, 'data> {
             pending,
             names,
             lines,
+            chosen,
+            spans,
+            ids,
         } = scratch;
         for run in pclntab.pc_runs(func, table)? {
             runs.push(run?);
@@ -227,29 +310,32 @@ impl<'data> TreeReader<'_, 'data> {
         }
         // Names first: most parents inline nothing a caller asked for, and the rest (ranges,
         // the line table, the callers' names) is the costly part.
-        let mut selected = 0;
-        for decoded in entries.iter_mut() {
+        for (slot, decoded) in entries.iter().enumerate() {
             if names.get(pclntab, wanted, decoded.entry.name_off)?.1 {
-                decoded.selected = Some(selected);
-                selected += 1;
+                chosen.push((decoded.index, slot));
             }
         }
-        if selected == 0 {
+        if chosen.is_empty() {
             return Ok(());
+        }
+        // Ranked in tree-index order, the table's order.
+        chosen.sort_unstable();
+        for (rank, &(_, slot)) in chosen.iter().enumerate() {
+            entries[slot].selected = Some(rank);
         }
         let tree = Tree { slot_of, entries };
 
         // Each run's instructions belong to its entry and to every entry enclosing it.
-        let mut ranges: Vec<Vec<(u64, u64)>> = vec![Vec::new(); selected];
         for &(lo, hi, value) in runs {
             if let Ok(index) = usize::try_from(value) {
                 for decoded in tree.chain(index) {
-                    if let Some(ranges) = decoded?.selected.and_then(|i| ranges.get_mut(i)) {
-                        ranges.push((lo, hi));
+                    if let Some(rank) = decoded?.selected {
+                        spans.push((rank, lo, hi));
                     }
                 }
             }
         }
+        spans.sort_unstable();
         let lines = match self.pclntab.version {
             PclnVersion::Go120 => {
                 pclntab.read_line_table(func, lines)?;
@@ -257,11 +343,12 @@ impl<'data> TreeReader<'_, 'data> {
             }
             _ => None,
         };
-        let start = out.len();
-        out.reserve(selected);
-        let chosen = entries.iter().filter(|decoded| decoded.selected.is_some());
-        for (decoded, ranges) in chosen.zip(ranges) {
-            let entry = &decoded.entry;
+        out.stored.reserve(chosen.len());
+        let parent = u32::try_from(out.parents.len()).context("too many functions")?;
+        out.parents.push((func.name, func.entry));
+        let mut spans = spans.iter().peekable();
+        for (rank, &(index, slot)) in chosen.iter().enumerate() {
+            let entry = &tree.entries[slot].entry;
             let mark_pc = func.entry.saturating_add(u64::from(entry.parent_pc));
             let (call_file, call_line) = match (entry.call_site, &lines) {
                 (Some((file_no, line)), _) => {
@@ -270,24 +357,32 @@ impl<'data> TreeReader<'_, 'data> {
                 (None, Some(lines)) => pclntab.line_in(func, lines, mark_pc)?.unwrap_or(("?", 0)),
                 (None, None) => ("?", 0),
             };
-            let callers = tree
-                .chain(decoded.index)
-                .skip(1)
-                .map(|caller| Ok(names.get(pclntab, wanted, caller?.entry.name_off)?.0))
-                .collect::<Result<_>>()?;
-            out.push(InlinedInstance {
-                func: names.get(pclntab, wanted, entry.name_off)?.0,
-                parent: func.name,
-                parent_entry: func.entry,
-                callers,
-                call_file,
+            let callers_start = out.callers.len();
+            for caller in tree.chain(index).skip(1) {
+                let name = names.get(pclntab, wanted, caller?.entry.name_off)?.0;
+                out.callers.push(name);
+            }
+            let ranges_start = out.ranges.len();
+            let mine = std::iter::from_fn(|| spans.next_if(|s| s.0 == rank).map(|s| (s.1, s.2)));
+            merge_into(&mut out.ranges, ranges_start, mine);
+            let span = |start: usize, end: usize| -> Result<(u32, u32)> {
+                Ok((
+                    u32::try_from(start).context("too many inlined calls")?,
+                    u32::try_from(end).context("too many inlined calls")?,
+                ))
+            };
+            let name = names.get(pclntab, wanted, entry.name_off)?.0;
+            let stored = Stored {
+                func: out.intern(ids, name)?,
+                call_file: out.intern(ids, call_file)?,
+                parent,
+                parent_pc: entry.parent_pc,
+                callers: span(callers_start, out.callers.len())?,
+                ranges: span(ranges_start, out.ranges.len())?,
                 call_line,
-                mark_pc,
-                ranges: merged(ranges),
-                tree_index: decoded.index,
-            });
+            };
+            out.stored.push(stored);
         }
-        out[start..].sort_unstable_by_key(|i| i.tree_index);
         Ok(())
     }
 }
@@ -320,7 +415,17 @@ struct Scratch<'data> {
     names: Names<'data>,
     /// The function's line table (Go 1.20+, where the entries do not hold their call site).
     lines: LineTable,
+    /// The tree index and position in `entries` of each entry `wanted` selects.
+    chosen: Vec<(usize, usize)>,
+    /// `(rank in chosen, lo, hi)`: each run of the function's code, once per selected entry
+    /// it belongs to.
+    spans: Vec<(usize, u64, u64)>,
+    /// The table's strings by address and length.
+    ids: StringIds,
 }
+
+/// Indices of interned strings by address and length.
+type StringIds = HashMap<(usize, usize), u32, BuildHasherDefault<OffsetHasher>>;
 
 impl Scratch<'_> {
     /// Forgets the previous function's tree (the names stay).
@@ -333,6 +438,8 @@ impl Scratch<'_> {
         self.entries.clear();
         self.runs.clear();
         self.pending.clear();
+        self.chosen.clear();
+        self.spans.clear();
     }
 }
 
@@ -443,18 +550,15 @@ impl<'s> Iterator for Chain<'s> {
     }
 }
 
-/// Sorts ranges and joins the ones that touch or overlap.
-fn merged(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    ranges.sort_unstable();
-    // `dedup_by` hands each range with the last one kept, and drops it when it returns true.
-    ranges.dedup_by(|next, last| {
-        let joined = next.0 <= last.1;
-        if joined {
-            last.1 = last.1.max(next.1);
+/// Appends `sorted` ranges to `out`, joining the ones that touch or overlap each other or the
+/// last of `out[start..]`.
+fn merge_into(out: &mut Vec<(u64, u64)>, start: usize, sorted: impl Iterator<Item = (u64, u64)>) {
+    for (lo, hi) in sorted {
+        match out.get_mut(start..).and_then(<[_]>::last_mut) {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
         }
-        joined
-    });
-    ranges
+    }
 }
 
 /// Reads the inline tree of every function in `funcs`. `go_version` is the build info's
@@ -509,28 +613,22 @@ pub fn read_matching<'data>(
     };
     let mut scratch = Scratch::default();
     for func in funcs {
-        let start = table.instances.len();
-        if let Err(err) = reader.instances(func, wanted, &mut scratch, &mut table.instances) {
-            table.instances.truncate(start);
+        let start = table.mark();
+        if let Err(err) = reader.instances(func, wanted, &mut scratch, &mut table) {
+            table.truncate(start);
             table.unreadable.push((func.name, format!("{err:#}")));
         }
     }
-    // Grouped by the name's address first: each name was read once per nameOff, and hashing
-    // an address is cheaper than hashing the name. Equal names at two offsets meet below.
-    let mut by_address: HashMap<usize, Vec<usize>, BuildHasherDefault<OffsetHasher>> =
-        HashMap::default();
-    for (i, instance) in table.instances.iter().enumerate() {
-        by_address
-            .entry(instance.func.as_ptr() as usize)
-            .or_default()
-            .push(i);
+    // Grouped by the name's string index first: each name was read once per nameOff, and
+    // hashing an index is cheaper than hashing the name. Equal names at two offsets meet
+    // below.
+    let mut by_id: HashMap<u32, Vec<u32>, BuildHasherDefault<OffsetHasher>> = HashMap::default();
+    for (i, instance) in (0u32..).zip(&table.stored) {
+        by_id.entry(instance.func).or_default().push(i);
     }
-    table.by_func.reserve(by_address.len());
-    for indices in by_address.into_values() {
-        let Some(instance) = indices.first().and_then(|&i| table.instances.get(i)) else {
-            continue;
-        };
-        match table.by_func.entry(instance.func) {
+    table.by_func.reserve(by_id.len());
+    for (id, indices) in by_id {
+        match table.by_func.entry(table.strings[id as usize]) {
             Entry::Vacant(slot) => {
                 slot.insert(indices);
             }
@@ -609,14 +707,14 @@ fn find_gofunc(
 
 #[cfg(test)]
 mod tests {
-    use super::{go_minor, merged};
+    use super::{go_minor, merge_into};
 
     #[test]
     fn merges_touching_ranges() {
-        assert_eq!(
-            merged(vec![(10, 20), (0, 5), (5, 8), (15, 30), (40, 41)]),
-            vec![(0, 8), (10, 30), (40, 41)]
-        );
+        let mut out = vec![(0, 100)];
+        let sorted = [(0, 5), (5, 8), (10, 20), (15, 30), (40, 41)];
+        merge_into(&mut out, 1, sorted.into_iter());
+        assert_eq!(out, vec![(0, 100), (0, 8), (10, 30), (40, 41)]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The Go pclntab reader: every function's name and range, pc -> file:line, pc -> SP delta.
 //!
-//! Four header formats (DESIGN.md technique 8), told apart by their magic:
+//! Four header formats (docs/design.md §8), told apart by their magic:
 //! `0xfffffffb` Go 1.2–1.15, `0xfffffffa` 1.16–1.17, `0xfffffff0` 1.18–1.19, `0xfffffff1` 1.20+.
 //! The layouts follow Go's `runtime/symtab.go` and `debug/gosym` (the reference reader).
 //! Every read is bounds-checked: a corrupt table yields an error, never a panic.

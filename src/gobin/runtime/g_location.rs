@@ -27,7 +27,7 @@ pub struct RuntimeFacts {
 }
 
 impl RuntimeFacts {
-    /// How the BPF side finds g and the stack bounds in `bin` (DESIGN.md technique 5).
+    /// How the BPF side finds g and the stack bounds in `bin` (docs/design.md §5).
     pub fn of(bin: &GoBinary<'_>) -> Result<Self> {
         let arch = bin.elf.arch;
         let g_source = match arch {

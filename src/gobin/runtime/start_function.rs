@@ -164,8 +164,7 @@ pub fn closure_calls(bin: &GoBinary<'_>) -> Vec<(u64, ClosureCall)> {
 fn inlined_literal<'data>(bin: &GoBinary<'data>, wrapper: &str) -> Option<&'data str> {
     let mut literals = bin
         .inline_table()
-        .instances
-        .iter()
+        .instances()
         .filter(|i| i.parent == wrapper && i.callers.is_empty() && is_numbered(i.func, ".func"))
         .map(|i| i.func);
     let first = literals.next()?;

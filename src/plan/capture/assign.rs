@@ -1,5 +1,5 @@
 //! Go calling conventions: where each argument and result of a function lives at its entry
-//! probe and at its RET probes, computed from DWARF types (DESIGN.md technique 6).
+//! probe and at its RET probes, computed from DWARF types (docs/design.md §6).
 //!
 //! Register ABI (amd64, Go >= 1.17) follows `src/cmd/compile/abi-internal.md`: each value is
 //! flattened into integer and floating-point pieces; if all its pieces fit in the remaining

@@ -3,7 +3,7 @@
 //! [`crate::decode`] decodes.
 //!
 //! - [`assign`]: Go's calling conventions — where each argument and result lives at the entry
-//!   and RET probes (register assignment, stack layout), from DWARF types (DESIGN.md technique 6);
+//!   and RET probes (register assignment, stack layout), from DWARF types (docs/design.md §6);
 //! - [`shape`]: how one value is decoded from the captured frame and the extra reads;
 //! - [`encode`]: the BPF side's `struct args_fetch` for a site plan;
 //! - [`calls`]: what is read at every kind of site of the planned functions, from written
