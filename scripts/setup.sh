@@ -42,6 +42,8 @@ done
 for hdr in /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev; do
   [ -e "${hdr%%:*}" ] || need_apt+=("${hdr#*:}")
 done
+# tests/json_schema.rs validates every command's JSON lines against docs/json.md's schemas.
+/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || need_apt+=(python3-jsonschema)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   apt-get update -qq

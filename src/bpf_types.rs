@@ -57,6 +57,7 @@ plain_data!(
     goroutine_event,
     goroutine_counters,
     closure_call,
+    newproc_call,
     graph_event,
     graph_stats,
 );

@@ -62,6 +62,14 @@ pub struct TraceTarget {
     /// Stop after this long: a Go duration (10s, 1.5s, 500ms, 2m, 1m30s) or seconds (1.5).
     #[arg(short = 'd', long = "duration", value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
+    /// At the stop, how long the calls in flight may take to return before the probes go
+    /// (a Go duration: 250ms, 1s); those still running are counted in_flight_at_end.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "250ms")]
+    pub drain_timeout: Duration,
+    /// Write gotrace's own output (tables, JSON lines) to FILE instead of stdout, so that a
+    /// launched command's output cannot interleave with it.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     /// One JSON object per line instead of tables; the first line says when the probes are
     /// attached.
     #[arg(long)]

@@ -47,8 +47,17 @@ fn funclat_launch(
     args.push(path);
     args.extend_from_slice(target_args);
     let output = gotrace(&args);
-    let (own, hists) = split_output(&output.stdout);
-    (output, own, hists)
+    let (own, json) = split_output(&output.stdout);
+    (output, own, only_hists(json))
+}
+
+/// The `hist` lines of funclat's JSON (the last line is the `summary` of their totals).
+fn only_hists(json: Vec<Value>) -> Vec<Value> {
+    assert_eq!(
+        json.last().map(|l| &l["type"]),
+        Some(&Value::from("summary"))
+    );
+    json.into_iter().filter(|l| l["type"] == "hist").collect()
 }
 
 /// Traces `function` in a launched target and checks count/unmatched/lost against the
@@ -494,7 +503,7 @@ fn intervals_add_up_and_units_scale() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let hists: Vec<Value> = gotrace_json(stdout.lines());
+        let hists: Vec<Value> = only_hists(gotrace_json(stdout.lines()));
         assert!(hists.len() >= 2, "several intervals expected: {stdout}");
         let total: u64 = hists.iter().map(|h| field(h, "count")).sum();
         assert_eq!(total, 120, "{stdout}");
@@ -549,7 +558,8 @@ fn per_site_uprobes_count_exactly() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (own, hists) = split_output(&out.stdout);
+        let (own, json) = split_output(&out.stdout);
+        let hists = only_hists(json);
         let hist = &hists[0];
         assert_eq!(
             field(hist, "count"),

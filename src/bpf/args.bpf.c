@@ -50,15 +50,24 @@ struct {
 	__uint(max_entries, 4096); /* sized before load */
 } events SEC(".maps");
 
-static __always_inline void count(__u32 which)
+/* Which counter of struct args_stats. */
+enum args_count {
+	COUNT_LOST = 0,
+	COUNT_UNMATCHED = 1,
+	COUNT_IN_FLIGHT_AT_START = 2,
+};
+
+static __always_inline void count(enum args_count which)
 {
 	__u32 zero = 0;
 	struct args_stats *s = bpf_map_lookup_elem(&stats, &zero);
 
 	if (!s)
 		return;
-	if (which)
+	if (which == COUNT_UNMATCHED)
 		__sync_fetch_and_add(&s->unmatched, 1);
+	else if (which == COUNT_IN_FLIGHT_AT_START)
+		__sync_fetch_and_add(&s->in_flight_at_start, 1);
 	else
 		__sync_fetch_and_add(&s->lost, 1);
 }
@@ -78,7 +87,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 
 	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
 		return 0;
-	if (!probe_prologue(ctx, &regs, &layout, &hit))
+	if (!probe_prologue(ctx, &regs, &layout, now, &hit))
 		return 0;
 	if (hit.kind == SITE_INLINE) {
 		inline_index = hit.func_id;
@@ -100,32 +109,41 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		return 0;
 	sp = regs.sp;
 	if (!hit.key.g) {
-		/* A tail-call target's RET without g may be no call of this function at all. */
-		if (hit.kind != SITE_TAIL_RET)
-			count(0);
+		/* A tail-call target's RET without g may be no call of this function at all; while
+		 * the gate drains, a call without g is no call of the window. */
+		if (hit.kind != SITE_TAIL_RET && hit.phase == GATE_ARMED)
+			count(COUNT_LOST);
 		return 0;
 	}
 
 	if (!is_ret) {
 		/* An inlined call that cannot be timed (INLINE_COUNT) has no return to pair. */
-		if (pair_calls && !(inlined && inlined->role == INLINE_COUNT)) {
+		bool paired = pair_calls && !(inlined && inlined->role == INLINE_COUNT);
+
+		if (paired) {
 			struct entered in = calls_enter(&starts, &hit, now);
 
 			if (in.unmatched)
-				count(1);
+				count(COUNT_UNMATCHED);
 			if (in.outer_unmatched)
-				count(1);
+				count(COUNT_UNMATCHED);
 			if (in.lost)
-				count(0); /* its return will not be paired */
+				count(COUNT_LOST); /* its return will not be paired */
 		}
+		/* An entry while the gate drains is no call of the window: stored (paired) only so
+		 * that its return is recognised. */
+		if (hit.phase != GATE_ARMED)
+			return 0;
 	} else {
 		switch (calls_leave(&starts, &hit, &start_ns)) {
 		case LEFT_MATCHED:
 			matched = 1;
 			break;
 		case LEFT_UNSEEN:
-			count(1);
+			/* Still shown (results, no duration). */
+			count(gate_unseen_is_lost() ? COUNT_LOST : COUNT_IN_FLIGHT_AT_START);
 			break;
+		case LEFT_LATE:
 		case LEFT_NOTHING:
 			return 0;
 		}
@@ -161,7 +179,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	bpf_probe_read_user(&e->goid, 8, (void *)(hit.key.g + g_goid));
 	size = capture_frame(e, plan, &regs, hit.site_offset, &layout);
 	if (bpf_ringbuf_output(&events, e, size, ringbuf_flags(&events, size, wakeup_watermark)))
-		count(0);
+		count(COUNT_LOST);
 	return 0;
 }
 

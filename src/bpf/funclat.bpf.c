@@ -71,8 +71,8 @@ static __always_inline void enter(struct probe_hit *hit, struct func_hist *hist,
 }
 
 /* A RET (or a tail-call target's RET): the call it completes recorded; a return whose entry
- * was never seen (the entry hit was lost, or the call was already running when tracing began)
- * counted, never silently dropped. */
+ * was never seen counted, never silently dropped: as lost when its start may have been evicted
+ * or not stored, else as a call already running when the gate opened (struct gate). */
 static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist, __u64 now)
 {
 	__u64 start_ns = 0;
@@ -84,8 +84,12 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 			hist->inlined++;
 		break;
 	case LEFT_UNSEEN:
-		hist->lost++;
+		if (gate_unseen_is_lost())
+			hist->lost++;
+		else
+			hist->in_flight_at_start++;
 		break;
+	case LEFT_LATE:
 	case LEFT_NOTHING:
 		break;
 	}
@@ -98,7 +102,7 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	__u64 now = bpf_ktime_get_ns();
 	__u32 func_id, role = INLINE_START;
 
-	if (!probe_prologue(ctx, ctx, &layout, &hit))
+	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	if (hit.kind == SITE_INLINE) {
 		struct inline_site *site = inline_hit(ctx, &hit);
@@ -112,15 +116,18 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	if (!hist)
 		return 0;
 	if (hit.kind == SITE_INLINE && role == INLINE_COUNT) {
-		/* An untimed call needs no frame key. */
+		/* An untimed call needs no frame key; it counts while the gate is armed. */
+		if (hit.phase != GATE_ARMED)
+			return 0;
 		hist->count++;
 		hist->inlined++;
 		hist->untimed++;
 		return 0;
 	}
 	if (!hit.key.g) {
-		/* A tail-call target's RET without g may be no call of this function at all. */
-		if (hit.kind != SITE_TAIL_RET)
+		/* A tail-call target's RET without g may be no call of this function at all; while
+		 * the gate drains, a call without g is no call of the window. */
+		if (hit.kind != SITE_TAIL_RET && hit.phase == GATE_ARMED)
 			hist->lost++;
 		return 0;
 	}

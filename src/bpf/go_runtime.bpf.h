@@ -10,6 +10,65 @@
 #include <bpf/bpf_core_read.h>
 #include "gotrace.h"
 
+/* The gate of exact edges (gotrace.h, struct gate): its own section, so that user space finds
+ * it by name and writes the instants through its mmapped copy. */
+struct gate gate SEC(".data.gate") = {};
+
+/* The phase the instant `now` lies in (enum gate_phase). */
+static __always_inline enum gate_phase gate_phase(__u64 now)
+{
+	__u64 open = *(volatile __u64 *)&gate.open_ns;
+	__u64 close = *(volatile __u64 *)&gate.close_ns;
+	__u64 shut = *(volatile __u64 *)&gate.shut_ns;
+
+	if (shut && now >= shut)
+		return GATE_SHUT;
+	if (!open || now < open)
+		return GATE_ATTACHING;
+	if (close && now >= close)
+		return GATE_DRAINING;
+	return GATE_ARMED;
+}
+
+/* One more key in the program's map of starts; `late`: it holds only late calls. */
+static __always_inline void gate_stored(bool late)
+{
+	__s64 before = __sync_fetch_and_add(&gate.starts, 1);
+
+	if (late)
+		__sync_fetch_and_add(&gate.late, 1);
+	if (before + 1 >= *(volatile __s64 *)&gate.start_limit)
+		gate.evicting = 1;
+}
+
+/* One key fewer in the map of starts (`late` as it was stored or last changed). */
+static __always_inline void gate_removed(bool late)
+{
+	__sync_fetch_and_add(&gate.starts, -1);
+	if (late)
+		__sync_fetch_and_add(&gate.late, -1);
+}
+
+/* A key changed between holding only late calls and not. */
+static __always_inline void gate_relabelled(bool was_late, bool is_late)
+{
+	if (was_late != is_late)
+		__sync_fetch_and_add(&gate.late, is_late ? 1 : -1);
+}
+
+/* A start could not be stored: from now on a return without its entry may be its. */
+static __always_inline void gate_store_failed(void)
+{
+	gate.evicting = 1;
+}
+
+/* Whether a return without its entry is lost (its start may have been evicted or not
+ * stored) rather than a call that began before open_ns. */
+static __always_inline bool gate_unseen_is_lost(void)
+{
+	return *(volatile __u32 *)&gate.evicting;
+}
+
 /* GDT index of the first TLS descriptor on x86 (arch/x86/include/asm/segment.h). */
 #define GDT_ENTRY_TLS_MIN_X86 12
 
@@ -106,21 +165,27 @@ struct probe_hit {
 	__s64 site_offset;    /* the site's signed offset from the function entry (a tail-call
 	                       * target's RET may lie before it) */
 	struct frame_key key; /* key.g is 0 when g could not be read (key.depth is then 0) */
+	enum gate_phase phase; /* GATE_ARMED or GATE_DRAINING (other hits are dropped) */
 };
 
 /* Decodes this hit into `hit`; false when the process is filtered out, its function was
- * dropped by the overload guard, or the hit is a
+ * dropped by the overload guard, the gate ignores the instant `now` (GATE_ATTACHING,
+ * GATE_SHUT), or the hit is a
  * SITE_ENTRY_IF_NOT_TAKEN whose branch is taken (JBE to morestack: not a call, the function
  * runs again from its entry), which no program counts. Such an entry is then SITE_ENTRY. `regs`
  * may be ctx or a copy of it (for g, SP and the flags; a 386 task's flags are in the same
  * pt_regs field). */
 static __always_inline bool probe_prologue(struct pt_regs *ctx, struct pt_regs *regs,
-					   const volatile struct go_layout *l, struct probe_hit *hit)
+					   const volatile struct go_layout *l, __u64 now,
+					   struct probe_hit *hit)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	hit->key.tgid = pid_tgid >> 32;
 	if (l->filter_tgid && hit->key.tgid != l->filter_tgid)
+		return false;
+	hit->phase = gate_phase(now);
+	if (hit->phase != GATE_ARMED && hit->phase != GATE_DRAINING)
 		return false;
 	hit->tid = (__u32)pid_tgid;
 	hit->cookie = bpf_get_attach_cookie(ctx);

@@ -135,10 +135,11 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 	struct probe_hit hit = {};
 	struct goroutine_counters *counters;
 	struct newproc_call call = {}, *pending;
-	__u64 g, m, fn, bias;
+	__u64 g, m, fn, bias, now = bpf_ktime_get_ns();
 	__u64 sp = PT_REGS_SP(ctx), ax = ctx->ax, cx = ctx->cx;
+	bool late;
 
-	if (!probe_prologue(ctx, ctx, &layout, &hit))
+	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	counters = bpf_map_lookup_elem(&loss_counters, &zero);
 	if (!counters)
@@ -163,24 +164,48 @@ static __always_inline int goroutine_site(struct pt_regs *ctx)
 		call.start_pc = unbias(read_ptr(fn), bias);
 		call.closure_pc = closure_target(fn, call.start_pc, bias);
 		call.caller_pc = unbias(newproc_value(sp, cx, newproc.callerpc_sp_offset), bias);
-		bpf_map_update_elem(&calls, &hit.key, &call, BPF_ANY);
+		/* While the gate drains, the call is stored as late: its RET emits nothing. */
+		call.late = hit.phase == GATE_DRAINING;
+		if (!bpf_map_update_elem(&calls, &hit.key, &call, BPF_NOEXIST)) {
+			gate_stored(call.late);
+			return 0;
+		}
+		pending = bpf_map_lookup_elem(&calls, &hit.key);
+		late = pending && pending->late;
+		if (bpf_map_update_elem(&calls, &hit.key, &call, BPF_ANY))
+			gate_store_failed();
+		else if (pending)
+			gate_relabelled(late, call.late);
+		else
+			gate_stored(call.late);
 		return 0;
 	}
 	if (!g) {
-		counters->unreadable++;
+		if (hit.phase == GATE_ARMED)
+			counters->unreadable++;
 		return 0;
 	}
 	if (hit.func_id == GOROUTINE_FUNC_GOEXIT1) {
-		emit(counters, hit.key.tgid, GOROUTINE_EXITED, goid_of(g), 0);
+		/* An exit is an entry-only event: it counts while the gate is armed. */
+		if (hit.phase == GATE_ARMED)
+			emit(counters, hit.key.tgid, GOROUTINE_EXITED, goid_of(g), 0);
 		return 0;
 	}
 	pending = bpf_map_lookup_elem(&calls, &hit.key);
 	if (!pending) {
-		counters->unpaired++;
+		/* newproc1 was already running when the gate opened, unless its call may have
+		 * been evicted or not stored (struct gate). */
+		if (gate_unseen_is_lost())
+			counters->unpaired++;
+		else
+			counters->in_flight_at_start++;
 		return 0;
 	}
 	call = *pending;
-	bpf_map_delete_elem(&calls, &hit.key);
+	if (!bpf_map_delete_elem(&calls, &hit.key))
+		gate_removed(call.late);
+	if (call.late)
+		return 0;
 	g = newproc_value(sp, ax, newproc.result_sp_offset);
 	if (!g) {
 		counters->unreadable++;

@@ -132,6 +132,56 @@ struct frame_start {
 	__u64 outer_start_ns;
 	__u32 outer_func_id;
 	__u32 has_outer;
+	__u32 late;            /* enum frame_late bits */
+	__u32 pad;
+};
+
+/* ---- Exact edges: the gate (DESIGN.md technique 14) ---- */
+
+/* Attaching or detaching thousands of sites is no instant, so no hit counts by itself: every
+ * program asks the gate (one `struct gate` in its own ".data.gate" section, mmapped by user
+ * space) what phase the hit's bpf_ktime_get_ns() instant lies in. The edges are instants on the
+ * events' clock (CLOCK_MONOTONIC), chosen by user space a few ms ahead and written before they
+ * come, so that an entry counts exactly when open_ns <= now < close_ns, and the JSON `attached`
+ * and `summary` lines carry those very instants (ts_ns).
+ *
+ * Counting a return whose entry was not seen: the maps of starts are LRU maps, and an evicted
+ * start also looks like "a return without an entry". The kernel counts the entries it holds
+ * (gate.starts: +1 for each inserted key, -1 for each deleted one; a replaced value changes
+ * nothing). Until the first eviction that count is exact, and an LRU map evicts only once its
+ * population has come near its capacity: user space sets start_limit = capacity -
+ * max(capacity / 8, (possible CPUs + 1) * 128 + possible CPUs) (the kernel keeps up to 128 free
+ * nodes per CPU list, LOCAL_FREE_TARGET, and may evict when the global free list runs short of
+ * them; the CPU term covers concurrent inserts). Once gate.starts has ever reached start_limit,
+ * or an insert failed, `evicting` is set for good, and from then on a return without its entry
+ * is `lost` (as before the gate); until then it is exactly a call that was running before
+ * open_ns: `in_flight_at_start`. graph's map of goroutines inside ROOT is a plain hash (it never
+ * evicts): only a failed insert sets `evicting` there. */
+enum gate_phase {
+	GATE_ATTACHING = 0, /* before open_ns (or open_ns still 0): every hit is ignored */
+	GATE_ARMED = 1,     /* open_ns <= now < close_ns: every hit counts */
+	/* close_ns <= now: an entry is "late": kept in the map only so that its return is
+	 * recognised and dropped (never reported); returns complete the calls opened while armed;
+	 * graph keeps following a goroutine already inside ROOT until its ROOT call returns. */
+	GATE_DRAINING = 2,
+	GATE_SHUT = 3,      /* shut_ns <= now: every hit is ignored (results are being read) */
+};
+
+/* frame_start.late: which of its calls began after close_ns. */
+enum frame_late {
+	FRAME_LATE = 1,       /* the call at this frame key */
+	FRAME_OUTER_LATE = 2, /* its outer call (a tail caller's) */
+};
+
+struct gate {
+	__u64 open_ns;     /* user space: entries count from this instant; 0: not yet */
+	__u64 close_ns;    /* user space: entries are late from this instant; 0: not yet */
+	__u64 shut_ns;     /* user space: every hit is ignored from this instant; 0: not yet */
+	__s64 start_limit; /* user space, before open_ns: gate.starts that may mean eviction */
+	__s64 starts;      /* BPF: keys in the program's map of starts */
+	__s64 late;        /* BPF: of them, keys holding only late calls */
+	__u32 evicting;    /* BPF, sticky: a start may have been evicted (or not stored) */
+	__u32 pad;
 };
 
 /* ---- gotrace funclat ---- */
@@ -143,7 +193,9 @@ struct func_hist {
 	__u64 total_ns;
 	__u64 unmatched;     /* entries whose return never came (panic, Goexit) */
 	__u64 lost;          /* calls not measured: entry not recorded (map full, g unreadable)
-	                      * or a return whose entry was never seen */
+	                      * or a return whose entry may have been evicted (struct gate) */
+	__u64 in_flight_at_start; /* returns of calls that began before open_ns */
+	__u64 in_flight_at_end;   /* user space: calls still open after the drain */
 	__u64 inlined;       /* of `count`: calls of inlined instances */
 	__u64 untimed;       /* of `inlined`: calls counted where they cannot be timed */
 };
@@ -261,7 +313,8 @@ struct args_event {
 struct args_stats {
 	__u64 lost;      /* events not delivered (ring buffer full, g unreadable) and calls
 	                  * whose start could not be stored */
-	__u64 unmatched; /* RETs without their entry, entries overwritten without a RET */
+	__u64 unmatched; /* entries overwritten without a RET */
+	__u64 in_flight_at_start; /* RETs of calls that began before open_ns */
 };
 
 /* ---- gotrace goroutines ---- */
@@ -328,13 +381,15 @@ struct newproc_call {
 	__u64 closure_pc;
 	__u64 parent_goid;
 	__u64 stack[GOROUTINE_STACK_DEPTH];
+	__u64 late;          /* the entry came after close_ns: its RET emits nothing */
 };
 
 /* Loss counters of gotrace goroutines (per CPU); each lost event is counted once. */
 struct goroutine_counters {
 	__u64 lost;          /* events the ring buffer had no room for */
 	__u64 unreadable;    /* newproc1 RETs and goexit1 hits where g or the new g was unreadable */
-	__u64 unpaired;      /* newproc1 RETs whose entry was not recorded (or not seen) */
+	__u64 unpaired;      /* newproc1 RETs whose entry was not recorded (struct gate) */
+	__u64 in_flight_at_start; /* newproc1 RETs of calls that began before open_ns */
 };
 
 /* ---- gotrace graph ---- */
@@ -380,6 +435,7 @@ struct graph_g_key {
 struct graph_inside {
 	__u64 root_depth;
 	__u64 goid;
+	__u64 late;          /* ROOT was entered after close_ns: nothing is emitted for it */
 };
 
 /* Loss counters of gotrace graph (per CPU). */
@@ -388,8 +444,9 @@ struct graph_stats {
 	__u64 unreadable;    /* hits whose g could not be read */
 	__u64 stale;         /* ROOT frames closed without their RET (the goroutine left ROOT by
 			      * panic unwinding): found at the goroutine's next hit */
-	__u64 unmatched;     /* ROOT RETs on a goroutine with no ROOT call open: calls that began
-			      * before tracing did (not invented, only counted) */
+	__u64 unmatched;     /* ROOT RETs on a goroutine with no ROOT call open whose entry may
+			      * not have been stored (struct gate) */
+	__u64 in_flight_at_start; /* ROOT RETs of calls that began before open_ns */
 };
 
 /* Every shared type and enum, so that BTF (and so the generated Rust) carries each of them. */
@@ -428,6 +485,9 @@ struct gotrace_shared_types {
 	struct graph_g_key graph_g_key;
 	struct graph_inside graph_inside;
 	struct graph_stats graph_stats;
+	enum gate_phase gate_phase;
+	enum frame_late frame_late;
+	struct gate gate;
 };
 
 #endif

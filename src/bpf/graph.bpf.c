@@ -142,13 +142,13 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 	struct graph_inside *in, opened = {};
 	struct graph_stats *s;
 	__u64 now = bpf_ktime_get_ns(), goid = 0;
-	bool is_root, is_ret, stale;
+	bool is_root, is_ret, stale, late;
 
-	if (!probe_prologue(ctx, ctx, &layout, &hit))
+	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	if (!hit.key.g) {
 		s = counters();
-		if (s)
+		if (s && hit.phase == GATE_ARMED)
 			__sync_fetch_and_add(&s->unreadable, 1);
 		return 0;
 	}
@@ -158,10 +158,14 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 	key.tgid = hit.key.tgid;
 	in = bpf_map_lookup_elem(&inside, &key);
 	if (!in && !(is_root && !is_ret)) {
+		/* A ROOT call already running when the gate opened, unless its entry may not have
+		 * been stored (struct gate). */
 		if (is_root && hit.kind == SITE_RET) {
 			s = counters();
-			if (s)
+			if (s && gate_unseen_is_lost())
 				__sync_fetch_and_add(&s->unmatched, 1);
+			else if (s)
+				__sync_fetch_and_add(&s->in_flight_at_start, 1);
 		}
 		return 0;
 	}
@@ -170,7 +174,11 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 		/* Only an entry can be here (goexit1 never returns). */
 		if (!in)
 			return 0;
-		bpf_map_delete_elem(&inside, &key);
+		late = in->late;
+		if (!bpf_map_delete_elem(&inside, &key))
+			gate_removed(late);
+		if (late)
+			return 0;
 		if (in->goid == goid) {
 			emit(&hit, ctx, goid, GRAPH_GOEXIT, now);
 		} else {
@@ -186,29 +194,44 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 		stale = in->goid != goid || hit.key.depth < in->root_depth ||
 			(is_root && !is_ret && hit.key.depth == in->root_depth);
 		if (stale) {
-			bpf_map_delete_elem(&inside, &key);
+			late = in->late;
+			if (!bpf_map_delete_elem(&inside, &key))
+				gate_removed(late);
 			s = counters();
-			if (s)
+			if (s && !late)
 				__sync_fetch_and_add(&s->stale, 1);
 			in = NULL;
 			if (!(is_root && !is_ret))
 				return 0;
 		}
 	}
+	if (in && in->late) {
+		/* ROOT was entered after close_ns: followed only to its RET, never reported. */
+		if (is_root && is_ret && hit.key.depth == in->root_depth &&
+		    !bpf_map_delete_elem(&inside, &key))
+			gate_removed(true);
+		return 0;
+	}
 	if (!in) {
 		opened.root_depth = hit.key.depth;
 		opened.goid = goid;
+		opened.late = hit.phase == GATE_DRAINING;
 		if (bpf_map_update_elem(&inside, &key, &opened, BPF_NOEXIST)) {
+			gate_store_failed();
 			s = counters();
-			if (s)
+			if (s && !opened.late)
 				__sync_fetch_and_add(&s->lost, 1);
 			return 0;
 		}
+		gate_stored(opened.late);
+		if (opened.late)
+			return 0;
 	}
 	emit(&hit, ctx, goid,
 	     !is_ret ? GRAPH_ENTER : hit.kind == SITE_TAIL_RET ? GRAPH_TAIL_EXIT : GRAPH_EXIT, now);
-	if (in && is_ret && is_root && hit.key.depth == in->root_depth)
-		bpf_map_delete_elem(&inside, &key);
+	if (in && is_ret && is_root && hit.key.depth == in->root_depth &&
+	    !bpf_map_delete_elem(&inside, &key))
+		gate_removed(false);
 	return 0;
 }
 

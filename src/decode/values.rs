@@ -147,6 +147,19 @@ fn read_unsigned(frame: &[u8], loc: Loc) -> Option<u64> {
     Some(u64::from_le_bytes(word))
 }
 
+/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
+pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
+
+/// An integer value: a JSON number within ±[`JSON_SAFE_INT`], else its decimal digits as a
+/// JSON string (docs/json.md), which jq and JavaScript cannot round.
+fn exact_int(v: i128) -> Decoded {
+    if v.abs() <= JSON_SAFE_INT {
+        Decoded::plain(json!(v as i64))
+    } else {
+        Decoded::text(json!(v.to_string()), v.to_string())
+    }
+}
+
 fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Decoded {
     let frame = captured.frame;
     let outside = || Decoded::unreadable("not captured".into());
@@ -154,10 +167,10 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
         Shape::Int { loc, signed } => match read_unsigned(frame, *loc) {
             Some(raw) if *signed && loc.size < 8 && loc.size > 0 => {
                 let shift = 64 - 8 * loc.size;
-                Decoded::plain(json!(((raw << shift) as i64) >> shift))
+                exact_int(i128::from(((raw << shift) as i64) >> shift))
             }
-            Some(raw) if *signed => Decoded::plain(json!(raw as i64)),
-            Some(raw) => Decoded::plain(json!(raw)),
+            Some(raw) if *signed => exact_int(i128::from(raw as i64)),
+            Some(raw) => exact_int(i128::from(raw)),
             None => outside(),
         },
         Shape::Bool { loc } => read_unsigned(frame, *loc)

@@ -143,7 +143,8 @@ fn human_list(values: &[NamedValue], named: bool) -> String {
 }
 
 /// One root call as the JSON record of `gotrace graph --json` (a `"tree"` line, serde): `pid`,
-/// `goid`, `ts_ns`, `site` (when known), `truncated`, and the root's own [`CallNode`] fields.
+/// `goid`, `ts_ns` (CLOCK_MONOTONIC), `site` (when known), `truncated_calls` (calls cut by
+/// --depth / --max-nodes), and the root's own [`CallNode`] fields.
 #[derive(Serialize)]
 pub struct TreeLine<'t> {
     pid: u32,
@@ -151,7 +152,7 @@ pub struct TreeLine<'t> {
     ts_ns: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<&'t str>,
-    truncated: u64,
+    truncated_calls: u64,
     #[serde(flatten)]
     root: &'t CallNode,
 }
@@ -163,7 +164,7 @@ impl<'t> TreeLine<'t> {
             goid: tree.goid,
             ts_ns: tree.ts_ns,
             site: tree.root_site.as_deref(),
-            truncated: tree.truncated,
+            truncated_calls: tree.truncated,
             root: &tree.root,
         }
     }
@@ -444,7 +445,7 @@ mod tests {
             "goid": 17,
             "ts_ns": 1_700_000_000_123_456_789u64,
             "site": "/src/main.go:42",
-            "truncated": 2,
+            "truncated_calls": 2,
             "function": "main.handle",
             "duration_ns": 100,
             "children": [

@@ -29,6 +29,48 @@ pub fn monotonic_to_unix_ns() -> i128 {
     read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
 }
 
+/// An instant in a JSON line (the `attached` and `summary` edges): `ts_ns` on the events' clock
+/// (CLOCK_MONOTONIC) and `time`, the same instant as RFC 3339 UTC wall-clock time.
+#[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub ts_ns: u64,
+    pub time: String,
+}
+
+impl Stamp {
+    /// The stamp of CLOCK_MONOTONIC instant `ts_ns`.
+    pub fn at(ts_ns: u64) -> Stamp {
+        Stamp {
+            ts_ns,
+            time: rfc3339(ts_ns),
+        }
+    }
+}
+
+/// A CLOCK_MONOTONIC instant (a `ts_ns`) as UTC RFC 3339 wall-clock time with
+/// nanoseconds, e.g. `2026-05-01T12:00:00.123456789Z` (the JSON `time` field).
+pub fn rfc3339(monotonic_ns: u64) -> String {
+    let unix_ns = i128::from(monotonic_ns) + monotonic_to_unix_ns();
+    let secs = libc::time_t::try_from(unix_ns.div_euclid(1_000_000_000)).unwrap_or(0);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    // SAFETY: `tm` is plain data that gmtime_r fully initialises on success; both pointers
+    // are to valid locals.
+    let tm = unsafe {
+        let mut tm = std::mem::zeroed::<libc::tm>();
+        libc::gmtime_r(&secs, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 /// A Unix time in nanoseconds as local `HH:MM:SS.micros`.
 pub fn hms_micros(unix_ns: i128) -> String {
     let secs = libc::time_t::try_from(unix_ns.div_euclid(1_000_000_000)).unwrap_or(0);

@@ -270,6 +270,7 @@ mod tests {
             lost: 4,
             unreadable: 1,
             unpaired: 0,
+            in_flight_at_start: 0,
         }
     }
 

@@ -17,6 +17,10 @@ pub struct Log2Hist {
     pub total_ns: u64,
     pub unmatched: u64,
     pub lost: u64,
+    /// Returns of calls that began before tracing did (struct gate in gotrace.h).
+    pub in_flight_at_start: u64,
+    /// Calls still running when tracing ended (after the drain).
+    pub in_flight_at_end: u64,
     /// Of `count`: calls of inlined instances of the function.
     pub inlined: u64,
     /// Of `inlined`: calls counted where they cannot be timed (in `count`, not in `slots`).
@@ -31,6 +35,8 @@ impl Default for Log2Hist {
             total_ns: 0,
             unmatched: 0,
             lost: 0,
+            in_flight_at_start: 0,
+            in_flight_at_end: 0,
             inlined: 0,
             untimed: 0,
         }
@@ -46,6 +52,8 @@ impl From<&func_hist> for Log2Hist {
             total_ns: hist.total_ns,
             unmatched: hist.unmatched,
             lost: hist.lost,
+            in_flight_at_start: hist.in_flight_at_start,
+            in_flight_at_end: hist.in_flight_at_end,
             inlined: hist.inlined,
             untimed: hist.untimed,
         }
@@ -62,6 +70,8 @@ impl Log2Hist {
         self.total_ns += other.total_ns;
         self.unmatched += other.unmatched;
         self.lost += other.lost;
+        self.in_flight_at_start += other.in_flight_at_start;
+        self.in_flight_at_end += other.in_flight_at_end;
         self.inlined += other.inlined;
         self.untimed += other.untimed;
     }
@@ -76,6 +86,8 @@ impl Log2Hist {
         diff.total_ns -= earlier.total_ns;
         diff.unmatched -= earlier.unmatched;
         diff.lost -= earlier.lost;
+        diff.in_flight_at_start -= earlier.in_flight_at_start;
+        diff.in_flight_at_end -= earlier.in_flight_at_end;
         diff.inlined -= earlier.inlined;
         diff.untimed -= earlier.untimed;
         diff
@@ -138,13 +150,28 @@ impl Log2Hist {
         }
         writeln!(
             out,
-            "unmatched: {} (entries without a return: panics, Goexit), lost: {}",
-            self.unmatched, self.lost
+            "unmatched: {} (entries without a return: panics, Goexit), lost: {}, in flight at start: {}, at end: {}",
+            self.unmatched, self.lost, self.in_flight_at_start, self.in_flight_at_end
         )
     }
 
-    /// The `--json` object for one function.
-    pub fn to_json(&self, function: &str, unit: Unit) -> serde_json::Value {
+    /// The `--json` summary line of every function's totals; `ts_ns`: the instant entries
+    /// stopped counting.
+    pub fn summary_json(&self, ts_ns: u64) -> serde_json::Value {
+        serde_json::json!({
+            "type": "summary",
+            "ts_ns": ts_ns,
+            "time": crate::output::clock::rfc3339(ts_ns),
+            "count": self.count,
+            "unmatched": self.unmatched,
+            "lost": self.lost,
+            "in_flight_at_start": self.in_flight_at_start,
+            "in_flight_at_end": self.in_flight_at_end,
+        })
+    }
+
+    /// The `--json` object for one function; `ts_ns`: the end of the period it covers.
+    pub fn to_json(&self, function: &str, unit: Unit, ts_ns: u64) -> serde_json::Value {
         let buckets: Vec<_> = self
             .slots
             .iter()
@@ -157,6 +184,7 @@ impl Log2Hist {
             .collect();
         serde_json::json!({
             "type": "hist",
+            "ts_ns": ts_ns,
             "function": function,
             "unit": unit.short(),
             "count": self.count,
@@ -164,6 +192,8 @@ impl Log2Hist {
             "buckets": buckets,
             "unmatched": self.unmatched,
             "lost": self.lost,
+            "in_flight_at_start": self.in_flight_at_start,
+            "in_flight_at_end": self.in_flight_at_end,
             "inlined_calls": self.inlined,
             "untimed": self.untimed,
         })

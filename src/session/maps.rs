@@ -1,5 +1,5 @@
-//! Reading and writing BPF maps as the shared types: per-CPU values, the calls still open when
-//! a traced process exits, and plan entries.
+//! Reading and writing BPF maps as the shared types: per-CPU values, the calls still open at
+//! the stop, and plan entries.
 
 use anyhow::{Context, Result};
 use bytemuck::Pod;
@@ -16,17 +16,27 @@ pub fn per_cpu<T: Pod>(map: &impl MapCore, key: u32) -> Result<Vec<T>> {
         .collect()
 }
 
-/// The calls of process `pid` still open in a `frame_key` → `frame_start` map: after the
-/// process exited they can never return (a panic that unwound them, or an exit inside them).
-pub fn open_calls(map: &impl MapCore, pid: u32) -> Result<Vec<shared::frame_start>> {
+/// The calls still open in a `frame_key` → `frame_start` map, as their planned functions (a
+/// tail caller's call kept under its callee's is one more), of process `pid` (None: of every
+/// process). Only calls opened while the gate was armed: a late call (begun after `close_ns`)
+/// is no call of the trace. After the stop's drain they are `in_flight_at_end`; in a process
+/// that exited they can never return (a panic that unwound them, or an exit inside them):
+/// `unmatched`.
+pub fn open_calls(map: &impl MapCore, pid: Option<u32>) -> Result<Vec<u32>> {
     let mut open = Vec::new();
     for key_bytes in map.keys() {
         let key: shared::frame_key = read(&key_bytes)?;
-        if key.tgid != pid {
+        if pid.is_some_and(|pid| key.tgid != pid) {
             continue;
         }
         if let Some(value) = map.lookup(&key_bytes, MapFlags::ANY)? {
-            open.push(read(&value)?);
+            let call: shared::frame_start = read(&value)?;
+            if call.late & shared::frame_late::FRAME_LATE.0 == 0 {
+                open.push(call.func_id);
+            }
+            if call.has_outer != 0 && call.late & shared::frame_late::FRAME_OUTER_LATE.0 == 0 {
+                open.push(call.outer_func_id);
+            }
         }
     }
     Ok(open)

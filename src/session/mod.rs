@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod bpf;
 pub mod drain;
+pub mod gate;
 pub mod guard;
 pub mod kernel;
 pub mod lifecycle;
@@ -14,16 +15,15 @@ pub mod load;
 pub mod maps;
 pub mod target;
 
-use std::io::{StdoutLock, Write};
+use std::io::Write;
 use std::mem::MaybeUninit;
 use std::ops::ControlFlow::{Break, Continue};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use libbpf_rs::OpenObject;
 use serde_json::json;
 
-use crate::bpf_types::frame_start;
 use crate::cli::TraceTarget;
 use crate::gobin::runtime::g_location::RuntimeFacts;
 use crate::gobin::BinaryFile;
@@ -32,13 +32,15 @@ use crate::plan::sites::Site;
 use crate::plan::Announcement;
 use attach::Attached;
 use drain::{Drain, RingDrain, Sleep};
+use gate::Gate;
 use guard::{DroppedList, Guard, GuardPlan};
 use lifecycle::{Lifecycle, StopReason, Wake};
 use load::{Common, Loaded, Open, Program, Skeleton};
 use target::{Target, TargetSpec};
 
-/// Where every line of a session goes: stdout, whole lines only (a launched target may share it).
-pub type Out = WholeLines<StdoutLock<'static>>;
+/// Where every line of a session goes: stdout (whole lines only: a launched target may share
+/// it) or the `-o` file.
+pub type Out = WholeLines<Box<dyn Write>>;
 
 /// What a command does with what its program delivers: ring-buffer records and wakes arrive
 /// on one `&mut self`, on the session's thread, in order.
@@ -55,10 +57,21 @@ pub trait Consumer {
 /// What a consumer learns at the stop.
 pub struct Stop {
     pub reason: StopReason,
-    /// The calls the traced process still had open when it exited (programs that pair entries
-    /// with returns): they can never return (a panic unwound them, or the process exited
-    /// inside them). Empty unless the target exited.
-    pub open_calls: Vec<frame_start>,
+    /// The calls still open after the drain (programs that pair entries with returns), as
+    /// their planned functions, a tail caller's kept under its callee's included; only calls
+    /// that began while entries counted (`maps::open_calls`). In a target that exited they can
+    /// never return (a panic unwound them, or the process exited inside them): `unmatched`;
+    /// otherwise they are `in_flight_at_end`.
+    pub open_calls: Vec<u32>,
+    /// The instant entries stopped counting, on the events' clock (every summary's `ts_ns`).
+    pub close_ns: u64,
+}
+
+impl Stop {
+    /// Whether the target exited (its open calls are unmatched, not in flight).
+    pub fn target_exited(&self) -> bool {
+        matches!(self.reason, StopReason::TargetExited(_))
+    }
 }
 
 /// One tracing session: the target, the output, and the stop conditions.
@@ -67,7 +80,9 @@ pub struct Session {
     pub out: Out,
     json: bool,
     duration: Option<Duration>,
+    drain_timeout: Duration,
     lifecycle: Option<Lifecycle>,
+    gate: Option<Gate>,
     guard_plan: Option<GuardPlan>,
     guard: Option<Guard>,
     dropped: DroppedList,
@@ -78,14 +93,23 @@ impl Session {
     /// exec) and opens its binary for reading.
     pub fn resolve(args: &TraceTarget, spec: TargetSpec) -> Result<(Session, BinaryFile)> {
         let duration = args.duration;
+        let sink: Box<dyn Write> = match &args.output {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            )),
+            None => Box::new(std::io::stdout().lock()),
+        };
         let target = Target::resolve(spec)?;
         let file = BinaryFile::open(&target.binary)?;
         let session = Session {
             target,
-            out: WholeLines::new(std::io::stdout().lock()),
+            out: WholeLines::new(sink),
             json: args.json,
             duration,
+            drain_timeout: args.drain_timeout,
             lifecycle: None,
+            gate: None,
             guard_plan: None,
             guard: None,
             dropped: DroppedList::default(),
@@ -136,12 +160,16 @@ impl Session {
         for note in &announcement.notes {
             eprintln!("gotrace: {note}");
         }
+        let gate = Gate::find(skel.object())?;
         let groups = match &self.guard_plan {
             Some(plan) => plan.groups(sites),
             None => vec![sites.to_vec()],
         };
         let attached =
             attach::attach(skel.object(), self.target.pid, &self.target.binary, &groups)?;
+        // Every link is live: hits count from one instant on (DESIGN.md technique 14).
+        let open_ns = gate.arm();
+        self.gate = Some(gate);
         if let Some(plan) = self.guard_plan.take() {
             if plan.budget_ns_per_s.is_some() {
                 self.guard = Some(Guard::start(
@@ -155,22 +183,23 @@ impl Session {
         // Stop signals are caught from here on: a Ctrl-C right after the banner must still
         // detach.
         self.lifecycle = Some(Lifecycle::start(self.duration, interval));
-        self.announce(announcement, sites.len())?;
+        self.announce(announcement, sites.len(), open_ns)?;
         self.target.release()?;
         Ok(attached)
     }
 
-    /// The human banner, or the JSON `attached` line; flushed, so that a reader waiting for
-    /// it knows tracing has begun.
-    fn announce(&mut self, announcement: &Announcement, probes: usize) -> Result<()> {
+    /// The human banner, or the JSON `attached` line (`ts_ns`: the instant entries began to
+    /// count); flushed, so that a reader waiting for it knows tracing has begun.
+    fn announce(&mut self, announcement: &Announcement, probes: usize, open_ns: u64) -> Result<()> {
         if self.json {
             let (functions, target) = (announcement.functions, &self.target);
-            let line = match target.pid {
-                Some(pid) => json!({"type": "attached", "functions": functions,
-                                    "probes": probes, "pids": [pid]}),
-                None => json!({"type": "attached", "functions": functions,
-                               "probes": probes, "binary": target.binary.display().to_string()}),
-            };
+            let mut line = json!({"type": "attached", "ts_ns": open_ns,
+                                  "time": crate::output::clock::rfc3339(open_ns),
+                                  "functions": functions, "probes": probes});
+            match target.pid {
+                Some(pid) => line["pids"] = json!([pid]),
+                None => line["binary"] = json!(target.binary.display().to_string()),
+            }
             writeln!(self.out, "{line}")?;
         } else {
             writeln!(
@@ -184,10 +213,12 @@ impl Session {
     }
 
     /// Runs until a stop: between checks of the stop conditions the program's ring buffer (if
-    /// any) is drained into `consumer`, which also wakes after each drain and each interval;
-    /// at the stop the probes are disarmed, the ring drained a last time, and the consumer
-    /// told why, with the calls an exited target left open; per-site uprobes are removed
-    /// after that (slow: see [`attach`]).
+    /// any) is drained into `consumer`, which also wakes after each drain and each interval.
+    /// The stop (DESIGN.md technique 14): entries stop counting (`close_ns`), the calls in
+    /// flight return (at most `--drain-timeout`; not when the target exited: its open calls
+    /// never will), every hit ends (`shut_ns`), the probes are disarmed, the ring drained a
+    /// last time, and the consumer told why, with the calls still open; per-site uprobes are
+    /// removed after that (slow: see [`attach`]).
     pub fn run(
         &mut self,
         skel: &impl Loaded,
@@ -216,13 +247,29 @@ impl Session {
                 }
             }
         };
+        let gate = self
+            .gate
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("Session::run without a gate"))?;
+        let close_ns = gate.close();
+        if !matches!(reason, StopReason::TargetExited(_)) {
+            gate.drain(self.drain_timeout, &mut |timeout| {
+                drain.drain(timeout, &mut |record| consumer.record(record))
+            })?;
+        }
+        gate.shut();
         attached.disarm();
         drain.finish(&mut |record| consumer.record(record))?;
-        let open_calls = match (reason, self.target.pid, skel.calls_in_flight()) {
-            (StopReason::TargetExited(_), Some(pid), Some(calls)) => maps::open_calls(calls, pid)?,
-            _ => Vec::new(),
+        let open_calls = match skel.calls_in_flight() {
+            Some(calls) => maps::open_calls(calls, self.target.pid)?,
+            None => Vec::new(),
         };
-        consumer.stop(&Stop { reason, open_calls }, &mut self.out)?;
+        let stop = Stop {
+            reason,
+            open_calls,
+            close_ns,
+        };
+        consumer.stop(&stop, &mut self.out)?;
         self.out.flush()?;
         if let Some(line) = attached.remove().and_then(|removal| removal.report()) {
             eprintln!("{line}");

@@ -104,3 +104,31 @@ pub fn own_records(lines: &[String]) -> Vec<OwnRecord> {
         })
         .collect()
 }
+
+/// Starts examples/go-targets/edges for `command` (goroutines: `-spawn`, a goroutine per
+/// iteration), writing its record to `record` if given, and waits for its `ready` line; the
+/// rest of its stdout is returned with it.
+pub fn start_edges(
+    binary: &std::path::Path,
+    command: &str,
+    record: Option<&std::path::Path>,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut target = std::process::Command::new(binary);
+    if let Some(path) = record {
+        target.arg("-out").arg(path);
+    }
+    if command == "goroutines" {
+        target.arg("-spawn");
+    }
+    let mut target = target
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the edges target starts");
+    let mut lines = std::io::BufReader::new(target.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    (target, lines)
+}

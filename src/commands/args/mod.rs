@@ -12,11 +12,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::{args_stats, frame_start};
+use crate::bpf_types::args_stats;
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
+use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, InlineRead, Reads};
 use crate::plan::signature;
@@ -68,10 +69,14 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
 /// The `--json` summary record: events printed, lost, malformed and unmatched.
 #[derive(Serialize)]
 struct Summary {
+    #[serde(flatten)]
+    at: Stamp,
     events: u64,
     lost: u64,
     malformed: u64,
     unmatched: u64,
+    in_flight_at_start: u64,
+    in_flight_at_end: u64,
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -187,7 +192,7 @@ impl Consumer for Printer<'_, '_> {
 
     fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
         self.flush(out)?;
-        self.write_summary(out, &stop.open_calls)
+        self.write_summary(out, stop)
     }
 }
 
@@ -200,29 +205,36 @@ impl Printer<'_, '_> {
         Ok(self.left > 0)
     }
 
-    /// The last line: events printed, lost, malformed and unmatched (calls still open in an
-    /// exited target count as unmatched, a tail caller's kept under its callee's too).
-    fn write_summary(&self, out: &mut impl Write, open_calls: &[frame_start]) -> Result<()> {
+    /// The last line: the instant entries stopped counting, events printed, lost, malformed,
+    /// unmatched and in flight at the edges (calls still open in an exited target count as
+    /// unmatched, else as in flight at the end; a tail caller's kept under its callee's too).
+    fn write_summary(&self, out: &mut impl Write, stop: &Stop) -> Result<()> {
         let (events, malformed) = (self.printed, self.decoder.malformed());
         let stats = maps::per_cpu::<args_stats>(&self.skel.maps.stats, 0)?;
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
-        unmatched += open_calls
-            .iter()
-            .map(|call| 1 + u64::from(call.has_outer != 0))
-            .sum::<u64>();
+        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+        let open = stop.open_calls.len() as u64;
+        let mut in_flight_at_end = 0;
+        match stop.target_exited() {
+            true => unmatched += open,
+            false => in_flight_at_end = open,
+        }
         if self.json {
             let summary = Summary {
+                at: Stamp::at(stop.close_ns),
                 events,
                 lost,
                 malformed,
                 unmatched,
+                in_flight_at_start,
+                in_flight_at_end,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
             writeln!(
                 out,
-                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched"
+                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end"
             )?;
         }
         Ok(())

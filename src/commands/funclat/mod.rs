@@ -136,36 +136,43 @@ impl Consumer for Tables<'_, '_> {
         let now = read_hists(self.skel, self.plan)?;
         self.live.update(&now);
         if self.print_clock.take_due() {
-            self.print_period(out, &now, &self.printed)?;
+            let ts_ns = crate::session::gate::monotonic_ns();
+            self.print_period(out, (&now, &self.printed), ts_ns)?;
             self.printed = now;
         }
         Ok(true)
     }
 
-    /// The last tables; calls still open in an exited target are unmatched (a tail caller's
-    /// call kept under its callee's too), or dropped_by_guard when the overload guard dropped
-    /// their function (its probes were gone before they returned).
+    /// The last tables and (--json) the summary of their totals; calls still open are in
+    /// flight at the end, or, in a target that exited, unmatched (a tail caller's call kept
+    /// under its callee's too), or dropped_by_guard when the overload guard dropped their
+    /// function (its probes were gone before they returned).
     fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
         let mut now = read_hists(self.skel, self.plan)?;
         let funcs = self.plan.funcs.len();
         let dropped_ids = guard::dropped_ids(&self.dropped, funcs);
         let mut open_dropped = vec![0u64; funcs];
-        for call in &stop.open_calls {
-            let outer = (call.has_outer != 0).then_some(call.outer_func_id);
-            for func_id in std::iter::once(call.func_id).chain(outer) {
-                let id = func_id as usize;
-                if dropped_ids.get(id) == Some(&true) {
-                    open_dropped[id] += 1;
-                } else if let Some(hist) = now.get_mut(id) {
-                    hist.unmatched += 1;
+        for &func_id in &stop.open_calls {
+            let id = func_id as usize;
+            if dropped_ids.get(id) == Some(&true) {
+                open_dropped[id] += 1;
+            } else if let Some(hist) = now.get_mut(id) {
+                match stop.target_exited() {
+                    true => hist.unmatched += 1,
+                    false => hist.in_flight_at_end += 1,
                 }
             }
         }
         self.live.update(&now);
         if self.interval.is_none() || now != self.printed {
-            self.print_period(out, &now, &self.printed)?;
+            self.print_period(out, (&now, &self.printed), stop.close_ns)?;
         }
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
+        if self.args.target.json {
+            let mut total = Log2Hist::default();
+            now.iter().for_each(|h| total.add(h));
+            writeln!(out, "{}", total.summary_json(stop.close_ns))?;
+        }
         self.live.finish()?;
         if !self.args.target.json {
             writeln!(
@@ -193,12 +200,14 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
 }
 
 impl Tables<'_, '_> {
-    /// Prints what happened since `earlier` for every function.
+    /// Prints what happened since `earlier` for every function; `ts_ns`: the period's end
+    /// (the instant the histograms were read; at the stop, the instant entries stopped
+    /// counting).
     fn print_period(
         &self,
         out: &mut impl Write,
-        now: &[Log2Hist],
-        earlier: &[Log2Hist],
+        (now, earlier): (&[Log2Hist], &[Log2Hist]),
+        ts_ns: u64,
     ) -> Result<()> {
         if self.args.timestamp && !self.args.target.json {
             writeln!(out, "\n{}", crate::output::clock::wall_clock_hms())?;
@@ -206,7 +215,7 @@ impl Tables<'_, '_> {
         for ((func, now), earlier) in self.plan.funcs.iter().zip(now).zip(earlier) {
             let period = now.since(earlier);
             if self.args.target.json {
-                writeln!(out, "{}", period.to_json(&func.name, self.unit))?;
+                writeln!(out, "{}", period.to_json(&func.name, self.unit, ts_ns))?;
             } else if period != Log2Hist::default() || self.plan.funcs.len() == 1 {
                 // With many functions, only those that did something (as BCC does).
                 writeln!(out, "\nFunction = {}", func.name)?;
@@ -214,7 +223,7 @@ impl Tables<'_, '_> {
                 if period.lost > 0 {
                     writeln!(
                         out,
-                        "  ({} not measured: already running when tracing began, or more than --max-open-calls={} calls in flight at once)",
+                        "  ({} not measured: more than --max-open-calls={} calls in flight at once)",
                         crate::output::count(period.lost as usize, "call"), self.args.max_open_calls
                     )?;
                 }

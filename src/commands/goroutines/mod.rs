@@ -15,7 +15,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 
-use crate::bpf_types::{closure_call, goroutine_counters, goroutine_func};
+use crate::bpf_types::{
+    closure_call, frame_key, goroutine_counters, goroutine_func, newproc_call, read,
+};
 use crate::cli::GoroutinesArgs;
 use crate::gobin::runtime::newproc_abi::{self, NewprocAbi};
 use crate::gobin::runtime::{creation_stack, start_function};
@@ -27,7 +29,7 @@ use crate::plan::{self, ProbePlan};
 use crate::session::bpf::goroutines::*;
 use crate::session::lifecycle::{PrintClock, Wake};
 use crate::session::{maps, Consumer, Out, Session, Stop};
-use report::Report;
+use report::{Report, SummaryEdges};
 
 /// newproc1 calls in flight at once: at most one per thread of the traced processes.
 const MAX_NEWPROC_IN_FLIGHT: u32 = 16_384;
@@ -79,6 +81,7 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         skel: &skel,
         exporter,
         print_clock: PrintClock::start(interval),
+        pid: session.pid(),
     };
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
     events.report.print_header()?;
@@ -159,12 +162,15 @@ struct Events<'s, 'o> {
     skel: &'s GoroutinesSkel<'o>,
     exporter: Option<Exporter<GoroutineMetrics>>,
     print_clock: PrintClock,
+    /// The traced process (None: every process running the binary).
+    pid: Option<u32>,
 }
 
 impl Events<'_, '_> {
     /// Prints the pending events; unless only drained, updates the metrics and prints the
-    /// summary each -i and at the stop (`wake` None).
-    fn flush(&mut self, wake: Option<Wake>, out: &mut Out) -> Result<()> {
+    /// summary each -i and at the stop (`wake` None, `close_ns` the instant creations and
+    /// exits stopped counting).
+    fn flush(&mut self, wake: Option<Wake>, close_ns: Option<u64>, out: &mut Out) -> Result<()> {
         self.report.flush(out)?;
         if wake == Some(Wake::Drained) {
             return Ok(());
@@ -176,7 +182,14 @@ impl Events<'_, '_> {
         }
         if self.print_clock.take_due() || wake.is_none() {
             let lost = losses.lost + losses.unreadable + losses.unpaired;
-            self.report.print_summary(out, lost)?;
+            let edges = SummaryEdges {
+                in_flight_at_start: losses.in_flight_at_start,
+                in_flight_at_end: match close_ns {
+                    Some(_) => open_creations(self.skel, self.pid)?,
+                    None => 0,
+                },
+            };
+            self.report.print_summary(out, lost, edges, close_ns)?;
         }
         Ok(())
     }
@@ -189,12 +202,12 @@ impl Consumer for Events<'_, '_> {
     }
 
     fn wake(&mut self, wake: Wake, out: &mut Out) -> Result<bool> {
-        self.flush(Some(wake), out)?;
+        self.flush(Some(wake), None, out)?;
         Ok(true)
     }
 
-    fn stop(&mut self, _: &Stop, out: &mut Out) -> Result<()> {
-        self.flush(None, out)
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
+        self.flush(None, Some(stop.close_ns), out)
     }
 }
 
@@ -205,8 +218,25 @@ fn read_losses(skel: &GoroutinesSkel<'_>) -> Result<goroutine_counters> {
         sum.lost += c.lost;
         sum.unreadable += c.unreadable;
         sum.unpaired += c.unpaired;
+        sum.in_flight_at_start += c.in_flight_at_start;
     }
     Ok(sum)
+}
+
+/// runtime.newproc1 calls of `pid` (None: any process) still open at the stop, begun while
+/// creations counted.
+fn open_creations(skel: &GoroutinesSkel<'_>, pid: Option<u32>) -> Result<u64> {
+    let mut open = 0;
+    for key_bytes in skel.maps.calls.keys() {
+        let key: frame_key = read(&key_bytes)?;
+        if pid.is_some_and(|pid| key.tgid != pid) {
+            continue;
+        }
+        if let Some(value) = skel.maps.calls.lookup(&key_bytes, MapFlags::ANY)? {
+            open += u64::from(read::<newproc_call>(&value)?.late == 0);
+        }
+    }
+    Ok(open)
 }
 
 /// runtime.newproc1 (entry and RETs) and runtime.goexit1 (entry only: it never returns), at

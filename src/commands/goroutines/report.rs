@@ -13,6 +13,7 @@ use crate::cli::GoroutinesArgs;
 use crate::gobin::runtime::creation_stack;
 use crate::gobin::runtime::start_function::{self, Start, StartFunction};
 use crate::gobin::GoBinary;
+use crate::output::clock::Stamp;
 use crate::output::goroutine_ledger::Ledger;
 use crate::output::{clock, lines};
 
@@ -75,8 +76,22 @@ struct RowJson<'a> {
 #[derive(Serialize)]
 struct SummaryJson<'a> {
     r#type: &'static str,
+    /// The final summary's: the instant creations and exits stopped counting.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    at: Option<Stamp>,
     rows: Vec<RowJson<'a>>,
     lost: u64,
+    #[serde(flatten)]
+    edges: SummaryEdges,
+    exits_created_before_start: u64,
+}
+
+/// The edges of a goroutines trace: goroutine creations (runtime.newproc1 calls) under way
+/// when tracing began (not reported as created) and when it ended.
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct SummaryEdges {
+    pub in_flight_at_start: u64,
+    pub in_flight_at_end: u64,
 }
 
 /// Turns records into lines and keeps the ledger.
@@ -269,7 +284,14 @@ impl<'a> Report<'a> {
     }
 
     /// The summary rows (cumulative), live counts and lost events.
-    pub fn print_summary(&mut self, out: &mut impl Write, lost: u64) -> Result<()> {
+    /// `close_ns`: at the stop, the instant creations and exits stopped counting.
+    pub fn print_summary(
+        &mut self,
+        out: &mut impl Write,
+        lost: u64,
+        edges: SummaryEdges,
+        close_ns: Option<u64>,
+    ) -> Result<()> {
         self.forget_ended_processes();
         let rows = self.ledger.rows();
         if self.args.target.json {
@@ -290,6 +312,9 @@ impl<'a> Report<'a> {
                     })
                     .collect(),
                 lost,
+                at: close_ns.map(Stamp::at),
+                edges,
+                exits_created_before_start: self.ledger.exits_unseen_creation,
             };
             writeln!(out, "{}", serde_json::to_string(&json)?)?;
             out.flush()?;
@@ -324,7 +349,7 @@ impl<'a> Report<'a> {
         }
         writeln!(
             out,
-            "live goroutines: {} now, {} at peak{}; exits of goroutines created before tracing: {}; lost events: {lost}",
+            "live goroutines: {} now, {} at peak{}; exits of goroutines created before tracing: {}; lost events: {lost}; creations in flight at start: {}, at end: {}",
             self.ledger.current_live(),
             self.ledger.peak_live(),
             if self.args.target.command.is_empty() {
@@ -333,6 +358,8 @@ impl<'a> Report<'a> {
                 ""
             },
             self.ledger.exits_unseen_creation,
+            edges.in_flight_at_start,
+            edges.in_flight_at_end,
         )?;
         out.flush()?;
         Ok(())

@@ -23,6 +23,7 @@ use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
+use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, Reads};
 use crate::plan::{self, reach, ProbePlan};
@@ -276,7 +277,7 @@ impl Consumer for Printer<'_, '_> {
     }
 
     /// Closes and prints the trees still open, writes the files and the summary.
-    fn stop(&mut self, _: &Stop, out: &mut Out) -> Result<()> {
+    fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
         let mut done = Vec::new();
         self.builder.finish(&mut |tree| done.push(tree));
         for tree in done {
@@ -285,7 +286,7 @@ impl Consumer for Printer<'_, '_> {
         self.flush(out)?;
         self.write_files()?;
         let stats = maps::per_cpu::<graph_stats>(&self.skel.maps.stats, 0)?;
-        self.write_summary(out, &stats)?;
+        self.write_summary(out, &stats, stop.close_ns)?;
         self.hint_without_trees(&self.args.positional[0]);
         out.flush()?;
         Ok(())
@@ -308,12 +309,14 @@ impl Printer<'_, '_> {
             return;
         }
         self.trees += 1;
-        tree.ts_ns = u64::try_from(i128::from(tree.ts_ns) + self.clock_offset).unwrap_or(0);
         tree.root_site = self.root_sites.get(&tree.root.function).cloned();
         if self.args.target.json {
-            // Into a Vec, serialising cannot fail.
+            // JSON's ts_ns is the events' clock (CLOCK_MONOTONIC, docs/json.md); into a Vec,
+            // serialising cannot fail.
             let _ = lines::write_json_line(&mut self.text, "tree", &TreeLine::new(&tree));
         } else {
+            // People read wall-clock time.
+            tree.ts_ns = u64::try_from(i128::from(tree.ts_ns) + self.clock_offset).unwrap_or(0);
             calltree::render_human(&tree, &mut self.text);
         }
         if let Some(folded) = &mut self.folded {
@@ -362,14 +365,16 @@ impl Printer<'_, '_> {
         }
     }
 
-    /// The last line: trees printed and every record or call that is not in one.
-    fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats]) -> Result<()> {
+    /// The last line: trees printed and every record or call that is not in one; `ts_ns`:
+    /// the instant ROOT entries stopped counting.
+    fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats], ts_ns: u64) -> Result<()> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
+        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
         let unreadable: u64 = stats.iter().map(|s| s.unreadable).sum();
         let Counts {
             unmatched,
             truncated,
-            open_at_end,
+            open_at_end: in_flight_at_end,
         } = self.builder.counts;
         // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
         let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
@@ -379,20 +384,22 @@ impl Printer<'_, '_> {
             self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
         if self.args.target.json {
             let summary = Summary {
+                at: Stamp::at(ts_ns),
                 trees: self.trees,
                 lost,
                 unreadable,
                 unmatched,
-                truncated,
+                truncated_calls: truncated,
                 below_min: self.below_min,
-                open_at_end,
+                in_flight_at_start,
+                in_flight_at_end,
                 malformed,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
             writeln!(
                 out,
-                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated, {} below --min, {open_at_end} still open at the end",
+                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated calls, {} below --min, {in_flight_at_start} in flight at start, {in_flight_at_end} at end",
                 self.trees, self.below_min
             )?;
         }
@@ -400,15 +407,19 @@ impl Printer<'_, '_> {
     }
 }
 
-/// The `--json` summary record: trees printed, and every record or call that is not in one.
+/// The `--json` summary record: the instant ROOT entries stopped counting, trees printed,
+/// and every record or call that is not in one.
 #[derive(Serialize)]
 struct Summary {
+    #[serde(flatten)]
+    at: Stamp,
     trees: u64,
     lost: u64,
     unreadable: u64,
     unmatched: u64,
-    truncated: u64,
+    truncated_calls: u64,
     below_min: u64,
-    open_at_end: u64,
+    in_flight_at_start: u64,
+    in_flight_at_end: u64,
     malformed: u64,
 }

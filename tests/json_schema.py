@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Validates gotrace JSON lines against the schemas in docs/json.md.
+
+Usage: json_schema.py DOCS_JSON_MD COMMAND FILE
+Each fenced ```json block of the document is one schema, named by its "$id"; a line of type T
+is checked against "summary.COMMAND" when T is "summary", else against T, whose "x-commands"
+must list COMMAND. Prints every problem; exit status 1 if there was one."""
+import json
+import re
+import sys
+
+import jsonschema
+
+doc, command, path = sys.argv[1:4]
+blocks = re.findall(r"```json\n(.*?)```", open(doc).read(), re.S)
+schemas = {s["$id"]: s for s in map(json.loads, blocks)}
+try:  # jsonschema >= 4.18
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resources(
+        (i, Resource.from_contents(s, default_specification=DRAFT202012))
+        for i, s in schemas.items()
+    )
+
+    def validator_for(schema):
+        return jsonschema.Draft202012Validator(schema, registry=registry)
+except ImportError:  # Debian 12's 4.10
+
+    def validator_for(schema):
+        resolver = jsonschema.RefResolver.from_schema(schema, store=schemas)
+        return jsonschema.Draft202012Validator(schema, resolver=resolver)
+
+problems = []
+lines = [l for l in open(path) if l.startswith("{")]
+if not lines:
+    problems.append("no JSON lines")
+for n, line in enumerate(lines, 1):
+    obj = json.loads(line)
+    kind = obj.get("type")
+    name = f"summary.{command}" if kind == "summary" else kind
+    schema = schemas.get(name)
+    if schema is None or command not in schema.get("x-commands", []):
+        problems.append(f"line {n}: no schema for {command} {kind!r}")
+        continue
+    validator = validator_for(schema)
+    for error in validator.iter_errors(obj):
+        problems.append(f"line {n} ({kind}): {error.message} at {list(error.absolute_path)}")
+if lines and json.loads(lines[0]).get("type") != "attached":
+    problems.append("the first line is not attached")
+if lines and json.loads(lines[-1]).get("type") != "summary":
+    problems.append("the last line is not a summary")
+for p in problems[:50]:
+    print(p)
+sys.exit(1 if problems else 0)

@@ -1,0 +1,64 @@
+//! Every command's `--json` output against the JSON Schemas of docs/json.md (validated by
+//! tests/json_schema.py with Python's `jsonschema`, which scripts/setup.sh installs): funclat,
+//! args, goroutines and graph on examples/go-targets/edges (Go 1.27 amd64), attached `-p` while
+//! it runs, with `-o FILE` (gotrace's output alone in the file).
+
+mod common;
+
+use std::process::Command;
+
+use common::gotrace::GOTRACE;
+use common::serial::bpf_test;
+use common::targets::{matrix_binary, repo_root, Variant};
+use common::traced::start_edges;
+use common::{installed, require};
+
+#[test]
+fn every_command_matches_docs_json_md() {
+    let Some(_guard) = bpf_test() else { return };
+    let Some(python) = require(installed("python3")) else {
+        return;
+    };
+    let Some(bin) = require(matrix_binary("1.27.3", "amd64", Variant::Plain, "edges")) else {
+        return;
+    };
+    let scratch = std::env::temp_dir().join(format!("gotrace-json-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut failures = Vec::new();
+    let commands: [(&str, &[&str]); 4] = [
+        ("funclat", &["funclat", "--no-guard", "main.work"]),
+        ("args", &["args", "main.work"]),
+        ("goroutines", &["goroutines"]),
+        ("graph", &["graph", "main.work"]),
+    ];
+    for (command, args) in commands {
+        let (mut target, _) = start_edges(&bin.path, command, None);
+        let out = scratch.join(format!("{command}.json"));
+        let status = Command::new(GOTRACE)
+            .args(args)
+            .args(["--json", "-d", "1", "-p", &target.id().to_string(), "-o"])
+            .arg(&out)
+            .status()
+            .expect("gotrace runs");
+        // SAFETY: kill(2) on the child we started.
+        unsafe { libc::kill(target.id() as i32, libc::SIGTERM) };
+        let _ = target.wait();
+        assert!(status.success(), "{command}: gotrace failed");
+        let check = Command::new(&python)
+            .arg(repo_root().join("tests/json_schema.py"))
+            .arg(repo_root().join("docs/json.md"))
+            .arg(command)
+            .arg(&out)
+            .output()
+            .expect("python3 runs");
+        if !check.status.success() {
+            failures.push(format!(
+                "{command}:\n{}{}",
+                String::from_utf8_lossy(&check.stdout),
+                String::from_utf8_lossy(&check.stderr)
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
