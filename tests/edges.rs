@@ -1,4 +1,4 @@
-//! Exact edges (issue 27, DESIGN.md technique 14): gotrace attaches `-p` to a program already
+//! Exact edges (issue 27, docs/design.md §14): gotrace attaches `-p` to a program already
 //! running at full rate (examples/go-targets/edges: 4 goroutines calling main.work back to back,
 //! each call recording its own start and end on CLOCK_MONOTONIC), traces `-d 2` and detaches
 //! while it runs. The program's own record is the oracle: nothing is `lost` or `unmatched`, and

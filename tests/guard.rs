@@ -1,4 +1,4 @@
-//! The overload guard (issue 27 point 2, DESIGN.md technique 16): over its budget it detaches
+//! The overload guard (issue 27 point 2, docs/design.md §16): over its budget it detaches
 //! the costliest functions, names them, and keeps the other functions exact; on Debian's caddy
 //! under `ab` the guarded throughput stays within 10 % of untraced (same run, alternating).
 //! Root-only (skipped when not root and CI is unset).

@@ -90,7 +90,7 @@ struct go_layout {
 	__u32 guard_inline_base; /* guard_slots index of inlined-call site 0 (enum guard_layout) */
 };
 
-/* ---- The overload guard (DESIGN.md technique 16) ---- */
+/* ---- The overload guard (docs/design.md §16) ---- */
 
 /* Every hit of every program is counted in the `guard_slots` map (go_runtime.bpf.h), before
  * anything else filters it: the trap is paid whether the program keeps the hit or not. An
@@ -136,7 +136,7 @@ struct frame_start {
 	__u32 pad;
 };
 
-/* ---- Exact edges: the gate (DESIGN.md technique 14) ---- */
+/* ---- Exact edges: the gate (docs/design.md §14) ---- */
 
 /* Attaching or detaching thousands of sites is no instant, so no hit counts by itself: every
  * program asks the gate (one `struct gate` in its own ".data.gate" section, mmapped by user

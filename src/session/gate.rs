@@ -1,4 +1,4 @@
-//! Exact edges (DESIGN.md technique 14): the gate every program asks before a hit counts
+//! Exact edges (docs/design.md §14): the gate every program asks before a hit counts
 //! (`struct gate` in src/bpf/gotrace.h, where the phases and the counting rule are described).
 //! Entries count from `open_ns` (written once every link is attached) until `close_ns`
 //! (written at the stop); then the calls in flight may return, bounded by `--drain-timeout`;

@@ -1,4 +1,4 @@
-//! The overload guard (DESIGN.md technique 16, DTrace's deadman, Datadog's circuit breaker):
+//! The overload guard (docs/design.md §16, DTrace's deadman, Datadog's circuit breaker):
 //! every hit of every probe is counted in the kernel per function and site class
 //! (`guard_slots`, `enum guard_layout` in src/bpf/gotrace.h); every [`CHECK_EVERY`] the guard
 //! prices the hits since the last check by their site class, and while the probes cost the

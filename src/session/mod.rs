@@ -167,7 +167,7 @@ impl Session {
         };
         let attached =
             attach::attach(skel.object(), self.target.pid, &self.target.binary, &groups)?;
-        // Every link is live: hits count from one instant on (DESIGN.md technique 14).
+        // Every link is live: hits count from one instant on (docs/design.md §14).
         let open_ns = gate.arm();
         self.gate = Some(gate);
         if let Some(plan) = self.guard_plan.take() {
@@ -214,7 +214,7 @@ impl Session {
 
     /// Runs until a stop: between checks of the stop conditions the program's ring buffer (if
     /// any) is drained into `consumer`, which also wakes after each drain and each interval.
-    /// The stop (DESIGN.md technique 14): entries stop counting (`close_ns`), the calls in
+    /// The stop (docs/design.md §14): entries stop counting (`close_ns`), the calls in
     /// flight return (at most `--drain-timeout`; not when the target exited: its open calls
     /// never will), every hit ends (`shut_ns`), the probes are disarmed, the ring drained a
     /// last time, and the consumer told why, with the calls still open; per-site uprobes are
