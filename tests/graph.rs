@@ -276,6 +276,12 @@ fn check_args(version: &'static str, goarch: &'static str, variant: Variant) {
     let Some(binary) = require(matrix_binary(version, goarch, variant, "calltree")) else {
         return;
     };
+    // gotrace's lines go to a file (-o): a tree line with values is longer than a pipe's
+    // atomic write, and the launched target shares stdout.
+    let json_path = std::env::temp_dir().join(format!(
+        "gotrace-graph-args-{}-{version}-{goarch}.json",
+        std::process::id()
+    ));
     let output = Command::new(GOTRACE)
         .args([
             "graph",
@@ -286,13 +292,18 @@ fn check_args(version: &'static str, goarch: &'static str, variant: Variant) {
             "main.root",
             "main.*",
         ])
+        .arg("-o")
+        .arg(&json_path)
         .args(["example/rec.*", "strconv.ParseInt", "--"])
         .arg(&binary.path)
         .args(["-rounds", "1", "-par", "1"])
         .output()
         .expect("running gotrace");
     assert!(output.status.success(), "{output:?}");
-    let (own, json) = split_output(&output.stdout);
+    let written = std::fs::read(&json_path).expect("reading gotrace's -o file");
+    let _ = std::fs::remove_file(&json_path);
+    let (own, _) = split_output(&output.stdout);
+    let (_, json) = split_output(&written);
     let own = own_trees(&own);
     let what = format!("go{version} {goarch} {variant:?}");
     let mut kinds = Vec::new();
