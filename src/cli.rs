@@ -64,7 +64,7 @@ pub struct TraceTarget {
     pub duration: Option<Duration>,
     /// At the stop, how long the calls in flight may take to return before the probes go
     /// (a Go duration: 250ms, 1s); those still running are counted in_flight_at_end.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "250ms")]
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "250ms", allow_hyphen_values = true)]
     pub drain_timeout: Duration,
     /// Write gotrace's own output (tables, JSON lines) to FILE instead of stdout, so that a
     /// launched command's output cannot interleave with it.

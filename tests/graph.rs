@@ -302,7 +302,10 @@ fn check_args(version: &'static str, goarch: &'static str, variant: Variant) {
     assert!(output.status.success(), "{output:?}");
     let written = std::fs::read(&json_path).expect("reading gotrace's -o file");
     let _ = std::fs::remove_file(&json_path);
-    let (own, _) = split_output(&output.stdout);
+    let own: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let (_, json) = split_output(&written);
     let own = own_trees(&own);
     let what = format!("go{version} {goarch} {variant:?}");

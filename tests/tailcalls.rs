@@ -100,6 +100,7 @@ fn funclat(binary: &GoBinary, functions: &[&str]) -> (Vec<String>, Vec<(String, 
     let (own, hists) = traced("funclat", binary, functions);
     let named = hists
         .into_iter()
+        .filter(|h| h["type"] == "hist")
         .map(|h| (h["function"].as_str().expect("function").to_owned(), h))
         .collect();
     (own, named)
