@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::gotrace::{gotrace, GOTRACE};
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, Variant};
-use common::traced::{field, split_output};
+use common::traced::{field, split_successful};
 use common::{installed, require};
 use serde_json::Value;
 
@@ -65,12 +65,7 @@ fn guard_drops_the_hot_function_and_keeps_the_rest_exact() {
         "-warm",
         "50",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (_own, json) = split_output(&out.stdout);
+    let (_own, json) = split_successful(&out);
     let dropped = records(&json, "guard_dropped");
     assert!(
         dropped.iter().any(|d| d["function"] == "main.deep"),
@@ -120,12 +115,7 @@ fn no_guard_drops_nothing() {
         "-warm",
         "50",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (own, json) = split_output(&out.stdout);
+    let (own, json) = split_successful(&out);
     assert!(records(&json, "guard_dropped").is_empty());
     let deep = hist(&json, "main.deep");
     assert_eq!(

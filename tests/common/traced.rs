@@ -16,6 +16,17 @@ pub fn split_output(stdout: &[u8]) -> (Vec<String>, Vec<Value>) {
     )
 }
 
+/// A gotrace run that must have succeeded (else its stderr is the failure), split as
+/// [`split_output`] splits its stdout.
+pub fn split_successful(out: &std::process::Output) -> (Vec<String>, Vec<Value>) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    split_output(&out.stdout)
+}
+
 /// gotrace's JSON lines (the lines of stdout that start with `{`), parsed. The first must be
 /// the `attached` line every tracing command prints once its probes are live
 /// (`{"type":"attached","functions":N,"probes":M,"pids":[..]}` or `"binary":..`); it is
