@@ -12,20 +12,11 @@ const volatile struct go_layout layout = {};
 const volatile __u64 unit_div = 1;
 
 /* Indexed by function id; per CPU so the hot path takes no lock. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct func_hist);
-} hists SEC(".maps");
+PERCPU_ARRAY_MAP(hists, struct func_hist);
 
-/* Calls in flight. LRU so that entries whose return never comes cannot fill it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1); /* sized before load: --max-open-calls */
-	__type(key, struct frame_key);
-	__type(value, struct frame_start);
-} starts SEC(".maps");
+/* Calls in flight. LRU so that entries whose return never comes cannot fill it. Sized before
+ * load: --max-open-calls. */
+LRU_HASH_MAP(starts, struct frame_key, struct frame_start);
 
 static __always_inline __u32 log2_slot(__u64 v)
 {
