@@ -23,33 +23,19 @@ impl Cli {
     }
 }
 
-/// The subcommands.
+/// The subcommands. Each one's examples (`after_help`) are on its arguments struct, with its
+/// flags.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the functions (and globals) of a Go binary that can be traced, and how.
-    #[command(
-        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'\n  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is\n\nColumns:\n  FUNCTION    the name to give funclat, args and graph (the column is as wide as the longest name)\n  ENTRY       the function's address; OFFSET: its offset in the file; SIZE: bytes of code\n  RETS        RET instructions gotrace probes for returns (none: it never returns, so it cannot be timed)\n  TYPES       yes when DWARF gives its argument types (args can decode them; without, give a signature)\n  INLINED     how many call sites inline it (funclat and args trace those too)\n  ENTRY-SITE  how the kernel runs the entry probe: emulated (cheapest), flag-checked (on the stack check,\n              counted only when the branch is not taken), single-step (copied out and stepped: slower)\n  RET-E/S     RET probes emulated / single-stepped\n  TAIL        tail calls out of it (a traced call ends at its callee's RET)\n  STEPS       single-steps per traced call, entry plus return: 0 is cheapest, 2 costliest\n  FILE:LINE   where it is defined"
-    )]
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
-    #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap"
-    )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
-    #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
-    )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
-    #[command(
-        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server\n  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics"
-    )]
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
-    #[command(
-        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server"
-    )]
     Graph(GraphArgs),
 }
 
@@ -92,8 +78,21 @@ pub struct TraceTarget {
     pub command: Vec<std::ffi::OsString>,
 }
 
+/// What `gotrace funclat --help` prints after the flags.
+const FUNCLAT_EXAMPLES: &str = "\
+Examples:
+  gotrace funclat main.doWork ./counter            every process running ./counter
+  gotrace funclat 'main.*' -p 4242                 one running process
+  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500
+  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server
+  gotrace funclat --json main.doWork ./counter
+  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)
+  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics
+  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap";
+
 /// Arguments of `gotrace funclat`.
 #[derive(Debug, Args)]
+#[command(after_help = FUNCLAT_EXAMPLES)]
 pub struct FunclatArgs {
     /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
     #[arg(required = true, value_name = "PATTERN... [BINARY]")]
@@ -134,8 +133,18 @@ pub struct FunclatArgs {
     pub target: TraceTarget,
 }
 
+/// What `gotrace goroutines --help` prints after the flags.
+const GOROUTINES_EXAMPLES: &str = "\
+Examples:
+  gotrace goroutines ./server                      every process running ./server
+  gotrace goroutines -p 4242 --summary -d 10
+  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080
+  gotrace goroutines -i 5 ./server
+  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics";
+
 /// Arguments of `gotrace goroutines`.
 #[derive(Debug, Args)]
+#[command(after_help = GOROUTINES_EXAMPLES)]
 pub struct GoroutinesArgs {
     /// The Go binary (every process running it), unless -p or -- is given.
     #[arg(value_name = "BINARY")]
@@ -171,8 +180,31 @@ pub struct GoroutinesArgs {
     pub target: TraceTarget,
 }
 
+/// What `gotrace list --help` prints after the flags.
+const LIST_EXAMPLES: &str = "\
+Examples:
+  gotrace list ./server
+  gotrace list ./server 'main.*'
+  gotrace list ./server 'net/http.(*conn).*' --json
+  gotrace list ./server --globals 'main.*'
+  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is
+
+Columns:
+  FUNCTION    the name to give funclat, args and graph (the column is as wide as the longest name)
+  ENTRY       the function's address; OFFSET: its offset in the file; SIZE: bytes of code
+  RETS        RET instructions gotrace probes for returns (none: it never returns, so it cannot be timed)
+  TYPES       yes when DWARF gives its argument types (args can decode them; without, give a signature)
+  INLINED     how many call sites inline it (funclat and args trace those too)
+  ENTRY-SITE  how the kernel runs the entry probe: emulated (cheapest), flag-checked (on the stack check,
+              counted only when the branch is not taken), single-step (copied out and stepped: slower)
+  RET-E/S     RET probes emulated / single-stepped
+  TAIL        tail calls out of it (a traced call ends at its callee's RET)
+  STEPS       single-steps per traced call, entry plus return: 0 is cheapest, 2 costliest
+  FILE:LINE   where it is defined";
+
 /// Arguments of `gotrace list`.
 #[derive(Debug, Args)]
+#[command(after_help = LIST_EXAMPLES)]
 pub struct ListArgs {
     /// The Go binary to read.
     pub binary: PathBuf,
@@ -191,8 +223,19 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// What `gotrace args --help` prints after the flags.
+const ARGS_EXAMPLES: &str = "\
+Examples:
+  gotrace args main.doWork ./server
+  gotrace args --json 'main.*' -p 4242
+  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080
+  gotrace args --stack main.doWork ./server
+  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none
+  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server";
+
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
+#[command(after_help = ARGS_EXAMPLES)]
 pub struct ArgsArgs {
     /// Function names or globs ('main.*'), or for a binary without DWARF a signature
     /// ('main.f(n int, s string) (int, error)'); then the binary unless -p or -- is given.
@@ -229,8 +272,18 @@ pub struct ArgsArgs {
     pub target: TraceTarget,
 }
 
+/// What `gotrace graph --help` prints after the flags.
+const GRAPH_EXAMPLES: &str = "\
+Examples:
+  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep
+  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls
+  gotrace graph main.handle 'net/http.*' -- ./server -port 8080
+  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server
+  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server";
+
 /// Arguments of `gotrace graph`.
 #[derive(Debug, Args)]
+#[command(after_help = GRAPH_EXAMPLES)]
 pub struct GraphArgs {
     /// ROOT (a function or glob), then more functions or globs to trace beneath it, then the
     /// binary unless -p or -- is given.
