@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::gobin::runtime::typenames::TypeNamer;
-use crate::output::values::{go_quote, human_inner, NamedValue};
+use crate::output::values::{go_quote, human_inner, LenCap, NamedValue};
 use crate::plan::capture::{Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
@@ -25,7 +25,7 @@ struct Decoded {
     has_string: bool,
     reason: Option<String>,
     /// A slice's length and capacity.
-    len_cap: Option<(u64, u64)>,
+    len_cap: Option<LenCap>,
     /// The exact bytes of a string or `[]byte` that is not valid UTF-8, in hex.
     hex: Option<String>,
     /// The struct a pointer points at.
@@ -91,11 +91,12 @@ pub fn decode_site(
     namer: &dyn TypeNamer,
 ) -> Vec<NamedValue> {
     plan.iter()
-        .map(|v| decode_value(v, captured, namer))
+        .map(|v| named(v, decode(&v.shape, captured, namer)))
         .collect()
 }
 
-/// The globals of a call event; global `i` is unreadable when bit `i` of `failed` is set.
+/// The globals of a call event (without `type`); global `i` is unreadable when bit `i` of
+/// `failed` is set.
 pub fn decode_globals(
     plan: &[ValuePlan],
     failed: u32,
@@ -105,32 +106,28 @@ pub fn decode_globals(
     plan.iter()
         .enumerate()
         .map(|(i, global)| {
-            let mut value = decode_value(global, captured, namer);
-            if failed & (1 << i) != 0 {
-                value.value = Value::Null;
-                value.truncated = None;
-                value.len = None;
-                value.cap = None;
-                value.hex = None;
-                value.pointee = None;
-                value.reason = Some("its address could not be read".into());
+            let decoded = if failed & (1 << i) != 0 {
+                Decoded::unreadable("its address could not be read".into())
+            } else {
+                decode(&global.shape, captured, namer)
+            };
+            NamedValue {
+                type_name: None,
+                ..named(global, decoded)
             }
-            value.type_name = None;
-            value
         })
         .collect()
 }
 
-fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> NamedValue {
-    let decoded = decode(&plan.shape, captured, namer);
+/// The value `plan` names, as `decoded` found it.
+fn named(plan: &ValuePlan, decoded: Decoded) -> NamedValue {
     NamedValue {
         name: plan.name.clone(),
         type_name: Some(plan.type_name.clone()),
         value: decoded.value,
         text: decoded.human,
         truncated: (decoded.has_string || decoded.len_cap.is_some()).then_some(decoded.truncated),
-        len: decoded.len_cap.map(|(len, _)| len),
-        cap: decoded.len_cap.map(|(_, cap)| cap),
+        len_cap: decoded.len_cap,
         hex: decoded.hex,
         pointee: decoded.pointee,
         reason: decoded.reason,
@@ -231,7 +228,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
             let Some(bytes) = captured.derefs.get(*deref).copied().flatten() else {
                 if len == 0 {
                     return Decoded {
-                        len_cap: Some((len, cap)),
+                        len_cap: Some(LenCap { len, cap }),
                         ..Decoded::plain(json!([]))
                     };
                 }
@@ -250,7 +247,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                 .unzip();
             Decoded {
                 truncated: (elems.len() as u64) < len,
-                len_cap: Some((len, cap)),
+                len_cap: Some(LenCap { len, cap }),
                 ..Decoded::text(Value::Array(elems), format!("[{}]", texts.join(" ")))
             }
         }
