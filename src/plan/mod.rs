@@ -298,9 +298,9 @@ pub fn plan_with(
     inlined: Inlined,
 ) -> Result<ProbePlan> {
     let runtime = RuntimeFacts::of(bin)?;
-    let entry_choice = EntryChoice::from_env()?;
     let mut funcs: Vec<PlannedFunc> = Vec::new();
     let mut skipped = Vec::new();
+    let mut planner = FuncPlanner::new(bin, need_ret, &mut funcs, &mut skipped)?;
     let mut instances = InstancePlanner::default();
     let mut unprobed = Vec::new();
     let matchers = patterns
@@ -315,8 +315,6 @@ pub fn plan_with(
     };
     let inline_table = inline_table.as_ref();
     let out_of_line_names: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
-    // Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
-    let mut planned_entries = HashSet::new();
     for matcher in &matchers {
         let (pattern, exact) = (matcher.pattern, matcher.glob.is_none());
         let name_matches = |name: &str| matcher.matches(name);
@@ -334,11 +332,11 @@ pub fn plan_with(
             bail!("{}", not_found_message(bin, pattern, exact));
         }
         for name in inline_only {
-            if funcs.iter().any(|p| p.name == name) {
+            if planner.funcs.iter().any(|p| p.name == name) {
                 continue;
             }
-            funcs.push(PlannedFunc {
-                id: u32::try_from(funcs.len()).context("too many functions")?,
+            planner.funcs.push(PlannedFunc {
+                id: u32::try_from(planner.funcs.len()).context("too many functions")?,
                 name: name.to_owned(),
                 out_of_line: false,
                 instances: Vec::new(),
@@ -351,18 +349,7 @@ pub fn plan_with(
             });
         }
         for func in matched {
-            if !planned_entries.insert(func.entry) {
-                continue;
-            }
-            add_function(
-                bin,
-                func,
-                exact,
-                need_ret,
-                entry_choice,
-                &mut funcs,
-                &mut skipped,
-            )?;
+            planner.add(func, exact)?;
         }
     }
     if let Some(table) = inline_table {
@@ -403,66 +390,96 @@ pub fn plan_with(
     })
 }
 
-/// Plans `func` into `funcs` (the caller leaves out functions already planned). When it cannot be probed: an error if
-/// the user named it `exact`ly, else it goes to `skipped` with the reason.
-fn add_function(
-    bin: &GoBinary<'_>,
-    func: &crate::gobin::format::pclntab::Func<'_>,
-    exact: bool,
+/// Plans out-of-line functions into `funcs`, each once (by entry): probed, or when it cannot
+/// be, an error if the user named it `exact`ly, else it goes to `skipped` with the reason.
+struct FuncPlanner<'p, 'b, 'd> {
+    bin: &'b GoBinary<'d>,
     need_ret: bool,
     entry_choice: EntryChoice,
-    funcs: &mut Vec<PlannedFunc>,
-    skipped: &mut Vec<(String, String)>,
-) -> Result<()> {
-    let sites = bin.probe_sites(func).and_then(|s| {
-        let tail_rets = if need_ret {
-            tail_ret_vaddrs(bin, &s)?
-        } else {
-            Vec::new()
-        };
-        Ok((s, tail_rets))
-    });
-    let problem = match &sites {
-        Err(err) => Some(format!("{err:#}")),
-        Ok((s, tail)) if need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
-            Some(NO_RET.to_owned())
-        }
-        Ok(_) => None,
-    };
-    if let Some(reason) = problem {
-        if exact {
-            bail!("{}: {reason}", func.name);
-        }
-        skipped.push((func.name.to_owned(), reason));
-        return Ok(());
+    /// Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
+    entries: HashSet<u64>,
+    funcs: &'p mut Vec<PlannedFunc>,
+    skipped: &'p mut Vec<(String, String)>,
+}
+
+impl<'p, 'b, 'd> FuncPlanner<'p, 'b, 'd> {
+    /// A planner adding to `funcs` and `skipped`, which already hold a plan's functions.
+    fn new(
+        bin: &'b GoBinary<'d>,
+        need_ret: bool,
+        funcs: &'p mut Vec<PlannedFunc>,
+        skipped: &'p mut Vec<(String, String)>,
+    ) -> Result<Self> {
+        Ok(FuncPlanner {
+            bin,
+            need_ret,
+            entry_choice: EntryChoice::from_env()?,
+            entries: funcs
+                .iter()
+                .filter(|f| f.out_of_line)
+                .map(|f| f.entry)
+                .collect(),
+            funcs,
+            skipped,
+        })
     }
-    let (sites, tail_rets) = sites?;
-    let (entry_site, entry_kind) = entry_choice.site(&sites);
-    let offset = |vaddr: u64| {
-        bin.elf
-            .file_offset(vaddr)
-            .with_context(|| format!("{}: address {vaddr:#x} is not in the file", func.name))
-    };
-    funcs.push(PlannedFunc {
-        id: u32::try_from(funcs.len()).context("too many functions")?,
-        name: func.name.to_owned(),
-        out_of_line: true,
-        instances: Vec::new(),
-        entry: func.entry,
-        entry_offset: offset(func.entry)?,
-        entry_site: offset(entry_site)?,
-        entry_kind,
-        ret_sites: sites
-            .ret_sites
-            .iter()
-            .map(|&v| offset(v))
-            .collect::<Result<_>>()?,
-        tail_ret_sites: tail_rets
-            .iter()
-            .map(|&v| offset(v))
-            .collect::<Result<_>>()?,
-    });
-    Ok(())
+
+    /// Plans `func`, unless a function at its entry was planned (or skipped) already.
+    fn add(&mut self, func: &crate::gobin::format::pclntab::Func<'_>, exact: bool) -> Result<()> {
+        if !self.entries.insert(func.entry) {
+            return Ok(());
+        }
+        let sites = self.bin.probe_sites(func).and_then(|s| {
+            let tail_rets = if self.need_ret {
+                tail_ret_vaddrs(self.bin, &s)?
+            } else {
+                Vec::new()
+            };
+            Ok((s, tail_rets))
+        });
+        let problem = match &sites {
+            Err(err) => Some(format!("{err:#}")),
+            Ok((s, tail)) if self.need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
+                Some(NO_RET.to_owned())
+            }
+            Ok(_) => None,
+        };
+        if let Some(reason) = problem {
+            if exact {
+                bail!("{}: {reason}", func.name);
+            }
+            self.skipped.push((func.name.to_owned(), reason));
+            return Ok(());
+        }
+        let (sites, tail_rets) = sites?;
+        let (entry_site, entry_kind) = self.entry_choice.site(&sites);
+        let offset = |vaddr: u64| {
+            self.bin
+                .elf
+                .file_offset(vaddr)
+                .with_context(|| format!("{}: address {vaddr:#x} is not in the file", func.name))
+        };
+        self.funcs.push(PlannedFunc {
+            id: u32::try_from(self.funcs.len()).context("too many functions")?,
+            name: func.name.to_owned(),
+            out_of_line: true,
+            instances: Vec::new(),
+            entry: func.entry,
+            entry_offset: offset(func.entry)?,
+            entry_site: offset(entry_site)?,
+            entry_kind,
+            ret_sites: sites
+                .ret_sites
+                .iter()
+                .map(|&v| offset(v))
+                .collect::<Result<_>>()?,
+            tail_ret_sites: tail_rets
+                .iter()
+                .map(|&v| offset(v))
+                .collect::<Result<_>>()?,
+        });
+        Ok(())
+    }
 }
 
 impl ProbePlan {
@@ -474,26 +491,9 @@ impl ProbePlan {
         bin: &GoBinary<'_>,
         extra: impl IntoIterator<Item = &'f crate::gobin::format::pclntab::Func<'d>>,
     ) -> Result<()> {
-        let entry_choice = EntryChoice::from_env()?;
-        let mut planned_entries: HashSet<u64> = self
-            .funcs
-            .iter()
-            .filter(|f| f.out_of_line)
-            .map(|f| f.entry)
-            .collect();
+        let mut planner = FuncPlanner::new(bin, true, &mut self.funcs, &mut self.skipped)?;
         for func in extra {
-            if !planned_entries.insert(func.entry) {
-                continue;
-            }
-            add_function(
-                bin,
-                func,
-                false,
-                true,
-                entry_choice,
-                &mut self.funcs,
-                &mut self.skipped,
-            )?;
+            planner.add(func, false)?;
         }
         Ok(())
     }
