@@ -1,7 +1,8 @@
 //! Output shared with a launched target: gotrace's lines must never be split by the target's
 //! own writes to the same pipe or file. And the one way a `--json` line is written: a serde
-//! record under its `type`.
+//! record under its `type`; and a streaming command's last line, its summary.
 
+use std::fmt::Display;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -23,6 +24,20 @@ pub fn write_json_line(
 ) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &JsonLine { kind, record })?;
     out.write_all(b"\n")
+}
+
+/// Writes a command's summary, its last line: the `--json` record of type `summary` (the
+/// fields of `summary`, docs/json.md), or else its text line (its `Display`).
+pub fn write_summary(
+    out: &mut impl Write,
+    json: bool,
+    summary: &(impl Serialize + Display),
+) -> io::Result<()> {
+    if json {
+        write_json_line(out, "summary", summary)
+    } else {
+        writeln!(out, "{summary}")
+    }
 }
 
 /// The largest write a pipe performs atomically (POSIX PIPE_BUF on Linux).

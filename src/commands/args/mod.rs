@@ -5,6 +5,7 @@
 
 mod render;
 
+use std::fmt;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
@@ -66,7 +67,8 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     Ok(stop.exit_code())
 }
 
-/// The `--json` summary record: events printed, lost, malformed and unmatched.
+/// The summary: events printed, lost, malformed and unmatched; serialized, the `--json`
+/// `summary` record.
 #[derive(Serialize)]
 struct Summary {
     #[serde(flatten)]
@@ -77,6 +79,22 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
+}
+
+impl fmt::Display for Summary {
+    /// The text summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events, {} lost, {} malformed, {} unmatched, {} in flight at start, {} at end",
+            self.events,
+            self.lost,
+            self.malformed,
+            self.unmatched,
+            self.in_flight_at_start,
+            self.in_flight_at_end
+        )
+    }
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -141,15 +159,20 @@ fn plan_calls(
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
-    let dwarf = bin.dwarf()?;
-    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
+    let sources = capture::Sources {
+        bin,
+        dwarf: bin.dwarf()?,
+        user_sigs: &user_sigs,
+        strsize: args.strsize,
+    };
+    let calls = capture::call_plans(&sources, &plan, &args.globals)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
-    let inline = capture::inline_reads(bin, dwarf, &plan, &user_sigs, args.strsize)?;
+    let inline = capture::inline_reads(&sources, &plan)?;
     Ok((plan, calls.reads, inline))
 }
 
@@ -209,34 +232,21 @@ impl Printer<'_, '_> {
     /// unmatched and in flight at the edges (calls still open in an exited target count as
     /// unmatched, else as in flight at the end; a tail caller's kept under its callee's too).
     fn write_summary(&self, out: &mut impl Write, stop: &Stop) -> Result<()> {
-        let (events, malformed) = (self.printed, self.decoder.malformed());
         let stats = maps::per_cpu::<args_stats>(&self.skel.maps.stats, 0)?;
-        let lost: u64 = stats.iter().map(|s| s.lost).sum();
-        let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
-        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+        let mut summary = Summary {
+            at: Stamp::at(stop.close_ns),
+            events: self.printed,
+            lost: stats.iter().map(|s| s.lost).sum(),
+            malformed: self.decoder.malformed(),
+            unmatched: stats.iter().map(|s| s.unmatched).sum(),
+            in_flight_at_start: stats.iter().map(|s| s.in_flight_at_start).sum(),
+            in_flight_at_end: 0,
+        };
         let open = stop.open_calls.len() as u64;
-        let mut in_flight_at_end = 0;
         match stop.target_exited() {
-            true => unmatched += open,
-            false => in_flight_at_end = open,
+            true => summary.unmatched += open,
+            false => summary.in_flight_at_end = open,
         }
-        if self.json {
-            let summary = Summary {
-                at: Stamp::at(stop.close_ns),
-                events,
-                lost,
-                malformed,
-                unmatched,
-                in_flight_at_start,
-                in_flight_at_end,
-            };
-            lines::write_json_line(out, "summary", &summary)?;
-        } else {
-            writeln!(
-                out,
-                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end"
-            )?;
-        }
-        Ok(())
+        Ok(lines::write_summary(out, self.json, &summary)?)
     }
 }

@@ -10,6 +10,7 @@
 mod tree;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
@@ -144,7 +145,13 @@ fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
     let dwarf = bin.dwarf()?.context(
         "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
     )?;
-    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[])?;
+    let sources = capture::Sources {
+        bin,
+        dwarf: Some(dwarf),
+        user_sigs: &[],
+        strsize: STRSIZE,
+    };
+    let calls = capture::call_plans(&sources, plan, &[])?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -368,47 +375,32 @@ impl Printer<'_, '_> {
     /// The last line: trees printed and every record or call that is not in one; `ts_ns`:
     /// the instant ROOT entries stopped counting.
     fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats], ts_ns: u64) -> Result<()> {
-        let lost: u64 = stats.iter().map(|s| s.lost).sum();
-        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
-        let unreadable: u64 = stats.iter().map(|s| s.unreadable).sum();
         let Counts {
             unmatched,
             truncated,
-            open_at_end: in_flight_at_end,
+            open_at_end,
         } = self.builder.counts;
-        // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
-        let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
-        // Records that are no graph record, and (--args) captures that could not be decoded
-        // (their calls are in the trees without values).
-        let malformed =
-            self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
-        if self.args.target.json {
-            let summary = Summary {
-                at: Stamp::at(ts_ns),
-                trees: self.trees,
-                lost,
-                unreadable,
-                unmatched,
-                truncated_calls: truncated,
-                below_min: self.below_min,
-                in_flight_at_start,
-                in_flight_at_end,
-                malformed,
-            };
-            lines::write_json_line(out, "summary", &summary)?;
-        } else {
-            writeln!(
-                out,
-                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated calls, {} below --min, {in_flight_at_start} in flight at start, {in_flight_at_end} at end",
-                self.trees, self.below_min
-            )?;
-        }
-        Ok(())
+        let summary = Summary {
+            at: Stamp::at(ts_ns),
+            trees: self.trees,
+            lost: stats.iter().map(|s| s.lost).sum(),
+            unreadable: stats.iter().map(|s| s.unreadable).sum(),
+            // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
+            unmatched: unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>(),
+            truncated_calls: truncated,
+            below_min: self.below_min,
+            in_flight_at_start: stats.iter().map(|s| s.in_flight_at_start).sum(),
+            in_flight_at_end: open_at_end,
+            // Records that are no graph record, and (--args) captures that could not be
+            // decoded (their calls are in the trees without values).
+            malformed: self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed),
+        };
+        Ok(lines::write_summary(out, self.args.target.json, &summary)?)
     }
 }
 
-/// The `--json` summary record: the instant ROOT entries stopped counting, trees printed,
-/// and every record or call that is not in one.
+/// The summary: the instant ROOT entries stopped counting, trees printed, and every record or
+/// call that is not in one; serialized, the `--json` `summary` record.
 #[derive(Serialize)]
 struct Summary {
     #[serde(flatten)]
@@ -422,4 +414,23 @@ struct Summary {
     in_flight_at_start: u64,
     in_flight_at_end: u64,
     malformed: u64,
+}
+
+impl fmt::Display for Summary {
+    /// The text summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} trees, {} lost, {} malformed, {} unreadable, {} unmatched, {} truncated calls, {} below --min, {} in flight at start, {} at end",
+            self.trees,
+            self.lost,
+            self.malformed,
+            self.unreadable,
+            self.unmatched,
+            self.truncated_calls,
+            self.below_min,
+            self.in_flight_at_start,
+            self.in_flight_at_end
+        )
+    }
 }

@@ -5,12 +5,10 @@
 use anyhow::{bail, Context, Result};
 
 use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
-use crate::gobin::format::dwarf::DwarfInfo;
-use crate::gobin::{Arch, GoBinary};
-use crate::plan::signature::UserSignature;
+use crate::gobin::Arch;
 use crate::plan::ProbePlan;
 
-use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan};
+use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan, Sources};
 
 /// The kinds of site a record comes from, each with the index of its fetch plan (args_site
 /// picks the same).
@@ -74,13 +72,16 @@ pub struct CallPlans {
 /// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
 /// `strsize`), and its results at tail callees' RETs.
 pub fn call_plans(
-    bin: &GoBinary<'_>,
-    dwarf: Option<&DwarfInfo>,
+    sources: &Sources<'_, '_>,
     plan: &ProbePlan,
-    user_sigs: &[UserSignature],
-    strsize: u32,
     global_names: &[String],
 ) -> Result<CallPlans> {
+    let Sources {
+        bin,
+        dwarf,
+        strsize,
+        ..
+    } = *sources;
     let arch = bin.elf.arch;
     let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
         Abi::Register
@@ -108,7 +109,7 @@ pub fn call_plans(
         .collect::<Result<Vec<_>>>()?;
     // A function's ABI plan from the signature the user wrote, else DWARF's.
     let signature_of = |name: &str, entry: u64| {
-        if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
+        if let Some(user) = sources.written(name) {
             return Some(call_plan(&user.sig, &user.types, arch, abi, strsize));
         }
         let dwarf = dwarf?;

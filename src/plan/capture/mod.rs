@@ -23,6 +23,9 @@ pub mod shape;
 pub mod tail;
 
 use crate::bpf_types::args_limits as limits;
+use crate::gobin::format::dwarf::DwarfInfo;
+use crate::gobin::GoBinary;
+use crate::plan::signature::UserSignature;
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
 pub use calls::{call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS};
@@ -41,6 +44,23 @@ pub const MAX_GLOBALS: usize = limits::ARGS_MAX_GLOBALS.0 as usize;
 pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
 /// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
 pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
+
+/// What reads are planned from: the binary, its DWARF (None when stripped), the signatures the
+/// user wrote (which win over DWARF's), and the bytes of each string and `[]byte` to read
+/// (--strsize).
+pub struct Sources<'a, 'd> {
+    pub bin: &'a GoBinary<'d>,
+    pub dwarf: Option<&'a DwarfInfo>,
+    pub user_sigs: &'a [UserSignature],
+    pub strsize: u32,
+}
+
+impl Sources<'_, '_> {
+    /// The signature the user wrote for `function`, if any.
+    pub fn written(&self, function: &str) -> Option<&UserSignature> {
+        self.user_sigs.iter().find(|u| u.function == function)
+    }
+}
 
 /// A span of the captured frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
