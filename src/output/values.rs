@@ -36,7 +36,9 @@ pub struct NamedValue {
 /// A slice's length and capacity, always known together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LenCap {
+    /// `len(s)`.
     pub len: u64,
+    /// `cap(s)`.
     pub cap: u64,
 }
 

@@ -45,13 +45,15 @@ pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
 /// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
 pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
 
-/// What reads are planned from: the binary, its DWARF (None when stripped), the signatures the
-/// user wrote (which win over DWARF's), and the bytes of each string and `[]byte` to read
-/// (--strsize).
+/// What reads are planned from.
 pub struct Sources<'a, 'd> {
+    /// The traced binary.
     pub bin: &'a GoBinary<'d>,
+    /// Its DWARF; None when it is stripped.
     pub dwarf: Option<&'a DwarfInfo>,
+    /// The signatures the user wrote, which win over DWARF's.
     pub user_sigs: &'a [UserSignature],
+    /// Bytes of each string and `[]byte` read at most (--strsize).
     pub strsize: u32,
 }
 
@@ -85,6 +87,7 @@ pub enum DerefKind {
 /// One extra read performed by the BPF program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deref {
+    /// Where the pointer (and a length) are in the frame, and how many bytes it reads.
     pub kind: DerefKind,
     /// At most this many bytes.
     pub max: u32,
@@ -93,12 +96,15 @@ pub struct Deref {
 /// Everything read at one kind of probe site (entry or RET).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SitePlan {
+    /// How each argument (entry) or result (RET) is decoded, in order.
     pub values: Vec<ValuePlan>,
     /// Bytes of stack to copy from SP.
     pub stack_bytes: u32,
+    /// The extra reads, by the index the values' shapes name them with.
     pub derefs: Vec<Deref>,
     /// Globals read at this site (`--global`), decoded by `global_values`.
     pub globals: Vec<GlobalRead>,
+    /// How each of `globals` is decoded, in the same order.
     pub global_values: Vec<ValuePlan>,
 }
 
@@ -107,6 +113,7 @@ pub struct SitePlan {
 pub struct GlobalRead {
     /// Link-time address of the global.
     pub vaddr: u64,
+    /// Bytes copied.
     pub size: u32,
     /// Offset in the globals area.
     pub area_offset: u32,
