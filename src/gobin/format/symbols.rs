@@ -49,11 +49,13 @@ impl<'data> GoBinary<'data> {
             .collect();
         holders.sort_unstable_by_key(|f| f.entry);
         holders.dedup_by_key(|f| f.entry);
-        let table = inline_tree::read(
+        let table = inline_tree::read_parents(
             &self.elf,
             &self.pclntab,
+            &self.funcs,
             &holders,
             self.build.go_version.as_deref(),
+            &|_| true,
         );
         let mut by_parent: HashMap<u64, Vec<InlinedInstance<'_, 'data>>> = HashMap::new();
         for instance in table.instances() {
