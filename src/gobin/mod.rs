@@ -84,6 +84,11 @@ impl BinaryFile {
         })
     }
 
+    /// The path the binary was opened at.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Drops the pages of file bytes `range` from the process's resident memory; the kernel
     /// maps them again from the page cache if they are read again. A pass over the code in
     /// address order (`list`) so keeps a window of it resident, not the whole text.
