@@ -143,7 +143,10 @@ fn goroutines_reads_like_a_table() {
         .expect("no summary table");
     let mut events = 0;
     for line in &lines[header + 1..table] {
-        if line.starts_with("goroutine goid=") || line.is_empty() {
+        // The target's own lines (its record of each goroutine, and its main goid, which
+        // may land after gotrace's header) interleave with gotrace's on the shared stdout.
+        if line.starts_with("goroutine goid=") || line.starts_with("main goid=") || line.is_empty()
+        {
             continue;
         }
         let time = line.split_whitespace().next().unwrap_or("");
