@@ -15,19 +15,7 @@ use crate::bpf_types::{g_source as bpf_g_source, site_kind};
 use crate::gobin::code::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::runtime::g_location::{GSource, RuntimeFacts};
 use crate::gobin::GoBinary;
-use crate::output::count;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
-
-/// What the session says once the probes are live.
-pub struct Announcement {
-    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
-    pub what: String,
-    /// Functions traced (the JSON `attached` line's `functions`).
-    pub functions: usize,
-    /// What the user should know about the plan (functions skipped, inlined calls missed),
-    /// one line each on stderr.
-    pub notes: Vec<String>,
-}
 
 impl GSource {
     /// The `enum g_source` value and TLS offset for the BPF programs.
@@ -171,81 +159,8 @@ pub enum Inlined {
 }
 
 /// Why a function without a RET instruction (of its own or of a tail-call target) is skipped.
-const NO_RET: &str =
+pub const NO_RET: &str =
     "has no RET instruction and no tail call to a function with one (it never returns), so its return cannot be probed";
-
-impl ProbePlan {
-    /// What the session announces: the functions traced and notes on the functions a glob
-    /// matched but that cannot be probed and the inlined calls that are missed or untimed (one
-    /// line, or one per function when `verbose`).
-    pub fn announcement(&self, patterns: &[String], verbose: bool) -> Announcement {
-        let mut notes = Vec::new();
-        if verbose {
-            for (name, reason) in &self.skipped {
-                notes.push(format!("skipping {name}: {reason}"));
-            }
-        } else if !self.skipped.is_empty() {
-            let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
-            let why = match (no_ret == self.skipped.len(), self.skipped.len()) {
-                (true, 1) => "that never returns".to_owned(),
-                (true, _) => "that never return".to_owned(),
-                (false, 1) => "that cannot be probed".to_owned(),
-                (false, _) => format!("that cannot be probed ({no_ret} never return)"),
-            };
-            notes.push(format!(
-                "skipped {} {why}; --verbose lists them",
-                count(self.skipped.len(), "function")
-            ));
-        }
-        if verbose {
-            for func in &self.funcs {
-                for i in &func.instances {
-                    if let Some(why) = &i.untimed {
-                        notes.push(format!(
-                            "{} inlined in {} at {} is counted, not timed: {why}",
-                            func.name, i.parent, i.call_site
-                        ));
-                    }
-                    for pc in &i.shared_entries {
-                        notes.push(format!(
-                            "{} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
-                            func.name, i.parent, i.call_site
-                        ));
-                    }
-                }
-            }
-            for u in &self.unprobed {
-                notes.push(format!(
-                    "cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
-                    u.func, u.parent, u.call_site, u.reason
-                ));
-            }
-        } else if !self.unprobed.is_empty() {
-            notes.push(format!(
-                "{} of {} cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
-                count(self.unprobed.len(), "inlined call"),
-                {
-                    let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
-                    funcs.sort_unstable();
-                    funcs.dedup();
-                    count(funcs.len(), "function")
-                },
-                self.unprobed[0].func,
-                self.unprobed[0].parent,
-                self.unprobed[0].reason
-            ));
-        }
-        Announcement {
-            what: format!(
-                "{} for {:?}",
-                count(self.funcs.len(), "function"),
-                patterns.join(" ")
-            ),
-            functions: self.funcs.len(),
-            notes,
-        }
-    }
-}
 
 /// Compiles an optional glob given as `what` on the command line (e.g. "--filter pattern"),
 /// with the one-line error every command gives for bad glob syntax.

@@ -18,6 +18,7 @@ use crate::cli::{ArgsArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
+use crate::output::announce::Announcement;
 use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, InlineRead, Reads};
@@ -61,7 +62,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             .filter(|(_, read)| !(args.no_ret && read.is_end))
             .map(|(site, _)| *site),
     );
-    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let attached = session.attach(&skel, &sites, None, &announcement)?;
     let stop = session.run(&skel, attached, &mut printer)?;
     Ok(stop.exit_code())

@@ -12,6 +12,7 @@ use anyhow::Result;
 
 use crate::bpf_types::func_hist;
 use crate::cli::FunclatArgs;
+use crate::output::announce::Announcement;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
@@ -56,7 +57,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
     let wakes = live.start(interval);
-    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let mut tables = Tables {
         skel: &skel,
         plan: &plan,

@@ -23,6 +23,7 @@ use crate::cli::{GraphArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
+use crate::output::announce::Announcement;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
 use crate::output::lines;
@@ -72,7 +73,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
     let mut printer = Printer::new(&bin, &plan, n_roots, &skel, args, decoder, what);
     printer.binary = file.path().display().to_string();
-    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let attached = session.attach(&skel, &plan.sites(|_| true), None, &announcement)?;
     printer.mark_start();
     let stop = session.run(&skel, attached, &mut printer)?;
