@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::gobin::runtime::typenames::TypeNamer;
+use crate::output::lines::JSON_SAFE_INT;
 use crate::output::values::{go_quote, human_inner, LenCap, NamedValue};
 use crate::plan::capture::{Loc, Shape, ValuePlan};
 
@@ -143,9 +144,6 @@ fn read_unsigned(frame: &[u8], loc: Loc) -> Option<u64> {
     word.get_mut(..size)?.copy_from_slice(bytes);
     Some(u64::from_le_bytes(word))
 }
-
-/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
-pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
 
 /// An integer value: a JSON number within ±[`JSON_SAFE_INT`], else its decimal digits as a
 /// JSON string (docs/json.md), which jq and JavaScript cannot round.
