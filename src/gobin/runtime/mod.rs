@@ -3,6 +3,7 @@
 //! method wrappers' and generic dictionaries' missing parameters, type descriptors, creation
 //! stacks.
 
+pub mod allgs;
 pub mod creation_stack;
 pub mod g_location;
 pub mod generic_dict;
