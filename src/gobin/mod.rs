@@ -227,6 +227,12 @@ impl<'data> GoBinary<'data> {
             })
     }
 
+    /// The runtime's wait-reason names (`runtime.waitReasonStrings`, else the per-Go-version
+    /// table), or None for a stripped binary of a release the table does not know.
+    pub fn wait_reasons(&self) -> Option<runtime::wait_reasons::WaitReasons> {
+        runtime::wait_reasons::read(&self.elf, self.build.go_release())
+    }
+
     /// Whether `name` is a Go function that exists only inlined into its callers: DWARF
     /// describes it, the pclntab has no code for it.
     pub fn is_inlined_everywhere(&self, name: &str) -> bool {
