@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 
 use anyhow::{Context, Result};
 
-use crate::gobin::runtime::allgs::{self, AllgsLayout, G_DEAD};
+use crate::gobin::runtime::allgs::{self, AllgsLayout, AllgsSource, G_DEAD};
 use crate::gobin::GoBinary;
 
 /// Frames unwound per goroutine at most.
@@ -31,12 +31,8 @@ pub struct ParkedG {
     /// `g.waitsince` (CLOCK_MONOTONIC ns; 0: no collection has seen it parked yet).
     pub waitsince_ns: i64,
     /// Link-time return addresses, innermost first: where it parked (in runtime.gopark), then
-    /// each caller's.
+    /// each caller's, up to runtime.goexit's when the unwind reached it.
     pub stack: Vec<u64>,
-    /// Link-time return address of the go statement that created it (0 for goroutine 1).
-    pub gopc: u64,
-    /// Link-time entry of its start function.
-    pub startpc: u64,
 }
 
 /// What one read of the process found.
@@ -48,7 +44,7 @@ pub struct Parked {
     /// Goroutines whose `g` could not be read.
     pub unreadable: u64,
     /// CLOCK_MONOTONIC ns when the read began.
-    pub read_ns: i64,
+    pub read_ns: u64,
 }
 
 /// The memory of a process, with link-time addresses made run-time by the load bias.
@@ -91,17 +87,24 @@ pub fn read(pid: u32, bin: &GoBinary<'_>, layout: &AllgsLayout) -> Result<Parked
         ptr_size: layout.ptr_size,
     };
     let mut parked = Parked {
-        read_ns: crate::output::clock::clock_ns(libc::CLOCK_MONOTONIC) as i64,
+        read_ns: u64::try_from(crate::output::clock::clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0),
         ..Parked::default()
     };
-    let unreadable = || format!("cannot read runtime.allgs in process {pid}");
-    let array = memory
-        .word(layout.allgs.wrapping_add(bias))
-        .with_context(unreadable)?;
-    let len = memory
-        .word(layout.allgs.wrapping_add(bias + layout.ptr_size))
-        .with_context(unreadable)?
-        .min(MAX_GOROUTINES);
+    // The slice header: pointer, length, capacity.
+    let header = |index: u64| {
+        memory
+            .word(layout.allgs.wrapping_add(bias + index * layout.ptr_size))
+            .with_context(|| format!("cannot read runtime.allgs in process {pid}"))
+    };
+    let (array, len, cap) = (header(0)?, header(1)?, header(2)?);
+    if layout.allgs_source == AllgsSource::Code {
+        let first = memory.word(array).and_then(|g| memory.uint(g.wrapping_add(layout.goid), 8));
+        anyhow::ensure!(
+            allgs::looks_like_allgs(len, cap, first),
+            "the slice gotrace found in runtime.allgadd's code is not runtime.allgs in process {pid} (the binary is stripped): run an unstripped build"
+        );
+    }
+    let len = len.min(MAX_GOROUTINES);
     for i in 0..len {
         let Some(g) = memory.word(array.wrapping_add(i * layout.ptr_size)) else {
             parked.unreadable += 1;
@@ -137,7 +140,6 @@ fn read_g(memory: &Memory, bin: &GoBinary<'_>, layout: &AllgsLayout, g: u64) -> 
         return Some(Read::Live(None));
     };
     let word = |offset: u64| field(offset, layout.ptr_size);
-    let link = |pc: u64| pc.wrapping_sub(memory.bias);
     let stack = (word(layout.stack_lo)?, word(layout.stack_hi)?);
     let (sp, pc) = (word(layout.sched_sp)?, word(layout.sched_pc)?);
     Some(Read::Live(Some(ParkedG {
@@ -146,8 +148,6 @@ fn read_g(memory: &Memory, bin: &GoBinary<'_>, layout: &AllgsLayout, g: u64) -> 
         wait_reason: u8::try_from(field(layout.waitreason, 1)?).ok()?,
         waitsince_ns: field(layout.waitsince, 8)? as i64,
         stack: unwind(memory, bin, stack, sp, pc),
-        gopc: link(word(layout.gopc)?),
-        startpc: link(word(layout.startpc)?),
     })))
 }
 
