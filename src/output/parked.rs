@@ -165,7 +165,12 @@ impl ParkedReport {
             row.oldest_parked_for_ns = row.oldest_parked_for_ns.max(g.parked_for_ns);
         }
         let mut rows: Vec<Row> = rows.into_values().collect();
-        rows.sort_by_key(|r| (std::cmp::Reverse(r.oldest_parked_for_ns), std::cmp::Reverse(r.count)));
+        rows.sort_by_key(|r| {
+            (
+                std::cmp::Reverse(r.oldest_parked_for_ns),
+                std::cmp::Reverse(r.count),
+            )
+        });
         Summary {
             stamp: Stamp::at(self.ts_ns),
             pid: self.pid,

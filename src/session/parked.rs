@@ -64,7 +64,12 @@ impl Memory {
     /// A little-endian unsigned value of `size` bytes at run-time address `addr`.
     fn uint(&self, addr: u64, size: u64) -> Option<u64> {
         let bytes = self.bytes(addr, size as usize)?;
-        Some(bytes.iter().rev().fold(0, |acc, &b| acc << 8 | u64::from(b)))
+        Some(
+            bytes
+                .iter()
+                .rev()
+                .fold(0, |acc, &b| acc << 8 | u64::from(b)),
+        )
     }
 
     fn word(&self, addr: u64) -> Option<u64> {
@@ -98,7 +103,9 @@ pub fn read(pid: u32, bin: &GoBinary<'_>, layout: &AllgsLayout) -> Result<Parked
     };
     let (array, len, cap) = (header(0)?, header(1)?, header(2)?);
     if layout.allgs_source == AllgsSource::Code {
-        let first = memory.word(array).and_then(|g| memory.uint(g.wrapping_add(layout.goid), 8));
+        let first = memory
+            .word(array)
+            .and_then(|g| memory.uint(g.wrapping_add(layout.goid), 8));
         anyhow::ensure!(
             allgs::looks_like_allgs(len, cap, first),
             "the slice gotrace found in runtime.allgadd's code is not runtime.allgs in process {pid} (the binary is stripped): run an unstripped build"

@@ -11,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use crate::cli::GoroutinesArgs;
 use crate::gobin::format::symbols::SourceFrame;
 use crate::gobin::runtime::allgs::{self, AllgsLayout};
+use crate::gobin::runtime::wait_reasons::WaitReasons;
 use crate::gobin::{BinaryFile, GoBinary};
 use crate::output::parked::{Frame, ParkedGoroutine, ParkedReport};
-use crate::gobin::runtime::wait_reasons::WaitReasons;
 use crate::session::parked::{self, Parked, ParkedG};
 use crate::session::target::TargetSpec;
 
@@ -28,15 +28,15 @@ pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
         .with_context(|| format!("process {pid} is not running a readable Go binary"))?;
     let bin = file.parse()?;
     let layout = AllgsLayout::of(&bin)?;
-    let reasons = bin.wait_reasons().context(
-        "gotrace has no wait-reason names for this stripped binary's Go release: run an unstripped build",
-    )?;
+    // A stripped binary of a release the table lacks: listed by number, counted.
+    let reasons = bin.wait_reasons();
     let read = parked::read(pid, &bin, &layout)?;
-    let mut report = name(&bin, pid, &read, &reasons, filter.as_ref());
+    let mut report = name(&bin, pid, &read, reasons.as_ref(), filter.as_ref());
     report.sort();
     let mut out: Box<dyn std::io::Write> = match &args.target.output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
@@ -51,7 +51,7 @@ fn name(
     bin: &GoBinary<'_>,
     pid: u32,
     read: &Parked,
-    reasons: &WaitReasons,
+    reasons: Option<&WaitReasons>,
     filter: Option<&glob::Pattern>,
 ) -> ParkedReport {
     let mut report = ParkedReport {
@@ -61,7 +61,13 @@ fn name(
         unreadable: read.unreadable,
         ..ParkedReport::default()
     };
-    let frames = bin.call_site_frames(&read.goroutines.iter().flat_map(|g| g.stack.clone()).collect::<Vec<_>>());
+    let frames = bin.call_site_frames(
+        &read
+            .goroutines
+            .iter()
+            .flat_map(|g| g.stack.clone())
+            .collect::<Vec<_>>(),
+    );
     for g in &read.goroutines {
         let stack: Vec<Frame> = g
             .stack
@@ -78,7 +84,7 @@ fn name(
             report.filtered += 1;
             continue;
         }
-        let wait_reason = match reasons.name(g.wait_reason) {
+        let wait_reason = match reasons.and_then(|r| r.name(g.wait_reason)) {
             Some(name) => name.to_owned(),
             None => {
                 report.unnamed_reasons += 1;
@@ -140,7 +146,8 @@ fn is_standard_library(name: &str) -> bool {
     } else {
         dir.split('/').next().unwrap_or("")
     };
-    !first.contains('.') && !(dir.is_empty() && package == "main")
+    let main = dir.is_empty() && package == "main";
+    !main && !first.contains('.')
 }
 
 #[cfg(test)]
