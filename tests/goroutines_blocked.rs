@@ -139,7 +139,10 @@ fn check(binary: &GoBinary) -> Vec<String> {
                 "{binary}: goroutine {goid}: frames {stack:?} but the dump shows {frames:?}"
             ));
         }
-        let since = g["parked_since_ns"].as_u64();
+        // An exact integer: a number, or the string of its digits beyond 2^53 - 1.
+        let since = g["parked_since_ns"]
+            .as_u64()
+            .or_else(|| g["parked_since_ns"].as_str()?.parse().ok());
         if !since.is_some_and(|since| dump.gc1.0 <= since && since <= dump.gc1.1) {
             problems.push(format!(
                 "{binary}: goroutine {goid}: parked_since_ns {since:?} outside the target's first collection {:?}",

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::clock::{human_duration, Stamp};
-use super::lines::write_json_line;
+use super::lines::{write_json_line, ExactU64};
 
 /// One frame of a parked goroutine's stack (inlined calls are frames of their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +32,7 @@ pub struct ParkedGoroutine {
     /// it parked stamps it with when the collection before that one ended its marking, so it
     /// parked after about then. None until a collection has stamped it (the first collection
     /// of a process stamps 0).
-    pub parked_since_ns: Option<u64>,
+    pub parked_since_ns: Option<ExactU64>,
     /// `ts_ns - parked_since_ns`.
     pub parked_for_ns: Option<u64>,
     /// Its start function (the frame runtime.goexit called).
@@ -72,8 +72,13 @@ impl ParkedReport {
     /// Sorts the goroutines oldest first (those no collection has seen yet last), then by
     /// goid.
     pub fn sort(&mut self) {
-        self.goroutines
-            .sort_by_key(|g| (g.parked_since_ns.is_none(), g.parked_since_ns, g.goid));
+        self.goroutines.sort_by_key(|g| {
+            (
+                g.parked_since_ns.is_none(),
+                g.parked_since_ns.map(|t| t.0),
+                g.goid,
+            )
+        });
     }
 
     /// Writes every goroutine, the rows and the counts: as JSON lines (`parked`, then
@@ -193,6 +198,7 @@ fn parked_for(ns: Option<u64>) -> String {
 /// A `parked` JSON line.
 #[derive(Serialize)]
 struct JsonParked<'g> {
+    #[serde(serialize_with = "super::lines::exact_u64")]
     ts_ns: u64,
     #[serde(flatten)]
     g: &'g ParkedGoroutine,

@@ -13,6 +13,7 @@ use crate::gobin::format::symbols::SourceFrame;
 use crate::gobin::runtime::allgs::{self, AllgsLayout};
 use crate::gobin::runtime::wait_reasons::WaitReasons;
 use crate::gobin::{BinaryFile, GoBinary};
+use crate::output::lines::ExactU64;
 use crate::output::parked::{Frame, ParkedGoroutine, ParkedReport};
 use crate::session::parked::{self, Parked, ParkedG};
 use crate::session::target::TargetSpec;
@@ -98,7 +99,7 @@ fn name(
             goid: g.goid,
             state: g.state,
             wait_reason,
-            parked_since_ns,
+            parked_since_ns: parked_since_ns.map(ExactU64),
             parked_for_ns: parked_since_ns.map(|since| read.read_ns.saturating_sub(since)),
             function,
             park_function: park.map_or_else(|| "?".to_owned(), |f| f.function.clone()),
