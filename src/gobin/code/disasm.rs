@@ -575,6 +575,38 @@ pub fn direct_call_targets(arch: Arch, code: &[u8], entry: u64) -> Vec<u64> {
     .unwrap_or_default()
 }
 
+/// The link-time address of every pointer-sized global the function at `entry` (`code` as for
+/// [`decode_function`]) loads, stores or compares by its absolute address (amd64: RIP-relative;
+/// 386: a displacement with no base or index register), in address order, up to the first
+/// undecodable instruction; `LEA`s (an address taken, not a word read) are left out. None on
+/// arm64 (its globals are reached by ADRP pairs, not followed).
+pub fn global_words(arch: Arch, code: &[u8], entry: u64) -> Option<Vec<u64>> {
+    let (bitness, pointer) = match arch {
+        Arch::Amd64 => (64, MemorySize::UInt64),
+        Arch::I386 => (32, MemorySize::UInt32),
+        Arch::Arm64 => return None,
+    };
+    let mut decoder = Decoder::try_with_ip(bitness, code, entry, DecoderOptions::NONE).ok()?;
+    let insns = std::iter::from_fn(move || {
+        decoder
+            .can_decode()
+            .then(|| decoder.decode())
+            .filter(|insn| !insn.is_invalid())
+    });
+    Some(
+        insns
+            .filter(|insn| insn.mnemonic() != Mnemonic::Lea)
+            .filter(|insn| (0..insn.op_count()).any(|i| insn.op_kind(i) == OpKind::Memory))
+            .filter(|insn| insn.memory_size() == pointer && insn.memory_index() == Register::None)
+            .filter_map(|insn| match insn.memory_base() {
+                Register::RIP | Register::EIP => Some(insn.ip_rel_memory_address()),
+                Register::None if bitness == 32 => Some(insn.memory_displacement64()),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
 /// How a go-statement wrapper reaches the function it calls through its closure context
 /// (DX, on amd64 and 386): its one indirect `CALL R`, where R was loaded as
 /// `*(*(DX + closure_offset) + target_offset)`. A captured funcval (a function literal or a
