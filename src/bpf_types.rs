@@ -51,6 +51,8 @@ plain_data!(
     func_hist,
     args_deref,
     args_global,
+    args_field,
+    args_field_step,
     args_fetch,
     args_event,
     args_stats,

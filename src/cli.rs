@@ -38,7 +38,7 @@ pub enum Command {
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
@@ -216,6 +216,12 @@ pub struct ArgsArgs {
     /// A global variable's value at each call, e.g. main.counter (repeatable).
     #[arg(long = "global", value_name = "NAME")]
     pub globals: Vec<String>,
+    /// A value to read at each call besides the arguments, in the kernel: a parameter, then
+    /// fields through pointers and embedded structs, len(x), constant indexes (r.URL.Path,
+    /// s.cfg.Timeout, len(tags), tags[0]). Repeatable (at most 8); a nil on the way is null
+    /// with the nil pointer named.
+    #[arg(long = "field", value_name = "EXPR")]
+    pub fields: Vec<String>,
     /// Stop after printing this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
@@ -252,6 +258,10 @@ pub struct GraphArgs {
     /// Add each traced call's arguments and results, decoded as `gotrace args` does (needs DWARF).
     #[arg(long)]
     pub args: bool,
+    /// With --args: a field path read at each call that has its parameter, as `gotrace args
+    /// --field` reads it (r.URL.Path, len(tags)); repeatable.
+    #[arg(long = "field", value_name = "EXPR", requires = "args")]
+    pub fields: Vec<String>,
     /// Write the trees as collapsed stacks weighted by self time (flamegraph.pl, speedscope,
     /// inferno) to FILE at exit.
     #[arg(long, value_name = "FILE")]

@@ -206,12 +206,14 @@ struct func_hist {
 enum args_limits {
 	ARGS_REGS = 16,             /* 8-byte register slots at the start of the frame */
 	ARGS_STACK_WINDOW = 384,    /* bytes of stack copied from SP */
-	ARGS_GLOBALS_BYTES = 128,   /* bytes for --global values */
+	ARGS_GLOBALS_BYTES = 256,   /* bytes for --global values and chased field paths' values */
 	ARGS_MAX_GLOBALS = 4,
 	ARGS_MAX_DEREFS = 16,       /* extra reads per hit */
 	ARGS_MAX_READ = 4096,       /* longest extra read */
 	ARGS_DATA_CAP = 8192,       /* bytes of extra reads per event */
 	ARGS_MAX_FRAMES = 16,       /* --stack return addresses */
+	ARGS_MAX_FIELDS = 8,        /* field paths chased per hit (--field, --where) */
+	ARGS_MAX_FIELD_STEPS = 7,   /* pointer reads after a field path's first pointer */
 };
 
 /* The slot of each integer register in args_event.regs: the amd64 register ABI's argument
@@ -257,6 +259,37 @@ struct args_deref {
 	enum deref_kind kind;
 };
 
+/* A field path's value (docs/design.md §19): the pointer in the frame at base_off (a slice
+ * indexed by a constant: with at least base_min_len elements, its length at base_len_off), then
+ * for each step the pointer at that offset from the current one (a step's min_len: the word
+ * after that pointer, a slice's length, must be at least that), then `size` bytes at `offset`
+ * from the last pointer, into the globals area at area_off. */
+struct args_field_step {
+	__u32 offset;
+	__u32 min_len;
+};
+
+struct args_field {
+	__u16 base_off;
+	__u16 base_len_off;
+	__u32 base_min_len;
+	__u32 n_steps;
+	__u32 offset;
+	__u32 size;
+	__u32 area_off;
+	struct args_field_step steps[ARGS_MAX_FIELD_STEPS];
+};
+
+/* args_event.field_status of a field path: 0 read, else what stopped it (high byte) at which
+ * pointer of the chain (low byte: 0 the base, i + 1 the one step i reads). */
+enum args_field_status {
+	FIELD_READ = 0,
+	FIELD_NIL = 0x100,          /* that pointer was nil */
+	FIELD_OUT_OF_RANGE = 0x200, /* that slice was shorter than the constant index */
+	FIELD_FAULT = 0x300,        /* what that pointer points at could not be read */
+	FIELD_STEP_MASK = 0xff,
+};
+
 /* A global variable at link-time address `vaddr` (plus the event's load bias). */
 struct args_global {
 	__u64 vaddr;
@@ -280,8 +313,9 @@ struct args_fetch {
 	__u32 n_derefs;
 	struct args_deref derefs[ARGS_MAX_DEREFS];
 	__u32 n_globals;
-	__u32 pad;
+	__u32 n_fields;
 	struct args_global globals[ARGS_MAX_GLOBALS];
+	struct args_field fields[ARGS_MAX_FIELDS];
 };
 
 /* One event; only the used part of `data` is sent. */
@@ -306,6 +340,7 @@ struct args_event {
 	__u8 stack[ARGS_STACK_WINDOW];
 	__u8 globals[ARGS_GLOBALS_BYTES];
 	__u32 deref_len[ARGS_MAX_DEREFS]; /* bytes read, or ARGS_READ_FAILED */
+	__u32 field_status[ARGS_MAX_FIELDS]; /* enum args_field_status of each field path */
 	__u8 data[ARGS_DATA_CAP + ARGS_MAX_READ];
 };
 
@@ -462,6 +497,7 @@ struct gotrace_shared_types {
 	enum args_read_status args_read_status;
 	enum args_reg_slot args_reg_slot;
 	enum args_plan_index args_plan_index;
+	enum args_field_status args_field_status;
 	enum goroutine_func goroutine_func;
 	enum goroutine_limits goroutine_limits;
 	struct go_layout go_layout;

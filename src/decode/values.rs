@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value};
 
 use crate::gobin::runtime::typenames::TypeNamer;
 use crate::output::values::{go_quote, human_inner, NamedValue};
-use crate::plan::capture::{Loc, Shape, ValuePlan};
+use crate::bpf_types::args_field_status as status;
+use crate::plan::capture::{FieldRead, FieldValue, Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
 pub struct Captured<'a> {
@@ -121,10 +122,52 @@ pub fn decode_globals(
         .collect()
 }
 
+/// The field paths of a call event: field `i`'s chase ended with `field_status[read]` (enum
+/// args_field_status); a nil pointer on the way is `null` with the pointer named.
+pub fn decode_fields(
+    plan: &[FieldValue],
+    reads: &[FieldRead],
+    field_status: &[u32],
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> Vec<NamedValue> {
+    plan.iter()
+        .map(|field| {
+            let mut value = decode_value(&field.value, captured, namer);
+            value.expr = Some(std::mem::take(&mut value.name));
+            let chased = field.read.and_then(|i| Some((reads.get(i)?, *field_status.get(i)?)));
+            if let Some((read, code)) = chased.filter(|&(_, code)| code != status::FIELD_READ.0) {
+                let step = (code & status::FIELD_STEP_MASK.0) as usize;
+                let name = read.names.get(step).map_or("a pointer on the way", String::as_str);
+                let reason = match code & !status::FIELD_STEP_MASK.0 {
+                    c if c == status::FIELD_NIL.0 => format!("{name} is nil"),
+                    c if c == status::FIELD_OUT_OF_RANGE.0 => {
+                        format!("index out of range: {name} is shorter")
+                    }
+                    _ => format!("what {name} points at could not be read"),
+                };
+                value = NamedValue {
+                    value: Value::Null,
+                    text: "<nil>".into(),
+                    truncated: None,
+                    len: None,
+                    cap: None,
+                    hex: None,
+                    pointee: None,
+                    reason: Some(reason),
+                    ..value
+                };
+            }
+            value
+        })
+        .collect()
+}
+
 fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> NamedValue {
     let decoded = decode(&plan.shape, captured, namer);
     NamedValue {
         name: plan.name.clone(),
+        expr: None,
         type_name: Some(plan.type_name.clone()),
         value: decoded.value,
         text: decoded.human,

@@ -142,7 +142,16 @@ fn plan_calls(
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
+    let fields = capture::path::parse_all(&args.fields)?;
+    let calls = capture::call_plans(
+        bin,
+        dwarf,
+        &plan,
+        &user_sigs,
+        args.strsize,
+        &args.globals,
+        &fields,
+    )?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }

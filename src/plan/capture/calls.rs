@@ -10,6 +10,8 @@ use crate::gobin::{Arch, GoBinary};
 use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;
 
+use super::fields::add_field;
+use super::path::Expr;
 use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan};
 
 /// The kinds of site a record comes from, each with the index of its fetch plan (args_site
@@ -72,7 +74,9 @@ pub struct CallPlans {
 
 /// What is read for every planned function: its ABI plan from its written signature, else
 /// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
-/// `strsize`), and its results at tail callees' RETs.
+/// `strsize`), the field paths `fields` read at the entry of each function with a parameter
+/// they start from (an error when one names what its types do not have, or no function has
+/// its parameter), and its results at tail callees' RETs.
 pub fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
@@ -80,6 +84,7 @@ pub fn call_plans(
     user_sigs: &[UserSignature],
     strsize: u32,
     global_names: &[String],
+    fields: &[Expr],
 ) -> Result<CallPlans> {
     let arch = bin.elf.arch;
     let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
@@ -106,15 +111,20 @@ pub fn call_plans(
             Ok((name.clone(), global.addr, ty))
         })
         .collect::<Result<Vec<_>>>()?;
-    // A function's ABI plan from the signature the user wrote, else DWARF's.
-    let signature_of = |name: &str, entry: u64| {
+    // A function's signature (and the table of its types): the one the user wrote, else
+    // DWARF's; its ABI plan from that.
+    let sig_of = |name: &str, entry: u64| {
         if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
-            return Some(call_plan(&user.sig, &user.types, arch, abi, strsize));
+            return Some((&user.sig, &user.types));
         }
         let dwarf = dwarf?;
-        let sig = dwarf.signature(name, entry)?;
-        Some(call_plan(sig, &dwarf.types, arch, abi, strsize))
+        Some((dwarf.signature(name, entry)?, &dwarf.types))
     };
+    let signature_of = |name: &str, entry: u64| {
+        let (sig, types) = sig_of(name, entry)?;
+        Some(call_plan(sig, types, arch, abi, strsize))
+    };
+    let mut rooted = vec![false; fields.len()];
     let mut notes = Vec::new();
     let reads = plan
         .funcs
@@ -141,9 +151,26 @@ pub fn call_plans(
                 add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
                     .map_err(anyhow::Error::msg)?;
             }
+            if let Some((sig, types)) = sig_of(&func.name, func.entry) {
+                for (expr, rooted) in fields.iter().zip(&mut rooted) {
+                    if sig.params.iter().any(|p| p.name == expr.root) {
+                        *rooted = true;
+                        add_field(&mut call.entry, expr, &sig.params, types, arch, strsize)
+                            .map_err(|e| anyhow::anyhow!("--field {e} (in {})", func.name))?;
+                    }
+                }
+            }
             let tail_ret = tail::tail_ret_plan(bin, func, &call.ret, signature_of)?;
             Ok(Reads { call, tail_ret })
         })
         .collect::<Result<_>>()?;
+    if let Some((expr, _)) = fields.iter().zip(&rooted).find(|(_, rooted)| !**rooted) {
+        let first = plan.funcs.first().and_then(|f| sig_of(&f.name, f.entry).map(|s| (f, s)));
+        let known = first.map_or(String::new(), |(f, (sig, _))| {
+            let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
+            format!(" ({}'s parameters: {})", f.name, names.join(", "))
+        });
+        bail!("--field {}: no traced function has a parameter {:?}{known}", expr.text, expr.root);
+    }
     Ok(CallPlans { reads, notes })
 }

@@ -18,7 +18,9 @@
 pub mod assign;
 pub mod calls;
 pub mod encode;
+pub mod fields;
 pub mod inlined;
+pub mod path;
 pub mod shape;
 pub mod tail;
 
@@ -39,6 +41,10 @@ pub const GLOBALS_AREA: u32 = limits::ARGS_GLOBALS_BYTES.0;
 pub const MAX_GLOBALS: usize = limits::ARGS_MAX_GLOBALS.0 as usize;
 /// Extra reads per probe hit (ARGS_MAX_DEREFS).
 pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
+/// Field paths chased per probe hit (ARGS_MAX_FIELDS).
+pub const MAX_FIELDS: usize = limits::ARGS_MAX_FIELDS.0 as usize;
+/// Pointer reads after a chased field path's first pointer (ARGS_MAX_FIELD_STEPS).
+pub const MAX_FIELD_STEPS: usize = limits::ARGS_MAX_FIELD_STEPS.0 as usize;
 /// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
 pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
 
@@ -74,12 +80,67 @@ pub struct Deref {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SitePlan {
     pub values: Vec<ValuePlan>,
+    /// Where each of `values` starts, for plans of the calling convention (empty otherwise):
+    /// field paths into a value start there.
+    pub origins: Vec<Origin>,
     /// Bytes of stack to copy from SP.
     pub stack_bytes: u32,
     pub derefs: Vec<Deref>,
     /// Globals read at this site (`--global`), decoded by `global_values`.
     pub globals: Vec<GlobalRead>,
     pub global_values: Vec<ValuePlan>,
+    /// Field paths read at this site (`--field`, `--where`, `funclat --by`), each decoded by
+    /// its own plan; the chased ones are read by `field_reads` into the globals area.
+    pub fields: Vec<FieldValue>,
+    pub field_reads: Vec<FieldRead>,
+}
+
+/// Where a value of the calling convention starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Its pieces take the registers from these counts of integer and floating-point
+    /// registers on.
+    Registers { ints: usize, floats: usize },
+    /// Whole in the stack-argument area, at this byte offset.
+    Memory(u64),
+    /// Not placed: after a value whose layout is unknown.
+    Unplaced,
+}
+
+/// A field path's value at one site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldValue {
+    /// Its decoding plan, named by the expression as written.
+    pub value: ValuePlan,
+    /// The index of its read in `field_reads`, when it follows pointers (else its value lies
+    /// in the frame, where `value` finds it).
+    pub read: Option<usize>,
+}
+
+/// How the BPF side reaches a field path's value (struct args_field): the pointer in the frame
+/// at `base`, then a pointer read at each step's offset, then `size` bytes at `offset` from the
+/// last pointer into the globals area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRead {
+    pub base: Loc,
+    /// A slice indexed by a constant: its length's span and the least length the index needs.
+    pub base_len: Option<(Loc, u64)>,
+    pub steps: Vec<FieldStep>,
+    pub offset: u64,
+    pub size: u32,
+    /// Offset in the globals area.
+    pub area_offset: u32,
+    /// What each pointer of the chain is called (the base's first, then each step's), to
+    /// name the one that was nil.
+    pub names: Vec<String>,
+}
+
+/// One pointer read of a [`FieldRead`]: the pointer at `offset` from the current one, and
+/// (a slice indexed by a constant) the least length the word after it must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldStep {
+    pub offset: u64,
+    pub min_len: u64,
 }
 
 /// A global variable's bytes, copied into the frame's globals area.
