@@ -49,6 +49,8 @@ plain_data!(
     frame_key,
     frame_start,
     func_hist,
+    by_key_plan,
+    by_key,
     args_deref,
     args_global,
     args_field,

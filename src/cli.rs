@@ -33,7 +33,7 @@ pub enum Command {
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
     #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap"
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path"
     )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
@@ -115,6 +115,19 @@ pub struct FunclatArgs {
     /// slot costs about 100 bytes of kernel memory.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_open_calls: u32,
+    /// One histogram per distinct value of EXPR at each call's entry, kept in the kernel: a
+    /// parameter, then fields, len(x), constant indexes, as `gotrace args --field` takes
+    /// (r.URL.Path, r.Method, len(tags)); strings (up to --strsize bytes), integers, booleans.
+    /// The functions' own code only (not their inlined calls).
+    #[arg(long, value_name = "EXPR")]
+    pub by: Option<String>,
+    /// --by: distinct keys given a histogram of their own; later ones count under (other).
+    #[arg(long, value_name = "N", default_value_t = 300, requires = "by")]
+    pub max_keys: u32,
+    /// --by: bytes of a string key kept, 1 to 128; longer strings are keyed by their first N
+    /// bytes and marked truncated.
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "by", value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub strsize: u32,
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing (127.0.0.1:9464, or :9464
     /// for every interface): histograms and loss counters per function, cumulative, refreshed
     /// every second. See docs/fleet.md.

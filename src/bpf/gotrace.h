@@ -200,6 +200,52 @@ struct func_hist {
 	__u64 untimed;       /* of `inlined`: calls counted where they cannot be timed */
 };
 
+/* ---- gotrace funclat --by ---- */
+
+/* With --by EXPR, each call's latency also goes into a histogram of its key: EXPR's value at
+ * the entry (read by the function's fetch plan into an args_event, as gotrace args reads a
+ * field path), kept in the by_hists hash map up to --max-keys distinct keys; later keys go to
+ * the function's BY_OTHER histogram. */
+enum by_limits {
+	BY_KEY_BYTES = 128, /* longest string key (funclat --strsize) */
+};
+
+/* What a histogram's key is. */
+enum by_key_kind {
+	BY_VALUE = 0,      /* a value: `len` bytes (a string's, or an integer's little-endian) */
+	BY_UNREADABLE = 1, /* EXPR could not be read: a nil pointer on the way, unreadable memory */
+	BY_OTHER = 2,      /* any value after --max-keys distinct keys */
+	BY_NOT_READ = 3,   /* the call's entry was not keyed (its key was evicted, or the function
+			    * has no parameter EXPR starts from, or a tail call shared its frame) */
+};
+
+/* Where a function's key is in its captured args_event. */
+enum by_source {
+	BY_SOURCE_NONE = 0,   /* the function has no parameter EXPR starts from */
+	BY_SOURCE_FRAME = 1,  /* `size` bytes at frame offset `off` (integers, booleans) */
+	BY_SOURCE_STRING = 2, /* the bytes of extra read 0; the string's length at `len_off` */
+};
+
+/* One planned function's key (the by_plans map, by function id). `chased`: the key is read
+ * through field path 0, whose args_event.field_status says whether it could be. */
+struct by_key_plan {
+	enum by_source source;
+	__u32 off;
+	__u32 size;
+	__u32 len_off;
+	__u32 chased;
+	__u32 pad;
+};
+
+/* A by_hists key. Every byte past `len` is zero. */
+struct by_key {
+	__u32 func_id;
+	enum by_key_kind kind;
+	__u32 len;
+	__u32 truncated; /* a string longer than --strsize: its first --strsize bytes */
+	__u8 bytes[BY_KEY_BYTES];
+};
+
 /* ---- gotrace args ---- */
 
 /* Sizes of the captured frame and of the extra reads (crate::plan::abi plans within them). */
@@ -506,6 +552,11 @@ struct gotrace_shared_types {
 	struct frame_key frame_key;
 	struct frame_start frame_start;
 	struct func_hist func_hist;
+	enum by_limits by_limits;
+	enum by_key_kind by_key_kind;
+	enum by_source by_source;
+	struct by_key_plan by_key_plan;
+	struct by_key by_key;
 	struct args_fetch args_fetch;
 	struct args_event args_event;
 	struct args_stats args_stats;

@@ -65,6 +65,15 @@ pub fn fetch_plans<'a>(
     })
 }
 
+/// The calling convention of the binary's Go functions.
+pub fn abi_of(bin: &GoBinary<'_>) -> Abi {
+    if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
+        Abi::Register
+    } else {
+        Abi::Stack
+    }
+}
+
 /// The read plans of every planned function, and notes for the user (functions whose calls
 /// are read without arguments, and why).
 pub struct CallPlans {
@@ -87,11 +96,7 @@ pub fn call_plans(
     fields: &[Expr],
 ) -> Result<CallPlans> {
     let arch = bin.elf.arch;
-    let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
-        Abi::Register
-    } else {
-        Abi::Stack
-    };
+    let abi = abi_of(bin);
     let globals = global_names
         .iter()
         .map(|name| {

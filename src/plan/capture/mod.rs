@@ -16,6 +16,7 @@
 //! BPF side performs.
 
 pub mod assign;
+pub mod by_key;
 pub mod calls;
 pub mod encode;
 pub mod fields;
@@ -27,7 +28,9 @@ pub mod tail;
 use crate::bpf_types::args_limits as limits;
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
-pub use calls::{call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS};
+pub use calls::{
+    abi_of, call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS,
+};
 pub use inlined::{inline_reads, InlineRead};
 pub use shape::{Pointee, Shape, ValuePlan};
 

@@ -1,0 +1,245 @@
+//! Field paths (issue 25, docs/design.md §19) on a real net/http server
+//! (examples/go-targets/httpserver: its own client, sending a fixed list of requests one at a
+//! time, its handler printing `served "METHOD" "PATH" "HOST"` for each request it served). The
+//! server's log is the oracle: `args --field r.Method --field r.URL.Path --field r.Host` on
+//! main.handle gives the same requests, call for call, in order; `funclat --by r.URL.Path`
+//! counts as many calls per path as the log has. Go 1.19 and 1.27 (amd64), Go 1.19 386.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use common::gotrace::{gotrace, user_error_problems, GOTRACE};
+use common::serial::bpf_test;
+use common::targets::{matrix_binary, GoBinary, Variant};
+use common::traced::{field, gotrace_json};
+use common::{require, require_root};
+
+/// The builds the oracle runs on.
+const BUILDS: &[(&str, &str)] = &[("1.19", "amd64"), ("1.27.3", "amd64"), ("1.19", "386")];
+
+/// A served request as the server logged it: (method, path, host).
+type Served = (String, String, String);
+
+/// The server's own log: one entry per `served` line, in order.
+fn served(stdout: &[u8]) -> Vec<Served> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("served ")?;
+            let quoted: Vec<String> = rest
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect();
+            let [method, path, host] = <[String; 3]>::try_from(quoted).ok()?;
+            Some((method, path, host))
+        })
+        .collect()
+}
+
+/// Runs `gotrace ARGS -o FILE -- httpserver -rounds 3`; the server's log and gotrace's JSON.
+fn traced(binary: &GoBinary, args: &[&str], scratch: &Path) -> (Vec<Served>, Vec<Value>) {
+    let out_path = scratch.join("gotrace.json");
+    let out = Command::new(GOTRACE)
+        .args(args)
+        .args(["--json", "-o"])
+        .arg(&out_path)
+        .arg("--")
+        .arg(&binary.path)
+        .args(["-rounds", "3", "-sleep", "1ms"])
+        .output()
+        .expect("gotrace runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        binary.label,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_path).expect("gotrace wrote its output");
+    let log = served(&out.stdout);
+    assert_eq!(log.len(), 21, "{}: the server served 3 rounds of 7", binary.label);
+    (log, gotrace_json(text.lines()))
+}
+
+/// A fresh directory for one test's files.
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gotrace-fields-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn builds() -> Vec<GoBinary> {
+    BUILDS
+        .iter()
+        .filter_map(|&(version, goarch)| {
+            require(matrix_binary(version, goarch, Variant::Plain, "httpserver"))
+        })
+        .collect()
+}
+
+/// The string value of the field `expr` of a call event.
+fn field_value<'v>(call: &'v Value, expr: &str) -> &'v str {
+    call["fields"]
+        .as_array()
+        .and_then(|fields| fields.iter().find(|f| f["expr"] == expr))
+        .and_then(|f| f["value"].as_str())
+        .unwrap_or_else(|| panic!("no string field {expr} in {call}"))
+}
+
+#[test]
+fn args_fields_equal_the_servers_log_call_for_call() {
+    if !require_root() {
+        return;
+    }
+    let Some(_lock) = bpf_test() else { return };
+    let scratch = scratch("args");
+    for binary in builds() {
+        let (log, objects) = traced(
+            &binary,
+            &[
+                "args",
+                "--no-ret",
+                "--field",
+                "r.Method",
+                "--field",
+                "r.URL.Path",
+                "--field",
+                "r.Host",
+                "main.handle",
+            ],
+            &scratch,
+        );
+        let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
+        calls.sort_by_key(|c| field(c, "ts_ns"));
+        let seen: Vec<Served> = calls
+            .iter()
+            .map(|c| {
+                let f = |expr| field_value(c, expr).to_owned();
+                (f("r.Method"), f("r.URL.Path"), f("r.Host"))
+            })
+            .collect();
+        assert_eq!(seen, log, "{}", binary.label);
+        let summary = objects.last().expect("a summary");
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(field(summary, "lost"), 0, "{}: {summary}", binary.label);
+    }
+}
+
+#[test]
+fn fields_through_embedded_structs_lengths_and_indexes() {
+    if !require_root() {
+        return;
+    }
+    let Some(_lock) = bpf_test() else { return };
+    let scratch = scratch("record");
+    for binary in builds() {
+        let (log, objects) = traced(
+            &binary,
+            &[
+                "args",
+                "--no-ret",
+                "--field",
+                "s.Hits",
+                "--field",
+                "s.cfg.Timeout",
+                "--field",
+                "len(tags)",
+                "--field",
+                "tags[1]",
+                "main.(*server).record",
+            ],
+            &scratch,
+        );
+        let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
+        calls.sort_by_key(|c| field(c, "ts_ns"));
+        assert_eq!(calls.len(), log.len(), "{}", binary.label);
+        for (i, (call, (_, path, _))) in calls.iter().zip(&log).enumerate() {
+            let fields = call["fields"].as_array().expect("fields");
+            let value = |expr: &str| &fields.iter().find(|f| f["expr"] == expr).unwrap()["value"];
+            // The handler's own computation: tags = strings.Split(strings.Trim(path, "/"), "/").
+            let tags: Vec<&str> = path.trim_matches('/').split('/').collect();
+            assert_eq!(value("s.Hits"), i, "{}: {call}", binary.label);
+            assert_eq!(value("s.cfg.Timeout"), 3_000_000_000u64, "{}", binary.label);
+            assert_eq!(value("len(tags)"), tags.len(), "{}", binary.label);
+            match tags.get(1) {
+                Some(tag) => assert_eq!(value("tags[1]"), tag, "{}", binary.label),
+                None => {
+                    let tag = fields.iter().find(|f| f["expr"] == "tags[1]").unwrap();
+                    assert_eq!(tag["value"], Value::Null, "{tag}");
+                    assert_eq!(tag["reason"], "index out of range: tags is shorter");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn funclat_by_path_counts_equal_the_servers_log() {
+    if !require_root() {
+        return;
+    }
+    let Some(_lock) = bpf_test() else { return };
+    let scratch = scratch("funclat");
+    for binary in builds() {
+        let (log, objects) = traced(
+            &binary,
+            &["funclat", "--by", "r.URL.Path", "main.handle"],
+            &scratch,
+        );
+        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, path, _) in &log {
+            *expected.entry(path.clone()).or_default() += 1;
+        }
+        let counted: BTreeMap<String, u64> = objects
+            .iter()
+            .filter(|o| o["type"] == "hist")
+            .map(|h| {
+                let key = h["key"].as_str().unwrap_or_else(|| panic!("{h}"));
+                (key.to_owned(), field(h, "count"))
+            })
+            .collect();
+        assert_eq!(counted, expected, "{}", binary.label);
+    }
+}
+
+#[test]
+fn a_path_not_in_the_types_is_one_line_before_attaching() {
+    let Some(binary) = require(matrix_binary(
+        "1.19",
+        "amd64",
+        Variant::Plain,
+        "httpserver",
+    )) else {
+        return;
+    };
+    let path = binary.path.to_str().unwrap();
+    for (args, wanted) in [
+        (
+            vec!["args", "--field", "r.Url.Path", "main.handle", path],
+            "did you mean URL?",
+        ),
+        (
+            vec!["args", "--field", "req.Method", "main.handle", path],
+            "no traced function has a parameter \"req\"",
+        ),
+        (
+            vec!["args", "--field", "r.Method[", "main.handle", path],
+            "a '[' has no ']'",
+        ),
+        (
+            vec!["funclat", "--by", "r.Body", "main.handle", path],
+            "--by",
+        ),
+    ] {
+        let out = gotrace(&args);
+        assert_eq!(user_error_problems(&out), Vec::<String>::new(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}
