@@ -55,6 +55,7 @@ plain_data!(
     args_global,
     args_field,
     args_field_step,
+    args_where,
     args_fetch,
     args_event,
     args_stats,

@@ -38,7 +38,7 @@ pub enum Command {
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
@@ -235,6 +235,13 @@ pub struct ArgsArgs {
     /// with the nil pointer named.
     #[arg(long = "field", value_name = "EXPR")]
     pub fields: Vec<String>,
+    /// Show only the calls whose entry satisfies EXPR OP CONST, decided in the kernel: EXPR
+    /// as --field takes it, OP one of == != < <= > >= (integers, strings) and ^= (string
+    /// prefix), CONST an integer, true/false or a "string". Every traced function must have
+    /// EXPR's parameter; their inlined calls are not traced. The summary counts the calls
+    /// not shown.
+    #[arg(long = "where", value_name = "'EXPR OP CONST'")]
+    pub filter: Option<String>,
     /// Stop after printing this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,

@@ -2,7 +2,8 @@
 //! (examples/go-targets/httpserver: its own client, sending a fixed list of requests one at a
 //! time, its handler printing `served "METHOD" "PATH" "HOST"` for each request it served). The
 //! server's log is the oracle: `args --field r.Method --field r.URL.Path --field r.Host` on
-//! main.handle gives the same requests, call for call, in order; `funclat --by r.URL.Path`
+//! main.handle gives the same requests, call for call, in order; `args --where` shows exactly
+//! the logged requests that satisfy it (and counts the others); `funclat --by r.URL.Path`
 //! counts as many calls per path as the log has. Go 1.19 and 1.27 (amd64), Go 1.19 386.
 
 mod common;
@@ -63,7 +64,12 @@ fn traced(binary: &GoBinary, args: &[&str], scratch: &Path) -> (Vec<Served>, Vec
     );
     let text = std::fs::read_to_string(&out_path).expect("gotrace wrote its output");
     let log = served(&out.stdout);
-    assert_eq!(log.len(), 21, "{}: the server served 3 rounds of 7", binary.label);
+    assert_eq!(
+        log.len(),
+        21,
+        "{}: the server served 3 rounds of 7",
+        binary.label
+    );
     (log, gotrace_json(text.lines()))
 }
 
@@ -180,6 +186,69 @@ fn fields_through_embedded_structs_lengths_and_indexes() {
 }
 
 #[test]
+fn where_keeps_exactly_the_matching_calls_and_counts_the_others() {
+    if !require_root() {
+        return;
+    }
+    let Some(_lock) = bpf_test() else { return };
+    let scratch = scratch("where");
+    type Keep = fn(&Served) -> bool;
+    let conditions: [(&str, &str, Keep); 4] = [
+        ("main.handle", "r.URL.Path ^= \"/api/\"", |s| {
+            s.1.starts_with("/api/")
+        }),
+        ("main.handle", "r.Method != \"GET\"", |s| s.0 != "GET"),
+        ("main.handle", "r.Host < \"b\"", |s| s.2.as_str() < "b"),
+        ("main.(*server).record", "len(tags) >= 2", |s| {
+            s.1.trim_matches('/').split('/').count() >= 2
+        }),
+    ];
+    for binary in builds() {
+        for (function, condition, keep) in conditions {
+            let (log, objects) = traced(
+                &binary,
+                &[
+                    "args",
+                    "--where",
+                    condition,
+                    "--field",
+                    "r.Method",
+                    "--field",
+                    "r.URL.Path",
+                    "--field",
+                    "r.Host",
+                    function,
+                ],
+                &scratch,
+            );
+            let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
+            calls.sort_by_key(|c| field(c, "ts_ns"));
+            let seen: Vec<Served> = calls
+                .iter()
+                .map(|c| {
+                    let f = |expr| field_value(c, expr).to_owned();
+                    (f("r.Method"), f("r.URL.Path"), f("r.Host"))
+                })
+                .collect();
+            let wanted: Vec<Served> = log.iter().filter(|s| keep(s)).cloned().collect();
+            assert_eq!(seen, wanted, "{}: {condition}", binary.label);
+            let returns = objects.iter().filter(|o| o["type"] == "return").count();
+            assert_eq!(
+                returns,
+                wanted.len(),
+                "{}: {condition}: returns",
+                binary.label
+            );
+            let summary = objects.last().expect("a summary");
+            let hidden = (log.len() - wanted.len()) as u64;
+            assert_eq!(field(summary, "filtered_by_where"), hidden, "{summary}");
+            assert_eq!(field(summary, "where_unreadable"), 0, "{summary}");
+            assert_eq!(field(summary, "unmatched"), 0, "{summary}");
+        }
+    }
+}
+
+#[test]
 fn funclat_by_path_counts_equal_the_servers_log() {
     if !require_root() {
         return;
@@ -210,12 +279,7 @@ fn funclat_by_path_counts_equal_the_servers_log() {
 
 #[test]
 fn a_path_not_in_the_types_is_one_line_before_attaching() {
-    let Some(binary) = require(matrix_binary(
-        "1.19",
-        "amd64",
-        Variant::Plain,
-        "httpserver",
-    )) else {
+    let Some(binary) = require(matrix_binary("1.19", "amd64", Variant::Plain, "httpserver")) else {
         return;
     };
     let path = binary.path.to_str().unwrap();
@@ -235,6 +299,14 @@ fn a_path_not_in_the_types_is_one_line_before_attaching() {
         (
             vec!["funclat", "--by", "r.Body", "main.handle", path],
             "--by",
+        ),
+        (
+            vec!["args", "--where", "r.Method == 3", "main.handle", path],
+            "compares with \"strings\"",
+        ),
+        (
+            vec!["args", "--where", "r.Method", "main.handle", path],
+            "no operator",
         ),
     ] {
         let out = gotrace(&args);

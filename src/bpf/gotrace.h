@@ -133,7 +133,7 @@ struct frame_start {
 	__u32 outer_func_id;
 	__u32 has_outer;
 	__u32 late;            /* enum frame_late bits */
-	__u32 pad;
+	__u32 hidden;          /* args: the call is not shown (--where); its RET is dropped */
 };
 
 /* ---- Exact edges: the gate (docs/design.md §14) ---- */
@@ -352,6 +352,42 @@ enum args_plan_index {
 	ARGS_PLANS_PER_FUNC = 3,
 };
 
+/* args --where EXPR OP CONST: decided at the entry on the capture, from field path `field`'s
+ * value (its status in args_event.field_status when `chased`). */
+enum where_op {
+	WHERE_NONE = 0,
+	WHERE_EQ = 1,
+	WHERE_NE = 2,
+	WHERE_LT = 3,
+	WHERE_LE = 4,
+	WHERE_GT = 5,
+	WHERE_GE = 6,
+	WHERE_PREFIX = 7, /* strings: the value starts with the constant */
+};
+
+enum where_kind {
+	WHERE_SIGNED = 0,   /* an integer of `size` bytes at frame offset `off` */
+	WHERE_UNSIGNED = 1, /* the same, unsigned (booleans: 0 or 1) */
+	WHERE_STRING = 2,   /* the bytes of extra read `deref`; the string's length at `off` */
+};
+
+enum where_limits {
+	WHERE_BYTES = 64, /* a string constant is shorter than this */
+};
+
+struct args_where {
+	enum where_op op;
+	enum where_kind kind;
+	__u32 off;
+	__u32 size;
+	__u32 deref;
+	__u32 chased;
+	__u32 field;
+	__u32 len;     /* bytes of the string constant */
+	__s64 value;   /* the integer constant */
+	__u8 bytes[WHERE_BYTES];
+};
+
 struct args_fetch {
 	__u64 func_vaddr; /* link-time entry of the function: with the cookie's site offset,
 	                   * the probed instruction's link-time address */
@@ -362,6 +398,7 @@ struct args_fetch {
 	__u32 n_fields;
 	struct args_global globals[ARGS_MAX_GLOBALS];
 	struct args_field fields[ARGS_MAX_FIELDS];
+	struct args_where filter; /* --where (op WHERE_NONE: none) */
 };
 
 /* One event; only the used part of `data` is sent. */
@@ -396,6 +433,8 @@ struct args_stats {
 	                  * whose start could not be stored */
 	__u64 unmatched; /* entries overwritten without a RET */
 	__u64 in_flight_at_start; /* RETs of calls that began before open_ns */
+	__u64 filtered;  /* calls not shown: --where did not hold */
+	__u64 where_unreadable; /* calls not shown: --where's value could not be read */
 };
 
 /* ---- gotrace goroutines ---- */
@@ -544,6 +583,10 @@ struct gotrace_shared_types {
 	enum args_reg_slot args_reg_slot;
 	enum args_plan_index args_plan_index;
 	enum args_field_status args_field_status;
+	enum where_op where_op;
+	enum where_kind where_kind;
+	enum where_limits where_limits;
+	struct args_where args_where;
 	enum goroutine_func goroutine_func;
 	enum goroutine_limits goroutine_limits;
 	struct go_layout go_layout;

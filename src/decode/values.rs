@@ -4,9 +4,9 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::bpf_types::args_field_status as status;
 use crate::gobin::runtime::typenames::TypeNamer;
 use crate::output::values::{go_quote, human_inner, NamedValue};
-use crate::bpf_types::args_field_status as status;
 use crate::plan::capture::{FieldRead, FieldValue, Loc, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
@@ -135,10 +135,15 @@ pub fn decode_fields(
         .map(|field| {
             let mut value = decode_value(&field.value, captured, namer);
             value.expr = Some(std::mem::take(&mut value.name));
-            let chased = field.read.and_then(|i| Some((reads.get(i)?, *field_status.get(i)?)));
+            let chased = field
+                .read
+                .and_then(|i| Some((reads.get(i)?, *field_status.get(i)?)));
             if let Some((read, code)) = chased.filter(|&(_, code)| code != status::FIELD_READ.0) {
                 let step = (code & status::FIELD_STEP_MASK.0) as usize;
-                let name = read.names.get(step).map_or("a pointer on the way", String::as_str);
+                let name = read
+                    .names
+                    .get(step)
+                    .map_or("a pointer on the way", String::as_str);
                 let reason = match code & !status::FIELD_STEP_MASK.0 {
                     c if c == status::FIELD_NIL.0 => format!("{name} is nil"),
                     c if c == status::FIELD_OUT_OF_RANGE.0 => {

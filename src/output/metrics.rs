@@ -152,8 +152,10 @@ impl FunclatMetrics {
     /// `(other)`, `(unreadable)` and `(not read)` (docs/fleet.md).
     pub fn set_keyed<'h>(&mut self, rows: impl IntoIterator<Item = (usize, String, &'h Log2Hist)>) {
         self.keyed.clear();
-        self.keyed
-            .extend(rows.into_iter().map(|(f, key, hist)| (f, key, hist.clone())));
+        self.keyed.extend(
+            rows.into_iter()
+                .map(|(f, key, hist)| (f, key, hist.clone())),
+        );
     }
 }
 

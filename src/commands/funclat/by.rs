@@ -55,10 +55,7 @@ fn decode(key: &by_key, kinds: &[Option<KeyKind>]) -> Key {
     let raw = u64::from_le_bytes(word);
     let (value, text) = match (note, kinds.get(key.func_id as usize).copied().flatten()) {
         (Some(note), _) => (Value::Null, format!("({note})")),
-        (None, Some(KeyKind::String)) => (
-            json!(String::from_utf8_lossy(bytes)),
-            go_quote(bytes),
-        ),
+        (None, Some(KeyKind::String)) => (json!(String::from_utf8_lossy(bytes)), go_quote(bytes)),
         (None, Some(KeyKind::Bool)) => (json!(raw & 0xff != 0), (raw & 0xff != 0).to_string()),
         (None, Some(KeyKind::Int { signed: true })) => {
             let shift = 64 - 8 * bytes.len().clamp(1, 8) as u32;

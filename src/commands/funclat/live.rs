@@ -73,7 +73,9 @@ impl LiveOutputs {
             exporter.update(|metrics| {
                 metrics.set(hists);
                 if let Some(keyed) = keyed {
-                    let rows = keyed.iter().map(|(key, hist)| (key.func_id as usize, key.label(), hist));
+                    let rows = keyed
+                        .iter()
+                        .map(|(key, hist)| (key.func_id as usize, key.label(), hist));
                     metrics.set_keyed(rows);
                 }
             });

@@ -338,7 +338,11 @@ impl Tables<'_, '_> {
                 writeln!(out, "{}", by::keyed_json(line, key))?;
             } else if period.count > 0 {
                 let cut = if key.truncated { "..." } else { "" };
-                writeln!(out, "\nFunction = {}, {expr} = {}{cut}", func.name, key.text)?;
+                writeln!(
+                    out,
+                    "\nFunction = {}, {expr} = {}{cut}",
+                    func.name, key.text
+                )?;
                 period.print(out, self.unit)?;
             }
         }

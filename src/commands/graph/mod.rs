@@ -147,8 +147,11 @@ fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan, args: &GraphArgs) -> Resu
     let dwarf = bin.dwarf()?.context(
         "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
     )?;
-    let fields = capture::path::parse_all(&args.fields)?;
-    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[], &fields)?;
+    let extra = capture::Extra {
+        fields: capture::path::parse_all(&args.fields)?,
+        ..capture::Extra::default()
+    };
+    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }

@@ -136,8 +136,8 @@ pub fn key_fetch_plans<'a>(
     keys: &'a [KeyPlan],
 ) -> impl Iterator<Item = (u32, args_fetch)> + 'a {
     plan.funcs.iter().zip(keys).map(|(func, key)| {
-        let index = func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0
-            + args_plan_index::ARGS_PLAN_ENTRY.0;
+        let index =
+            func.id * args_plan_index::ARGS_PLANS_PER_FUNC.0 + args_plan_index::ARGS_PLAN_ENTRY.0;
         (index, key.site.to_bpf(func.entry))
     })
 }

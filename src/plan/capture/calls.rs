@@ -11,6 +11,7 @@ use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;
 
 use super::fields::add_field;
+use super::filter::{add_where, Condition};
 use super::path::Expr;
 use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan};
 
@@ -74,6 +75,15 @@ pub fn abi_of(bin: &GoBinary<'_>) -> Abi {
     }
 }
 
+/// What is read besides the arguments and results: `--global`s, `--field` paths and the
+/// `--where` condition.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub globals: Vec<String>,
+    pub fields: Vec<Expr>,
+    pub filter: Option<Condition>,
+}
+
 /// The read plans of every planned function, and notes for the user (functions whose calls
 /// are read without arguments, and why).
 pub struct CallPlans {
@@ -83,18 +93,19 @@ pub struct CallPlans {
 
 /// What is read for every planned function: its ABI plan from its written signature, else
 /// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
-/// `strsize`), the field paths `fields` read at the entry of each function with a parameter
-/// they start from (an error when one names what its types do not have, or no function has
-/// its parameter), and its results at tail callees' RETs.
+/// `strsize`), `extra`'s globals and field paths read at the entry of each function with a
+/// parameter they start from (an error when one names what its types do not have, or no
+/// function has its parameter), its `--where` (every function must have its parameter), and
+/// its results at tail callees' RETs.
 pub fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
     plan: &ProbePlan,
     user_sigs: &[UserSignature],
     strsize: u32,
-    global_names: &[String],
-    fields: &[Expr],
+    extra: &Extra,
 ) -> Result<CallPlans> {
+    let (global_names, fields) = (&extra.globals, &extra.fields);
     let arch = bin.elf.arch;
     let abi = abi_of(bin);
     let globals = global_names
@@ -156,6 +167,21 @@ pub fn call_plans(
                 add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
                     .map_err(anyhow::Error::msg)?;
             }
+            if let Some(cond) = &extra.filter {
+                let Some((sig, types)) = sig_of(&func.name, func.entry) else {
+                    bail!("--where {}: {} has no signature to read it from", cond.text, func.name);
+                };
+                if !sig.params.iter().any(|p| p.name == cond.expr.root) {
+                    let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
+                    bail!(
+                        "--where {}: {} has no parameter {:?} (its parameters: {}); trace only functions that have it",
+                        cond.text, func.name, cond.expr.root, names.join(", ")
+                    );
+                }
+                add_where(&mut call.entry, cond, &sig.params, types, arch).map_err(|e| {
+                    anyhow::anyhow!("{e} (in {})", func.name)
+                })?;
+            }
             if let Some((sig, types)) = sig_of(&func.name, func.entry) {
                 for (expr, rooted) in fields.iter().zip(&mut rooted) {
                     if sig.params.iter().any(|p| p.name == expr.root) {
@@ -170,12 +196,19 @@ pub fn call_plans(
         })
         .collect::<Result<_>>()?;
     if let Some((expr, _)) = fields.iter().zip(&rooted).find(|(_, rooted)| !**rooted) {
-        let first = plan.funcs.first().and_then(|f| sig_of(&f.name, f.entry).map(|s| (f, s)));
+        let first = plan
+            .funcs
+            .first()
+            .and_then(|f| sig_of(&f.name, f.entry).map(|s| (f, s)));
         let known = first.map_or(String::new(), |(f, (sig, _))| {
             let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
             format!(" ({}'s parameters: {})", f.name, names.join(", "))
         });
-        bail!("--field {}: no traced function has a parameter {:?}{known}", expr.text, expr.root);
+        bail!(
+            "--field {}: no traced function has a parameter {:?}{known}",
+            expr.text,
+            expr.root
+        );
     }
     Ok(CallPlans { reads, notes })
 }

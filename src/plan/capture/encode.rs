@@ -3,11 +3,11 @@
 
 use std::mem::offset_of;
 
-use crate::bpf_types::{args_deref, args_event, args_fetch, args_field, deref_kind};
+use crate::bpf_types::{args_deref, args_event, args_fetch, args_field, args_where, deref_kind};
 
 use super::{
-    DerefKind, FieldRead, SitePlan, GLOBALS_AREA, MAX_DEREFS, MAX_FIELDS, MAX_GLOBALS, REGS_AREA,
-    STACK_WINDOW,
+    DerefKind, FieldRead, Filter, SitePlan, GLOBALS_AREA, MAX_DEREFS, MAX_FIELDS, MAX_GLOBALS,
+    REGS_AREA, STACK_WINDOW,
 };
 
 // The captured frame is the event's regs, stack and globals arrays, contiguous in that order,
@@ -25,7 +25,8 @@ const _: () = assert!(
         == offset_of!(args_fetch, n_globals) - offset_of!(args_fetch, derefs)
 );
 const _: () = assert!(
-    std::mem::size_of::<[args_field; MAX_FIELDS]>() == std::mem::size_of::<args_fetch>() - offset_of!(args_fetch, fields)
+    std::mem::size_of::<[args_field; MAX_FIELDS]>()
+        == offset_of!(args_fetch, filter) - offset_of!(args_fetch, fields)
 );
 const _: () = assert!(REGS_AREA + STACK_WINDOW + GLOBALS_AREA <= u16::MAX as u32);
 
@@ -48,6 +49,9 @@ impl SitePlan {
         }
         for (slot, read) in fetch.fields.iter_mut().zip(&self.field_reads) {
             *slot = read.to_bpf();
+        }
+        if let Some(filter) = &self.filter {
+            fetch.filter = filter.to_bpf();
         }
         for (slot, deref) in fetch.derefs.iter_mut().zip(&self.derefs) {
             slot.max = deref.max;
@@ -93,5 +97,27 @@ impl FieldRead {
             slot.min_len = step.min_len as u32;
         }
         field
+    }
+}
+
+impl Filter {
+    /// The BPF side's `struct args_where` (a string constant is shorter than its bytes,
+    /// checked when parsed).
+    fn to_bpf(&self) -> args_where {
+        let mut w = args_where {
+            op: self.op,
+            kind: self.kind,
+            off: self.off,
+            size: self.size,
+            deref: self.deref,
+            chased: u32::from(self.field.is_some()),
+            field: self.field.unwrap_or(0),
+            value: self.value,
+            ..Default::default()
+        };
+        let n = self.bytes.len().min(w.bytes.len());
+        w.bytes[..n].copy_from_slice(&self.bytes[..n]);
+        w.len = n as u32;
+        w
     }
 }

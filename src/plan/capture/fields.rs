@@ -26,7 +26,10 @@ pub fn add_field(
     strsize: u32,
 ) -> Result<(), String> {
     if site.fields.len() >= MAX_FIELDS {
-        return Err(format!("{}: at most {MAX_FIELDS} field paths per call", expr.text));
+        return Err(format!(
+            "{}: at most {MAX_FIELDS} field paths per call",
+            expr.text
+        ));
     }
     let assigner = Assigner::outside_the_abi(types, arch, strsize);
     let resolved = path::resolve(expr, params, types, assigner.ptr)?;
@@ -127,8 +130,13 @@ pub fn add_field(
             MAX_FIELD_STEPS + 1
         ));
     }
-    let too_far = steps.iter().map(|s| s.offset.max(s.min_len)).chain([offset]);
-    if too_far.max().unwrap_or(0) > u64::from(u32::MAX) || base_len.is_some_and(|(_, min)| min > u64::from(u32::MAX)) {
+    let too_far = steps
+        .iter()
+        .map(|s| s.offset.max(s.min_len))
+        .chain([offset]);
+    if too_far.max().unwrap_or(0) > u64::from(u32::MAX)
+        || base_len.is_some_and(|(_, min)| min > u64::from(u32::MAX))
+    {
         return Err(format!("{}: an offset or index beyond 4 GiB", expr.text));
     }
     let size = types.get(resolved.ty).size;
@@ -179,13 +187,16 @@ fn pieces_before(types: &TypeTable, ty: TypeId, offset: u64, ptr: u64) -> Option
         return None;
     }
     let before = pieces.iter().filter(|&&(at, _)| at < offset);
-    Some(before.fold((0, 0), |(i, f), &(_, float)| {
-        if float {
-            (i, f + 1)
-        } else {
-            (i + 1, f)
-        }
-    }))
+    Some(before.fold(
+        (0, 0),
+        |(i, f), &(_, float)| {
+            if float {
+                (i, f + 1)
+            } else {
+                (i + 1, f)
+            }
+        },
+    ))
 }
 
 /// The register pieces of a value of type `ty` at byte `base`: (offset, is a float).
@@ -247,11 +258,17 @@ mod tests {
             shapes,
             [
                 &Shape::Int {
-                    loc: Loc { offset: 16, size: 8 },
+                    loc: Loc {
+                        offset: 16,
+                        size: 8
+                    },
                     signed: true
                 },
                 &Shape::Int {
-                    loc: Loc { offset: 32, size: 8 },
+                    loc: Loc {
+                        offset: 32,
+                        size: 8
+                    },
                     signed: true
                 }
             ]
@@ -265,7 +282,16 @@ mod tests {
         add(&mut site, &user, "b[2]").unwrap();
         let read = &site.field_reads[0];
         assert_eq!(read.base, Loc { offset: 8, size: 8 });
-        assert_eq!(read.base_len, Some((Loc { offset: 16, size: 8 }, 3)));
+        assert_eq!(
+            read.base_len,
+            Some((
+                Loc {
+                    offset: 16,
+                    size: 8
+                },
+                3
+            ))
+        );
         assert_eq!((read.offset, read.size, read.area_offset), (16, 8, 0));
         assert_eq!(read.names, ["b"]);
         assert_eq!(

@@ -20,16 +20,18 @@ pub mod by_key;
 pub mod calls;
 pub mod encode;
 pub mod fields;
+pub mod filter;
 pub mod inlined;
 pub mod path;
 pub mod shape;
 pub mod tail;
 
 use crate::bpf_types::args_limits as limits;
+use crate::bpf_types::{where_kind, where_op};
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
 pub use calls::{
-    abi_of, call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS,
+    abi_of, call_plans, fetch_plans, fetch_plans_len, CallPlans, Extra, Reads, SITE_PLANS,
 };
 pub use inlined::{inline_reads, InlineRead};
 pub use shape::{Pointee, Shape, ValuePlan};
@@ -96,6 +98,25 @@ pub struct SitePlan {
     /// its own plan; the chased ones are read by `field_reads` into the globals area.
     pub fields: Vec<FieldValue>,
     pub field_reads: Vec<FieldRead>,
+    /// `args --where`: the condition a call's entry must satisfy to be shown.
+    pub filter: Option<Filter>,
+}
+
+/// A `--where` condition as the BPF side decides it (struct args_where): its value an
+/// integer of `size` bytes at frame offset `off`, or a string (extra read `deref`, its length
+/// at `off`); `field`: the field read it comes through, if chased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub op: where_op,
+    pub kind: where_kind,
+    pub off: u32,
+    pub size: u32,
+    pub deref: u32,
+    pub field: Option<u32>,
+    /// The integer constant (an unsigned one's bits).
+    pub value: i64,
+    /// The string constant.
+    pub bytes: Vec<u8>,
 }
 
 /// Where a value of the calling convention starts.

@@ -81,7 +81,10 @@ pub fn parse(text: &str) -> Result<Expr, String> {
             steps.push(Step::Index(index));
             rest = &after[close + 1..];
         } else {
-            return bad(&format!("unexpected {:?}", rest.chars().next().unwrap_or(' ')));
+            return bad(&format!(
+                "unexpected {:?}",
+                rest.chars().next().unwrap_or(' ')
+            ));
         }
     }
     if steps.len() > MAX_STEPS {
@@ -373,7 +376,14 @@ mod tests {
                     fields: vec![field("Scheme", 0, 1), field("Path", 24, 1)],
                 },
             ),
-            /* 3 */ t("*url.URL", 8, TypeKind::Pointer { elem: Some(TypeId(2)) }),
+            /* 3 */
+            t(
+                "*url.URL",
+                8,
+                TypeKind::Pointer {
+                    elem: Some(TypeId(2)),
+                },
+            ),
             /* 4 */
             t(
                 "main.stats",
@@ -395,7 +405,14 @@ mod tests {
                     ],
                 },
             ),
-            /* 6 */ t("*main.req", 8, TypeKind::Pointer { elem: Some(TypeId(5)) }),
+            /* 6 */
+            t(
+                "*main.req",
+                8,
+                TypeKind::Pointer {
+                    elem: Some(TypeId(5)),
+                },
+            ),
             /* 7 */ t("[]string", 24, TypeKind::Slice { elem: TypeId(1) }),
         ])
     }
