@@ -33,7 +33,7 @@ pub enum Command {
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
     #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path"
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path\n  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)"
     )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
@@ -48,7 +48,7 @@ pub enum Command {
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
     #[command(
-        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz"
+        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz\n  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree"
     )]
     Graph(GraphArgs),
 }

@@ -89,6 +89,34 @@ fn builds() -> Vec<GoBinary> {
         .collect()
 }
 
+/// The `--field` arguments of the server's log line: method, path and host.
+const LOGGED_FIELDS: [&str; 6] = [
+    "--field",
+    "r.Method",
+    "--field",
+    "r.URL.Path",
+    "--field",
+    "r.Host",
+];
+
+/// The call events of `objects`, in time order.
+fn calls_in_order(objects: &[Value]) -> Vec<&Value> {
+    let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
+    calls.sort_by_key(|c| field(c, "ts_ns"));
+    calls
+}
+
+/// The requests that `objects`' calls read with [`LOGGED_FIELDS`], in time order.
+fn served_by_calls(objects: &[Value]) -> Vec<Served> {
+    calls_in_order(objects)
+        .iter()
+        .map(|c| {
+            let f = |expr| field_value(c, expr).to_owned();
+            (f("r.Method"), f("r.URL.Path"), f("r.Host"))
+        })
+        .collect()
+}
+
 /// The string value of the field `expr` of a call event.
 fn field_value<'v>(call: &'v Value, expr: &str) -> &'v str {
     call["fields"]
@@ -106,31 +134,9 @@ fn args_fields_equal_the_servers_log_call_for_call() {
     let Some(_lock) = bpf_test() else { return };
     let scratch = scratch("args");
     for binary in builds() {
-        let (log, objects) = traced(
-            &binary,
-            &[
-                "args",
-                "--no-ret",
-                "--field",
-                "r.Method",
-                "--field",
-                "r.URL.Path",
-                "--field",
-                "r.Host",
-                "main.handle",
-            ],
-            &scratch,
-        );
-        let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
-        calls.sort_by_key(|c| field(c, "ts_ns"));
-        let seen: Vec<Served> = calls
-            .iter()
-            .map(|c| {
-                let f = |expr| field_value(c, expr).to_owned();
-                (f("r.Method"), f("r.URL.Path"), f("r.Host"))
-            })
-            .collect();
-        assert_eq!(seen, log, "{}", binary.label);
+        let args = [&["args", "--no-ret"][..], &LOGGED_FIELDS, &["main.handle"]].concat();
+        let (log, objects) = traced(&binary, &args, &scratch);
+        assert_eq!(served_by_calls(&objects), log, "{}", binary.label);
         let summary = objects.last().expect("a summary");
         assert_eq!(summary["type"], "summary");
         assert_eq!(field(summary, "lost"), 0, "{}: {summary}", binary.label);
@@ -162,8 +168,7 @@ fn fields_through_embedded_structs_lengths_and_indexes() {
             ],
             &scratch,
         );
-        let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
-        calls.sort_by_key(|c| field(c, "ts_ns"));
+        let calls = calls_in_order(&objects);
         assert_eq!(calls.len(), log.len(), "{}", binary.label);
         for (i, (call, (_, path, _))) in calls.iter().zip(&log).enumerate() {
             let fields = call["fields"].as_array().expect("fields");
@@ -205,33 +210,20 @@ fn where_keeps_exactly_the_matching_calls_and_counts_the_others() {
     ];
     for binary in builds() {
         for (function, condition, keep) in conditions {
-            let (log, objects) = traced(
-                &binary,
-                &[
-                    "args",
-                    "--where",
-                    condition,
-                    "--field",
-                    "r.Method",
-                    "--field",
-                    "r.URL.Path",
-                    "--field",
-                    "r.Host",
-                    function,
-                ],
-                &scratch,
-            );
-            let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
-            calls.sort_by_key(|c| field(c, "ts_ns"));
-            let seen: Vec<Served> = calls
-                .iter()
-                .map(|c| {
-                    let f = |expr| field_value(c, expr).to_owned();
-                    (f("r.Method"), f("r.URL.Path"), f("r.Host"))
-                })
-                .collect();
+            let args = [
+                &["args", "--where", condition][..],
+                &LOGGED_FIELDS,
+                &[function],
+            ]
+            .concat();
+            let (log, objects) = traced(&binary, &args, &scratch);
             let wanted: Vec<Served> = log.iter().filter(|s| keep(s)).cloned().collect();
-            assert_eq!(seen, wanted, "{}: {condition}", binary.label);
+            assert_eq!(
+                served_by_calls(&objects),
+                wanted,
+                "{}: {condition}",
+                binary.label
+            );
             let returns = objects.iter().filter(|o| o["type"] == "return").count();
             assert_eq!(
                 returns,
