@@ -158,6 +158,7 @@ impl<'p> Decoder<'p> {
         let captured = Captured {
             frame: bytes.get(FRAME).unwrap_or(&[]),
             derefs,
+            field_status: &e.field_status,
         };
         self.namer.set_load_bias(e.load_bias);
         let bin = self.bin;

@@ -10,6 +10,7 @@ use crate::gobin::{Arch, GoBinary};
 use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;
 
+use super::deep;
 use super::fields::add_field;
 use super::filter::{add_where, Condition};
 use super::path::Expr;
@@ -95,8 +96,8 @@ pub struct CallPlans {
 /// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
 /// `strsize`), `extra`'s globals and field paths read at the entry of each function with a
 /// parameter they start from (an error when one names what its types do not have, or no
-/// function has its parameter), its `--where` (every function must have its parameter), and
-/// its results at tail callees' RETs.
+/// function has its parameter), its `--where` (every function must have its parameter), the
+/// structs its pointer arguments point at ([`deep`]), and its results at tail callees' RETs.
 pub fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
@@ -190,6 +191,8 @@ pub fn call_plans(
                             .map_err(|e| anyhow::anyhow!("--field {e} (in {})", func.name))?;
                     }
                 }
+                // Last: the structs take what the globals and fields leave.
+                deep::deepen(&mut call.entry, &sig.params, types, arch, strsize);
             }
             let tail_ret = tail::tail_ret_plan(bin, func, &call.ret, signature_of)?;
             Ok(Reads { call, tail_ret })

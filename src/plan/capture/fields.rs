@@ -165,7 +165,7 @@ pub fn add_field(
 }
 
 /// The first byte of the globals area no global or field read uses yet, 8-aligned.
-fn area_used(site: &SitePlan) -> u64 {
+pub(super) fn area_used(site: &SitePlan) -> u64 {
     let globals = site
         .globals
         .iter()

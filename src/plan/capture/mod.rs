@@ -8,7 +8,8 @@
 //! - [`encode`]: the BPF side's `struct args_fetch` for a site plan;
 //! - [`calls`]: what is read at every kind of site of the planned functions, from written
 //!   signatures or DWARF, with `--global`s; [`tail`]: results at tail callees' RETs;
-//! - [`inlined`]: what is read at the probes of inlined calls, where DWARF locates the values.
+//! - [`inlined`]: what is read at the probes of inlined calls, where DWARF locates the values;
+//! - [`deep`]: struct pointers followed into the globals area, within a byte budget.
 //!
 //! The plan addresses a captured *frame*: the integer registers at [`REGS_AREA`] slots of 8
 //! bytes, then a window of the stack starting at SP (the return address) at [`REGS_AREA`],
@@ -18,6 +19,7 @@
 pub mod assign;
 pub mod by_key;
 pub mod calls;
+pub mod deep;
 pub mod encode;
 pub mod fields;
 pub mod filter;
@@ -34,7 +36,7 @@ pub use calls::{
     abi_of, call_plans, fetch_plans, fetch_plans_len, CallPlans, Extra, Reads, SITE_PLANS,
 };
 pub use inlined::{inline_reads, InlineRead};
-pub use shape::{Pointee, Shape, ValuePlan};
+pub use shape::{Pointee, PointeeSource, Shape, ValuePlan};
 
 /// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
 pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
