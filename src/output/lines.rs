@@ -41,7 +41,7 @@ pub fn write_summary(
 }
 
 /// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
-pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
+const JSON_SAFE_INT: i128 = (1 << 53) - 1;
 
 /// A `u64` as docs/json.md writes an exact integer: a JSON number up to 2^53 − 1, beyond it the
 /// string of its decimal digits (jq and JavaScript would round a larger number). `ts_ns` is
@@ -56,6 +56,17 @@ impl Serialize for ExactU64 {
         } else {
             serializer.collect_str(&self.0)
         }
+    }
+}
+
+/// An integer as docs/json.md writes it: a JSON number within ±[`JSON_SAFE_INT`], else the
+/// string of its decimal digits (the rule [`ExactU64`] applies to counters and times, here for
+/// Go's values and keys).
+pub fn exact_int(v: i128) -> serde_json::Value {
+    if v.abs() <= JSON_SAFE_INT {
+        serde_json::Value::from(v as i64)
+    } else {
+        serde_json::Value::String(v.to_string())
     }
 }
 

@@ -52,6 +52,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         left: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
+        filtering: args.filter.is_some(),
     };
     let mut sites = plan.sites(|_| !args.no_ret);
     sites.extend(
@@ -80,10 +81,16 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
+    /// Calls not shown, by why (--where): the condition did not hold, or its value could not
+    /// be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filtered_by_where: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    where_unreadable: Option<u64>,
 }
 
 impl fmt::Display for Summary {
-    /// The text summary line.
+    /// The text summary line (and, with --where, the line of calls not shown).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -94,7 +101,15 @@ impl fmt::Display for Summary {
             self.unmatched,
             self.in_flight_at_start,
             self.in_flight_at_end
-        )
+        )?;
+        if let (Some(filtered), Some(unreadable)) = (self.filtered_by_where, self.where_unreadable)
+        {
+            write!(
+                f,
+                "\ncalls not shown: {filtered} where --where did not hold, {unreadable} where its value could not be read"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -154,7 +169,8 @@ fn plan_calls(
         }
         names.push(name.to_owned());
     }
-    let inlined = if args.no_inlined {
+    // --where is decided at the functions' own entries, not at their inlined calls.
+    let inlined = if args.no_inlined || args.filter.is_some() {
         plan::Inlined::No
     } else {
         plan::Inlined::Yes
@@ -166,7 +182,17 @@ fn plan_calls(
         user_sigs: &user_sigs,
         strsize: args.strsize,
     };
-    let calls = capture::call_plans(&sources, &plan, &args.globals)?;
+    let extra = capture::Extra {
+        globals: args.globals.clone(),
+        fields: capture::path::parse_all(&args.fields)?,
+        filter: args
+            .filter
+            .as_deref()
+            .map(capture::filter::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let calls = capture::call_plans(&sources, &plan, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -188,6 +214,8 @@ struct Printer<'p, 'o> {
     printed: u64,
     /// Lines formatted since the last flush.
     lines: Vec<u8>,
+    /// --where was given (the summary counts the calls it hid).
+    filtering: bool,
 }
 
 impl Consumer for Printer<'_, '_> {
@@ -234,6 +262,7 @@ impl Printer<'_, '_> {
     /// unmatched, else as in flight at the end; a tail caller's kept under its callee's too).
     fn write_summary(&self, out: &mut impl Write, stop: &Stop) -> Result<()> {
         let stats = maps::per_cpu::<args_stats>(&self.skel.maps.stats, 0)?;
+        let filtering = self.filtering;
         let mut summary = Summary {
             at: Stamp::at(stop.close_ns),
             events: self.printed,
@@ -242,6 +271,8 @@ impl Printer<'_, '_> {
             unmatched: stats.iter().map(|s| s.unmatched).sum(),
             in_flight_at_start: stats.iter().map(|s| s.in_flight_at_start).sum(),
             in_flight_at_end: 0,
+            filtered_by_where: filtering.then(|| stats.iter().map(|s| s.filtered).sum()),
+            where_unreadable: filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum()),
         };
         let open = stop.open_calls.len() as u64;
         match stop.target_exited() {
