@@ -30,6 +30,11 @@
 #define HASH_MAP(name, key_type, value_type) \
 	GOTRACE_MAP(name, BPF_MAP_TYPE_HASH, key_type, value_type, 1)
 
+/* A hash map with a copy of each value per CPU, sized before load: an entry that does not fit
+ * is not stored. */
+#define PERCPU_HASH_MAP(name, key_type, value_type) \
+	GOTRACE_MAP(name, BPF_MAP_TYPE_PERCPU_HASH, key_type, value_type, 1)
+
 /* A hash map, sized before load, that evicts its least recently used entry when full. */
 #define LRU_HASH_MAP(name, key_type, value_type) \
 	GOTRACE_MAP(name, BPF_MAP_TYPE_LRU_HASH, key_type, value_type, 1)
