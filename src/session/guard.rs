@@ -21,6 +21,7 @@ use crate::bpf_types::{guard_layout, guard_slot, site_kind};
 use crate::plan::sites::{InlineSites, Site};
 use crate::plan::ProbePlan;
 use crate::session::attach::Attached;
+use crate::session::cpu::{self, Baseline, CpuTime};
 
 /// How often the guard looks at the hits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -119,6 +120,8 @@ pub struct Dropped {
     pub hits_per_s: f64,
     /// What its probes cost the target then, in percent of one CPU.
     pub overhead_pct: f64,
+    /// What one of its hits cost the target then, as measured (docs/design.md §16), in ns.
+    pub ns_per_hit: f64,
 }
 
 /// The functions a session's guard dropped, shared with the command's renderer.
@@ -187,23 +190,131 @@ impl Drop for Slots {
     }
 }
 
+/// Measured cost over classes' cost above which a measurement is taken for noise: a stepped
+/// hit would cost 0.6 ms.
+const MAX_SCALE: f64 = 100.0;
+
+/// The share of the target's kernel time its hits must come to, priced by class, for that
+/// time to measure their cost.
+const MIN_PRICED_SHARE: f64 = 0.1;
+
+/// An epoch longer than this starts afresh (a target's load changes).
+const EPOCH_MAX: Duration = Duration::from_secs(1);
+
+/// The hits since an epoch began (the guard's start, the end of its last removal, or
+/// [`EPOCH_MAX`] ago), and the target's CPU time then.
+struct Epoch {
+    at: Instant,
+    cpu: Option<CpuTime>,
+    /// By function: its hits priced at its site classes' costs, in ns.
+    priced_ns: Vec<f64>,
+    /// By function: its hits.
+    hits: Vec<u64>,
+}
+
+impl Epoch {
+    fn start(pid: Option<u32>, units: usize) -> Epoch {
+        Epoch {
+            at: Instant::now(),
+            cpu: pid.and_then(CpuTime::read),
+            priced_ns: vec![0.0; units],
+            hits: vec![0; units],
+        }
+    }
+}
+
+/// What the probes cost the target over an epoch, measured (docs/design.md §16).
+struct Pricing {
+    /// Seconds the epoch lasted.
+    elapsed: f64,
+    /// The measured cost of a hit over its class's cost (at least 1).
+    scale: f64,
+    /// The target's CPU seconds outside the probes in the epoch; None when its CPU time is
+    /// unknown (every process running a binary).
+    work: Option<f64>,
+    /// The target's CPU seconds per second without the probes, at least.
+    free_rate: f64,
+}
+
+impl Pricing {
+    /// The epoch's measure (docs/design.md §16). The target's kernel time beyond what its
+    /// work takes there untraced (`baseline`) is the probes'; over the hits priced by class it
+    /// gives the scale of every price; its user time is its work. /proc counts in clock ticks
+    /// (10 ms), so each reading may be a tick off: the probes' time is taken a tick short and
+    /// the work a tick long, which can only keep more.
+    fn of(epoch: &Epoch, now: Option<CpuTime>, baseline: Baseline, trusted: f64) -> Pricing {
+        let priced = epoch.priced_ns.iter().sum::<f64>() / 1e9;
+        let Some((elapsed, user, system)) = now.zip(epoch.cpu).map(|(n, e)| n.since(&e)) else {
+            return Pricing {
+                elapsed: epoch.at.elapsed().as_secs_f64(),
+                scale: trusted,
+                work: None,
+                free_rate: 0.0,
+            };
+        };
+        let (elapsed, tick) = (elapsed.max(1e-3), cpu::tick_s());
+        let per_user = baseline.system_per_user;
+        let probes = system - tick - per_user * (user + tick);
+        // Where the hits' classes price them far below the kernel time, that time is the
+        // target's own (a burst of system calls the baseline did not see), not the probes'.
+        let scale = if priced >= MIN_PRICED_SHARE * system && probes > 0.0 {
+            (probes / priced).clamp(1.0, MAX_SCALE)
+        } else {
+            trusted
+        };
+        Pricing {
+            elapsed,
+            scale,
+            work: Some((user + tick) * (1.0 + per_user)),
+            free_rate: (user + system).max(scale * priced) / elapsed,
+        }
+    }
+
+    /// What functions whose hits priced by class come to `priced_ns` cost the target per
+    /// second now, in CPU seconds.
+    fn rate(&self, priced_ns: f64) -> f64 {
+        self.scale * priced_ns / 1e9 / self.elapsed
+    }
+
+    /// What they will cost per second once the others are gone: their calls grow with the
+    /// target's work, which grows back to what the CPU it uses now allows
+    /// (`free_rate * c / (work + c)`, c their cost in the epoch). Without the target's CPU
+    /// time, their cost now.
+    fn predicted(&self, priced_ns: f64) -> f64 {
+        let cost = self.scale * priced_ns / 1e9;
+        match self.work {
+            Some(work) if cost > 0.0 => self.free_rate * cost / (work + cost),
+            _ => self.rate(priced_ns),
+        }
+    }
+}
+
 /// The guard of one session.
 pub struct Guard {
     plan: GuardPlan,
     slots: Slots,
+    /// Each slot's hits at the last check.
     last: Vec<u64>,
     last_at: Instant,
+    epoch: Epoch,
+    pid: Option<u32>,
+    baseline: Baseline,
     started: Instant,
     json: bool,
     dropped: DroppedList,
     dropped_units: Vec<bool>,
+    /// The last measured scale of the classes' prices (`Pricing::scale`; 1 until measured).
+    scale: f64,
 }
 
 impl Guard {
-    /// The guard of loaded `object` for `plan`, from now on (call once every link is live).
+    /// The guard of loaded `object` for `plan`, from now on (call once every link is live);
+    /// `pid`: the target whose CPU time measures the cost (None: every process running the
+    /// binary, priced by class alone), `baseline`: how it used the CPU before the probes.
     pub fn start(
         object: &Object,
         plan: GuardPlan,
+        target: (Option<u32>, Baseline),
         json: bool,
         dropped: DroppedList,
     ) -> Result<Guard> {
@@ -217,102 +328,124 @@ impl Guard {
         }
         let last = (0..plan.slots.len()).map(|s| slots.hits(s)).collect();
         let units = plan.names.len();
+        let (pid, baseline) = target;
         Ok(Guard {
             plan,
             slots,
             last,
             last_at: Instant::now(),
+            epoch: Epoch::start(pid, units),
+            pid,
+            baseline,
             started: Instant::now(),
             json,
             dropped,
             dropped_units: vec![false; units],
+            scale: 1.0,
         })
     }
 
-    /// Every [`CHECK_EVERY`]: prices the hits since the last check and, over the budget,
-    /// drops the costliest functions (their links and uprobes taken from `attached`) until
-    /// under it.
-    pub fn check(&mut self, attached: &mut Attached, out: &mut impl Write) -> Result<()> {
-        let Some(budget) = self.plan.budget_ns_per_s else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last_at).as_secs_f64();
-        if elapsed < CHECK_EVERY.as_secs_f64() {
-            return Ok(());
-        }
-        let units = self.plan.names.len();
-        let (mut cost, mut hits) = (vec![0.0f64; units], vec![0u64; units]);
+    /// Adds the hits since the last check to the epoch.
+    fn count(&mut self) {
         for (slot, &(unit, ns)) in self.plan.slots.iter().enumerate() {
             let total = self.slots.hits(slot);
             let delta = total.wrapping_sub(self.last[slot]);
             self.last[slot] = total;
-            if let Some(c) = cost.get_mut(unit as usize) {
-                *c += delta as f64 * ns;
-                hits[unit as usize] += delta;
+            if let Some(priced) = self.epoch.priced_ns.get_mut(unit as usize) {
+                *priced += delta as f64 * ns;
+                self.epoch.hits[unit as usize] += delta;
             }
         }
-        self.last_at = now;
-        let mut total: f64 = cost.iter().sum::<f64>() / elapsed;
-        if total <= budget {
+    }
+
+    /// Every [`CHECK_EVERY`]: measures what the probes cost over the epoch and, when what the
+    /// kept functions will cost is over the budget, drops the costliest (their links and
+    /// uprobes taken from `attached`) until it is under half of it.
+    pub fn check(&mut self, attached: &mut Attached, out: &mut impl Write) -> Result<()> {
+        let Some(budget) = self.plan.budget_ns_per_s.map(|ns| ns / 1e9) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now.duration_since(self.last_at) < CHECK_EVERY {
             return Ok(());
         }
-        // Far over budget, the probes slow the target down, and the rates of what is kept
-        // grow once it is freed (caddy: ~40x): aim under the budget by the square root of how
-        // far over it the cost is (16x over: keep at most 1/4 of the budget), so that one or
-        // two checks, not a chain of them 100 ms apart, bring it under, while a function paced
-        // by the clock rather than by the CPU is not dropped with the hot ones.
-        let goal = budget * (budget / total).min(1.0).sqrt();
+        self.last_at = now;
+        self.count();
+        let units = self.plan.names.len();
+        let now_cpu = self.pid.and_then(CpuTime::read);
+        let pricing = Pricing::of(&self.epoch, now_cpu, self.baseline, self.scale);
+        self.scale = pricing.scale;
+        let kept = |dropped: &[bool], epoch: &Epoch| -> f64 {
+            (0..units)
+                .filter(|&u| !dropped[u])
+                .map(|u| epoch.priced_ns[u])
+                .sum()
+        };
+        let mut priced = kept(&self.dropped_units, &self.epoch);
+        if pricing.predicted(priced) <= budget {
+            if now.duration_since(self.epoch.at) >= EPOCH_MAX {
+                self.epoch = Epoch::start(self.pid, units);
+            }
+            return Ok(());
+        }
         let mut order: Vec<usize> = (0..units).filter(|&u| !self.dropped_units[u]).collect();
-        order.sort_by(|&a, &b| cost[b].total_cmp(&cost[a]));
+        order.sort_by(|&a, &b| self.epoch.priced_ns[b].total_cmp(&self.epoch.priced_ns[a]));
+        let mut drop = Vec::new();
         for unit in order {
-            if total <= goal || cost[unit] == 0.0 {
+            let cost = self.epoch.priced_ns[unit];
+            if pricing.predicted(priced) <= budget / 2.0 || cost == 0.0 {
                 break;
             }
-            self.drop_unit(unit, attached);
-            let rate = cost[unit] / elapsed;
-            total -= rate;
+            priced -= cost;
+            drop.push(unit as u32);
+            let hits = self.epoch.hits[unit];
             let dropped = Dropped {
                 function: self.plan.names[unit].clone(),
                 func_id: unit as u32,
                 after: now.duration_since(self.started),
-                hits_per_s: hits[unit] as f64 / elapsed,
-                overhead_pct: rate / 1e7,
+                hits_per_s: hits as f64 / pricing.elapsed,
+                overhead_pct: pricing.rate(cost) * 100.0,
+                ns_per_hit: pricing.scale * cost / hits.max(1) as f64,
             };
-            self.say(&dropped, budget, out)?;
+            self.say(&dropped, budget * 100.0, out)?;
             self.dropped.lock().unwrap().push(dropped);
         }
+        self.drop_units(&drop, attached);
+        self.epoch = Epoch::start(self.pid, units);
         Ok(())
     }
 
-    /// Marks `unit`'s slots dropped, then removes its links and uprobes in a thread of their
-    /// own (per-site uprobes take tens of ms each).
-    fn drop_unit(&mut self, unit: usize, attached: &mut Attached) {
-        self.dropped_units[unit] = true;
+    /// Marks `units`' slots dropped, then removes their links and uprobes in a thread of
+    /// their own (per-site uprobes take tens of ms each).
+    fn drop_units(&mut self, units: &[u32], attached: &mut Attached) {
+        for &unit in units {
+            self.dropped_units[unit as usize] = true;
+        }
         for (slot, &(owner, _)) in self.plan.slots.iter().enumerate() {
-            if owner as usize == unit {
+            if self.dropped_units[owner as usize] {
                 self.slots.drop_slot(slot);
             }
         }
-        let group = attached.take_group(unit as u32);
-        std::thread::spawn(move || group.remove());
+        let groups = attached.take_groups(units);
+        std::thread::spawn(move || groups.remove());
     }
 
     /// One line on stderr, or a JSON `guard_dropped` record among the results.
-    fn say(&self, d: &Dropped, budget: f64, out: &mut impl Write) -> Result<()> {
-        let budget_pct = budget / 1e7;
+    fn say(&self, d: &Dropped, budget_pct: f64, out: &mut impl Write) -> Result<()> {
         if self.json {
             let line = json!({"type": "guard_dropped", "function": d.function,
                 "after_s": round3(d.after.as_secs_f64()), "hits_per_s": d.hits_per_s.round(),
-                "overhead_pct": round3(d.overhead_pct), "max_overhead_pct": budget_pct});
+                "overhead_pct": round3(d.overhead_pct), "ns_per_hit": d.ns_per_hit.round(),
+                "max_overhead_pct": budget_pct});
             writeln!(out, "{line}")?;
             out.flush()?;
         } else {
             eprintln!(
-                "gotrace: guard: detached {} after {:.1} s: {:.0} probe hits/s cost the target ~{:.1}% of a CPU (budget {}%, --max-overhead, --no-guard)",
+                "gotrace: guard: detached {} after {:.1} s: {:.0} probe hits/s (~{:.1} µs each) cost the target ~{:.1}% of a CPU (budget {}%, --max-overhead, --no-guard)",
                 d.function,
                 d.after.as_secs_f64(),
                 d.hits_per_s,
+                d.ns_per_hit / 1e3,
                 d.overhead_pct,
                 budget_pct
             );
