@@ -194,6 +194,9 @@ impl Drop for Slots {
 /// hit would cost 0.6 ms.
 const MAX_SCALE: f64 = 100.0;
 
+/// The share of the target's CPU time the probes must take for it to measure their cost.
+const MIN_PROBE_SHARE: f64 = 0.5;
+
 /// The share of the target's kernel time its hits must come to, priced by class, for that
 /// time to measure their cost.
 const MIN_PRICED_SHARE: f64 = 0.1;
@@ -255,9 +258,12 @@ impl Pricing {
         let (elapsed, tick) = (elapsed.max(1e-3), cpu::tick_s());
         let per_user = baseline.system_per_user;
         let probes = system - tick - per_user * (user + tick);
-        // Where the hits' classes price them far below the kernel time, that time is the
-        // target's own (a burst of system calls the baseline did not see), not the probes'.
-        let scale = if priced >= MIN_PRICED_SHARE * system && probes > 0.0 {
+        // Measured only where the probes take most of the target's CPU time: elsewhere, and
+        // where the hits' classes price them far below the kernel time, that time may be the
+        // target's own (system calls the baseline did not see, or none was taken).
+        let measurable =
+            probes >= MIN_PROBE_SHARE * (user + system) && priced >= MIN_PRICED_SHARE * system;
+        let scale = if measurable {
             (probes / priced).clamp(1.0, MAX_SCALE)
         } else {
             trusted
