@@ -116,6 +116,8 @@ pub struct Dropped {
     pub func_id: u32,
     /// Since the probes were attached.
     pub after: Duration,
+    /// When, on the events' clock (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
     /// Its hits per second over the last check.
     pub hits_per_s: f64,
     /// What its probes cost the target then, in percent of one CPU.
@@ -243,8 +245,9 @@ impl Pricing {
     /// The epoch's measure (docs/design.md §16). The target's kernel time beyond what its
     /// work takes there untraced (`baseline`) is the probes'; over the hits priced by class it
     /// gives the scale of every price; its user time is its work. /proc counts in clock ticks
-    /// (10 ms), so each reading may be a tick off: the probes' time is taken a tick short and
-    /// the work a tick long, which can only keep more.
+    /// (10 ms), so a difference of two readings may be a tick off: the probes' time is taken a
+    /// tick short (the scale is not overstated) and the work half a tick long (a target whose
+    /// user time did not reach a tick did about that much work).
     fn of(epoch: &Epoch, now: Option<CpuTime>, baseline: Baseline, trusted: f64) -> Pricing {
         let priced = epoch.priced_ns.iter().sum::<f64>() / 1e9;
         let Some((elapsed, user, system)) = now.zip(epoch.cpu).map(|(n, e)| n.since(&e)) else {
@@ -271,7 +274,7 @@ impl Pricing {
         Pricing {
             elapsed,
             scale,
-            work: Some((user + tick) * (1.0 + per_user)),
+            work: Some((user + tick / 2.0) * (1.0 + per_user)),
             free_rate: (user + system).max(scale * priced) / elapsed,
         }
     }
@@ -409,6 +412,7 @@ impl Guard {
                 function: self.plan.names[unit].clone(),
                 func_id: unit as u32,
                 after: now.duration_since(self.started),
+                ts_ns: crate::session::gate::monotonic_ns(),
                 hits_per_s: hits as f64 / pricing.elapsed,
                 overhead_pct: pricing.rate(cost) * 100.0,
                 ns_per_hit: pricing.scale * cost / hits.max(1) as f64,
@@ -439,7 +443,7 @@ impl Guard {
     /// One line on stderr, or a JSON `guard_dropped` record among the results.
     fn say(&self, d: &Dropped, budget_pct: f64, out: &mut impl Write) -> Result<()> {
         if self.json {
-            let line = json!({"type": "guard_dropped", "function": d.function,
+            let line = json!({"type": "guard_dropped", "ts_ns": d.ts_ns, "function": d.function,
                 "after_s": round3(d.after.as_secs_f64()), "hits_per_s": d.hits_per_s.round(),
                 "overhead_pct": round3(d.overhead_pct), "ns_per_hit": d.ns_per_hit.round(),
                 "max_overhead_pct": budget_pct});
@@ -462,6 +466,12 @@ impl Guard {
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+/// The names of the functions dropped so far, in the order they were.
+pub fn dropped_names(dropped: &DroppedList) -> Vec<String> {
+    let dropped = dropped.lock().unwrap();
+    dropped.iter().map(|d| d.function.clone()).collect()
 }
 
 /// Whether each planned function (by id, `funcs` of them) was dropped.
@@ -493,10 +503,12 @@ pub fn summary(
         let list: Vec<_> = dropped
             .iter()
             .map(|d| {
-                json!({"function": d.function, "after_s": round3(d.after.as_secs_f64()),
-                            "hits_per_s": d.hits_per_s.round(),
-                            "overhead_pct": round3(d.overhead_pct),
-                            "dropped_by_guard": open_of(d)})
+                json!({"function": d.function, "ts_ns": d.ts_ns,
+                       "after_s": round3(d.after.as_secs_f64()),
+                       "hits_per_s": d.hits_per_s.round(),
+                       "overhead_pct": round3(d.overhead_pct),
+                       "ns_per_hit": d.ns_per_hit.round(),
+                       "dropped_by_guard": open_of(d)})
             })
             .collect();
         writeln!(out, "{}", json!({"type": "guard_summary", "dropped": list}))?;

@@ -63,10 +63,11 @@ impl LiveOutputs {
         [interval, metrics, heatmap].into_iter().flatten().min()
     }
 
-    /// Hands a fresh cumulative snapshot to every output.
-    pub fn update(&mut self, hists: &[Log2Hist]) {
+    /// Hands a fresh cumulative snapshot, and the functions the overload guard has detached,
+    /// to every output.
+    pub fn update(&mut self, hists: &[Log2Hist], detached: &[String]) {
         if let Some(exporter) = &self.exporter {
-            exporter.update(|metrics| metrics.set(hists));
+            exporter.update(|metrics| metrics.set(hists, detached));
         }
         if let Some(heatmap) = &mut self.heatmap {
             heatmap.record(self.started.elapsed(), hists);

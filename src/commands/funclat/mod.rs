@@ -134,7 +134,7 @@ impl Consumer for Tables<'_, '_> {
             return Ok(true);
         }
         let now = read_hists(self.skel, self.plan)?;
-        self.live.update(&now);
+        self.live.update(&now, &guard::dropped_names(&self.dropped));
         if self.print_clock.take_due() {
             let ts_ns = crate::session::gate::monotonic_ns();
             self.print_period(out, (&now, &self.printed), ts_ns)?;
@@ -163,7 +163,7 @@ impl Consumer for Tables<'_, '_> {
                 }
             }
         }
-        self.live.update(&now);
+        self.live.update(&now, &guard::dropped_names(&self.dropped));
         if self.interval.is_none() || now != self.printed {
             self.print_period(out, (&now, &self.printed), stop.close_ns)?;
         }
