@@ -403,7 +403,11 @@ pub(crate) mod tests {
         let body = exposition(metrics, Some(7));
         let line = r#"gotrace_guard_detached_functions_total{function="main.hot",binary="server",pid="7"} 1"#;
         assert!(body.contains(&format!("{line}\n")), "{body}");
-        assert_eq!(body.matches("gotrace_guard_detached_functions_total{").count(), 1);
+        assert_eq!(
+            body.matches("gotrace_guard_detached_functions_total{")
+                .count(),
+            1
+        );
     }
 
     #[test]
