@@ -84,11 +84,111 @@ fn guard_drops_the_hot_function_and_keeps_the_rest_exact() {
         .any(|d| d["function"] == "main.deep"));
     let handle = hist(&json, "main.handle");
     assert_eq!(field(handle, "count"), goroutines * calls, "{handle}");
+    common::schema::check("funclat", &out.stdout);
     for function in ["main.deep", "main.handle"] {
         let h = hist(&json, function);
         assert_eq!(field(h, "lost"), 0, "{h}");
         assert_eq!(field(h, "unmatched"), 0, "{h}");
     }
+}
+
+/// The same under `args`: main.deep is dropped and named, and every call and return of
+/// main.handle is printed (the program's own count), with nothing lost or unmatched; the
+/// guard's records match docs/json.md's schemas.
+#[test]
+fn args_guard_drops_the_hot_function_and_prints_every_call_of_the_rest() {
+    let Some(_serial) = bpf_test() else { return };
+    let Some(bin) = workloads() else { return };
+    let calls = 1000;
+    let out = gotrace([
+        "args",
+        "--json",
+        "--max-overhead",
+        "5",
+        "main.deep",
+        "main.handle",
+        "--",
+        bin.path.to_str().unwrap(),
+        "deep",
+        "-g",
+        "1",
+        "-calls",
+        &calls.to_string(),
+        "-maxdepth",
+        "400",
+        "-warm",
+        "50",
+    ]);
+    let (_own, json) = split_successful(&out);
+    let dropped = records(&json, "guard_dropped");
+    assert!(
+        dropped.iter().any(|d| d["function"] == "main.deep"),
+        "the guard did not drop main.deep: {dropped:?}"
+    );
+    assert!(dropped.iter().all(|d| d["function"] != "main.handle"));
+    for kind in ["call", "return"] {
+        let handle = json
+            .iter()
+            .filter(|v| v["type"] == kind && v["function"] == "main.handle")
+            .count() as u64;
+        assert_eq!(handle, calls, "{kind} records of main.handle");
+    }
+    let summary = records(&json, "summary");
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    for counter in ["lost", "unmatched"] {
+        assert_eq!(field(summary[0], counter), 0, "{}", summary[0]);
+    }
+    assert_eq!(records(&json, "guard_summary").len(), 1);
+    common::schema::check("args", &out.stdout);
+}
+
+/// The same under `graph` with ROOT main.handle: main.deep is dropped and named, ROOT never
+/// is, and every call of main.handle is a tree (the program's own count), with nothing lost
+/// or unmatched.
+#[test]
+fn graph_guard_drops_the_hot_callee_and_keeps_every_tree() {
+    let Some(_serial) = bpf_test() else { return };
+    let Some(bin) = workloads() else { return };
+    let calls = 1000;
+    let out = gotrace([
+        "graph",
+        "--json",
+        "--max-overhead",
+        "5",
+        "--max-depth",
+        "20",
+        "main.handle",
+        "main.deep",
+        "--",
+        bin.path.to_str().unwrap(),
+        "deep",
+        "-g",
+        "1",
+        "-calls",
+        &calls.to_string(),
+        "-maxdepth",
+        "400",
+        "-warm",
+        "50",
+    ]);
+    let (_own, json) = split_successful(&out);
+    let dropped = records(&json, "guard_dropped");
+    assert!(
+        dropped.iter().any(|d| d["function"] == "main.deep"),
+        "the guard did not drop main.deep: {dropped:?}"
+    );
+    assert!(dropped.iter().all(|d| d["function"] != "main.handle"));
+    let trees = json
+        .iter()
+        .filter(|v| v["type"] == "tree" && v["function"] == "main.handle")
+        .count() as u64;
+    assert_eq!(trees, calls, "trees of main.handle");
+    let summary = records(&json, "summary");
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    for counter in ["lost", "unmatched"] {
+        assert_eq!(field(summary[0], counter), 0, "{}", summary[0]);
+    }
+    common::schema::check("graph", &out.stdout);
 }
 
 /// --no-guard with --max-overhead: nothing dropped, nothing said, the count exact.

@@ -1,6 +1,7 @@
 //! The overload guard (docs/design.md §16, DTrace's deadman, Datadog's circuit breaker):
-//! every hit of every probe is counted in the kernel per function and site class
-//! (`guard_slots`, `enum guard_layout` in src/bpf/gotrace.h); every [`CHECK_EVERY`] the guard
+//! every hit of every probe is counted in the kernel per function and site class, each CPU in
+//! a row of its own (`guard_hits`, `enum guard_layout` in src/bpf/gotrace.h); every
+//! [`CHECK_EVERY`] the guard
 //! prices the hits since the last check by their site class, and while the probes cost the
 //! target more than the budget (`--max-overhead`, percent of one CPU) it detaches the
 //! function that costs most, says so in one line, and keeps the rest exact. Returning early in
@@ -14,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::{MapCore, Object};
+use libbpf_rs::{MapCore, Object, OpenObject};
 use serde_json::json;
 
-use crate::bpf_types::{guard_layout, guard_slot, site_kind};
+use crate::bpf_types::{go_layout, guard_drop, guard_layout, site_kind};
+use crate::output::lines::ExactU64;
 use crate::plan::sites::{InlineSites, Site};
 use crate::plan::ProbePlan;
 use crate::session::attach::Attached;
@@ -41,6 +43,7 @@ const STEPPED_NS: f64 = 6_000.0;
 const SLOTS_PER_FUNC: u32 = guard_layout::GUARD_SLOTS_PER_FUNC.0;
 const SLOT_ENTRY: u32 = guard_layout::GUARD_SLOT_ENTRY.0;
 const SLOT_OTHER: u32 = guard_layout::GUARD_SLOT_OTHER.0;
+const ROW_ALIGN: u32 = guard_layout::GUARD_ROW_ALIGN.0;
 
 /// The guard's view of a plan: which function each slot and each site belongs to, and what a
 /// hit of each slot costs.
@@ -48,12 +51,14 @@ const SLOT_OTHER: u32 = guard_layout::GUARD_SLOT_OTHER.0;
 pub struct GuardPlan {
     /// Function names, by planned function id (the unit the guard detaches).
     pub names: Vec<String>,
-    /// For each slot of `guard_slots`: its function and the cost of one hit, in ns.
+    /// For each slot (`enum guard_layout`): its function and the cost of one hit, in ns.
     pub slots: Vec<(u32, f64)>,
     /// `go_layout.guard_inline_base`: the slot of inlined-call site 0.
     pub inline_base: u32,
     /// The budget in ns of probe cost per second; None: `--no-guard` (one link for all sites).
     pub budget_ns_per_s: Option<f64>,
+    /// By function id: never detached (see [`GuardPlan::pin`]).
+    pinned: Vec<bool>,
 }
 
 impl GuardPlan {
@@ -79,7 +84,54 @@ impl GuardPlan {
             slots,
             inline_base: funcs * SLOTS_PER_FUNC,
             budget_ns_per_s: max_overhead_pct.map(|pct| pct / 100.0 * 1e9),
+            pinned: vec![false; funcs as usize],
         }
+    }
+
+    /// Functions (by id) the guard never detaches, whatever they cost: those a command's
+    /// output cannot do without (graph's ROOT, where its trees begin).
+    pub fn pin(&mut self, ids: impl IntoIterator<Item = u32>) {
+        for id in ids {
+            if let Some(pinned) = self.pinned.get_mut(id as usize) {
+                *pinned = true;
+            }
+        }
+    }
+
+    /// Slots per CPU row of `guard_hits`: every slot, rounded up to whole cache lines; 0
+    /// without a budget (nothing is counted).
+    fn stride(&self) -> u32 {
+        match self.budget_ns_per_s {
+            Some(_) => (self.slots.len() as u32).max(1).next_multiple_of(ROW_ALIGN),
+            None => 0,
+        }
+    }
+
+    /// Before load: sets `layout`'s guard fields and sizes the guard's maps in `object` (a
+    /// row of hits per possible CPU, a dropped mark per slot).
+    pub fn configure(&self, layout: &mut go_layout, object: &mut OpenObject) -> Result<()> {
+        let stride = self.stride();
+        layout.guard_inline_base = self.inline_base;
+        layout.guard_stride = stride;
+        // One row shared by every CPU, as the hits were once counted: only for
+        // bench/guard_counter.sh's same-run comparison.
+        let shared = std::env::var_os("GOTRACE_GUARD_SHARED_ROW").is_some();
+        layout.guard_row = if shared { 0 } else { stride };
+        if stride == 0 {
+            return Ok(());
+        }
+        let cpus = u32::try_from(libbpf_rs::num_possible_cpus()?)?;
+        let hits = stride
+            .checked_mul(cpus)
+            .context("too many guard slots for this machine's CPUs")?;
+        for mut map in object.maps_mut() {
+            match map.name().to_str() {
+                Some("guard_hits") => map.set_max_entries(hits)?,
+                Some("guard_dropped") => map.set_max_entries(stride)?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The function (guard unit) site `site` belongs to.
@@ -129,23 +181,23 @@ pub struct Dropped {
 /// The functions a session's guard dropped, shared with the command's renderer.
 pub type DroppedList = Arc<Mutex<Vec<Dropped>>>;
 
-/// `guard_slots`, mapped into this process.
-struct Slots {
-    ptr: *mut guard_slot,
+/// A BPF_F_MMAPABLE array map of `T`s, mapped into this process.
+struct Mapped<T> {
+    ptr: *mut T,
     len: usize,
     bytes: usize,
 }
 
-impl Slots {
-    fn map(object: &Object) -> Result<Slots> {
+impl<T> Mapped<T> {
+    fn map(object: &Object, name: &str) -> Result<Mapped<T>> {
         use std::os::fd::{AsFd, AsRawFd};
         let map = object
             .maps()
-            .find(|m| m.name().to_str() == Some("guard_slots"))
-            .context("the BPF object has no guard_slots map")?;
+            .find(|m| m.name().to_str() == Some(name))
+            .with_context(|| format!("the BPF object has no {name} map"))?;
         let len = map.max_entries() as usize;
         let page = 4096;
-        let bytes = (len * std::mem::size_of::<guard_slot>()).div_ceil(page) * page;
+        let bytes = (len * std::mem::size_of::<T>()).div_ceil(page) * page;
         // SAFETY: mapping a BPF_F_MMAPABLE array map's fd, shared, for its whole size; the
         // mapping keeps the map alive until `Drop` unmaps it.
         let ptr = unsafe {
@@ -159,36 +211,59 @@ impl Slots {
             )
         };
         if ptr == libc::MAP_FAILED {
-            bail!(
-                "mapping the guard's counters: {}",
-                std::io::Error::last_os_error()
-            );
+            bail!("mapping {name}: {}", std::io::Error::last_os_error());
         }
-        Ok(Slots {
+        Ok(Mapped {
             ptr: ptr.cast(),
             len,
             bytes,
         })
     }
-
-    fn hits(&self, slot: usize) -> u64 {
-        debug_assert!(slot < self.len);
-        // SAFETY: `slot` is inside the mapping; the BPF side updates it with atomic adds.
-        unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*self.ptr.add(slot)).hits)) }
-    }
-
-    fn drop_slot(&self, slot: usize) {
-        // SAFETY: as in `hits`; the BPF side reads `dropped` with a volatile load.
-        unsafe {
-            std::ptr::write_volatile(std::ptr::addr_of_mut!((*self.ptr.add(slot)).dropped), 1)
-        }
-    }
 }
 
-impl Drop for Slots {
+impl<T> Drop for Mapped<T> {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what `map` mapped.
         unsafe { libc::munmap(self.ptr.cast(), self.bytes) };
+    }
+}
+
+/// The guard's maps: each CPU's row of hits, and the dropped marks.
+struct Slots {
+    hits: Mapped<u64>,
+    drops: Mapped<guard_drop>,
+    /// Slots per row.
+    stride: usize,
+}
+
+impl Slots {
+    fn map(object: &Object) -> Result<Slots> {
+        let hits = Mapped::map(object, "guard_hits")?;
+        let drops: Mapped<guard_drop> = Mapped::map(object, "guard_dropped")?;
+        Ok(Slots {
+            stride: drops.len,
+            hits,
+            drops,
+        })
+    }
+
+    /// The hits of `slot`, summed over every CPU's row.
+    fn hits(&self, slot: usize) -> u64 {
+        debug_assert!(slot < self.stride);
+        (slot..self.hits.len)
+            .step_by(self.stride)
+            // SAFETY: `index` is inside the mapping; the BPF side updates it with atomic adds.
+            .map(|index| unsafe { std::ptr::read_volatile(self.hits.ptr.add(index)) })
+            .fold(0u64, u64::wrapping_add)
+    }
+
+    fn drop_slot(&self, slot: usize) {
+        debug_assert!(slot < self.drops.len);
+        // SAFETY: `slot` is inside the mapping; the BPF side reads `dropped` with a volatile
+        // load.
+        unsafe {
+            std::ptr::write_volatile(std::ptr::addr_of_mut!((*self.drops.ptr.add(slot)).dropped), 1)
+        }
     }
 }
 
@@ -228,6 +303,17 @@ impl Epoch {
     }
 }
 
+/// The scale of the classes' prices the guard trusts when an epoch cannot measure it, and the
+/// most an epoch may measure: [`MAX_SCALE`] until the first drop, then what was measured
+/// then, with every probe in place. Once the costliest functions are gone the probes' time is
+/// small and the target's own kernel time (its system calls, when no baseline tells them
+/// apart) would be put down to the few hits left, pricing them far too high.
+#[derive(Debug, Clone, Copy)]
+struct Scales {
+    trusted: f64,
+    ceiling: f64,
+}
+
 /// What the probes cost the target over an epoch, measured (docs/design.md §16).
 struct Pricing {
     /// Seconds the epoch lasted.
@@ -248,7 +334,8 @@ impl Pricing {
     /// (10 ms), so a difference of two readings may be a tick off: the probes' time is taken a
     /// tick short (the scale is not overstated) and the work half a tick long (a target whose
     /// user time did not reach a tick did about that much work).
-    fn of(epoch: &Epoch, now: Option<CpuTime>, baseline: Baseline, trusted: f64) -> Pricing {
+    fn of(epoch: &Epoch, now: Option<CpuTime>, baseline: Baseline, scales: Scales) -> Pricing {
+        let Scales { trusted, ceiling } = scales;
         let priced = epoch.priced_ns.iter().sum::<f64>() / 1e9;
         let Some((elapsed, user, system)) = now.zip(epoch.cpu).map(|(n, e)| n.since(&e)) else {
             return Pricing {
@@ -267,7 +354,7 @@ impl Pricing {
         let measurable =
             probes >= MIN_PROBE_SHARE * (user + system) && priced >= MIN_PRICED_SHARE * system;
         let scale = if measurable {
-            (probes / priced).clamp(1.0, MAX_SCALE)
+            (probes / priced).clamp(1.0, ceiling)
         } else {
             trusted
         };
@@ -312,8 +399,9 @@ pub struct Guard {
     json: bool,
     dropped: DroppedList,
     dropped_units: Vec<bool>,
-    /// The last measured scale of the classes' prices (`Pricing::scale`; 1 until measured).
-    scale: f64,
+    /// The last measured scale of the classes' prices (`Pricing::scale`; 1 until measured)
+    /// and the most a later epoch may measure.
+    scales: Scales,
 }
 
 impl Guard {
@@ -328,10 +416,10 @@ impl Guard {
         dropped: DroppedList,
     ) -> Result<Guard> {
         let slots = Slots::map(object)?;
-        if slots.len < plan.slots.len() {
+        if slots.stride < plan.slots.len() {
             bail!(
-                "guard_slots has {} slots, the plan {}",
-                slots.len,
+                "guard_dropped has {} slots, the plan {}",
+                slots.stride,
                 plan.slots.len()
             );
         }
@@ -350,7 +438,10 @@ impl Guard {
             json,
             dropped,
             dropped_units: vec![false; units],
-            scale: 1.0,
+            scales: Scales {
+                trusted: 1.0,
+                ceiling: MAX_SCALE,
+            },
         })
     }
 
@@ -382,8 +473,8 @@ impl Guard {
         self.count();
         let units = self.plan.names.len();
         let now_cpu = self.pid.and_then(CpuTime::read);
-        let pricing = Pricing::of(&self.epoch, now_cpu, self.baseline, self.scale);
-        self.scale = pricing.scale;
+        let pricing = Pricing::of(&self.epoch, now_cpu, self.baseline, self.scales);
+        self.scales.trusted = pricing.scale;
         let kept = |dropped: &[bool], epoch: &Epoch| -> f64 {
             (0..units)
                 .filter(|&u| !dropped[u])
@@ -397,7 +488,9 @@ impl Guard {
             }
             return Ok(());
         }
-        let mut order: Vec<usize> = (0..units).filter(|&u| !self.dropped_units[u]).collect();
+        let mut order: Vec<usize> = (0..units)
+            .filter(|&u| !self.dropped_units[u] && !self.plan.pinned[u])
+            .collect();
         order.sort_by(|&a, &b| self.epoch.priced_ns[b].total_cmp(&self.epoch.priced_ns[a]));
         let mut drop = Vec::new();
         for unit in order {
@@ -420,8 +513,13 @@ impl Guard {
             self.say(&dropped, budget * 100.0, out)?;
             self.dropped.lock().unwrap().push(dropped);
         }
-        self.drop_units(&drop, attached);
-        self.epoch = Epoch::start(self.pid, units);
+        if !drop.is_empty() {
+            if !self.dropped_units.contains(&true) {
+                self.scales.ceiling = pricing.scale;
+            }
+            self.drop_units(&drop, attached);
+            self.epoch = Epoch::start(self.pid, units);
+        }
         Ok(())
     }
 
@@ -443,7 +541,7 @@ impl Guard {
     /// One line on stderr, or a JSON `guard_dropped` record among the results.
     fn say(&self, d: &Dropped, budget_pct: f64, out: &mut impl Write) -> Result<()> {
         if self.json {
-            let line = json!({"type": "guard_dropped", "ts_ns": d.ts_ns, "function": d.function,
+            let line = json!({"type": "guard_dropped", "ts_ns": ExactU64(d.ts_ns), "function": d.function,
                 "after_s": round3(d.after.as_secs_f64()), "hits_per_s": d.hits_per_s.round(),
                 "overhead_pct": round3(d.overhead_pct), "ns_per_hit": d.ns_per_hit.round(),
                 "max_overhead_pct": budget_pct});
@@ -474,15 +572,25 @@ pub fn dropped_names(dropped: &DroppedList) -> Vec<String> {
     dropped.iter().map(|d| d.function.clone()).collect()
 }
 
-/// Whether each planned function (by id, `funcs` of them) was dropped.
-pub fn dropped_ids(dropped: &DroppedList, funcs: usize) -> Vec<bool> {
+/// The calls still open at the stop (`open_calls`, their planned function ids, `funcs` of
+/// them) of the functions the guard kept, and, by function id, the count of those of the
+/// functions it dropped (`dropped_by_guard`: their probes were gone before they returned).
+pub fn split_open(dropped: &DroppedList, open_calls: &[u32], funcs: usize) -> (Vec<u32>, Vec<u64>) {
     let mut ids = vec![false; funcs];
     for d in dropped.lock().unwrap().iter() {
         if let Some(id) = ids.get_mut(d.func_id as usize) {
             *id = true;
         }
     }
-    ids
+    let mut open_dropped = vec![0u64; funcs];
+    let mut kept = Vec::with_capacity(open_calls.len());
+    for &func_id in open_calls {
+        match ids.get(func_id as usize) {
+            Some(true) => open_dropped[func_id as usize] += 1,
+            _ => kept.push(func_id),
+        }
+    }
+    (kept, open_dropped)
 }
 
 /// The summary of what the guard dropped, for a command's final output: a human block (none
@@ -503,7 +611,7 @@ pub fn summary(
         let list: Vec<_> = dropped
             .iter()
             .map(|d| {
-                json!({"function": d.function, "ts_ns": d.ts_ns,
+                json!({"function": d.function, "ts_ns": ExactU64(d.ts_ns),
                        "after_s": round3(d.after.as_secs_f64()),
                        "hits_per_s": d.hits_per_s.round(),
                        "overhead_pct": round3(d.overhead_pct),

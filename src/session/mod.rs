@@ -126,9 +126,9 @@ impl Session {
         self.target.pid
     }
 
-    /// Puts the next [`Session::attach`] under the overload guard (`plan`: the functions its
-    /// sites belong to and what their hits cost); returns the list of the functions it will
-    /// have dropped, for the command's summary.
+    /// Puts the next [`Session::load`] and [`Session::attach`] under the overload guard
+    /// (`plan`: the functions its sites belong to and what their hits cost); returns the list
+    /// of the functions it will have dropped, for the command's summary.
     pub fn guard(&mut self, plan: GuardPlan) -> DroppedList {
         self.guard_plan = Some(plan);
         self.guard_cpu = self.target.pid.and_then(cpu::CpuTime::read);
@@ -149,6 +149,7 @@ impl Session {
             runtime,
             pid: self.target.pid,
             ring_bytes,
+            guard: self.guard_plan.as_ref(),
         };
         load::load::<P>(object, &common, configure)
     }
