@@ -8,8 +8,10 @@
 #   shared    the same with GOTRACE_GUARD_SHARED_ROW=1: every CPU adds in one row (one shared
 #             atomic per slot, as the counter was before it was per-CPU)
 # A mode's per-call overhead is
-#   (wall(traced, C calls) - wall(traced, 1 call)) / calls - the same difference untraced,
-# so attach time and process start cancel out. Prints each round, the medians and the ratios
+#   (cpu(traced, C calls) - cpu(traced, 1 call)) / calls - the same difference untraced,
+# cpu: the CPU time (user + system) of gotrace and the target it launched, so that attach time
+# and process start cancel out, and the other work on a shared machine does not count (a trap
+# and a contended cache line are both CPU time of the target). Prints each round, the medians and the ratios
 # per-cpu/floor and shared/floor.
 #
 #   bench/guard_counter.sh [CALLS] [ROUNDS]    (default 600 handle calls a goroutine, 5 rounds)
@@ -22,13 +24,13 @@ GOTRACE="${GOTRACE:-$ROOT/target/release/gotrace}"
 BIN="$ROOT/target/go-targets/go1.27.3/amd64-plain/workloads"
 [ -x "$BIN" ] || { echo "bench/guard_counter.sh needs $BIN (scripts/build-targets.sh)" >&2; exit 1; }
 
-# wall_ns CMD...: the command's wall time in ns (its output discarded).
-wall_ns() {
-  local t0 t1
-  t0=$(date +%s%N)
-  "$@" >/dev/null 2>&1
-  t1=$(date +%s%N)
-  echo $((t1 - t0))
+# cpu_ns CMD...: the CPU time (user + system) in ns of the command and the children it waited
+# for (its output discarded).
+cpu_ns() {
+  python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(int((r.ru_utime + r.ru_stime) * 1e9))' "$@"
 }
 
 work() { echo "$BIN" stackgrow -g 2 -calls "$1" -maxdepth 400 -warm 0; }
@@ -41,10 +43,10 @@ per_call_ns() {
     per-cpu) flags=(--max-overhead 100000) ;;
     shared) env=(GOTRACE_GUARD_SHARED_ROW=1) flags=(--max-overhead 100000) ;;
   esac
-  big=$(wall_ns env "${env[@]}" "$GOTRACE" funclat "${flags[@]}" main.deep -- $(work "$CALLS"))
-  small=$(wall_ns env "${env[@]}" "$GOTRACE" funclat "${flags[@]}" main.deep -- $(work 1))
-  base_big=$(wall_ns $(work "$CALLS"))
-  base_small=$(wall_ns $(work 1))
+  big=$(cpu_ns env "${env[@]}" "$GOTRACE" funclat "${flags[@]}" main.deep -- $(work "$CALLS"))
+  small=$(cpu_ns env "${env[@]}" "$GOTRACE" funclat "${flags[@]}" main.deep -- $(work 1))
+  base_big=$(cpu_ns $(work "$CALLS"))
+  base_small=$(cpu_ns $(work 1))
   echo $(((big - small - base_big + base_small) / DEEP_CALLS))
 }
 
