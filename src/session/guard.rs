@@ -262,7 +262,10 @@ impl Slots {
         // SAFETY: `slot` is inside the mapping; the BPF side reads `dropped` with a volatile
         // load.
         unsafe {
-            std::ptr::write_volatile(std::ptr::addr_of_mut!((*self.drops.ptr.add(slot)).dropped), 1)
+            std::ptr::write_volatile(
+                std::ptr::addr_of_mut!((*self.drops.ptr.add(slot)).dropped),
+                1,
+            )
         }
     }
 }

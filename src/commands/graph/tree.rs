@@ -419,15 +419,19 @@ mod tests {
         let mut b = builder(64, 100);
         let script = "E root 100 0; E a 200 1; X a 200 2; E a 200 3; E b 300 4; X b 300 5";
         let mut trees = run(&mut b, script);
-        b.guard.dropped.lock().unwrap().push(crate::session::guard::Dropped {
-            function: "a".to_owned(),
-            func_id: A,
-            after: std::time::Duration::ZERO,
-            ts_ns: 6,
-            hits_per_s: 0.0,
-            overhead_pct: 0.0,
-            ns_per_hit: 0.0,
-        });
+        b.guard
+            .dropped
+            .lock()
+            .unwrap()
+            .push(crate::session::guard::Dropped {
+                function: "a".to_owned(),
+                func_id: A,
+                after: std::time::Duration::ZERO,
+                ts_ns: 6,
+                hits_per_s: 0.0,
+                overhead_pct: 0.0,
+                ns_per_hit: 0.0,
+            });
         trees.extend(run(&mut b, "X root 100 9"));
         assert_eq!(shapes(&trees), "root 9(a 1() b 1())");
         assert_eq!(b.counts, Counts::default());
