@@ -34,11 +34,16 @@ GOTRACE=target/release/gotrace
 TIMING=$(mktemp)
 trap 'rm -f "$TIMING"' EXIT
 
-# wall time (s) and peak RSS (KB) of one run of a command (`go tool nm` fails on a stripped
-# binary such as hugo: its time still counts)
+# wall time (s), CPU time (user + system, ms) and peak RSS (KB) of one run of a command
+# (`go tool nm` fails on a stripped binary such as hugo: its time still counts). The CPU time
+# is bash's (getrusage of the children: exact, where GNU time rounds to 10 ms), and includes
+# /usr/bin/time's own, well under 1 ms. On a loaded machine the wall time measures the
+# scheduler more than the program: compare the CPU times there.
 once() {
-  /usr/bin/time -o "$TIMING" -f "%e %M" "$@" >/dev/null 2>&1 || true
-  tail -1 "$TIMING"
+  local cpu
+  cpu=$( { TIMEFORMAT='%3U %3S'; time /usr/bin/time -o "$TIMING" -f "%e %M" "$@" >/dev/null 2>&1 || true; } 2>&1 )
+  read -r wall rss < <(tail -1 "$TIMING")
+  echo "$wall $(awk "BEGIN{printf \"%d\", (${cpu% *} + ${cpu#* }) * 1000}") $rss"
 }
 
 # the median of the numbers on stdin
@@ -46,22 +51,23 @@ median() {
   sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
 }
 
-# median wall time and median peak RSS of each command line given (one per argument, words
-# split), the commands run alternately: "t1 m1 t2 m2 ..."
+# median wall time, CPU time and peak RSS of each command line given (one per argument, words
+# split), the commands run alternately: "t1 c1 m1 t2 c2 m2 ..."
 measure() {
-  local -a times rss
-  local i c t m
+  local -a times cpus rss
+  local i c t u m
   for ((i = 0; i < RUNS; i++)); do
     c=0
     for cmd in "$@"; do
       # shellcheck disable=SC2086
-      read -r t m < <(once $cmd)
-      times[c]+="$t "; rss[c]+="$m "
+      read -r t u m < <(once $cmd)
+      times[c]+="$t "; cpus[c]+="$u "; rss[c]+="$m "
       c=$((c + 1))
     done
   done
   for ((c = 0; c < $#; c++)); do
-    printf '%s %s ' "$(tr ' ' '\n' <<<"${times[c]}" | grep . | median)" \
+    printf '%s %s %s ' "$(tr ' ' '\n' <<<"${times[c]}" | grep . | median)" \
+      "$(tr ' ' '\n' <<<"${cpus[c]}" | grep . | median)" \
       "$(tr ' ' '\n' <<<"${rss[c]}" | grep . | median)"
   done
   echo
@@ -84,26 +90,31 @@ done
 # Debian's hugo (apt-get install hugo): 47k functions, 70k inlined calls, stripped.
 if [ -x /usr/bin/hugo ]; then bins+=(/usr/bin/hugo); else echo "no /usr/bin/hugo (apt-get install hugo)"; fi
 
-printf '%-28s %8s %8s %7s %8s %7s %8s %7s %9s %8s %6s\n' binary one_fn_s index_s rss_MB nm_s \
-  idx/nm base_s base_MB idx/base funcs inl
+row='%-28s %8s %8s %7s %7s %8s %7s %7s %8s %7s %9s %8s %8s %6s\n'
+# shellcheck disable=SC2059
+printf "$row" binary one_fn_s index_s cpu_ms rss_MB nm_s idx/nm base_s base_ms base_MB \
+  idx/base cpu/base funcs inl
+ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
 for bin in "${bins[@]}"; do
   read -r one _ < <(measure "$GOTRACE list $bin main.main")
   if [ -n "$BASELINE" ]; then
-    read -r all rss nm _ base base_rss < <(measure "$GOTRACE list --json $bin" \
+    read -r all cpu rss nm _ _ base base_cpu base_rss < <(measure "$GOTRACE list --json $bin" \
       "$GO tool nm $bin" "$BASELINE list --json $bin")
-    vs_base=$(awk "BEGIN{printf \"%.2f\", $all/$base}")
+    vs_base=$(ratio "$all" "$base") cpu_vs_base=$(ratio "$cpu" "$base_cpu")
     base_mb=$(awk "BEGIN{printf \"%.1f\", $base_rss/1024}")
   else
-    read -r all rss nm _ < <(measure "$GOTRACE list --json $bin" "$GO tool nm $bin")
-    base=- base_mb=- vs_base=-
+    read -r all cpu rss nm _ < <(measure "$GOTRACE list --json $bin" "$GO tool nm $bin")
+    base=- base_cpu=- base_mb=- vs_base=- cpu_vs_base=-
   fi
   funcs=$("$GOTRACE" list --json "$bin" | wc -l)
   inlined=$("$GOTRACE" list "$bin" 2>/dev/null | sed -n 2p | awk '{print $2}')
   name="$(basename "$(dirname "$bin")")/$(basename "$bin")"
   "$GOTRACE" list "$bin" main.main | grep -q ', DWARF,' && name+=' +DWARF'
-  printf '%-28s %8s %8s %7s %8s %7s %8s %7s %9s %8s %6s\n' "$name" "$one" "$all" \
-    "$(awk "BEGIN{printf \"%.1f\", $rss/1024}")" "$nm" "$(awk "BEGIN{printf \"%.2f\", $all/$nm}")" \
-    "$base" "$base_mb" "$vs_base" "$funcs" "$inlined"
+  # shellcheck disable=SC2059
+  printf "$row" "$name" "$one" "$all" "$cpu" "$(awk "BEGIN{printf \"%.1f\", $rss/1024}")" "$nm" \
+    "$(ratio "$all" "$nm")" "$base" "$base_cpu" "$base_mb" "$vs_base" "$cpu_vs_base" "$funcs" \
+    "$inlined"
 done
 echo "goals: one function <= 0.05 s, full index <= 1 s, RSS <= 100 MB (hugo <= 50 MB);"
-echo "       with inline trees, index <= 1.3x the index before them (GOTRACE_BASELINE=a1db141^ build)"
+echo "       with inline trees, index <= 1.3x the index before them (GOTRACE_BASELINE=a1db141^ build;"
+echo "       cpu/base where other work shares the machine, idx/base (wall) on an idle one)"
