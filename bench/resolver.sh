@@ -20,9 +20,23 @@
 #   go         0.11 / 0.38 / 0.18                   74 / 239 / 121 (1.64x)  17.3 / 32.5 / 20.8
 # The change: rows serialized from borrowed structs (no serde_json::Value), 40-byte inline-table
 # entries sharing their callers and ranges, decoded code released behind the rows, site classes
-# judged only at possible probe sites. What remains over 1.3x is reading every inline tree
-# (~40 ms CPU on compile: the trees, each parent's line table for the call sites) and writing
-# them: the index is 5x larger (compile: 23.7 MB of JSON against 4.7 MB before).
+# judged only at possible probe sites.
+#
+# Then (issue 28, 2 cores at load 15-20 from other builds, so CPU times: medians of 9 runs,
+# this script's run alternating a1db141^ and main at 93353f0):
+#              CPU ms: before / after (ratio)     peak RSS MB: before / after
+#   hugo       204 / 211 (1.03x)                  41.5 / 32.9
+#   compile    109 / 139 (1.28x)                  24.3 / 26.5
+#   +DWARF     270 / 274 (1.01x)                  43.9 / 49.6
+#   go          80 /  98 (1.23x)                  17.3 / 21.2
+#   esbuild     67 /  72 (1.07x)                  15.1 / 18.3
+# after: x86 decoded past the prologue looking at branches and RETs only; go1.20+ call sites
+# read in one forward pass over each parent's line tables, file names once per file; 256 KiB
+# writes. What remains on compile and go (no DWARF, so the inline trees weigh most): reading
+# the trees, ~35 ms CPU and 2,200 page faults on compile (`list BIN nomatch`), and writing
+# them, the index being 5x larger (23.7 MB of JSON against 4.7 MB); serde_json escapes each
+# string byte by byte, keys included (escaping the recurring names once, as RawValues, saved
+# less than the lookups cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${GOTRACE_CACHE:-$HOME/.cache/gotrace}"
