@@ -55,6 +55,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         lines: Vec::with_capacity(1 << 16),
         funcs: plan.funcs.len(),
         dropped,
+        filtering: args.filter.is_some(),
     };
     let mut sites = plan.sites(|_| !args.no_ret);
     sites.extend(
@@ -82,6 +83,12 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
+    /// Calls not shown, by why (--where): the condition did not hold, or its value could not
+    /// be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filtered_by_where: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    where_unreadable: Option<u64>,
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -140,14 +147,25 @@ fn plan_calls(
         }
         names.push(name.to_owned());
     }
-    let inlined = if args.no_inlined {
+    // --where is decided at the functions' own entries, not at their inlined calls.
+    let inlined = if args.no_inlined || args.filter.is_some() {
         plan::Inlined::No
     } else {
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
+    let extra = capture::Extra {
+        globals: args.globals.clone(),
+        fields: capture::path::parse_all(&args.fields)?,
+        filter: args
+            .filter
+            .as_deref()
+            .map(capture::filter::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -172,6 +190,8 @@ struct Printer<'p, 'o> {
     /// The planned functions, and those the overload guard dropped.
     funcs: usize,
     dropped: DroppedList,
+    /// --where was given (the summary counts the calls it hid).
+    filtering: bool,
 }
 
 impl Consumer for Printer<'_, '_> {
@@ -223,6 +243,10 @@ impl Printer<'_, '_> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
         let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+        let filtering = self.filtering;
+        let filtered = filtering.then(|| stats.iter().map(|s| s.filtered).sum::<u64>());
+        let where_unreadable =
+            filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum::<u64>());
         let (open, open_dropped) = guard::split_open(&self.dropped, &stop.open_calls, self.funcs);
         guard::summary(&self.dropped, &open_dropped, self.json, out)?;
         let open = open.len() as u64;
@@ -240,6 +264,8 @@ impl Printer<'_, '_> {
                 unmatched,
                 in_flight_at_start,
                 in_flight_at_end,
+                filtered_by_where: filtered,
+                where_unreadable,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
@@ -247,6 +273,12 @@ impl Printer<'_, '_> {
                 out,
                 "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end"
             )?;
+            if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {
+                writeln!(
+                    out,
+                    "calls not shown: {filtered} where --where did not hold, {unreadable} where its value could not be read"
+                )?;
+            }
         }
         Ok(())
     }

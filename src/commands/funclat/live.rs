@@ -1,6 +1,7 @@
 //! `gotrace funclat`'s outputs that follow the histograms while tracing: the Prometheus
 //! exporter (`--listen`) and the heatmap (`--heatmap`).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -12,6 +13,8 @@ use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::metrics::{Exporter, FunclatMetrics, TargetInfo};
 use crate::plan::ProbePlan;
 use crate::session::target::Target;
+
+use super::by::Key;
 
 /// The outputs fed with every reading of the maps while tracing, besides the printed tables:
 /// the `--listen` metrics endpoint and the `--heatmap` columns.
@@ -63,11 +66,24 @@ impl LiveOutputs {
         [interval, metrics, heatmap].into_iter().flatten().min()
     }
 
-    /// Hands a fresh cumulative snapshot, and the functions the overload guard has detached,
-    /// to every output.
-    pub fn update(&mut self, hists: &[Log2Hist], detached: &[String]) {
+    /// Hands a fresh cumulative snapshot to every output: each function's histogram, with
+    /// --by each key's, and the functions the overload guard has detached.
+    pub fn update(
+        &mut self,
+        hists: &[Log2Hist],
+        keyed: Option<&BTreeMap<Key, Log2Hist>>,
+        detached: &[String],
+    ) {
         if let Some(exporter) = &self.exporter {
-            exporter.update(|metrics| metrics.set(hists, detached));
+            exporter.update(|metrics| {
+                metrics.set(hists, detached);
+                if let Some(keyed) = keyed {
+                    let rows = keyed
+                        .iter()
+                        .map(|(key, hist)| (key.func_id as usize, key.label(), hist));
+                    metrics.set_keyed(rows);
+                }
+            });
         }
         if let Some(heatmap) = &mut self.heatmap {
             heatmap.record(self.started.elapsed(), hists);
