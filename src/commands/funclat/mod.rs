@@ -197,7 +197,8 @@ impl Consumer for Tables<'_, '_> {
         }
         let now = read_hists(self.skel, self.plan)?;
         let keyed = self.read_keyed()?;
-        self.live.update(&now, keyed.as_ref(), &guard::dropped_names(&self.dropped));
+        self.live
+            .update(&now, keyed.as_ref(), &guard::dropped_names(&self.dropped));
         if self.print_clock.take_due() {
             let ts_ns = crate::session::gate::monotonic_ns();
             self.print_period(out, (&now, &self.printed), keyed.as_ref(), ts_ns)?;
@@ -226,7 +227,8 @@ impl Consumer for Tables<'_, '_> {
             }
         }
         let keyed = self.read_keyed()?;
-        self.live.update(&now, keyed.as_ref(), &guard::dropped_names(&self.dropped));
+        self.live
+            .update(&now, keyed.as_ref(), &guard::dropped_names(&self.dropped));
         let keys_moved = match (&self.by, &keyed) {
             (Some(by), Some(keyed)) => &by.printed != keyed,
             _ => false,
