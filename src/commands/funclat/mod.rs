@@ -29,11 +29,7 @@ use live::LiveOutputs;
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let unit = match (args.microseconds, args.milliseconds) {
-        (true, _) => Unit::Micros,
-        (_, true) => Unit::Millis,
-        _ => Unit::Nanos,
-    };
+    let unit = unit(args);
     let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
@@ -87,6 +83,15 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
+}
+
+/// The histograms' unit: -u microseconds, -m milliseconds, else nanoseconds.
+fn unit(args: &FunclatArgs) -> Unit {
+    match (args.microseconds, args.milliseconds) {
+        (true, _) => Unit::Micros,
+        (_, true) => Unit::Millis,
+        _ => Unit::Nanos,
+    }
 }
 
 /// --by: each planned function's key plan (None without --by).
