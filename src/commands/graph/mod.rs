@@ -138,13 +138,10 @@ fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
 }
 
 /// --args: what is read at each planned function's sites, from DWARF (as `gotrace args`
-/// reads it, strings up to its default --strsize).
+/// reads it, strings up to its default --strsize); nothing for a stripped binary (said once).
 fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
     const STRSIZE: u32 = 64;
-    let dwarf = bin.dwarf()?.context(
-        "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
-    )?;
-    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[])?;
+    let calls = capture::call_plans(bin, bin.dwarf()?, plan, &[], STRSIZE, &[])?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }

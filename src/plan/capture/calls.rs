@@ -2,7 +2,7 @@
 //! results at their own RETs and at their tail callees' RETs ([`super::tail`]), each function's
 //! plan from the signature the user wrote, else DWARF, with the `--global`s read at its entry.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
 use crate::gobin::format::dwarf::DwarfInfo;
@@ -116,7 +116,8 @@ pub fn call_plans(
         Some(call_plan(sig, &dwarf.types, arch, abi, strsize))
     };
     let mut notes = Vec::new();
-    let reads = plan
+    let mut unread = Vec::new();
+    let reads: Vec<Reads> = plan
         .funcs
         .iter()
         .map(|func| {
@@ -131,11 +132,10 @@ pub fn call_plans(
                     }
                     CallPlan::default()
                 }
-                (None, None) => bail!(
-                    "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
-                    func.name,
-                    func.name
-                ),
+                (None, None) => {
+                    unread.push(func.name.as_str());
+                    CallPlan::default()
+                }
             };
             if let Some(dwarf) = dwarf {
                 add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
@@ -145,5 +145,20 @@ pub fn call_plans(
             Ok(Reads { call, tail_ret })
         })
         .collect::<Result<_>>()?;
+    if let Some(first) = unread.first() {
+        notes.push(unread_note(first, unread.len()));
+    }
     Ok(CallPlans { reads, notes })
+}
+
+/// The one note for the functions of a binary without DWARF that have no written signature:
+/// their calls, returns and durations are traced, their arguments and results not read.
+fn unread_note(first: &str, count: usize) -> String {
+    let which = match count {
+        1 => first.to_owned(),
+        n => format!("{n} functions ({first}, ...)"),
+    };
+    format!(
+        "the binary has no DWARF (stripped): the arguments and results of {which} are not read, only calls, returns and durations; to read them write the signature, e.g. '{first}(n int, s string) (int, error)' (docs/signatures.md)"
+    )
 }
