@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::bpf_types::args_stats;
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::decode::Decoder;
+use crate::gobin::runtime::stdlib_types;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::output::clock::Stamp;
@@ -153,10 +154,17 @@ fn plan_calls(
 ) -> Result<(ProbePlan, Vec<Reads>, Vec<InlineRead>)> {
     let mut user_sigs = Vec::new();
     let mut names = Vec::new();
+    let mut std = None;
     for pattern in patterns {
         let (name, written) = signature::split_pattern(pattern);
         if written.is_some() {
-            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size())?);
+            let std = std
+                .get_or_insert_with(|| {
+                    stdlib_types::for_binary(bin.build.go_release(), bin.elf.arch)
+                })
+                .as_ref()
+                .map_err(String::as_str);
+            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size(), std)?);
         }
         names.push(name.to_owned());
     }
