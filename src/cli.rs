@@ -48,7 +48,7 @@ pub enum Command {
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
     #[command(
-        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server"
+        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz"
     )]
     Graph(GraphArgs),
 }
@@ -264,6 +264,11 @@ pub struct GraphArgs {
     /// Write an interactive flame graph (SVG) of the trees to FILE at exit.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// Write the trees as a pprof profile (gzipped protobuf: each call's self time as
+    /// wall-clock samples on its stack, call sites with their inlined frames) to FILE at exit,
+    /// for `go tool pprof -top FILE` or `-http`.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
     /// Nesting beneath a root call kept per tree; deeper calls are cut and counted.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_depth: u32,

@@ -17,7 +17,9 @@
 //! checked against its source: parameter names, types and order as declared.
 //!
 //! The runtime layout table must equal what DWARF says for every toolchain installed here and
-//! every GOARCH, and for esbuild 0.3.9 (Go 1.14, `.zdebug` sections).
+//! every GOARCH, and for esbuild 0.3.9 (Go 1.14, `.zdebug` sections). So must the runtime's
+//! wait-reason names (`runtime.waitReasonStrings`, read by `debug/elf`): gotrace's reading by
+//! symbol, its per-version table, and what it reads from the same program stripped.
 
 mod common;
 
@@ -34,6 +36,7 @@ use common::targets::{esbuild_binary, matrix_binaries, repo_root};
 use common::toolchain::{oracle_toolchain, toolchain, Toolchain, MATRIX_GO_VERSIONS};
 use gotrace::gobin::format::dwarf::{self, DwarfInfo, FuncSig, TypeId, TypeKind};
 use gotrace::gobin::runtime::layout::{self, LayoutSource};
+use gotrace::gobin::runtime::wait_reasons::{self, WaitReasonSource};
 use gotrace::gobin::Arch;
 
 /// Toolchains beyond the matrix that the layout table was derived from; checked when
@@ -201,6 +204,8 @@ fn esbuild_go1_14_zdebug_matches_debug_dwarf() {
         let mut problems = compare_with_oracle(&binary.path, &info)?;
         // strings(1) on this binary shows the runtime's version: go1.14.2.
         check_runtime_table("go1.14.2", Arch::Amd64, &info, &mut problems);
+        let oracle = run_oracle(&binary.path)?;
+        check_wait_reasons("go1.14.2", &binary.path, None, &oracle, &mut problems)?;
         Ok(problems)
     });
     let mut failures = Vec::new();
@@ -238,6 +243,9 @@ fn runtime_layout_table_matches_dwarf_of_every_toolchain() {
                 }
                 compare_runtime(&oracle, &info, &mut problems);
                 check_runtime_table(&format!("go{version}"), arch, &info, &mut problems);
+                let stripped = build_sample(&toolchain, goarch, "minimal", &["-ldflags=-s -w"])?;
+                let version = format!("go{version}");
+                check_wait_reasons(&version, &binary, Some(&stripped), &oracle, &mut problems)?;
                 Ok(problems)
             });
             collect(&label, result, &mut failures);
@@ -483,6 +491,8 @@ fn compare_runtime(oracle: &Oracle, info: &DwarfInfo, problems: &mut Vec<String>
         g_stack_hi: l.g_stack_hi,
         g_m: l.g_m,
         m_curg: l.m_curg,
+        g_atomicstatus: l.g_atomicstatus,
+        g_waitreason: l.g_waitreason,
     });
     if ours != oracle.runtime {
         problems.push(format!(
@@ -516,6 +526,52 @@ fn check_runtime_table(version: &str, arch: Arch, info: &DwarfInfo, problems: &m
             arch.goarch()
         ));
     }
+}
+
+/// gotrace's wait-reason names of `binary` (by symbol), of its `stripped` build and of the
+/// table row of `version` must all equal the oracle's `runtime.waitReasonStrings`.
+fn check_wait_reasons(
+    version: &str,
+    binary: &Path,
+    stripped: Option<&Path>,
+    oracle: &Oracle,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let Some(expected) = &oracle.wait_reasons else {
+        problems.push("the oracle finds no runtime.waitReasonStrings".to_string());
+        return Ok(());
+    };
+    let release = gotrace::gobin::format::buildinfo::parse_release(version);
+    let mut check = |what: &str, names: Option<Vec<String>>| {
+        if names.as_ref() != Some(expected) {
+            problems.push(format!(
+                "wait reasons {what}: {names:?}, debug/elf reads {expected:?}"
+            ));
+        }
+    };
+    let table = release.and_then(wait_reasons::for_release);
+    check(
+        &format!("table for {version}"),
+        table.map(|t| t.iter().map(|s| s.to_string()).collect()),
+    );
+    for (path, source) in [(Some(binary), WaitReasonSource::Symbol)]
+        .into_iter()
+        .chain([(stripped, WaitReasonSource::Table)])
+    {
+        let Some(path) = path else { continue };
+        let data = std::fs::read(path)?;
+        let bin = gotrace::gobin::GoBinary::parse(&data)?;
+        let read = wait_reasons::read(&bin.elf, bin.build.go_release());
+        let what = format!("read from {}", path.display());
+        match read {
+            Some(read) if read.source == source => check(&what, Some(read.names)),
+            read => check(
+                &format!("{what} (not from the {source:?})"),
+                read.map(|_| vec![]),
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// The sample's `main.*` signatures and globals against its source.
@@ -638,7 +694,11 @@ fn build_sample(
         "sample" => repo_root().join("tests/oracle/dwarfdump/sample"),
         _ => minimal_program()?,
     };
-    let tag = if extra.is_empty() { "" } else { "-plain" };
+    let tag = match extra {
+        [] => "",
+        ["-ldflags=-s -w"] => "-stripped",
+        _ => "-plain",
+    };
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dwarf");
     std::fs::create_dir_all(&dir)?;
     let target = dir.join(format!("{program}{tag}-go{}-{goarch}", toolchain.version));

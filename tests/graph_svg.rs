@@ -17,12 +17,9 @@ use gotrace::output::calltree::{CallNode, CallTree, FoldedStacks};
 fn call(function: &str, duration_ns: u64, children: Vec<CallNode>) -> CallNode {
     CallNode {
         function: function.to_owned(),
-        start_ns: 0,
         duration_ns,
         children,
-        unwound: false,
-        args: None,
-        results: None,
+        ..CallNode::default()
     }
 }
 

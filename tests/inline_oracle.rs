@@ -52,8 +52,14 @@ struct Site {
 }
 
 impl Site {
-    /// The same call with its ranges sorted and joined where they touch.
+    /// The same call with its ranges sorted and joined where they touch, and generic names as
+    /// the go1.18-1.19 linkers write them into the pclntab (type arguments elided).
     fn normalized(mut self) -> Site {
+        self.func = elide_type_arguments(&self.func);
+        self.parent = elide_type_arguments(&self.parent);
+        for caller in &mut self.callers {
+            *caller = elide_type_arguments(caller);
+        }
         self.ranges.sort_unstable();
         let mut merged: Vec<[u64; 2]> = Vec::new();
         for [lo, hi] in self.ranges {
@@ -64,6 +70,18 @@ impl Site {
         }
         self.ranges = merged;
         self
+    }
+}
+
+/// `name` with everything from its first `[` to its last `]` shown as `[...]`: the
+/// go1.18-1.19 pclntab names instantiations so (`pkg.(*T[...]).M`) where DWARF keeps the shape
+/// (`pkg.(*T[go.shape.*uint8_0]).M`); the PC ranges still tell instantiations apart.
+fn elide_type_arguments(name: &str) -> String {
+    match (name.find('['), name.rfind(']')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}[...]{}", &name[..open], &name[close + 1..])
+        }
+        _ => name.to_owned(),
     }
 }
 

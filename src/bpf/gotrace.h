@@ -433,6 +433,10 @@ struct graph_event {
 	__u32 func_id;
 	enum graph_event_kind kind;
 	__u32 pad;
+	/* ENTER: the call's return address minus the function's entry, both run-time (with the
+	 * link-time entry, the caller's link-time return address: PIE or not); 0 when it could
+	 * not be read, and on every other kind. */
+	__s64 return_offset;
 };
 
 /* A record of gotrace graph --args: the graph record, then the capture at its site by the

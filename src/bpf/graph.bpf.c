@@ -61,9 +61,26 @@ static __always_inline struct graph_stats *counters(void)
 	return bpf_map_lookup_elem(&stats, &zero);
 }
 
-/* Fills a record's header. */
+/* At an entry site, the return address minus the function's run-time entry (struct
+ * graph_event); 0 when it cannot be read. The entry site lies before the function moves SP
+ * (docs/design.md §4: SP there equals SP at its RETs), so SP points at the return address. */
+static __always_inline __s64 return_offset(struct pt_regs *ctx, struct probe_hit *hit)
+{
+	__u64 ret = 0;
+	long err;
+
+	if (layout.ptr_size == 4)
+		err = bpf_probe_read_user(&ret, 4, (void *)ctx->sp);
+	else
+		err = bpf_probe_read_user(&ret, 8, (void *)ctx->sp);
+	if (err || !ret)
+		return 0;
+	return (__s64)(ret - (ctx->ip - hit->site_offset));
+}
+
+/* Fills a record's header (`return_offset` on ENTER records). */
 static __always_inline void fill_head(struct graph_event *e, struct probe_hit *hit, __u64 goid,
-				     enum graph_event_kind kind, __u64 now)
+				     enum graph_event_kind kind, __u64 now, __s64 return_offset)
 {
 	e->ts_ns = now;
 	e->goid = goid;
@@ -72,6 +89,7 @@ static __always_inline void fill_head(struct graph_event *e, struct probe_hit *h
 	e->func_id = hit->func_id;
 	e->kind = kind;
 	e->pad = 0;
+	e->return_offset = return_offset;
 }
 
 /* Counts one record lost. */
@@ -85,7 +103,7 @@ static __always_inline void count_lost(void)
 
 /* --args: emits the record with the site's capture; counts it lost when it cannot. */
 static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs *ctx, __u64 goid,
-					  enum graph_event_kind kind, __u64 now)
+					  enum graph_event_kind kind, __u64 now, __s64 return_offset)
 {
 	__u32 zero = 0, plan_key = fetch_plan_key(hit);
 	struct args_fetch *plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
@@ -98,7 +116,7 @@ static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs 
 		count_lost();
 		return;
 	}
-	fill_head(&r->head, hit, goid, kind, now);
+	fill_head(&r->head, hit, goid, kind, now, return_offset);
 	r->capture.ts_ns = now;
 	r->capture.goid = goid;
 	r->capture.pid = hit->key.tgid;
@@ -114,16 +132,17 @@ static __always_inline void emit_captured(struct probe_hit *hit, struct pt_regs 
 		count_lost();
 }
 
-/* Emits one record (with the capture when --args, except GOEXIT); counts it lost when the
- * ring has no room. */
+/* Emits one record (with the capture when --args, except GOEXIT; an ENTER with its return
+ * offset); counts it lost when the ring has no room. */
 static __always_inline void emit(struct probe_hit *hit, struct pt_regs *regs, __u64 goid,
 				 enum graph_event_kind kind, __u64 now)
 {
 	struct graph_event *e;
 	__u64 size = sizeof(*e);
+	__s64 ret_off = kind == GRAPH_ENTER ? return_offset(regs, hit) : 0;
 
 	if (capture_args && kind != GRAPH_GOEXIT) {
-		emit_captured(hit, regs, goid, kind, now);
+		emit_captured(hit, regs, goid, kind, now, ret_off);
 		return;
 	}
 	e = bpf_ringbuf_reserve(&events, size, 0);
@@ -131,7 +150,7 @@ static __always_inline void emit(struct probe_hit *hit, struct pt_regs *regs, __
 		count_lost();
 		return;
 	}
-	fill_head(e, hit, goid, kind, now);
+	fill_head(e, hit, goid, kind, now, ret_off);
 	bpf_ringbuf_submit(e, ringbuf_flags(&events, size, wakeup_watermark));
 }
 

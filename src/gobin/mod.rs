@@ -84,6 +84,11 @@ impl BinaryFile {
         })
     }
 
+    /// The path the binary was opened at.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Drops the pages of file bytes `range` from the process's resident memory; the kernel
     /// maps them again from the page cache if they are read again. A pass over the code in
     /// address order (`list`) so keeps a window of it resident, not the whole text.
@@ -220,6 +225,12 @@ impl<'data> GoBinary<'data> {
             .with_context(|| {
                 format!("the binary has no DWARF and gotrace has no runtime.g layout for Go version {version}")
             })
+    }
+
+    /// The runtime's wait-reason names (`runtime.waitReasonStrings`, else the per-Go-version
+    /// table), or None for a stripped binary of a release the table does not know.
+    pub fn wait_reasons(&self) -> Option<runtime::wait_reasons::WaitReasons> {
+        runtime::wait_reasons::read(&self.elf, self.build.go_release())
     }
 
     /// Whether `name` is a Go function that exists only inlined into its callers: DWARF

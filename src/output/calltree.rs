@@ -17,9 +17,15 @@ use crate::output::values::NamedValue;
 /// One traced call beneath (or at) a root call, on one goroutine. Its JSON object (serde) is
 /// `function`, `duration_ns`, `children` (each the same shape), then `unwound` only when set,
 /// `args` / `results` only when recorded (each value's object as `gotrace args` prints it).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CallNode {
     pub function: String,
+    /// The function's link-time entry (0: unknown).
+    #[serde(skip)]
+    pub entry_pc: u64,
+    /// The link-time return address of the call, in its caller (0: unknown).
+    #[serde(skip)]
+    pub return_pc: u64,
     /// Monotonic ns (bpf_ktime_get_ns) at entry.
     #[serde(skip)]
     pub start_ns: u64,
@@ -293,9 +299,7 @@ mod tests {
             start_ns,
             duration_ns,
             children,
-            unwound: false,
-            args: None,
-            results: None,
+            ..CallNode::default()
         }
     }
 

@@ -9,6 +9,7 @@ pub mod heatmap;
 pub mod histogram;
 pub mod lines;
 pub mod metrics;
+pub mod pprof;
 pub mod values;
 
 /// Creates (empty) the file an output flag names, so that a directory or an unwritable path

@@ -19,6 +19,8 @@ pub struct Oracle {
     pub globals: Vec<OracleGlobal>,
     pub structs: BTreeMap<String, OracleStruct>,
     pub runtime: Option<OracleLayout>,
+    /// `runtime.waitReasonStrings` as Go's debug/elf reads it (None without the symbol).
+    pub wait_reasons: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +56,7 @@ pub struct OracleStruct {
 pub struct OracleField {
     pub name: String,
     pub offset: i64,
-    /// The `DW_AT_name` of the field's type.
+    /// `debug/dwarf`'s `Type.String()` of the field's type (`struct string` for Go's string).
     #[serde(rename = "type")]
     pub type_name: String,
 }
@@ -66,6 +68,8 @@ pub struct OracleLayout {
     pub g_stack_hi: u64,
     pub g_m: u64,
     pub m_curg: u64,
+    pub g_atomicstatus: u64,
+    pub g_waitreason: u64,
 }
 
 /// Runs the dwarfdump oracle on a binary.

@@ -25,6 +25,7 @@ use crate::gobin::GoBinary;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
 use crate::output::lines;
+use crate::output::pprof::{Meta, WallProfile};
 use crate::plan::capture::{self, Reads};
 use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
@@ -35,10 +36,11 @@ use tree::{Counts, Limits, Record, Step, TreeBuilder};
 /// Runs `gotrace graph`.
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let min_ns = args
-        .min
-        .map(|min| min.as_nanos().try_into().unwrap_or(u64::MAX));
-    for (flag, path) in [("--folded", &args.folded), ("--svg", &args.svg)] {
+    for (flag, path) in [
+        ("--folded", &args.folded),
+        ("--svg", &args.svg),
+        ("--pprof", &args.pprof),
+    ] {
         if let Some(path) = path {
             crate::output::claim_output_file(flag, path)?;
         }
@@ -63,32 +65,15 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         args,
     )?;
     let namer = BinaryTypeNamer::new(&bin);
-    let names = plan.funcs.iter().map(|f| f.name.clone()).collect();
-    let limits = Limits {
-        max_depth: args.max_depth,
-        max_nodes: args.max_nodes,
-    };
-    let mut printer = Printer {
-        builder: TreeBuilder::new(names, n_roots, limits),
-        decoder: calls
-            .as_deref()
-            .map(|calls| Decoder::new(&plan, calls, &[], &namer, &bin)),
-        root_sites: root_sites(&bin, &plan, n_roots),
-        skel: &skel,
-        args,
-        what: format!("{} (gotrace graph {})", patterns[0], patterns.join(" ")),
-        started: std::time::Instant::now(),
-        clock_offset: crate::output::clock::monotonic_to_unix_ns(),
-        min_ns,
-        folded: (args.folded.is_some() || args.svg.is_some()).then(FoldedStacks::default),
-        text: Vec::new(),
-        trees: 0,
-        below_min: 0,
-        malformed_records: 0,
-    };
+    let decoder = calls
+        .as_deref()
+        .map(|calls| Decoder::new(&plan, calls, &[], &namer, &bin));
+    let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
+    let mut printer = Printer::new(&bin, &plan, n_roots, &skel, args, decoder, what);
+    printer.binary = file.path().display().to_string();
     let announcement = plan.announcement(&patterns, args.target.verbose);
     let attached = session.attach(&skel, &plan.sites(|_| true), None, &announcement)?;
-    printer.started = std::time::Instant::now();
+    printer.mark_start();
     let stop = session.run(&skel, attached, &mut printer)?;
     Ok(stop.exit_code())
 }
@@ -207,6 +192,9 @@ fn load<'o>(
 /// and the summary.
 struct Printer<'p, 'o> {
     builder: TreeBuilder,
+    bin: &'p GoBinary<'p>,
+    /// Each planned function's link-time entry, by id.
+    entries: Vec<u64>,
     /// --args: decodes each record's capture.
     decoder: Option<Decoder<'p>>,
     root_sites: HashMap<String, String>,
@@ -214,17 +202,73 @@ struct Printer<'p, 'o> {
     args: &'p GraphArgs,
     /// The flame graph's title.
     what: String,
-    /// When tracing began.
+    /// When tracing began, and that instant in wall-clock ns since the Unix epoch.
     started: std::time::Instant,
+    started_unix_ns: i64,
+    /// The traced binary's path (for --pprof).
+    binary: String,
     clock_offset: i128,
     min_ns: Option<u64>,
     folded: Option<FoldedStacks>,
+    pprof: Option<WallProfile>,
     /// Output formatted since the last flush.
     text: Vec<u8>,
     trees: u64,
     below_min: u64,
     /// Ring records that are no graph record (shorter than its header, or of no known kind).
     malformed_records: u64,
+}
+
+impl<'p, 'o> Printer<'p, 'o> {
+    /// A printer of `plan`'s trees (its first `n_roots` functions are ROOT).
+    fn new(
+        bin: &'p GoBinary<'p>,
+        plan: &ProbePlan,
+        n_roots: u32,
+        skel: &'p GraphSkel<'o>,
+        args: &'p GraphArgs,
+        decoder: Option<Decoder<'p>>,
+        what: String,
+    ) -> Self {
+        let names = plan.funcs.iter().map(|f| f.name.clone()).collect();
+        let limits = Limits {
+            max_depth: args.max_depth,
+            max_nodes: args.max_nodes,
+        };
+        Printer {
+            builder: TreeBuilder::new(names, n_roots, limits),
+            bin,
+            entries: plan.funcs.iter().map(|f| f.entry).collect(),
+            decoder,
+            root_sites: root_sites(bin, plan, n_roots),
+            skel,
+            args,
+            what,
+            started: std::time::Instant::now(),
+            started_unix_ns: 0,
+            binary: String::new(),
+            clock_offset: crate::output::clock::monotonic_to_unix_ns(),
+            min_ns: args
+                .min
+                .map(|min| min.as_nanos().try_into().unwrap_or(u64::MAX)),
+            folded: (args.folded.is_some() || args.svg.is_some()).then(FoldedStacks::default),
+            pprof: args.pprof.is_some().then(WallProfile::default),
+            text: Vec::new(),
+            trees: 0,
+            below_min: 0,
+            malformed_records: 0,
+        }
+    }
+}
+
+impl Printer<'_, '_> {
+    /// Tracing begins now.
+    fn mark_start(&mut self) {
+        self.started = std::time::Instant::now();
+        self.started_unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    }
 }
 
 impl Consumer for Printer<'_, '_> {
@@ -251,6 +295,13 @@ impl Consumer for Printer<'_, '_> {
                 .map(|call| call.values),
             _ => None,
         };
+        let entry_pc = self.entries.get(e.func_id as usize).copied().unwrap_or(0);
+        let return_pc = match (step, e.return_offset) {
+            (Step::Enter, offset) if offset != 0 && entry_pc != 0 => {
+                entry_pc.wrapping_add_signed(offset)
+            }
+            _ => 0,
+        };
         let record = Record {
             pid: e.tgid,
             goid: e.goid,
@@ -258,6 +309,8 @@ impl Consumer for Printer<'_, '_> {
             depth: e.depth,
             ts_ns: e.ts_ns,
             step,
+            entry_pc,
+            return_pc,
             values,
         };
         let mut done = Vec::new();
@@ -319,18 +372,32 @@ impl Printer<'_, '_> {
         if let Some(folded) = &mut self.folded {
             folded.add(&tree);
         }
+        if let Some(pprof) = &mut self.pprof {
+            pprof.add(&tree);
+        }
     }
 
-    /// Writes --folded and --svg.
+    /// Writes --folded, --svg and --pprof.
     fn write_files(&self) -> Result<()> {
         let (args, what, traced) = (self.args, &self.what, self.started.elapsed());
-        let Some(folded) = &self.folded else {
-            return Ok(());
-        };
         let create = |path: &std::path::Path| {
             std::fs::File::create(path)
                 .map(std::io::BufWriter::new)
                 .with_context(|| format!("cannot write {}", path.display()))
+        };
+        if let (Some(path), Some(pprof)) = (&args.pprof, &self.pprof) {
+            let meta = Meta {
+                binary: self.binary.clone(),
+                time_ns: self.started_unix_ns,
+                duration_ns: i64::try_from(traced.as_nanos()).unwrap_or(i64::MAX),
+                comment: format!("gotrace graph {}", args.positional.join(" ")),
+            };
+            let mut file = create(path)?;
+            pprof.write(self.bin, &meta, &mut file)?;
+            file.flush()?;
+        }
+        let Some(folded) = &self.folded else {
+            return Ok(());
         };
         if let Some(path) = &args.folded {
             let mut file = create(path)?;

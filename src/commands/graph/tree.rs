@@ -32,6 +32,10 @@ pub struct Record {
     pub depth: u64,
     pub ts_ns: u64,
     pub step: Step,
+    /// ENTER: the function's link-time entry and the call's link-time return address (0:
+    /// unknown).
+    pub entry_pc: u64,
+    pub return_pc: u64,
     /// --args: the arguments (ENTER) or results (EXIT) captured at the site.
     pub values: Option<Vec<NamedValue>>,
 }
@@ -124,12 +128,11 @@ impl TreeBuilder {
                 let limits = self.limits;
                 let node = CallNode {
                     function: name.clone(),
+                    entry_pc: r.entry_pc,
+                    return_pc: r.return_pc,
                     start_ns: r.ts_ns,
-                    duration_ns: 0,
-                    children: Vec::new(),
-                    unwound: false,
                     args: r.values.take(),
-                    results: None,
+                    ..CallNode::default()
                 };
                 match self.open.get_mut(&key) {
                     Some(tree) => {
@@ -305,6 +308,8 @@ mod tests {
                 depth: depth.parse().expect("a depth"),
                 ts_ns: ts.parse().expect("a timestamp"),
                 step,
+                entry_pc: 0,
+                return_pc: 0,
                 values: None,
             };
             b.apply(r, &mut |t| trees.push(t));

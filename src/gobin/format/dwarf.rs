@@ -957,6 +957,8 @@ fn runtime_layout(types: &TypeTable) -> Option<RuntimeLayout> {
             .checked_add(field(types, stack.ty, "hi")?.offset)?,
         g_m: field(types, g, "m")?.offset,
         m_curg: field(types, m, "curg")?.offset,
+        g_atomicstatus: field(types, g, "atomicstatus")?.offset,
+        g_waitreason: field(types, g, "waitreason")?.offset,
         source: LayoutSource::Dwarf,
     })
 }

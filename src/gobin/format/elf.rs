@@ -133,9 +133,14 @@ impl<'data> ElfImage<'data> {
 
     /// Address of a symbol in `.symtab` (absent in stripped binaries).
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
+        self.symbol(name).map(|(address, _)| address)
+    }
+
+    /// Address and size of a symbol in `.symtab` (absent in stripped binaries).
+    pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
         self.file
             .symbols()
             .find(|sym| sym.name_bytes().is_ok_and(|n| n == name.as_bytes()))
-            .map(|sym| sym.address())
+            .map(|sym| (sym.address(), sym.size()))
     }
 }

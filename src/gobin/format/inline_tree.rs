@@ -581,6 +581,19 @@ pub fn read_matching<'data>(
     go_version: Option<&str>,
     wanted: &dyn Fn(&str) -> bool,
 ) -> InlineTable<'data> {
+    read_parents(elf, pclntab, funcs, funcs, go_version, wanted)
+}
+
+/// [`read_matching`] over the inline trees of `parents` only, a subset of the binary's
+/// functions `funcs` (all of them, in address order: the first is `moduledata.minpc`).
+pub fn read_parents<'data>(
+    elf: &ElfImage<'data>,
+    pclntab: &Pclntab<'data>,
+    funcs: &[Func<'data>],
+    parents: &[Func<'data>],
+    go_version: Option<&str>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> InlineTable<'data> {
     let mut table = InlineTable::default();
     let minor = go_version.and_then(go_minor);
     if pclntab.version == PclnVersion::Go12 && minor.is_none_or(|m| m < 14) {
@@ -612,7 +625,7 @@ pub fn read_matching<'data>(
         gofunc,
     };
     let mut scratch = Scratch::default();
-    for func in funcs {
+    for func in parents {
         let start = table.mark();
         if let Err(err) = reader.instances(func, wanted, &mut scratch, &mut table) {
             table.truncate(start);

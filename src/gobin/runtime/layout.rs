@@ -10,6 +10,10 @@
 //!   checked on the DWARF versions: `gobuf` is 7 words until Go 1.24 (6 from 1.25, `ret`
 //!   removed), `int64`/`uint64` are 4-aligned on 386, `m` gained `_ uint32` after `divmod` in
 //!   1.19 and `g` gained `syscallbp` in 1.23.
+//! - `g.atomicstatus` and `g.waitreason` (issue 26): the DWARF of Go 1.19, 1.21–1.27 (amd64,
+//!   386, arm64, `tests/dwarf_oracle.rs`); for Go 1.13–1.18 the same fields precede them as in
+//!   1.19 (`param`, then `atomicstatus uint32`, `stackLock uint32`, `goid`, `schedlink`,
+//!   `waitsince int64`, `waitreason`), which the 1.14 esbuild DWARF confirms on amd64.
 
 use crate::gobin::Arch;
 
@@ -36,10 +40,15 @@ pub struct RuntimeLayout {
     pub g_m: u64,
     /// `m.curg`.
     pub m_curg: u64,
+    /// `g.atomicstatus` (a uint32: `_Grunning`, `_Gwaiting`, ...).
+    pub g_atomicstatus: u64,
+    /// `g.waitreason` (a `waitReason` byte, [`crate::gobin::runtime::wait_reasons`]).
+    pub g_waitreason: u64,
     pub source: LayoutSource,
 }
 
-/// `g.goid` and `m.curg` for 64-bit (amd64, arm64) and 386; `g.stack` and `g.m` never moved.
+/// `g.goid`, `m.curg`, `g.atomicstatus` and `g.waitreason` for 64-bit (amd64, arm64) and 386;
+/// `g.stack` and `g.m` never moved.
 struct Row {
     /// Go 1.x minor versions the row covers, inclusive.
     minors: (u32, u32),
@@ -47,6 +56,9 @@ struct Row {
     curg_64: u64,
     goid_386: u64,
     curg_386: u64,
+    /// `g.atomicstatus` and `g.waitreason`, 64-bit then 386.
+    status_64: (u64, u64),
+    status_386: (u64, u64),
 }
 
 /// Layout by Go minor version (see the module doc for the source of each row).
@@ -57,6 +69,8 @@ const TABLE: &[Row] = &[
         curg_64: 192,
         goid_386: 80,
         curg_386: 104,
+        status_64: (144, 176),
+        status_386: (72, 100),
     },
     Row {
         minors: (19, 22),
@@ -64,6 +78,8 @@ const TABLE: &[Row] = &[
         curg_64: 192,
         goid_386: 80,
         curg_386: 108,
+        status_64: (144, 176),
+        status_386: (72, 100),
     },
     Row {
         minors: (23, 24),
@@ -71,6 +87,8 @@ const TABLE: &[Row] = &[
         curg_64: 192,
         goid_386: 84,
         curg_386: 108,
+        status_64: (152, 184),
+        status_386: (76, 104),
     },
     Row {
         minors: (25, 27),
@@ -78,6 +96,8 @@ const TABLE: &[Row] = &[
         curg_64: 184,
         goid_386: 80,
         curg_386: 100,
+        status_64: (144, 176),
+        status_386: (72, 100),
     },
 ];
 
@@ -91,9 +111,9 @@ pub fn for_release((major, minor): (u32, u32), arch: Arch) -> Option<RuntimeLayo
         .iter()
         .find(|row| (row.minors.0..=row.minors.1).contains(&minor))?;
     let ptr = arch.ptr_size();
-    let (g_goid, m_curg) = match arch {
-        Arch::Amd64 | Arch::Arm64 => (row.goid_64, row.curg_64),
-        Arch::I386 => (row.goid_386, row.curg_386),
+    let (g_goid, m_curg, (g_atomicstatus, g_waitreason)) = match arch {
+        Arch::Amd64 | Arch::Arm64 => (row.goid_64, row.curg_64, row.status_64),
+        Arch::I386 => (row.goid_386, row.curg_386, row.status_386),
     };
     Some(RuntimeLayout {
         g_goid,
@@ -101,6 +121,8 @@ pub fn for_release((major, minor): (u32, u32), arch: Arch) -> Option<RuntimeLayo
         g_stack_hi: ptr,
         g_m: 6 * ptr,
         m_curg,
+        g_atomicstatus,
+        g_waitreason,
         source: LayoutSource::Table,
     })
 }

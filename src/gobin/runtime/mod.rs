@@ -1,7 +1,7 @@
 //! Facts about the Go runtime that differ by release and architecture: where g lives and its
 //! field offsets, which functions never return, `newproc1`'s ABI, what a goroutine starts,
 //! method wrappers' and generic dictionaries' missing parameters, type descriptors, creation
-//! stacks.
+//! stacks, the names of the reasons a goroutine waits.
 
 pub mod creation_stack;
 pub mod g_location;
@@ -13,3 +13,4 @@ pub mod newproc_abi;
 pub mod start_function;
 pub mod stdlib_types;
 pub mod typenames;
+pub mod wait_reasons;

@@ -1,6 +1,7 @@
 // Command dwarfdump prints, as one JSON object, what Go's own debug/dwarf reads from a Go
 // binary: every function's parameters and results, every CU-level global with a static
-// address, every struct type's fields, and the runtime.g / runtime.m field offsets.
+// address, every struct type's fields, the runtime.g / runtime.m field offsets, and the
+// runtime's wait-reason strings (runtime.waitReasonStrings, read through debug/elf's symbols).
 // It is the oracle of tests/dwarf_oracle.rs. Standard library only.
 //
 // Usage: dwarfdump BINARY
@@ -57,6 +58,9 @@ type runtimeLayout struct {
 	GStackHi int64 `json:"g_stack_hi"`
 	GM       int64 `json:"g_m"`
 	MCurg    int64 `json:"m_curg"`
+	// GAtomicstatus and GWaitreason: g.atomicstatus, g.waitreason.
+	GAtomicstatus int64 `json:"g_atomicstatus"`
+	GWaitreason   int64 `json:"g_waitreason"`
 }
 
 type output struct {
@@ -64,6 +68,8 @@ type output struct {
 	Globals   []global              `json:"globals"`
 	Structs   map[string]structType `json:"structs"`
 	Runtime   *runtimeLayout        `json:"runtime"`
+	// WaitReasons is runtime.waitReasonStrings in index order (null without the symbol).
+	WaitReasons []string `json:"wait_reasons"`
 }
 
 // paramDIE is a formal parameter below a subprogram: its own, or its abstract origin's.
@@ -143,6 +149,9 @@ func run(path string) error {
 		}
 	}
 	d.out.Runtime = d.runtimeLayout()
+	if d.out.WaitReasons, err = waitReasons(f, d.ptrSize); err != nil {
+		return err
+	}
 	return json.NewEncoder(os.Stdout).Encode(d.out)
 }
 
@@ -350,10 +359,65 @@ func (d *dumper) runtimeLayout() *runtimeLayout {
 	}
 	stackAt := offset(g, "stack")
 	return &runtimeLayout{
-		GGoid:    offset(g, "goid"),
-		GStackLo: stackAt + offset(stack, "lo"),
-		GStackHi: stackAt + offset(stack, "hi"),
-		GM:       offset(g, "m"),
-		MCurg:    offset(m, "curg"),
+		GGoid:         offset(g, "goid"),
+		GStackLo:      stackAt + offset(stack, "lo"),
+		GStackHi:      stackAt + offset(stack, "hi"),
+		GM:            offset(g, "m"),
+		MCurg:         offset(m, "curg"),
+		GAtomicstatus: offset(g, "atomicstatus"),
+		GWaitreason:   offset(g, "waitreason"),
 	}
+}
+
+// waitReasons reads the array runtime.waitReasonStrings ([N]string: N pointer-and-length
+// pairs) from the file's sections, and every string it points at; nil without the symbol.
+func waitReasons(f *elf.File, ptrSize int) ([]string, error) {
+	syms, err := f.Symbols()
+	if err != nil {
+		return nil, nil
+	}
+	for _, sym := range syms {
+		if sym.Name != "runtime.waitReasonStrings" {
+			continue
+		}
+		array, err := readAt(f, sym.Value, sym.Size)
+		if err != nil {
+			return nil, err
+		}
+		word := func(b []byte) uint64 {
+			if ptrSize == 4 {
+				return uint64(f.ByteOrder.Uint32(b))
+			}
+			return f.ByteOrder.Uint64(b)
+		}
+		var out []string
+		for at := 0; at+2*ptrSize <= len(array); at += 2 * ptrSize {
+			ptr, n := word(array[at:]), word(array[at+ptrSize:])
+			text, err := readAt(f, ptr, n)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, string(text))
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+// readAt returns n bytes at virtual address addr from the section holding them.
+func readAt(f *elf.File, addr, n uint64) ([]byte, error) {
+	if n == 0 {
+		return []byte{}, nil
+	}
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOBITS || addr < s.Addr || addr+n > s.Addr+s.Size {
+			continue
+		}
+		buf := make([]byte, n)
+		if _, err := s.ReadAt(buf, int64(addr-s.Addr)); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return nil, fmt.Errorf("no section holds %d bytes at %#x", n, addr)
 }

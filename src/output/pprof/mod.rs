@@ -1,0 +1,304 @@
+//! `gotrace graph --pprof FILE`: the call trees as a pprof profile (gzipped `profile.proto`,
+//! encoded by `prost`), so that `go tool pprof -top` / `-http` open it as any Go profile.
+//!
+//! Every traced call is one wall-clock sample of its self time (its duration less its traced
+//! children's, as the folded stacks weigh it), on the stack of calls from its root call,
+//! summed over the calls with the same stack. A call's own frame is its function's entry; each
+//! caller's frame is the call instruction it called from (the return address the BPF side read
+//! at the callee's entry), named by the binary's pclntab: its `file:line`, and the inlined
+//! calls it sits in as the location's further lines (pprof's inline frames, innermost first).
+//! When that instruction is not in the traced caller (an untraced function called the callee),
+//! the caller's entry follows it, so the traced caller stays on the stack.
+
+pub mod proto;
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use prost::Message;
+
+use crate::gobin::format::symbols::SourceFrame;
+use crate::gobin::GoBinary;
+use crate::output::calltree::{CallNode, CallTree};
+use proto::{Function, Line, Location, Mapping, Profile, Sample, ValueType};
+
+/// One frame of a sample's stack, before symbolization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Frame {
+    /// Somewhere in the function entered at this (link-time) address: a call's own frame.
+    Entry(u64),
+    /// The call instruction before `return_pc` (0: unknown) in a call of the function entered
+    /// at `caller`.
+    Call { return_pc: u64, caller: u64 },
+}
+
+/// What the profile says about the run besides its samples.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// The traced binary's path (the mapping's file name).
+    pub binary: String,
+    /// Wall-clock ns since the Unix epoch when tracing began.
+    pub time_ns: i64,
+    /// How long tracing lasted.
+    pub duration_ns: i64,
+    /// One comment line (the command that traced).
+    pub comment: String,
+}
+
+/// Call trees gathered as pprof samples.
+#[derive(Debug, Default)]
+pub struct WallProfile {
+    /// Stack (leaf first) → self ns summed over the calls on it.
+    samples: HashMap<Vec<Frame>, u64>,
+    /// Function names by entry, as the trees name them.
+    names: HashMap<u64, String>,
+}
+
+impl WallProfile {
+    /// Adds every call of `tree`.
+    pub fn add(&mut self, tree: &CallTree) {
+        let mut callers = Vec::new();
+        self.add_node(&tree.root, &mut callers);
+    }
+
+    /// Adds `node`'s self time on the stack `callers` (outermost first) leads to, then its
+    /// children's.
+    fn add_node(&mut self, node: &CallNode, callers: &mut Vec<Frame>) {
+        self.names
+            .entry(node.entry_pc)
+            .or_insert_with(|| node.function.clone());
+        let stack: Vec<Frame> = std::iter::once(Frame::Entry(node.entry_pc))
+            .chain(callers.iter().rev().copied())
+            .collect();
+        let self_ns = node.self_ns();
+        if self_ns > 0 {
+            *self.samples.entry(stack).or_default() += self_ns;
+        }
+        for child in &node.children {
+            callers.push(Frame::Call {
+                return_pc: child.return_pc,
+                caller: node.entry_pc,
+            });
+            self.add_node(child, callers);
+            callers.pop();
+        }
+    }
+
+    /// Writes the gzipped profile, its frames named from `bin`.
+    pub fn write(&self, bin: &GoBinary<'_>, meta: &Meta, w: impl Write) -> Result<()> {
+        let profile = self.profile(bin, meta);
+        let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+        gz.write_all(&profile.encode_to_vec())
+            .and_then(|()| gz.finish().map(drop))
+            .context("writing the pprof profile")
+    }
+
+    /// The profile's message.
+    fn profile(&self, bin: &GoBinary<'_>, meta: &Meta) -> Profile {
+        let return_pcs: Vec<u64> = self
+            .samples
+            .keys()
+            .flatten()
+            .filter_map(|frame| match *frame {
+                Frame::Call { return_pc, .. } if return_pc != 0 => Some(return_pc),
+                _ => None,
+            })
+            .collect();
+        let mut tables = Tables {
+            call_sites: bin.call_site_frames(&return_pcs),
+            bin,
+            names: &self.names,
+            profile: Profile::default(),
+            strings: HashMap::new(),
+            functions: HashMap::new(),
+            locations: HashMap::new(),
+        };
+        tables.string("");
+        let wall = ValueType {
+            r#type: tables.string("wall"),
+            unit: tables.string("nanoseconds"),
+        };
+        // The traced functions first, with the line they start at.
+        let mut entries: Vec<u64> = self.names.keys().copied().collect();
+        entries.sort_unstable();
+        for entry in entries {
+            tables.entry_location(entry);
+        }
+        let mut samples: Vec<_> = self.samples.iter().collect();
+        // A stable file: the same trees give the same bytes.
+        samples.sort_unstable();
+        for (stack, &ns) in samples {
+            let mut location_id = Vec::with_capacity(stack.len());
+            for frame in stack {
+                tables.locations_of(*frame, &mut location_id);
+            }
+            tables.profile.sample.push(Sample {
+                location_id,
+                value: vec![i64::try_from(ns).unwrap_or(i64::MAX)],
+                label: Vec::new(),
+            });
+        }
+        let mapping = tables.mapping(meta);
+        let comment = tables.string(&meta.comment);
+        let mut profile = tables.profile;
+        profile.mapping = vec![mapping];
+        profile.default_sample_type = wall.r#type;
+        profile.sample_type = vec![wall.clone()];
+        profile.period_type = Some(wall);
+        profile.period = 1;
+        profile.time_nanos = meta.time_ns;
+        profile.duration_nanos = meta.duration_ns;
+        profile.comment = vec![comment];
+        profile
+    }
+}
+
+/// The profile under construction with its interned strings, functions and locations.
+struct Tables<'a, 'data> {
+    bin: &'a GoBinary<'data>,
+    names: &'a HashMap<u64, String>,
+    call_sites: HashMap<u64, Vec<SourceFrame<'data>>>,
+    profile: Profile,
+    strings: HashMap<String, i64>,
+    /// Function ids by name.
+    functions: HashMap<String, u64>,
+    /// Location ids by frame: a call site's own, and its caller's entry when it follows.
+    locations: HashMap<Frame, u64>,
+}
+
+/// The id of the one mapping (the traced binary).
+const MAPPING_ID: u64 = 1;
+
+impl Tables<'_, '_> {
+    /// The string table index of `s`.
+    fn string(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.strings.get(s) {
+            return i;
+        }
+        let i = self.profile.string_table.len() as i64;
+        self.profile.string_table.push(s.to_owned());
+        self.strings.insert(s.to_owned(), i);
+        i
+    }
+
+    /// The id of function `name` (defined in `file`, starting at `start_line` when known).
+    fn function(&mut self, name: &str, file: &str, start_line: i64) -> u64 {
+        if let Some(&id) = self.functions.get(name) {
+            return id;
+        }
+        let id = self.profile.function.len() as u64 + 1;
+        let function = Function {
+            id,
+            name: self.string(name),
+            system_name: self.string(name),
+            filename: self.string(file),
+            start_line,
+        };
+        self.profile.function.push(function);
+        self.functions.insert(name.to_owned(), id);
+        id
+    }
+
+    /// Appends the location ids `frame` stands for (leaf first).
+    fn locations_of(&mut self, frame: Frame, out: &mut Vec<u64>) {
+        match frame {
+            Frame::Entry(entry) => out.push(self.entry_location(entry)),
+            Frame::Call { return_pc, caller } => {
+                let frames = self.call_sites.get(&return_pc).cloned().unwrap_or_default();
+                let Some(outermost) = frames.last() else {
+                    // The call instruction is unknown: the caller alone.
+                    out.push(self.entry_location(caller));
+                    return;
+                };
+                let in_caller = self
+                    .bin
+                    .func_entered_at(caller)
+                    .is_some_and(|f| f.name == outermost.function);
+                out.push(self.call_location(return_pc, &frames));
+                if !in_caller {
+                    out.push(self.entry_location(caller));
+                }
+            }
+        }
+    }
+
+    /// The location of a function's own frame: its entry, at its first line.
+    fn entry_location(&mut self, entry: u64) -> u64 {
+        let key = Frame::Entry(entry);
+        if let Some(&id) = self.locations.get(&key) {
+            return id;
+        }
+        let func = self.bin.func_entered_at(entry);
+        let (file, line) = func
+            .and_then(|f| self.bin.pclntab.line(f, entry).ok().flatten())
+            .unwrap_or(("", 0));
+        let name = match (func, self.names.get(&entry)) {
+            (Some(f), _) => f.name.to_owned(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => format!("{entry:#x}"),
+        };
+        let function_id = self.function(&name, file, line);
+        self.push_location(
+            key,
+            entry,
+            vec![Line {
+                function_id,
+                line,
+                column: 0,
+            }],
+        )
+    }
+
+    /// The location of a call instruction (by its return address) with its source frames.
+    fn call_location(&mut self, return_pc: u64, frames: &[SourceFrame<'_>]) -> u64 {
+        let key = Frame::Call {
+            return_pc,
+            caller: 0,
+        };
+        if let Some(&id) = self.locations.get(&key) {
+            return id;
+        }
+        let lines = frames
+            .iter()
+            .map(|f| Line {
+                function_id: self.function(f.function, f.file, 0),
+                line: f.line,
+                column: 0,
+            })
+            .collect();
+        self.push_location(key, return_pc, lines)
+    }
+
+    fn push_location(&mut self, key: Frame, address: u64, line: Vec<Line>) -> u64 {
+        let id = self.profile.location.len() as u64 + 1;
+        self.profile.location.push(Location {
+            id,
+            mapping_id: MAPPING_ID,
+            address,
+            line,
+            is_folded: false,
+        });
+        self.locations.insert(key, id);
+        id
+    }
+
+    /// The binary's code, every frame already named.
+    fn mapping(&mut self, meta: &Meta) -> Mapping {
+        let start = self.bin.funcs.first().map_or(0, |f| f.entry);
+        let limit = self.bin.funcs.last().map_or(0, |f| f.end);
+        let build_id = crate::gobin::format::buildinfo::go_build_id(&self.bin.elf);
+        Mapping {
+            id: MAPPING_ID,
+            memory_start: start,
+            memory_limit: limit,
+            file_offset: self.bin.elf.file_offset(start).unwrap_or(0),
+            filename: self.string(&meta.binary),
+            build_id: self.string(build_id.as_deref().unwrap_or("")),
+            has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
+            has_inline_frames: true,
+        }
+    }
+}
