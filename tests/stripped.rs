@@ -253,7 +253,12 @@ fn stripped_caddy_glob_traces_calls_and_durations_under_load() {
         return;
     };
     const REQUESTS: u64 = 3000;
-    let server = Caddy::start(&caddy, 18291);
+    // A port free a moment ago (other test binaries may run servers of their own).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let server = Caddy::start(&caddy, port);
     let pid = server.child.id().to_string();
     let out_file = std::env::temp_dir().join(format!("gotrace-caddy-{}.json", std::process::id()));
     let mut tracer = Command::new(GOTRACE)
@@ -274,7 +279,7 @@ fn stripped_caddy_glob_traces_calls_and_durations_under_load() {
     }
     let ab_out = Command::new(ab)
         .args(["-k", "-c", "8", "-n", &REQUESTS.to_string()])
-        .arg("http://127.0.0.1:18291/index.html")
+        .arg(format!("http://127.0.0.1:{port}/index.html"))
         .output()
         .unwrap();
     let ab_text = String::from_utf8_lossy(&ab_out.stdout);
