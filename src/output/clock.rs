@@ -33,6 +33,7 @@ pub fn monotonic_to_unix_ns() -> i128 {
 /// (CLOCK_MONOTONIC) and `time`, the same instant as RFC 3339 UTC wall-clock time.
 #[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
+    #[serde(serialize_with = "crate::output::lines::exact_u64")]
     pub ts_ns: u64,
     pub time: String,
 }
