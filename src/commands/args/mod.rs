@@ -52,6 +52,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         left: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
+        filtering: args.filter.is_some(),
     };
     let mut sites = plan.sites(|_| !args.no_ret);
     sites.extend(
@@ -79,6 +80,12 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
+    /// Calls not shown, by why (--where): the condition did not hold, or its value could not
+    /// be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filtered_by_where: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    where_unreadable: Option<u64>,
     /// With `--min-duration`: the calls not shown, by reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     not_shown: Option<NotShown>,
@@ -168,14 +175,25 @@ fn plan_calls(
         }
         names.push(name.to_owned());
     }
-    let inlined = if args.no_inlined {
+    // --where is decided at the functions' own entries, not at their inlined calls.
+    let inlined = if args.no_inlined || args.filter.is_some() {
         plan::Inlined::No
     } else {
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
+    let extra = capture::Extra {
+        globals: args.globals.clone(),
+        fields: capture::path::parse_all(&args.fields)?,
+        filter: args
+            .filter
+            .as_deref()
+            .map(capture::filter::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -199,6 +217,8 @@ struct Printer<'p, 'o> {
     printed: u64,
     /// Lines formatted since the last flush.
     lines: Vec<u8>,
+    /// --where was given (the summary counts the calls it hid).
+    filtering: bool,
 }
 
 impl Consumer for Printer<'_, '_> {
@@ -253,6 +273,10 @@ impl Printer<'_, '_> {
             below_min_duration: stats.iter().map(|s| s.below_min_duration).sum(),
             untimed: stats.iter().map(|s| s.untimed).sum(),
         });
+        let filtering = self.filtering;
+        let filtered = filtering.then(|| stats.iter().map(|s| s.filtered).sum::<u64>());
+        let where_unreadable =
+            filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum::<u64>());
         let open = stop.open_calls.len() as u64;
         let mut in_flight_at_end = 0;
         match stop.target_exited() {
@@ -269,6 +293,8 @@ impl Printer<'_, '_> {
                 in_flight_at_start,
                 in_flight_at_end,
                 not_shown,
+                filtered_by_where: filtered,
+                where_unreadable,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
@@ -287,6 +313,12 @@ impl Printer<'_, '_> {
                 out,
                 "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{not_shown}"
             )?;
+            if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {
+                writeln!(
+                    out,
+                    "calls not shown: {filtered} where --where did not hold, {unreadable} where its value could not be read"
+                )?;
+            }
         }
         Ok(())
     }

@@ -32,6 +32,8 @@ struct CallLine<'e> {
     args: Option<&'e [NamedValue]>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     globals: &'e [NamedValue],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    fields: &'e [NamedValue],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stack: Vec<StackFrame<'e>>,
 }
@@ -63,6 +65,7 @@ pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>) {
         results: e.is_ret.then_some(values),
         args: (!e.is_ret).then_some(values),
         globals: if e.is_ret { &[] } else { globals },
+        fields: if e.is_ret { &[] } else { &e.fields },
         stack: e
             .callers
             .iter()
@@ -125,7 +128,8 @@ pub fn human_line(out: &mut Vec<u8>, e: &CallEvent<'_>, clock_offset: i128) {
     let globals: String = e
         .globals
         .iter()
-        .map(|g| format!(" {}={}", g.name, g.human()))
+        .chain(&e.fields)
+        .map(|g| format!(" {}={}", g.label(), g.human()))
         .collect();
     let _ = writeln!(
         out,
