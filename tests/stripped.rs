@@ -110,8 +110,8 @@ fn served_paths(own: &[String]) -> Vec<String> {
 
 /// Stripped httpserver with `main.handle(w http.ResponseWriter, r *http.Request)` written and
 /// `--min-duration`: the calls shown are exactly the requests under /slow/ the server logged
-/// (both events of each), the others are counted as below it, and the written types are the
-/// standard library's as DWARF names them.
+/// (as many, each with its `r.URL.Path` under /slow/, both events of each), the others are
+/// counted as below it, and the written types are the standard library's as DWARF names them.
 ///
 /// The server's slow requests sleep 250ms and the threshold is 200ms: its other requests take
 /// microseconds, so no stall of a loaded machine moves a request across it.
@@ -130,6 +130,8 @@ fn check_min_duration(version: &'static str) {
         "--json",
         "--min-duration",
         "200ms",
+        "--field",
+        "r.URL.Path",
         "main.handle(w http.ResponseWriter, r *http.Request)",
         "--",
         binary.path.to_str().expect("utf-8 path"),
@@ -151,6 +153,8 @@ fn check_min_duration(version: &'static str) {
     assert_eq!(calls.len() as u64, slow, "{binary}: {calls:?}");
     assert_eq!(returns.len() as u64, slow, "{binary}: {returns:?}");
     for call in &calls {
+        let path = call["fields"][0]["value"].as_str().unwrap_or_default();
+        assert!(path.starts_with("/slow/"), "{binary}: {call}");
         let types: Vec<&Value> = call["args"]
             .as_array()
             .expect("args")

@@ -2,7 +2,7 @@
 //! results at their own RETs and at their tail callees' RETs ([`super::tail`]), each function's
 //! plan from the signature the user wrote, else DWARF, with the `--global`s read at its entry.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
 use crate::gobin::format::dwarf::DwarfInfo;
