@@ -14,6 +14,7 @@ pub mod dwarfdump;
 pub mod gotrace;
 pub mod oracle;
 pub mod prerequisite;
+pub mod schema;
 pub mod serial;
 pub mod targets;
 pub mod toolchain;
