@@ -257,7 +257,9 @@ Examples:
   gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel
   gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls
   gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none
-  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server";
+  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server
+  gotrace args --min-duration 20ms main.handle -p 4242   only the calls that took 20ms or more
+  gotrace args 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   standard-library types (docs/signatures.md)";
 
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
@@ -285,6 +287,11 @@ pub struct ArgsArgs {
     /// A global variable's value at each call, e.g. main.counter (repeatable).
     #[arg(long = "global", value_name = "NAME")]
     pub globals: Vec<String>,
+    /// Only the calls that took at least this long (20ms, 1.5s, 100us): each entry is held in
+    /// the kernel until its return, and both are printed only for a call that slow; the others
+    /// are counted in the summary (`below_min_duration`).
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true, conflicts_with = "no_ret")]
+    pub min_duration: Option<Duration>,
     /// A value to read at each call besides the arguments, in the kernel: a parameter, then
     /// fields through pointers and embedded structs, len(x), constant indexes (r.URL.Path,
     /// s.cfg.Timeout, len(tags), tags[0]). Repeatable (at most 8); a nil on the way is null

@@ -39,6 +39,8 @@ fn every_command_matches_docs_json_md() {
                 "worker",
                 "--where",
                 "seq >= 0",
+                "--min-duration",
+                "1ns",
                 "main.work",
             ],
         ),

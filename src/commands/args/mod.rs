@@ -5,7 +5,6 @@
 
 mod render;
 
-use std::fmt;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
@@ -16,6 +15,7 @@ use serde::Serialize;
 use crate::bpf_types::args_stats;
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::decode::Decoder;
+use crate::gobin::runtime::stdlib_types;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::output::announce::Announcement;
@@ -51,6 +51,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         decoder: Decoder::new(&plan, &calls, &inline, &namer, &bin),
         skel: &skel,
         json: args.target.json,
+        min_duration: args.min_duration,
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),
         left: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
@@ -74,8 +75,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     Ok(stop.exit_code())
 }
 
-/// The summary: events printed, lost, malformed and unmatched; serialized, the `--json`
-/// `summary` record.
+/// The `--json` summary record: events printed, lost, malformed and unmatched.
 #[derive(Serialize)]
 struct Summary {
     #[serde(flatten)]
@@ -92,30 +92,25 @@ struct Summary {
     filtered_by_where: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     where_unreadable: Option<u64>,
+    /// With `--min-duration`: the calls not shown, by reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_shown: Option<NotShown>,
 }
 
-impl fmt::Display for Summary {
-    /// The text summary line (and, with --where, the line of calls not shown).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} events, {} lost, {} malformed, {} unmatched, {} in flight at start, {} at end",
-            self.events,
-            self.lost,
-            self.malformed,
-            self.unmatched,
-            self.in_flight_at_start,
-            self.in_flight_at_end
-        )?;
-        if let (Some(filtered), Some(unreadable)) = (self.filtered_by_where, self.where_unreadable)
-        {
-            write!(
-                f,
-                "\ncalls not shown: {filtered} where --where did not hold, {unreadable} where its value could not be read"
-            )?;
-        }
-        Ok(())
-    }
+/// The calls `--min-duration` kept from the output, by reason (a call also counted
+/// `unmatched`, `lost` or in flight at an edge is not counted again here).
+#[derive(Serialize)]
+struct NotShown {
+    /// Returned sooner than `--min-duration`.
+    below_min_duration: u64,
+    /// Inlined calls whose end has no probe: they cannot be timed.
+    untimed: u64,
+}
+
+/// `--min-duration` in nanoseconds (0: every call is shown).
+fn min_duration_ns(args: &ArgsArgs) -> u64 {
+    args.min_duration
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -136,12 +131,17 @@ fn load<'o>(
         rodata.g_goid = g_goid;
         rodata.pair_calls = u32::from(!args.no_ret);
         rodata.walk_stack = u32::from(args.stack);
+        rodata.min_duration_ns = min_duration_ns(args);
         let fetch_plans = capture::fetch_plans_len(plan) + inline_len;
         open.maps.fetch_plans.set_max_entries(fetch_plans)?;
         open.maps.inline_sites.set_max_entries(inline_len.max(1))?;
         open.maps
             .starts
             .set_max_entries(args.max_open_calls.max(1))?;
+        open.maps.held.set_max_entries(match args.min_duration {
+            Some(_) => args.max_open_calls.max(1),
+            None => 1,
+        })?;
         Ok(())
     })?;
     for (key, fetch) in capture::fetch_plans(plan, calls) {
@@ -167,10 +167,17 @@ fn plan_calls(
 ) -> Result<(ProbePlan, Vec<Reads>, Vec<InlineRead>)> {
     let mut user_sigs = Vec::new();
     let mut names = Vec::new();
+    let mut std = None;
     for pattern in patterns {
         let (name, written) = signature::split_pattern(pattern);
         if written.is_some() {
-            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size())?);
+            let std = std
+                .get_or_insert_with(|| {
+                    stdlib_types::for_binary(bin.build.go_release(), bin.elf.arch)
+                })
+                .as_ref()
+                .map_err(String::as_str);
+            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size(), std)?);
         }
         names.push(name.to_owned());
     }
@@ -213,6 +220,8 @@ struct Printer<'p, 'o> {
     decoder: Decoder<'p>,
     skel: &'p ArgsSkel<'o>,
     json: bool,
+    /// `--min-duration`: the summary counts the calls not shown for it.
+    min_duration: Option<std::time::Duration>,
     clock_offset: i128,
     /// Events still to print before --max-events is reached.
     left: u64,
@@ -270,26 +279,64 @@ impl Printer<'_, '_> {
     /// still open in an exited target count as unmatched, else as in flight at the end; a tail
     /// caller's kept under its callee's too; a dropped function's are dropped_by_guard).
     fn write_summary(&self, out: &mut impl Write, stop: &Stop) -> Result<()> {
+        let (events, malformed) = (self.printed, self.decoder.malformed());
         let stats = maps::per_cpu::<args_stats>(&self.skel.maps.stats, 0)?;
+        let lost: u64 = stats.iter().map(|s| s.lost).sum();
+        let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
+        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+        let not_shown = self.min_duration.map(|_| NotShown {
+            below_min_duration: stats.iter().map(|s| s.below_min_duration).sum(),
+            untimed: stats.iter().map(|s| s.untimed).sum(),
+        });
         let filtering = self.filtering;
-        let mut summary = Summary {
-            at: Stamp::at(stop.close_ns),
-            events: self.printed,
-            lost: stats.iter().map(|s| s.lost).sum(),
-            malformed: self.decoder.malformed(),
-            unmatched: stats.iter().map(|s| s.unmatched).sum(),
-            in_flight_at_start: stats.iter().map(|s| s.in_flight_at_start).sum(),
-            in_flight_at_end: 0,
-            filtered_by_where: filtering.then(|| stats.iter().map(|s| s.filtered).sum()),
-            where_unreadable: filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum()),
-        };
+        let filtered = filtering.then(|| stats.iter().map(|s| s.filtered).sum::<u64>());
+        let where_unreadable =
+            filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum::<u64>());
         let (open, open_dropped) = guard::split_open(&self.dropped, &stop.open_calls, self.funcs);
         guard::summary(&self.dropped, &open_dropped, self.json, out)?;
         let open = open.len() as u64;
+        let mut in_flight_at_end = 0;
         match stop.target_exited() {
-            true => summary.unmatched += open,
-            false => summary.in_flight_at_end = open,
+            true => unmatched += open,
+            false => in_flight_at_end = open,
         }
-        Ok(lines::write_summary(out, self.json, &summary)?)
+        if self.json {
+            let summary = Summary {
+                at: Stamp::at(stop.close_ns),
+                events,
+                lost,
+                malformed,
+                unmatched,
+                in_flight_at_start,
+                in_flight_at_end,
+                not_shown,
+                filtered_by_where: filtered,
+                where_unreadable,
+            };
+            lines::write_json_line(out, "summary", &summary)?;
+        } else {
+            let not_shown = match (&not_shown, self.min_duration) {
+                (Some(n), Some(min)) => format!(
+                    "; not shown: {} calls below --min-duration {}, {} untimed inlined calls",
+                    n.below_min_duration,
+                    crate::output::clock::human_duration(
+                        u64::try_from(min.as_nanos()).unwrap_or(u64::MAX)
+                    ),
+                    n.untimed
+                ),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{not_shown}"
+            )?;
+            if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {
+                writeln!(
+                    out,
+                    "calls not shown: {filtered} where --where did not hold, {unreadable} where its value could not be read"
+                )?;
+            }
+        }
+        Ok(())
     }
 }

@@ -12,5 +12,6 @@ pub mod method_wrappers;
 pub mod never_returns;
 pub mod newproc_abi;
 pub mod start_function;
+pub mod stdlib_types;
 pub mod typenames;
 pub mod wait_reasons;
