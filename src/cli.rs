@@ -38,7 +38,7 @@ pub enum Command {
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server\n  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
@@ -191,6 +191,21 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// `--breakdown`: follow each traced call's goroutine through Go's scheduler.
+#[derive(Debug, Args)]
+pub struct Breakdown {
+    /// Split each call's duration into time on the CPU, runnable (waiting for a P, or on a
+    /// thread the kernel switched out), in system calls and blocked by the runtime's wait
+    /// reason ("chan receive", "sleep", ...), by probing the Go scheduler and the kernel's
+    /// sched_switch while a traced call is open (costs a probe hit per goroutine switch).
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Goroutines that can be inside traced calls at once for --breakdown; the calls of any
+    /// beyond it are counted as unfollowed.
+    #[arg(long, value_name = "N", default_value_t = 16_384, requires = "breakdown")]
+    pub max_followed: u32,
+}
+
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
 pub struct ArgsArgs {
@@ -223,6 +238,8 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
+    #[command(flatten)]
+    pub breakdown: Breakdown,
     #[command(flatten)]
     pub buffer: RingBuffer,
     #[command(flatten)]

@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod lifecycle;
 pub mod load;
 pub mod maps;
+pub mod sched;
 pub mod target;
 
 use std::io::Write;

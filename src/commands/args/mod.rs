@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::args_stats;
+use crate::bpf_types::{args_stats, sched_stats};
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
@@ -20,11 +20,14 @@ use crate::gobin::{Arch, GoBinary};
 use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, InlineRead, Reads};
+use crate::plan::sched::SchedPlan;
 use crate::plan::signature;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::args::*;
 use crate::session::lifecycle::Wake;
+use crate::configure_breakdown;
+use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 
 // --strsize's range (cli.rs) is what the BPF side can read.
@@ -40,7 +43,12 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let inline_sites = plan.inline_sites(|index| plans_before_inline + index);
     let mut object = MaybeUninit::uninit();
     let reads = (&calls[..], &inline[..], &inline_sites);
-    let skel = load(&session, &mut object, &bin, &plan, reads, args)?;
+    let sched = args
+        .breakdown
+        .breakdown
+        .then(|| plan::sched::plan(&bin))
+        .transpose()?;
+    let skel = load(&session, &mut object, &bin, (&plan, sched.as_ref()), reads, args)?;
     let namer = BinaryTypeNamer::new(&bin);
     let mut printer = Printer {
         decoder: Decoder::new(&plan, &calls, &inline, &namer, &bin),
@@ -50,6 +58,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         left: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
+        reasons: sched.as_ref().map(|s| s.reason_names()),
     };
     let mut sites = plan.sites(|_| !args.no_ret);
     sites.extend(
@@ -60,6 +69,11 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             .filter(|(_, read)| !(args.no_ret && read.is_end))
             .map(|(site, _)| *site),
     );
+    sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
+    let _sched_switch = sched
+        .as_ref()
+        .map(|_| attach_sched_switch(&skel.progs.args_sched_switch))
+        .transpose()?;
     let announcement = plan.announcement(&patterns, args.target.verbose);
     let attached = session.attach(&skel, &sites, None, &announcement)?;
     let stop = session.run(&skel, attached, &mut printer)?;
@@ -77,6 +91,9 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
+    /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfollowed: Option<u64>,
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -85,10 +102,15 @@ fn load<'o>(
     session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
-    plan: &ProbePlan,
+    (plan, sched): (&ProbePlan, Option<&SchedPlan>),
     (calls, inline, inline_sites): (&[Reads], &[InlineRead], &InlineSites),
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
+    let breakdown = BreakdownConfig {
+        plan: sched,
+        max_followed: args.breakdown.max_followed,
+        max_open_calls: args.max_open_calls,
+    };
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
@@ -103,7 +125,7 @@ fn load<'o>(
         open.maps
             .starts
             .set_max_entries(args.max_open_calls.max(1))?;
-        Ok(())
+        configure_breakdown!(rodata, open, args_sched_switch, &breakdown)
     })?;
     for (key, fetch) in capture::fetch_plans(plan, calls) {
         maps::store(&skel.maps.fetch_plans, key, &fetch)?;
@@ -164,6 +186,8 @@ struct Printer<'p, 'o> {
     printed: u64,
     /// Lines formatted since the last flush.
     lines: Vec<u8>,
+    /// --breakdown: the binary's wait-reason names (empty when it has none).
+    reasons: Option<Vec<String>>,
 }
 
 impl Consumer for Printer<'_, '_> {
@@ -176,9 +200,10 @@ impl Consumer for Printer<'_, '_> {
             return Ok(());
         };
         if self.json {
-            render::json_line(&mut self.lines, &event);
+            render::json_line(&mut self.lines, &event, self.reasons.as_deref());
         } else {
-            render::human_line(&mut self.lines, &event, self.clock_offset);
+            let reasons = self.reasons.as_deref();
+            render::human_line(&mut self.lines, &event, self.clock_offset, reasons);
         }
         self.left -= 1;
         self.printed += 1;
@@ -214,6 +239,11 @@ impl Printer<'_, '_> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
         let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+        let unfollowed = match self.reasons {
+            Some(_) => Some(maps::per_cpu::<sched_stats>(&self.skel.maps.sched_stat, 0)?)
+                .map(|s| s.iter().map(|s| s.unfollowed).sum::<u64>()),
+            None => None,
+        };
         let open = stop.open_calls.len() as u64;
         let mut in_flight_at_end = 0;
         match stop.target_exited() {
@@ -229,12 +259,14 @@ impl Printer<'_, '_> {
                 unmatched,
                 in_flight_at_start,
                 in_flight_at_end,
+                unfollowed,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
             writeln!(
                 out,
-                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end"
+                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{}",
+                unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
             )?;
         }
         Ok(())
