@@ -202,7 +202,12 @@ pub struct Breakdown {
     pub breakdown: bool,
     /// Goroutines that can be inside traced calls at once for --breakdown; the calls of any
     /// beyond it are counted as unfollowed.
-    #[arg(long, value_name = "N", default_value_t = 16_384, requires = "breakdown")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16_384,
+        requires = "breakdown"
+    )]
     pub max_followed: u32,
 }
 

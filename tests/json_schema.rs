@@ -25,9 +25,10 @@ fn every_command_matches_docs_json_md() {
     let scratch = std::env::temp_dir().join(format!("gotrace-json-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
-    let commands: [(&str, &[&str]); 4] = [
+    let commands: [(&str, &[&str]); 5] = [
         ("funclat", &["funclat", "--no-guard", "main.work"]),
         ("args", &["args", "main.work"]),
+        ("args", &["args", "--breakdown", "main.work"]),
         ("goroutines", &["goroutines"]),
         ("graph", &["graph", "main.work"]),
     ];

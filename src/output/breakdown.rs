@@ -96,7 +96,7 @@ impl Breakdown {
             .iter()
             .map(|(reason, ns)| (format!("blocked {reason}"), *ns))
             .collect();
-        blocked.sort_by(|a, b| b.1.cmp(&a.1));
+        blocked.sort_by_key(|part| std::cmp::Reverse(part.1));
         let runnable = if self.descheduled_ns != 0 {
             format!(
                 "runnable (descheduled {})",

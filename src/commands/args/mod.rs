@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::bpf_types::{args_stats, sched_stats};
 use crate::cli::{ArgsArgs, RingBuffer};
+use crate::configure_breakdown;
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
@@ -26,7 +27,6 @@ use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::args::*;
 use crate::session::lifecycle::Wake;
-use crate::configure_breakdown;
 use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 
@@ -48,7 +48,14 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         .breakdown
         .then(|| plan::sched::plan(&bin))
         .transpose()?;
-    let skel = load(&session, &mut object, &bin, (&plan, sched.as_ref()), reads, args)?;
+    let skel = load(
+        &session,
+        &mut object,
+        &bin,
+        (&plan, sched.as_ref()),
+        reads,
+        args,
+    )?;
     let namer = BinaryTypeNamer::new(&bin);
     let mut printer = Printer {
         decoder: Decoder::new(&plan, &calls, &inline, &namer, &bin),

@@ -19,7 +19,10 @@ pub enum CasgstatusAbi {
     /// gp in RAX, newval in ECX.
     Registers,
     /// Offsets from SP.
-    Stack { gp_sp_offset: u32, newval_sp_offset: u32 },
+    Stack {
+        gp_sp_offset: u32,
+        newval_sp_offset: u32,
+    },
 }
 
 /// The first Go release whose syscall transitions bypass casgstatus.
