@@ -64,6 +64,8 @@ plain_data!(
     sched_counters,
     sched_breakdown,
     sched_stats,
+    slow_call,
+    func_breakdown,
 );
 
 /// Reads a `T` from the start of `bytes` (a map value or a ring-buffer record); an error when

@@ -33,7 +33,7 @@ pub enum Command {
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
     #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap"
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls"
     )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
@@ -131,6 +131,8 @@ pub struct FunclatArgs {
     #[arg(long)]
     pub no_inlined: bool,
     #[command(flatten)]
+    pub breakdown: Breakdown,
+    #[command(flatten)]
     pub target: TraceTarget,
 }
 
@@ -200,8 +202,9 @@ pub struct Breakdown {
     /// sched_switch while a traced call is open (costs a probe hit per goroutine switch).
     #[arg(long)]
     pub breakdown: bool,
-    /// Goroutines that can be inside traced calls at once for --breakdown; the calls of any
-    /// beyond it are counted as unfollowed.
+    /// Goroutines inside traced calls, and traced calls open, that --breakdown follows at
+    /// once (each costs about 600 bytes of kernel memory); beyond it a call's time is
+    /// unattributed (and counted as unfollowed).
     #[arg(
         long,
         value_name = "N",

@@ -26,21 +26,26 @@ use common::traced::split_successful;
 /// Each phase of the target, in ms.
 const PHASE_MS: u64 = 4;
 
-/// The tolerance of a part of `expected` ns: 10 % or 1 ms.
-fn tolerance(expected: f64) -> f64 {
-    (0.1 * expected).max(1e6)
+/// The tolerance of a part of `expected` ns summed over `calls` calls: 10 % or 1 ms a call.
+fn tolerance(expected: f64, calls: f64) -> f64 {
+    (0.1 * expected).max(1e6 * calls)
 }
 
-/// One call's problems: its breakdown against the target's record of it.
-fn check_call(label: &str, ret: &Value, own: &HashMap<String, f64>, mutex: &str) -> Vec<String> {
-    let b = &ret["breakdown"];
+/// The problems of breakdown `b` of `duration` ns against the target's record of the same
+/// `calls` calls (summed when more than one).
+fn check_breakdown(
+    label: &str,
+    (b, duration): (&Value, f64),
+    own: &HashMap<String, f64>,
+    calls: f64,
+    mutex: &str,
+) -> Vec<String> {
     let part = |key: &str| b[key].as_f64().unwrap_or(f64::NAN);
     let blocked = |reason: &str| b["blocked_ns"][reason].as_f64().unwrap_or(0.0);
     let o = |key: &str| own[key];
-    let duration = ret["duration_ns"].as_f64().unwrap();
     let mut problems = Vec::new();
     let mut near = |what: &str, got: f64, low: f64, high: f64| {
-        let (low, high) = (low - tolerance(low), high + tolerance(high));
+        let (low, high) = (low - tolerance(low, calls), high + tolerance(high, calls));
         if !(low..=high).contains(&got) {
             problems.push(format!(
                 "{label}: {what} {:.3} ms, the target's record says {:.3}..{:.3} ms (with tolerance): {b}",
@@ -59,7 +64,7 @@ fn check_call(label: &str, ret: &Value, own: &HashMap<String, f64>, mutex: &str)
         mutex_wait,
         mutex_wait,
     );
-    let phase = (PHASE_MS * 1_000_000) as f64;
+    let phase = calls * (PHASE_MS * 1_000_000) as f64;
     near("blocked sleep", blocked("sleep"), phase, o("sleep_wall_ns"));
     let read = o("read_readied_ns");
     near(
@@ -96,17 +101,21 @@ fn check_call(label: &str, ret: &Value, own: &HashMap<String, f64>, mutex: &str)
     problems
 }
 
-/// Traces `calls` calls of main.work in `bin` (with `compete` CPU-bound goroutines) and checks
-/// every one; the problems found.
-fn trace(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
-    let label = format!("{} -compete {compete}", bin.label);
+/// Runs `gotrace COMMAND --breakdown --json` on `calls` calls of main.work in `bin` (with
+/// `compete` CPU-bound goroutines): its JSON records and the target's own, one per call.
+fn trace(
+    command: &str,
+    bin: &GoBinary,
+    calls: u32,
+    compete: u32,
+) -> (Vec<Value>, Vec<HashMap<String, f64>>) {
     // A stripped binary's function is traced by its written signature.
     let function = match bin.has_symbols {
         true => "main.work",
         false => "main.work(p uintptr)",
     };
     let out = gotrace([
-        "args".as_ref(),
+        command.as_ref(),
         "--breakdown".as_ref(),
         "--json".as_ref(),
         function.as_ref(),
@@ -120,8 +129,7 @@ fn trace(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
         compete.to_string().as_ref(),
     ]);
     let (own_lines, json) = split_successful(&out);
-    let returns: Vec<&Value> = json.iter().filter(|v| v["type"] == "return").collect();
-    let own: Vec<HashMap<String, f64>> = own_lines
+    let own = own_lines
         .iter()
         .filter_map(|l| l.strip_prefix("call "))
         .map(|l| {
@@ -131,6 +139,24 @@ fn trace(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
                 .collect()
         })
         .collect();
+    (json, own)
+}
+
+/// The runtime's own name of a sync.Mutex wait, as the binary spells it.
+fn mutex_reason(bin: &GoBinary) -> &'static str {
+    let binary = std::fs::read(&bin.path).unwrap();
+    if binary.windows(15).any(|w| w == b"sync.Mutex.Lock") {
+        "sync.Mutex.Lock"
+    } else {
+        "semacquire"
+    }
+}
+
+/// `args --breakdown` on `calls` calls: every call's breakdown checked; the problems found.
+fn args_calls(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
+    let label = format!("{} -compete {compete}", bin.label);
+    let (json, own) = trace("args", bin, calls, compete);
+    let returns: Vec<&Value> = json.iter().filter(|v| v["type"] == "return").collect();
     if returns.len() != calls as usize || own.len() != calls as usize {
         return vec![format!(
             "{label}: {} returns and {} own records for {calls} calls",
@@ -138,19 +164,17 @@ fn trace(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
             own.len()
         )];
     }
-    // The runtime's own name of a sync.Mutex wait, as the binary spells it.
-    let binary = std::fs::read(&bin.path).unwrap();
-    let mutex = if binary.windows(15).any(|w| w == b"sync.Mutex.Lock") {
-        "sync.Mutex.Lock"
-    } else {
-        "semacquire"
-    };
+    let mutex = mutex_reason(bin);
     eprintln!("{label}: {} calls", returns.len());
     returns
         .iter()
         .zip(&own)
         .enumerate()
-        .flat_map(|(i, (ret, own))| check_call(&format!("{label} call {i}"), ret, own, mutex))
+        .flat_map(|(i, (ret, own))| {
+            let duration = ret["duration_ns"].as_f64().unwrap();
+            let label = format!("{label} call {i}");
+            check_breakdown(&label, (&ret["breakdown"], duration), own, 1.0, mutex)
+        })
         .collect()
 }
 
@@ -171,12 +195,55 @@ fn every_part_equals_the_targets_own_record() {
                 else {
                     return;
                 };
-                problems.extend(trace(&bin, 2, 0));
+                problems.extend(args_calls(&bin, 2, 0));
                 if version == "1.27.3" && variant == Variant::Plain {
-                    problems.extend(trace(&bin, 2, 2));
+                    problems.extend(args_calls(&bin, 2, 2));
                 }
             }
         }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `funclat --breakdown`: the function's parts against the sums of the target's records of its
+/// calls, and its slowest call against the target's slowest.
+#[test]
+fn funclat_sums_equal_the_targets_own_records() {
+    let Some(_guard) = bpf_test() else { return };
+    let Some(bin) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "breakdown",
+    )) else {
+        return;
+    };
+    let calls = 3;
+    let (json, own) = trace("funclat", &bin, calls, 0);
+    let records: Vec<&Value> = json.iter().filter(|v| v["type"] == "breakdown").collect();
+    assert_eq!(records.len(), 1, "{json:?}");
+    let record = records[0];
+    assert_eq!(record["calls"], calls, "{record}");
+    let mut summed: HashMap<String, f64> = HashMap::new();
+    for call in &own {
+        for (key, value) in call {
+            *summed.entry(key.clone()).or_default() += value;
+        }
+    }
+    let duration = record["duration_ns"].as_f64().unwrap();
+    let mut problems = check_breakdown(
+        &bin.label,
+        (&record["breakdown"], duration),
+        &summed,
+        calls as f64,
+        mutex_reason(&bin),
+    );
+    let slowest_own = own.iter().map(|c| c["wall_ns"]).fold(0.0, f64::max);
+    let slowest = record["slowest"][0]["duration_ns"].as_f64().unwrap();
+    if (slowest - slowest_own).abs() > tolerance(slowest_own, 1.0) {
+        problems.push(format!(
+            "slowest call {slowest} ns, the target's {slowest_own} ns"
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

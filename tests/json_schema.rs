@@ -1,6 +1,6 @@
 //! Every command's `--json` output against the JSON Schemas of docs/json.md (validated by
 //! tests/json_schema.py with Python's `jsonschema`, which scripts/setup.sh installs): funclat,
-//! args, goroutines and graph on examples/go-targets/edges (Go 1.27 amd64), attached `-p` while
+//! args (both also with --breakdown), goroutines and graph on examples/go-targets/edges (Go 1.27 amd64), attached `-p` while
 //! it runs, with `-o FILE` (gotrace's output alone in the file).
 
 mod common;
@@ -25,8 +25,9 @@ fn every_command_matches_docs_json_md() {
     let scratch = std::env::temp_dir().join(format!("gotrace-json-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
-    let commands: [(&str, &[&str]); 5] = [
+    let commands: [(&str, &[&str]); 6] = [
         ("funclat", &["funclat", "--no-guard", "main.work"]),
+        ("funclat", &["funclat", "--no-guard", "--breakdown", "main.work"]),
         ("args", &["args", "main.work"]),
         ("args", &["args", "--breakdown", "main.work"]),
         ("goroutines", &["goroutines"]),

@@ -137,7 +137,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 			if (in.lost)
 				count(COUNT_LOST); /* its return will not be paired */
 			else if (hit.phase == GATE_ARMED)
-				follow_enter(&hit, goid, now);
+				follow_enter(&hit, now);
 		}
 		/* An entry while the gate drains is no call of the window: stored (paired) only so
 		 * that its return is recognised. */

@@ -270,6 +270,28 @@ struct sched_breakdown {
 	__u32 pad;
 };
 
+/* funclat --breakdown keeps, per function and CPU, this many of its slowest calls. */
+enum func_breakdown_limits {
+	FUNC_SLOWEST = 3,
+};
+
+/* One of a function's slowest calls. */
+struct slow_call {
+	__u64 duration_ns;
+	__u64 ts_ns;        /* its return */
+	__u64 goid;
+	struct sched_breakdown breakdown;
+};
+
+/* funclat --breakdown, per function, per CPU: the sums of its calls' breakdowns and its
+ * slowest calls (in no order; an empty slot has duration 0). */
+struct func_breakdown {
+	__u64 calls;        /* matched calls, followed or not */
+	__u64 duration_ns;  /* their durations' sum */
+	struct sched_breakdown total; /* the followed ones' parts summed (total.followed: count) */
+	struct slow_call slowest[FUNC_SLOWEST];
+};
+
 /* Counters of --breakdown (per CPU). */
 struct sched_stats {
 	__u64 unfollowed; /* calls whose goroutine could not be followed (map full) */
@@ -593,6 +615,9 @@ struct gotrace_shared_types {
 	struct sched_layout sched_layout;
 	struct sched_breakdown sched_breakdown;
 	struct sched_stats sched_stats;
+	enum func_breakdown_limits func_breakdown_limits;
+	struct slow_call slow_call;
+	struct func_breakdown func_breakdown;
 };
 
 #endif

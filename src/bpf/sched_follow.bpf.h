@@ -112,15 +112,17 @@ static __always_inline void follow_end(struct followed_g *f, struct graph_g_key 
 	bpf_map_delete_elem(&followed, key);
 }
 
-/* A traced call enters on the hit's goroutine (whose goid is `goid`): follow it (or go on
- * following it) and keep its counters as the call's start. */
-static __always_inline void follow_enter(struct probe_hit *hit, __u64 goid, __u64 now)
+/* A traced call enters on the hit's goroutine: follow it (or go on following it) and keep
+ * its counters as the call's start. */
+static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 {
 	struct graph_g_key gkey = {.g = hit->key.g, .tgid = hit->key.tgid};
 	struct followed_g *f;
+	__u64 goid = 0;
 
 	if (!breakdown)
 		return;
+	bpf_probe_read_user(&goid, 8, (void *)(hit->key.g + sched.g_goid));
 	f = bpf_map_lookup_elem(&followed, &gkey);
 	if (f && f->goid != goid) {
 		/* A g reused by a later goroutine: the earlier one's calls never returned. */

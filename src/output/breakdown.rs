@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::bpf_types::{breakdown_limits, sched_breakdown};
+use crate::bpf_types::{breakdown_limits, func_breakdown, sched_breakdown};
 use crate::output::clock::human_duration;
 
-/// One call's breakdown, or a sum of them; the parts add up to the duration.
+/// One call's breakdown, or a sum of them: the parts add up to the duration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Breakdown {
     /// Running on a thread that was on a CPU.
@@ -28,6 +28,17 @@ pub struct Breakdown {
     pub unattributed_ns: u64,
 }
 
+/// Each part of a [`Breakdown`] as a fraction (0 to 1) of the duration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Share {
+    pub oncpu: f64,
+    pub runnable: f64,
+    pub descheduled: f64,
+    pub syscall: f64,
+    pub blocked: BTreeMap<String, f64>,
+    pub unattributed: f64,
+}
+
 /// Names a waitReason byte: the binary's own string, else `waitReason(N)`.
 pub fn reason_name(reasons: Option<&[String]>, index: u8) -> String {
     // The BPF side counts every reason from the last slot on in that slot.
@@ -42,6 +53,23 @@ pub fn reason_name(reasons: Option<&[String]>, index: u8) -> String {
 }
 
 impl Breakdown {
+    /// Each part's fraction of `duration_ns`.
+    fn share_of(&self, duration_ns: u64) -> Share {
+        let of = |ns: u64| ns as f64 / duration_ns.max(1) as f64;
+        Share {
+            oncpu: of(self.oncpu_ns),
+            runnable: of(self.runnable_ns),
+            descheduled: of(self.descheduled_ns),
+            syscall: of(self.syscall_ns),
+            blocked: self
+                .blocked_ns
+                .iter()
+                .map(|(reason, &ns)| (reason.clone(), of(ns)))
+                .collect(),
+            unattributed: of(self.unattributed_ns),
+        }
+    }
+
     /// The breakdown a return record carries, for a call of `duration_ns`.
     pub fn of_call(b: &sched_breakdown, duration_ns: u64, reasons: Option<&[String]>) -> Self {
         let mut out = Breakdown::default();
@@ -124,6 +152,97 @@ impl Breakdown {
             .map(|(label, ns)| format!("{label} {}", human_duration(ns)))
             .collect::<Vec<_>>()
             .join(" · ")
+    }
+}
+
+/// Where a function's calls' time went (`funclat --breakdown`): the parts summed over its
+/// calls, each part's share of their durations, and its slowest calls' breakdowns.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FunctionBreakdown {
+    pub function: String,
+    pub calls: u64,
+    pub duration_ns: u64,
+    pub breakdown: Breakdown,
+    /// Each part's fraction of `duration_ns` (blocked by reason).
+    pub share: Share,
+    /// The slowest calls, slowest first.
+    pub slowest: Vec<SlowCall>,
+}
+
+/// One of a function's slowest calls.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowCall {
+    pub ts_ns: u64,
+    pub goid: u64,
+    pub duration_ns: u64,
+    pub breakdown: Breakdown,
+}
+
+impl FunctionBreakdown {
+    /// Sums every CPU's copy of a function's `func_breakdown`; keeps its `keep` slowest calls.
+    pub fn of_function(
+        function: &str,
+        per_cpu: &[func_breakdown],
+        reasons: Option<&[String]>,
+        keep: usize,
+    ) -> Self {
+        let mut out = FunctionBreakdown {
+            function: function.to_owned(),
+            ..Default::default()
+        };
+        for cpu in per_cpu {
+            out.calls += cpu.calls;
+            out.duration_ns += cpu.duration_ns;
+            // Calls not followed are in the durations but in no part: unattributed below.
+            out.breakdown
+                .add(&Breakdown::of_call(&cpu.total, 0, reasons));
+            out.slowest
+                .extend(
+                    cpu.slowest
+                        .iter()
+                        .filter(|s| s.duration_ns != 0)
+                        .map(|s| SlowCall {
+                            ts_ns: s.ts_ns,
+                            goid: s.goid,
+                            duration_ns: s.duration_ns,
+                            breakdown: Breakdown::of_call(&s.breakdown, s.duration_ns, reasons),
+                        }),
+                );
+        }
+        out.breakdown.unattributed_ns += out.duration_ns.saturating_sub(out.breakdown.total_ns());
+        out.slowest
+            .sort_by_key(|s| std::cmp::Reverse(s.duration_ns));
+        out.slowest.truncate(keep);
+        out.share = out.breakdown.share_of(out.duration_ns);
+        out
+    }
+
+    /// The human lines: the parts with their shares, then the slowest calls.
+    pub fn human(&self) -> String {
+        let total = self.duration_ns.max(1) as f64;
+        let mut text = format!(
+            "Where the time of {} ({}) went:\n  {}\n",
+            self.function,
+            crate::output::count(self.calls as usize, "call"),
+            self.breakdown
+                .parts()
+                .iter()
+                .map(|(label, ns)| {
+                    let pct = *ns as f64 * 100.0 / total;
+                    format!("{label} {} ({pct:.1}%)", human_duration(*ns))
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        );
+        for call in &self.slowest {
+            text += &format!(
+                "  slowest: {} goid {}: {}\n",
+                human_duration(call.duration_ns),
+                call.goid,
+                call.breakdown.human()
+            );
+        }
+        text
     }
 }
 

@@ -93,14 +93,19 @@ impl GuardPlan {
     }
 
     /// `sites` grouped by function (one group for all without a budget), in the order of
-    /// the functions.
+    /// the functions, then one group the guard never drops: the scheduler's probes of
+    /// `--breakdown` (SITE_SCHED), which belong to no function and which it does not price.
     pub fn groups(&self, sites: &[Site]) -> Vec<Vec<Site>> {
         if self.budget_ns_per_s.is_none() {
             return vec![sites.to_vec()];
         }
-        let mut groups = vec![Vec::new(); self.names.len()];
+        let mut groups = vec![Vec::new(); self.names.len() + 1];
         for site in sites {
-            if let Some(group) = groups.get_mut(self.unit_of(site) as usize) {
+            let unit = match crate::plan::sites::decode(site.cookie).1 {
+                site_kind::SITE_SCHED => self.names.len(),
+                _ => self.unit_of(site) as usize,
+            };
+            if let Some(group) = groups.get_mut(unit) {
                 group.push(*site);
             }
         }

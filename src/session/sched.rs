@@ -6,11 +6,10 @@ use anyhow::{Context, Result};
 use libbpf_rs::Link;
 
 /// What [`configure_breakdown!`] sets: on or off, where casgstatus's arguments are, and how
-/// many goroutines and open calls the maps hold.
+/// many goroutines (and open calls' starts) the maps hold.
 pub struct BreakdownConfig<'p> {
     pub plan: Option<&'p crate::plan::sched::SchedPlan>,
     pub max_followed: u32,
-    pub max_open_calls: u32,
 }
 
 /// Configures an open skeleton's sched_follow.bpf.h part: `$rodata.breakdown`, `.sched`, the
@@ -32,10 +31,7 @@ macro_rules! configure_breakdown {
                 let followed = config.max_followed.max(1);
                 $open.maps.followed.set_max_entries(followed)?;
                 $open.maps.follow_threads.set_max_entries(followed)?;
-                $open
-                    .maps
-                    .sched_starts
-                    .set_max_entries(config.max_open_calls.max(1))?;
+                $open.maps.sched_starts.set_max_entries(followed)?;
             }
             None => {
                 $open.progs.$prog.set_autoload(false);

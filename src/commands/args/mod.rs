@@ -116,7 +116,6 @@ fn load<'o>(
     let breakdown = BreakdownConfig {
         plan: sched,
         max_followed: args.breakdown.max_followed,
-        max_open_calls: args.max_open_calls,
     };
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;

@@ -10,16 +10,34 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::bpf_types::func_hist;
+use crate::bpf_types::{func_breakdown, func_hist};
 use crate::cli::FunclatArgs;
+use crate::configure_breakdown;
+use crate::output::breakdown::FunctionBreakdown;
+use crate::output::clock::Stamp;
 use crate::output::histogram::{Log2Hist, Unit};
+use crate::output::lines;
+use crate::plan::sched::SchedPlan;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::{PrintClock, Wake};
+use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use live::LiveOutputs;
+
+/// The `--json` `breakdown` record of one function.
+#[derive(serde::Serialize)]
+struct BreakdownLine<'p> {
+    #[serde(flatten)]
+    at: Stamp,
+    #[serde(flatten)]
+    parts: &'p FunctionBreakdown,
+}
+
+/// Slowest calls shown per function with --breakdown (at most FUNC_SLOWEST per CPU are kept).
+const SLOWEST: usize = 3;
 
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
@@ -38,6 +56,11 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
+    let sched = args
+        .breakdown
+        .breakdown
+        .then(|| plan::sched::plan(&bin))
+        .transpose()?;
     let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let guard_plan = GuardPlan::new(&plan, &inline_sites, args.target.max_overhead_pct()?);
@@ -45,7 +68,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let skel = load(
         &session,
         &mut object,
-        &plan,
+        (&plan, sched.as_ref()),
         &inline_sites,
         &guard_plan,
         unit,
@@ -68,9 +91,15 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         print_clock: PrintClock::start(interval),
         printed: vec![Log2Hist::default(); plan.funcs.len()],
         dropped,
+        reasons: sched.as_ref().map(|s| s.reason_names()),
     };
     let mut sites = plan.sites(|_| true);
     sites.extend_from_slice(&inline_sites.sites);
+    sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
+    let _sched_switch = sched
+        .as_ref()
+        .map(|_| attach_sched_switch(&skel.progs.funclat_sched_switch))
+        .transpose()?;
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
@@ -81,12 +110,17 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
 fn load<'o>(
     session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
-    plan: &ProbePlan,
+    (plan, sched): (&ProbePlan, Option<&SchedPlan>),
     inline_sites: &InlineSites,
     guard_plan: &GuardPlan,
     unit: Unit,
     args: &FunclatArgs,
 ) -> Result<FunclatSkel<'o>> {
+    let breakdown = BreakdownConfig {
+        plan: sched,
+        max_followed: args.breakdown.max_followed,
+    };
+    let funcs = plan.funcs.len() as u32;
     let skel =
         session.load::<FunclatSkelBuilder>(object, &plan.runtime, None, |rodata, open| {
             rodata.unit_div = unit.divisor();
@@ -99,7 +133,9 @@ fn load<'o>(
                 .set_max_entries(args.max_open_calls.max(1))?;
             let inline_len = u32::try_from(inline_sites.entries.len().max(1))?;
             open.maps.inline_sites.set_max_entries(inline_len)?;
-            Ok(())
+            let breakdowns = if sched.is_some() { funcs } else { 1 };
+            open.maps.breakdowns.set_max_entries(breakdowns)?;
+            configure_breakdown!(rodata, open, funclat_sched_switch, &breakdown)
         })?;
     for (index, site) in inline_sites.entries.iter().enumerate() {
         maps::store(&skel.maps.inline_sites, index as u32, site)?;
@@ -121,6 +157,8 @@ struct Tables<'s, 'o> {
     printed: Vec<Log2Hist>,
     /// The functions the overload guard dropped.
     dropped: DroppedList,
+    /// --breakdown: the binary's wait-reason names (empty when it has none).
+    reasons: Option<Vec<String>>,
 }
 
 impl Consumer for Tables<'_, '_> {
@@ -167,6 +205,7 @@ impl Consumer for Tables<'_, '_> {
         if self.interval.is_none() || now != self.printed {
             self.print_period(out, (&now, &self.printed), stop.close_ns)?;
         }
+        self.print_breakdowns(out, stop.close_ns)?;
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
         if self.args.target.json {
             let mut total = Log2Hist::default();
@@ -200,6 +239,26 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
 }
 
 impl Tables<'_, '_> {
+    /// --breakdown, at the stop: where each function's calls' time went (a JSON `breakdown`
+    /// record per function, `ts_ns` the instant entries stopped counting).
+    fn print_breakdowns(&self, out: &mut impl Write, ts_ns: u64) -> Result<()> {
+        let Some(reasons) = self.reasons.as_deref() else {
+            return Ok(());
+        };
+        for func in &self.plan.funcs {
+            let per_cpu = maps::per_cpu::<func_breakdown>(&self.skel.maps.breakdowns, func.id)?;
+            let parts =
+                FunctionBreakdown::of_function(&func.name, &per_cpu, Some(reasons), SLOWEST);
+            if self.args.target.json {
+                let at = Stamp::at(ts_ns);
+                lines::write_json_line(out, "breakdown", &BreakdownLine { at, parts: &parts })?;
+            } else if parts.calls != 0 {
+                write!(out, "\n{}", parts.human())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Prints what happened since `earlier` for every function; `ts_ns`: the period's end
     /// (the instant the histograms were read; at the stop, the instant entries stopped
     /// counting).
