@@ -43,7 +43,7 @@ pub enum Command {
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
     #[command(
-        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server\n  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics"
+        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server\n  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics\n  gotrace goroutines --blocked -p 4242             goroutines parked now, longest first\n  gotrace goroutines --blocked --json -p 4242 --filter 'main.*'"
     )]
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
@@ -158,6 +158,12 @@ pub struct GoroutinesArgs {
     /// Print the parent's stack at each go statement (amd64; up to 16 frames).
     #[arg(long)]
     pub stack: bool,
+    /// List the goroutines of -p PID parked right now, once, instead of tracing: each one's
+    /// wait reason (the runtime's own name), how long it has been parked (at least), where it
+    /// parked and its stack, the longest parked first; then a count per wait reason and park
+    /// site. Reads the process's memory; nothing is probed and the process is not stopped.
+    #[arg(long, conflicts_with_all = ["interval", "timestamp", "summary", "stack", "listen"])]
+    pub blocked: bool,
     #[command(flatten)]
     pub buffer: RingBuffer,
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing (127.0.0.1:9465, or :9465

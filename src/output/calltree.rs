@@ -155,6 +155,7 @@ fn human_list(values: &[NamedValue], named: bool) -> String {
 pub struct TreeLine<'t> {
     pid: u32,
     goid: u64,
+    #[serde(serialize_with = "crate::output::lines::exact_u64")]
     ts_ns: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<&'t str>,
@@ -447,7 +448,7 @@ mod tests {
             "type": "tree",
             "pid": 4242,
             "goid": 17,
-            "ts_ns": 1_700_000_000_123_456_789u64,
+            "ts_ns": "1700000000123456789",
             "site": "/src/main.go:42",
             "truncated_calls": 2,
             "function": "main.handle",

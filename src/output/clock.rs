@@ -17,22 +17,25 @@ pub fn wall_clock_hms() -> String {
 /// Nanoseconds of CLOCK_REALTIME minus CLOCK_MONOTONIC (what BPF's `bpf_ktime_get_ns` reads):
 /// add it to a BPF timestamp to get Unix time.
 pub fn monotonic_to_unix_ns() -> i128 {
-    let read = |clock: libc::clockid_t| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes to it.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Clock `clock` now, in ns (CLOCK_MONOTONIC is BPF's `bpf_ktime_get_ns` and Go's `nanotime`).
+pub fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes to it.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
 /// An instant in a JSON line (the `attached` and `summary` edges): `ts_ns` on the events' clock
 /// (CLOCK_MONOTONIC) and `time`, the same instant as RFC 3339 UTC wall-clock time.
 #[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
+    #[serde(serialize_with = "crate::output::lines::exact_u64")]
     pub ts_ns: u64,
     pub time: String,
 }

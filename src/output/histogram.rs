@@ -160,7 +160,7 @@ impl Log2Hist {
     pub fn summary_json(&self, ts_ns: u64) -> serde_json::Value {
         serde_json::json!({
             "type": "summary",
-            "ts_ns": ts_ns,
+            "ts_ns": crate::output::lines::ExactU64(ts_ns),
             "time": crate::output::clock::rfc3339(ts_ns),
             "count": self.count,
             "unmatched": self.unmatched,
@@ -184,7 +184,7 @@ impl Log2Hist {
             .collect();
         serde_json::json!({
             "type": "hist",
-            "ts_ns": ts_ns,
+            "ts_ns": crate::output::lines::ExactU64(ts_ns),
             "function": function,
             "unit": unit.short(),
             "count": self.count,

@@ -6,6 +6,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::decode::values::JSON_SAFE_INT;
+
 /// One `--json` line: `{"type": kind}` followed by the fields of `record`.
 #[derive(Serialize)]
 struct JsonLine<'r, T> {
@@ -23,6 +25,27 @@ pub fn write_json_line(
 ) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &JsonLine { kind, record })?;
     out.write_all(b"\n")
+}
+
+/// A `u64` as docs/json.md writes an exact integer: a JSON number up to 2^53 − 1, beyond it the
+/// string of its decimal digits (jq and JavaScript would round a larger number). `ts_ns` is
+/// one: CLOCK_MONOTONIC passes 2^53 ns after 104 days of uptime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExactU64(pub u64);
+
+impl Serialize for ExactU64 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if i128::from(self.0) <= JSON_SAFE_INT {
+            serializer.serialize_u64(self.0)
+        } else {
+            serializer.collect_str(&self.0)
+        }
+    }
+}
+
+/// [`ExactU64`] for a `u64` field of a serde record (`#[serde(serialize_with = "exact_u64")]`).
+pub fn exact_u64<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    ExactU64(*value).serialize(serializer)
 }
 
 /// The largest write a pipe performs atomically (POSIX PIPE_BUF on Linux).
@@ -87,6 +110,18 @@ impl<W: Write> Drop for WholeLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Up to 2^53 − 1 a number, from 2^53 on the decimal string (read back exactly by
+    /// serde_json, as jq or JavaScript would read it).
+    #[test]
+    fn exact_u64_is_a_string_beyond_doubles() {
+        let text = |v: u64| serde_json::to_string(&ExactU64(v)).unwrap();
+        assert_eq!(text(9_007_199_254_740_991), "9007199254740991");
+        assert_eq!(text(9_007_199_254_740_992), "\"9007199254740992\"");
+        assert_eq!(text(u64::MAX), "\"18446744073709551615\"");
+        let parsed: f64 = text(9_007_199_254_740_991).parse().unwrap();
+        assert_eq!(parsed as u64, 9_007_199_254_740_991);
+    }
 
     /// Records the size and content of each write.
     #[derive(Default)]

@@ -10,6 +10,7 @@ pub mod heatmap;
 pub mod histogram;
 pub mod lines;
 pub mod metrics;
+pub mod parked;
 pub mod pprof;
 pub mod values;
 

@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod lifecycle;
 pub mod load;
 pub mod maps;
+pub mod parked;
 pub mod sched;
 pub mod target;
 
@@ -194,7 +195,7 @@ impl Session {
     fn announce(&mut self, announcement: &Announcement, probes: usize, open_ns: u64) -> Result<()> {
         if self.json {
             let (functions, target) = (announcement.functions, &self.target);
-            let mut line = json!({"type": "attached", "ts_ns": open_ns,
+            let mut line = json!({"type": "attached", "ts_ns": crate::output::lines::ExactU64(open_ns),
                                   "time": crate::output::clock::rfc3339(open_ns),
                                   "functions": functions, "probes": probes});
             match target.pid {

@@ -12,6 +12,7 @@ use crate::output::{clock, lines};
 /// The record of one `call` or `return` line of `--json`.
 #[derive(Serialize)]
 struct CallLine<'e> {
+    #[serde(serialize_with = "crate::output::lines::exact_u64")]
     ts_ns: u64,
     pid: u32,
     tid: u32,

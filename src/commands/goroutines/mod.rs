@@ -6,6 +6,7 @@
 //! buffer; [`report`] names start functions and sites and renders; with `--listen`, the
 //! ledger's counts are also served as Prometheus metrics, refreshed every second.
 
+mod blocked;
 mod report;
 
 use std::mem::MaybeUninit;
@@ -39,6 +40,9 @@ const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
+    if args.blocked {
+        return blocked::run(args);
+    }
     let spec = args.target.spec(args.binary.as_deref())?;
     let interval = args.interval;
     let buffer_bytes = args

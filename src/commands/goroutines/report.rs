@@ -20,6 +20,7 @@ use crate::output::{clock, lines};
 /// What every `--json` event line carries first: when, and which goroutine of which process.
 #[derive(Serialize)]
 struct EventJson {
+    #[serde(serialize_with = "crate::output::lines::exact_u64")]
     ts_ns: u64,
     pid: u32,
     goid: u64,

@@ -21,6 +21,10 @@ use rows::Rows;
 /// Bytes of code decoded by the rows kept resident before they are released.
 const CODE_WINDOW: u64 = 4 << 20;
 
+/// Bytes of rows written at a time: the full index of a large binary is tens of MB of JSON,
+/// and one write per 8 KiB (`BufWriter`'s default) cost several ms of system time.
+const OUT_BUFFER: usize = 256 << 10;
+
 /// Runs `gotrace list`.
 pub fn run(args: &ListArgs) -> Result<ExitCode> {
     let file = BinaryFile::open(&args.binary)?;
@@ -52,7 +56,7 @@ pub fn run(args: &ListArgs) -> Result<ExitCode> {
         json: args.json,
         name_width,
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
     if !args.json {
         writeln!(out, "{}", header(&bin, dwarf.is_some()))?;
         writeln!(out, "{}", inlined::inline_summary(inlined))?;

@@ -163,6 +163,62 @@ enum Flow {
 trait InsnStream {
     /// The next instruction, `None` at the end of the code, or an error for undecodable bytes.
     fn next_insn(&mut self) -> Option<Result<Insn>>;
+
+    /// Adds the rest of the stream to `body`; an error for undecodable bytes. A stream may
+    /// skip, past the prologue, what [`Body::add`] ignores (most instructions: x86 does).
+    fn scan_body(&mut self, body: &mut Body) -> Result<()> {
+        while let Some(insn) = self.next_insn() {
+            body.add(&insn?);
+        }
+        Ok(())
+    }
+}
+
+/// What a function's instructions say beyond its prologue: its RET sites, its tail calls and
+/// the lowest branch target inside it.
+struct Body {
+    entry: u64,
+    end: u64,
+    ret_sites: Vec<u64>,
+    ret_classes: Vec<SiteClass>,
+    tail_calls: Vec<TailCall>,
+    /// The lowest branch target past the entry: a branch back into the prologue would make
+    /// a probe on the stack check fire twice for one call.
+    lowest_inner_target: u64,
+}
+
+impl Body {
+    /// Adds one instruction.
+    fn add(&mut self, insn: &Insn) {
+        match insn.flow {
+            Flow::Ret => self.ret(insn.addr, insn.class()),
+            Flow::Jump(target) => self.jump(insn.addr, target),
+            Flow::CondBranch(target) => self.cond_branch(target),
+            Flow::Next | Flow::Call(_) | Flow::Other => {}
+        }
+    }
+
+    /// A RET at `addr`, of class `class`.
+    fn ret(&mut self, addr: u64, class: SiteClass) {
+        self.ret_sites.push(addr);
+        self.ret_classes.push(class);
+    }
+
+    /// A direct jump at `site` to `target`: a tail call when it leaves the function.
+    fn jump(&mut self, site: u64, target: u64) {
+        if target < self.entry || target >= self.end {
+            self.tail_calls.push(TailCall { site, target });
+        } else {
+            self.cond_branch(target);
+        }
+    }
+
+    /// A direct conditional branch (or an inner jump) to `target`.
+    fn cond_branch(&mut self, target: u64) {
+        if target > self.entry {
+            self.lowest_inner_target = self.lowest_inner_target.min(target);
+        }
+    }
 }
 
 /// Decodes the function [entry, end) with the instruction streams `stream_at(vaddr)` builds.
@@ -176,14 +232,21 @@ fn decode_with<S: InsnStream>(
     let mut check_branch: Option<Insn> = None;
     let mut probe_follows = true;
     let mut in_prologue = true;
-    // The lowest branch target past the entry: a branch back into the prologue would make a
-    // probe on the stack check fire twice for one call.
-    let mut lowest_inner_target = u64::MAX;
-    let mut ret_sites = Vec::new();
-    let mut ret_classes = Vec::new();
-    let mut tail_calls = Vec::new();
+    let mut body = Body {
+        entry,
+        end,
+        ret_sites: Vec::new(),
+        ret_classes: Vec::new(),
+        tail_calls: Vec::new(),
+        lowest_inner_target: u64::MAX,
+    };
     let mut index = 0;
-    while let Some(insn) = stream.next_insn() {
+    // The prologue and the entry probe instruction after it, in full; the rest (nearly all
+    // of a function) through the stream's scan for what the body holds.
+    while in_prologue || probe_follows {
+        let Some(insn) = stream.next_insn() else {
+            break;
+        };
         let insn = insn?;
         if probe_follows {
             entry_probe = Some((insn.addr, insn.probe_insn()));
@@ -203,22 +266,10 @@ fn decode_with<S: InsnStream>(
                     _ => insn.stack_check_like,
                 };
         }
-        match insn.flow {
-            Flow::Ret => {
-                ret_sites.push(insn.addr);
-                ret_classes.push(insn.class());
-            }
-            Flow::Jump(target) if target < entry || target >= end => tail_calls.push(TailCall {
-                site: insn.addr,
-                target,
-            }),
-            Flow::Jump(target) | Flow::CondBranch(target) if target > entry => {
-                lowest_inner_target = lowest_inner_target.min(target);
-            }
-            _ => {}
-        }
+        body.add(&insn);
         index += 1;
     }
+    stream.scan_body(&mut body)?;
     if probe_follows {
         bail!("function at {entry:#x} ends right after its stack check");
     }
@@ -234,7 +285,7 @@ fn decode_with<S: InsnStream>(
             if insn.class == SiteClass::SingleStep
                 && branch.class() == SiteClass::Emulated
                 && branch.check != EntryCheck::None
-                && branch.addr < lowest_inner_target =>
+                && branch.addr < body.lowest_inner_target =>
         {
             EntrySite {
                 addr: branch.addr,
@@ -248,9 +299,9 @@ fn decode_with<S: InsnStream>(
         entry_probe: addr,
         entry_probe_insn: insn,
         entry: entry_site,
-        ret_sites,
-        ret_classes,
-        tail_calls,
+        ret_sites: body.ret_sites,
+        ret_classes: body.ret_classes,
+        tail_calls: body.tail_calls,
     })
 }
 
@@ -351,19 +402,10 @@ impl InsnStream for X86Stream<'_> {
             return None;
         }
         self.decoder.decode_out(&mut self.insn);
-        let insn = &self.insn;
-        if insn.is_invalid() {
-            self.failed = true;
-            let why = match self.decoder.last_error() {
-                DecoderError::NoMoreBytes => "cut off by the function's end",
-                _ => "invalid encoding",
-            };
-            return Some(Err(anyhow!(
-                "undecodable instruction at {:#x} ({why}) in function at {:#x}",
-                insn.ip(),
-                self.entry
-            )));
+        if self.insn.is_invalid() {
+            return Some(Err(self.undecodable()));
         }
+        let insn = &self.insn;
         let flow = x86_flow(insn);
         let op0_is_register = insn.op0_kind() == OpKind::Register;
         let stack_check_like = match insn.mnemonic() {
@@ -387,12 +429,6 @@ impl InsnStream for X86Stream<'_> {
                     )
             }
         };
-        // The decoder read these bytes from `code` (empty only if that were not so).
-        let offset = insn.ip().wrapping_sub(self.start) as usize;
-        let bytes = self
-            .code
-            .get(offset..offset.saturating_add(insn.len()))
-            .unwrap_or_default();
         let judged = flow == Flow::Ret || self.decoded <= MAX_PROLOGUE_INSNS;
         self.decoded += 1;
         Some(Ok(Insn {
@@ -401,9 +437,66 @@ impl InsnStream for X86Stream<'_> {
             len: insn.len() as u8,
             flow,
             stack_check_like,
-            class: judged.then(|| site_class(self.arch, bytes)),
+            class: judged.then(|| self.class()),
             check,
         }))
+    }
+
+    /// Decodes the rest looking at branches and RETs only (a few instructions of work for
+    /// each of the others: this loop is most of `list`'s time).
+    fn scan_body(&mut self, body: &mut Body) -> Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        while self.decoder.can_decode() {
+            self.decoder.decode_out(&mut self.insn);
+            let insn = &self.insn;
+            match insn.op0_kind() {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    // As `x86_flow`: a direct CALL is neither, every other direct branch
+                    // but JMP is conditional.
+                    let (site, target) = (insn.ip(), insn.near_branch_target());
+                    match insn.mnemonic() {
+                        Mnemonic::Call => {}
+                        Mnemonic::Jmp => body.jump(site, target),
+                        _ => body.cond_branch(target),
+                    }
+                }
+                _ if insn.mnemonic() == Mnemonic::Ret => body.ret(insn.ip(), self.class()),
+                _ if insn.is_invalid() => return Err(self.undecodable()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl X86Stream<'_> {
+    /// The kernel's class for a probe on the instruction just decoded.
+    fn class(&self) -> SiteClass {
+        // The decoder read these bytes from `code` (empty only if that were not so).
+        let offset = self.insn.ip().wrapping_sub(self.start) as usize;
+        let bytes = self
+            .code
+            .get(offset..offset.saturating_add(self.insn.len()))
+            .unwrap_or_default();
+        site_class(self.arch, bytes)
+    }
+
+    /// The error for the undecodable instruction just met; the stream ends there (what
+    /// follows is not aligned to instructions).
+    #[cold]
+    fn undecodable(&mut self) -> anyhow::Error {
+        self.failed = true;
+        let why = match self.decoder.last_error() {
+            DecoderError::NoMoreBytes => "cut off by the function's end",
+            _ => "invalid encoding",
+        };
+        anyhow!(
+            "undecodable instruction at {:#x} ({why}) in function at {:#x}",
+            self.insn.ip(),
+            self.entry
+        )
     }
 }
 
@@ -480,6 +573,38 @@ pub fn direct_call_targets(arch: Arch, code: &[u8], entry: u64) -> Vec<u64> {
         Arch::Arm64 => arm64_stream(code, entry, entry).map(targets),
     }
     .unwrap_or_default()
+}
+
+/// The link-time address of every pointer-sized global the function at `entry` (`code` as for
+/// [`decode_function`]) loads, stores or compares by its absolute address (amd64: RIP-relative;
+/// 386: a displacement with no base or index register), in address order, up to the first
+/// undecodable instruction; `LEA`s (an address taken, not a word read) are left out. None on
+/// arm64 (its globals are reached by ADRP pairs, not followed).
+pub fn global_words(arch: Arch, code: &[u8], entry: u64) -> Option<Vec<u64>> {
+    let (bitness, pointer) = match arch {
+        Arch::Amd64 => (64, MemorySize::UInt64),
+        Arch::I386 => (32, MemorySize::UInt32),
+        Arch::Arm64 => return None,
+    };
+    let mut decoder = Decoder::try_with_ip(bitness, code, entry, DecoderOptions::NONE).ok()?;
+    let insns = std::iter::from_fn(move || {
+        decoder
+            .can_decode()
+            .then(|| decoder.decode())
+            .filter(|insn| !insn.is_invalid())
+    });
+    Some(
+        insns
+            .filter(|insn| insn.mnemonic() != Mnemonic::Lea)
+            .filter(|insn| (0..insn.op_count()).any(|i| insn.op_kind(i) == OpKind::Memory))
+            .filter(|insn| insn.memory_size() == pointer && insn.memory_index() == Register::None)
+            .filter_map(|insn| match insn.memory_base() {
+                Register::RIP | Register::EIP => Some(insn.ip_rel_memory_address()),
+                Register::None if bitness == 32 => Some(insn.memory_displacement64()),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// How a go-statement wrapper reaches the function it calls through its closure context

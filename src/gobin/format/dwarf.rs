@@ -139,6 +139,19 @@ impl TypeTable {
         TypeId(self.types.len() - 1)
     }
 
+    /// The offset of the field at `path` (`["sched", "sp"]`) in struct type `name`, nested
+    /// structs followed.
+    pub fn field_offset(&self, name: &str, path: &[&str]) -> Option<u64> {
+        let mut id = self.find(name)?;
+        let mut offset = 0u64;
+        for step in path {
+            let f = field(self, id, step)?;
+            offset = offset.checked_add(f.offset)?;
+            id = f.ty;
+        }
+        Some(offset)
+    }
+
     /// Number of types.
     pub fn len(&self) -> usize {
         self.types.len()

@@ -63,6 +63,11 @@ pub struct ElfImage<'data> {
 }
 
 impl<'data> ElfImage<'data> {
+    /// The PT_LOAD segments, in file order.
+    pub fn segments(&self) -> &[LoadSegment] {
+        &self.segments
+    }
+
     /// Parses the ELF header, segments and architecture.
     pub fn parse(data: &'data [u8]) -> Result<Self> {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {

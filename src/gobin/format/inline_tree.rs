@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context, Result};
 use object::{Object, ObjectSection, ObjectSegment};
 
 use super::elf::ElfImage;
-use super::pclntab::{Func, FuncData, LineTable, PclnVersion, Pclntab};
+use super::pclntab::{FileRef, Func, FuncData, PclnVersion, Pclntab};
 
 /// `PCDATA_InlTreeIndex` (runtime/symtab.go, the same number in go1.14-1.27).
 const PCDATA_INL_TREE_INDEX: usize = 2;
@@ -158,13 +158,19 @@ impl<'data> InlineTable<'data> {
         )
     }
 
-    /// The index of `string` in `strings`, added on first use (`ids` remembers them).
-    fn intern(&mut self, ids: &mut StringIds, string: &'data str) -> Result<u32> {
-        match ids.entry((string.as_ptr() as usize, string.len())) {
+    /// The index in `strings` of the string that `key` names, read by `read` and added on
+    /// first use (`ids` remembers them).
+    fn intern(
+        &mut self,
+        ids: &mut StringIds,
+        key: StringKey,
+        read: impl FnOnce() -> Result<&'data str>,
+    ) -> Result<u32> {
+        match ids.entry(key) {
             Entry::Occupied(id) => Ok(*id.get()),
             Entry::Vacant(slot) => {
                 let id = u32::try_from(self.strings.len()).context("too many names")?;
-                self.strings.push(string);
+                self.strings.push(read()?);
                 Ok(*slot.insert(id))
             }
         }
@@ -266,9 +272,12 @@ impl<'data> TreeReader<'_, 'data> {
             entries,
             pending,
             names,
-            lines,
             chosen,
             spans,
+            ends,
+            grouped,
+            marks,
+            sites,
             ids,
         } = scratch;
         for run in pclntab.pc_runs(func, table)? {
@@ -335,36 +344,25 @@ impl<'data> TreeReader<'_, 'data> {
                 }
             }
         }
-        spans.sort_unstable();
-        let lines = match self.pclntab.version {
-            PclnVersion::Go120 => {
-                pclntab.read_line_table(func, lines)?;
-                Some(&*lines)
-            }
-            _ => None,
-        };
+        let ends = group_by_rank(spans, chosen.len(), ends, grouped);
+        let call_sites = self.call_sites(func, &tree, chosen, marks, sites)?;
         out.stored.reserve(chosen.len());
         let parent = u32::try_from(out.parents.len()).context("too many functions")?;
         out.parents.push((func.name, func.entry));
-        let mut spans = spans.iter().peekable();
         for (rank, &(index, slot)) in chosen.iter().enumerate() {
             let entry = &tree.entries[slot].entry;
-            let mark_pc = func.entry.saturating_add(u64::from(entry.parent_pc));
-            let (call_file, call_line) = match (entry.call_site, &lines) {
-                (Some((file_no, line)), _) => {
-                    (pclntab.file_name(func, file_no)?.unwrap_or("?"), line)
-                }
-                (None, Some(lines)) => pclntab.line_in(func, lines, mark_pc)?.unwrap_or(("?", 0)),
-                (None, None) => ("?", 0),
-            };
             let callers_start = out.callers.len();
             for caller in tree.chain(index).skip(1) {
                 let name = names.get(pclntab, wanted, caller?.entry.name_off)?.0;
                 out.callers.push(name);
             }
             let ranges_start = out.ranges.len();
-            let mine = std::iter::from_fn(|| spans.next_if(|s| s.0 == rank).map(|s| (s.1, s.2)));
-            merge_into(&mut out.ranges, ranges_start, mine);
+            let first = rank.checked_sub(1).map_or(0, |previous| ends[previous]);
+            merge_into(
+                &mut out.ranges,
+                ranges_start,
+                grouped[first..ends[rank]].iter().copied(),
+            );
             let span = |start: usize, end: usize| -> Result<(u32, u32)> {
                 Ok((
                     u32::try_from(start).context("too many inlined calls")?,
@@ -372,9 +370,14 @@ impl<'data> TreeReader<'_, 'data> {
                 ))
             };
             let name = names.get(pclntab, wanted, entry.name_off)?.0;
+            let (file, call_line) = call_sites[rank];
+            let call_file = match file {
+                Some(file) => out.intern(ids, StringKey::File(file), || pclntab.file_at(file))?,
+                None => out.intern(ids, StringKey::Unknown, || Ok("?"))?,
+            };
             let stored = Stored {
-                func: out.intern(ids, name)?,
-                call_file: out.intern(ids, call_file)?,
+                func: out.intern(ids, StringKey::Name(entry.name_off), || Ok(name))?,
+                call_file,
                 parent,
                 parent_pc: entry.parent_pc,
                 callers: span(callers_start, out.callers.len())?,
@@ -385,6 +388,81 @@ impl<'data> TreeReader<'_, 'data> {
         }
         Ok(())
     }
+}
+
+impl TreeReader<'_, '_> {
+    /// The call site (file, None when unknown, and line) of each `chosen` entry of `func`'s
+    /// `tree`, in `chosen`'s order, written to `sites`. Before go1.20 the entries hold them;
+    /// from go1.20 they are the source positions of the entries' `parentPc`, which one pass
+    /// over the function's line tables reads in pc order (`marks`: a buffer for that order).
+    fn call_sites<'s>(
+        &self,
+        func: &Func<'_>,
+        tree: &Tree<'_>,
+        chosen: &[(usize, usize)],
+        marks: &mut Vec<(u32, usize)>,
+        sites: &'s mut Vec<(Option<FileRef>, i64)>,
+    ) -> Result<&'s [(Option<FileRef>, i64)]> {
+        let pclntab = self.pclntab;
+        sites.clear();
+        if self.pclntab.version != PclnVersion::Go120 {
+            for &(_, slot) in chosen {
+                sites.push(match tree.entries[slot].entry.call_site {
+                    Some((file_no, line)) => (pclntab.file_ref(func, file_no)?, line),
+                    None => (None, 0),
+                });
+            }
+            return Ok(sites);
+        }
+        marks.clear();
+        marks.extend(
+            chosen
+                .iter()
+                .enumerate()
+                .map(|(rank, &(_, slot))| (tree.entries[slot].entry.parent_pc, rank)),
+        );
+        marks.sort_unstable();
+        sites.resize(chosen.len(), (None, 0));
+        let mut lines = pclntab.line_cursor(func)?;
+        for &(parent_pc, rank) in &*marks {
+            let mark_pc = func.entry.saturating_add(u64::from(parent_pc));
+            if let Some((file_no, line)) = lines.at(mark_pc)? {
+                if let Some(file) = pclntab.file_ref(func, file_no)? {
+                    sites[rank] = (Some(file), line);
+                }
+            }
+        }
+        Ok(sites)
+    }
+}
+
+/// `spans` (`(rank, lo, hi)`, ranks below `ranks`, each rank's spans in pc order) grouped by
+/// rank into `grouped`, in pc order within each rank (a counting sort, which keeps the
+/// order); returns where each rank's spans end in `grouped` (`ends`).
+fn group_by_rank<'e>(
+    spans: &[(usize, u64, u64)],
+    ranks: usize,
+    ends: &'e mut Vec<usize>,
+    grouped: &mut Vec<(u64, u64)>,
+) -> &'e [usize] {
+    ends.clear();
+    ends.resize(ranks + 1, 0);
+    for &(rank, ..) in spans {
+        ends[rank + 1] += 1;
+    }
+    for rank in 1..=ranks {
+        ends[rank] += ends[rank - 1];
+    }
+    // `ends[rank]` is now where the rank's spans start: each placed span moves it on, to
+    // where they end.
+    grouped.clear();
+    grouped.resize(spans.len(), (0, 0));
+    for &(rank, lo, hi) in spans {
+        grouped[ends[rank]] = (lo, hi);
+        ends[rank] += 1;
+    }
+    ends.truncate(ranks);
+    ends
 }
 
 /// One decoded entry of a function's inline tree.
@@ -413,19 +491,33 @@ struct Scratch<'data> {
     pending: Vec<usize>,
     /// Names read so far, for every function.
     names: Names<'data>,
-    /// The function's line table (Go 1.20+, where the entries do not hold their call site).
-    lines: LineTable,
     /// The tree index and position in `entries` of each entry `wanted` selects.
     chosen: Vec<(usize, usize)>,
     /// `(rank in chosen, lo, hi)`: each run of the function's code, once per selected entry
     /// it belongs to.
     spans: Vec<(usize, u64, u64)>,
-    /// The table's strings by address and length.
+    /// `spans` grouped by rank ([`group_by_rank`]), and where each rank's end.
+    ends: Vec<usize>,
+    grouped: Vec<(u64, u64)>,
+    /// The chosen entries' `parentPc` and rank, in pc order, and their call sites by rank
+    /// ([`TreeReader::call_sites`]).
+    marks: Vec<(u32, usize)>,
+    sites: Vec<(Option<FileRef>, i64)>,
+    /// The table's strings by what they are read from.
     ids: StringIds,
 }
 
-/// Indices of interned strings by address and length.
-type StringIds = HashMap<(usize, usize), u32, BuildHasherDefault<OffsetHasher>>;
+/// Indices of interned strings by what they are read from.
+type StringIds = HashMap<StringKey, u32, BuildHasherDefault<OffsetHasher>>;
+
+/// What a string of an [`InlineTable`] is read from: the name at a `nameOff`, a file name,
+/// or the `?` of a call site whose file is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum StringKey {
+    Name(u32),
+    File(FileRef),
+    Unknown,
+}
 
 impl Scratch<'_> {
     /// Forgets the previous function's tree (the names stay).

@@ -398,60 +398,64 @@ impl<'data> Pclntab<'data> {
         Ok(Some((file, line)))
     }
 
-    /// Decodes `func`'s whole pc -> file:line mapping into `table` (its buffers reused from
-    /// one function to the next), for many [`Pclntab::line_in`] lookups.
-    pub fn read_line_table(&self, func: &Func<'data>, table: &mut LineTable) -> Result<()> {
-        table.files.clear();
-        table.lines.clear();
-        for (field, runs) in [(5, &mut table.files), (6, &mut table.lines)] {
-            for run in self.pc_runs(func, self.record_field(func.record, field)?)? {
-                runs.push(run?);
-            }
-        }
-        Ok(())
-    }
-
-    /// Source file and line of `pc` inside `func`, as [`Pclntab::line`] says, from `func`'s
-    /// `table` (see [`Pclntab::read_line_table`]).
-    pub fn line_in(
-        &self,
-        func: &Func<'_>,
-        table: &LineTable,
-        pc: u64,
-    ) -> Result<Option<(&'data str, i64)>> {
-        let at = |runs: &[(u64, u64, i64)]| {
-            let i = runs.partition_point(|r| r.1 <= pc);
-            runs.get(i).filter(|r| r.0 <= pc).map(|r| r.2)
+    /// A cursor over `func`'s source positions at increasing pcs, which decodes its file
+    /// and line tables once, forward, and no further than the last pc asked for.
+    pub fn line_cursor(&self, func: &Func<'_>) -> Result<LineCursor<'data>> {
+        let runs = |field| -> Result<_> {
+            Ok(self
+                .pc_runs(func, self.record_field(func.record, field)?)?
+                .fuse())
         };
-        let (Some(file_no), Some(line)) = (at(&table.files), at(&table.lines)) else {
-            return Ok(None);
-        };
-        Ok(self.file_name(func, file_no)?.map(|file| (file, line)))
+        Ok(LineCursor {
+            files: runs(5)?,
+            lines: runs(6)?,
+            file: None,
+            line: None,
+        })
     }
 
     /// The name of file number `file_no` of `func`'s compilation unit (Go 1.16+: an index
     /// into the unit's slice of `cutab`; before: into the global file table).
     pub fn file_name(&self, func: &Func<'_>, file_no: i64) -> Result<Option<&'data str>> {
+        match self.file_ref(func, file_no)? {
+            Some(file) => self.file_at(file).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where [`Pclntab::file_name`] finds the name of file number `file_no` of `func`'s
+    /// unit: the same [`FileRef`] for every function that names the same file, so that a
+    /// reader of many call sites reads each name once ([`Pclntab::file_at`]).
+    pub fn file_ref(&self, func: &Func<'_>, file_no: i64) -> Result<Option<FileRef>> {
         let Ok(file_no) = usize::try_from(file_no) else {
             return Ok(None);
         };
-        let file = match self.version {
-            PclnVersion::Go12 => {
-                let off = u32_at(self.filetab, file_no.saturating_mul(4))?;
-                cstr(self.data, off as usize)?
-            }
+        let off = match self.version {
+            PclnVersion::Go12 => u32_at(self.filetab, file_no.saturating_mul(4))?,
             _ => {
                 let cu = self.record_field(func.record, 8)? as usize;
                 let off = u32_at(self.cutab, cu.saturating_add(file_no).saturating_mul(4))?;
                 if off == u32::MAX {
                     return Ok(None);
                 }
-                cstr(self.filetab, off as usize)?
+                off
             }
         };
-        Ok(Some(file))
+        Ok(Some(FileRef(off)))
+    }
+
+    /// The file name at `file` (see [`Pclntab::file_ref`]).
+    pub fn file_at(&self, file: FileRef) -> Result<&'data str> {
+        match self.version {
+            PclnVersion::Go12 => cstr(self.data, file.0 as usize),
+            _ => cstr(self.filetab, file.0 as usize),
+        }
     }
 }
+
+/// A file name's offset in its table (Go 1.16+: `filetab`; before: the whole pclntab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileRef(pub u32);
 
 /// Where a funcdata table is: Go 1.18+ offsets from `moduledata.gofunc`, earlier addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,11 +464,43 @@ pub enum FuncData {
     Address(u64),
 }
 
-/// One function's pc -> file:line mapping, decoded (see [`Pclntab::read_line_table`]).
-#[derive(Default)]
-pub struct LineTable {
-    files: Vec<(u64, u64, i64)>,
-    lines: Vec<(u64, u64, i64)>,
+/// `func`'s source positions at increasing pcs (see [`Pclntab::line_cursor`]).
+pub struct LineCursor<'data> {
+    files: std::iter::Fuse<PcRuns<'data>>,
+    lines: std::iter::Fuse<PcRuns<'data>>,
+    /// The last run read of each table.
+    file: Option<(u64, u64, i64)>,
+    line: Option<(u64, u64, i64)>,
+}
+
+impl LineCursor<'_> {
+    /// File number and line at `pc`, which is not below the pc of the previous call (None
+    /// where a table has no run for `pc`, as [`Pclntab::line`]).
+    pub fn at(&mut self, pc: u64) -> Result<Option<(i64, i64)>> {
+        let file = run_at(&mut self.files, &mut self.file, pc)?;
+        let line = run_at(&mut self.lines, &mut self.line, pc)?;
+        Ok(file.zip(line))
+    }
+}
+
+/// The value of the run of `runs` that holds `pc`, reading on from `last`, the last run read
+/// (the runs are in pc order, and `pc` is not below the pc of the previous call).
+fn run_at(
+    runs: &mut impl Iterator<Item = Result<(u64, u64, i64)>>,
+    last: &mut Option<(u64, u64, i64)>,
+    pc: u64,
+) -> Result<Option<i64>> {
+    loop {
+        if let Some((lo, hi, value)) = *last {
+            if pc < hi {
+                return Ok((lo <= pc).then_some(value));
+            }
+        }
+        match runs.next() {
+            Some(run) => *last = Some(run?),
+            None => return Ok(None),
+        }
+    }
 }
 
 /// The runs of one pc-value table (see [`Pclntab::pc_runs`]).

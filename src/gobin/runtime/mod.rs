@@ -3,6 +3,7 @@
 //! method wrappers' and generic dictionaries' missing parameters, type descriptors, creation
 //! stacks, the names of the reasons a goroutine waits, where the scheduler changes their states.
 
+pub mod allgs;
 pub mod creation_stack;
 pub mod g_location;
 pub mod generic_dict;
