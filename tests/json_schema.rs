@@ -27,7 +27,10 @@ fn every_command_matches_docs_json_md() {
     let mut failures = Vec::new();
     let commands: [(&str, &[&str]); 6] = [
         ("funclat", &["funclat", "--no-guard", "main.work"]),
-        ("funclat", &["funclat", "--no-guard", "--breakdown", "main.work"]),
+        (
+            "funclat",
+            &["funclat", "--no-guard", "--breakdown", "main.work"],
+        ),
         ("args", &["args", "main.work"]),
         ("args", &["args", "--breakdown", "main.work"]),
         ("goroutines", &["goroutines"]),

@@ -172,6 +172,7 @@ pub struct FunctionBreakdown {
 /// One of a function's slowest calls.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlowCall {
+    #[serde(serialize_with = "crate::output::lines::exact_u64")]
     pub ts_ns: u64,
     pub goid: u64,
     pub duration_ns: u64,
