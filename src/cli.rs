@@ -33,12 +33,12 @@ pub enum Command {
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
     #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls"
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path\n  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)\n  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls"
     )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server\n  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server\n  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
@@ -48,7 +48,7 @@ pub enum Command {
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
     #[command(
-        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz"
+        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz\n  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree"
     )]
     Graph(GraphArgs),
 }
@@ -115,6 +115,19 @@ pub struct FunclatArgs {
     /// slot costs about 100 bytes of kernel memory.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_open_calls: u32,
+    /// One histogram per distinct value of EXPR at each call's entry, kept in the kernel: a
+    /// parameter, then fields, len(x), constant indexes, as `gotrace args --field` takes
+    /// (r.URL.Path, r.Method, len(tags)); strings (up to --strsize bytes), integers, booleans.
+    /// The functions' own code only (not their inlined calls).
+    #[arg(long, value_name = "EXPR")]
+    pub by: Option<String>,
+    /// --by: distinct keys given a histogram of their own; later ones count under (other).
+    #[arg(long, value_name = "N", default_value_t = 300, requires = "by")]
+    pub max_keys: u32,
+    /// --by: bytes of a string key kept, 1 to 128; longer strings are keyed by their first N
+    /// bytes and marked truncated.
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "by", value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub strsize: u32,
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing (127.0.0.1:9464, or :9464
     /// for every interface): histograms and loss counters per function, cumulative, refreshed
     /// every second. See docs/fleet.md.
@@ -245,6 +258,19 @@ pub struct ArgsArgs {
     /// A global variable's value at each call, e.g. main.counter (repeatable).
     #[arg(long = "global", value_name = "NAME")]
     pub globals: Vec<String>,
+    /// A value to read at each call besides the arguments, in the kernel: a parameter, then
+    /// fields through pointers and embedded structs, len(x), constant indexes (r.URL.Path,
+    /// s.cfg.Timeout, len(tags), tags[0]). Repeatable (at most 8); a nil on the way is null
+    /// with the nil pointer named.
+    #[arg(long = "field", value_name = "EXPR")]
+    pub fields: Vec<String>,
+    /// Show only the calls whose entry satisfies EXPR OP CONST, decided in the kernel: EXPR
+    /// as --field takes it, OP one of == != < <= > >= (integers, strings) and ^= (string
+    /// prefix), CONST an integer, true/false or a "string". Every traced function must have
+    /// EXPR's parameter; their inlined calls are not traced. The summary counts the calls
+    /// not shown.
+    #[arg(long = "where", value_name = "'EXPR OP CONST'")]
+    pub filter: Option<String>,
     /// Stop after printing this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
@@ -283,6 +309,10 @@ pub struct GraphArgs {
     /// Add each traced call's arguments and results, decoded as `gotrace args` does (needs DWARF).
     #[arg(long)]
     pub args: bool,
+    /// With --args: a field path read at each call that has its parameter, as `gotrace args
+    /// --field` reads it (r.URL.Path, len(tags)); repeatable.
+    #[arg(long = "field", value_name = "EXPR", requires = "args")]
+    pub fields: Vec<String>,
     /// Write the trees as collapsed stacks weighted by self time (flamegraph.pl, speedscope,
     /// inferno) to FILE at exit.
     #[arg(long, value_name = "FILE")]

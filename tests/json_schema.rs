@@ -1,7 +1,9 @@
 //! Every command's `--json` output against the JSON Schemas of docs/json.md (validated by
 //! tests/json_schema.py with Python's `jsonschema`, which scripts/setup.sh installs): funclat,
 //! args (both also with --breakdown), goroutines and graph on examples/go-targets/edges (Go 1.27 amd64), attached `-p` while
-//! it runs, with `-o FILE` (gotrace's output alone in the file).
+//! it runs, with `-o FILE` (gotrace's output alone in the file); with a field path in each command that
+//! takes one (args --field --where, funclat --by, graph --args --field), and funclat and args
+//! with --breakdown.
 
 mod common;
 
@@ -26,15 +28,28 @@ fn every_command_matches_docs_json_md() {
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
     let commands: [(&str, &[&str]); 6] = [
-        ("funclat", &["funclat", "--no-guard", "main.work"]),
+        (
+            "funclat",
+            &["funclat", "--no-guard", "--by", "worker", "main.work"],
+        ),
+        (
+            "args",
+            &[
+                "args",
+                "--field",
+                "worker",
+                "--where",
+                "seq >= 0",
+                "main.work",
+            ],
+        ),
         (
             "funclat",
             &["funclat", "--no-guard", "--breakdown", "main.work"],
         ),
-        ("args", &["args", "main.work"]),
         ("args", &["args", "--breakdown", "main.work"]),
         ("goroutines", &["goroutines"]),
-        ("graph", &["graph", "main.work"]),
+        ("graph", &["graph", "--args", "--field", "seq", "main.work"]),
     ];
     for (command, args) in commands {
         let (mut target, _) = start_edges(&bin.path, command, None);

@@ -9,6 +9,7 @@
 #include "calls_in_flight.bpf.h"
 #include "capture.bpf.h"
 #include "inline_sites.bpf.h"
+#include "where.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -57,6 +58,8 @@ enum args_count {
 	COUNT_LOST = 0,
 	COUNT_UNMATCHED = 1,
 	COUNT_IN_FLIGHT_AT_START = 2,
+	COUNT_FILTERED = 3,
+	COUNT_WHERE_UNREADABLE = 4,
 };
 
 static __always_inline void count(enum args_count which)
@@ -70,6 +73,10 @@ static __always_inline void count(enum args_count which)
 		__sync_fetch_and_add(&s->unmatched, 1);
 	else if (which == COUNT_IN_FLIGHT_AT_START)
 		__sync_fetch_and_add(&s->in_flight_at_start, 1);
+	else if (which == COUNT_FILTERED)
+		__sync_fetch_and_add(&s->filtered, 1);
+	else if (which == COUNT_WHERE_UNREADABLE)
+		__sync_fetch_and_add(&s->where_unreadable, 1);
 	else
 		__sync_fetch_and_add(&s->lost, 1);
 }
@@ -82,6 +89,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	struct args_fetch *plan;
 	struct args_event *e;
 	__u64 now = bpf_ktime_get_ns(), start_ns = 0, sp, size;
+	bool paired = false;
 	/* One copy of the registers: direct ctx loads on several paths get merged by the
 	 * compiler into a modified-ctx access the verifier refuses. */
 	struct pt_regs regs;
@@ -125,7 +133,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 
 	if (!is_ret) {
 		/* An inlined call that cannot be timed (INLINE_COUNT) has no return to pair. */
-		bool paired = pair_calls && !(inlined && inlined->role == INLINE_COUNT);
+		paired = pair_calls && !(inlined && inlined->role == INLINE_COUNT);
 
 		if (paired) {
 			struct entered in = calls_enter(&starts, &hit, now);
@@ -144,8 +152,14 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		if (hit.phase != GATE_ARMED)
 			return 0;
 	} else {
+		struct frame_start *open = bpf_map_lookup_elem(&starts, &hit.key);
+
+		/* A call --where hid at its entry: its return is not shown either. */
+		bool hidden = open && open->func_id == hit.func_id && open->hidden;
 		switch (calls_leave(&starts, &hit, &start_ns)) {
 		case LEFT_MATCHED:
+			if (hidden)
+				return 0;
 			matched = 1;
 			follow_leave(&hit, now, &e->breakdown);
 			break;
@@ -187,6 +201,20 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	}
 	e->goid = goid;
 	size = capture_frame(e, plan, &regs, hit.site_offset, &layout);
+	if (!is_ret && plan->filter.op != WHERE_NONE) {
+		int holds = where_holds(e, &plan->filter, &layout);
+
+		if (holds <= 0) {
+			count(holds < 0 ? COUNT_WHERE_UNREADABLE : COUNT_FILTERED);
+			if (paired) {
+				struct frame_start *open = bpf_map_lookup_elem(&starts, &hit.key);
+
+				if (open && open->func_id == hit.func_id)
+					open->hidden = 1;
+			}
+			return 0;
+		}
+	}
 	if (bpf_ringbuf_output(&events, e, size, ringbuf_flags(&events, size, wakeup_watermark)))
 		count(COUNT_LOST);
 	return 0;

@@ -78,6 +78,63 @@ static __always_inline __u32 do_deref(struct args_event *e, struct args_deref *d
 	return n;
 }
 
+/* Copies `size` bytes at `addr` to byte `area_off` of the globals area (a --global's or a
+ * field path's value); nonzero when they do not fit or cannot be read. */
+static __always_inline int read_into_area(struct args_event *e, __u32 area_off, __u32 size,
+					  __u64 addr)
+{
+	/* 64-bit: a 32-bit value is zero-extended into a copy, whose bounds the 6.1 verifier
+	 * does not carry back to the register passed to the helper. */
+	__u64 off = area_off, n = size;
+
+	if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
+		return -1;
+	/* The check above bounds off + n, but the 6.1 verifier tracks no relation between two
+	 * registers ("R2 unbounded memory access"): clamp each with a constant mask the compiler
+	 * cannot drop (both are no-ops here; globals[] is followed by more of the event, so
+	 * off + n < 3 * ARGS_GLOBALS_BYTES stays inside it). */
+	barrier_var(off);
+	barrier_var(n);
+	off &= ARGS_GLOBALS_BYTES - 1;
+	n &= 2 * ARGS_GLOBALS_BYTES - 1;
+	return bpf_probe_read_user(&e->globals[off], n, (void *)addr);
+}
+
+/* Follows one field path's pointer chain (struct args_field) and copies its value into the
+ * globals area; returns its enum args_field_status. */
+static __always_inline __u32 read_field(struct args_event *e, struct args_field *f,
+					const volatile struct go_layout *l)
+{
+	__u64 ptr = frame_word(e, f->base_off, l);
+
+	if (f->base_min_len && frame_word(e, f->base_len_off, l) < f->base_min_len)
+		return FIELD_OUT_OF_RANGE;
+	if (!ptr)
+		return FIELD_NIL;
+	for (__u32 i = 0; i < ARGS_MAX_FIELD_STEPS; i++) {
+		struct args_field_step *step = &f->steps[i];
+		__u64 next[2] = {};
+
+		if (i >= f->n_steps)
+			break;
+		if (bpf_probe_read_user(&next[0], l->ptr_size, (void *)(ptr + step->offset)))
+			return FIELD_FAULT | i;
+		if (step->min_len) {
+			if (bpf_probe_read_user(&next[1], l->ptr_size,
+						(void *)(ptr + step->offset + l->ptr_size)))
+				return FIELD_FAULT | i;
+			if (next[1] < step->min_len)
+				return FIELD_OUT_OF_RANGE | (i + 1);
+		}
+		if (!next[0])
+			return FIELD_NIL | (i + 1);
+		ptr = next[0];
+	}
+	if (read_into_area(e, f->area_off, f->size, ptr + f->offset))
+		return FIELD_FAULT | (f->n_steps & FIELD_STEP_MASK);
+	return FIELD_READ;
+}
+
 /* Each planned function's fetch plans, indexed by fetch_plan_key (func_id *
  * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>), then one per probe of an inlined call (its
  * inline_site.fetch_plan). Sized and filled before the probes attach. */
@@ -133,24 +190,17 @@ static __always_inline __u64 capture_frame(struct args_event *e, struct args_fet
 
 	for (int i = 0; i < ARGS_MAX_GLOBALS; i++) {
 		struct args_global *gl = &plan->globals[i];
-		/* 64-bit: a 32-bit value is zero-extended into a copy, whose bounds the 6.1
-		 * verifier does not carry back to the register passed to the helper. */
-		__u64 off = gl->area_off, n = gl->size;
 
 		if (i >= plan->n_globals)
 			break;
-		if (off >= ARGS_GLOBALS_BYTES || n > ARGS_GLOBALS_BYTES - off || n == 0)
-			continue;
-		/* The check above bounds off + n, but the 6.1 verifier tracks no relation between
-		 * two registers ("R2 unbounded memory access"): clamp each with a constant mask the
-		 * compiler cannot drop (both are no-ops here; globals[] is followed by more of the
-		 * event, so off + n < 3 * ARGS_GLOBALS_BYTES stays inside it). */
-		barrier_var(off);
-		barrier_var(n);
-		off &= ARGS_GLOBALS_BYTES - 1;
-		n &= 2 * ARGS_GLOBALS_BYTES - 1;
-		if (bpf_probe_read_user(&e->globals[off], n, (void *)(gl->vaddr + e->load_bias)))
+		if (read_into_area(e, gl->area_off, gl->size, gl->vaddr + e->load_bias))
 			e->globals_failed |= 1u << i;
+	}
+
+	for (int i = 0; i < ARGS_MAX_FIELDS; i++) {
+		if (i >= plan->n_fields)
+			break;
+		e->field_status[i] = read_field(e, &plan->fields[i], l);
 	}
 
 	for (int i = 0; i < ARGS_MAX_DEREFS; i++) {

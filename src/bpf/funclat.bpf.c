@@ -3,6 +3,7 @@
  * One generic program is attached at each function's entry site and at every RET; the attach
  * cookie says which function and which kind of site (docs/design.md §1-§4). */
 #include "calls_in_flight.bpf.h"
+#include "capture.bpf.h"
 #include "inline_sites.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -12,6 +13,11 @@ const volatile struct go_layout layout = {};
 #include "sched_follow.bpf.h"
 /* Histogram unit: 1 (ns), 1000 (us) or 1000000 (ms). */
 const volatile __u64 unit_div = 1;
+/* --by: each call's key is read at its entry (struct by_key_plan); --max-keys. */
+const volatile __u32 by_enabled = 0;
+const volatile __u64 max_keys = 0;
+/* --by: distinct keys given a histogram of their own so far. */
+__u64 by_keys_used = 0;
 
 /* Indexed by function id; per CPU so the hot path takes no lock. Sized before load. */
 struct {
@@ -28,6 +34,54 @@ struct {
 	__type(key, struct frame_key);
 	__type(value, struct frame_start);
 } starts SEC(".maps");
+
+/* --by: each function's key plan, by function id (sized before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct by_key_plan);
+} by_plans SEC(".maps");
+
+/* --by: the key of each call in flight, by frame key (sized before load: --max-open-calls). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct frame_key);
+	__type(value, struct by_key);
+} by_open SEC(".maps");
+
+/* --by: one histogram per key (sized before load: --max-keys, and per function its
+ * BY_UNREADABLE, BY_OTHER and BY_NOT_READ keys). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct by_key);
+	__type(value, struct func_hist);
+} by_hists SEC(".maps");
+
+/* --by: the capture an entry's key is read from, and the key being built (too big for the
+ * BPF stack); a zero histogram to insert new keys with. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct args_event);
+} by_capture SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct by_key);
+} by_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct func_hist);
+} by_zero SEC(".maps");
 
 /* --breakdown: per function (sized before load), per CPU, its calls' breakdowns. */
 struct {
@@ -115,6 +169,105 @@ static __always_inline void record(struct func_hist *hist, __u64 delta)
 	hist->total_ns += delta;
 }
 
+/* --by: reads the key of the call entering at `hit` and keeps it by its frame key. */
+static __always_inline void key_entry(struct probe_hit *hit, struct pt_regs *ctx)
+{
+	__u32 zero = 0, plan_key = hit->func_id * ARGS_PLANS_PER_FUNC + ARGS_PLAN_ENTRY;
+	struct by_key_plan *bp = bpf_map_lookup_elem(&by_plans, &hit->func_id);
+	struct args_fetch *plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
+	struct args_event *e = bpf_map_lookup_elem(&by_capture, &zero);
+	struct by_key *key = bpf_map_lookup_elem(&by_scratch, &zero);
+	struct pt_regs regs;
+
+	if (!bp || !plan || !e || !key || bp->source == BY_SOURCE_NONE)
+		return;
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
+		return;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->func_id = hit->func_id;
+	capture_frame(e, plan, &regs, hit->site_offset, &layout);
+	if (bp->chased && e->field_status[0] != FIELD_READ) {
+		key->kind = BY_UNREADABLE;
+	} else if (bp->source == BY_SOURCE_FRAME) {
+		__u64 off = bp->off, size = bp->size;
+
+		if (off > ARGS_FRAME_BYTES - 8 || size > 8)
+			return;
+		barrier_var(size);
+		size &= 15;
+		if (size > 8)
+			return;
+		bpf_probe_read_kernel(key->bytes, size, (__u8 *)e->regs + off);
+		key->len = size;
+	} else {
+		__u64 n = e->deref_len[0];
+
+		if (n == ARGS_READ_FAILED) {
+			key->kind = BY_UNREADABLE;
+		} else {
+			if (n > BY_KEY_BYTES)
+				n = BY_KEY_BYTES;
+			barrier_var(n);
+			n &= 2 * BY_KEY_BYTES - 1;
+			if (n > BY_KEY_BYTES)
+				return;
+			if (n)
+				bpf_probe_read_kernel(key->bytes, n, e->data);
+			key->len = n;
+			{
+				__u64 full = 0, off = bp->len_off;
+
+				if (off <= ARGS_FRAME_BYTES - 8)
+					bpf_probe_read_kernel(&full, 8, (__u8 *)e->regs + off);
+				if (layout.ptr_size == 4)
+					full &= 0xffffffff;
+				key->truncated = full > n;
+			}
+		}
+	}
+	bpf_map_update_elem(&by_open, &hit->key, key, BPF_ANY);
+}
+
+/* --by: records a call of `hit`'s function that took `delta` ns under the key its entry kept
+ * (then forgotten); `matched`: the call is reported (else its key is only forgotten). A key
+ * the map has no room for is counted lost in the function's own histogram `fn_hist`. */
+static __always_inline void key_return(struct probe_hit *hit, struct func_hist *fn_hist,
+				       __u64 delta, bool matched)
+{
+	__u32 zero = 0;
+	struct by_key *open = bpf_map_lookup_elem(&by_open, &hit->key);
+	struct by_key *key = bpf_map_lookup_elem(&by_scratch, &zero);
+	struct func_hist *hist, *blank = bpf_map_lookup_elem(&by_zero, &zero);
+
+	if (!key || !blank)
+		return;
+	if (open && open->func_id == hit->func_id) {
+		__builtin_memcpy(key, open, sizeof(*key));
+		bpf_map_delete_elem(&by_open, &hit->key);
+	} else {
+		__builtin_memset(key, 0, sizeof(*key));
+		key->func_id = hit->func_id;
+		key->kind = BY_NOT_READ;
+	}
+	if (!matched)
+		return;
+	hist = bpf_map_lookup_elem(&by_hists, key);
+	if (!hist) {
+		if (key->kind == BY_VALUE && __sync_fetch_and_add(&by_keys_used, 1) >= max_keys) {
+			__builtin_memset(key, 0, sizeof(*key));
+			key->func_id = hit->func_id;
+			key->kind = BY_OTHER;
+		}
+		bpf_map_update_elem(&by_hists, key, blank, BPF_NOEXIST);
+		hist = bpf_map_lookup_elem(&by_hists, key);
+		if (!hist) {
+			fn_hist->lost++;
+			return;
+		}
+	}
+	record(hist, delta);
+}
+
 /* An entry: its start, and every call it finds that never returned counted. */
 static __always_inline void enter(struct probe_hit *hit, struct func_hist *hist, __u64 now)
 {
@@ -144,6 +297,8 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 			add_breakdown(hit, now, now - start_ns);
 		if (hit->key.instance)
 			hist->inlined++;
+		if (by_enabled)
+			key_return(hit, hist, now - start_ns, true);
 		break;
 	case LEFT_UNSEEN:
 		if (gate_unseen_is_lost())
@@ -152,6 +307,9 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 			hist->in_flight_at_start++;
 		break;
 	case LEFT_LATE:
+		if (by_enabled)
+			key_return(hit, hist, 0, false);
+		break;
 	case LEFT_NOTHING:
 		break;
 	}
@@ -197,6 +355,8 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	}
 	if (hit.kind == SITE_ENTRY || (hit.kind == SITE_INLINE && role == INLINE_START)) {
 		enter(&hit, hist, now);
+		if (by_enabled && hit.kind == SITE_ENTRY)
+			key_entry(&hit, ctx);
 	} else {
 		leave(&hit, hist, now);
 	}

@@ -136,7 +136,7 @@ struct frame_start {
 	__u32 outer_func_id;
 	__u32 has_outer;
 	__u32 late;            /* enum frame_late bits */
-	__u32 pad;
+	__u32 hidden;          /* args: the call is not shown (--where); its RET is dropped */
 };
 
 /* ---- Exact edges: the gate (docs/design.md §14) ---- */
@@ -313,18 +313,66 @@ struct func_hist {
 	__u64 untimed;       /* of `inlined`: calls counted where they cannot be timed */
 };
 
+/* ---- gotrace funclat --by ---- */
+
+/* With --by EXPR, each call's latency also goes into a histogram of its key: EXPR's value at
+ * the entry (read by the function's fetch plan into an args_event, as gotrace args reads a
+ * field path), kept in the by_hists hash map up to --max-keys distinct keys; later keys go to
+ * the function's BY_OTHER histogram. */
+enum by_limits {
+	BY_KEY_BYTES = 128, /* longest string key (funclat --strsize) */
+};
+
+/* What a histogram's key is. */
+enum by_key_kind {
+	BY_VALUE = 0,      /* a value: `len` bytes (a string's, or an integer's little-endian) */
+	BY_UNREADABLE = 1, /* EXPR could not be read: a nil pointer on the way, unreadable memory */
+	BY_OTHER = 2,      /* any value after --max-keys distinct keys */
+	BY_NOT_READ = 3,   /* the call's entry was not keyed (its key was evicted, or the function
+			    * has no parameter EXPR starts from, or a tail call shared its frame) */
+};
+
+/* Where a function's key is in its captured args_event. */
+enum by_source {
+	BY_SOURCE_NONE = 0,   /* the function has no parameter EXPR starts from */
+	BY_SOURCE_FRAME = 1,  /* `size` bytes at frame offset `off` (integers, booleans) */
+	BY_SOURCE_STRING = 2, /* the bytes of extra read 0; the string's length at `len_off` */
+};
+
+/* One planned function's key (the by_plans map, by function id). `chased`: the key is read
+ * through field path 0, whose args_event.field_status says whether it could be. */
+struct by_key_plan {
+	enum by_source source;
+	__u32 off;
+	__u32 size;
+	__u32 len_off;
+	__u32 chased;
+	__u32 pad;
+};
+
+/* A by_hists key. Every byte past `len` is zero. */
+struct by_key {
+	__u32 func_id;
+	enum by_key_kind kind;
+	__u32 len;
+	__u32 truncated; /* a string longer than --strsize: its first --strsize bytes */
+	__u8 bytes[BY_KEY_BYTES];
+};
+
 /* ---- gotrace args ---- */
 
 /* Sizes of the captured frame and of the extra reads (crate::plan::abi plans within them). */
 enum args_limits {
 	ARGS_REGS = 16,             /* 8-byte register slots at the start of the frame */
 	ARGS_STACK_WINDOW = 384,    /* bytes of stack copied from SP */
-	ARGS_GLOBALS_BYTES = 128,   /* bytes for --global values */
+	ARGS_GLOBALS_BYTES = 256,   /* bytes for --global values and chased field paths' values */
 	ARGS_MAX_GLOBALS = 4,
 	ARGS_MAX_DEREFS = 16,       /* extra reads per hit */
 	ARGS_MAX_READ = 4096,       /* longest extra read */
 	ARGS_DATA_CAP = 8192,       /* bytes of extra reads per event */
 	ARGS_MAX_FRAMES = 16,       /* --stack return addresses */
+	ARGS_MAX_FIELDS = 8,        /* field paths chased per hit (--field, --where) */
+	ARGS_MAX_FIELD_STEPS = 7,   /* pointer reads after a field path's first pointer */
 };
 
 /* The slot of each integer register in args_event.regs: the amd64 register ABI's argument
@@ -370,6 +418,37 @@ struct args_deref {
 	enum deref_kind kind;
 };
 
+/* A field path's value (docs/design.md §19): the pointer in the frame at base_off (a slice
+ * indexed by a constant: with at least base_min_len elements, its length at base_len_off), then
+ * for each step the pointer at that offset from the current one (a step's min_len: the word
+ * after that pointer, a slice's length, must be at least that), then `size` bytes at `offset`
+ * from the last pointer, into the globals area at area_off. */
+struct args_field_step {
+	__u32 offset;
+	__u32 min_len;
+};
+
+struct args_field {
+	__u16 base_off;
+	__u16 base_len_off;
+	__u32 base_min_len;
+	__u32 n_steps;
+	__u32 offset;
+	__u32 size;
+	__u32 area_off;
+	struct args_field_step steps[ARGS_MAX_FIELD_STEPS];
+};
+
+/* args_event.field_status of a field path: 0 read, else what stopped it (high byte) at which
+ * pointer of the chain (low byte: 0 the base, i + 1 the one step i reads). */
+enum args_field_status {
+	FIELD_READ = 0,
+	FIELD_NIL = 0x100,          /* that pointer was nil */
+	FIELD_OUT_OF_RANGE = 0x200, /* that slice was shorter than the constant index */
+	FIELD_FAULT = 0x300,        /* what that pointer points at could not be read */
+	FIELD_STEP_MASK = 0xff,
+};
+
 /* A global variable at link-time address `vaddr` (plus the event's load bias). */
 struct args_global {
 	__u64 vaddr;
@@ -386,6 +465,42 @@ enum args_plan_index {
 	ARGS_PLANS_PER_FUNC = 3,
 };
 
+/* args --where EXPR OP CONST: decided at the entry on the capture, from field path `field`'s
+ * value (its status in args_event.field_status when `chased`). */
+enum where_op {
+	WHERE_NONE = 0,
+	WHERE_EQ = 1,
+	WHERE_NE = 2,
+	WHERE_LT = 3,
+	WHERE_LE = 4,
+	WHERE_GT = 5,
+	WHERE_GE = 6,
+	WHERE_PREFIX = 7, /* strings: the value starts with the constant */
+};
+
+enum where_kind {
+	WHERE_SIGNED = 0,   /* an integer of `size` bytes at frame offset `off` */
+	WHERE_UNSIGNED = 1, /* the same, unsigned (booleans: 0 or 1) */
+	WHERE_STRING = 2,   /* the bytes of extra read `deref`; the string's length at `off` */
+};
+
+enum where_limits {
+	WHERE_BYTES = 64, /* a string constant is shorter than this */
+};
+
+struct args_where {
+	enum where_op op;
+	enum where_kind kind;
+	__u32 off;
+	__u32 size;
+	__u32 deref;
+	__u32 chased;
+	__u32 field;
+	__u32 len;     /* bytes of the string constant */
+	__s64 value;   /* the integer constant */
+	__u8 bytes[WHERE_BYTES];
+};
+
 struct args_fetch {
 	__u64 func_vaddr; /* link-time entry of the function: with the cookie's site offset,
 	                   * the probed instruction's link-time address */
@@ -393,8 +508,10 @@ struct args_fetch {
 	__u32 n_derefs;
 	struct args_deref derefs[ARGS_MAX_DEREFS];
 	__u32 n_globals;
-	__u32 pad;
+	__u32 n_fields;
 	struct args_global globals[ARGS_MAX_GLOBALS];
+	struct args_field fields[ARGS_MAX_FIELDS];
+	struct args_where filter; /* --where (op WHERE_NONE: none) */
 };
 
 /* One event; only the used part of `data` is sent. */
@@ -420,6 +537,7 @@ struct args_event {
 	__u8 stack[ARGS_STACK_WINDOW];
 	__u8 globals[ARGS_GLOBALS_BYTES];
 	__u32 deref_len[ARGS_MAX_DEREFS]; /* bytes read, or ARGS_READ_FAILED */
+	__u32 field_status[ARGS_MAX_FIELDS]; /* enum args_field_status of each field path */
 	__u8 data[ARGS_DATA_CAP + ARGS_MAX_READ];
 };
 
@@ -429,6 +547,8 @@ struct args_stats {
 	                  * whose start could not be stored */
 	__u64 unmatched; /* entries overwritten without a RET */
 	__u64 in_flight_at_start; /* RETs of calls that began before open_ns */
+	__u64 filtered;  /* calls not shown: --where did not hold */
+	__u64 where_unreadable; /* calls not shown: --where's value could not be read */
 };
 
 /* ---- gotrace goroutines ---- */
@@ -580,6 +700,11 @@ struct gotrace_shared_types {
 	enum args_read_status args_read_status;
 	enum args_reg_slot args_reg_slot;
 	enum args_plan_index args_plan_index;
+	enum args_field_status args_field_status;
+	enum where_op where_op;
+	enum where_kind where_kind;
+	enum where_limits where_limits;
+	struct args_where args_where;
 	enum goroutine_func goroutine_func;
 	enum goroutine_limits goroutine_limits;
 	struct go_layout go_layout;
@@ -588,6 +713,11 @@ struct gotrace_shared_types {
 	struct frame_key frame_key;
 	struct frame_start frame_start;
 	struct func_hist func_hist;
+	enum by_limits by_limits;
+	enum by_key_kind by_key_kind;
+	enum by_source by_source;
+	struct by_key_plan by_key_plan;
+	struct by_key by_key;
 	struct args_fetch args_fetch;
 	struct args_event args_event;
 	struct args_stats args_stats;

@@ -29,6 +29,8 @@ pub struct CallEvent<'p> {
     pub values: Vec<NamedValue>,
     /// `--global` values, at entry.
     pub globals: Vec<NamedValue>,
+    /// `--field` values, at entry.
+    pub fields: Vec<NamedValue>,
     /// `--stack`, at entry: each caller's call site (with its return address).
     pub callers: Vec<(u64, CallSite<'p>)>,
 }
@@ -156,6 +158,7 @@ impl<'p> Decoder<'p> {
         let captured = Captured {
             frame: bytes.get(FRAME).unwrap_or(&[]),
             derefs,
+            field_status: &e.field_status,
         };
         self.namer.set_load_bias(e.load_bias);
         let bin = self.bin;
@@ -174,6 +177,13 @@ impl<'p> Decoder<'p> {
             globals: values::decode_globals(
                 &site.global_values,
                 e.globals_failed,
+                &captured,
+                self.namer,
+            ),
+            fields: values::decode_fields(
+                &site.fields,
+                &site.field_reads,
+                &e.field_status,
                 &captured,
                 self.namer,
             ),

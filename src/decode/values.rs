@@ -4,9 +4,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::bpf_types::args_field_status as status;
 use crate::gobin::runtime::typenames::TypeNamer;
 use crate::output::values::{go_quote, human_inner, NamedValue};
-use crate::plan::capture::{Loc, Shape, ValuePlan};
+use crate::plan::capture::{FieldRead, FieldValue, Loc, PointeeSource, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
 pub struct Captured<'a> {
@@ -14,6 +15,8 @@ pub struct Captured<'a> {
     pub frame: &'a [u8],
     /// Per extra read of the plan: the bytes read, or None when the read failed.
     pub derefs: Vec<Option<&'a [u8]>>,
+    /// Per field read of the plan: its enum args_field_status.
+    pub field_status: &'a [u32],
 }
 
 /// One decoded value: the JSON value, its text as Go's `%v` prints it, its truncation mark, or
@@ -76,10 +79,12 @@ impl Decoded {
 
     /// The JSON of this value inside a struct or array: a string that is not UTF-8 becomes
     /// `{"text": lossy, "hex": exact}` (there is no sibling `hex` key there).
+    /// A pointer followed to its struct becomes `{"address": hex, "pointee": {...}}`.
     fn nested_value(self) -> Value {
-        match self.hex {
-            Some(hex) => json!({"text": self.value, "hex": hex}),
-            None => self.value,
+        match (self.hex, self.pointee) {
+            (Some(hex), _) => json!({"text": self.value, "hex": hex}),
+            (None, Some(pointee)) => json!({"address": self.value, "pointee": pointee}),
+            (None, None) => self.value,
         }
     }
 }
@@ -121,10 +126,57 @@ pub fn decode_globals(
         .collect()
 }
 
+/// The field paths of a call event: field `i`'s chase ended with `field_status[read]` (enum
+/// args_field_status); a nil pointer on the way is `null` with the pointer named.
+pub fn decode_fields(
+    plan: &[FieldValue],
+    reads: &[FieldRead],
+    field_status: &[u32],
+    captured: &Captured<'_>,
+    namer: &dyn TypeNamer,
+) -> Vec<NamedValue> {
+    plan.iter()
+        .map(|field| {
+            let mut value = decode_value(&field.value, captured, namer);
+            value.expr = Some(std::mem::take(&mut value.name));
+            let chased = field
+                .read
+                .and_then(|i| Some((reads.get(i)?, *field_status.get(i)?)));
+            if let Some((read, code)) = chased.filter(|&(_, code)| code != status::FIELD_READ.0) {
+                let step = (code & status::FIELD_STEP_MASK.0) as usize;
+                let name = read
+                    .names
+                    .get(step)
+                    .map_or("a pointer on the way", String::as_str);
+                let reason = match code & !status::FIELD_STEP_MASK.0 {
+                    c if c == status::FIELD_NIL.0 => format!("{name} is nil"),
+                    c if c == status::FIELD_OUT_OF_RANGE.0 => {
+                        format!("index out of range: {name} is shorter")
+                    }
+                    _ => format!("what {name} points at could not be read"),
+                };
+                value = NamedValue {
+                    value: Value::Null,
+                    text: "<nil>".into(),
+                    truncated: None,
+                    len: None,
+                    cap: None,
+                    hex: None,
+                    pointee: None,
+                    reason: Some(reason),
+                    ..value
+                };
+            }
+            value
+        })
+        .collect()
+}
+
 fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> NamedValue {
     let decoded = decode(&plan.shape, captured, namer);
     NamedValue {
         name: plan.name.clone(),
+        expr: None,
         type_name: Some(plan.type_name.clone()),
         value: decoded.value,
         text: decoded.human,
@@ -180,17 +232,32 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
             Some(0) => Decoded::nil(),
             Some(raw) => {
                 let address = format!("{raw:#x}");
-                let target = pointee.as_ref().and_then(|p| {
-                    let bytes = captured.derefs.get(p.deref).copied().flatten()?;
-                    let inner = Captured {
-                        frame: bytes,
-                        derefs: Vec::new(),
-                    };
-                    Some(decode(&p.shape, &inner, namer))
+                let target = pointee.as_ref().and_then(|p| match p.source {
+                    PointeeSource::Deref(deref) => {
+                        let bytes = captured.derefs.get(deref).copied().flatten()?;
+                        let inner = Captured {
+                            frame: bytes,
+                            derefs: Vec::new(),
+                            field_status: &[],
+                        };
+                        Some(decode(&p.shape, &inner, namer))
+                    }
+                    PointeeSource::Area { read, cut } => {
+                        let code = *captured.field_status.get(read)?;
+                        let target = (code == status::FIELD_READ.0)
+                            .then(|| decode(&p.shape, captured, namer))?;
+                        Some(Decoded {
+                            truncated: target.truncated || cut,
+                            has_string: true,
+                            ..target
+                        })
+                    }
                 });
                 match target {
                     Some(target) => Decoded {
                         pointee: Some(target.value),
+                        truncated: target.truncated,
+                        has_string: target.has_string,
                         ..Decoded::text(json!(address), format!("&{}", target.human))
                     },
                     None => Decoded::text(json!(address.clone()), address),
@@ -243,6 +310,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                     let element = Captured {
                         frame: chunk,
                         derefs: Vec::new(),
+                        field_status: &[],
                     };
                     let d = decode(elem, &element, namer);
                     (d.value, d.human)
@@ -364,6 +432,7 @@ mod tests {
         let captured = Captured {
             frame: &frame,
             derefs: vec![Some(b"abcd")],
+            field_status: &[],
         };
         let values = decode_site(&plan.entry.values, &captured, &FixedNamer);
         assert_eq!(values[0].value, json!(-3));
@@ -391,6 +460,7 @@ mod tests {
             let captured = Captured {
                 frame: &frame,
                 derefs: reads.iter().map(|r| r.as_deref()).collect(),
+                field_status: &[],
             };
             for site in [&plan.entry, &plan.ret] {
                 let values = decode_site(&site.values, &captured, &FixedNamer);

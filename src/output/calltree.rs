@@ -139,7 +139,7 @@ fn human_list(values: &[NamedValue], named: bool) -> String {
         .iter()
         .map(|v| {
             if named {
-                format!("{}={}", v.name, v.human())
+                format!("{}={}", v.label(), v.human())
             } else {
                 v.human()
             }
@@ -308,6 +308,7 @@ mod tests {
     fn value(name: &str, type_name: &str, value: serde_json::Value, text: &str) -> NamedValue {
         NamedValue {
             name: name.into(),
+            expr: None,
             type_name: Some(type_name.into()),
             value,
             text: text.into(),

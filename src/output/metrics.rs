@@ -124,6 +124,9 @@ pub struct FunclatMetrics {
     functions: Vec<String>,
     unit: Unit,
     hists: Vec<Log2Hist>,
+    /// funclat --by: (function index, key label, histogram) of every key; when any, the
+    /// duration histograms are these, labelled `key`.
+    keyed: Vec<(usize, String, Log2Hist)>,
 }
 
 impl FunclatMetrics {
@@ -134,6 +137,7 @@ impl FunclatMetrics {
             functions,
             unit,
             hists,
+            keyed: Vec::new(),
         }
     }
 
@@ -141,6 +145,17 @@ impl FunclatMetrics {
     pub fn set(&mut self, hists: &[Log2Hist]) {
         self.hists.clear();
         self.hists.extend_from_slice(hists);
+    }
+
+    /// funclat --by: takes a fresh cumulative snapshot of every key's histogram (function
+    /// index, the key's label value); at most --max-keys value keys, plus per function its
+    /// `(other)`, `(unreadable)` and `(not read)` (docs/fleet.md).
+    pub fn set_keyed<'h>(&mut self, rows: impl IntoIterator<Item = (usize, String, &'h Log2Hist)>) {
+        self.keyed.clear();
+        self.keyed.extend(
+            rows.into_iter()
+                .map(|(f, key, hist)| (f, key, hist.clone())),
+        );
     }
 }
 
@@ -205,13 +220,28 @@ fn buckets(hist: &Log2Hist, unit: Unit) -> (Vec<(f64, u64)>, u64) {
 impl Metrics for FunclatMetrics {
     fn encode(&self, target: &TargetInfo, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let labels = |function: &str| target.labels(vec![("function", function.to_owned())]);
+        let keyed = self.keyed.iter().filter_map(|(f, key, hist)| {
+            let function = self.functions.get(*f)?;
+            let set = target.labels(vec![("function", function.clone()), ("key", key.clone())]);
+            Some((set, hist))
+        });
+        let plain = self
+            .functions
+            .iter()
+            .zip(&self.hists)
+            .map(|(function, hist)| (labels(function), hist));
+        let series: Vec<_> = if self.keyed.is_empty() {
+            plain.collect()
+        } else {
+            keyed.collect()
+        };
         encode_seconds_histograms(
             encoder,
             "gotrace_function_duration",
             "Duration of Go function calls (entry to return), from gotrace's in-kernel log2 histograms; cumulative since tracing began",
-            self.functions.iter().zip(&self.hists).map(|(function, hist)| {
+            series.into_iter().map(|(set, hist)| {
                 let (buckets, count) = buckets(hist, self.unit);
-                (labels(function), hist.total_ns as f64 / 1e9, count, buckets)
+                (set, hist.total_ns as f64 / 1e9, count, buckets)
             }),
         )?;
         let counters: [(&str, &str, Counted); 2] = [

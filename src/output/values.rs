@@ -4,11 +4,17 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// One decoded argument, result or global. Its JSON object (serde) is `name`, `type`,
+/// One decoded argument, result, global or field path. Its JSON object (serde) is `name` (or
+/// `expr`), `type`,
 /// `value`, then `hex`, `pointee`, `len`, `cap`, `truncated`, `reason` when they apply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NamedValue {
+    /// Empty for a field path's value (its JSON has `expr` instead).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// A field path's value: the expression as written (`r.URL.Path`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
     /// None for globals (their JSON has no `type`).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_name: Option<String>,
@@ -36,6 +42,11 @@ pub struct NamedValue {
 }
 
 impl NamedValue {
+    /// What the value is called: its name, or a field path's expression.
+    pub fn label(&self) -> &str {
+        self.expr.as_deref().unwrap_or(&self.name)
+    }
+
     /// The value as one short human-readable token, as Go prints it: strings `%q`-quoted,
     /// structs `{X:1 Y:2}`, pointers `0xc000012345` or `&{W:3 H:4}`, `<nil>`; `...` after a
     /// truncated value, `?(why)` for an unreadable one.

@@ -31,7 +31,8 @@ pub fn open_calls(map: &impl MapCore, pid: Option<u32>) -> Result<Vec<u32>> {
         }
         if let Some(value) = map.lookup(&key_bytes, MapFlags::ANY)? {
             let call: shared::frame_start = read(&value)?;
-            if call.late & shared::frame_late::FRAME_LATE.0 == 0 {
+            // A call `args --where` hid is counted as not shown already.
+            if call.late & shared::frame_late::FRAME_LATE.0 == 0 && call.hidden == 0 {
                 open.push(call.func_id);
             }
             if call.has_outer != 0 && call.late & shared::frame_late::FRAME_OUTER_LATE.0 == 0 {

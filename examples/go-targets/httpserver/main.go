@@ -10,6 +10,10 @@
 // (method, URL path and Host, Go-quoted), then main.(*server).record(r, tags) counts it.
 // Paths under /slow/ sleep -sleep (25ms) in the handler before answering. At exit it prints
 // "requests N" (requests served).
+//
+// With -hot N it serves nothing: it calls main.hot(r, i) N times in a tight loop on one
+// request (GET http://a.example/foo/bar) and prints "HOT_NS_PER_CALL x" (its own time per
+// call), for bench/fields.sh.
 package main
 
 import (
@@ -84,11 +88,42 @@ func (s *server) record(r *http.Request, tags []string) int {
 	return len(tags)
 }
 
+// hotSink keeps main.hot's work observable.
+var hotSink int
+
+// hot is the benchmark's traced function: a request, like main.handle's, and a counter.
+//
+//go:noinline
+func hot(r *http.Request, i int) {
+	hotSink += len(r.Method) + i
+}
+
+// runHot calls main.hot n times and prints the time per call.
+func runHot(n int) {
+	r, err := http.NewRequest("GET", "http://a.example/foo/bar", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		hot(r, i)
+	}
+	fmt.Printf("HOT_NS_PER_CALL %.1f\n", float64(time.Since(start).Nanoseconds())/float64(n))
+}
+
 func main() {
 	rounds := flag.Int("rounds", 3, "rounds of the request list to send")
+	hotCalls := flag.Int("hot", 0, "call main.hot this many times instead of serving")
+	delay := flag.Duration("delay", 0, "with -hot: wait this long first (for a tracer to attach)")
 	concurrency := flag.Int("concurrency", 1, "clients sending at once")
 	flag.DurationVar(&srv.sleep, "sleep", 25*time.Millisecond, "how long /slow/ requests sleep")
 	flag.Parse()
+	if *hotCalls > 0 {
+		time.Sleep(*delay)
+		runHot(*hotCalls)
+		return
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

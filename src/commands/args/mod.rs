@@ -66,6 +66,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
         reasons: sched.as_ref().map(|s| s.reason_names()),
+        filtering: args.filter.is_some(),
     };
     let mut sites = plan.sites(|_| !args.no_ret);
     sites.extend(
@@ -101,6 +102,12 @@ struct Summary {
     /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
     #[serde(skip_serializing_if = "Option::is_none")]
     unfollowed: Option<u64>,
+    /// Calls not shown, by why (--where): the condition did not hold, or its value could not
+    /// be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filtered_by_where: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    where_unreadable: Option<u64>,
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -163,14 +170,25 @@ fn plan_calls(
         }
         names.push(name.to_owned());
     }
-    let inlined = if args.no_inlined {
+    // --where is decided at the functions' own entries, not at their inlined calls.
+    let inlined = if args.no_inlined || args.filter.is_some() {
         plan::Inlined::No
     } else {
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
     let dwarf = bin.dwarf()?;
-    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &args.globals)?;
+    let extra = capture::Extra {
+        globals: args.globals.clone(),
+        fields: capture::path::parse_all(&args.fields)?,
+        filter: args
+            .filter
+            .as_deref()
+            .map(capture::filter::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -192,6 +210,8 @@ struct Printer<'p, 'o> {
     printed: u64,
     /// Lines formatted since the last flush.
     lines: Vec<u8>,
+    /// --where was given (the summary counts the calls it hid).
+    filtering: bool,
     /// --breakdown: the binary's wait-reason names (empty when it has none).
     reasons: Option<Vec<String>>,
 }
@@ -250,6 +270,10 @@ impl Printer<'_, '_> {
                 .map(|s| s.iter().map(|s| s.unfollowed).sum::<u64>()),
             None => None,
         };
+        let filtering = self.filtering;
+        let filtered = filtering.then(|| stats.iter().map(|s| s.filtered).sum::<u64>());
+        let where_unreadable =
+            filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum::<u64>());
         let open = stop.open_calls.len() as u64;
         let mut in_flight_at_end = 0;
         match stop.target_exited() {
@@ -265,6 +289,8 @@ impl Printer<'_, '_> {
                 unmatched,
                 in_flight_at_start,
                 in_flight_at_end,
+                filtered_by_where: filtered,
+                where_unreadable,
                 unfollowed,
             };
             lines::write_json_line(out, "summary", &summary)?;
@@ -274,6 +300,12 @@ impl Printer<'_, '_> {
                 "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{}",
                 unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
             )?;
+            if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {
+                writeln!(
+                    out,
+                    "calls not shown: {filtered} where --where did not hold, {unreadable} where its value could not be read"
+                )?;
+            }
         }
         Ok(())
     }

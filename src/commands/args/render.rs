@@ -35,6 +35,8 @@ struct CallLine<'e> {
     args: Option<&'e [NamedValue]>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     globals: &'e [NamedValue],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    fields: &'e [NamedValue],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stack: Vec<StackFrame<'e>>,
 }
@@ -76,6 +78,7 @@ pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>, reasons: Option<&[String]
         results: e.is_ret.then_some(values),
         args: (!e.is_ret).then_some(values),
         globals: if e.is_ret { &[] } else { globals },
+        fields: if e.is_ret { &[] } else { &e.fields },
         stack: e
             .callers
             .iter()
@@ -146,7 +149,8 @@ pub fn human_line(
     let globals: String = e
         .globals
         .iter()
-        .map(|g| format!(" {}={}", g.name, g.human()))
+        .chain(&e.fields)
+        .map(|g| format!(" {}={}", g.label(), g.human()))
         .collect();
     let _ = writeln!(
         out,

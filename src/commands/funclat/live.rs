@@ -1,6 +1,7 @@
 //! `gotrace funclat`'s outputs that follow the histograms while tracing: the Prometheus
 //! exporter (`--listen`) and the heatmap (`--heatmap`).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -12,6 +13,8 @@ use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::metrics::{Exporter, FunclatMetrics, TargetInfo};
 use crate::plan::ProbePlan;
 use crate::session::target::Target;
+
+use super::by::Key;
 
 /// The outputs fed with every reading of the maps while tracing, besides the printed tables:
 /// the `--listen` metrics endpoint and the `--heatmap` columns.
@@ -63,10 +66,19 @@ impl LiveOutputs {
         [interval, metrics, heatmap].into_iter().flatten().min()
     }
 
-    /// Hands a fresh cumulative snapshot to every output.
-    pub fn update(&mut self, hists: &[Log2Hist]) {
+    /// Hands a fresh cumulative snapshot to every output: each function's histogram and,
+    /// with --by, each key's.
+    pub fn update(&mut self, hists: &[Log2Hist], keyed: Option<&BTreeMap<Key, Log2Hist>>) {
         if let Some(exporter) = &self.exporter {
-            exporter.update(|metrics| metrics.set(hists));
+            exporter.update(|metrics| {
+                metrics.set(hists);
+                if let Some(keyed) = keyed {
+                    let rows = keyed
+                        .iter()
+                        .map(|(key, hist)| (key.func_id as usize, key.label(), hist));
+                    metrics.set_keyed(rows);
+                }
+            });
         }
         if let Some(heatmap) = &mut self.heatmap {
             heatmap.record(self.started.elapsed(), hists);

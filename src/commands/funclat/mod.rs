@@ -1,14 +1,16 @@
 //! `gotrace funclat`: in-kernel log2 latency histograms of Go functions, with a uprobe at each
 //! function's entry site and at every RET (never a uretprobe; docs/design.md §1-§4).
 
+mod by;
 mod live;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::bpf_types::{func_breakdown, func_hist};
 use crate::cli::FunclatArgs;
@@ -17,6 +19,7 @@ use crate::output::breakdown::FunctionBreakdown;
 use crate::output::clock::Stamp;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::lines;
+use crate::plan::capture::{self, by_key::KeyPlan};
 use crate::plan::sched::SchedPlan;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
@@ -25,6 +28,7 @@ use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::{PrintClock, Wake};
 use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
+use by::Key;
 use live::LiveOutputs;
 
 /// The `--json` `breakdown` record of one function.
@@ -50,12 +54,14 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
-    let inlined = if args.no_inlined {
+    // --by keys a call at its entry: the functions' own code only.
+    let inlined = if args.no_inlined || args.by.is_some() {
         plan::Inlined::No
     } else {
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
+    let keys = by_plans(&bin, &plan, args)?;
     let sched = args
         .breakdown
         .breakdown
@@ -68,7 +74,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let skel = load(
         &session,
         &mut object,
-        (&plan, sched.as_ref()),
+        (&plan, keys.as_deref(), sched.as_ref()),
         &inline_sites,
         &guard_plan,
         unit,
@@ -90,6 +96,10 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
         print_clock: PrintClock::start(interval),
         printed: vec![Log2Hist::default(); plan.funcs.len()],
+        by: keys.map(|keys| ByKeys {
+            kinds: keys.iter().map(|k| k.kind).collect(),
+            printed: BTreeMap::new(),
+        }),
         dropped,
         reasons: sched.as_ref().map(|s| s.reason_names()),
     };
@@ -105,12 +115,34 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     Ok(stop.exit_code())
 }
 
+/// --by: each planned function's key plan (None without --by).
+fn by_plans(
+    bin: &crate::gobin::GoBinary<'_>,
+    plan: &ProbePlan,
+    args: &FunclatArgs,
+) -> Result<Option<Vec<KeyPlan>>> {
+    let Some(text) = &args.by else {
+        return Ok(None);
+    };
+    if args.heatmap.is_some() {
+        bail!("--heatmap draws one row per function and does not take --by; drop one of them");
+    }
+    let expr = capture::path::parse(text).map_err(|e| anyhow::anyhow!("--by {e}"))?;
+    Ok(Some(capture::by_key::key_plans(
+        bin,
+        plan,
+        &expr,
+        args.strsize,
+    )?))
+}
+
 /// Loads the funclat program: one histogram per planned function, room for --max-open-calls
-/// calls in flight, the inlined calls' sites stored.
+/// calls in flight, the inlined calls' sites stored; with --by, each function's key plan and
+/// room for --max-keys keys.
 fn load<'o>(
     session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
-    (plan, sched): (&ProbePlan, Option<&SchedPlan>),
+    (plan, keys, sched): (&ProbePlan, Option<&[KeyPlan]>, Option<&SchedPlan>),
     inline_sites: &InlineSites,
     guard_plan: &GuardPlan,
     unit: Unit,
@@ -133,12 +165,36 @@ fn load<'o>(
                 .set_max_entries(args.max_open_calls.max(1))?;
             let inline_len = u32::try_from(inline_sites.entries.len().max(1))?;
             open.maps.inline_sites.set_max_entries(inline_len)?;
+            if keys.is_some() {
+                let funcs = plan.funcs.len() as u32;
+                rodata.by_enabled = 1;
+                rodata.max_keys = u64::from(args.max_keys);
+                open.maps.by_plans.set_max_entries(funcs.max(1))?;
+                open.maps
+                    .fetch_plans
+                    .set_max_entries(capture::fetch_plans_len(plan).max(1))?;
+                open.maps
+                    .by_open
+                    .set_max_entries(args.max_open_calls.max(1))?;
+                // Room for every value key, each function's keys without a value, and the
+                // keys counted past --max-keys by racing CPUs.
+                let room = args.max_keys.saturating_add(funcs.saturating_mul(3) + 64);
+                open.maps.by_hists.set_max_entries(room)?;
+            }
             let breakdowns = if sched.is_some() { funcs } else { 1 };
             open.maps.breakdowns.set_max_entries(breakdowns)?;
             configure_breakdown!(rodata, open, funclat_sched_switch, &breakdown)
         })?;
     for (index, site) in inline_sites.entries.iter().enumerate() {
         maps::store(&skel.maps.inline_sites, index as u32, site)?;
+    }
+    if let Some(keys) = keys {
+        for (func, key) in plan.funcs.iter().zip(keys) {
+            maps::store(&skel.maps.by_plans, func.id, &key.to_bpf())?;
+        }
+        for (index, fetch) in capture::by_key::key_fetch_plans(plan, keys) {
+            maps::store(&skel.maps.fetch_plans, index, &fetch)?;
+        }
     }
     Ok(skel)
 }
@@ -155,10 +211,18 @@ struct Tables<'s, 'o> {
     print_clock: PrintClock,
     /// The histograms as of the last -i print.
     printed: Vec<Log2Hist>,
+    /// --by: the keyed histograms.
+    by: Option<ByKeys>,
     /// The functions the overload guard dropped.
     dropped: DroppedList,
     /// --breakdown: the binary's wait-reason names (empty when it has none).
     reasons: Option<Vec<String>>,
+}
+
+/// --by: each function's key kind, and the keyed histograms as of the last -i print.
+struct ByKeys {
+    kinds: Vec<Option<capture::by_key::KeyKind>>,
+    printed: BTreeMap<Key, Log2Hist>,
 }
 
 impl Consumer for Tables<'_, '_> {
@@ -172,11 +236,15 @@ impl Consumer for Tables<'_, '_> {
             return Ok(true);
         }
         let now = read_hists(self.skel, self.plan)?;
-        self.live.update(&now);
+        let keyed = self.read_keyed()?;
+        self.live.update(&now, keyed.as_ref());
         if self.print_clock.take_due() {
             let ts_ns = crate::session::gate::monotonic_ns();
-            self.print_period(out, (&now, &self.printed), ts_ns)?;
+            self.print_period(out, (&now, &self.printed), keyed.as_ref(), ts_ns)?;
             self.printed = now;
+            if let (Some(by), Some(keyed)) = (&mut self.by, keyed) {
+                by.printed = keyed;
+            }
         }
         Ok(true)
     }
@@ -201,9 +269,14 @@ impl Consumer for Tables<'_, '_> {
                 }
             }
         }
-        self.live.update(&now);
-        if self.interval.is_none() || now != self.printed {
-            self.print_period(out, (&now, &self.printed), stop.close_ns)?;
+        let keyed = self.read_keyed()?;
+        self.live.update(&now, keyed.as_ref());
+        let keys_moved = match (&self.by, &keyed) {
+            (Some(by), Some(keyed)) => &by.printed != keyed,
+            _ => false,
+        };
+        if self.interval.is_none() || now != self.printed || keys_moved {
+            self.print_period(out, (&now, &self.printed), keyed.as_ref(), stop.close_ns)?;
         }
         self.print_breakdowns(out, stop.close_ns)?;
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
@@ -259,17 +332,29 @@ impl Tables<'_, '_> {
         Ok(())
     }
 
-    /// Prints what happened since `earlier` for every function; `ts_ns`: the period's end
-    /// (the instant the histograms were read; at the stop, the instant entries stopped
-    /// counting).
+    /// --by: every key's histogram, cumulative (None without --by).
+    fn read_keyed(&self) -> Result<Option<BTreeMap<Key, Log2Hist>>> {
+        self.by
+            .as_ref()
+            .map(|by| by::read_keyed(&self.skel.maps.by_hists, &by.kinds))
+            .transpose()
+    }
+
+    /// Prints what happened since `earlier` for every function (--by: for every key);
+    /// `ts_ns`: the period's end (the instant the histograms were read; at the stop, the
+    /// instant entries stopped counting).
     fn print_period(
         &self,
         out: &mut impl Write,
         (now, earlier): (&[Log2Hist], &[Log2Hist]),
+        keyed: Option<&BTreeMap<Key, Log2Hist>>,
         ts_ns: u64,
     ) -> Result<()> {
         if self.args.timestamp && !self.args.target.json {
             writeln!(out, "\n{}", crate::output::clock::wall_clock_hms())?;
+        }
+        if let (Some(by), Some(keyed)) = (&self.by, keyed) {
+            return self.print_keyed(out, (keyed, &by.printed), ts_ns);
         }
         for ((func, now), earlier) in self.plan.funcs.iter().zip(now).zip(earlier) {
             let period = now.since(earlier);
@@ -286,6 +371,38 @@ impl Tables<'_, '_> {
                         crate::output::count(period.lost as usize, "call"), self.args.max_open_calls
                     )?;
                 }
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+impl Tables<'_, '_> {
+    /// --by: prints what happened since `earlier` for every key of every function.
+    fn print_keyed(
+        &self,
+        out: &mut impl Write,
+        (now, earlier): (&BTreeMap<Key, Log2Hist>, &BTreeMap<Key, Log2Hist>),
+        ts_ns: u64,
+    ) -> Result<()> {
+        let expr = self.args.by.as_deref().unwrap_or_default();
+        for (key, hist) in now {
+            let period = hist.since(earlier.get(key).unwrap_or(&Log2Hist::default()));
+            let Some(func) = self.plan.funcs.get(key.func_id as usize) else {
+                continue;
+            };
+            if self.args.target.json {
+                let line = period.to_json(&func.name, self.unit, ts_ns);
+                writeln!(out, "{}", by::keyed_json(line, key))?;
+            } else if period.count > 0 {
+                let cut = if key.truncated { "..." } else { "" };
+                writeln!(
+                    out,
+                    "\nFunction = {}, {expr} = {}{cut}",
+                    func.name, key.text
+                )?;
+                period.print(out, self.unit)?;
             }
         }
         out.flush()?;

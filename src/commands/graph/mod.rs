@@ -52,7 +52,10 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let bin = file.parse()?;
     let (mut plan, n_roots) = plan_graph(&bin, &patterns, args)?;
     let goexit_id = plan_goexit(&bin, &mut plan)?;
-    let calls = args.args.then(|| plan_captures(&bin, &plan)).transpose()?;
+    let calls = args
+        .args
+        .then(|| plan_captures(&bin, &plan, args))
+        .transpose()?;
     let mut object = MaybeUninit::uninit();
     let ids = ProgramIds { n_roots, goexit_id };
     let skel = load(
@@ -123,13 +126,17 @@ fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
 }
 
 /// --args: what is read at each planned function's sites, from DWARF (as `gotrace args`
-/// reads it, strings up to its default --strsize).
-fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan) -> Result<Vec<Reads>> {
+/// reads it, strings up to its default --strsize), with the --field paths.
+fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan, args: &GraphArgs) -> Result<Vec<Reads>> {
     const STRSIZE: u32 = 64;
     let dwarf = bin.dwarf()?.context(
         "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
     )?;
-    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &[])?;
+    let extra = capture::Extra {
+        fields: capture::path::parse_all(&args.fields)?,
+        ..capture::Extra::default()
+    };
+    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -295,7 +302,10 @@ impl Consumer for Printer<'_, '_> {
         let values = match &mut self.decoder {
             Some(decoder) if step != Step::Goexit => decoder
                 .decode(bytes.get(size_of::<graph_event>()..).unwrap_or(&[]))
-                .map(|call| call.values),
+                .map(|mut call| {
+                    call.values.append(&mut call.fields);
+                    call.values
+                }),
             _ => None,
         };
         let entry_pc = self.entries.get(e.func_id as usize).copied().unwrap_or(0);

@@ -15,7 +15,7 @@ use crate::gobin::Arch;
 
 use super::shape::{Shape, ValuePlan, MAX_DEPTH};
 use super::{
-    CallPlan, GlobalRead, Loc, SitePlan, GLOBALS_AREA, MAX_GLOBALS, MAX_READ, REGS_AREA,
+    CallPlan, GlobalRead, Loc, Origin, SitePlan, GLOBALS_AREA, MAX_GLOBALS, MAX_READ, REGS_AREA,
     STACK_WINDOW,
 };
 
@@ -159,7 +159,7 @@ pub fn located_plan(
 pub(super) struct Assigner<'a> {
     pub(super) types: &'a TypeTable,
     pub(super) ptr: u64,
-    abi: Abi,
+    pub(super) abi: Abi,
     pub(super) strsize: u32,
     /// Next free byte of the stack-argument area.
     stack_offset: u64,
@@ -193,7 +193,7 @@ pub(super) enum Place {
 impl<'a> Assigner<'a> {
     /// An assigner for values that are not arguments in the calling convention (globals, an
     /// inlined call's DWARF-located arguments): no registers, no stack-argument area.
-    fn outside_the_abi(types: &'a TypeTable, arch: Arch, strsize: u32) -> Self {
+    pub(super) fn outside_the_abi(types: &'a TypeTable, arch: Arch, strsize: u32) -> Self {
         Assigner {
             types,
             ptr: arch.ptr_size(),
@@ -219,6 +219,7 @@ impl<'a> Assigner<'a> {
                         ),
                     },
                 });
+                site.origins.push(Origin::Unplaced);
                 continue;
             }
             if self.types.get(ty).kind == TypeKind::Unknown {
@@ -239,6 +240,14 @@ impl<'a> Assigner<'a> {
                 self.stack_offset = start.saturating_add(self.types.get(ty).size);
                 Place::Memory(start)
             };
+            site.origins.push(match place {
+                Place::Registers(cursor) => Origin::Registers {
+                    ints: cursor.ints,
+                    floats: cursor.floats,
+                },
+                Place::Memory(start) => Origin::Memory(start),
+                _ => Origin::Unplaced,
+            });
             let shape = self.shape(ty, &mut place, &mut site, 0);
             if let Place::Registers(after) = place {
                 regs = after;
@@ -399,7 +408,7 @@ impl<'a> Assigner<'a> {
 }
 
 /// `value` rounded up to a multiple of `align` (align >= 1).
-fn align_up(value: u64, align: u64) -> u64 {
+pub(super) fn align_up(value: u64, align: u64) -> u64 {
     let align = align.max(1);
     value.div_ceil(align).saturating_mul(align)
 }

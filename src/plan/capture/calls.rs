@@ -10,6 +10,10 @@ use crate::gobin::{Arch, GoBinary};
 use crate::plan::signature::UserSignature;
 use crate::plan::ProbePlan;
 
+use super::deep;
+use super::fields::add_field;
+use super::filter::{add_where, Condition};
+use super::path::Expr;
 use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan};
 
 /// The kinds of site a record comes from, each with the index of its fetch plan (args_site
@@ -63,6 +67,24 @@ pub fn fetch_plans<'a>(
     })
 }
 
+/// The calling convention of the binary's Go functions.
+pub fn abi_of(bin: &GoBinary<'_>) -> Abi {
+    if bin.elf.arch == Arch::Amd64 && bin.uses_register_abi() {
+        Abi::Register
+    } else {
+        Abi::Stack
+    }
+}
+
+/// What is read besides the arguments and results: `--global`s, `--field` paths and the
+/// `--where` condition.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub globals: Vec<String>,
+    pub fields: Vec<Expr>,
+    pub filter: Option<Condition>,
+}
+
 /// The read plans of every planned function, and notes for the user (functions whose calls
 /// are read without arguments, and why).
 pub struct CallPlans {
@@ -72,21 +94,21 @@ pub struct CallPlans {
 
 /// What is read for every planned function: its ABI plan from its written signature, else
 /// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
-/// `strsize`), and its results at tail callees' RETs.
+/// `strsize`), `extra`'s globals and field paths read at the entry of each function with a
+/// parameter they start from (an error when one names what its types do not have, or no
+/// function has its parameter), its `--where` (every function must have its parameter), the
+/// structs its pointer arguments point at ([`deep`]), and its results at tail callees' RETs.
 pub fn call_plans(
     bin: &GoBinary<'_>,
     dwarf: Option<&DwarfInfo>,
     plan: &ProbePlan,
     user_sigs: &[UserSignature],
     strsize: u32,
-    global_names: &[String],
+    extra: &Extra,
 ) -> Result<CallPlans> {
+    let (global_names, fields) = (&extra.globals, &extra.fields);
     let arch = bin.elf.arch;
-    let abi = if arch == Arch::Amd64 && bin.uses_register_abi() {
-        Abi::Register
-    } else {
-        Abi::Stack
-    };
+    let abi = abi_of(bin);
     let globals = global_names
         .iter()
         .map(|name| {
@@ -106,15 +128,20 @@ pub fn call_plans(
             Ok((name.clone(), global.addr, ty))
         })
         .collect::<Result<Vec<_>>>()?;
-    // A function's ABI plan from the signature the user wrote, else DWARF's.
-    let signature_of = |name: &str, entry: u64| {
+    // A function's signature (and the table of its types): the one the user wrote, else
+    // DWARF's; its ABI plan from that.
+    let sig_of = |name: &str, entry: u64| {
         if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
-            return Some(call_plan(&user.sig, &user.types, arch, abi, strsize));
+            return Some((&user.sig, &user.types));
         }
         let dwarf = dwarf?;
-        let sig = dwarf.signature(name, entry)?;
-        Some(call_plan(sig, &dwarf.types, arch, abi, strsize))
+        Some((dwarf.signature(name, entry)?, &dwarf.types))
     };
+    let signature_of = |name: &str, entry: u64| {
+        let (sig, types) = sig_of(name, entry)?;
+        Some(call_plan(sig, types, arch, abi, strsize))
+    };
+    let mut rooted = vec![false; fields.len()];
     let mut notes = Vec::new();
     let reads = plan
         .funcs
@@ -141,9 +168,50 @@ pub fn call_plans(
                 add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
                     .map_err(anyhow::Error::msg)?;
             }
+            if let Some(cond) = &extra.filter {
+                let Some((sig, types)) = sig_of(&func.name, func.entry) else {
+                    bail!("--where {}: {} has no signature to read it from", cond.text, func.name);
+                };
+                if !sig.params.iter().any(|p| p.name == cond.expr.root) {
+                    let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
+                    bail!(
+                        "--where {}: {} has no parameter {:?} (its parameters: {}); trace only functions that have it",
+                        cond.text, func.name, cond.expr.root, names.join(", ")
+                    );
+                }
+                add_where(&mut call.entry, cond, &sig.params, types, arch).map_err(|e| {
+                    anyhow::anyhow!("{e} (in {})", func.name)
+                })?;
+            }
+            if let Some((sig, types)) = sig_of(&func.name, func.entry) {
+                for (expr, rooted) in fields.iter().zip(&mut rooted) {
+                    if sig.params.iter().any(|p| p.name == expr.root) {
+                        *rooted = true;
+                        add_field(&mut call.entry, expr, &sig.params, types, arch, strsize)
+                            .map_err(|e| anyhow::anyhow!("--field {e} (in {})", func.name))?;
+                    }
+                }
+                // Last: the structs take what the globals and fields leave.
+                deep::deepen(&mut call.entry, &sig.params, types, arch, strsize);
+            }
             let tail_ret = tail::tail_ret_plan(bin, func, &call.ret, signature_of)?;
             Ok(Reads { call, tail_ret })
         })
         .collect::<Result<_>>()?;
+    if let Some((expr, _)) = fields.iter().zip(&rooted).find(|(_, rooted)| !**rooted) {
+        let first = plan
+            .funcs
+            .first()
+            .and_then(|f| sig_of(&f.name, f.entry).map(|s| (f, s)));
+        let known = first.map_or(String::new(), |(f, (sig, _))| {
+            let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
+            format!(" ({}'s parameters: {})", f.name, names.join(", "))
+        });
+        bail!(
+            "--field {}: no traced function has a parameter {:?}{known}",
+            expr.text,
+            expr.root
+        );
+    }
     Ok(CallPlans { reads, notes })
 }

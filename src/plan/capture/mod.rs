@@ -8,7 +8,8 @@
 //! - [`encode`]: the BPF side's `struct args_fetch` for a site plan;
 //! - [`calls`]: what is read at every kind of site of the planned functions, from written
 //!   signatures or DWARF, with `--global`s; [`tail`]: results at tail callees' RETs;
-//! - [`inlined`]: what is read at the probes of inlined calls, where DWARF locates the values.
+//! - [`inlined`]: what is read at the probes of inlined calls, where DWARF locates the values;
+//! - [`deep`]: struct pointers followed into the globals area, within a byte budget.
 //!
 //! The plan addresses a captured *frame*: the integer registers at [`REGS_AREA`] slots of 8
 //! bytes, then a window of the stack starting at SP (the return address) at [`REGS_AREA`],
@@ -16,18 +17,26 @@
 //! BPF side performs.
 
 pub mod assign;
+pub mod by_key;
 pub mod calls;
+pub mod deep;
 pub mod encode;
+pub mod fields;
+pub mod filter;
 pub mod inlined;
+pub mod path;
 pub mod shape;
 pub mod tail;
 
 use crate::bpf_types::args_limits as limits;
+use crate::bpf_types::{where_kind, where_op};
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
-pub use calls::{call_plans, fetch_plans, fetch_plans_len, CallPlans, Reads, SITE_PLANS};
+pub use calls::{
+    abi_of, call_plans, fetch_plans, fetch_plans_len, CallPlans, Extra, Reads, SITE_PLANS,
+};
 pub use inlined::{inline_reads, InlineRead};
-pub use shape::{Pointee, Shape, ValuePlan};
+pub use shape::{Pointee, PointeeSource, Shape, ValuePlan};
 
 /// Bytes of the frame holding registers (ARGS_REGS slots of 8 bytes, `enum args_reg_slot`).
 pub const REGS_AREA: u32 = limits::ARGS_REGS.0 * 8;
@@ -39,6 +48,10 @@ pub const GLOBALS_AREA: u32 = limits::ARGS_GLOBALS_BYTES.0;
 pub const MAX_GLOBALS: usize = limits::ARGS_MAX_GLOBALS.0 as usize;
 /// Extra reads per probe hit (ARGS_MAX_DEREFS).
 pub const MAX_DEREFS: usize = limits::ARGS_MAX_DEREFS.0 as usize;
+/// Field paths chased per probe hit (ARGS_MAX_FIELDS).
+pub const MAX_FIELDS: usize = limits::ARGS_MAX_FIELDS.0 as usize;
+/// Pointer reads after a chased field path's first pointer (ARGS_MAX_FIELD_STEPS).
+pub const MAX_FIELD_STEPS: usize = limits::ARGS_MAX_FIELD_STEPS.0 as usize;
 /// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
 pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
 
@@ -74,12 +87,86 @@ pub struct Deref {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SitePlan {
     pub values: Vec<ValuePlan>,
+    /// Where each of `values` starts, for plans of the calling convention (empty otherwise):
+    /// field paths into a value start there.
+    pub origins: Vec<Origin>,
     /// Bytes of stack to copy from SP.
     pub stack_bytes: u32,
     pub derefs: Vec<Deref>,
     /// Globals read at this site (`--global`), decoded by `global_values`.
     pub globals: Vec<GlobalRead>,
     pub global_values: Vec<ValuePlan>,
+    /// Field paths read at this site (`--field`, `--where`, `funclat --by`), each decoded by
+    /// its own plan; the chased ones are read by `field_reads` into the globals area.
+    pub fields: Vec<FieldValue>,
+    pub field_reads: Vec<FieldRead>,
+    /// `args --where`: the condition a call's entry must satisfy to be shown.
+    pub filter: Option<Filter>,
+}
+
+/// A `--where` condition as the BPF side decides it (struct args_where): its value an
+/// integer of `size` bytes at frame offset `off`, or a string (extra read `deref`, its length
+/// at `off`); `field`: the field read it comes through, if chased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub op: where_op,
+    pub kind: where_kind,
+    pub off: u32,
+    pub size: u32,
+    pub deref: u32,
+    pub field: Option<u32>,
+    /// The integer constant (an unsigned one's bits).
+    pub value: i64,
+    /// The string constant.
+    pub bytes: Vec<u8>,
+}
+
+/// Where a value of the calling convention starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Its pieces take the registers from these counts of integer and floating-point
+    /// registers on.
+    Registers { ints: usize, floats: usize },
+    /// Whole in the stack-argument area, at this byte offset.
+    Memory(u64),
+    /// Not placed: after a value whose layout is unknown.
+    Unplaced,
+}
+
+/// A field path's value at one site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldValue {
+    /// Its decoding plan, named by the expression as written.
+    pub value: ValuePlan,
+    /// The index of its read in `field_reads`, when it follows pointers (else its value lies
+    /// in the frame, where `value` finds it).
+    pub read: Option<usize>,
+}
+
+/// How the BPF side reaches a field path's value (struct args_field): the pointer in the frame
+/// at `base`, then a pointer read at each step's offset, then `size` bytes at `offset` from the
+/// last pointer into the globals area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRead {
+    pub base: Loc,
+    /// A slice indexed by a constant: its length's span and the least length the index needs.
+    pub base_len: Option<(Loc, u64)>,
+    pub steps: Vec<FieldStep>,
+    pub offset: u64,
+    pub size: u32,
+    /// Offset in the globals area.
+    pub area_offset: u32,
+    /// What each pointer of the chain is called (the base's first, then each step's), to
+    /// name the one that was nil.
+    pub names: Vec<String>,
+}
+
+/// One pointer read of a [`FieldRead`]: the pointer at `offset` from the current one, and
+/// (a slice indexed by a constant) the least length the word after it must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldStep {
+    pub offset: u64,
+    pub min_len: u64,
 }
 
 /// A global variable's bytes, copied into the frame's globals area.

@@ -66,11 +66,21 @@ pub enum Shape {
     },
 }
 
-/// The struct a pointer argument points at: `shape` decodes the bytes of read `deref`.
+/// The struct a pointer argument points at, and where its bytes are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pointee {
     pub shape: Box<Shape>,
-    pub deref: usize,
+    pub source: PointeeSource,
+}
+
+/// Where a [`Pointee`]'s bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointeeSource {
+    /// A struct of scalars: `shape` decodes the bytes of extra read `deref`.
+    Deref(usize),
+    /// Any other struct ([`super::deep`]): field read `read` copied its first bytes into the
+    /// globals area, where `shape`'s spans are; `cut`: fields past them are not shown.
+    Area { read: usize, cut: bool },
 }
 
 /// One argument or result.
@@ -285,13 +295,13 @@ impl Assigner<'_> {
         });
         Some(Pointee {
             shape: Box::new(shape),
-            deref: site.derefs.len() - 1,
+            source: PointeeSource::Deref(site.derefs.len() - 1),
         })
     }
 
     /// Whether a value of type `ty` is made only of numbers, bools and pointers (it decodes
     /// from its own bytes, with no further reads).
-    fn only_scalars(&self, ty: TypeId, depth: usize) -> bool {
+    pub(super) fn only_scalars(&self, ty: TypeId, depth: usize) -> bool {
         match &self.types.get(ty).kind {
             TypeKind::Bool
             | TypeKind::Int { .. }
