@@ -25,6 +25,7 @@ var (
 	phase    = flag.Duration("phase", 4*time.Millisecond, "time of each phase")
 	calls    = flag.Int("calls", 3, "calls of main.work")
 	compete  = flag.Int("compete", 0, "CPU-bound goroutines running alongside")
+	pingpong = flag.Int("pingpong", 0, "instead: this many channel round trips between two goroutines (benches/breakdown.rs), then per_second")
 	start    = time.Now()
 	schedFd  int
 	mu       sync.Mutex
@@ -131,8 +132,37 @@ func work(p *phases) {
 	p.marks[5] = measure()
 }
 
+// roundtrip sends to the echoing goroutine and waits for its answer: four scheduler
+// transitions at least.
+//
+//go:noinline
+func roundtrip(ping, pong chan int, i int) int {
+	ping <- i
+	return <-pong
+}
+
+// pingPong runs n round trips after a pause for the tracer to attach and prints their rate.
+func pingPong(n int) {
+	ping, pong := make(chan int), make(chan int)
+	go func() {
+		for v := range ping {
+			pong <- v
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	begin := time.Now()
+	for i := 0; i < n; i++ {
+		roundtrip(ping, pong, i)
+	}
+	fmt.Printf("per_second %.0f\n", float64(n)/time.Since(begin).Seconds())
+}
+
 func main() {
 	flag.Parse()
+	if *pingpong > 0 {
+		pingPong(*pingpong)
+		return
+	}
 	var fds [2]int
 	if err := syscall.Pipe(fds[:]); err != nil {
 		panic(err)
