@@ -77,10 +77,11 @@ pub struct TraceTarget {
     /// List each function a pattern matched that cannot be traced, and why.
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// The overload guard's budget (funclat): when the probes cost the target more than PCT
-    /// percent of one CPU, the functions costing most are detached, each named on stderr (a
-    /// `guard_dropped` record with --json), until under it; the others stay exact. On by
-    /// default (5) with -p; a launched command or BINARY is guarded only when this is given.
+    /// The overload guard's budget (funclat, args, graph): when the probes cost the target
+    /// more than PCT percent of one CPU, the functions costing most are detached, each named
+    /// on stderr (a `guard_dropped` record with --json), until under it; the others stay
+    /// exact. On by default (5) with -p; a launched command or BINARY is guarded only when
+    /// this is given.
     #[arg(long, value_name = "PCT")]
     pub max_overhead: Option<f64>,
     /// Never detach a function for what its probes cost the target (no overload guard).

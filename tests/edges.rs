@@ -40,8 +40,8 @@ struct Run {
 fn command_args(command: &str) -> Vec<&'static str> {
     match command {
         "funclat" => vec!["funclat", "--no-guard", "main.work"],
-        "args" => vec!["args", "main.work"],
-        "graph" => vec!["graph", "main.work"],
+        "args" => vec!["args", "--no-guard", "main.work"],
+        "graph" => vec!["graph", "--no-guard", "main.work"],
         "goroutines" => vec!["goroutines"],
         other => panic!("no command {other}"),
     }

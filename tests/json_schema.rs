@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::gotrace::GOTRACE;
 use common::serial::bpf_test;
-use common::targets::{matrix_binary, repo_root, Variant};
+use common::targets::{matrix_binary, Variant};
 use common::traced::start_edges;
 use common::{installed, require};
 
@@ -64,19 +64,8 @@ fn every_command_matches_docs_json_md() {
         unsafe { libc::kill(target.id() as i32, libc::SIGTERM) };
         let _ = target.wait();
         assert!(status.success(), "{command}: gotrace failed");
-        let check = Command::new(&python)
-            .arg(repo_root().join("tests/json_schema.py"))
-            .arg(repo_root().join("docs/json.md"))
-            .arg(command)
-            .arg(&out)
-            .output()
-            .expect("python3 runs");
-        if !check.status.success() {
-            failures.push(format!(
-                "{command}:\n{}{}",
-                String::from_utf8_lossy(&check.stdout),
-                String::from_utf8_lossy(&check.stderr)
-            ));
+        if let Some(problems) = common::schema::problems(&python, command, &out) {
+            failures.push(format!("{command}:\n{problems}"));
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);

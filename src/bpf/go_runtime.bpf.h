@@ -125,34 +125,53 @@ static __always_inline __u64 g_stack_hi(__u64 g, const volatile struct go_layout
 	return hi;
 }
 
-/* The overload guard's count of hits and its dropped marks (gotrace.h, enum guard_layout).
- * A plain array with atomic adds rather than a per-CPU one: user space reads every slot every
- * ~100 ms through its mmapped copy, without a syscall per slot; an atomic add costs tens of ns
- * against the µs of a trap. Sized before load. */
+/* The overload guard's count of hits, one row per CPU, and its dropped marks (gotrace.h, enum
+ * guard_layout). Plain mmapable arrays rather than a per-CPU map: user space sums every slot of
+ * every row every ~100 ms through its mapping, without a syscall; each CPU adds in its own
+ * cache lines only (an uncontended atomic add: tens of cycles against the µs of a trap,
+ * bench/guard_counter.sh). Both sized before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct guard_slot);
-} guard_slots SEC(".maps");
+	__type(value, __u64);
+} guard_hits SEC(".maps");
 
-/* Counts one hit of a site whose cookie has function field `field` and kind `kind`; false when
- * the guard has dropped its function (the hit then counts nowhere). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct guard_drop);
+} guard_dropped SEC(".maps");
+
+/* Counts one hit of a site whose cookie has function field `field` and kind `kind` in this
+ * CPU's row (a dropped function's too: its trap is paid until its uprobes are gone); false
+ * when the guard has dropped its function (the hit then counts nowhere else).
+ * Without a guard (guard_stride 0) every hit is admitted uncounted. */
 static __always_inline bool guard_admits(const volatile struct go_layout *l, __u32 field,
 					 enum site_kind kind)
 {
+	__u32 stride = l->guard_stride;
+
+	if (!stride)
+		return true;
 	__u32 slot = kind == SITE_INLINE ? l->guard_inline_base + field :
 		     field * GUARD_SLOTS_PER_FUNC +
 			     (kind == SITE_ENTRY || kind == SITE_ENTRY_IF_NOT_TAKEN ?
 				      GUARD_SLOT_ENTRY :
 				      GUARD_SLOT_OTHER);
-	struct guard_slot *s = bpf_map_lookup_elem(&guard_slots, &slot);
-
-	if (!s)
+	if (slot >= stride)
 		return true;
-	__sync_fetch_and_add(&s->hits, 1);
-	return !*(volatile __u32 *)&s->dropped;
+	__u32 index = bpf_get_smp_processor_id() * l->guard_row + slot;
+	__u64 *hits = bpf_map_lookup_elem(&guard_hits, &index);
+
+	if (hits)
+		__sync_fetch_and_add(hits, 1);
+	struct guard_drop *d = bpf_map_lookup_elem(&guard_dropped, &slot);
+
+	return !d || !*(volatile __u32 *)&d->dropped;
 }
 
 /* One probe hit, as every program starts from it. */

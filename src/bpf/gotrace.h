@@ -90,27 +90,34 @@ struct go_layout {
 	__u32 ptr_size;      /* 8 or 4 */
 	__u32 g_stack_hi;    /* offsetof(runtime.g, stack.hi) */
 	__u32 filter_tgid;   /* 0: every process */
-	__u32 guard_inline_base; /* guard_slots index of inlined-call site 0 (enum guard_layout) */
+	__u32 guard_inline_base; /* guard slot of inlined-call site 0 (enum guard_layout) */
+	__u32 guard_stride;  /* guard slots (a CPU row's length); 0: no guard */
+	__u32 guard_row;     /* guard_hits index of CPU 1's row: guard_stride, or 0 for one row
+	                      * shared by every CPU (GOTRACE_GUARD_SHARED_ROW, for
+	                      * bench/guard_counter.sh only) */
 };
 
 /* ---- The overload guard (docs/design.md §16) ---- */
 
-/* Every hit of every program is counted in the `guard_slots` map (go_runtime.bpf.h), before
+/* Every hit of every program is counted in the `guard_hits` map (go_runtime.bpf.h), before
  * anything else filters it: the trap is paid whether the program keeps the hit or not. An
- * out-of-line site of planned function F counts at F * GUARD_SLOTS_PER_FUNC + GUARD_SLOT_ENTRY
- * (its entry) or + GUARD_SLOT_OTHER (its RETs and tail-call targets' RETs); the inlined-call
- * site of index I (its cookie's function field) at go_layout.guard_inline_base + I. User space
+ * out-of-line site of planned function F counts at slot F * GUARD_SLOTS_PER_FUNC +
+ * GUARD_SLOT_ENTRY (its entry) or + GUARD_SLOT_OTHER (its RETs and tail-call targets' RETs); the
+ * inlined-call site of index I (its cookie's function field) at slot go_layout.guard_inline_base
+ * + I. Each CPU counts in a row of its own (`guard_hits[cpu * guard_row + slot]`, rows
+ * GUARD_ROW_ALIGN-aligned): no cache line is written by two CPUs. User space sums the rows,
  * prices each slot by its site class, detaches the functions that cost the target most, and
- * sets `dropped` on their slots first, so that from that instant on their hits count nowhere
- * (their calls still open are reported as dropped by the guard, not as lost or unmatched). */
+ * sets their slots in `guard_dropped` first, so that from that instant on their hits count
+ * nowhere (their calls still open are reported as dropped by the guard, not as lost or
+ * unmatched). guard_stride 0: no guard (--no-guard), nothing counted. */
 enum guard_layout {
 	GUARD_SLOT_ENTRY = 0,
 	GUARD_SLOT_OTHER = 1,
 	GUARD_SLOTS_PER_FUNC = 2,
+	GUARD_ROW_ALIGN = 8, /* slots (__u64) per 64-byte cache line */
 };
 
-struct guard_slot {
-	__u64 hits;    /* BPF: hits of the slot's sites (atomic adds; user space reads it mmapped) */
+struct guard_drop {
 	__u32 dropped; /* user space: the slot's function was detached by the guard */
 	__u32 pad;
 };
@@ -709,7 +716,7 @@ struct gotrace_shared_types {
 	enum goroutine_limits goroutine_limits;
 	struct go_layout go_layout;
 	enum guard_layout guard_layout;
-	struct guard_slot guard_slot;
+	struct guard_drop guard_drop;
 	struct frame_key frame_key;
 	struct frame_start frame_start;
 	struct func_hist func_hist;

@@ -118,12 +118,14 @@ impl<M: Metrics> Collector for Exposition<M> {
 /// Which counter of a histogram a metric exposes.
 type Counted = fn(&Log2Hist) -> u64;
 
-/// `gotrace funclat`'s families: one latency histogram and two loss counters per function.
+/// `gotrace funclat`'s families: one latency histogram and two loss counters per function,
+/// and one series per function the overload guard detached.
 #[derive(Debug)]
 pub struct FunclatMetrics {
     functions: Vec<String>,
     unit: Unit,
     hists: Vec<Log2Hist>,
+    detached: Vec<String>,
     /// funclat --by: (function index, key label, histogram) of every key; when any, the
     /// duration histograms are these, labelled `key`.
     keyed: Vec<(usize, String, Log2Hist)>,
@@ -137,14 +139,18 @@ impl FunclatMetrics {
             functions,
             unit,
             hists,
+            detached: Vec::new(),
             keyed: Vec::new(),
         }
     }
 
-    /// Takes a fresh cumulative snapshot (one histogram per function, in plan order).
-    pub fn set(&mut self, hists: &[Log2Hist]) {
+    /// Takes a fresh cumulative snapshot (one histogram per function, in plan order) and the
+    /// functions the overload guard has detached so far.
+    pub fn set(&mut self, hists: &[Log2Hist], detached: &[String]) {
         self.hists.clear();
         self.hists.extend_from_slice(hists);
+        self.detached.clear();
+        self.detached.extend_from_slice(detached);
     }
 
     /// funclat --by: takes a fresh cumulative snapshot of every key's histogram (function
@@ -264,6 +270,17 @@ impl Metrics for FunclatMetrics {
                     .encode_family(&set)?
                     .encode_counter::<NoLabelSet, _, u64>(&value(hist), None)?;
             }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "gotrace_guard_detached_functions",
+            "Functions the overload guard detached because their probes cost the target more than --max-overhead (1 each; their other series stop growing then)",
+            None,
+            MetricType::Counter,
+        )?;
+        for function in &self.detached {
+            metric
+                .encode_family(&labels(function))?
+                .encode_counter::<NoLabelSet, _, u64>(&1u64, None)?;
         }
         Ok(())
     }
@@ -403,8 +420,24 @@ pub(crate) mod tests {
 
     fn text(hists: Vec<Log2Hist>, unit: Unit, pid: Option<u32>) -> String {
         let mut metrics = FunclatMetrics::new(vec!["main.(*T).do\"it\"".to_owned()], unit);
-        metrics.set(&hists);
+        metrics.set(&hists, &[]);
         exposition(metrics, pid)
+    }
+
+    #[test]
+    fn each_function_the_guard_detached_is_one_series() {
+        let names = vec!["main.hot".to_owned(), "main.cold".to_owned()];
+        let mut metrics = FunclatMetrics::new(names, Unit::Nanos);
+        let hists = vec![Log2Hist::default(); 2];
+        metrics.set(&hists, &["main.hot".to_owned()]);
+        let body = exposition(metrics, Some(7));
+        let line = r#"gotrace_guard_detached_functions_total{function="main.hot",binary="server",pid="7"} 1"#;
+        assert!(body.contains(&format!("{line}\n")), "{body}");
+        assert_eq!(
+            body.matches("gotrace_guard_detached_functions_total{")
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -57,31 +57,37 @@ pub struct Removal {
 }
 
 impl Attached {
-    /// Takes group `group`'s links and uprobes out (the overload guard detaches them: drop
-    /// the result, or [`Attached::remove`] it, off the session's thread).
-    pub fn take_group(&mut self, group: u32) -> Attached {
-        fn split<T>(items: &mut Vec<T>, groups: &mut Vec<u32>, group: u32) -> Vec<T> {
-            let (mut taken, mut kept, mut kept_groups) = (Vec::new(), Vec::new(), Vec::new());
+    /// Takes the links and uprobes of groups `taken` out (the overload guard detaches them:
+    /// drop the result, or [`Attached::remove`] it, off the session's thread).
+    pub fn take_groups(&mut self, taken: &[u32]) -> Attached {
+        fn split<T>(
+            items: &mut Vec<T>,
+            groups: &mut Vec<u32>,
+            taken: &[u32],
+        ) -> (Vec<T>, Vec<u32>) {
+            let (mut out, mut out_groups) = (Vec::new(), Vec::new());
+            let (mut kept, mut kept_groups) = (Vec::new(), Vec::new());
             for (item, g) in std::mem::take(items)
                 .into_iter()
                 .zip(std::mem::take(groups))
             {
-                if g == group {
-                    taken.push(item);
+                if taken.contains(&g) {
+                    out.push(item);
+                    out_groups.push(g);
                 } else {
                     kept.push(item);
                     kept_groups.push(g);
                 }
             }
             (*items, *groups) = (kept, kept_groups);
-            taken
+            (out, out_groups)
         }
-        let links = split(&mut self.links, &mut self.link_groups, group);
-        let events = split(&mut self.events, &mut self.event_groups, group);
+        let (links, link_groups) = split(&mut self.links, &mut self.link_groups, taken);
+        let (events, event_groups) = split(&mut self.events, &mut self.event_groups, taken);
         Attached {
             disarmed: None,
-            link_groups: vec![group; links.len()],
-            event_groups: vec![group; events.len()],
+            link_groups,
+            event_groups,
             links,
             events,
         }

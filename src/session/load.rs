@@ -1,6 +1,7 @@
 //! Opening and loading a command's BPF program. What every program shares is done here once:
 //! the privilege check, the attach mode this kernel supports, `.rodata`'s `struct go_layout`
-//! (where g lives, the process filter) and the ring buffer's size and wake-up watermark. The
+//! (where g lives, the process filter, the overload guard's layout and maps) and the ring
+//! buffer's size and wake-up watermark. The
 //! command adds only its own constants and map sizes ([`crate::session::Session::load`]).
 
 use std::mem::MaybeUninit;
@@ -11,6 +12,7 @@ use libbpf_rs::{MapMut, Object, OpenObject};
 
 use crate::bpf_types::go_layout;
 use crate::gobin::runtime::g_location::RuntimeFacts;
+use crate::session::guard::GuardPlan;
 use crate::session::{attach, drain, kernel};
 
 /// A skeleton the session opens and loads: implemented for each one by `program!` (each
@@ -51,6 +53,9 @@ pub struct Common<'a> {
     pub pid: Option<u32>,
     /// The ring buffer's size in bytes, for programs that have one.
     pub ring_bytes: Option<u32>,
+    /// The overload guard's plan, for a command under one (its maps sized, its slots laid
+    /// out); None: nothing counted.
+    pub guard: Option<&'a GuardPlan>,
 }
 
 /// Opens `P` into `object`, keeps the program of the attach mode this kernel supports, fills
@@ -68,15 +73,19 @@ pub fn load<'obj, P: Program<'obj>>(
     attach::choose_program(open.open_object_mut());
     let rodata = P::take_rodata(&mut open).context("BPF program has no .rodata")?;
     let (g_source, tls_offset) = common.runtime.g_source.to_bpf();
-    let layout = go_layout {
+    let mut layout = go_layout {
         g_source,
         tls_offset,
         ptr_size: common.runtime.ptr_size,
         g_stack_hi: common.runtime.g_stack_hi,
         filter_tgid: common.pid.unwrap_or(0),
-        // A guarded command sets its own (session::guard): the count of its functions' slots.
         guard_inline_base: 0,
+        guard_stride: 0,
+        guard_row: 0,
     };
+    if let Some(guard) = common.guard {
+        guard.configure(&mut layout, open.open_object_mut())?;
+    }
     P::set_layout(rodata, &layout);
     if let Some(bytes) = common.ring_bytes {
         P::set_ring(&mut open, rodata, bytes)?;
@@ -105,6 +114,9 @@ macro_rules! program {
                 to.ptr_size = layout.ptr_size;
                 to.g_stack_hi = layout.g_stack_hi;
                 to.filter_tgid = layout.filter_tgid;
+                to.guard_inline_base = layout.guard_inline_base;
+                to.guard_stride = layout.guard_stride;
+                to.guard_row = layout.guard_row;
             }
 
             fn set_ring(

@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod bpf;
+pub mod cpu;
 pub mod drain;
 pub mod gate;
 pub mod guard;
@@ -86,6 +87,8 @@ pub struct Session {
     lifecycle: Option<Lifecycle>,
     gate: Option<Gate>,
     guard_plan: Option<GuardPlan>,
+    /// The target's CPU time when the guard was set up (before any probe).
+    guard_cpu: Option<cpu::CpuTime>,
     guard: Option<Guard>,
     dropped: DroppedList,
 }
@@ -113,6 +116,7 @@ impl Session {
             lifecycle: None,
             gate: None,
             guard_plan: None,
+            guard_cpu: None,
             guard: None,
             dropped: DroppedList::default(),
         };
@@ -124,11 +128,12 @@ impl Session {
         self.target.pid
     }
 
-    /// Puts the next [`Session::attach`] under the overload guard (`plan`: the functions its
-    /// sites belong to and what their hits cost); returns the list of the functions it will
-    /// have dropped, for the command's summary.
+    /// Puts the next [`Session::load`] and [`Session::attach`] under the overload guard
+    /// (`plan`: the functions its sites belong to and what their hits cost); returns the list
+    /// of the functions it will have dropped, for the command's summary.
     pub fn guard(&mut self, plan: GuardPlan) -> DroppedList {
         self.guard_plan = Some(plan);
+        self.guard_cpu = self.target.pid.and_then(cpu::CpuTime::read);
         self.dropped.clone()
     }
 
@@ -146,6 +151,7 @@ impl Session {
             runtime,
             pid: self.target.pid,
             ring_bytes,
+            guard: self.guard_plan.as_ref(),
         };
         load::load::<P>(object, &common, configure)
     }
@@ -163,6 +169,9 @@ impl Session {
             eprintln!("gotrace: {note}");
         }
         let gate = Gate::find(skel.object())?;
+        let pid = self.target.pid;
+        // How the target used the CPU from the guard's set-up to now, untraced.
+        let baseline = cpu::Baseline::between(self.guard_cpu, pid.and_then(cpu::CpuTime::read));
         let groups = match &self.guard_plan {
             Some(plan) => plan.groups(sites),
             None => vec![sites.to_vec()],
@@ -177,6 +186,7 @@ impl Session {
                 self.guard = Some(Guard::start(
                     skel.object(),
                     plan,
+                    (pid, baseline),
                     self.json,
                     self.dropped.clone(),
                 )?);

@@ -13,6 +13,7 @@ pub mod chromium;
 pub mod gotrace;
 pub mod oracle;
 pub mod prerequisite;
+pub mod schema;
 pub mod serial;
 pub mod targets;
 pub mod toolchain;

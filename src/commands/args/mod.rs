@@ -26,6 +26,7 @@ use crate::plan::signature;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::args::*;
+use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::Wake;
 use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
@@ -41,6 +42,8 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let (plan, calls, inline) = plan_calls(&bin, &patterns, args)?;
     let plans_before_inline = capture::fetch_plans_len(&plan);
     let inline_sites = plan.inline_sites(|index| plans_before_inline + index);
+    let max_overhead = args.target.max_overhead_pct()?;
+    let dropped = session.guard(GuardPlan::new(&plan, &inline_sites, max_overhead));
     let mut object = MaybeUninit::uninit();
     let reads = (&calls[..], &inline[..], &inline_sites);
     let sched = args
@@ -66,6 +69,8 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
         reasons: sched.as_ref().map(|s| s.reason_names()),
+        funcs: plan.funcs.len(),
+        dropped,
         filtering: args.filter.is_some(),
     };
     let mut sites = plan.sites(|_| !args.no_ret);
@@ -210,6 +215,9 @@ struct Printer<'p, 'o> {
     printed: u64,
     /// Lines formatted since the last flush.
     lines: Vec<u8>,
+    /// The planned functions, and those the overload guard dropped.
+    funcs: usize,
+    dropped: DroppedList,
     /// --where was given (the summary counts the calls it hid).
     filtering: bool,
     /// --breakdown: the binary's wait-reason names (empty when it has none).
@@ -256,9 +264,10 @@ impl Printer<'_, '_> {
         Ok(self.left > 0)
     }
 
-    /// The last line: the instant entries stopped counting, events printed, lost, malformed,
-    /// unmatched and in flight at the edges (calls still open in an exited target count as
-    /// unmatched, else as in flight at the end; a tail caller's kept under its callee's too).
+    /// What the overload guard dropped, then the last line: the instant entries stopped
+    /// counting, events printed, lost, malformed, unmatched and in flight at the edges (calls
+    /// still open in an exited target count as unmatched, else as in flight at the end; a tail
+    /// caller's kept under its callee's too; a dropped function's are dropped_by_guard).
     fn write_summary(&self, out: &mut impl Write, stop: &Stop) -> Result<()> {
         let (events, malformed) = (self.printed, self.decoder.malformed());
         let stats = maps::per_cpu::<args_stats>(&self.skel.maps.stats, 0)?;
@@ -274,7 +283,9 @@ impl Printer<'_, '_> {
         let filtered = filtering.then(|| stats.iter().map(|s| s.filtered).sum::<u64>());
         let where_unreadable =
             filtering.then(|| stats.iter().map(|s| s.where_unreadable).sum::<u64>());
-        let open = stop.open_calls.len() as u64;
+        let (open, open_dropped) = guard::split_open(&self.dropped, &stop.open_calls, self.funcs);
+        guard::summary(&self.dropped, &open_dropped, self.json, out)?;
+        let open = open.len() as u64;
         let mut in_flight_at_end = 0;
         match stop.target_exited() {
             true => unmatched += open,

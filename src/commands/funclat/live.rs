@@ -66,12 +66,17 @@ impl LiveOutputs {
         [interval, metrics, heatmap].into_iter().flatten().min()
     }
 
-    /// Hands a fresh cumulative snapshot to every output: each function's histogram and,
-    /// with --by, each key's.
-    pub fn update(&mut self, hists: &[Log2Hist], keyed: Option<&BTreeMap<Key, Log2Hist>>) {
+    /// Hands a fresh cumulative snapshot to every output: each function's histogram, with
+    /// --by each key's, and the functions the overload guard has detached.
+    pub fn update(
+        &mut self,
+        hists: &[Log2Hist],
+        keyed: Option<&BTreeMap<Key, Log2Hist>>,
+        detached: &[String],
+    ) {
         if let Some(exporter) = &self.exporter {
             exporter.update(|metrics| {
-                metrics.set(hists);
+                metrics.set(hists, detached);
                 if let Some(keyed) = keyed {
                     let rows = keyed
                         .iter()

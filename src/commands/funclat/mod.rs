@@ -69,18 +69,20 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         .transpose()?;
     let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
-    let guard_plan = GuardPlan::new(&plan, &inline_sites, args.target.max_overhead_pct()?);
+    let dropped = session.guard(GuardPlan::new(
+        &plan,
+        &inline_sites,
+        args.target.max_overhead_pct()?,
+    ));
     let mut object = MaybeUninit::uninit();
     let skel = load(
         &session,
         &mut object,
         (&plan, keys.as_deref(), sched.as_ref()),
         &inline_sites,
-        &guard_plan,
         unit,
         args,
     )?;
-    let dropped = session.guard(guard_plan);
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
@@ -144,7 +146,6 @@ fn load<'o>(
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     (plan, keys, sched): (&ProbePlan, Option<&[KeyPlan]>, Option<&SchedPlan>),
     inline_sites: &InlineSites,
-    guard_plan: &GuardPlan,
     unit: Unit,
     args: &FunclatArgs,
 ) -> Result<FunclatSkel<'o>> {
@@ -156,9 +157,6 @@ fn load<'o>(
     let skel =
         session.load::<FunclatSkelBuilder>(object, &plan.runtime, None, |rodata, open| {
             rodata.unit_div = unit.divisor();
-            rodata.layout.guard_inline_base = guard_plan.inline_base;
-            let guard_slots = u32::try_from(guard_plan.slots.len().max(1))?;
-            open.maps.guard_slots.set_max_entries(guard_slots)?;
             open.maps.hists.set_max_entries(plan.funcs.len() as u32)?;
             open.maps
                 .starts
@@ -237,7 +235,8 @@ impl Consumer for Tables<'_, '_> {
         }
         let now = read_hists(self.skel, self.plan)?;
         let keyed = self.read_keyed()?;
-        self.live.update(&now, keyed.as_ref());
+        self.live
+            .update(&now, keyed.as_ref(), &guard::dropped_names(&self.dropped));
         if self.print_clock.take_due() {
             let ts_ns = crate::session::gate::monotonic_ns();
             self.print_period(out, (&now, &self.printed), keyed.as_ref(), ts_ns)?;
@@ -256,13 +255,9 @@ impl Consumer for Tables<'_, '_> {
     fn stop(&mut self, stop: &Stop, out: &mut Out) -> Result<()> {
         let mut now = read_hists(self.skel, self.plan)?;
         let funcs = self.plan.funcs.len();
-        let dropped_ids = guard::dropped_ids(&self.dropped, funcs);
-        let mut open_dropped = vec![0u64; funcs];
-        for &func_id in &stop.open_calls {
-            let id = func_id as usize;
-            if dropped_ids.get(id) == Some(&true) {
-                open_dropped[id] += 1;
-            } else if let Some(hist) = now.get_mut(id) {
+        let (open, open_dropped) = guard::split_open(&self.dropped, &stop.open_calls, funcs);
+        for func_id in open {
+            if let Some(hist) = now.get_mut(func_id as usize) {
                 match stop.target_exited() {
                     true => hist.unmatched += 1,
                     false => hist.in_flight_at_end += 1,
@@ -270,7 +265,8 @@ impl Consumer for Tables<'_, '_> {
             }
         }
         let keyed = self.read_keyed()?;
-        self.live.update(&now, keyed.as_ref());
+        self.live
+            .update(&now, keyed.as_ref(), &guard::dropped_names(&self.dropped));
         let keys_moved = match (&self.by, &keyed) {
             (Some(by), Some(keyed)) => &by.printed != keyed,
             _ => false,

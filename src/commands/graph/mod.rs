@@ -27,8 +27,10 @@ use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::output::pprof::{Meta, WallProfile};
 use crate::plan::capture::{self, Reads};
+use crate::plan::sites::InlineSites;
 use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
+use crate::session::guard::{self, GuardPlan};
 use crate::session::lifecycle::Wake;
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use tree::{Counts, Limits, Record, Step, TreeBuilder};
@@ -56,6 +58,11 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         .args
         .then(|| plan_captures(&bin, &plan, args))
         .transpose()?;
+    let max_overhead = args.target.max_overhead_pct()?;
+    let mut guard_plan = GuardPlan::new(&plan, &InlineSites::default(), max_overhead);
+    // The trees begin and end at ROOT's and goexit1's probes: the guard never detaches them.
+    guard_plan.pin((0..n_roots).chain([goexit_id]));
+    let dropped = session.guard(guard_plan);
     let mut object = MaybeUninit::uninit();
     let ids = ProgramIds { n_roots, goexit_id };
     let skel = load(
@@ -74,6 +81,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let what = format!("{} (gotrace graph {})", patterns[0], patterns.join(" "));
     let mut printer = Printer::new(&bin, &plan, n_roots, &skel, args, decoder, what);
     printer.binary = file.path().display().to_string();
+    printer.builder.guard.dropped = dropped;
     let announcement = plan.announcement(&patterns, args.target.verbose);
     let attached = session.attach(&skel, &plan.sites(|_| true), None, &announcement)?;
     printer.mark_start();
@@ -349,6 +357,8 @@ impl Consumer for Printer<'_, '_> {
         self.flush(out)?;
         self.write_files()?;
         let stats = maps::per_cpu::<graph_stats>(&self.skel.maps.stats, 0)?;
+        let guarded = &self.builder.guard;
+        guard::summary(&guarded.dropped, &guarded.open, self.args.target.json, out)?;
         self.write_summary(out, &stats, stop.close_ns)?;
         self.hint_without_trees(&self.args.positional[0]);
         out.flush()?;

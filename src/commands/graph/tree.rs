@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use crate::output::calltree::{CallNode, CallTree};
 use crate::output::values::NamedValue;
+use crate::session::guard::DroppedList;
 
 /// What one record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,33 @@ pub struct TreeBuilder {
     limits: Limits,
     open: HashMap<(u32, u64), OpenTree>,
     pub counts: Counts,
+    /// The functions the overload guard dropped, and their calls closed without an EXIT.
+    pub guard: GuardedCalls,
+}
+
+/// A call whose EXIT never came because the overload guard removed its function's probes is
+/// not in a tree (its duration is unknown; its children hang under its caller) but counted
+/// here, by function id: `dropped_by_guard`.
+#[derive(Default)]
+pub struct GuardedCalls {
+    pub dropped: DroppedList,
+    pub open: Vec<u64>,
+}
+
+impl GuardedCalls {
+    /// Counts a call of `func_id` that never returned, when the guard dropped its function.
+    fn took(&mut self, func_id: u32) -> bool {
+        let dropped = self.dropped.lock().unwrap();
+        if !dropped.iter().any(|d| d.func_id == func_id) {
+            return false;
+        }
+        let id = func_id as usize;
+        if self.open.len() <= id {
+            self.open.resize(id + 1, 0);
+        }
+        self.open[id] += 1;
+        true
+    }
 }
 
 impl TreeBuilder {
@@ -95,6 +123,7 @@ impl TreeBuilder {
             limits,
             open: HashMap::new(),
             counts: Counts::default(),
+            guard: GuardedCalls::default(),
         }
     }
 
@@ -105,7 +134,7 @@ impl TreeBuilder {
             Step::Goexit => {
                 // The kernel sends it only inside ROOT: a missing tree lost its ENTER (counted).
                 if let Some(tree) = self.open.remove(&key) {
-                    done(close_all(tree, key, r.ts_ns, false));
+                    done(close_all(tree, key, r.ts_ns, false, &mut self.guard));
                 }
             }
             Step::Enter => {
@@ -122,7 +151,7 @@ impl TreeBuilder {
                         .is_some_and(|root| r.depth <= root.depth)
                     {
                         let tree = self.open.remove(&key).expect("present");
-                        done(close_all(tree, key, r.ts_ns, false));
+                        done(close_all(tree, key, r.ts_ns, false, &mut self.guard));
                     }
                 }
                 let limits = self.limits;
@@ -141,7 +170,7 @@ impl TreeBuilder {
                         while tree.frames.len() > 1
                             && tree.frames.last().is_some_and(|f| f.depth > r.depth)
                         {
-                            close_top(tree, r.ts_ns, true);
+                            close_top(tree, r.ts_ns, true, &mut self.guard);
                         }
                         let parent_cut = tree.frames.last().is_some_and(|f| f.node.is_none());
                         let cut = parent_cut
@@ -198,13 +227,13 @@ impl TreeBuilder {
                     // A frame at the same depth shares this frame (a tail call): it returned
                     // by this RET too. Any other never returned.
                     let unwound = tree.frames.last().is_some_and(|f| f.depth != r.depth);
-                    close_top(tree, r.ts_ns, unwound);
+                    close_top(tree, r.ts_ns, unwound, &mut self.guard);
                 }
                 if at == 0 {
                     let tree = self.open.remove(&key).expect("present");
-                    done(close_all(tree, key, r.ts_ns, true));
+                    done(close_all(tree, key, r.ts_ns, true, &mut self.guard));
                 } else {
-                    close_top(tree, r.ts_ns, false);
+                    close_top(tree, r.ts_ns, false, &mut self.guard);
                 }
             }
         }
@@ -219,19 +248,27 @@ impl TreeBuilder {
             let tree = self.open.remove(&key).expect("present");
             let ts = tree.last_ts;
             self.counts.open_at_end += 1;
-            done(close_all(tree, key, ts, false));
+            done(close_all(tree, key, ts, false, &mut self.guard));
         }
     }
 }
 
-/// Closes the innermost open call at `ts` and hangs it under its parent.
-fn close_top(tree: &mut OpenTree, ts: u64, unwound: bool) {
+/// Closes the innermost open call at `ts` and hangs it under its parent; one that never
+/// returned (`unwound`) of a function the guard dropped is counted there instead, its
+/// children hung under its parent.
+fn close_top(tree: &mut OpenTree, ts: u64, unwound: bool, guard: &mut GuardedCalls) {
     let Some(frame) = tree.frames.pop() else {
         return;
     };
     let Some(mut node) = frame.node else {
         return;
     };
+    if unwound && guard.took(frame.func_id) {
+        if let Some(parent) = tree.frames.last_mut().and_then(|f| f.node.as_mut()) {
+            parent.children.append(&mut node.children);
+        }
+        return;
+    }
     node.duration_ns = ts.saturating_sub(node.start_ns);
     node.unwound = unwound;
     if let Some(parent) = tree.frames.last_mut().and_then(|f| f.node.as_mut()) {
@@ -241,9 +278,15 @@ fn close_top(tree: &mut OpenTree, ts: u64, unwound: bool) {
 
 /// Closes the whole tree at `ts`: its open calls as unwound, the root as returned when
 /// `by_ret` (its own EXIT) else as unwound.
-fn close_all(mut tree: OpenTree, (pid, goid): (u32, u64), ts: u64, by_ret: bool) -> CallTree {
+fn close_all(
+    mut tree: OpenTree,
+    (pid, goid): (u32, u64),
+    ts: u64,
+    by_ret: bool,
+    guard: &mut GuardedCalls,
+) -> CallTree {
     while tree.frames.len() > 1 {
-        close_top(&mut tree, ts, true);
+        close_top(&mut tree, ts, true, guard);
     }
     let frame = tree.frames.pop().expect("a tree has its root frame");
     let mut root = frame.node.expect("the root is never cut");
@@ -367,5 +410,31 @@ mod tests {
             };
             assert_eq!(b.counts, counts, "{what}");
         }
+    }
+
+    /// A call of a function the guard dropped while it was open is left out of its tree (its
+    /// children hang under its caller) and counted by function; its other calls stay.
+    #[test]
+    fn calls_open_when_the_guard_dropped_their_function_are_counted_not_unwound() {
+        let mut b = builder(64, 100);
+        let script = "E root 100 0; E a 200 1; X a 200 2; E a 200 3; E b 300 4; X b 300 5";
+        let mut trees = run(&mut b, script);
+        b.guard
+            .dropped
+            .lock()
+            .unwrap()
+            .push(crate::session::guard::Dropped {
+                function: "a".to_owned(),
+                func_id: A,
+                after: std::time::Duration::ZERO,
+                ts_ns: 6,
+                hits_per_s: 0.0,
+                overhead_pct: 0.0,
+                ns_per_hit: 0.0,
+            });
+        trees.extend(run(&mut b, "X root 100 9"));
+        assert_eq!(shapes(&trees), "root 9(a 1() b 1())");
+        assert_eq!(b.counts, Counts::default());
+        assert_eq!(b.guard.open, [0, 1]);
     }
 }

@@ -95,7 +95,7 @@ pub struct InlineTable<'data> {
     /// Every instance's ranges, one span each.
     ranges: Vec<(u64, u64)>,
     /// Indices into `stored` by inlined function name.
-    by_func: HashMap<&'data str, Vec<u32>>,
+    by_func: HashMap<&'data str, Vec<u32>, BuildHasherDefault<WordHasher>>,
     /// Functions whose inline tree could not be read, and why.
     pub unreadable: Vec<(&'data str, String)>,
     /// Why no inline tree was read at all (None when they were).
@@ -508,7 +508,7 @@ struct Scratch<'data> {
 }
 
 /// Indices of interned strings by what they are read from.
-type StringIds = HashMap<StringKey, u32, BuildHasherDefault<OffsetHasher>>;
+type StringIds = HashMap<StringKey, u32, BuildHasherDefault<WordHasher>>;
 
 /// What a string of an [`InlineTable`] is read from: the name at a `nameOff`, a file name,
 /// or the `?` of a call site whose file is unknown.
@@ -538,18 +538,26 @@ impl Scratch<'_> {
 /// Function names by `nameOff` (the same few thousand inlined functions recur in every
 /// tree), each with whether `wanted` selects it.
 #[derive(Default)]
-struct Names<'data>(HashMap<u32, (&'data str, bool), BuildHasherDefault<OffsetHasher>>);
+struct Names<'data>(HashMap<u32, (&'data str, bool), BuildHasherDefault<WordHasher>>);
 
-/// A hash of a name offset or address: one multiplication (by a constant of the Fx hash),
-/// its high bits rotated down to where the map picks buckets. SipHash cost as much as
-/// reading the name.
+/// A hash of a name offset, an address or a name: one multiplication (by a constant of the
+/// Fx hash) per word, its high bits rotated down to where the map picks buckets. SipHash cost
+/// as much as reading a name, and as much again to find each listed function's inlined calls
+/// by its name.
 #[derive(Default)]
-struct OffsetHasher(u64);
+struct WordHasher(u64);
 
-impl Hasher for OffsetHasher {
+impl Hasher for WordHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.write_u64(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(last));
         }
     }
 
@@ -727,7 +735,7 @@ pub fn read_parents<'data>(
     // Grouped by the name's string index first: each name was read once per nameOff, and
     // hashing an index is cheaper than hashing the name. Equal names at two offsets meet
     // below.
-    let mut by_id: HashMap<u32, Vec<u32>, BuildHasherDefault<OffsetHasher>> = HashMap::default();
+    let mut by_id: HashMap<u32, Vec<u32>, BuildHasherDefault<WordHasher>> = HashMap::default();
     for (i, instance) in (0u32..).zip(&table.stored) {
         by_id.entry(instance.func).or_default().push(i);
     }

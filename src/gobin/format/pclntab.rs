@@ -401,11 +401,7 @@ impl<'data> Pclntab<'data> {
     /// A cursor over `func`'s source positions at increasing pcs, which decodes its file
     /// and line tables once, forward, and no further than the last pc asked for.
     pub fn line_cursor(&self, func: &Func<'_>) -> Result<LineCursor<'data>> {
-        let runs = |field| -> Result<_> {
-            Ok(self
-                .pc_runs(func, self.record_field(func.record, field)?)?
-                .fuse())
-        };
+        let runs = |field| self.pc_runs(func, self.record_field(func.record, field)?);
         Ok(LineCursor {
             files: runs(5)?,
             lines: runs(6)?,
@@ -466,8 +462,8 @@ pub enum FuncData {
 
 /// `func`'s source positions at increasing pcs (see [`Pclntab::line_cursor`]).
 pub struct LineCursor<'data> {
-    files: std::iter::Fuse<PcRuns<'data>>,
-    lines: std::iter::Fuse<PcRuns<'data>>,
+    files: PcRuns<'data>,
+    lines: PcRuns<'data>,
     /// The last run read of each table.
     file: Option<(u64, u64, i64)>,
     line: Option<(u64, u64, i64)>,
@@ -529,6 +525,8 @@ impl Iterator for PcRuns<'_> {
         };
         self.bytes = self.bytes.get(used..).unwrap_or_default();
         if uvdelta == 0 && !self.first {
+            // The end of the table: no more runs, however often asked.
+            self.end = self.pc;
             return None;
         }
         let Some((pcdelta, used)) = read_uvarint(self.bytes) else {
@@ -554,6 +552,8 @@ impl Iterator for PcRuns<'_> {
         Some(Ok((lo, self.pc.min(self.end), self.value)))
     }
 }
+
+impl std::iter::FusedIterator for PcRuns<'_> {}
 
 /// The error of a truncated or overlong varint in a pc-value table (kept out of
 /// [`PcRuns::next`]'s inlined body).
