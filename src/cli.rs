@@ -38,7 +38,7 @@ pub enum Command {
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
     #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server\n  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason"
+        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server\n  gotrace args --min-duration 20ms main.handle -p 4242   only the calls that took 20ms or more\n  gotrace args 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   standard-library types (docs/signatures.md)\n  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason"
     )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
@@ -259,6 +259,11 @@ pub struct ArgsArgs {
     /// A global variable's value at each call, e.g. main.counter (repeatable).
     #[arg(long = "global", value_name = "NAME")]
     pub globals: Vec<String>,
+    /// Only the calls that took at least this long (20ms, 1.5s, 100us): each entry is held in
+    /// the kernel until its return, and both are printed only for a call that slow; the others
+    /// are counted in the summary (`below_min_duration`).
+    #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true, conflicts_with = "no_ret")]
+    pub min_duration: Option<Duration>,
     /// A value to read at each call besides the arguments, in the kernel: a parameter, then
     /// fields through pointers and embedded structs, len(x), constant indexes (r.URL.Path,
     /// s.cfg.Timeout, len(tags), tags[0]). Repeatable (at most 8); a nil on the way is null

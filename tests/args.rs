@@ -429,7 +429,8 @@ fn no_ret_and_max_events() {
     }
 }
 
-/// A stripped binary traced without a signature, and unknown names, are one-line user errors.
+/// On a stripped binary, a struct type a signature cannot lay out, `--global` (no symbol
+/// table) and unknown names are one-line user errors.
 #[test]
 fn user_errors() {
     let Some(stripped) = require(matrix_binary(
@@ -442,7 +443,6 @@ fn user_errors() {
     };
     let path = stripped.path.to_str().expect("utf-8 path");
     for args in [
-        vec!["args", "main.strs", path],
         vec!["args", "main.strs(p main.Point)", path],
         vec![
             "args",
@@ -592,6 +592,13 @@ fn stack_equals_runtime_callers_go1_27() {
 #[test]
 fn stack_equals_runtime_callers_go1_24_pie() {
     check_stack("1.24.11", Variant::Pie);
+}
+
+/// Stripped, without a signature: the function is traced (its arguments are not read) and
+/// its stacks come from the pclntab alone.
+#[test]
+fn stack_equals_runtime_callers_go1_27_stripped() {
+    check_stack("1.27.3", Variant::Stripped);
 }
 
 /// A call that panics never reaches a RET: it is counted as unmatched, the others return.

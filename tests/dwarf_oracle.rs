@@ -23,14 +23,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
 use proptest::prelude::*;
-use serde::Deserialize;
 
+use common::dwarfdump::{run_oracle, Oracle, OracleLayout, OracleParam, OracleStruct};
 use common::require;
 use common::targets::{esbuild_binary, matrix_binaries, repo_root};
 use common::toolchain::{oracle_toolchain, toolchain, Toolchain, MATRIX_GO_VERSIONS};
@@ -52,63 +52,6 @@ const ARCHES: &[(&str, Arch)] = &[
 
 /// Problems reported per binary before the rest are only counted.
 const SHOWN_PROBLEMS: usize = 12;
-
-/// What tests/oracle/dwarfdump prints.
-#[derive(Debug, Deserialize)]
-struct Oracle {
-    functions: BTreeMap<String, OracleSig>,
-    globals: Vec<OracleGlobal>,
-    structs: BTreeMap<String, OracleStruct>,
-    runtime: Option<OracleLayout>,
-    /// `runtime.waitReasonStrings` as Go's debug/elf reads it (None without the symbol).
-    wait_reasons: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OracleSig {
-    params: Vec<OracleParam>,
-    results: Vec<OracleParam>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OracleParam {
-    name: String,
-    #[serde(rename = "type")]
-    type_name: String,
-    /// `debug/dwarf`'s size of the type, -1 when it cannot tell.
-    size: i64,
-}
-
-#[derive(Debug, Deserialize)]
-struct OracleGlobal {
-    name: String,
-    addr: u64,
-    #[serde(rename = "type")]
-    type_name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct OracleStruct {
-    size: i64,
-    fields: Vec<OracleField>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OracleField {
-    name: String,
-    offset: i64,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-struct OracleLayout {
-    g_goid: u64,
-    g_stack_lo: u64,
-    g_stack_hi: u64,
-    g_m: u64,
-    m_curg: u64,
-    g_atomicstatus: u64,
-    g_waitreason: u64,
-}
 
 /// The sample's `main.*` functions as declared in its source: name, parameters and results
 /// as "name type" ("~r" names are the compiler's for unnamed results and are not compared).
@@ -795,51 +738,4 @@ fn minimal_program() -> Result<PathBuf> {
     })
     .clone()
     .map_err(|e| anyhow!(e))
-}
-
-/// Runs the dwarfdump oracle on a binary.
-fn run_oracle(binary: &Path) -> Result<Oracle> {
-    let output = std::process::Command::new(dwarfdump()?)
-        .arg(binary)
-        .output()
-        .context("running the dwarfdump oracle")?;
-    if !output.status.success() {
-        bail!(
-            "dwarfdump oracle on {}: {}",
-            binary.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&output.stdout).context("parsing the dwarfdump oracle's JSON")
-}
-
-/// The dwarfdump oracle, built once per process with the oracle toolchain.
-fn dwarfdump() -> Result<PathBuf> {
-    static ORACLE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    ORACLE
-        .get_or_init(|| {
-            let toolchain = oracle_toolchain().map_err(|e| format!("{e:#}"))?;
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dwarf");
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let target = dir.join("dwarfdump-oracle");
-            let partial = target.with_extension(format!("tmp{}", std::process::id()));
-            let output = toolchain
-                .command()
-                .current_dir(repo_root().join("tests/oracle/dwarfdump"))
-                .args(["build", "-trimpath", "-buildvcs=false", "-o"])
-                .arg(&partial)
-                .arg(".")
-                .output()
-                .map_err(|e| format!("running go build for the dwarfdump oracle: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "building tests/oracle/dwarfdump: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ));
-            }
-            std::fs::rename(&partial, &target).map_err(|e| e.to_string())?;
-            Ok(target)
-        })
-        .clone()
-        .map_err(|e| anyhow!(e))
 }

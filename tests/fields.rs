@@ -228,6 +228,53 @@ fn a_request_pointer_is_shown_as_its_struct_two_levels_deep() {
     }
 }
 
+/// The handler's signature as a user writes it for a stripped build.
+const HANDLE_SIGNATURE: &str = "main.handle(w http.ResponseWriter, r *http.Request)";
+
+/// Stripped builds (no DWARF) with the handler's signature written: the fields, and the
+/// request shown by default, are read through gotrace's embedded layouts of that Go
+/// release's net/http and net/url (src/gobin/runtime/stdlib_types.tsv), and equal the
+/// server's log call for call.
+#[test]
+fn stripped_fields_through_the_standard_librarys_layouts() {
+    if !require_root() {
+        return;
+    }
+    let Some(_lock) = bpf_test() else { return };
+    let scratch = scratch("stripped");
+    let stripped = BUILDS.iter().filter_map(|&(version, goarch)| {
+        require(matrix_binary(
+            version,
+            goarch,
+            Variant::Stripped,
+            "httpserver",
+        ))
+    });
+    for binary in stripped {
+        let args = [
+            &["args", "--no-ret"][..],
+            &LOGGED_FIELDS,
+            &[HANDLE_SIGNATURE],
+        ]
+        .concat();
+        let (log, objects) = traced(&binary, &args, &scratch);
+        assert_eq!(served_by_calls(&objects), log, "{}", binary.label);
+        let (log, objects) = traced(&binary, &["args", "--no-ret", HANDLE_SIGNATURE], &scratch);
+        let calls = calls_in_order(&objects);
+        assert_eq!(calls.len(), log.len(), "{}", binary.label);
+        for (call, (method, path, _)) in calls.iter().zip(&log) {
+            let request = &call["args"][1]["pointee"];
+            assert_eq!(
+                request["Method"],
+                method.as_str(),
+                "{}: {call}",
+                binary.label
+            );
+            assert_eq!(request["URL"]["pointee"]["Path"], path.as_str(), "{call}");
+        }
+    }
+}
+
 #[test]
 fn where_keeps_exactly_the_matching_calls_and_counts_the_others() {
     if !require_root() {

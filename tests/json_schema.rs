@@ -40,6 +40,8 @@ fn every_command_matches_docs_json_md() {
                 "worker",
                 "--where",
                 "seq >= 0",
+                "--min-duration",
+                "1ns",
                 "main.work",
             ],
         ),

@@ -24,14 +24,28 @@ const volatile __u32 walk_stack = 0;
 const volatile __u64 wakeup_watermark = 0;
 /* Whether RET sites are probed (so entries are remembered for the duration). */
 const volatile __u32 pair_calls = 1;
+/* --min-duration: a call's entry record is held (`held`) until its RET, and both are sent
+ * only when the call took at least this long; 0 sends every record at once. */
+const volatile __u64 min_duration_ns = 0;
 
-/* The event under construction (too big for the BPF stack). */
+/* The event under construction (too big for the BPF stack), with its size so that it can be
+ * held as it is. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct args_event);
+	__type(value, struct args_held);
 } scratch SEC(".maps");
+
+/* --min-duration: entry records of the calls in flight, until their RET. Not preallocated
+ * (each is ~13 KB): memory is taken only for the calls actually in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* sized before load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct args_held_key);
+	__type(value, struct args_held);
+} held SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -58,8 +72,10 @@ enum args_count {
 	COUNT_LOST = 0,
 	COUNT_UNMATCHED = 1,
 	COUNT_IN_FLIGHT_AT_START = 2,
-	COUNT_FILTERED = 3,
-	COUNT_WHERE_UNREADABLE = 4,
+	COUNT_BELOW_MIN_DURATION = 3,
+	COUNT_UNTIMED = 4,
+	COUNT_FILTERED = 5,
+	COUNT_WHERE_UNREADABLE = 6,
 };
 
 static __always_inline void count(enum args_count which)
@@ -73,6 +89,10 @@ static __always_inline void count(enum args_count which)
 		__sync_fetch_and_add(&s->unmatched, 1);
 	else if (which == COUNT_IN_FLIGHT_AT_START)
 		__sync_fetch_and_add(&s->in_flight_at_start, 1);
+	else if (which == COUNT_BELOW_MIN_DURATION)
+		__sync_fetch_and_add(&s->below_min_duration, 1);
+	else if (which == COUNT_UNTIMED)
+		__sync_fetch_and_add(&s->untimed, 1);
 	else if (which == COUNT_FILTERED)
 		__sync_fetch_and_add(&s->filtered, 1);
 	else if (which == COUNT_WHERE_UNREADABLE)
@@ -81,12 +101,61 @@ static __always_inline void count(enum args_count which)
 		__sync_fetch_and_add(&s->lost, 1);
 }
 
+/* The key of the held entry of function `func_id`'s call at `frame`. */
+static __always_inline struct args_held_key held_key(const struct frame_key *frame, __u32 func_id)
+{
+	struct args_held_key key = {};
+
+	key.frame = *frame;
+	key.func_id = func_id;
+	return key;
+}
+
+/* Forgets the held entry of a call that will never return through a probe. */
+static __always_inline void drop_held(const struct frame_key *frame, __u32 func_id)
+{
+	struct args_held_key key = held_key(frame, func_id);
+
+	bpf_map_delete_elem(&held, &key);
+}
+
+/* --min-duration, at a matched RET: sends the call's held entry record and returns true when
+ * the call took at least min_duration_ns; otherwise drops it, counted, and returns false. */
+static __always_inline bool release_held(struct probe_hit *hit, __u64 duration)
+{
+	struct args_held_key key = held_key(&hit->key, hit->func_id);
+	struct args_held *h;
+	__u64 size;
+
+	if (duration < min_duration_ns) {
+		bpf_map_delete_elem(&held, &key);
+		count(COUNT_BELOW_MIN_DURATION);
+		return false;
+	}
+	h = bpf_map_lookup_elem(&held, &key);
+	if (!h) {
+		/* Its entry was not held (the map was full): the call is lost. */
+		count(COUNT_LOST);
+		return false;
+	}
+	size = h->size;
+	if (size > sizeof(struct args_event))
+		size = sizeof(struct args_event);
+	if (size < 8)
+		size = 8;
+	if (bpf_ringbuf_output(&events, &h->event, size, ringbuf_flags(&events, size, wakeup_watermark)))
+		count(COUNT_LOST);
+	bpf_map_delete_elem(&held, &key);
+	return true;
+}
+
 static __always_inline int args_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
 	struct inline_site *inlined = NULL;
 	__u32 zero = 0, plan_key, matched = 0, inline_index = 0;
 	struct args_fetch *plan;
+	struct args_held *slot;
 	struct args_event *e;
 	__u64 now = bpf_ktime_get_ns(), start_ns = 0, sp, size;
 	bool paired = false;
@@ -117,9 +186,10 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		plan_key = fetch_plan_key(&hit);
 	}
 	plan = bpf_map_lookup_elem(&fetch_plans, &plan_key);
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!plan || !e)
+	slot = bpf_map_lookup_elem(&scratch, &zero);
+	if (!plan || !slot)
 		return 0;
+	e = &slot->event;
 	sp = regs.sp;
 	if (!hit.key.g) {
 		/* A tail-call target's RET without g may be no call of this function at all; while
@@ -138,10 +208,16 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		if (paired) {
 			struct entered in = calls_enter(&starts, &hit, now);
 
-			if (in.unmatched)
+			if (in.unmatched) {
 				count(COUNT_UNMATCHED);
-			if (in.outer_unmatched)
+				if (min_duration_ns)
+					drop_held(&hit.key, in.func_id);
+			}
+			if (in.outer_unmatched) {
 				count(COUNT_UNMATCHED);
+				if (min_duration_ns)
+					drop_held(&hit.key, in.outer_func_id);
+			}
 			if (in.lost)
 				count(COUNT_LOST); /* its return will not be paired */
 			else if (hit.phase == GATE_ARMED)
@@ -151,6 +227,10 @@ static __always_inline int args_site(struct pt_regs *ctx)
 		 * that its return is recognised. */
 		if (hit.phase != GATE_ARMED)
 			return 0;
+		if (min_duration_ns && !paired) {
+			count(COUNT_UNTIMED);
+			return 0;
+		}
 	} else {
 		struct frame_start *open = bpf_map_lookup_elem(&starts, &hit.key);
 
@@ -162,10 +242,15 @@ static __always_inline int args_site(struct pt_regs *ctx)
 				return 0;
 			matched = 1;
 			follow_leave(&hit, now, &e->breakdown);
+			if (min_duration_ns && !release_held(&hit, now - start_ns))
+				return 0;
 			break;
 		case LEFT_UNSEEN:
-			/* Still shown (results, no duration). */
+			/* Still shown (results, no duration); with --min-duration not shown (its
+			 * duration is unknown), and counted all the same. */
 			count(gate_unseen_is_lost() ? COUNT_LOST : COUNT_IN_FLIGHT_AT_START);
+			if (min_duration_ns)
+				return 0;
 			break;
 		case LEFT_LATE:
 		case LEFT_NOTHING:
@@ -214,6 +299,14 @@ static __always_inline int args_site(struct pt_regs *ctx)
 			}
 			return 0;
 		}
+	}
+	if (min_duration_ns && !is_ret) {
+		struct args_held_key key = held_key(&hit.key, hit.func_id);
+
+		slot->size = size;
+		/* Not held: its RET finds nothing and counts the call lost. */
+		bpf_map_update_elem(&held, &key, slot, BPF_ANY);
+		return 0;
 	}
 	if (bpf_ringbuf_output(&events, e, size, ringbuf_flags(&events, size, wakeup_watermark)))
 		count(COUNT_LOST);

@@ -554,8 +554,27 @@ struct args_stats {
 	                  * whose start could not be stored */
 	__u64 unmatched; /* entries overwritten without a RET */
 	__u64 in_flight_at_start; /* RETs of calls that began before open_ns */
+	__u64 below_min_duration; /* --min-duration: calls that returned sooner (neither event
+				   * shown) */
+	__u64 untimed;   /* --min-duration: calls that cannot be timed (inlined calls whose
+			  * end has no probe), so never shown */
 	__u64 filtered;  /* calls not shown: --where did not hold */
 	__u64 where_unreadable; /* calls not shown: --where's value could not be read */
+};
+
+/* --min-duration: a call's entry record held in the kernel (args.bpf.c's `held`) until its
+ * RET decides whether the call was slow enough to be shown. */
+struct args_held {
+	__u64 size; /* bytes of `event` that are sent */
+	struct args_event event;
+};
+
+/* Key of a held entry: the call's frame and its function (a tail caller and its callee
+ * share the frame). */
+struct args_held_key {
+	struct frame_key frame;
+	__u32 func_id;
+	__u32 pad;
 };
 
 /* ---- gotrace goroutines ---- */
@@ -728,6 +747,8 @@ struct gotrace_shared_types {
 	struct args_fetch args_fetch;
 	struct args_event args_event;
 	struct args_stats args_stats;
+	struct args_held args_held;
+	struct args_held_key args_held_key;
 	struct newproc_abi newproc_abi;
 	struct goroutine_layout goroutine_layout;
 	struct goroutine_event goroutine_event;

@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn decodes_registers_and_strings() {
-        let user = signature::parse("main.f(n int16, s string) (ok bool)", 8).unwrap();
+        let user = signature::parse("main.f(n int16, s string) (ok bool)", 8, Err("none")).unwrap();
         let plan = call_plan(&user.sig, &user.types, Arch::Amd64, Abi::Register, 4);
         let mut frame = vec![0u8; 640];
         frame[..2].copy_from_slice(&(-3i16).to_le_bytes()); // RAX
@@ -454,7 +454,7 @@ mod tests {
             reads in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
             register_abi in any::<bool>(),
         ) {
-            let user = signature::parse(SIGNATURE, 8).unwrap();
+            let user = signature::parse(SIGNATURE, 8, Err("none")).unwrap();
             let abi = if register_abi { Abi::Register } else { Abi::Stack };
             let plan = call_plan(&user.sig, &user.types, Arch::Amd64, abi, 64);
             let captured = Captured {

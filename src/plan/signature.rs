@@ -1,12 +1,16 @@
 //! Function signatures the user writes for binaries without DWARF (stripped builds), e.g.
 //! `main.doWork(n int, s string) (int, error)`: the function name, and the parameter and
-//! result types in the form [`crate::plan::capture`] plans from. Built-in types, pointers, `[]T` of
-//! built-in scalars, `error`, `any`/`interface{}`, maps, channels and funcs are understood;
-//! struct types cannot be written (their layout is unknown without DWARF).
+//! result types in the form [`crate::plan::capture`] plans from. Built-in types, pointers,
+//! slices, `error`, `any`/`interface{}`, maps, channels and funcs are understood, and the
+//! standard library's types of the binary's Go release (`*http.Request`, `context.Context`,
+//! `time.Duration`: [`crate::gobin::runtime::stdlib_types`]), laid out as DWARF would give
+//! them; the program's own struct types cannot be written, only pointers to them
+//! (`*main.Server`). A method's receiver is its first parameter (docs/signatures.md).
 
 use anyhow::{bail, Context, Result};
 
 use crate::gobin::format::dwarf::{FuncSig, GoType, Param, TypeId, TypeKind, TypeTable};
+use crate::gobin::runtime::stdlib_types::StdTypes;
 
 /// A parsed signature: the types live in `types`.
 #[derive(Debug, Clone)]
@@ -27,8 +31,13 @@ pub fn split_pattern(pattern: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Parses `name(params) results` for a target whose pointers have `ptr_size` bytes.
-pub fn parse(pattern: &str, ptr_size: u64) -> Result<UserSignature> {
+/// The standard library's types a signature may name, or why there are none (the binary's
+/// Go release has no embedded layouts).
+pub type StdLibrary<'a> = std::result::Result<&'a StdTypes, &'a str>;
+
+/// Parses `name(params) results` for a target whose pointers have `ptr_size` bytes, naming
+/// the standard library's types of `std`.
+pub fn parse(pattern: &str, ptr_size: u64, std: StdLibrary<'_>) -> Result<UserSignature> {
     let (function, Some(rest)) = split_pattern(pattern) else {
         bail!("{pattern:?} has no parameter list");
     };
@@ -52,8 +61,14 @@ pub fn parse(pattern: &str, ptr_size: u64) -> Result<UserSignature> {
         None => results_text,
     };
     let mut builder = Builder {
-        types: Vec::new(),
+        types: match std {
+            Ok(std) => (0..std.types.len())
+                .map(|i| std.types.get(TypeId(i)).clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        },
         ptr_size,
+        std,
     };
     let params = builder.params(params_text, "~p").with_context(context)?;
     let results = builder.params(results_text, "~r").with_context(context)?;
@@ -102,12 +117,14 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-struct Builder {
+struct Builder<'s> {
+    /// The standard library's types (ids as in `std`), then the written ones.
     types: Vec<GoType>,
     ptr_size: u64,
+    std: StdLibrary<'s>,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// A parameter list: `a, b int, s string`, or unnamed types `int, error`.
     fn params(&mut self, text: &str, unnamed_prefix: &str) -> Result<Vec<Param>> {
         let items = split_top_level(text);
@@ -175,7 +192,7 @@ impl Builder {
             "error" => (2 * ptr, TypeKind::Interface { empty: false }),
             "any" | "interface{}" | "interface {}" => (2 * ptr, TypeKind::Interface { empty: true }),
             "unsafe.Pointer" => (ptr, TypeKind::UnsafePointer),
-            _ if text.starts_with('*') => (ptr, TypeKind::Pointer { elem: None }),
+            _ if text.starts_with('*') => return self.pointer(text),
             _ if text.starts_with("map[") => (ptr, TypeKind::Map),
             _ if text.starts_with("chan ") || text.starts_with("<-chan ") => (ptr, TypeKind::Chan),
             _ if text.starts_with("func(") => (ptr, TypeKind::Func),
@@ -183,11 +200,43 @@ impl Builder {
                 let elem = self.type_of(&text[2..])?;
                 (3 * ptr, TypeKind::Slice { elem })
             }
+            _ if text.contains('.') => return self.library_type(text),
             _ => bail!(
-                "unknown type {text:?} (a signature can use built-in types, pointers, slices, error, any, maps, chans and funcs)"
+                "unknown type {text:?} (a signature can use built-in types, pointers, slices, error, any, maps, chans, funcs and the standard library's types such as *http.Request)"
             ),
         };
         Ok(self.add(text, size, kind))
+    }
+
+    /// `*T`: DWARF's pointer type when T is the standard library's, else a pointer whose
+    /// target is not read (the program's own types, built-in ones).
+    fn pointer(&mut self, text: &str) -> Result<TypeId> {
+        let target = text[1..].trim();
+        if let Ok(std) = self.std {
+            if let Some(id) = std.lookup(text) {
+                return Ok(id);
+            }
+            if let Some(elem) = std.lookup(target) {
+                let name = format!("*{}", std.types.name(elem));
+                return Ok(self.add(&name, self.ptr_size, TypeKind::Pointer { elem: Some(elem) }));
+            }
+        }
+        Ok(self.add(text, self.ptr_size, TypeKind::Pointer { elem: None }))
+    }
+
+    /// A named type of the standard library (`http.Header`, `net/http.Header`).
+    fn library_type(&self, text: &str) -> Result<TypeId> {
+        let std = match self.std {
+            Ok(std) => std,
+            Err(why) => bail!(
+                "{text}: {why}; write built-in types, or a pointer (*T), or trace an unstripped build"
+            ),
+        };
+        std.lookup(text).with_context(|| {
+            format!(
+                "unknown type {text:?}: a signature can name the standard library's types listed in docs/signatures.md; the program's own struct types only through a pointer (*{text})"
+            )
+        })
     }
 }
 
@@ -200,6 +249,49 @@ fn is_type_with_space(item: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gobin::runtime::stdlib_types;
+
+    const NO_STD: StdLibrary<'static> = Err("no standard library here");
+
+    #[test]
+    fn names_the_standard_librarys_types() {
+        let std = stdlib_types::for_release((1, 19), 8).unwrap();
+        let sig = parse(
+            "main.(*S).handle(s *main.S, w http.ResponseWriter, r *http.Request, d time.Duration) error",
+            8,
+            Ok(&std),
+        )
+        .unwrap();
+        let names: Vec<&str> = sig
+            .sig
+            .params
+            .iter()
+            .map(|p| sig.types.name(p.ty))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "*main.S",
+                "net/http.ResponseWriter",
+                "*net/http.Request",
+                "time.Duration"
+            ]
+        );
+        let r = sig.types.get(sig.sig.params[2].ty);
+        let TypeKind::Pointer {
+            elem: Some(request),
+        } = r.kind
+        else {
+            panic!("*http.Request has no target: {r:?}");
+        };
+        let TypeKind::Struct { fields } = &sig.types.get(request).kind else {
+            panic!("http.Request is no struct");
+        };
+        let url = fields.iter().find(|f| f.name == "URL").unwrap();
+        assert_eq!(sig.types.name(url.ty), "*net/url.URL");
+        assert!(parse("main.f(r *http.Request)", 8, NO_STD).is_ok());
+        assert!(parse("main.f(h http.Header)", 8, NO_STD).is_err());
+    }
 
     fn names_and_types(sig: &UserSignature, params: &[Param]) -> Vec<(String, String)> {
         params
@@ -219,7 +311,7 @@ mod tests {
 
     #[test]
     fn grouped_named_and_unnamed() {
-        let sig = parse("main.f(a, b int, s string) (q int, err error)", 8).unwrap();
+        let sig = parse("main.f(a, b int, s string) (q int, err error)", 8, NO_STD).unwrap();
         let pairs = |v: &[(&str, &str)]| {
             v.iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -233,14 +325,14 @@ mod tests {
             names_and_types(&sig, &sig.sig.results),
             pairs(&[("q", "int"), ("err", "error")])
         );
-        let sig = parse("main.g([]byte) (int, error)", 4).unwrap();
+        let sig = parse("main.g([]byte) (int, error)", 4, NO_STD).unwrap();
         assert_eq!(sig.sig.params[0].name, "~p0");
         assert_eq!(sig.types.get(sig.sig.params[0].ty).size, 12);
         assert_eq!(
             names_and_types(&sig, &sig.sig.results),
             pairs(&[("~r0", "int"), ("~r1", "error")])
         );
-        let sig = parse("main.h(n int) int64", 8).unwrap();
+        let sig = parse("main.h(n int) int64", 8, NO_STD).unwrap();
         assert_eq!(
             names_and_types(&sig, &sig.sig.results),
             pairs(&[("~r0", "int64")])
@@ -249,8 +341,11 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_lay_out() {
-        assert!(parse("main.f(p main.Point)", 8).is_err());
-        assert!(parse("main.f(a, b)", 8).is_err());
-        assert!(parse("main.f(n int", 8).is_err());
+        assert!(parse("main.f(p main.Point)", 8, NO_STD).is_err());
+        assert!(parse("main.f(a, b)", 8, NO_STD).is_err());
+        assert!(parse("main.f(n int", 8, NO_STD).is_err());
+        let std = stdlib_types::for_release((1, 27), 8).unwrap();
+        assert!(parse("main.f(p main.Point)", 8, Ok(&std)).is_err());
+        assert!(parse("main.f(p http.NoSuchType)", 8, Ok(&std)).is_err());
     }
 }

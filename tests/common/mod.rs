@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod chromium;
+pub mod dwarfdump;
 pub mod gotrace;
 pub mod oracle;
 pub mod prerequisite;

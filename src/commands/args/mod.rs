@@ -16,6 +16,7 @@ use crate::bpf_types::{args_stats, sched_stats};
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::configure_breakdown;
 use crate::decode::Decoder;
+use crate::gobin::runtime::stdlib_types;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::output::clock::Stamp;
@@ -64,6 +65,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         decoder: Decoder::new(&plan, &calls, &inline, &namer, &bin),
         skel: &skel,
         json: args.target.json,
+        min_duration: args.min_duration,
         clock_offset: crate::output::clock::monotonic_to_unix_ns(),
         left: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
@@ -113,6 +115,25 @@ struct Summary {
     filtered_by_where: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     where_unreadable: Option<u64>,
+    /// With `--min-duration`: the calls not shown, by reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_shown: Option<NotShown>,
+}
+
+/// The calls `--min-duration` kept from the output, by reason (a call also counted
+/// `unmatched`, `lost` or in flight at an edge is not counted again here).
+#[derive(Serialize)]
+struct NotShown {
+    /// Returned sooner than `--min-duration`.
+    below_min_duration: u64,
+    /// Inlined calls whose end has no probe: they cannot be timed.
+    untimed: u64,
+}
+
+/// `--min-duration` in nanoseconds (0: every call is shown).
+fn min_duration_ns(args: &ArgsArgs) -> u64 {
+    args.min_duration
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Loads the args program, and stores each function's fetch plans and the inlined calls'
@@ -137,12 +158,17 @@ fn load<'o>(
         rodata.g_goid = g_goid;
         rodata.pair_calls = u32::from(!args.no_ret);
         rodata.walk_stack = u32::from(args.stack);
+        rodata.min_duration_ns = min_duration_ns(args);
         let fetch_plans = capture::fetch_plans_len(plan) + inline_len;
         open.maps.fetch_plans.set_max_entries(fetch_plans)?;
         open.maps.inline_sites.set_max_entries(inline_len.max(1))?;
         open.maps
             .starts
             .set_max_entries(args.max_open_calls.max(1))?;
+        open.maps.held.set_max_entries(match args.min_duration {
+            Some(_) => args.max_open_calls.max(1),
+            None => 1,
+        })?;
         configure_breakdown!(rodata, open, args_sched_switch, &breakdown)
     })?;
     for (key, fetch) in capture::fetch_plans(plan, calls) {
@@ -168,10 +194,17 @@ fn plan_calls(
 ) -> Result<(ProbePlan, Vec<Reads>, Vec<InlineRead>)> {
     let mut user_sigs = Vec::new();
     let mut names = Vec::new();
+    let mut std = None;
     for pattern in patterns {
         let (name, written) = signature::split_pattern(pattern);
         if written.is_some() {
-            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size())?);
+            let std = std
+                .get_or_insert_with(|| {
+                    stdlib_types::for_binary(bin.build.go_release(), bin.elf.arch)
+                })
+                .as_ref()
+                .map_err(String::as_str);
+            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size(), std)?);
         }
         names.push(name.to_owned());
     }
@@ -209,6 +242,8 @@ struct Printer<'p, 'o> {
     decoder: Decoder<'p>,
     skel: &'p ArgsSkel<'o>,
     json: bool,
+    /// `--min-duration`: the summary counts the calls not shown for it.
+    min_duration: Option<std::time::Duration>,
     clock_offset: i128,
     /// Events still to print before --max-events is reached.
     left: u64,
@@ -279,6 +314,10 @@ impl Printer<'_, '_> {
                 .map(|s| s.iter().map(|s| s.unfollowed).sum::<u64>()),
             None => None,
         };
+        let not_shown = self.min_duration.map(|_| NotShown {
+            below_min_duration: stats.iter().map(|s| s.below_min_duration).sum(),
+            untimed: stats.iter().map(|s| s.untimed).sum(),
+        });
         let filtering = self.filtering;
         let filtered = filtering.then(|| stats.iter().map(|s| s.filtered).sum::<u64>());
         let where_unreadable =
@@ -300,15 +339,27 @@ impl Printer<'_, '_> {
                 unmatched,
                 in_flight_at_start,
                 in_flight_at_end,
+                not_shown,
                 filtered_by_where: filtered,
                 where_unreadable,
                 unfollowed,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
+            let not_shown = match (&not_shown, self.min_duration) {
+                (Some(n), Some(min)) => format!(
+                    "; not shown: {} calls below --min-duration {}, {} untimed inlined calls",
+                    n.below_min_duration,
+                    crate::output::clock::human_duration(
+                        u64::try_from(min.as_nanos()).unwrap_or(u64::MAX)
+                    ),
+                    n.untimed
+                ),
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{}",
+                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{not_shown}{}",
                 unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
             )?;
             if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {

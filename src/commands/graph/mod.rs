@@ -134,17 +134,15 @@ fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
 }
 
 /// --args: what is read at each planned function's sites, from DWARF (as `gotrace args`
-/// reads it, strings up to its default --strsize), with the --field paths.
+/// reads it, strings up to its default --strsize), with the --field paths; for a stripped
+/// binary only calls and durations (said once).
 fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan, args: &GraphArgs) -> Result<Vec<Reads>> {
     const STRSIZE: u32 = 64;
-    let dwarf = bin.dwarf()?.context(
-        "--args needs the binary's DWARF for the argument types, and it is stripped; use `gotrace args 'FUNC(sig)'` with a written signature instead",
-    )?;
     let extra = capture::Extra {
         fields: capture::path::parse_all(&args.fields)?,
         ..capture::Extra::default()
     };
-    let calls = capture::call_plans(bin, Some(dwarf), plan, &[], STRSIZE, &extra)?;
+    let calls = capture::call_plans(bin, bin.dwarf()?, plan, &[], STRSIZE, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }

@@ -13,5 +13,6 @@ pub mod never_returns;
 pub mod newproc_abi;
 pub mod sched_abi;
 pub mod start_function;
+pub mod stdlib_types;
 pub mod typenames;
 pub mod wait_reasons;

@@ -143,7 +143,8 @@ pub fn call_plans(
     };
     let mut rooted = vec![false; fields.len()];
     let mut notes = Vec::new();
-    let reads = plan
+    let mut unread = Vec::new();
+    let reads: Vec<Reads> = plan
         .funcs
         .iter()
         .map(|func| {
@@ -158,11 +159,10 @@ pub fn call_plans(
                     }
                     CallPlan::default()
                 }
-                (None, None) => bail!(
-                    "{}: the binary has no DWARF (stripped), so write its signature, e.g. '{}(n int, s string) (int, error)'",
-                    func.name,
-                    func.name
-                ),
+                (None, None) => {
+                    unread.push(func.name.as_str());
+                    CallPlan::default()
+                }
             };
             if let Some(dwarf) = dwarf {
                 add_globals(&mut call.entry, &globals, &dwarf.types, arch, strsize)
@@ -207,11 +207,32 @@ pub fn call_plans(
             let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
             format!(" ({}'s parameters: {})", f.name, names.join(", "))
         });
+        let stripped = match unread.first() {
+            Some(first) => format!(
+                "; the binary has no DWARF (stripped): write {first}'s signature (docs/signatures.md)"
+            ),
+            None => String::new(),
+        };
         bail!(
-            "--field {}: no traced function has a parameter {:?}{known}",
+            "--field {}: no traced function has a parameter {:?}{known}{stripped}",
             expr.text,
             expr.root
         );
     }
+    if let Some(first) = unread.first() {
+        notes.push(unread_note(first, unread.len()));
+    }
     Ok(CallPlans { reads, notes })
+}
+
+/// The one note for the functions of a binary without DWARF that have no written signature:
+/// their calls, returns and durations are traced, their arguments and results not read.
+fn unread_note(first: &str, count: usize) -> String {
+    let which = match count {
+        1 => first.to_owned(),
+        n => format!("{n} functions ({first}, ...)"),
+    };
+    format!(
+        "the binary has no DWARF (stripped): the arguments and results of {which} are not read, only calls, returns and durations; to read them write the signature, e.g. '{first}(n int, s string) (int, error)' (docs/signatures.md)"
+    )
 }

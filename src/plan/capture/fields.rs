@@ -237,7 +237,7 @@ mod tests {
     use crate::plan::signature;
 
     fn entry(sig: &str) -> (SitePlan, signature::UserSignature) {
-        let user = signature::parse(sig, 8).unwrap();
+        let user = signature::parse(sig, 8, Err("no standard library")).unwrap();
         let plan = call_plan(&user.sig, &user.types, Arch::Amd64, Abi::Register, 64);
         (plan.entry, user)
     }

@@ -1,0 +1,3 @@
+module gotrace.test/stdlibtypes
+
+go 1.19
