@@ -199,16 +199,14 @@ fn read_unsigned(frame: &[u8], loc: Loc) -> Option<u64> {
     Some(u64::from_le_bytes(word))
 }
 
-/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
-pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
-
-/// An integer value: a JSON number within ±[`JSON_SAFE_INT`], else its decimal digits as a
-/// JSON string (docs/json.md), which jq and JavaScript cannot round.
+/// An integer value as docs/json.md writes it ([`crate::output::lines::exact_int`]), with its
+/// decimal text where that is a string.
 fn exact_int(v: i128) -> Decoded {
-    if v.abs() <= JSON_SAFE_INT {
-        Decoded::plain(json!(v as i64))
+    let json = crate::output::lines::exact_int(v);
+    if json.is_string() {
+        Decoded::text(json, v.to_string())
     } else {
-        Decoded::text(json!(v.to_string()), v.to_string())
+        Decoded::plain(json)
     }
 }
 

@@ -6,8 +6,6 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::decode::values::JSON_SAFE_INT;
-
 /// One `--json` line: `{"type": kind}` followed by the fields of `record`.
 #[derive(Serialize)]
 struct JsonLine<'r, T> {
@@ -25,6 +23,19 @@ pub fn write_json_line(
 ) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &JsonLine { kind, record })?;
     out.write_all(b"\n")
+}
+
+/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
+pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
+
+/// An integer as docs/json.md writes it: a JSON number within ±[`JSON_SAFE_INT`], else its
+/// decimal digits as a JSON string, which jq and JavaScript cannot round.
+pub fn exact_int(v: i128) -> serde_json::Value {
+    if v.abs() <= JSON_SAFE_INT {
+        serde_json::json!(v as i64)
+    } else {
+        serde_json::json!(v.to_string())
+    }
 }
 
 /// A `u64` as docs/json.md writes an exact integer: a JSON number up to 2^53 − 1, beyond it the

@@ -60,9 +60,15 @@ fn decode(key: &by_key, kinds: &[Option<KeyKind>]) -> Key {
         (None, Some(KeyKind::Int { signed: true })) => {
             let shift = 64 - 8 * bytes.len().clamp(1, 8) as u32;
             let v = ((raw << shift) as i64) >> shift;
-            (exact(i128::from(v)), v.to_string())
+            (
+                crate::output::lines::exact_int(i128::from(v)),
+                v.to_string(),
+            )
         }
-        (None, _) => (exact(i128::from(raw)), raw.to_string()),
+        (None, _) => (
+            crate::output::lines::exact_int(i128::from(raw)),
+            raw.to_string(),
+        ),
     };
     Key {
         func_id: key.func_id,
@@ -70,15 +76,6 @@ fn decode(key: &by_key, kinds: &[Option<KeyKind>]) -> Key {
         text,
         json: value.to_string(),
         truncated: key.truncated != 0,
-    }
-}
-
-/// An integer as JSON: a number within 2^53, else its decimal digits (docs/json.md).
-fn exact(v: i128) -> Value {
-    if v.abs() <= crate::decode::values::JSON_SAFE_INT {
-        json!(v as i64)
-    } else {
-        json!(v.to_string())
     }
 }
 
