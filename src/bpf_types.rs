@@ -65,6 +65,12 @@ plain_data!(
     newproc_call,
     graph_event,
     graph_stats,
+    sched_layout,
+    sched_counters,
+    sched_breakdown,
+    sched_stats,
+    slow_call,
+    func_breakdown,
 );
 
 /// Reads a `T` from the start of `bytes` (a map value or a ring-buffer record); an error when

@@ -91,7 +91,8 @@ Examples:
   gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics
   gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap
   gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path
-  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)";
+  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)
+  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls";
 
 /// Arguments of `gotrace funclat`.
 #[derive(Debug, Args)]
@@ -145,6 +146,8 @@ pub struct FunclatArgs {
     /// Trace only the functions' own code, not their inlined calls.
     #[arg(long)]
     pub no_inlined: bool,
+    #[command(flatten)]
+    pub breakdown: Breakdown,
     #[command(flatten)]
     pub target: TraceTarget,
 }
@@ -259,7 +262,29 @@ Examples:
   gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none
   gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server
   gotrace args --min-duration 20ms main.handle -p 4242   only the calls that took 20ms or more
-  gotrace args 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   standard-library types (docs/signatures.md)";
+  gotrace args 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   standard-library types (docs/signatures.md)
+  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason";
+
+/// `--breakdown`: follow each traced call's goroutine through Go's scheduler.
+#[derive(Debug, Args)]
+pub struct Breakdown {
+    /// Split each call's duration into time on the CPU, runnable (waiting for a P, or on a
+    /// thread the kernel switched out), in system calls and blocked by the runtime's wait
+    /// reason ("chan receive", "sleep", ...), by probing the Go scheduler and the kernel's
+    /// sched_switch while a traced call is open (costs a probe hit per goroutine switch).
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Goroutines inside traced calls, and traced calls open, that --breakdown follows at
+    /// once (each costs about 600 bytes of kernel memory); beyond it a call's time is
+    /// unattributed (and counted as unfollowed).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16_384,
+        requires = "breakdown"
+    )]
+    pub max_followed: u32,
+}
 
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
@@ -312,6 +337,8 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
+    #[command(flatten)]
+    pub breakdown: Breakdown,
     #[command(flatten)]
     pub buffer: RingBuffer,
     #[command(flatten)]

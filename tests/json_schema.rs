@@ -1,8 +1,9 @@
 //! Every command's `--json` output against the JSON Schemas of docs/json.md (validated by
 //! tests/json_schema.py with Python's `jsonschema`, which scripts/setup.sh installs): funclat,
-//! args, goroutines and graph on examples/go-targets/edges (Go 1.27 amd64), attached `-p` while
+//! args (both also with --breakdown), goroutines and graph on examples/go-targets/edges (Go 1.27 amd64), attached `-p` while
 //! it runs, with `-o FILE` (gotrace's output alone in the file); with a field path in each command that
-//! takes one (args --field --where, funclat --by, graph --args --field).
+//! takes one (args --field --where, funclat --by, graph --args --field), and funclat and args
+//! with --breakdown.
 
 mod common;
 
@@ -26,7 +27,7 @@ fn every_command_matches_docs_json_md() {
     let scratch = std::env::temp_dir().join(format!("gotrace-json-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
-    let commands: [(&str, &[&str]); 4] = [
+    let commands: [(&str, &[&str]); 6] = [
         (
             "funclat",
             &["funclat", "--no-guard", "--by", "worker", "main.work"],
@@ -44,6 +45,11 @@ fn every_command_matches_docs_json_md() {
                 "main.work",
             ],
         ),
+        (
+            "funclat",
+            &["funclat", "--no-guard", "--breakdown", "main.work"],
+        ),
+        ("args", &["args", "--breakdown", "main.work"]),
         ("goroutines", &["goroutines"]),
         ("graph", &["graph", "--args", "--field", "seq", "main.work"]),
     ];

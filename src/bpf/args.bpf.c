@@ -14,6 +14,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct go_layout layout = {};
+/* After `layout`, which it reads. */
+#include "sched_follow.bpf.h"
 /* offsetof(runtime.g, goid). */
 const volatile __u32 g_goid = 0;
 /* --stack: walk the frame-pointer chain at entry probes (amd64). */
@@ -143,7 +145,10 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	 * compiler into a modified-ctx access the verifier refuses. */
 	struct pt_regs regs;
 	bool is_ret;
+	__u64 goid = 0;
 
+	if (breakdown && (bpf_get_attach_cookie(ctx) & COOKIE_KIND_MASK) == SITE_SCHED)
+		return sched_site(ctx, bpf_get_attach_cookie(ctx));
 	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
 		return 0;
 	if (!probe_prologue(ctx, &regs, &layout, now, &hit))
@@ -175,6 +180,8 @@ static __always_inline int args_site(struct pt_regs *ctx)
 			count(COUNT_LOST);
 		return 0;
 	}
+	bpf_probe_read_user(&goid, 8, (void *)(hit.key.g + g_goid));
+	e->breakdown.followed = 0;
 
 	if (!is_ret) {
 		/* An inlined call that cannot be timed (INLINE_COUNT) has no return to pair. */
@@ -195,6 +202,8 @@ static __always_inline int args_site(struct pt_regs *ctx)
 			}
 			if (in.lost)
 				count(COUNT_LOST); /* its return will not be paired */
+			else if (hit.phase == GATE_ARMED)
+				follow_enter(&hit, now);
 		}
 		/* An entry while the gate drains is no call of the window: stored (paired) only so
 		 * that its return is recognised. */
@@ -214,6 +223,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 			if (hidden)
 				return 0;
 			matched = 1;
+			follow_leave(&hit, now, &e->breakdown);
 			if (min_duration_ns && !release_held(&hit, now - start_ns))
 				return 0;
 			break;
@@ -256,8 +266,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 				break;
 		}
 	}
-	e->goid = 0;
-	bpf_probe_read_user(&e->goid, 8, (void *)(hit.key.g + g_goid));
+	e->goid = goid;
 	size = capture_frame(e, plan, &regs, hit.site_offset, &layout);
 	if (!is_ret && plan->filter.op != WHERE_NONE) {
 		int holds = where_holds(e, &plan->filter, &layout);
@@ -287,3 +296,4 @@ static __always_inline int args_site(struct pt_regs *ctx)
 }
 
 GOTRACE_UPROBE_PROGRAMS(args, args_site)
+GOTRACE_SCHED_SWITCH(args_sched_switch)

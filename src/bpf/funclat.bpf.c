@@ -9,6 +9,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct go_layout layout = {};
+/* After `layout`, which it reads. */
+#include "sched_follow.bpf.h"
 /* Histogram unit: 1 (ns), 1000 (us) or 1000000 (ms). */
 const volatile __u64 unit_div = 1;
 /* --by: each call's key is read at its entry (struct by_key_plan); --max-keys. */
@@ -40,6 +42,62 @@ PERCPU_ARRAY_MAP(by_capture, struct args_event);
 
 PERCPU_ARRAY_MAP(by_scratch, struct by_key);
 PERCPU_ARRAY_MAP(by_zero, struct func_hist);
+
+/* --breakdown: per function (sized before load), per CPU, its calls' breakdowns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct func_breakdown);
+} breakdowns SEC(".maps");
+
+/* One call's breakdown while it is added up (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sched_breakdown);
+} breakdown_scratch SEC(".maps");
+
+/* --breakdown: the returning call's breakdown added to its function's, and kept if it is one
+ * of the slowest this CPU saw. A global function: the verifier checks its loop once. */
+__noinline int add_breakdown(struct probe_hit *hit, __u64 now, __u64 duration)
+{
+	__u32 zero = 0, func_id, slot = 0;
+	struct sched_breakdown *b = bpf_map_lookup_elem(&breakdown_scratch, &zero);
+	struct func_breakdown *fb;
+
+	if (!hit || !b)
+		return 0;
+	func_id = hit->func_id;
+	fb = bpf_map_lookup_elem(&breakdowns, &func_id);
+	if (!fb)
+		return 0;
+	follow_leave(hit, now, b);
+	fb->calls++;
+	fb->duration_ns += duration;
+	if (b->followed) {
+		fb->total.followed++;
+		fb->total.oncpu_ns += b->oncpu_ns;
+		fb->total.runnable_ns += b->runnable_ns;
+		fb->total.descheduled_ns += b->descheduled_ns;
+		fb->total.syscall_ns += b->syscall_ns;
+		fb->total.unknown_ns += b->unknown_ns;
+		for (__u32 i = 0; i < BREAKDOWN_REASONS; i++)
+			fb->total.blocked_ns[i] += b->blocked_ns[i];
+	}
+	for (__u32 i = 1; i < FUNC_SLOWEST; i++) {
+		if (fb->slowest[i].duration_ns < fb->slowest[slot].duration_ns)
+			slot = i;
+	}
+	if (slot < FUNC_SLOWEST && duration > fb->slowest[slot].duration_ns) {
+		fb->slowest[slot].duration_ns = duration;
+		fb->slowest[slot].ts_ns = now;
+		bpf_probe_read_user(&fb->slowest[slot].goid, 8, (void *)(hit->key.g + sched.g_goid));
+		fb->slowest[slot].breakdown = *b;
+	}
+	return 0;
+}
 
 static __always_inline __u32 log2_slot(__u64 v)
 {
@@ -181,6 +239,8 @@ static __always_inline void enter(struct probe_hit *hit, struct func_hist *hist,
 		count_unmatched(in.func_id);
 	if (in.lost)
 		hist->lost++;
+	else if (hit->phase == GATE_ARMED)
+		follow_enter(hit, now);
 }
 
 /* A RET (or a tail-call target's RET): the call it completes recorded; a return whose entry
@@ -193,6 +253,8 @@ static __always_inline void leave(struct probe_hit *hit, struct func_hist *hist,
 	switch (calls_leave(&starts, hit, &start_ns)) {
 	case LEFT_MATCHED:
 		record(hist, now - start_ns);
+		if (breakdown)
+			add_breakdown(hit, now, now - start_ns);
 		if (hit->key.instance)
 			hist->inlined++;
 		if (by_enabled)
@@ -220,6 +282,8 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 	__u64 now = bpf_ktime_get_ns();
 	__u32 func_id, role = INLINE_START;
 
+	if (breakdown && (bpf_get_attach_cookie(ctx) & COOKIE_KIND_MASK) == SITE_SCHED)
+		return sched_site(ctx, bpf_get_attach_cookie(ctx));
 	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	if (hit.kind == SITE_INLINE) {
@@ -260,3 +324,4 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 }
 
 GOTRACE_UPROBE_PROGRAMS(funclat, funclat_site)
+GOTRACE_SCHED_SWITCH(funclat_sched_switch)

@@ -32,6 +32,9 @@ enum site_kind {
 	 * index in the inline_sites map (struct inline_site says which function and instance), its
 	 * site offset is from the entry of the function the call is inlined into. */
 	SITE_INLINE = 4,
+	/* A probe of the Go scheduler (--breakdown, docs/design.md §18): the cookie's function
+	 * field is an enum sched_site; it never counts as a call. */
+	SITE_SCHED = 5,
 };
 
 /* What a hit of an inlined call's probe means. */
@@ -189,6 +192,116 @@ struct gate {
 	__s64 late;        /* BPF: of them, keys holding only late calls */
 	__u32 evicting;    /* BPF, sticky: a start may have been evicted (or not stored) */
 	__u32 pad;
+};
+
+/* ---- --breakdown: following goroutines through the scheduler (docs/design.md §18) ---- */
+
+/* Which runtime function a SITE_SCHED probe sits at (its entry). */
+enum sched_site {
+	SCHED_CASGSTATUS = 0,  /* runtime.casgstatus(gp *g, oldval, newval uint32) */
+	SCHED_ENTERSYSCALL = 1, /* runtime.entersyscall (Go >= 1.26 skips casgstatus there) */
+	SCHED_EXITSYSCALL = 2,  /* runtime.exitsyscall (likewise) */
+};
+
+/* The runtime's goroutine states (runtime2.go, every Go release 1.14-1.27). */
+enum go_gstatus {
+	GO_GRUNNABLE = 1,
+	GO_GRUNNING = 2,
+	GO_GSYSCALL = 3,
+	GO_GWAITING = 4,
+	GO_GDEAD = 6,
+	GO_GCOPYSTACK = 8,
+	GO_GPREEMPTED = 9,
+};
+
+enum breakdown_limits {
+	/* Per-goroutine blocked counters, by the waitReason byte; the last slot holds every
+	 * reason at or past it (Go 1.27 has 47 names). */
+	BREAKDOWN_REASONS = 64,
+};
+
+/* What a followed goroutine is doing since `since_ns`. */
+enum follow_state {
+	FOLLOW_RUNNING = 0,  /* _Grunning: on-CPU, or off it when its thread is switched out */
+	FOLLOW_RUNNABLE = 1, /* _Grunnable, _Gpreempted: waiting for a P */
+	FOLLOW_SYSCALL = 2,  /* _Gsyscall */
+	FOLLOW_BLOCKED = 3,  /* _Gwaiting, for follow.reason */
+	FOLLOW_UNKNOWN = 4,  /* a state gotrace does not classify */
+};
+
+/* Time a goroutine spent in each part since it was first followed; a call's breakdown is the
+ * difference between its return's and its entry's copies. */
+struct sched_counters {
+	__u64 oncpu_ns;
+	__u64 runnable_ns;    /* waiting for a P, plus descheduled_ns */
+	__u64 descheduled_ns; /* of runnable_ns: running, on a thread switched out runnable */
+	__u64 syscall_ns;     /* in a system call, or running on a thread asleep in the kernel */
+	__u64 unknown_ns;
+	__u64 blocked_ns[BREAKDOWN_REASONS];
+};
+
+/* A goroutine inside at least one traced call (map `followed`, key struct graph_g_key). */
+struct followed_g {
+	struct sched_counters c;
+	__u64 since_ns;
+	__u64 goid;
+	__u32 state;       /* enum follow_state */
+	__u32 reason;      /* FOLLOW_BLOCKED: the waitReason byte */
+	__u32 tid;         /* the thread it last ran on */
+	__u32 off_cpu;     /* that thread is switched out */
+	__u32 preempted;   /* off_cpu: the thread is still runnable (preempted, or it yielded) */
+	__u32 open_calls;  /* traced calls open on it */
+};
+
+/* Where runtime.casgstatus's gp and newval are at its entry: in registers (amd64 register
+ * ABI: RAX, ECX) or at these offsets from SP (stack ABI), and the g fields read. */
+struct sched_layout {
+	__u32 in_registers;
+	__u32 gp_sp_offset;
+	__u32 newval_sp_offset;
+	__u32 g_waitreason;
+	__u32 g_goid;
+	__u32 pad;
+};
+
+/* One call's breakdown in its return record: its parts sum to its duration, less
+ * unattributed time (user space names that part). */
+struct sched_breakdown {
+	__u64 oncpu_ns;
+	__u64 runnable_ns;
+	__u64 descheduled_ns;
+	__u64 syscall_ns;
+	__u64 unknown_ns;
+	__u64 blocked_ns[BREAKDOWN_REASONS]; /* by waitReason byte (as sched_counters) */
+	__u32 followed; /* 0: the goroutine or the call's start was not followed */
+	__u32 pad;
+};
+
+/* funclat --breakdown keeps, per function and CPU, this many of its slowest calls. */
+enum func_breakdown_limits {
+	FUNC_SLOWEST = 3,
+};
+
+/* One of a function's slowest calls. */
+struct slow_call {
+	__u64 duration_ns;
+	__u64 ts_ns;        /* its return */
+	__u64 goid;
+	struct sched_breakdown breakdown;
+};
+
+/* funclat --breakdown, per function, per CPU: the sums of its calls' breakdowns and its
+ * slowest calls (in no order; an empty slot has duration 0). */
+struct func_breakdown {
+	__u64 calls;        /* matched calls, followed or not */
+	__u64 duration_ns;  /* their durations' sum */
+	struct sched_breakdown total; /* the followed ones' parts summed (total.followed: count) */
+	struct slow_call slowest[FUNC_SLOWEST];
+};
+
+/* Counters of --breakdown (per CPU). */
+struct sched_stats {
+	__u64 unfollowed; /* calls whose goroutine could not be followed (map full) */
 };
 
 /* ---- gotrace funclat ---- */
@@ -425,6 +538,7 @@ struct args_event {
 	__u64 load_bias;      /* run-time minus link-time address (PIE), from the probe's IP */
 	__u32 n_callers;
 	__u32 pad2;
+	struct sched_breakdown breakdown; /* a matched RET, with --breakdown */
 	__u64 callers[ARGS_MAX_FRAMES]; /* entry, --stack: return addresses, innermost first */
 	__u64 regs[ARGS_REGS];
 	__u8 stack[ARGS_STACK_WINDOW];
@@ -650,6 +764,18 @@ struct gotrace_shared_types {
 	enum gate_phase gate_phase;
 	enum frame_late frame_late;
 	struct gate gate;
+	enum sched_site sched_site;
+	enum go_gstatus go_gstatus;
+	enum breakdown_limits breakdown_limits;
+	enum follow_state follow_state;
+	struct sched_counters sched_counters;
+	struct followed_g followed_g;
+	struct sched_layout sched_layout;
+	struct sched_breakdown sched_breakdown;
+	struct sched_stats sched_stats;
+	enum func_breakdown_limits func_breakdown_limits;
+	struct slow_call slow_call;
+	struct func_breakdown func_breakdown;
 };
 
 #endif

@@ -41,7 +41,7 @@ pub fn write_summary(
 }
 
 /// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
-const JSON_SAFE_INT: i128 = (1 << 53) - 1;
+pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
 
 /// A `u64` as docs/json.md writes an exact integer: a JSON number up to 2^53 − 1, beyond it the
 /// string of its decimal digits (jq and JavaScript would round a larger number). `ts_ns` is

@@ -2,6 +2,7 @@
 //! times and durations, and the whole-line writer they all go through.
 
 pub mod announce;
+pub mod breakdown;
 pub mod calltree;
 pub mod clock;
 pub mod goroutine_ledger;

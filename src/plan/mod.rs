@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod inlined;
 pub mod reach;
+pub mod sched;
 pub mod signature;
 pub mod sites;
 

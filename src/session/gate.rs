@@ -16,6 +16,11 @@ use crate::bpf_types as shared;
 /// The section (and map) of the gate in every program (go_runtime.bpf.h).
 const GATE_SECTION: &str = ".data.gate";
 
+/// The maps whose keys `gate.starts` counts: the map of starts of funclat and args
+/// (calls_in_flight.bpf.h) and goroutines' newproc1 calls. Other LRU maps of a program
+/// (funclat's `--by` keys, `--breakdown`'s followed goroutines) are not counted there.
+const STARTS_MAPS: [&str; 2] = ["starts", "calls"];
+
 /// How far ahead an edge is written: the store must land before the instant comes.
 const MARGIN: Duration = Duration::from_millis(5);
 
@@ -45,8 +50,8 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Finds the gate of `object` and the capacity of its LRU map of starts (a program
-    /// without one, like graph's plain hash, never evicts). The object must outlive the gate.
+    /// Finds the gate of `object` and the capacity of its LRU map of starts ([`STARTS_MAPS`];
+    /// a program without one, like graph's plain hash, never evicts). The object must outlive the gate.
     pub fn find(object: &Object) -> Result<Gate> {
         let mut gate = None;
         let mut lru_capacity = None;
@@ -65,7 +70,9 @@ impl Gate {
                     bail!("the BPF object's {GATE_SECTION} map is not mapped");
                 }
                 gate = Some(ptr.cast::<shared::gate>());
-            } else if map.map_type() == MapType::LruHash {
+            } else if map.map_type() == MapType::LruHash
+                && STARTS_MAPS.contains(&map.name().to_str().unwrap_or(""))
+            {
                 lru_capacity = Some(i64::from(map.max_entries()));
             }
         }

@@ -146,14 +146,19 @@ impl GuardPlan {
     }
 
     /// `sites` grouped by function (one group for all without a budget), in the order of
-    /// the functions.
+    /// the functions, then one group the guard never drops: the scheduler's probes of
+    /// `--breakdown` (SITE_SCHED), which belong to no function and which it does not price.
     pub fn groups(&self, sites: &[Site]) -> Vec<Vec<Site>> {
         if self.budget_ns_per_s.is_none() {
             return vec![sites.to_vec()];
         }
-        let mut groups = vec![Vec::new(); self.names.len()];
+        let mut groups = vec![Vec::new(); self.names.len() + 1];
         for site in sites {
-            if let Some(group) = groups.get_mut(self.unit_of(site) as usize) {
+            let unit = match crate::plan::sites::decode(site.cookie).1 {
+                site_kind::SITE_SCHED => self.names.len(),
+                _ => self.unit_of(site) as usize,
+            };
+            if let Some(group) = groups.get_mut(unit) {
                 group.push(*site);
             }
         }
@@ -317,6 +322,11 @@ struct Scales {
     ceiling: f64,
 }
 
+/// CPUs a target must use for the guard to assume the probes hold its work back (a target
+/// below it, say one calling a traced function 1,000 times a second and sleeping otherwise,
+/// would not call it more often without the probes).
+const BUSY_CPUS: f64 = 0.5;
+
 /// What the probes cost the target over an epoch, measured (docs/design.md §16).
 struct Pricing {
     /// Seconds the epoch lasted.
@@ -379,10 +389,14 @@ impl Pricing {
     /// target's work, which grows back to what the CPU it uses now allows
     /// (`free_rate * c / (work + c)`, c their cost in the epoch). Without the target's CPU
     /// time, their cost now.
+    /// A target using less than [`BUSY_CPUS`] is not held back by the probes: its calls will
+    /// not grow once others are gone, and their cost now is the prediction.
     fn predicted(&self, priced_ns: f64) -> f64 {
         let cost = self.scale * priced_ns / 1e9;
         match self.work {
-            Some(work) if cost > 0.0 => self.free_rate * cost / (work + cost),
+            Some(work) if cost > 0.0 && self.free_rate >= BUSY_CPUS => {
+                self.free_rate * cost / (work + cost)
+            }
             _ => self.rate(priced_ns),
         }
     }
@@ -463,7 +477,7 @@ impl Guard {
 
     /// Every [`CHECK_EVERY`]: measures what the probes cost over the epoch and, when what the
     /// kept functions will cost is over the budget, drops the costliest (their links and
-    /// uprobes taken from `attached`) until it is under half of it.
+    /// uprobes taken from `attached`) until it is within it (a function that fits the budget is kept).
     pub fn check(&mut self, attached: &mut Attached, out: &mut impl Write) -> Result<()> {
         let Some(budget) = self.plan.budget_ns_per_s.map(|ns| ns / 1e9) else {
             return Ok(());
@@ -498,7 +512,7 @@ impl Guard {
         let mut drop = Vec::new();
         for unit in order {
             let cost = self.epoch.priced_ns[unit];
-            if pricing.predicted(priced) <= budget / 2.0 || cost == 0.0 {
+            if pricing.predicted(priced) <= budget || cost == 0.0 {
                 break;
             }
             priced -= cost;

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod load;
 pub mod maps;
 pub mod parked;
+pub mod sched;
 pub mod target;
 
 use std::io::Write;

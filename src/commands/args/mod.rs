@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::args_stats;
+use crate::bpf_types::{args_stats, sched_stats};
 use crate::cli::{ArgsArgs, RingBuffer};
+use crate::configure_breakdown;
 use crate::decode::Decoder;
 use crate::gobin::runtime::stdlib_types;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
@@ -22,12 +23,14 @@ use crate::output::announce::Announcement;
 use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, InlineRead, Reads};
+use crate::plan::sched::SchedPlan;
 use crate::plan::signature;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::args::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::Wake;
+use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 
 // --strsize's range (cli.rs) is what the BPF side can read.
@@ -45,7 +48,15 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let dropped = session.guard(GuardPlan::new(&plan, &inline_sites, max_overhead));
     let mut object = MaybeUninit::uninit();
     let reads = (&calls[..], &inline[..], &inline_sites);
-    let skel = load(&session, &mut object, &bin, &plan, reads, args)?;
+    let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
+    let skel = load(
+        &session,
+        &mut object,
+        &bin,
+        (&plan, sched.as_ref()),
+        reads,
+        args,
+    )?;
     let namer = BinaryTypeNamer::new(&bin);
     let mut printer = Printer {
         decoder: Decoder::new(&plan, &calls, &inline, &namer, &bin),
@@ -56,6 +67,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
         left: args.max_events.unwrap_or(u64::MAX),
         printed: 0,
         lines: Vec::with_capacity(1 << 16),
+        reasons: sched.as_ref().map(|s| s.reason_names()),
         funcs: plan.funcs.len(),
         dropped,
         filtering: args.filter.is_some(),
@@ -69,6 +81,8 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             .filter(|(_, read)| !(args.no_ret && read.is_end))
             .map(|(site, _)| *site),
     );
+    sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
+    let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.args_sched_switch)?;
     let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let attached = session.attach(&skel, &sites, None, &announcement)?;
     let stop = session.run(&skel, attached, &mut printer)?;
@@ -86,6 +100,9 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
+    /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfollowed: Option<u64>,
     /// Calls not shown, by why (--where): the condition did not hold, or its value could not
     /// be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,10 +136,14 @@ fn load<'o>(
     session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
-    plan: &ProbePlan,
+    (plan, sched): (&ProbePlan, Option<&SchedPlan>),
     (calls, inline, inline_sites): (&[Reads], &[InlineRead], &InlineSites),
     args: &ArgsArgs,
 ) -> Result<ArgsSkel<'o>> {
+    let breakdown = BreakdownConfig {
+        plan: sched,
+        max_followed: args.breakdown.max_followed,
+    };
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     let inline_len = u32::try_from(inline.len()).context("too many inlined-call probes")?;
@@ -142,7 +163,7 @@ fn load<'o>(
             Some(_) => args.max_open_calls.max(1),
             None => 1,
         })?;
-        Ok(())
+        configure_breakdown!(rodata, open, args_sched_switch, &breakdown)
     })?;
     for (key, fetch) in capture::fetch_plans(plan, calls) {
         maps::store(&skel.maps.fetch_plans, key, &fetch)?;
@@ -233,6 +254,8 @@ struct Printer<'p, 'o> {
     dropped: DroppedList,
     /// --where was given (the summary counts the calls it hid).
     filtering: bool,
+    /// --breakdown: the binary's wait-reason names (empty when it has none).
+    reasons: Option<Vec<String>>,
 }
 
 impl Consumer for Printer<'_, '_> {
@@ -245,9 +268,10 @@ impl Consumer for Printer<'_, '_> {
             return Ok(());
         };
         if self.json {
-            render::json_line(&mut self.lines, &event);
+            render::json_line(&mut self.lines, &event, self.reasons.as_deref());
         } else {
-            render::human_line(&mut self.lines, &event, self.clock_offset);
+            let reasons = self.reasons.as_deref();
+            render::human_line(&mut self.lines, &event, self.clock_offset, reasons);
         }
         self.left -= 1;
         self.printed += 1;
@@ -284,6 +308,11 @@ impl Printer<'_, '_> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
         let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
+        let unfollowed = match self.reasons {
+            Some(_) => Some(maps::per_cpu::<sched_stats>(&self.skel.maps.sched_stat, 0)?)
+                .map(|s| s.iter().map(|s| s.unfollowed).sum::<u64>()),
+            None => None,
+        };
         let not_shown = self.min_duration.map(|_| NotShown {
             below_min_duration: stats.iter().map(|s| s.below_min_duration).sum(),
             untimed: stats.iter().map(|s| s.untimed).sum(),
@@ -312,6 +341,7 @@ impl Printer<'_, '_> {
                 not_shown,
                 filtered_by_where: filtered,
                 where_unreadable,
+                unfollowed,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
@@ -328,7 +358,8 @@ impl Printer<'_, '_> {
             };
             writeln!(
                 out,
-                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{not_shown}"
+                "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{not_shown}{}",
+                unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
             )?;
             if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {
                 writeln!(

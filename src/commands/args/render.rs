@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::decode::CallEvent;
+use crate::output::breakdown::Breakdown;
 use crate::output::values::NamedValue;
 use crate::output::{clock, lines};
 
@@ -27,6 +28,8 @@ struct CallLine<'e> {
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ns: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    breakdown: Option<Breakdown>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     results: Option<&'e [NamedValue]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<&'e [NamedValue]>,
@@ -46,8 +49,17 @@ struct StackFrame<'e> {
     line: i64,
 }
 
+/// A matched return's breakdown, with `--breakdown` (`reasons`: Some, the binary's wait-reason
+/// names or an empty list).
+fn breakdown(e: &CallEvent<'_>, reasons: Option<&[String]>) -> Option<Breakdown> {
+    let names = reasons?;
+    let h = e.header;
+    (e.is_ret && h.matched != 0)
+        .then(|| Breakdown::of_call(&h.breakdown, h.duration_ns, Some(names)))
+}
+
 /// Appends `e` as one JSON line to `out`.
-pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>) {
+pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>, reasons: Option<&[String]>) {
     let h = e.header;
     let (values, globals): (&[NamedValue], &[NamedValue]) = (&e.values, &e.globals);
     let line = CallLine {
@@ -62,6 +74,7 @@ pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>) {
         duration_ns: e
             .is_ret
             .then_some((h.matched != 0).then_some(h.duration_ns)),
+        breakdown: breakdown(e, reasons),
         results: e.is_ret.then_some(values),
         args: (!e.is_ret).then_some(values),
         globals: if e.is_ret { &[] } else { globals },
@@ -85,9 +98,14 @@ pub fn json_line(out: &mut Vec<u8>, e: &CallEvent<'_>) {
     let _ = lines::write_json_line(out, kind, &line);
 }
 
-/// Appends `e` as one human line (plus its callers) to `out`; `clock_offset` turns BPF
-/// timestamps into Unix time.
-pub fn human_line(out: &mut Vec<u8>, e: &CallEvent<'_>, clock_offset: i128) {
+/// Appends `e` as one human line (plus its callers, or its breakdown) to `out`;
+/// `clock_offset` turns BPF timestamps into Unix time.
+pub fn human_line(
+    out: &mut Vec<u8>,
+    e: &CallEvent<'_>,
+    clock_offset: i128,
+    reasons: Option<&[String]>,
+) {
     let h = e.header;
     let when = clock::hms_micros(i128::from(h.ts_ns) + clock_offset);
     let list = |named: bool| {
@@ -123,6 +141,9 @@ pub fn human_line(out: &mut Vec<u8>, e: &CallEvent<'_>, clock_offset: i128) {
             "{when} pid {pid} goid {goid} ← {name} = ({}) {took}",
             list(false)
         );
+        if let Some(parts) = breakdown(e, reasons) {
+            let _ = writeln!(out, "    {}", parts.human());
+        }
         return;
     }
     let globals: String = e

@@ -12,25 +12,42 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::bpf_types::func_hist;
+use crate::bpf_types::{func_breakdown, func_hist};
 use crate::cli::FunclatArgs;
+use crate::configure_breakdown;
 use crate::output::announce::Announcement;
+use crate::output::breakdown::FunctionBreakdown;
+use crate::output::clock::Stamp;
 use crate::output::histogram::{Log2Hist, Unit};
+use crate::output::lines;
 use crate::plan::capture::{self, by_key::KeyPlan};
+use crate::plan::sched::SchedPlan;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::{PrintClock, Wake};
+use crate::session::sched::{attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use by::Key;
 use live::LiveOutputs;
+
+/// The `--json` `breakdown` record of one function.
+#[derive(serde::Serialize)]
+struct BreakdownLine<'p> {
+    #[serde(flatten)]
+    at: Stamp,
+    #[serde(flatten)]
+    parts: &'p FunctionBreakdown,
+}
+
+/// Slowest calls shown per function with --breakdown (at most FUNC_SLOWEST per CPU are kept).
+const SLOWEST: usize = 3;
 
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
     let unit = unit(args);
-    let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     // --by keys a call at its entry: the functions' own code only.
@@ -41,6 +58,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     };
     let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
     let keys = by_plans(&bin, &plan, args)?;
+    let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
     let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let dropped = session.guard(GuardPlan::new(
@@ -52,7 +70,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let skel = load(
         &session,
         &mut object,
-        (&plan, keys.as_deref()),
+        (&plan, keys.as_deref(), sched.as_ref()),
         &inline_sites,
         unit,
         args,
@@ -60,26 +78,29 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
-    let wakes = live.start(interval);
+    let wakes = live.start(args.interval);
     let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let mut tables = Tables {
         skel: &skel,
         plan: &plan,
         args,
         unit,
-        interval,
+        interval: args.interval,
         live,
         // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
-        print_clock: PrintClock::start(interval),
+        print_clock: PrintClock::start(args.interval),
         printed: vec![Log2Hist::default(); plan.funcs.len()],
         by: keys.map(|keys| ByKeys {
             kinds: keys.iter().map(|k| k.kind).collect(),
             printed: BTreeMap::new(),
         }),
         dropped,
+        reasons: sched.as_ref().map(|s| s.reason_names()),
     };
     let mut sites = plan.sites(|_| true);
     sites.extend_from_slice(&inline_sites.sites);
+    sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
+    let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.funclat_sched_switch)?;
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
@@ -121,11 +142,16 @@ fn by_plans(
 fn load<'o>(
     session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
-    (plan, keys): (&ProbePlan, Option<&[KeyPlan]>),
+    (plan, keys, sched): (&ProbePlan, Option<&[KeyPlan]>, Option<&SchedPlan>),
     inline_sites: &InlineSites,
     unit: Unit,
     args: &FunclatArgs,
 ) -> Result<FunclatSkel<'o>> {
+    let breakdown = BreakdownConfig {
+        plan: sched,
+        max_followed: args.breakdown.max_followed,
+    };
+    let funcs = plan.funcs.len() as u32;
     let skel =
         session.load::<FunclatSkelBuilder>(object, &plan.runtime, None, |rodata, open| {
             rodata.unit_div = unit.divisor();
@@ -151,7 +177,9 @@ fn load<'o>(
                 let room = args.max_keys.saturating_add(funcs.saturating_mul(3) + 64);
                 open.maps.by_hists.set_max_entries(room)?;
             }
-            Ok(())
+            let breakdowns = if sched.is_some() { funcs } else { 1 };
+            open.maps.breakdowns.set_max_entries(breakdowns)?;
+            configure_breakdown!(rodata, open, funclat_sched_switch, &breakdown)
         })?;
     for (index, site) in inline_sites.entries.iter().enumerate() {
         maps::store(&skel.maps.inline_sites, index as u32, site)?;
@@ -183,6 +211,8 @@ struct Tables<'s, 'o> {
     by: Option<ByKeys>,
     /// The functions the overload guard dropped.
     dropped: DroppedList,
+    /// --breakdown: the binary's wait-reason names (empty when it has none).
+    reasons: Option<Vec<String>>,
 }
 
 /// --by: each function's key kind, and the keyed histograms as of the last -i print.
@@ -242,6 +272,7 @@ impl Consumer for Tables<'_, '_> {
         if self.interval.is_none() || now != self.printed || keys_moved {
             self.print_period(out, (&now, &self.printed), keyed.as_ref(), stop.close_ns)?;
         }
+        self.print_breakdowns(out, stop.close_ns)?;
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
         if self.args.target.json {
             let mut total = Log2Hist::default();
@@ -275,6 +306,26 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
 }
 
 impl Tables<'_, '_> {
+    /// --breakdown, at the stop: where each function's calls' time went (a JSON `breakdown`
+    /// record per function, `ts_ns` the instant entries stopped counting).
+    fn print_breakdowns(&self, out: &mut impl Write, ts_ns: u64) -> Result<()> {
+        let Some(reasons) = self.reasons.as_deref() else {
+            return Ok(());
+        };
+        for func in &self.plan.funcs {
+            let per_cpu = maps::per_cpu::<func_breakdown>(&self.skel.maps.breakdowns, func.id)?;
+            let parts =
+                FunctionBreakdown::of_function(&func.name, &per_cpu, Some(reasons), SLOWEST);
+            if self.args.target.json {
+                let at = Stamp::at(ts_ns);
+                lines::write_json_line(out, "breakdown", &BreakdownLine { at, parts: &parts })?;
+            } else if parts.calls != 0 {
+                write!(out, "\n{}", parts.human())?;
+            }
+        }
+        Ok(())
+    }
+
     /// --by: every key's histogram, cumulative (None without --by).
     fn read_keyed(&self) -> Result<Option<BTreeMap<Key, Log2Hist>>> {
         self.by

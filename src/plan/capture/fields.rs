@@ -305,7 +305,10 @@ mod tests {
             }
         );
         let err = add(&mut site, &user, "p.X").unwrap_err();
-        assert!(err.contains("p is a int, which has no fields"), "{err}");
+        assert!(
+            err.contains("p is a *int (pointer), which has no fields"),
+            "{err}"
+        );
     }
 
     #[test]

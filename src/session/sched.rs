@@ -1,0 +1,55 @@
+//! `--breakdown`'s kernel side for a program that includes `src/bpf/sched_follow.bpf.h`
+//! (docs/design.md §18): its `.rodata` constants, the sizes of its maps, and its
+//! `tp_btf/sched_switch` program, loaded and attached only when asked for.
+
+use anyhow::{Context, Result};
+use libbpf_rs::Link;
+
+/// What [`configure_breakdown!`] sets: on or off, where casgstatus's arguments are, and how
+/// many goroutines (and open calls' starts) the maps hold.
+pub struct BreakdownConfig<'p> {
+    pub plan: Option<&'p crate::plan::sched::SchedPlan>,
+    pub max_followed: u32,
+}
+
+/// Configures an open skeleton's sched_follow.bpf.h part: `$rodata.breakdown`, `.sched`, the
+/// maps `followed`, `follow_threads`, `sched_starts`, and whether `$prog` (its sched_switch
+/// program) loads at all. A macro because each skeleton has its own copies of the types.
+#[macro_export]
+macro_rules! configure_breakdown {
+    ($rodata:expr, $open:expr, $prog:ident, $config:expr) => {{
+        let config: &$crate::session::sched::BreakdownConfig = $config;
+        match config.plan {
+            Some(plan) => {
+                let l = &plan.layout;
+                $rodata.breakdown = 1;
+                $rodata.sched.in_registers = l.in_registers;
+                $rodata.sched.gp_sp_offset = l.gp_sp_offset;
+                $rodata.sched.newval_sp_offset = l.newval_sp_offset;
+                $rodata.sched.g_waitreason = l.g_waitreason;
+                $rodata.sched.g_goid = l.g_goid;
+                let followed = config.max_followed.max(1);
+                $open.maps.followed.set_max_entries(followed)?;
+                $open.maps.follow_threads.set_max_entries(followed)?;
+                $open.maps.sched_starts.set_max_entries(followed)?;
+            }
+            None => {
+                $open.progs.$prog.set_autoload(false);
+            }
+        }
+        anyhow::Ok(())
+    }};
+}
+
+/// Attaches a loaded sched_switch program when `--breakdown` planned the scheduler probes
+/// (`plan`); the link must live as long as the session.
+pub fn attach_sched_switch(
+    plan: Option<&crate::plan::sched::SchedPlan>,
+    prog: &libbpf_rs::ProgramMut<'_>,
+) -> Result<Option<Link>> {
+    plan.map(|_| {
+        prog.attach()
+            .context("attaching to the kernel's sched_switch tracepoint (--breakdown)")
+    })
+    .transpose()
+}

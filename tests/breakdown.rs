@@ -1,0 +1,249 @@
+//! `gotrace args --breakdown` against examples/go-targets/breakdown's own record of every call
+//! (docs/design.md §18): each call of main.work spins on the CPU, sleeps, receives from a
+//! channel, waits for a sync.Mutex a helper holds and blocks in read(2) on a pipe, and records
+//! per phase its wall time, its thread's CPU time (CLOCK_THREAD_CPUTIME_ID) and run delay
+//! (/proc/thread-self/schedstat), and the instant the helper readied it. Every part of every
+//! call's breakdown must equal that record within 10 % or 1 ms (what the target cannot know
+//! exactly is bounded instead: a sleep's timer may fire late, so its blocked time lies between
+//! the requested time and the phase's wall time; the thread's wake-up after the write is part
+//! of the read's system call), the parts must sum to the duration within 1 %, and nothing may be
+//! unattributed. Go 1.19 / 1.21 / 1.24 / 1.27, amd64 (plain, PIE, stripped) and 386 (plain,
+//! stripped); with and without CPU-bound competitors on 1.27 amd64 and 386 (runnable time).
+
+mod common;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use common::gotrace::gotrace;
+use common::require;
+use common::serial::bpf_test;
+use common::targets::{matrix_binary, GoBinary, Variant};
+use common::toolchain::MATRIX_GO_VERSIONS;
+use common::traced::split_successful;
+
+/// Each phase of the target, in ms.
+const PHASE_MS: u64 = 4;
+
+/// The tolerance of a part of `expected` ns summed over `calls` calls: 10 % or 1 ms a call.
+fn tolerance(expected: f64, calls: f64) -> f64 {
+    (0.1 * expected).max(1e6 * calls)
+}
+
+/// The problems of breakdown `b` of `duration` ns against the target's record of the same
+/// `calls` calls (summed when more than one).
+fn check_breakdown(
+    label: &str,
+    (b, duration): (&Value, f64),
+    own: &HashMap<String, f64>,
+    calls: f64,
+    mutex: &str,
+) -> Vec<String> {
+    let part = |key: &str| b[key].as_f64().unwrap_or(f64::NAN);
+    let blocked = |reason: &str| b["blocked_ns"][reason].as_f64().unwrap_or(0.0);
+    let o = |key: &str| own[key];
+    let mut problems = Vec::new();
+    let mut near = |what: &str, got: f64, low: f64, high: f64| {
+        let (low, high) = (low - tolerance(low, calls), high + tolerance(high, calls));
+        if !(low..=high).contains(&got) {
+            problems.push(format!(
+                "{label}: {what} {:.3} ms, the target's record says {:.3}..{:.3} ms (with tolerance): {b}",
+                got / 1e6,
+                low / 1e6,
+                high / 1e6
+            ));
+        }
+    };
+    near("on-CPU", part("oncpu_ns"), o("cpu_ns"), o("cpu_ns"));
+    let (chan, mutex_wait) = (o("chan_readied_ns"), o("mutex_readied_ns"));
+    near("blocked chan receive", blocked("chan receive"), chan, chan);
+    near(
+        &format!("blocked {mutex}"),
+        blocked(mutex),
+        mutex_wait,
+        mutex_wait,
+    );
+    let phase = calls * (PHASE_MS * 1_000_000) as f64;
+    near("blocked sleep", blocked("sleep"), phase, o("sleep_wall_ns"));
+    let read = o("read_readied_ns");
+    near(
+        "syscall",
+        part("syscall_ns"),
+        read,
+        read + o("read_delay_ns"),
+    );
+    // The CPU phase's run delay is runnable time (the goroutine runs or waits for a P there).
+    near(
+        "runnable",
+        part("runnable_ns"),
+        o("cpu_delay_ns"),
+        duration - o("cpu_ns") - chan - mutex_wait - phase - read,
+    );
+    let sum = part("oncpu_ns")
+        + part("runnable_ns")
+        + part("syscall_ns")
+        + part("unattributed_ns")
+        + b["blocked_ns"]
+            .as_object()
+            .map_or(0.0, |m| m.values().filter_map(Value::as_f64).sum());
+    if (sum - duration).abs() > 0.01 * duration {
+        problems.push(format!(
+            "{label}: parts sum to {sum}, duration {duration}: {b}"
+        ));
+    }
+    if part("unattributed_ns") != 0.0 {
+        problems.push(format!("{label}: unattributed time: {b}"));
+    }
+    if part("descheduled_ns") > part("runnable_ns") {
+        problems.push(format!("{label}: descheduled beyond runnable: {b}"));
+    }
+    problems
+}
+
+/// Runs `gotrace COMMAND --breakdown --json` on `calls` calls of main.work in `bin` (with
+/// `compete` CPU-bound goroutines): its JSON records and the target's own, one per call.
+fn trace(
+    command: &str,
+    bin: &GoBinary,
+    calls: u32,
+    compete: u32,
+) -> (Vec<Value>, Vec<HashMap<String, f64>>) {
+    // A stripped binary's function is traced by its written signature.
+    let function = match bin.has_symbols {
+        true => "main.work",
+        false => "main.work(p uintptr)",
+    };
+    let out = gotrace([
+        command.as_ref(),
+        "--breakdown".as_ref(),
+        "--json".as_ref(),
+        function.as_ref(),
+        "--".as_ref(),
+        bin.path.as_os_str(),
+        "-calls".as_ref(),
+        calls.to_string().as_ref(),
+        "-phase".as_ref(),
+        format!("{PHASE_MS}ms").as_ref(),
+        "-compete".as_ref(),
+        compete.to_string().as_ref(),
+    ]);
+    let (own_lines, json) = split_successful(&out);
+    let own = own_lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("call "))
+        .map(|l| {
+            l.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+                .collect()
+        })
+        .collect();
+    (json, own)
+}
+
+/// The runtime's own name of a sync.Mutex wait, as the binary spells it.
+fn mutex_reason(bin: &GoBinary) -> &'static str {
+    let binary = std::fs::read(&bin.path).unwrap();
+    if binary.windows(15).any(|w| w == b"sync.Mutex.Lock") {
+        "sync.Mutex.Lock"
+    } else {
+        "semacquire"
+    }
+}
+
+/// `args --breakdown` on `calls` calls: every call's breakdown checked; the problems found.
+fn args_calls(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
+    let label = format!("{} -compete {compete}", bin.label);
+    let (json, own) = trace("args", bin, calls, compete);
+    let returns: Vec<&Value> = json.iter().filter(|v| v["type"] == "return").collect();
+    if returns.len() != calls as usize || own.len() != calls as usize {
+        return vec![format!(
+            "{label}: {} returns and {} own records for {calls} calls",
+            returns.len(),
+            own.len()
+        )];
+    }
+    let mutex = mutex_reason(bin);
+    eprintln!("{label}: {} calls", returns.len());
+    returns
+        .iter()
+        .zip(&own)
+        .enumerate()
+        .flat_map(|(i, (ret, own))| {
+            let duration = ret["duration_ns"].as_f64().unwrap();
+            let label = format!("{label} call {i}");
+            check_breakdown(&label, (&ret["breakdown"], duration), own, 1.0, mutex)
+        })
+        .collect()
+}
+
+#[test]
+fn every_part_equals_the_targets_own_record() {
+    let Some(_guard) = bpf_test() else { return };
+    let mut problems = Vec::new();
+    for &version in MATRIX_GO_VERSIONS {
+        for (goarch, variants) in [
+            (
+                "amd64",
+                &[Variant::Plain, Variant::Pie, Variant::Stripped][..],
+            ),
+            ("386", &[Variant::Plain, Variant::Stripped][..]),
+        ] {
+            for &variant in variants {
+                let Some(bin) = require(matrix_binary(version, goarch, variant, "breakdown"))
+                else {
+                    return;
+                };
+                problems.extend(args_calls(&bin, 2, 0));
+                if version == "1.27.3" && variant == Variant::Plain {
+                    problems.extend(args_calls(&bin, 2, 2));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `funclat --breakdown`: the function's parts against the sums of the target's records of its
+/// calls, and its slowest call against the target's slowest.
+#[test]
+fn funclat_sums_equal_the_targets_own_records() {
+    let Some(_guard) = bpf_test() else { return };
+    let Some(bin) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "breakdown",
+    )) else {
+        return;
+    };
+    let calls = 3;
+    let (json, own) = trace("funclat", &bin, calls, 0);
+    let records: Vec<&Value> = json.iter().filter(|v| v["type"] == "breakdown").collect();
+    assert_eq!(records.len(), 1, "{json:?}");
+    let record = records[0];
+    assert_eq!(record["calls"], calls, "{record}");
+    let mut summed: HashMap<String, f64> = HashMap::new();
+    for call in &own {
+        for (key, value) in call {
+            *summed.entry(key.clone()).or_default() += value;
+        }
+    }
+    let duration = record["duration_ns"].as_f64().unwrap();
+    let mut problems = check_breakdown(
+        &bin.label,
+        (&record["breakdown"], duration),
+        &summed,
+        calls as f64,
+        mutex_reason(&bin),
+    );
+    let slowest_own = own.iter().map(|c| c["wall_ns"]).fold(0.0, f64::max);
+    let slowest = record["slowest"][0]["duration_ns"].as_f64().unwrap();
+    if (slowest - slowest_own).abs() > tolerance(slowest_own, 1.0) {
+        problems.push(format!(
+            "slowest call {slowest} ns, the target's {slowest_own} ns"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
