@@ -92,6 +92,7 @@ Examples:
   gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap
   gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path
   gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)
+  gotrace funclat --by r.URL.Path 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   written signature (docs/signatures.md)
   gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls";
 
 /// Arguments of `gotrace funclat`.
@@ -121,7 +122,8 @@ pub struct FunclatArgs {
     /// One histogram per distinct value of EXPR at each call's entry, kept in the kernel: a
     /// parameter, then fields, len(x), constant indexes, as `gotrace args --field` takes
     /// (r.URL.Path, r.Method, len(tags)); strings (up to --strsize bytes), integers, booleans.
-    /// The functions' own code only (not their inlined calls).
+    /// The functions' own code only (not their inlined calls). On a binary without DWARF,
+    /// write the function's signature in the pattern, as `gotrace args` takes it.
     #[arg(long, value_name = "EXPR")]
     pub by: Option<String>,
     /// --by: distinct keys given a histogram of their own; later ones count under (other).

@@ -126,13 +126,8 @@ pub fn call_plans(sources: &Sources<'_, '_>, plan: &ProbePlan, extra: &Extra) ->
         .collect::<Result<Vec<_>>>()?;
     // A function's signature (and the table of its types): the one the user wrote, else
     // DWARF's; its ABI plan from that.
-    let sig_of = |name: &str, entry: u64| {
-        if let Some(user) = sources.written(name) {
-            return Some((&user.sig, &user.types));
-        }
-        let dwarf = dwarf?;
-        Some((dwarf.signature(name, entry)?, &dwarf.types))
-    };
+    let sigs = sources.signatures();
+    let sig_of = |name: &str, entry: u64| sigs.of(name, entry);
     let signature_of = |name: &str, entry: u64| {
         let (sig, types) = sig_of(name, entry)?;
         Some(call_plan(sig, types, arch, abi, strsize))

@@ -302,7 +302,10 @@ pub fn inline_reads(
     Ok(plan
         .inline_probes()
         .map(|probe| {
-            let user_sig = sources.written(&probe.func.name).map(|u| &u.sig);
+            let user_sig = sources
+                .signatures()
+                .written(&probe.func.name)
+                .map(|u| &u.sig);
             InlineRead {
                 func_id: probe.func.id,
                 parent: probe.instance.parent.clone(),

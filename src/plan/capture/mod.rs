@@ -32,7 +32,7 @@ use crate::bpf_types::args_limits as limits;
 use crate::bpf_types::{where_kind, where_op};
 use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::GoBinary;
-use crate::plan::signature::UserSignature;
+use crate::plan::signature::{Signatures, UserSignature};
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
 pub use calls::{
@@ -71,9 +71,12 @@ pub struct Sources<'a, 'd> {
 }
 
 impl Sources<'_, '_> {
-    /// The signature the user wrote for `function`, if any.
-    pub fn written(&self, function: &str) -> Option<&UserSignature> {
-        self.user_sigs.iter().find(|u| u.function == function)
+    /// Each function's signature: the one the user wrote, else DWARF's.
+    pub fn signatures(&self) -> Signatures<'_> {
+        Signatures {
+            written: self.user_sigs,
+            dwarf: self.dwarf,
+        }
     }
 }
 
