@@ -48,7 +48,7 @@ pub enum Command {
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
     #[command(
-        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz\n  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree"
+        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz\n  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree\n  gotrace graph --breakdown --svg wait.svg main.handle -p 4242      each call's on-CPU, runnable, syscall, blocked time; off-CPU frames"
     )]
     Graph(GraphArgs),
 }
@@ -340,6 +340,8 @@ pub struct GraphArgs {
     /// Goroutines that can be inside ROOT at once; beyond it root calls are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_goroutines: u32,
+    #[command(flatten)]
+    pub breakdown: Breakdown,
     #[command(flatten)]
     pub buffer: RingBuffer,
     #[command(flatten)]
