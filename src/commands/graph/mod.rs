@@ -19,20 +19,22 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::{graph_breakdown_event, graph_event, graph_event_kind, graph_stats, sched_stats};
+use crate::bpf_types::{
+    graph_breakdown_event, graph_event, graph_event_kind, graph_stats, sched_stats,
+};
 use crate::cli::{GraphArgs, RingBuffer};
+use crate::configure_breakdown;
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
-use crate::configure_breakdown;
 use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::output::pprof::{Meta, WallProfile};
 use crate::plan::capture::{self, Reads};
-use crate::plan::sites::InlineSites;
 use crate::plan::sched::SchedPlan;
+use crate::plan::sites::InlineSites;
 use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
 use crate::session::guard::{self, GuardPlan};
@@ -409,7 +411,8 @@ impl Printer<'_, '_> {
         };
         let parts = Breakdown::attributed(&r.breakdown, self.reasons.as_deref());
         let head = r.head;
-        self.pending.insert((head.tgid, head.goid, head.depth), parts);
+        self.pending
+            .insert((head.tgid, head.goid, head.depth), parts);
     }
 
     /// Writes the trees formatted since the last flush.
