@@ -19,9 +19,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::{
-    graph_breakdown_event, graph_event, graph_event_kind, graph_stats, sched_stats,
-};
+use crate::bpf_types::{graph_breakdown_event, graph_event, graph_event_kind, graph_stats};
 use crate::cli::{GraphArgs, RingBuffer};
 use crate::configure_breakdown;
 use crate::decode::Decoder;
@@ -39,7 +37,7 @@ use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
 use crate::session::guard::{self, GuardPlan};
 use crate::session::lifecycle::Wake;
-use crate::session::sched::{attach_sched_switch, BreakdownConfig};
+use crate::session::sched::{self, attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use tree::{Counts, Limits, Record, Step, TreeBuilder};
 
@@ -517,11 +515,7 @@ impl Printer<'_, '_> {
         // (their calls are in the trees without values).
         let malformed =
             self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
-        let unfollowed = match self.reasons {
-            Some(_) => Some(maps::per_cpu::<sched_stats>(&self.skel.maps.sched_stat, 0)?)
-                .map(|s| s.iter().map(|s| s.unfollowed).sum::<u64>()),
-            None => None,
-        };
+        let unfollowed = sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
         if self.args.target.json {
             let summary = Summary {
                 at: Stamp::at(ts_ns),
@@ -540,8 +534,10 @@ impl Printer<'_, '_> {
         } else {
             writeln!(
                 out,
-                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated calls, {} below --min, {in_flight_at_start} in flight at start, {in_flight_at_end} at end",
-                self.trees, self.below_min
+                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated calls, {} below --min, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{}",
+                self.trees,
+                self.below_min,
+                unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
             )?;
         }
         Ok(())
