@@ -33,7 +33,7 @@ pub enum Command {
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
     #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path\n  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)\n  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls"
+        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path\n  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)\n  gotrace funclat --by r.URL.Path 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   written signature (docs/signatures.md)\n  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls"
     )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
@@ -119,7 +119,8 @@ pub struct FunclatArgs {
     /// One histogram per distinct value of EXPR at each call's entry, kept in the kernel: a
     /// parameter, then fields, len(x), constant indexes, as `gotrace args --field` takes
     /// (r.URL.Path, r.Method, len(tags)); strings (up to --strsize bytes), integers, booleans.
-    /// The functions' own code only (not their inlined calls).
+    /// The functions' own code only (not their inlined calls). On a binary without DWARF,
+    /// write the function's signature in the pattern, as `gotrace args` takes it.
     #[arg(long, value_name = "EXPR")]
     pub by: Option<String>,
     /// --by: distinct keys given a histogram of their own; later ones count under (other).

@@ -5,7 +5,8 @@
 //! main.handle gives the same requests, call for call, in order; `args --where` shows exactly
 //! the logged requests that satisfy it (and counts the others); `funclat --by r.URL.Path`
 //! counts as many calls per path as the log has; without `--field`, `r` is shown as its
-//! struct, `r.URL` as its own. Go 1.19 and 1.27 (amd64), Go 1.19 386.
+//! struct, `r.URL` as its own. On stripped builds, with the handler's signature written, the
+//! fields and `funclat --by` keys equal the log too. Go 1.19 and 1.27 (amd64), Go 1.19 386.
 
 mod common;
 
@@ -86,6 +87,21 @@ fn builds() -> Vec<GoBinary> {
         .iter()
         .filter_map(|&(version, goarch)| {
             require(matrix_binary(version, goarch, Variant::Plain, "httpserver"))
+        })
+        .collect()
+}
+
+/// The stripped builds (no DWARF) of the same releases.
+fn stripped_builds() -> Vec<GoBinary> {
+    BUILDS
+        .iter()
+        .filter_map(|&(version, goarch)| {
+            require(matrix_binary(
+                version,
+                goarch,
+                Variant::Stripped,
+                "httpserver",
+            ))
         })
         .collect()
 }
@@ -242,15 +258,7 @@ fn stripped_fields_through_the_standard_librarys_layouts() {
     }
     let Some(_lock) = bpf_test() else { return };
     let scratch = scratch("stripped");
-    let stripped = BUILDS.iter().filter_map(|&(version, goarch)| {
-        require(matrix_binary(
-            version,
-            goarch,
-            Variant::Stripped,
-            "httpserver",
-        ))
-    });
-    for binary in stripped {
+    for binary in stripped_builds() {
         let args = [
             &["args", "--no-ret"][..],
             &LOGGED_FIELDS,
@@ -325,6 +333,29 @@ fn where_keeps_exactly_the_matching_calls_and_counts_the_others() {
     }
 }
 
+/// Runs `funclat --by r.URL.Path PATTERN` on `binary`: the calls counted per path, and the
+/// server's log counted the same way.
+fn by_path_counts(
+    binary: &GoBinary,
+    pattern: &str,
+    scratch: &Path,
+) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let (log, objects) = traced(binary, &["funclat", "--by", "r.URL.Path", pattern], scratch);
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, path, _) in &log {
+        *expected.entry(path.clone()).or_default() += 1;
+    }
+    let counted = objects
+        .iter()
+        .filter(|o| o["type"] == "hist")
+        .map(|h| {
+            let key = h["key"].as_str().unwrap_or_else(|| panic!("{h}"));
+            (key.to_owned(), field(h, "count"))
+        })
+        .collect();
+    (counted, expected)
+}
+
 #[test]
 fn funclat_by_path_counts_equal_the_servers_log() {
     if !require_root() {
@@ -333,23 +364,22 @@ fn funclat_by_path_counts_equal_the_servers_log() {
     let Some(_lock) = bpf_test() else { return };
     let scratch = scratch("funclat");
     for binary in builds() {
-        let (log, objects) = traced(
-            &binary,
-            &["funclat", "--by", "r.URL.Path", "main.handle"],
-            &scratch,
-        );
-        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-        for (_, path, _) in &log {
-            *expected.entry(path.clone()).or_default() += 1;
-        }
-        let counted: BTreeMap<String, u64> = objects
-            .iter()
-            .filter(|o| o["type"] == "hist")
-            .map(|h| {
-                let key = h["key"].as_str().unwrap_or_else(|| panic!("{h}"));
-                (key.to_owned(), field(h, "count"))
-            })
-            .collect();
+        let (counted, expected) = by_path_counts(&binary, "main.handle", &scratch);
+        assert_eq!(counted, expected, "{}", binary.label);
+    }
+}
+
+/// Stripped builds with the handler's signature written: `funclat --by r.URL.Path` keys
+/// through the embedded net/http and net/url layouts, and counts per path equal the log.
+#[test]
+fn stripped_funclat_by_path_with_the_signature_written() {
+    if !require_root() {
+        return;
+    }
+    let Some(_lock) = bpf_test() else { return };
+    let scratch = scratch("funclat-stripped");
+    for binary in stripped_builds() {
+        let (counted, expected) = by_path_counts(&binary, HANDLE_SIGNATURE, &scratch);
         assert_eq!(counted, expected, "{}", binary.label);
     }
 }
@@ -359,8 +389,25 @@ fn a_path_not_in_the_types_is_one_line_before_attaching() {
     let Some(binary) = require(matrix_binary("1.19", "amd64", Variant::Plain, "httpserver")) else {
         return;
     };
+    let Some(stripped) = require(matrix_binary(
+        "1.19",
+        "amd64",
+        Variant::Stripped,
+        "httpserver",
+    )) else {
+        return;
+    };
     let path = binary.path.to_str().unwrap();
+    let stripped = stripped.path.to_str().unwrap();
     for (args, wanted) in [
+        (
+            vec!["funclat", "--by", "r.URL.Path", "main.handle", stripped],
+            "no DWARF (stripped), so main.handle's parameter types are unknown; write its signature",
+        ),
+        (
+            vec!["funclat", "--by", "req.URL", HANDLE_SIGNATURE, stripped],
+            "no traced function has a parameter \"req\"",
+        ),
         (
             vec!["args", "--field", "r.Url.Path", "main.handle", path],
             "did you mean URL?",

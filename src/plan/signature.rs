@@ -9,8 +9,9 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::gobin::format::dwarf::{FuncSig, GoType, Param, TypeId, TypeKind, TypeTable};
-use crate::gobin::runtime::stdlib_types::StdTypes;
+use crate::gobin::format::dwarf::{DwarfInfo, FuncSig, GoType, Param, TypeId, TypeKind, TypeTable};
+use crate::gobin::runtime::stdlib_types::{self, StdTypes};
+use crate::gobin::GoBinary;
 
 /// A parsed signature: the types live in `types`.
 #[derive(Debug, Clone)]
@@ -28,6 +29,51 @@ pub fn split_pattern(pattern: &str) -> (&str, Option<&str>) {
     match open {
         Some(i) if i > 0 => (pattern[..i].trim(), Some(&pattern[i..])),
         _ => (pattern, None),
+    }
+}
+
+/// The patterns of a command line, split: the function names the planner matches, and the
+/// signatures written in them (`'main.handle(w http.ResponseWriter, r *http.Request)'`),
+/// parsed with the standard library's types of `bin`'s Go release (`args`, `funclat`).
+pub fn parse_patterns(
+    bin: &GoBinary<'_>,
+    patterns: &[String],
+) -> Result<(Vec<String>, Vec<UserSignature>)> {
+    let mut user_sigs = Vec::new();
+    let mut names = Vec::new();
+    let mut std = None;
+    for pattern in patterns {
+        let (name, written) = split_pattern(pattern);
+        if written.is_some() {
+            let std = std
+                .get_or_insert_with(|| {
+                    stdlib_types::for_binary(bin.build.go_release(), bin.elf.arch)
+                })
+                .as_ref()
+                .map_err(String::as_str);
+            user_sigs.push(parse(pattern, bin.elf.arch.ptr_size(), std)?);
+        }
+        names.push(name.to_owned());
+    }
+    Ok((names, user_sigs))
+}
+
+/// Where each function's signature comes from: the one the user wrote, else DWARF's.
+#[derive(Clone, Copy)]
+pub struct Signatures<'a> {
+    pub written: &'a [UserSignature],
+    pub dwarf: Option<&'a DwarfInfo>,
+}
+
+impl<'a> Signatures<'a> {
+    /// The signature of the function `name` with code at `entry`, and the table of its
+    /// types; None when it has neither a written one nor DWARF's.
+    pub fn of(&self, name: &str, entry: u64) -> Option<(&'a FuncSig, &'a TypeTable)> {
+        if let Some(user) = self.written.iter().find(|u| u.function == name) {
+            return Some((&user.sig, &user.types));
+        }
+        let dwarf = self.dwarf?;
+        Some((dwarf.signature(name, entry)?, &dwarf.types))
     }
 }
 

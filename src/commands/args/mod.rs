@@ -16,7 +16,6 @@ use crate::bpf_types::args_stats;
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::configure_breakdown;
 use crate::decode::Decoder;
-use crate::gobin::runtime::stdlib_types;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
 use crate::output::clock::Stamp;
@@ -192,22 +191,7 @@ fn plan_calls(
     patterns: &[String],
     args: &ArgsArgs,
 ) -> Result<(ProbePlan, Vec<Reads>, Vec<InlineRead>)> {
-    let mut user_sigs = Vec::new();
-    let mut names = Vec::new();
-    let mut std = None;
-    for pattern in patterns {
-        let (name, written) = signature::split_pattern(pattern);
-        if written.is_some() {
-            let std = std
-                .get_or_insert_with(|| {
-                    stdlib_types::for_binary(bin.build.go_release(), bin.elf.arch)
-                })
-                .as_ref()
-                .map_err(String::as_str);
-            user_sigs.push(signature::parse(pattern, bin.elf.arch.ptr_size(), std)?);
-        }
-        names.push(name.to_owned());
-    }
+    let (names, user_sigs) = signature::parse_patterns(bin, patterns)?;
     // --where is decided at the functions' own entries, not at their inlined calls.
     let inlined = if args.no_inlined || args.filter.is_some() {
         plan::Inlined::No

@@ -21,6 +21,7 @@ use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::lines;
 use crate::plan::capture::{self, by_key::KeyPlan};
 use crate::plan::sched::SchedPlan;
+use crate::plan::signature;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
@@ -54,14 +55,7 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let interval = args.interval;
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
-    // --by keys a call at its entry: the functions' own code only.
-    let inlined = if args.no_inlined || args.by.is_some() {
-        plan::Inlined::No
-    } else {
-        plan::Inlined::Yes
-    };
-    let plan = plan::plan_with(&bin, &patterns, true, inlined)?;
-    let keys = by_plans(&bin, &plan, args)?;
+    let (plan, keys) = plan_funcs(&bin, &patterns, args)?;
     let sched = args
         .breakdown
         .breakdown
@@ -117,25 +111,30 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     Ok(stop.exit_code())
 }
 
-/// --by: each planned function's key plan (None without --by).
-fn by_plans(
+/// The functions `patterns` match (a pattern may end in the function's written signature)
+/// and, with --by, each one's key plan, through its written signature else DWARF's.
+fn plan_funcs(
     bin: &crate::gobin::GoBinary<'_>,
-    plan: &ProbePlan,
+    patterns: &[String],
     args: &FunclatArgs,
-) -> Result<Option<Vec<KeyPlan>>> {
+) -> Result<(ProbePlan, Option<Vec<KeyPlan>>)> {
+    // --by keys a call at its entry: the functions' own code only.
+    let inlined = if args.no_inlined || args.by.is_some() {
+        plan::Inlined::No
+    } else {
+        plan::Inlined::Yes
+    };
+    let (names, written) = signature::parse_patterns(bin, patterns)?;
+    let plan = plan::plan_with(bin, &names, true, inlined)?;
     let Some(text) = &args.by else {
-        return Ok(None);
+        return Ok((plan, None));
     };
     if args.heatmap.is_some() {
         bail!("--heatmap draws one row per function and does not take --by; drop one of them");
     }
     let expr = capture::path::parse(text).map_err(|e| anyhow::anyhow!("--by {e}"))?;
-    Ok(Some(capture::by_key::key_plans(
-        bin,
-        plan,
-        &expr,
-        args.strsize,
-    )?))
+    let keys = capture::by_key::key_plans(bin, &plan, &written, &expr, args.strsize)?;
+    Ok((plan, Some(keys)))
 }
 
 /// Loads the funclat program: one histogram per planned function, room for --max-open-calls

@@ -1,12 +1,14 @@
 //! `funclat --by EXPR`: what is read at each planned function's entry to key its calls' latency
 //! (docs/design.md §19): the field path alone, placed as `gotrace args --field` places it, and
 //! where its value lies in the capture (struct by_key_plan): an integer's or a boolean's bytes
-//! in the frame, or a string's bytes (the plan's only extra read).
+//! in the frame, or a string's bytes (the plan's only extra read). Each function's types come
+//! from the signature the user wrote (a stripped binary's only source), else DWARF.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::bpf_types::{args_fetch, args_plan_index, by_key_plan, by_source};
 use crate::gobin::GoBinary;
+use crate::plan::signature::{Signatures, UserSignature};
 use crate::plan::ProbePlan;
 
 use super::fields::add_field;
@@ -37,21 +39,29 @@ impl KeyPlan {
     }
 }
 
-/// Each planned function's key plan for `expr` (strings up to `strsize` bytes); an error
-/// when `expr` names what a function's types do not have, its value is neither a string, an
-/// integer nor a boolean, or no function has its parameter.
+/// Each planned function's key plan for `expr` (strings up to `strsize` bytes), through its
+/// `written` signature, else DWARF's; an error when the binary has no DWARF and no signature
+/// is written, `expr` names what a function's types do not have, its value is neither a
+/// string, an integer nor a boolean, or no function has its parameter.
 pub fn key_plans(
     bin: &GoBinary<'_>,
     plan: &ProbePlan,
+    written: &[UserSignature],
     expr: &Expr,
     strsize: u32,
 ) -> Result<Vec<KeyPlan>> {
-    let dwarf = bin.dwarf()?.with_context(|| {
-        format!(
-            "--by {}: the binary has no DWARF (stripped), so its parameters' types are unknown",
+    let dwarf = bin.dwarf()?;
+    if dwarf.is_none() && written.is_empty() {
+        let first = plan
+            .funcs
+            .first()
+            .map_or("the function", |f| f.name.as_str());
+        bail!(
+            "--by {}: the binary has no DWARF (stripped), so {first}'s parameter types are unknown; write its signature in the pattern, e.g. 'main.handle(w http.ResponseWriter, r *http.Request)' (docs/signatures.md)",
             expr.text
-        )
-    })?;
+        );
+    }
+    let sigs = Signatures { written, dwarf };
     let (arch, abi) = (bin.elf.arch, abi_of(bin));
     let mut any = false;
     let plans = plan
@@ -63,20 +73,20 @@ pub fn key_plans(
                 kind: None,
                 source: by_key_plan::default(),
             };
-            let Some(sig) = dwarf.signature(&func.name, func.entry) else {
+            let Some((sig, types)) = sigs.of(&func.name, func.entry) else {
                 return Ok(none);
             };
             if !sig.params.iter().any(|p| p.name == expr.root) {
                 return Ok(none);
             }
             any = true;
-            let entry = call_plan(sig, &dwarf.types, arch, abi, strsize).entry;
+            let entry = call_plan(sig, types, arch, abi, strsize).entry;
             let mut site = SitePlan {
                 origins: entry.origins,
                 stack_bytes: entry.stack_bytes,
                 ..SitePlan::default()
             };
-            add_field(&mut site, expr, &sig.params, &dwarf.types, arch, strsize)
+            add_field(&mut site, expr, &sig.params, types, arch, strsize)
                 .map_err(|e| anyhow::anyhow!("--by {e} (in {})", func.name))?;
             let field = &site.fields[0];
             let mut source = by_key_plan {

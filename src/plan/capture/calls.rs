@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
 use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::signature::UserSignature;
+use crate::plan::signature::{Signatures, UserSignature};
 use crate::plan::ProbePlan;
 
 use super::deep;
@@ -130,13 +130,11 @@ pub fn call_plans(
         .collect::<Result<Vec<_>>>()?;
     // A function's signature (and the table of its types): the one the user wrote, else
     // DWARF's; its ABI plan from that.
-    let sig_of = |name: &str, entry: u64| {
-        if let Some(user) = user_sigs.iter().find(|u| u.function == name) {
-            return Some((&user.sig, &user.types));
-        }
-        let dwarf = dwarf?;
-        Some((dwarf.signature(name, entry)?, &dwarf.types))
+    let sigs = Signatures {
+        written: user_sigs,
+        dwarf,
     };
+    let sig_of = |name: &str, entry: u64| sigs.of(name, entry);
     let signature_of = |name: &str, entry: u64| {
         let (sig, types) = sig_of(name, entry)?;
         Some(call_plan(sig, types, arch, abi, strsize))
