@@ -47,12 +47,7 @@ const SLOWEST: usize = 3;
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let unit = match (args.microseconds, args.milliseconds) {
-        (true, _) => Unit::Micros,
-        (_, true) => Unit::Millis,
-        _ => Unit::Nanos,
-    };
-    let interval = args.interval;
+    let (unit, interval) = (unit_of(args), args.interval);
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let (plan, keys) = plan_funcs(&bin, &patterns, args)?;
@@ -109,6 +104,15 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
+}
+
+/// The histograms' unit: -u microseconds, -m milliseconds, else nanoseconds.
+fn unit_of(args: &FunclatArgs) -> Unit {
+    match (args.microseconds, args.milliseconds) {
+        (true, _) => Unit::Micros,
+        (_, true) => Unit::Millis,
+        _ => Unit::Nanos,
+    }
 }
 
 /// The functions `patterns` match (a pattern may end in the function's written signature)
