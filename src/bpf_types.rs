@@ -64,6 +64,7 @@ plain_data!(
     closure_call,
     newproc_call,
     graph_event,
+    graph_breakdown_event,
     graph_stats,
     sched_layout,
     sched_counters,

@@ -356,7 +356,8 @@ Examples:
   gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server
   gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server
   gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz
-  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree";
+  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree
+  gotrace graph --breakdown --svg wait.svg main.handle -p 4242      each call's on-CPU, runnable, syscall, blocked time; off-CPU frames";
 
 /// Arguments of `gotrace graph`.
 #[derive(Debug, Args)]
@@ -404,6 +405,8 @@ pub struct GraphArgs {
     /// Calls kept per tree; further calls are cut and counted.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_nodes: u32,
+    #[command(flatten)]
+    pub breakdown: Breakdown,
     /// Goroutines that can be inside ROOT at once; beyond it root calls are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_goroutines: u32,

@@ -9,6 +9,7 @@
 //! of the read's system call), the parts must sum to the duration within 1 %, and nothing may be
 //! unattributed. Go 1.19 / 1.21 / 1.24 / 1.27, amd64 (plain, PIE, stripped) and 386 (plain,
 //! stripped); with and without CPU-bound competitors on 1.27 amd64 and 386 (runnable time).
+//! `funclat --breakdown` and `graph --breakdown` on Go 1.27 amd64 only (the same BPF code).
 
 mod common;
 
@@ -244,6 +245,89 @@ fn funclat_sums_equal_the_targets_own_records() {
         problems.push(format!(
             "slowest call {slowest} ns, the target's {slowest_own} ns"
         ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every part of `node`'s breakdown, its blocked reasons as `blocked REASON`, by name.
+fn parts(node: &Value) -> HashMap<String, u64> {
+    let b = &node["breakdown"];
+    let mut out: HashMap<String, u64> =
+        ["oncpu_ns", "runnable_ns", "syscall_ns", "unattributed_ns"]
+            .iter()
+            .map(|k| ((*k).to_owned(), b[*k].as_u64().unwrap_or(0)))
+            .collect();
+    for (reason, ns) in b["blocked_ns"].as_object().into_iter().flatten() {
+        out.insert(format!("blocked {reason}"), ns.as_u64().unwrap_or(0));
+    }
+    out
+}
+
+/// The problems of `node` and its descendants: a node closed by its RET without a breakdown,
+/// parts that do not sum to its duration exactly, and a child's part beyond its parent's
+/// (the child's time lies within the parent's).
+fn check_nodes(label: &str, node: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let function = node["function"].as_str().unwrap_or("?");
+    if node["unwound"] == true {
+        return problems;
+    }
+    if !node["breakdown"].is_object() {
+        return vec![format!("{label}: {function} has no breakdown: {node}")];
+    }
+    let mine = parts(node);
+    let sum: u64 = mine.values().sum();
+    if sum != node["duration_ns"].as_u64().unwrap() || mine["unattributed_ns"] != 0 {
+        problems.push(format!(
+            "{label}: {function}'s parts sum to {sum}: {}",
+            node["breakdown"]
+        ));
+    }
+    for child in node["children"].as_array().into_iter().flatten() {
+        for (part, ns) in parts(child) {
+            if ns > mine.get(&part).copied().unwrap_or(0) {
+                problems.push(format!(
+                    "{label}: {} has {part} {ns} beyond its caller {function}'s: {}",
+                    child["function"], node["breakdown"]
+                ));
+            }
+        }
+        problems.extend(check_nodes(label, child));
+    }
+    problems
+}
+
+/// `graph --breakdown`: each tree's root (main.work) against the target's record of the call,
+/// and every node's parts summing to its duration and within its caller's.
+#[test]
+fn graph_nodes_equal_the_targets_own_records() {
+    let Some(_guard) = bpf_test() else { return };
+    let Some(bin) = require(matrix_binary(
+        "1.27.3",
+        "amd64",
+        Variant::Plain,
+        "breakdown",
+    )) else {
+        return;
+    };
+    let calls = 2;
+    let (json, own) = trace("graph", &bin, calls, 0);
+    let trees: Vec<&Value> = json.iter().filter(|v| v["type"] == "tree").collect();
+    assert_eq!(trees.len(), calls as usize, "{json:?}");
+    assert_eq!(own.len(), calls as usize);
+    let mutex = mutex_reason(&bin);
+    let mut problems = Vec::new();
+    for (i, (tree, own)) in trees.iter().zip(&own).enumerate() {
+        let label = format!("{} graph call {i}", bin.label);
+        let duration = tree["duration_ns"].as_f64().unwrap();
+        problems.extend(check_breakdown(
+            &label,
+            (&tree["breakdown"], duration),
+            own,
+            1.0,
+            mutex,
+        ));
+        problems.extend(check_nodes(&label, tree));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

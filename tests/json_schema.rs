@@ -51,7 +51,17 @@ fn every_command_matches_docs_json_md() {
         ),
         ("args", &["args", "--breakdown", "main.work"]),
         ("goroutines", &["goroutines"]),
-        ("graph", &["graph", "--args", "--field", "seq", "main.work"]),
+        (
+            "graph",
+            &[
+                "graph",
+                "--args",
+                "--field",
+                "seq",
+                "--breakdown",
+                "main.work",
+            ],
+        ),
     ];
     for (command, args) in commands {
         let (mut target, _) = start_edges(&bin.path, command, None);

@@ -663,6 +663,9 @@ enum graph_event_kind {
 	/* runtime.goexit1 ran on a goroutine inside ROOT (runtime.Goexit): every open call of
 	 * its tree ended there, without a RET. */
 	GRAPH_GOEXIT = 3,
+	/* --breakdown: the breakdown of the call whose EXIT or TAIL_EXIT record comes next on
+	 * this goroutine at this depth (struct graph_breakdown_event). */
+	GRAPH_BREAKDOWN = 4,
 };
 
 /* One ring-buffer record of gotrace graph. */
@@ -685,6 +688,12 @@ struct graph_event {
 struct graph_args_event {
 	struct graph_event head;
 	struct args_event capture;
+};
+
+/* A GRAPH_BREAKDOWN record: the graph record's header, then the call's breakdown. */
+struct graph_breakdown_event {
+	struct graph_event head;
+	struct sched_breakdown breakdown;
 };
 
 /* Key of the per-goroutine state: the process and its g. */
@@ -758,6 +767,7 @@ struct gotrace_shared_types {
 	enum graph_event_kind graph_event_kind;
 	struct graph_event graph_event;
 	struct graph_args_event graph_args_event;
+	struct graph_breakdown_event graph_breakdown_event;
 	struct graph_g_key graph_g_key;
 	struct graph_inside graph_inside;
 	struct graph_stats graph_stats;

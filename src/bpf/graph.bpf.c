@@ -8,12 +8,16 @@
  * runs on the exiting goroutine, after its deferred calls) ends the goroutine's stay inside
  * ROOT when runtime.Goexit unwound it: a GOEXIT record closes the tree at once. With --args
  * (capture_args), ENTER and EXIT records carry the site's capture by its fetch plan
- * (capture.bpf.h, as gotrace args); without it, that path is never taken. */
+ * (capture.bpf.h, as gotrace args); without it, that path is never taken. With --breakdown
+ * (sched_follow.bpf.h, as gotrace args), each call's EXIT or TAIL_EXIT record follows a
+ * GRAPH_BREAKDOWN record of where its time went. */
 #include "capture.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct go_layout layout = {};
+/* After `layout`, which it reads. */
+#include "sched_follow.bpf.h"
 /* offsetof(runtime.g, goid). */
 const volatile __u32 g_goid = 0;
 /* Planned functions 0 .. n_roots-1 are the ROOT functions. */
@@ -32,6 +36,9 @@ PERCPU_ARRAY_MAP(stats, struct graph_stats);
 
 /* --args: the record under construction (too big for the BPF stack). */
 PERCPU_ARRAY_MAP(scratch, struct graph_args_event);
+
+/* --breakdown: the GRAPH_BREAKDOWN record under construction (too big for the BPF stack). */
+PERCPU_ARRAY_MAP(breakdown_scratch, struct graph_breakdown_event);
 
 RINGBUF_MAP(events, 4096); /* sized before load */
 
@@ -136,6 +143,25 @@ static __always_inline void emit(struct probe_hit *hit, struct pt_regs *regs, __
 	bpf_ringbuf_submit(e, ringbuf_flags(&events, size, wakeup_watermark));
 }
 
+/* --breakdown, at a RET: the returning call's breakdown as a GRAPH_BREAKDOWN record, before
+ * its EXIT record; nothing when its start was not followed (user space then names its whole
+ * time unattributed); counted lost when the ring has no room. */
+static __always_inline void emit_breakdown(struct probe_hit *hit, __u64 goid, __u64 now)
+{
+	__u32 zero = 0;
+	struct graph_breakdown_event *r = bpf_map_lookup_elem(&breakdown_scratch, &zero);
+	__u64 size = sizeof(*r);
+
+	if (!r)
+		return;
+	follow_leave(hit, now, &r->breakdown);
+	if (!r->breakdown.followed)
+		return;
+	fill_head(&r->head, hit, goid, GRAPH_BREAKDOWN, now, 0);
+	if (bpf_ringbuf_output(&events, r, size, ringbuf_flags(&events, size, wakeup_watermark)))
+		count_lost();
+}
+
 static __always_inline int graph_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
@@ -145,6 +171,8 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 	__u64 now = bpf_ktime_get_ns(), goid = 0;
 	bool is_root, is_ret, stale, late;
 
+	if (breakdown && (bpf_get_attach_cookie(ctx) & COOKIE_KIND_MASK) == SITE_SCHED)
+		return sched_site(ctx, bpf_get_attach_cookie(ctx));
 	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	if (!hit.key.g) {
@@ -228,8 +256,12 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 		if (opened.late)
 			return 0;
 	}
+	if (breakdown && is_ret)
+		emit_breakdown(&hit, goid, now);
 	emit(&hit, ctx, goid,
 	     !is_ret ? GRAPH_ENTER : hit.kind == SITE_TAIL_RET ? GRAPH_TAIL_EXIT : GRAPH_EXIT, now);
+	if (breakdown && !is_ret)
+		follow_enter(&hit, now);
 	if (in && is_ret && is_root && hit.key.depth == in->root_depth &&
 	    !bpf_map_delete_elem(&inside, &key))
 		gate_removed(false);
@@ -237,3 +269,4 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 }
 
 GOTRACE_UPROBE_PROGRAMS(graph, graph_site)
+GOTRACE_SCHED_SWITCH(graph_sched_switch)

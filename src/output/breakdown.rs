@@ -72,6 +72,14 @@ impl Breakdown {
 
     /// The breakdown a return record carries, for a call of `duration_ns`.
     pub fn of_call(b: &sched_breakdown, duration_ns: u64, reasons: Option<&[String]>) -> Self {
+        let mut out = Self::attributed(b, reasons);
+        out.fill_unattributed(duration_ns);
+        out
+    }
+
+    /// The parts a return record attributes (nothing when its call was not followed); the
+    /// rest of the call's duration is added by [`Breakdown::fill_unattributed`].
+    pub fn attributed(b: &sched_breakdown, reasons: Option<&[String]>) -> Self {
         let mut out = Breakdown::default();
         if b.followed != 0 {
             out.oncpu_ns = b.oncpu_ns;
@@ -87,13 +95,12 @@ impl Breakdown {
                 }
             }
         }
-        let attributed = out.oncpu_ns
-            + out.runnable_ns
-            + out.syscall_ns
-            + out.blocked_ns.values().sum::<u64>()
-            + out.unattributed_ns;
-        out.unattributed_ns += duration_ns.saturating_sub(attributed);
         out
+    }
+
+    /// Names what the parts leave of `duration_ns` unattributed, so that they sum to it.
+    pub fn fill_unattributed(&mut self, duration_ns: u64) {
+        self.unattributed_ns += duration_ns.saturating_sub(self.total_ns());
     }
 
     /// Adds `other`'s parts to these.

@@ -11,6 +11,7 @@ use std::io;
 
 use serde::Serialize;
 
+use crate::output::breakdown::Breakdown;
 use crate::output::clock;
 use crate::output::values::NamedValue;
 
@@ -39,6 +40,10 @@ pub struct CallNode {
     pub args: Option<Vec<NamedValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<NamedValue>>,
+    /// With --breakdown, a call closed by its RET: where its time went (as `gotrace args
+    /// --breakdown` gives it), its parts summing to `duration_ns`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 /// One call of ROOT with everything recorded beneath it.
@@ -60,6 +65,16 @@ impl CallNode {
     pub fn self_ns(&self) -> u64 {
         let children: u64 = self.children.iter().map(|c| c.duration_ns).sum();
         self.duration_ns.saturating_sub(children)
+    }
+
+    /// Closes the call at `ts_ns` (by its RET, or `unwound`): its duration, and the part of
+    /// it its breakdown does not attribute.
+    pub fn close(&mut self, ts_ns: u64, unwound: bool) {
+        self.duration_ns = ts_ns.saturating_sub(self.start_ns);
+        self.unwound = unwound;
+        if let Some(breakdown) = &mut self.breakdown {
+            breakdown.fill_unattributed(self.duration_ns);
+        }
     }
 }
 
@@ -112,16 +127,21 @@ fn render_node(node: &CallNode, depth: usize, out: &mut impl io::Write) {
         ""
     };
     let name = &node.function;
+    let parts = node
+        .breakdown
+        .as_ref()
+        .map(|b| format!(" /* {} */", b.human()))
+        .unwrap_or_default();
     if node.children.is_empty() {
         let _ = writeln!(
             out,
-            "{duration:>DURATION_WIDTH$} | {indent}{name}({args}){results};{unwound}"
+            "{duration:>DURATION_WIDTH$} | {indent}{name}({args}){results};{unwound}{parts}"
         );
         return;
     }
     let _ = writeln!(
         out,
-        "{duration:>DURATION_WIDTH$} | {indent}{name}({args}) {{{unwound}"
+        "{duration:>DURATION_WIDTH$} | {indent}{name}({args}) {{{unwound}{parts}"
     );
     for child in &node.children {
         render_node(child, depth + 1, out);

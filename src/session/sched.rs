@@ -53,3 +53,13 @@ pub fn attach_sched_switch(
     })
     .transpose()
 }
+
+/// `--breakdown`'s count of calls whose goroutine could not be followed (the `sched_stat`
+/// map, summed over the CPUs); None without --breakdown (`on` false).
+pub fn unfollowed(on: bool, sched_stat: &impl libbpf_rs::MapCore) -> Result<Option<u64>> {
+    if !on {
+        return Ok(None);
+    }
+    let per_cpu = super::maps::per_cpu::<crate::bpf_types::sched_stats>(sched_stat, 0)?;
+    Ok(Some(per_cpu.iter().map(|s| s.unfollowed).sum()))
+}

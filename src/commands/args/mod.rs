@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::{args_stats, sched_stats};
+use crate::bpf_types::args_stats;
 use crate::cli::{ArgsArgs, RingBuffer};
 use crate::configure_breakdown;
 use crate::decode::Decoder;
@@ -29,7 +29,7 @@ use crate::plan::{self, ProbePlan};
 use crate::session::bpf::args::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::Wake;
-use crate::session::sched::{attach_sched_switch, BreakdownConfig};
+use crate::session::sched::{self, attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 
 // --strsize's range (cli.rs) is what the BPF side can read.
@@ -292,11 +292,7 @@ impl Printer<'_, '_> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
         let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
-        let unfollowed = match self.reasons {
-            Some(_) => Some(maps::per_cpu::<sched_stats>(&self.skel.maps.sched_stat, 0)?)
-                .map(|s| s.iter().map(|s| s.unfollowed).sum::<u64>()),
-            None => None,
-        };
+        let unfollowed = sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
         let not_shown = self.min_duration.map(|_| NotShown {
             below_min_duration: stats.iter().map(|s| s.below_min_duration).sum(),
             untimed: stats.iter().map(|s| s.untimed).sum(),

@@ -4,7 +4,9 @@
 //! emits ENTER/EXIT records only while a goroutine is inside ROOT, and GOEXIT when
 //! runtime.goexit1 ends a goroutine still inside ROOT; with --args those records carry the
 //! site's capture, planned and decoded as `gotrace args` does ([`crate::plan::capture`],
-//! [`crate::decode`]); [`tree`] builds the trees; [`crate::output::calltree`] renders them
+//! [`crate::decode`]); with --breakdown each call's EXIT record follows a record of where its
+//! time went (src/bpf/sched_follow.bpf.h, as `gotrace args --breakdown`); [`tree`] builds the
+//! trees; [`crate::output::calltree`] renders them
 //! (human, JSON, folded stacks, SVG).
 
 mod tree;
@@ -18,22 +20,26 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bpf_types::{graph_event, graph_event_kind, graph_stats};
+use crate::bpf_types::{graph_breakdown_event, graph_event, graph_event_kind, graph_stats};
 use crate::cli::{GraphArgs, RingBuffer};
+use crate::configure_breakdown;
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
 use crate::output::announce::Announcement;
+use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::output::pprof::{Meta, WallProfile};
 use crate::plan::capture::{self, Reads};
+use crate::plan::sched::SchedPlan;
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
 use crate::session::guard::{self, GuardPlan};
 use crate::session::lifecycle::Wake;
+use crate::session::sched::{self, attach_sched_switch, BreakdownConfig};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use tree::{Counts, Limits, Record, Step, TreeBuilder};
 
@@ -60,6 +66,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         .args
         .then(|| plan_captures(&bin, &plan, args))
         .transpose()?;
+    let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
     let max_overhead = args.target.max_overhead_pct()?;
     let mut guard_plan = GuardPlan::new(&plan, &InlineSites::default(), max_overhead);
     // The trees begin and end at ROOT's and goexit1's probes: the guard never detaches them.
@@ -67,15 +74,8 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let dropped = session.guard(guard_plan);
     let mut object = MaybeUninit::uninit();
     let ids = ProgramIds { n_roots, goexit_id };
-    let skel = load(
-        &session,
-        &mut object,
-        &bin,
-        &plan,
-        calls.as_deref(),
-        ids,
-        args,
-    )?;
+    let planned = (&plan, calls.as_deref(), sched.as_ref());
+    let skel = load(&session, &mut object, &bin, planned, ids, args)?;
     let namer = BinaryTypeNamer::new(&bin);
     let decoder = calls
         .as_deref()
@@ -84,8 +84,12 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let mut printer = Printer::new(&bin, &plan, n_roots, &skel, args, decoder, what);
     printer.binary = file.path().display().to_string();
     printer.builder.guard.dropped = dropped;
+    printer.reasons = sched.as_ref().map(SchedPlan::reason_names);
+    let mut sites = plan.sites(|_| true);
+    sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
+    let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.graph_sched_switch)?;
     let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
-    let attached = session.attach(&skel, &plan.sites(|_| true), None, &announcement)?;
+    let attached = session.attach(&skel, &sites, None, &announcement)?;
     printer.mark_start();
     let stop = session.run(&skel, attached, &mut printer)?;
     Ok(stop.exit_code())
@@ -177,19 +181,23 @@ fn root_sites(bin: &GoBinary<'_>, plan: &ProbePlan, n_roots: u32) -> HashMap<Str
         .collect()
 }
 
-/// Loads the graph program (with --args, the fetch plans stored).
+/// Loads the graph program (with --args, the fetch plans stored; with --breakdown, the
+/// scheduler's probes configured).
 fn load<'o>(
     session: &Session,
     object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
     bin: &GoBinary<'_>,
-    plan: &ProbePlan,
-    calls: Option<&[Reads]>,
+    (plan, calls, sched): (&ProbePlan, Option<&[Reads]>, Option<&SchedPlan>),
     ids: ProgramIds,
     args: &GraphArgs,
 ) -> Result<GraphSkel<'o>> {
     let g_goid = u32::try_from(bin.runtime_layout(bin.dwarf()?)?.g_goid)
         .context("goid offset out of range")?;
     let ring = Some(args.buffer.bytes(RingBuffer::DEFAULT_KIB));
+    let breakdown = BreakdownConfig {
+        plan: sched,
+        max_followed: args.breakdown.max_followed,
+    };
     let skel = session.load::<GraphSkelBuilder>(object, &plan.runtime, ring, |rodata, open| {
         rodata.g_goid = g_goid;
         rodata.n_roots = ids.n_roots;
@@ -202,7 +210,7 @@ fn load<'o>(
             let fetch_plans = capture::fetch_plans_len(plan);
             open.maps.fetch_plans.set_max_entries(fetch_plans)?;
         }
-        Ok(())
+        configure_breakdown!(rodata, open, graph_sched_switch, &breakdown)
     })?;
     if let Some(calls) = calls {
         for (key, fetch) in capture::fetch_plans(plan, calls) {
@@ -241,6 +249,11 @@ struct Printer<'p, 'o> {
     below_min: u64,
     /// Ring records that are no graph record (shorter than its header, or of no known kind).
     malformed_records: u64,
+    /// --breakdown: the binary's wait-reason names (empty when it has none).
+    reasons: Option<Vec<String>>,
+    /// --breakdown: each returning call's attributed parts until its EXIT record, by process,
+    /// goroutine and depth.
+    pending: HashMap<(u32, u64, u64), Breakdown>,
 }
 
 impl<'p, 'o> Printer<'p, 'o> {
@@ -281,6 +294,8 @@ impl<'p, 'o> Printer<'p, 'o> {
             trees: 0,
             below_min: 0,
             malformed_records: 0,
+            reasons: None,
+            pending: HashMap::new(),
         }
     }
 }
@@ -307,6 +322,10 @@ impl Consumer for Printer<'_, '_> {
             graph_event_kind::GRAPH_EXIT => Step::Exit,
             graph_event_kind::GRAPH_TAIL_EXIT => Step::TailExit,
             graph_event_kind::GRAPH_GOEXIT => Step::Goexit,
+            graph_event_kind::GRAPH_BREAKDOWN => {
+                self.keep_breakdown(bytes);
+                return Ok(());
+            }
             _ => {
                 self.malformed_records += 1;
                 return Ok(());
@@ -329,6 +348,15 @@ impl Consumer for Printer<'_, '_> {
             }
             _ => 0,
         };
+        // --breakdown: a call closed by its RET without a breakdown record was not followed.
+        let breakdown = match (step, &self.reasons) {
+            (Step::Exit | Step::TailExit, Some(_)) => Some(
+                self.pending
+                    .remove(&(e.tgid, e.goid, e.depth))
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
         let record = Record {
             pid: e.tgid,
             goid: e.goid,
@@ -339,6 +367,7 @@ impl Consumer for Printer<'_, '_> {
             entry_pc,
             return_pc,
             values,
+            breakdown,
         };
         let mut done = Vec::new();
         self.builder.apply(record, &mut |tree| done.push(tree));
@@ -373,6 +402,18 @@ impl Consumer for Printer<'_, '_> {
 }
 
 impl Printer<'_, '_> {
+    /// Keeps a GRAPH_BREAKDOWN record's parts for the EXIT record that follows it.
+    fn keep_breakdown(&mut self, bytes: &[u8]) {
+        let Ok(r) = crate::bpf_types::read::<graph_breakdown_event>(bytes) else {
+            self.malformed_records += 1;
+            return;
+        };
+        let parts = Breakdown::attributed(&r.breakdown, self.reasons.as_deref());
+        let head = r.head;
+        self.pending
+            .insert((head.tgid, head.goid, head.depth), parts);
+    }
+
     /// Writes the trees formatted since the last flush.
     fn flush(&mut self, out: &mut Out) -> Result<()> {
         out.write_all(&self.text)?;
@@ -480,6 +521,7 @@ impl Printer<'_, '_> {
             // Records that are no graph record, and (--args) captures that could not be
             // decoded (their calls are in the trees without values).
             malformed: self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed),
+            unfollowed: sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?,
         };
         Ok(lines::write_summary(out, self.args.target.json, &summary)?)
     }
@@ -500,6 +542,9 @@ struct Summary {
     in_flight_at_start: u64,
     in_flight_at_end: u64,
     malformed: u64,
+    /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfollowed: Option<u64>,
 }
 
 impl fmt::Display for Summary {
@@ -517,6 +562,10 @@ impl fmt::Display for Summary {
             self.below_min,
             self.in_flight_at_start,
             self.in_flight_at_end
-        )
+        )?;
+        match self.unfollowed {
+            Some(n) => write!(f, ", {n} unfollowed"),
+            None => Ok(()),
+        }
     }
 }

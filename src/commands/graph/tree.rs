@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{CallNode, CallTree};
 use crate::output::values::NamedValue;
 use crate::session::guard::DroppedList;
@@ -39,6 +40,8 @@ pub struct Record {
     pub return_pc: u64,
     /// --args: the arguments (ENTER) or results (EXIT) captured at the site.
     pub values: Option<Vec<NamedValue>>,
+    /// --breakdown, EXIT: the parts of the call's time attributed (nothing when not followed).
+    pub breakdown: Option<Breakdown>,
 }
 
 /// Bounds on one tree.
@@ -222,6 +225,7 @@ impl TreeBuilder {
                 tree.last_ts = r.ts_ns;
                 if let Some(node) = &mut tree.frames[at].node {
                     node.results = r.values.take().or(node.results.take());
+                    node.breakdown = r.breakdown.take().or(node.breakdown.take());
                 }
                 while tree.frames.len() > at + 1 {
                     // A frame at the same depth shares this frame (a tail call): it returned
@@ -269,8 +273,7 @@ fn close_top(tree: &mut OpenTree, ts: u64, unwound: bool, guard: &mut GuardedCal
         }
         return;
     }
-    node.duration_ns = ts.saturating_sub(node.start_ns);
-    node.unwound = unwound;
+    node.close(ts, unwound);
     if let Some(parent) = tree.frames.last_mut().and_then(|f| f.node.as_mut()) {
         parent.children.push(node);
     }
@@ -290,8 +293,7 @@ fn close_all(
     }
     let frame = tree.frames.pop().expect("a tree has its root frame");
     let mut root = frame.node.expect("the root is never cut");
-    root.duration_ns = ts.saturating_sub(root.start_ns);
-    root.unwound = !by_ret;
+    root.close(ts, !by_ret);
     CallTree {
         pid,
         goid,
@@ -354,6 +356,7 @@ mod tests {
                 entry_pc: 0,
                 return_pc: 0,
                 values: None,
+                breakdown: None,
             };
             b.apply(r, &mut |t| trees.push(t));
         }
