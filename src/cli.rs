@@ -388,10 +388,12 @@ pub struct GraphArgs {
     #[arg(long = "field", value_name = "EXPR", requires = "args")]
     pub fields: Vec<String>,
     /// Write the trees as collapsed stacks weighted by self time (flamegraph.pl, speedscope,
-    /// inferno) to FILE at exit.
+    /// inferno) to FILE at exit; with --breakdown a call's time off the CPU is drawn as
+    /// frames of its own under it ([blocked: chan receive], [runnable], [syscall]).
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
-    /// Write an interactive flame graph (SVG) of the trees to FILE at exit.
+    /// Write an interactive flame graph (SVG) of the trees to FILE at exit (with --breakdown,
+    /// off-CPU frames as --folded draws them).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Write the trees as a pprof profile (gzipped protobuf: each call's self time as

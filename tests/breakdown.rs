@@ -102,10 +102,10 @@ fn check_breakdown(
     problems
 }
 
-/// Runs `gotrace COMMAND --breakdown --json` on `calls` calls of main.work in `bin` (with
+/// Runs `gotrace COMMAND... --breakdown --json` on `calls` calls of main.work in `bin` (with
 /// `compete` CPU-bound goroutines): its JSON records and the target's own, one per call.
 fn trace(
-    command: &str,
+    command: &[&str],
     bin: &GoBinary,
     calls: u32,
     compete: u32,
@@ -115,8 +115,7 @@ fn trace(
         true => "main.work",
         false => "main.work(p uintptr)",
     };
-    let out = gotrace([
-        command.as_ref(),
+    let out = gotrace(command.iter().map(|word| word.as_ref()).chain([
         "--breakdown".as_ref(),
         "--json".as_ref(),
         function.as_ref(),
@@ -128,7 +127,7 @@ fn trace(
         format!("{PHASE_MS}ms").as_ref(),
         "-compete".as_ref(),
         compete.to_string().as_ref(),
-    ]);
+    ]));
     let (own_lines, json) = split_successful(&out);
     let own = own_lines
         .iter()
@@ -156,7 +155,7 @@ fn mutex_reason(bin: &GoBinary) -> &'static str {
 /// `args --breakdown` on `calls` calls: every call's breakdown checked; the problems found.
 fn args_calls(bin: &GoBinary, calls: u32, compete: u32) -> Vec<String> {
     let label = format!("{} -compete {compete}", bin.label);
-    let (json, own) = trace("args", bin, calls, compete);
+    let (json, own) = trace(&["args"], bin, calls, compete);
     let returns: Vec<&Value> = json.iter().filter(|v| v["type"] == "return").collect();
     if returns.len() != calls as usize || own.len() != calls as usize {
         return vec![format!(
@@ -220,7 +219,7 @@ fn funclat_sums_equal_the_targets_own_records() {
         return;
     };
     let calls = 3;
-    let (json, own) = trace("funclat", &bin, calls, 0);
+    let (json, own) = trace(&["funclat"], &bin, calls, 0);
     let records: Vec<&Value> = json.iter().filter(|v| v["type"] == "breakdown").collect();
     assert_eq!(records.len(), 1, "{json:?}");
     let record = records[0];
@@ -298,7 +297,9 @@ fn check_nodes(label: &str, node: &Value) -> Vec<String> {
 }
 
 /// `graph --breakdown`: each tree's root (main.work) against the target's record of the call,
-/// and every node's parts summing to its duration and within its caller's.
+/// and every node's parts summing to its duration and within its caller's; `--folded`: the
+/// weights sum to the roots' durations, and each off-CPU frame's (`[blocked: REASON]`,
+/// `[runnable]`, `[syscall]`) over all stacks to that part of the roots' breakdowns.
 #[test]
 fn graph_nodes_equal_the_targets_own_records() {
     let Some(_guard) = bpf_test() else { return };
@@ -311,7 +312,9 @@ fn graph_nodes_equal_the_targets_own_records() {
         return;
     };
     let calls = 2;
-    let (json, own) = trace("graph", &bin, calls, 0);
+    let folded = std::env::temp_dir().join(format!("gotrace-bd-{}.folded", std::process::id()));
+    let folded_arg = folded.to_str().unwrap();
+    let (json, own) = trace(&["graph", "--folded", folded_arg], &bin, calls, 0);
     let trees: Vec<&Value> = json.iter().filter(|v| v["type"] == "tree").collect();
     assert_eq!(trees.len(), calls as usize, "{json:?}");
     assert_eq!(own.len(), calls as usize);
@@ -328,6 +331,35 @@ fn graph_nodes_equal_the_targets_own_records() {
             mutex,
         ));
         problems.extend(check_nodes(&label, tree));
+    }
+    // Each frame's weight summed over the stacks it ends, and the roots' parts summed.
+    let mut frames: HashMap<String, u64> = HashMap::new();
+    let text = std::fs::read_to_string(&folded).expect("--folded written");
+    let _ = std::fs::remove_file(&folded);
+    for line in text.lines() {
+        let (stack, ns) = line.rsplit_once(' ').expect("`stack ns`");
+        let leaf = stack.rsplit(';').next().unwrap().to_owned();
+        *frames.entry(leaf).or_default() += ns.parse::<u64>().unwrap();
+        *frames.entry("(all)".to_owned()).or_default() += ns.parse::<u64>().unwrap();
+    }
+    let mut roots: HashMap<String, u64> = HashMap::new();
+    for tree in &trees {
+        *roots.entry("(all)".to_owned()).or_default() += tree["duration_ns"].as_u64().unwrap();
+        for (part, ns) in parts(tree) {
+            let frame = match part.strip_prefix("blocked ") {
+                Some(reason) => format!("[blocked: {reason}]"),
+                None => format!("[{}]", part.trim_end_matches("_ns")),
+            };
+            *roots.entry(frame).or_default() += ns;
+        }
+    }
+    for (frame, ns) in &roots {
+        let drawn = frames.get(frame).copied().unwrap_or(0);
+        if frame != "[oncpu]" && frame != "[unattributed]" && drawn != *ns {
+            problems.push(format!(
+                "folded: {frame} weighs {drawn} ns, the roots' breakdowns {ns} ns: {text}"
+            ));
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -115,6 +115,39 @@ impl Breakdown {
         }
     }
 
+    /// Takes `other`'s parts from these (what a call spent outside a callee of breakdown
+    /// `other`), each at least 0.
+    pub fn subtract(&mut self, other: &Breakdown) {
+        self.oncpu_ns = self.oncpu_ns.saturating_sub(other.oncpu_ns);
+        self.runnable_ns = self.runnable_ns.saturating_sub(other.runnable_ns);
+        self.descheduled_ns = self.descheduled_ns.saturating_sub(other.descheduled_ns);
+        self.syscall_ns = self.syscall_ns.saturating_sub(other.syscall_ns);
+        self.unattributed_ns = self.unattributed_ns.saturating_sub(other.unattributed_ns);
+        for (reason, ns) in &other.blocked_ns {
+            if let Some(mine) = self.blocked_ns.get_mut(reason) {
+                *mine = mine.saturating_sub(*ns);
+            }
+        }
+    }
+
+    /// The parts off the CPU as flame-graph frame names, with their ns (the non-zero ones):
+    /// `[runnable]`, `[syscall]`, `[blocked: REASON]`, `[unattributed]`.
+    pub fn off_cpu_frames(&self) -> Vec<(String, u64)> {
+        [
+            ("[runnable]".to_owned(), self.runnable_ns),
+            ("[syscall]".to_owned(), self.syscall_ns),
+        ]
+        .into_iter()
+        .chain(
+            self.blocked_ns
+                .iter()
+                .map(|(reason, ns)| (format!("[blocked: {reason}]"), *ns)),
+        )
+        .chain([("[unattributed]".to_owned(), self.unattributed_ns)])
+        .filter(|(_, ns)| *ns != 0)
+        .collect()
+    }
+
     /// The parts' sum (the duration, or the sum of the durations).
     pub fn total_ns(&self) -> u64 {
         self.oncpu_ns

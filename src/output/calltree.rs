@@ -1,6 +1,9 @@
 //! `gotrace graph` output: call trees beneath a root call, rendered for people (indented like
 //! ftrace's function_graph), as one JSON object per root call, and as collapsed stacks weighted
-//! by self time (`--folded`, and `--svg` through the `inferno` crate's flame graph).
+//! by self time (`--folded`, and `--svg` through the `inferno` crate's flame graph); with
+//! `--breakdown` a call's self time off the CPU is drawn as frames of its own beneath it
+//! (`[blocked: chan receive]`, `[runnable]`, `[syscall]`), so widths still sum to the roots'
+//! wall time.
 //!
 //! Folded stacks separate frames with `;`, so a `;` inside a function name (a generic
 //! instantiation over a struct shape, `F[go.shape.struct { a int; b int }]`) is written as `,`
@@ -65,6 +68,29 @@ impl CallNode {
     pub fn self_ns(&self) -> u64 {
         let children: u64 = self.children.iter().map(|c| c.duration_ns).sum();
         self.duration_ns.saturating_sub(children)
+    }
+
+    /// With --breakdown, this call's self time ([`CallNode::self_ns`]) off the CPU, by part
+    /// ([`Breakdown::off_cpu_frames`]: its breakdown less its children's); never more than its
+    /// self time in all. Empty without a breakdown.
+    pub fn self_off_cpu(&self) -> Vec<(String, u64)> {
+        let Some(mut own) = self.breakdown.clone() else {
+            return Vec::new();
+        };
+        for child in &self.children {
+            if let Some(theirs) = &child.breakdown {
+                own.subtract(theirs);
+            }
+        }
+        let mut left = self.self_ns();
+        own.off_cpu_frames()
+            .into_iter()
+            .filter_map(|(frame, ns)| {
+                let ns = ns.min(left);
+                left -= ns;
+                (ns != 0).then_some((frame, ns))
+            })
+            .collect()
     }
 
     /// Closes the call at `ts_ns` (by its RET, or `unwound`): its duration, and the part of
@@ -226,15 +252,23 @@ impl FoldedStacks {
         self.add_node(&tree.root, &mut path);
     }
 
-    /// Adds `node`'s self time under `path;node`, then its children's.
+    /// Adds `node`'s self time under `path;node` (with --breakdown, its time off the CPU as
+    /// frames of their own beneath it: `path;node;[blocked: chan receive]`), then its
+    /// children's.
     fn add_node(&mut self, node: &CallNode, path: &mut String) {
         let parent_len = path.len();
         if parent_len > 0 {
             path.push(';');
         }
         path.push_str(&node.function.replace(';', ","));
+        let off_cpu = node.self_off_cpu();
+        let on_cpu = node.self_ns() - off_cpu.iter().map(|(_, ns)| ns).sum::<u64>();
         let weight = self.stacks.entry(path.clone()).or_default();
-        *weight = weight.saturating_add(node.self_ns());
+        *weight = weight.saturating_add(on_cpu);
+        for (frame, ns) in off_cpu {
+            let weight = self.stacks.entry(format!("{path};{frame}")).or_default();
+            *weight = weight.saturating_add(ns);
+        }
         for child in &node.children {
             self.add_node(child, path);
         }
