@@ -25,7 +25,9 @@ pub enum Step {
 pub struct Expr {
     /// As written (trimmed): the name its values carry.
     pub text: String,
+    /// The parameter (or receiver) it starts from.
     pub root: String,
+    /// The fields and indexes after it, in order.
     pub steps: Vec<Step>,
     /// `len(...)` of a string or slice.
     pub len: bool,
@@ -106,13 +108,20 @@ pub enum Op {
     /// The current value is a pointer (or a slice's data word): follow it. `nil_name` is the
     /// expression up to it (named when it is nil); `min_len`: a slice indexed by a constant,
     /// whose length (the next word) must be at least this.
-    Deref { nil_name: String, min_len: u64 },
+    Deref {
+        /// The expression up to the pointer.
+        nil_name: String,
+        /// The least length of an indexed slice (0: not one).
+        min_len: u64,
+    },
 }
 
 /// An expression resolved against one function's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// Index of the parameter it starts from.
     pub param: usize,
+    /// The operations from the start of that parameter's value.
     pub ops: Vec<Op>,
     /// The type of the value the path ends at.
     pub ty: TypeId,
