@@ -23,33 +23,19 @@ impl Cli {
     }
 }
 
-/// The subcommands.
+/// The subcommands. Each one's examples (`after_help`) are on its arguments struct, with its
+/// flags.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the functions (and globals) of a Go binary that can be traced, and how.
-    #[command(
-        after_help = "Examples:\n  gotrace list ./server\n  gotrace list ./server 'main.*'\n  gotrace list ./server 'net/http.(*conn).*' --json\n  gotrace list ./server --globals 'main.*'\n  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is\n\nColumns:\n  FUNCTION    the name to give funclat, args and graph (the column is as wide as the longest name)\n  ENTRY       the function's address; OFFSET: its offset in the file; SIZE: bytes of code\n  RETS        RET instructions gotrace probes for returns (none: it never returns, so it cannot be timed)\n  TYPES       yes when DWARF gives its argument types (args can decode them; without, give a signature)\n  INLINED     how many call sites inline it (funclat and args trace those too)\n  ENTRY-SITE  how the kernel runs the entry probe: emulated (cheapest), flag-checked (on the stack check,\n              counted only when the branch is not taken), single-step (copied out and stepped: slower)\n  RET-E/S     RET probes emulated / single-stepped\n  TAIL        tail calls out of it (a traced call ends at its callee's RET)\n  STEPS       single-steps per traced call, entry plus return: 0 is cheapest, 2 costliest\n  FILE:LINE   where it is defined"
-    )]
     List(ListArgs),
     /// Latency histogram of Go functions, aggregated in the kernel (like BCC funclatency).
-    #[command(
-        after_help = "Examples:\n  gotrace funclat main.doWork ./counter            every process running ./counter\n  gotrace funclat 'main.*' -p 4242                 one running process\n  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500\n  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server\n  gotrace funclat --json main.doWork ./counter\n  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)\n  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics\n  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap\n  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path\n  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)\n  gotrace funclat --by r.URL.Path 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   written signature (docs/signatures.md)\n  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls"
-    )]
     Funclat(FunclatArgs),
     /// Every call of Go functions: arguments, results, duration and goroutine.
-    #[command(
-        after_help = "Examples:\n  gotrace args main.doWork ./server\n  gotrace args --json 'main.*' -p 4242\n  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080\n  gotrace args --stack main.doWork ./server\n  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel\n  gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls\n  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none\n  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server\n  gotrace args --min-duration 20ms main.handle -p 4242   only the calls that took 20ms or more\n  gotrace args 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   standard-library types (docs/signatures.md)\n  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason"
-    )]
     Args(ArgsArgs),
     /// Goroutine creation and exit events, with start function, creation site and lifetime.
-    #[command(
-        after_help = "Examples:\n  gotrace goroutines ./server                      every process running ./server\n  gotrace goroutines -p 4242 --summary -d 10\n  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080\n  gotrace goroutines -i 5 ./server\n  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics\n  gotrace goroutines --blocked -p 4242             goroutines parked now, longest first\n  gotrace goroutines --blocked --json -p 4242 --filter 'main.*'"
-    )]
     Goroutines(GoroutinesArgs),
     /// Per-goroutine call trees beneath each call of ROOT, with durations; flame graphs.
-    #[command(
-        after_help = "Examples:\n  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep\n  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls\n  gotrace graph main.handle 'net/http.*' -- ./server -port 8080\n  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server\n  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server\n  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz\n  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree\n  gotrace graph --breakdown --svg wait.svg main.handle -p 4242      each call's on-CPU, runnable, syscall, blocked time; off-CPU frames"
-    )]
     Graph(GraphArgs),
 }
 
@@ -93,8 +79,25 @@ pub struct TraceTarget {
     pub command: Vec<std::ffi::OsString>,
 }
 
+/// What `gotrace funclat --help` prints after the flags.
+const FUNCLAT_EXAMPLES: &str = "\
+Examples:
+  gotrace funclat main.doWork ./counter            every process running ./counter
+  gotrace funclat 'main.*' -p 4242                 one running process
+  gotrace funclat -u -d 10 main.doWork -- ./counter -rate 500
+  gotrace funclat -i 1 -T 'net/http.(*conn).serve' ./server
+  gotrace funclat --json main.doWork ./counter
+  gotrace funclat 'sync.(*Mutex).Lock' -p 4242      inlined calls included (--no-inlined: only the function's own code)
+  gotrace funclat -u --listen 127.0.0.1:9464 main.doWork ./counter     Prometheus /metrics
+  gotrace funclat --heatmap lat.svg -d 30 main.doWork ./counter         latency heatmap
+  gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path
+  gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)
+  gotrace funclat --by r.URL.Path 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   written signature (docs/signatures.md)
+  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls";
+
 /// Arguments of `gotrace funclat`.
 #[derive(Debug, Args)]
+#[command(after_help = FUNCLAT_EXAMPLES)]
 pub struct FunclatArgs {
     /// Function names or globs ('main.*'), then the binary unless -p or -- is given.
     #[arg(required = true, value_name = "PATTERN... [BINARY]")]
@@ -151,8 +154,20 @@ pub struct FunclatArgs {
     pub target: TraceTarget,
 }
 
+/// What `gotrace goroutines --help` prints after the flags.
+const GOROUTINES_EXAMPLES: &str = "\
+Examples:
+  gotrace goroutines ./server                      every process running ./server
+  gotrace goroutines -p 4242 --summary -d 10
+  gotrace goroutines --filter 'main.*' --json -- ./server -port 8080
+  gotrace goroutines -i 5 ./server
+  gotrace goroutines --listen 127.0.0.1:9465 ./server                  Prometheus /metrics
+  gotrace goroutines --blocked -p 4242             goroutines parked now, longest first
+  gotrace goroutines --blocked --json -p 4242 --filter 'main.*'";
+
 /// Arguments of `gotrace goroutines`.
 #[derive(Debug, Args)]
+#[command(after_help = GOROUTINES_EXAMPLES)]
 pub struct GoroutinesArgs {
     /// The Go binary (every process running it), unless -p or -- is given.
     #[arg(value_name = "BINARY")]
@@ -194,8 +209,31 @@ pub struct GoroutinesArgs {
     pub target: TraceTarget,
 }
 
+/// What `gotrace list --help` prints after the flags.
+const LIST_EXAMPLES: &str = "\
+Examples:
+  gotrace list ./server
+  gotrace list ./server 'main.*'
+  gotrace list ./server 'net/http.(*conn).*' --json
+  gotrace list ./server --globals 'main.*'
+  gotrace list ./server --inlined 'main.small'       where each inlined call of main.small is
+
+Columns:
+  FUNCTION    the name to give funclat, args and graph (the column is as wide as the longest name)
+  ENTRY       the function's address; OFFSET: its offset in the file; SIZE: bytes of code
+  RETS        RET instructions gotrace probes for returns (none: it never returns, so it cannot be timed)
+  TYPES       yes when DWARF gives its argument types (args can decode them; without, give a signature)
+  INLINED     how many call sites inline it (funclat and args trace those too)
+  ENTRY-SITE  how the kernel runs the entry probe: emulated (cheapest), flag-checked (on the stack check,
+              counted only when the branch is not taken), single-step (copied out and stepped: slower)
+  RET-E/S     RET probes emulated / single-stepped
+  TAIL        tail calls out of it (a traced call ends at its callee's RET)
+  STEPS       single-steps per traced call, entry plus return: 0 is cheapest, 2 costliest
+  FILE:LINE   where it is defined";
+
 /// Arguments of `gotrace list`.
 #[derive(Debug, Args)]
+#[command(after_help = LIST_EXAMPLES)]
 pub struct ListArgs {
     /// The Go binary to read.
     pub binary: PathBuf,
@@ -213,6 +251,21 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// What `gotrace args --help` prints after the flags.
+const ARGS_EXAMPLES: &str = "\
+Examples:
+  gotrace args main.doWork ./server
+  gotrace args --json 'main.*' -p 4242
+  gotrace args --strsize 128 --global main.counter main.handle -- ./server -port 8080
+  gotrace args --stack main.doWork ./server
+  gotrace args --field r.Method --field r.URL.Path main.handle ./server     fields, read in the kernel
+  gotrace args --where 'r.URL.Path ^= \"/api/\"' main.handle ./server     only the matching calls
+  gotrace args main.small ./server                 inlined calls too: arguments from DWARF, `?` with why where it has none
+  gotrace args 'main.doWork(n int, s string) (int, error)' ./stripped-server
+  gotrace args --min-duration 20ms main.handle -p 4242   only the calls that took 20ms or more
+  gotrace args 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   standard-library types (docs/signatures.md)
+  gotrace args --breakdown main.handle -p 4242      where each call's time went: on-CPU, runnable, syscall, blocked by wait reason";
 
 /// `--breakdown`: follow each traced call's goroutine through Go's scheduler.
 #[derive(Debug, Args)]
@@ -237,6 +290,7 @@ pub struct Breakdown {
 
 /// Arguments of `gotrace args`.
 #[derive(Debug, Args)]
+#[command(after_help = ARGS_EXAMPLES)]
 pub struct ArgsArgs {
     /// Function names or globs ('main.*'), or for a binary without DWARF a signature
     /// ('main.f(n int, s string) (int, error)'); then the binary unless -p or -- is given.
@@ -293,8 +347,21 @@ pub struct ArgsArgs {
     pub target: TraceTarget,
 }
 
+/// What `gotrace graph --help` prints after the flags.
+const GRAPH_EXAMPLES: &str = "\
+Examples:
+  gotrace graph main.handle ./server                   ROOT and what it calls, 3 calls deep
+  gotrace graph --depth 5 --min 20ms main.handle -p 4242      only the slow calls
+  gotrace graph main.handle 'net/http.*' -- ./server -port 8080
+  gotrace graph --json --max-nodes 500 'main.(*Server).*' ./server
+  gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server
+  gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz
+  gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree
+  gotrace graph --breakdown --svg wait.svg main.handle -p 4242      each call's on-CPU, runnable, syscall, blocked time; off-CPU frames";
+
 /// Arguments of `gotrace graph`.
 #[derive(Debug, Args)]
+#[command(after_help = GRAPH_EXAMPLES)]
 pub struct GraphArgs {
     /// ROOT (a function or glob), then more functions or globs to trace beneath it, then the
     /// binary unless -p or -- is given.
@@ -341,11 +408,11 @@ pub struct GraphArgs {
     /// Calls kept per tree; further calls are cut and counted.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_nodes: u32,
+    #[command(flatten)]
+    pub breakdown: Breakdown,
     /// Goroutines that can be inside ROOT at once; beyond it root calls are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_goroutines: u32,
-    #[command(flatten)]
-    pub breakdown: Breakdown,
     #[command(flatten)]
     pub buffer: RingBuffer,
     #[command(flatten)]

@@ -348,8 +348,7 @@ fn pid_traces_only_that_process() {
     );
 }
 
-/// IDs of the funclat BPF programs currently in the kernel (any process's: a program this
-/// test loads is told apart by its ID, not by the count).
+/// IDs of the funclat BPF programs currently in the kernel (any process's).
 fn funclat_programs_loaded() -> std::collections::BTreeSet<u32> {
     let out = Command::new("bpftool")
         .args(["prog", "list"])
@@ -359,6 +358,23 @@ fn funclat_programs_loaded() -> std::collections::BTreeSet<u32> {
         .lines()
         .filter(|l| l.contains("name funclat_"))
         .filter_map(|l| l.split(':').next()?.trim().parse().ok())
+        .collect()
+}
+
+/// IDs of the BPF programs process `pid` holds open (the kernel's `prog_id` in each file
+/// descriptor's fdinfo), so that a program another process loads at the same time is not
+/// taken for this one's.
+fn programs_held_by(pid: u32) -> std::collections::BTreeSet<u32> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return Default::default();
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .flat_map(|info| {
+            info.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
 
@@ -391,10 +407,9 @@ fn every_probe_is_removed_on_exit() {
         if how == "-d" {
             args.extend(["-d", "1"]);
         }
-        let before = funclat_programs_loaded();
         let mut tracer = spawn_gotrace(&args);
         let ours: std::collections::BTreeSet<u32> = funclat_programs_loaded()
-            .difference(&before)
+            .intersection(&programs_held_by(tracer.id()))
             .copied()
             .collect();
         assert_eq!(ours.len(), 1, "one program loaded while tracing: {ours:?}");

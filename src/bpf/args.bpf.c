@@ -30,12 +30,7 @@ const volatile __u64 min_duration_ns = 0;
 
 /* The event under construction (too big for the BPF stack), with its size so that it can be
  * held as it is. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_held);
-} scratch SEC(".maps");
+PERCPU_ARRAY_MAP(scratch, struct args_held);
 
 /* --min-duration: entry records of the calls in flight, until their RET. Not preallocated
  * (each is ~13 KB): memory is taken only for the calls actually in flight. */
@@ -47,25 +42,12 @@ struct {
 	__type(value, struct args_held);
 } held SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_stats);
-} stats SEC(".maps");
+PERCPU_ARRAY_MAP(stats, struct args_stats);
 
 /* Calls in flight, for durations. LRU so entries whose return never comes cannot fill it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1); /* sized before load */
-	__type(key, struct frame_key);
-	__type(value, struct frame_start);
-} starts SEC(".maps");
+LRU_HASH_MAP(starts, struct frame_key, struct frame_start);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096); /* sized before load */
-} events SEC(".maps");
+RINGBUF_MAP(events, 4096); /* sized before load */
 
 /* Which counter of struct args_stats. */
 enum args_count {

@@ -138,12 +138,7 @@ static __always_inline __u32 read_field(struct args_event *e, struct args_field 
 /* Each planned function's fetch plans, indexed by fetch_plan_key (func_id *
  * ARGS_PLANS_PER_FUNC + ARGS_PLAN_<site kind>), then one per probe of an inlined call (its
  * inline_site.fetch_plan). Sized and filled before the probes attach. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_fetch);
-} fetch_plans SEC(".maps");
+ARRAY_MAP(fetch_plans, struct args_fetch);
 
 /* The fetch_plans index of the plan for `hit`'s site: a tail-call target's RET reads by the
  * function's TAIL_RET plan (the tail callee's result layout), any other RET by its RET plan. */

@@ -20,68 +20,28 @@ const volatile __u64 max_keys = 0;
 __u64 by_keys_used = 0;
 
 /* Indexed by function id; per CPU so the hot path takes no lock. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct func_hist);
-} hists SEC(".maps");
+PERCPU_ARRAY_MAP(hists, struct func_hist);
 
-/* Calls in flight. LRU so that entries whose return never comes cannot fill it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1); /* sized before load: --max-open-calls */
-	__type(key, struct frame_key);
-	__type(value, struct frame_start);
-} starts SEC(".maps");
+/* Calls in flight. LRU so that entries whose return never comes cannot fill it. Sized before
+ * load: --max-open-calls. */
+LRU_HASH_MAP(starts, struct frame_key, struct frame_start);
 
 /* --by: each function's key plan, by function id (sized before load). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct by_key_plan);
-} by_plans SEC(".maps");
+ARRAY_MAP(by_plans, struct by_key_plan);
 
 /* --by: the key of each call in flight, by frame key (sized before load: --max-open-calls). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1);
-	__type(key, struct frame_key);
-	__type(value, struct by_key);
-} by_open SEC(".maps");
+LRU_HASH_MAP(by_open, struct frame_key, struct by_key);
 
 /* --by: one histogram per key (sized before load: --max-keys, and per function its
  * BY_UNREADABLE, BY_OTHER and BY_NOT_READ keys). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1);
-	__type(key, struct by_key);
-	__type(value, struct func_hist);
-} by_hists SEC(".maps");
+PERCPU_HASH_MAP(by_hists, struct by_key, struct func_hist);
 
 /* --by: the capture an entry's key is read from, and the key being built (too big for the
  * BPF stack); a zero histogram to insert new keys with. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct args_event);
-} by_capture SEC(".maps");
+PERCPU_ARRAY_MAP(by_capture, struct args_event);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct by_key);
-} by_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct func_hist);
-} by_zero SEC(".maps");
+PERCPU_ARRAY_MAP(by_scratch, struct by_key);
+PERCPU_ARRAY_MAP(by_zero, struct func_hist);
 
 /* --breakdown: per function (sized before load), per CPU, its calls' breakdowns. */
 struct {

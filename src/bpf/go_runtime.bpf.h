@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "gotrace.h"
+#include "maps.bpf.h"
 
 /* The gate of exact edges (gotrace.h, struct gate): its own section, so that user space finds
  * it by name and writes the instants through its mmapped copy. */
@@ -261,12 +262,7 @@ static __always_inline __u64 ringbuf_flags(void *ring, __u64 adding, __u64 water
 /* Set to 1 by user space when a per-site session stops (src/session/attach.rs): from then on
  * the per-site programs return at once, so the results are final and printed while the
  * uprobes, slow to take off before Linux 6.6, are still being removed. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} disarmed SEC(".maps");
+ARRAY_MAP(disarmed, __u32);
 
 static __always_inline int is_disarmed(void)
 {

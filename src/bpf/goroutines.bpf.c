@@ -20,34 +20,16 @@ const volatile __u64 newproc1_entry = 0;
 const volatile __u64 wakeup_watermark = 0;
 
 /* newproc1 calls in flight, keyed by frame. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1);
-	__type(key, struct frame_key);
-	__type(value, struct newproc_call);
-} calls SEC(".maps");
+LRU_HASH_MAP(calls, struct frame_key, struct newproc_call);
 
 /* Go-statement wrappers that call through their closure, by link-time entry: the offset of
  * the captured word (high 32 bits) and of the code pointer in what it points at (low 32 bits),
  * as the wrapper loads them (src/gobin/start_function.rs closure_calls). Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u64);
-	__type(value, struct closure_call);
-} closure_calls SEC(".maps");
+HASH_MAP(closure_calls, __u64, struct closure_call);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 24); /* resized before load: --buffer-mb */
-} events SEC(".maps");
+RINGBUF_MAP(events, 1 << 24); /* resized before load: --buffer-mb */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct goroutine_counters);
-} loss_counters SEC(".maps");
+PERCPU_ARRAY_MAP(loss_counters, struct goroutine_counters);
 
 /* Reads a pointer-sized value of the target at addr (0 when unreadable). */
 static __always_inline __u64 read_ptr(__u64 addr)

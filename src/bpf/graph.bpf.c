@@ -30,40 +30,17 @@ const volatile __u32 capture_args = 0;
 const volatile __u64 wakeup_watermark = 0;
 
 /* Goroutines inside ROOT. A plain hash: an entry that does not fit is counted, never evicted. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1); /* sized before load */
-	__type(key, struct graph_g_key);
-	__type(value, struct graph_inside);
-} inside SEC(".maps");
+HASH_MAP(inside, struct graph_g_key, struct graph_inside); /* sized before load: --max-goroutines */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct graph_stats);
-} stats SEC(".maps");
+PERCPU_ARRAY_MAP(stats, struct graph_stats);
 
 /* --args: the record under construction (too big for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct graph_args_event);
-} scratch SEC(".maps");
+PERCPU_ARRAY_MAP(scratch, struct graph_args_event);
 
 /* --breakdown: the GRAPH_BREAKDOWN record under construction (too big for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct graph_breakdown_event);
-} breakdown_scratch SEC(".maps");
+PERCPU_ARRAY_MAP(breakdown_scratch, struct graph_breakdown_event);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096); /* sized before load */
-} events SEC(".maps");
+RINGBUF_MAP(events, 4096); /* sized before load */
 
 /* The per-CPU counters. */
 static __always_inline struct graph_stats *counters(void)

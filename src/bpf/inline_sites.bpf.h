@@ -8,12 +8,7 @@
 
 /* The probe sites of inlined calls, by the index their SITE_INLINE cookies carry. Sized before
  * load (one entry at least), filled after. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct inline_site);
-} inline_sites SEC(".maps");
+ARRAY_MAP(inline_sites, struct inline_site);
 
 /* A hit of an inlined call's probe: from here on the hit is its function's, at a frame key of
  * its own instance. Returns the site, or NULL when the hit does not count (a branch test that

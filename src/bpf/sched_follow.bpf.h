@@ -12,6 +12,7 @@
 #define SCHED_FOLLOW_BPF_H
 
 #include "go_runtime.bpf.h"
+#include "maps.bpf.h"
 
 /* Whether --breakdown is on. */
 const volatile __u32 breakdown = 0;
@@ -19,35 +20,16 @@ const volatile __u32 breakdown = 0;
 const volatile struct sched_layout sched = {};
 
 /* Goroutines inside a traced call. Sized before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, struct graph_g_key);
-	__type(value, struct followed_g);
-} followed SEC(".maps");
+HASH_MAP(followed, struct graph_g_key, struct followed_g);
 
 /* Thread id -> the followed goroutine that last ran on it (checked against followed_g.tid). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct graph_g_key);
-} follow_threads SEC(".maps");
+HASH_MAP(follow_threads, __u32, struct graph_g_key);
 
 /* Each open call's copy of its goroutine's counters at entry. Sized like the map of starts. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1);
-	__type(key, struct frame_key);
-	__type(value, struct sched_counters);
-} sched_starts SEC(".maps");
+LRU_HASH_MAP(sched_starts, struct frame_key, struct sched_counters);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sched_stats);
-} sched_stat SEC(".maps");
+/* What --breakdown could not follow, counted per CPU. */
+PERCPU_ARRAY_MAP(sched_stat, struct sched_stats);
 
 /* A zeroed value to insert from (too big for the BPF stack). */
 static const struct followed_g no_follow = {};

@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value};
 
 use crate::bpf_types::args_field_status as status;
 use crate::gobin::runtime::typenames::TypeNamer;
-use crate::output::values::{go_quote, human_inner, NamedValue};
+use crate::output::lines;
+use crate::output::values::{go_quote, human_inner, LenCap, NamedValue};
 use crate::plan::capture::{FieldRead, FieldValue, Loc, PointeeSource, Shape, ValuePlan};
 
 /// The bytes of one probe hit.
@@ -28,7 +29,7 @@ struct Decoded {
     has_string: bool,
     reason: Option<String>,
     /// A slice's length and capacity.
-    len_cap: Option<(u64, u64)>,
+    len_cap: Option<LenCap>,
     /// The exact bytes of a string or `[]byte` that is not valid UTF-8, in hex.
     hex: Option<String>,
     /// The struct a pointer points at.
@@ -96,11 +97,12 @@ pub fn decode_site(
     namer: &dyn TypeNamer,
 ) -> Vec<NamedValue> {
     plan.iter()
-        .map(|v| decode_value(v, captured, namer))
+        .map(|v| named(v, decode(&v.shape, captured, namer)))
         .collect()
 }
 
-/// The globals of a call event; global `i` is unreadable when bit `i` of `failed` is set.
+/// The globals of a call event (without `type`); global `i` is unreadable when bit `i` of
+/// `failed` is set.
 pub fn decode_globals(
     plan: &[ValuePlan],
     failed: u32,
@@ -110,18 +112,15 @@ pub fn decode_globals(
     plan.iter()
         .enumerate()
         .map(|(i, global)| {
-            let mut value = decode_value(global, captured, namer);
-            if failed & (1 << i) != 0 {
-                value.value = Value::Null;
-                value.truncated = None;
-                value.len = None;
-                value.cap = None;
-                value.hex = None;
-                value.pointee = None;
-                value.reason = Some("its address could not be read".into());
+            let decoded = if failed & (1 << i) != 0 {
+                Decoded::unreadable("its address could not be read".into())
+            } else {
+                decode(&global.shape, captured, namer)
+            };
+            NamedValue {
+                type_name: None,
+                ..named(global, decoded)
             }
-            value.type_name = None;
-            value
         })
         .collect()
 }
@@ -137,7 +136,7 @@ pub fn decode_fields(
 ) -> Vec<NamedValue> {
     plan.iter()
         .map(|field| {
-            let mut value = decode_value(&field.value, captured, namer);
+            let mut value = named(&field.value, decode(&field.value.shape, captured, namer));
             value.expr = Some(std::mem::take(&mut value.name));
             let chased = field
                 .read
@@ -159,8 +158,7 @@ pub fn decode_fields(
                     value: Value::Null,
                     text: "<nil>".into(),
                     truncated: None,
-                    len: None,
-                    cap: None,
+                    len_cap: None,
                     hex: None,
                     pointee: None,
                     reason: Some(reason),
@@ -172,8 +170,8 @@ pub fn decode_fields(
         .collect()
 }
 
-fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer) -> NamedValue {
-    let decoded = decode(&plan.shape, captured, namer);
+/// The value `plan` names, as `decoded` found it.
+fn named(plan: &ValuePlan, decoded: Decoded) -> NamedValue {
     NamedValue {
         name: plan.name.clone(),
         expr: None,
@@ -181,8 +179,7 @@ fn decode_value(plan: &ValuePlan, captured: &Captured<'_>, namer: &dyn TypeNamer
         value: decoded.value,
         text: decoded.human,
         truncated: (decoded.has_string || decoded.len_cap.is_some()).then_some(decoded.truncated),
-        len: decoded.len_cap.map(|(len, _)| len),
-        cap: decoded.len_cap.map(|(_, cap)| cap),
+        len_cap: decoded.len_cap,
         hex: decoded.hex,
         pointee: decoded.pointee,
         reason: decoded.reason,
@@ -199,14 +196,11 @@ fn read_unsigned(frame: &[u8], loc: Loc) -> Option<u64> {
     Some(u64::from_le_bytes(word))
 }
 
-/// An integer value as docs/json.md writes it ([`crate::output::lines::exact_int`]), with its
-/// decimal text where that is a string.
+/// An integer value as docs/json.md writes it ([`lines::exact_int`]); its text the digits.
 fn exact_int(v: i128) -> Decoded {
-    let json = crate::output::lines::exact_int(v);
-    if json.is_string() {
-        Decoded::text(json, v.to_string())
-    } else {
-        Decoded::plain(json)
+    match lines::exact_int(v) {
+        digits @ Value::String(_) => Decoded::text(digits, v.to_string()),
+        number => Decoded::plain(number),
     }
 }
 
@@ -296,7 +290,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
             let Some(bytes) = captured.derefs.get(*deref).copied().flatten() else {
                 if len == 0 {
                     return Decoded {
-                        len_cap: Some((len, cap)),
+                        len_cap: Some(LenCap { len, cap }),
                         ..Decoded::plain(json!([]))
                     };
                 }
@@ -316,7 +310,7 @@ fn decode(shape: &Shape, captured: &Captured<'_>, namer: &dyn TypeNamer) -> Deco
                 .unzip();
             Decoded {
                 truncated: (elems.len() as u64) < len,
-                len_cap: Some((len, cap)),
+                len_cap: Some(LenCap { len, cap }),
                 ..Decoded::text(Value::Array(elems), format!("[{}]", texts.join(" ")))
             }
         }

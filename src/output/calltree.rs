@@ -368,8 +368,7 @@ mod tests {
             text: text.into(),
             hex: None,
             pointee: None,
-            len: None,
-            cap: None,
+            len_cap: None,
             truncated: None,
             reason: None,
         }

@@ -1,7 +1,8 @@
 //! Output shared with a launched target: gotrace's lines must never be split by the target's
 //! own writes to the same pipe or file. And the one way a `--json` line is written: a serde
-//! record under its `type`.
+//! record under its `type`; and a streaming command's last line, its summary.
 
+use std::fmt::Display;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -25,18 +26,22 @@ pub fn write_json_line(
     out.write_all(b"\n")
 }
 
-/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
-pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
-
-/// An integer as docs/json.md writes it: a JSON number within ±[`JSON_SAFE_INT`], else its
-/// decimal digits as a JSON string, which jq and JavaScript cannot round.
-pub fn exact_int(v: i128) -> serde_json::Value {
-    if v.abs() <= JSON_SAFE_INT {
-        serde_json::json!(v as i64)
+/// Writes a command's summary, its last line: the `--json` record of type `summary` (the
+/// fields of `summary`, docs/json.md), or else its text line (its `Display`).
+pub fn write_summary(
+    out: &mut impl Write,
+    json: bool,
+    summary: &(impl Serialize + Display),
+) -> io::Result<()> {
+    if json {
+        write_json_line(out, "summary", summary)
     } else {
-        serde_json::json!(v.to_string())
+        writeln!(out, "{summary}")
     }
 }
+
+/// The largest integer every JSON reader holds exactly (an IEEE double's 53-bit mantissa).
+pub const JSON_SAFE_INT: i128 = (1 << 53) - 1;
 
 /// A `u64` as docs/json.md writes an exact integer: a JSON number up to 2^53 − 1, beyond it the
 /// string of its decimal digits (jq and JavaScript would round a larger number). `ts_ns` is
@@ -51,6 +56,17 @@ impl Serialize for ExactU64 {
         } else {
             serializer.collect_str(&self.0)
         }
+    }
+}
+
+/// An integer as docs/json.md writes it: a JSON number within ±[`JSON_SAFE_INT`], else the
+/// string of its decimal digits (the rule [`ExactU64`] applies to counters and times, here for
+/// Go's values and keys).
+pub fn exact_int(v: i128) -> serde_json::Value {
+    if v.abs() <= JSON_SAFE_INT {
+        serde_json::Value::from(v as i64)
+    } else {
+        serde_json::Value::String(v.to_string())
     }
 }
 

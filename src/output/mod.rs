@@ -1,6 +1,7 @@
 //! Everything a command prints: latency histograms, decoded Go values, goroutine summaries,
 //! times and durations, and the whole-line writer they all go through.
 
+pub mod announce;
 pub mod breakdown;
 pub mod calltree;
 pub mod clock;

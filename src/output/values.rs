@@ -29,16 +29,23 @@ pub struct NamedValue {
     /// The struct a pointer points at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointee: Option<Value>,
-    /// A slice's length and capacity.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub len: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cap: Option<u64>,
+    /// A slice's length and capacity (its JSON `len` and `cap`).
+    #[serde(flatten)]
+    pub len_cap: Option<LenCap>,
     /// Set for values holding strings or slices: whether something was cut.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A slice's length and capacity, always known together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LenCap {
+    /// `len(s)`.
+    pub len: u64,
+    /// `cap(s)`.
+    pub cap: u64,
 }
 
 impl NamedValue {

@@ -16,19 +16,7 @@ use crate::bpf_types::{g_source as bpf_g_source, site_kind};
 use crate::gobin::code::disasm::{DecodedFunction, EntryCheck};
 use crate::gobin::runtime::g_location::{GSource, RuntimeFacts};
 use crate::gobin::GoBinary;
-use crate::output::count;
 use inlined::{InstancePlanner, PlannedInstance, UnprobedInstance};
-
-/// What the session says once the probes are live.
-pub struct Announcement {
-    /// The human banner's object: `Tracing {what}... Hit Ctrl-C to end.`
-    pub what: String,
-    /// Functions traced (the JSON `attached` line's `functions`).
-    pub functions: usize,
-    /// What the user should know about the plan (functions skipped, inlined calls missed),
-    /// one line each on stderr.
-    pub notes: Vec<String>,
-}
 
 impl GSource {
     /// The `enum g_source` value and TLS offset for the BPF programs.
@@ -172,81 +160,8 @@ pub enum Inlined {
 }
 
 /// Why a function without a RET instruction (of its own or of a tail-call target) is skipped.
-const NO_RET: &str =
+pub const NO_RET: &str =
     "has no RET instruction and no tail call to a function with one (it never returns), so its return cannot be probed";
-
-impl ProbePlan {
-    /// What the session announces: the functions traced and notes on the functions a glob
-    /// matched but that cannot be probed and the inlined calls that are missed or untimed (one
-    /// line, or one per function when `verbose`).
-    pub fn announcement(&self, patterns: &[String], verbose: bool) -> Announcement {
-        let mut notes = Vec::new();
-        if verbose {
-            for (name, reason) in &self.skipped {
-                notes.push(format!("skipping {name}: {reason}"));
-            }
-        } else if !self.skipped.is_empty() {
-            let no_ret = self.skipped.iter().filter(|(_, r)| r == NO_RET).count();
-            let why = match (no_ret == self.skipped.len(), self.skipped.len()) {
-                (true, 1) => "that never returns".to_owned(),
-                (true, _) => "that never return".to_owned(),
-                (false, 1) => "that cannot be probed".to_owned(),
-                (false, _) => format!("that cannot be probed ({no_ret} never return)"),
-            };
-            notes.push(format!(
-                "skipped {} {why}; --verbose lists them",
-                count(self.skipped.len(), "function")
-            ));
-        }
-        if verbose {
-            for func in &self.funcs {
-                for i in &func.instances {
-                    if let Some(why) = &i.untimed {
-                        notes.push(format!(
-                            "{} inlined in {} at {} is counted, not timed: {why}",
-                            func.name, i.parent, i.call_site
-                        ));
-                    }
-                    for pc in &i.shared_entries {
-                        notes.push(format!(
-                            "{} inlined in {} at {}: {pc:#x} is shared code the call's position names, reached without a call: not probed",
-                            func.name, i.parent, i.call_site
-                        ));
-                    }
-                }
-            }
-            for u in &self.unprobed {
-                notes.push(format!(
-                    "cannot probe {} inlined in {} at {}: {} (its calls there are missed)",
-                    u.func, u.parent, u.call_site, u.reason
-                ));
-            }
-        } else if !self.unprobed.is_empty() {
-            notes.push(format!(
-                "{} of {} cannot be probed and are missed (first: {} in {}: {}); --verbose lists them",
-                count(self.unprobed.len(), "inlined call"),
-                {
-                    let mut funcs: Vec<&str> = self.unprobed.iter().map(|u| u.func.as_str()).collect();
-                    funcs.sort_unstable();
-                    funcs.dedup();
-                    count(funcs.len(), "function")
-                },
-                self.unprobed[0].func,
-                self.unprobed[0].parent,
-                self.unprobed[0].reason
-            ));
-        }
-        Announcement {
-            what: format!(
-                "{} for {:?}",
-                count(self.funcs.len(), "function"),
-                patterns.join(" ")
-            ),
-            functions: self.funcs.len(),
-            notes,
-        }
-    }
-}
 
 /// Compiles an optional glob given as `what` on the command line (e.g. "--filter pattern"),
 /// with the one-line error every command gives for bad glob syntax.
@@ -299,9 +214,9 @@ pub fn plan_with(
     inlined: Inlined,
 ) -> Result<ProbePlan> {
     let runtime = RuntimeFacts::of(bin)?;
-    let entry_choice = EntryChoice::from_env()?;
     let mut funcs: Vec<PlannedFunc> = Vec::new();
     let mut skipped = Vec::new();
+    let mut planner = FuncPlanner::new(bin, need_ret, &mut funcs, &mut skipped)?;
     let mut instances = InstancePlanner::default();
     let mut unprobed = Vec::new();
     let matchers = patterns
@@ -316,8 +231,6 @@ pub fn plan_with(
     };
     let inline_table = inline_table.as_ref();
     let out_of_line_names: HashSet<&str> = bin.funcs.iter().map(|f| f.name).collect();
-    // Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
-    let mut planned_entries = HashSet::new();
     for matcher in &matchers {
         let (pattern, exact) = (matcher.pattern, matcher.glob.is_none());
         let name_matches = |name: &str| matcher.matches(name);
@@ -335,11 +248,11 @@ pub fn plan_with(
             bail!("{}", not_found_message(bin, pattern, exact));
         }
         for name in inline_only {
-            if funcs.iter().any(|p| p.name == name) {
+            if planner.funcs.iter().any(|p| p.name == name) {
                 continue;
             }
-            funcs.push(PlannedFunc {
-                id: u32::try_from(funcs.len()).context("too many functions")?,
+            planner.funcs.push(PlannedFunc {
+                id: u32::try_from(planner.funcs.len()).context("too many functions")?,
                 name: name.to_owned(),
                 out_of_line: false,
                 instances: Vec::new(),
@@ -352,18 +265,7 @@ pub fn plan_with(
             });
         }
         for func in matched {
-            if !planned_entries.insert(func.entry) {
-                continue;
-            }
-            add_function(
-                bin,
-                func,
-                exact,
-                need_ret,
-                entry_choice,
-                &mut funcs,
-                &mut skipped,
-            )?;
+            planner.add(func, exact)?;
         }
     }
     if let Some(table) = inline_table {
@@ -404,66 +306,96 @@ pub fn plan_with(
     })
 }
 
-/// Plans `func` into `funcs` (the caller leaves out functions already planned). When it cannot be probed: an error if
-/// the user named it `exact`ly, else it goes to `skipped` with the reason.
-fn add_function(
-    bin: &GoBinary<'_>,
-    func: &crate::gobin::format::pclntab::Func<'_>,
-    exact: bool,
+/// Plans out-of-line functions into `funcs`, each once (by entry): probed, or when it cannot
+/// be, an error if the user named it `exact`ly, else it goes to `skipped` with the reason.
+struct FuncPlanner<'p, 'b, 'd> {
+    bin: &'b GoBinary<'d>,
     need_ret: bool,
     entry_choice: EntryChoice,
-    funcs: &mut Vec<PlannedFunc>,
-    skipped: &mut Vec<(String, String)>,
-) -> Result<()> {
-    let sites = bin.probe_sites(func).and_then(|s| {
-        let tail_rets = if need_ret {
-            tail_ret_vaddrs(bin, &s)?
-        } else {
-            Vec::new()
-        };
-        Ok((s, tail_rets))
-    });
-    let problem = match &sites {
-        Err(err) => Some(format!("{err:#}")),
-        Ok((s, tail)) if need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
-            Some(NO_RET.to_owned())
-        }
-        Ok(_) => None,
-    };
-    if let Some(reason) = problem {
-        if exact {
-            bail!("{}: {reason}", func.name);
-        }
-        skipped.push((func.name.to_owned(), reason));
-        return Ok(());
+    /// Entries of the functions planned (or skipped) so far: a set, as globs match thousands.
+    entries: HashSet<u64>,
+    funcs: &'p mut Vec<PlannedFunc>,
+    skipped: &'p mut Vec<(String, String)>,
+}
+
+impl<'p, 'b, 'd> FuncPlanner<'p, 'b, 'd> {
+    /// A planner adding to `funcs` and `skipped`, which already hold a plan's functions.
+    fn new(
+        bin: &'b GoBinary<'d>,
+        need_ret: bool,
+        funcs: &'p mut Vec<PlannedFunc>,
+        skipped: &'p mut Vec<(String, String)>,
+    ) -> Result<Self> {
+        Ok(FuncPlanner {
+            bin,
+            need_ret,
+            entry_choice: EntryChoice::from_env()?,
+            entries: funcs
+                .iter()
+                .filter(|f| f.out_of_line)
+                .map(|f| f.entry)
+                .collect(),
+            funcs,
+            skipped,
+        })
     }
-    let (sites, tail_rets) = sites?;
-    let (entry_site, entry_kind) = entry_choice.site(&sites);
-    let offset = |vaddr: u64| {
-        bin.elf
-            .file_offset(vaddr)
-            .with_context(|| format!("{}: address {vaddr:#x} is not in the file", func.name))
-    };
-    funcs.push(PlannedFunc {
-        id: u32::try_from(funcs.len()).context("too many functions")?,
-        name: func.name.to_owned(),
-        out_of_line: true,
-        instances: Vec::new(),
-        entry: func.entry,
-        entry_offset: offset(func.entry)?,
-        entry_site: offset(entry_site)?,
-        entry_kind,
-        ret_sites: sites
-            .ret_sites
-            .iter()
-            .map(|&v| offset(v))
-            .collect::<Result<_>>()?,
-        tail_ret_sites: tail_rets
-            .iter()
-            .map(|&v| offset(v))
-            .collect::<Result<_>>()?,
-    });
-    Ok(())
+
+    /// Plans `func`, unless a function at its entry was planned (or skipped) already.
+    fn add(&mut self, func: &crate::gobin::format::pclntab::Func<'_>, exact: bool) -> Result<()> {
+        if !self.entries.insert(func.entry) {
+            return Ok(());
+        }
+        let sites = self.bin.probe_sites(func).and_then(|s| {
+            let tail_rets = if self.need_ret {
+                tail_ret_vaddrs(self.bin, &s)?
+            } else {
+                Vec::new()
+            };
+            Ok((s, tail_rets))
+        });
+        let problem = match &sites {
+            Err(err) => Some(format!("{err:#}")),
+            Ok((s, tail)) if self.need_ret && s.ret_sites.is_empty() && tail.is_empty() => {
+                Some(NO_RET.to_owned())
+            }
+            Ok(_) => None,
+        };
+        if let Some(reason) = problem {
+            if exact {
+                bail!("{}: {reason}", func.name);
+            }
+            self.skipped.push((func.name.to_owned(), reason));
+            return Ok(());
+        }
+        let (sites, tail_rets) = sites?;
+        let (entry_site, entry_kind) = self.entry_choice.site(&sites);
+        let offset = |vaddr: u64| {
+            self.bin
+                .elf
+                .file_offset(vaddr)
+                .with_context(|| format!("{}: address {vaddr:#x} is not in the file", func.name))
+        };
+        self.funcs.push(PlannedFunc {
+            id: u32::try_from(self.funcs.len()).context("too many functions")?,
+            name: func.name.to_owned(),
+            out_of_line: true,
+            instances: Vec::new(),
+            entry: func.entry,
+            entry_offset: offset(func.entry)?,
+            entry_site: offset(entry_site)?,
+            entry_kind,
+            ret_sites: sites
+                .ret_sites
+                .iter()
+                .map(|&v| offset(v))
+                .collect::<Result<_>>()?,
+            tail_ret_sites: tail_rets
+                .iter()
+                .map(|&v| offset(v))
+                .collect::<Result<_>>()?,
+        });
+        Ok(())
+    }
 }
 
 impl ProbePlan {
@@ -475,26 +407,9 @@ impl ProbePlan {
         bin: &GoBinary<'_>,
         extra: impl IntoIterator<Item = &'f crate::gobin::format::pclntab::Func<'d>>,
     ) -> Result<()> {
-        let entry_choice = EntryChoice::from_env()?;
-        let mut planned_entries: HashSet<u64> = self
-            .funcs
-            .iter()
-            .filter(|f| f.out_of_line)
-            .map(|f| f.entry)
-            .collect();
+        let mut planner = FuncPlanner::new(bin, true, &mut self.funcs, &mut self.skipped)?;
         for func in extra {
-            if !planned_entries.insert(func.entry) {
-                continue;
-            }
-            add_function(
-                bin,
-                func,
-                false,
-                true,
-                entry_choice,
-                &mut self.funcs,
-                &mut self.skipped,
-            )?;
+            planner.add(func, false)?;
         }
         Ok(())
     }

@@ -21,6 +21,11 @@ pub struct SchedPlan {
     pub reasons: Option<WaitReasons>,
 }
 
+/// Plans the scheduler probes of `bin` when `--breakdown` asks for them.
+pub fn plan_if(wanted: bool, bin: &GoBinary<'_>) -> Result<Option<SchedPlan>> {
+    wanted.then(|| plan(bin)).transpose()
+}
+
 /// Plans the scheduler probes of `bin`.
 pub fn plan(bin: &GoBinary<'_>) -> Result<SchedPlan> {
     let mut functions = vec![("runtime.casgstatus", sched_site::SCHED_CASGSTATUS)];

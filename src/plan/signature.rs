@@ -66,10 +66,15 @@ pub struct Signatures<'a> {
 }
 
 impl<'a> Signatures<'a> {
+    /// The signature the user wrote for the function `name`, if any.
+    pub fn written(&self, name: &str) -> Option<&'a UserSignature> {
+        self.written.iter().find(|u| u.function == name)
+    }
+
     /// The signature of the function `name` with code at `entry`, and the table of its
     /// types; None when it has neither a written one nor DWARF's.
     pub fn of(&self, name: &str, entry: u64) -> Option<(&'a FuncSig, &'a TypeTable)> {
-        if let Some(user) = self.written.iter().find(|u| u.function == name) {
+        if let Some(user) = self.written(name) {
             return Some((&user.sig, &user.types));
         }
         let dwarf = self.dwarf?;

@@ -113,11 +113,13 @@ impl Gate {
     pub fn arm(&self) -> u64 {
         // SAFETY: as in `write`; start_limit is read by the BPF side only once armed.
         unsafe { std::ptr::write_volatile(&raw mut (*self.gate).start_limit, self.start_limit) };
+        // SAFETY: only the address of a field of the live gate (see `find`); `write` stores to it.
         self.set_edge(|g| unsafe { &raw mut (*g).open_ns })
     }
 
     /// Stops admitting entries; returns the instant.
     pub fn close(&self) -> u64 {
+        // SAFETY: only the address of a field of the live gate (see `find`); `write` stores to it.
         self.set_edge(|g| unsafe { &raw mut (*g).close_ns })
     }
 
@@ -147,6 +149,7 @@ impl Gate {
     /// Ends every hit: from here on the maps only change by the probes already running, which
     /// finish before this returns.
     pub fn shut(&self) {
+        // SAFETY: only the address of a field of the live gate (see `find`); `write` stores to it.
         self.write(|g| unsafe { &raw mut (*g).shut_ns }, monotonic_ns());
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -41,11 +41,17 @@ macro_rules! configure_breakdown {
     }};
 }
 
-/// Attaches a loaded sched_switch program (`--breakdown`); the link must live as long as the
-/// session.
-pub fn attach_sched_switch(prog: &libbpf_rs::ProgramMut<'_>) -> Result<Link> {
-    prog.attach()
-        .context("attaching to the kernel's sched_switch tracepoint (--breakdown)")
+/// Attaches a loaded sched_switch program when `--breakdown` planned the scheduler probes
+/// (`plan`); the link must live as long as the session.
+pub fn attach_sched_switch(
+    plan: Option<&crate::plan::sched::SchedPlan>,
+    prog: &libbpf_rs::ProgramMut<'_>,
+) -> Result<Option<Link>> {
+    plan.map(|_| {
+        prog.attach()
+            .context("attaching to the kernel's sched_switch tracepoint (--breakdown)")
+    })
+    .transpose()
 }
 
 /// `--breakdown`'s count of calls whose goroutine could not be followed (the `sched_stat`

@@ -18,6 +18,7 @@ use crate::configure_breakdown;
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::{Arch, GoBinary};
+use crate::output::announce::Announcement;
 use crate::output::clock::Stamp;
 use crate::output::lines;
 use crate::plan::capture::{self, InlineRead, Reads};
@@ -46,11 +47,7 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
     let dropped = session.guard(GuardPlan::new(&plan, &inline_sites, max_overhead));
     let mut object = MaybeUninit::uninit();
     let reads = (&calls[..], &inline[..], &inline_sites);
-    let sched = args
-        .breakdown
-        .breakdown
-        .then(|| plan::sched::plan(&bin))
-        .transpose()?;
+    let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
     let skel = load(
         &session,
         &mut object,
@@ -84,11 +81,8 @@ pub fn run(args: &ArgsArgs) -> Result<ExitCode> {
             .map(|(site, _)| *site),
     );
     sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
-    let _sched_switch = sched
-        .as_ref()
-        .map(|_| attach_sched_switch(&skel.progs.args_sched_switch))
-        .transpose()?;
-    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.args_sched_switch)?;
+    let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let attached = session.attach(&skel, &sites, None, &announcement)?;
     let stop = session.run(&skel, attached, &mut printer)?;
     Ok(stop.exit_code())
@@ -199,7 +193,12 @@ fn plan_calls(
         plan::Inlined::Yes
     };
     let plan = plan::plan_with(bin, &names, !args.no_ret, inlined)?;
-    let dwarf = bin.dwarf()?;
+    let sources = capture::Sources {
+        bin,
+        dwarf: bin.dwarf()?,
+        user_sigs: &user_sigs,
+        strsize: args.strsize,
+    };
     let extra = capture::Extra {
         globals: args.globals.clone(),
         fields: capture::path::parse_all(&args.fields)?,
@@ -210,14 +209,14 @@ fn plan_calls(
             .transpose()
             .map_err(anyhow::Error::msg)?,
     };
-    let calls = capture::call_plans(bin, dwarf, &plan, &user_sigs, args.strsize, &extra)?;
+    let calls = capture::call_plans(&sources, &plan, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
     if args.stack && bin.elf.arch != Arch::Amd64 {
         bail!("--stack follows frame pointers, which only amd64 Go binaries have");
     }
-    let inline = capture::inline_reads(bin, dwarf, &plan, &user_sigs, args.strsize)?;
+    let inline = capture::inline_reads(&sources, &plan)?;
     Ok((plan, calls.reads, inline))
 }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::bpf_types::{by_key, by_key_kind, func_hist, read};
 use crate::output::histogram::Log2Hist;
+use crate::output::lines::exact_int;
 use crate::output::values::go_quote;
 use crate::plan::capture::by_key::KeyKind;
 
@@ -60,15 +61,9 @@ fn decode(key: &by_key, kinds: &[Option<KeyKind>]) -> Key {
         (None, Some(KeyKind::Int { signed: true })) => {
             let shift = 64 - 8 * bytes.len().clamp(1, 8) as u32;
             let v = ((raw << shift) as i64) >> shift;
-            (
-                crate::output::lines::exact_int(i128::from(v)),
-                v.to_string(),
-            )
+            (exact_int(i128::from(v)), v.to_string())
         }
-        (None, _) => (
-            crate::output::lines::exact_int(i128::from(raw)),
-            raw.to_string(),
-        ),
+        (None, _) => (exact_int(i128::from(raw)), raw.to_string()),
     };
     Key {
         func_id: key.func_id,

@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use crate::bpf_types::{func_breakdown, func_hist};
 use crate::cli::FunclatArgs;
 use crate::configure_breakdown;
+use crate::output::announce::Announcement;
 use crate::output::breakdown::FunctionBreakdown;
 use crate::output::clock::Stamp;
 use crate::output::histogram::{Log2Hist, Unit};
@@ -47,15 +48,11 @@ const SLOWEST: usize = 3;
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
-    let (unit, interval) = (unit_of(args), args.interval);
+    let unit = unit(args);
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
     let (plan, keys) = plan_funcs(&bin, &patterns, args)?;
-    let sched = args
-        .breakdown
-        .breakdown
-        .then(|| plan::sched::plan(&bin))
-        .transpose()?;
+    let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
     let inline_sites = plan.inline_sites(|_| 0);
     let mut live = LiveOutputs::open(args, &session.target, &bin, &plan, unit)?;
     let dropped = session.guard(GuardPlan::new(
@@ -75,17 +72,17 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
 
     // The maps are read each `wakes` (-i, and more often for --listen and --heatmap); the
     // tables print each -i.
-    let wakes = live.start(interval);
-    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let wakes = live.start(args.interval);
+    let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let mut tables = Tables {
         skel: &skel,
         plan: &plan,
         args,
         unit,
-        interval,
+        interval: args.interval,
         live,
         // Before the lifecycle's clock starts in attach: each -i print is due by its wake.
-        print_clock: PrintClock::start(interval),
+        print_clock: PrintClock::start(args.interval),
         printed: vec![Log2Hist::default(); plan.funcs.len()],
         by: keys.map(|keys| ByKeys {
             kinds: keys.iter().map(|k| k.kind).collect(),
@@ -97,17 +94,14 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let mut sites = plan.sites(|_| true);
     sites.extend_from_slice(&inline_sites.sites);
     sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
-    let _sched_switch = sched
-        .as_ref()
-        .map(|_| attach_sched_switch(&skel.progs.funclat_sched_switch))
-        .transpose()?;
+    let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.funclat_sched_switch)?;
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
 }
 
 /// The histograms' unit: -u microseconds, -m milliseconds, else nanoseconds.
-fn unit_of(args: &FunclatArgs) -> Unit {
+fn unit(args: &FunclatArgs) -> Unit {
     match (args.microseconds, args.milliseconds) {
         (true, _) => Unit::Micros,
         (_, true) => Unit::Millis,

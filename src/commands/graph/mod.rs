@@ -12,6 +12,7 @@
 mod tree;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ use crate::configure_breakdown;
 use crate::decode::Decoder;
 use crate::gobin::runtime::typenames::BinaryTypeNamer;
 use crate::gobin::GoBinary;
+use crate::output::announce::Announcement;
 use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
@@ -64,11 +66,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
         .args
         .then(|| plan_captures(&bin, &plan, args))
         .transpose()?;
-    let sched = args
-        .breakdown
-        .breakdown
-        .then(|| plan::sched::plan(&bin))
-        .transpose()?;
+    let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
     let max_overhead = args.target.max_overhead_pct()?;
     let mut guard_plan = GuardPlan::new(&plan, &InlineSites::default(), max_overhead);
     // The trees begin and end at ROOT's and goexit1's probes: the guard never detaches them.
@@ -89,11 +87,8 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     printer.reasons = sched.as_ref().map(SchedPlan::reason_names);
     let mut sites = plan.sites(|_| true);
     sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
-    let _sched_switch = sched
-        .as_ref()
-        .map(|_| attach_sched_switch(&skel.progs.graph_sched_switch))
-        .transpose()?;
-    let announcement = plan.announcement(&patterns, args.target.verbose);
+    let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.graph_sched_switch)?;
+    let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let attached = session.attach(&skel, &sites, None, &announcement)?;
     printer.mark_start();
     let stop = session.run(&skel, attached, &mut printer)?;
@@ -149,11 +144,17 @@ fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
 /// binary only calls and durations (said once).
 fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan, args: &GraphArgs) -> Result<Vec<Reads>> {
     const STRSIZE: u32 = 64;
+    let sources = capture::Sources {
+        bin,
+        dwarf: bin.dwarf()?,
+        user_sigs: &[],
+        strsize: STRSIZE,
+    };
     let extra = capture::Extra {
         fields: capture::path::parse_all(&args.fields)?,
         ..capture::Extra::default()
     };
-    let calls = capture::call_plans(bin, bin.dwarf()?, plan, &[], STRSIZE, &extra)?;
+    let calls = capture::call_plans(&sources, plan, &extra)?;
     for note in &calls.notes {
         eprintln!("gotrace: {note}");
     }
@@ -504,51 +505,33 @@ impl Printer<'_, '_> {
     /// The last line: trees printed and every record or call that is not in one; `ts_ns`:
     /// the instant ROOT entries stopped counting.
     fn write_summary(&self, out: &mut impl Write, stats: &[graph_stats], ts_ns: u64) -> Result<()> {
-        let lost: u64 = stats.iter().map(|s| s.lost).sum();
-        let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
-        let unreadable: u64 = stats.iter().map(|s| s.unreadable).sum();
         let Counts {
             unmatched,
             truncated,
-            open_at_end: in_flight_at_end,
+            open_at_end,
         } = self.builder.counts;
-        // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
-        let unmatched = unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>();
-        // Records that are no graph record, and (--args) captures that could not be decoded
-        // (their calls are in the trees without values).
-        let malformed =
-            self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed);
-        let unfollowed = sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
-        if self.args.target.json {
-            let summary = Summary {
-                at: Stamp::at(ts_ns),
-                trees: self.trees,
-                lost,
-                unreadable,
-                unmatched,
-                truncated_calls: truncated,
-                below_min: self.below_min,
-                in_flight_at_start,
-                in_flight_at_end,
-                malformed,
-                unfollowed,
-            };
-            lines::write_json_line(out, "summary", &summary)?;
-        } else {
-            writeln!(
-                out,
-                "{} trees, {lost} lost, {malformed} malformed, {unreadable} unreadable, {unmatched} unmatched, {truncated} truncated calls, {} below --min, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{}",
-                self.trees,
-                self.below_min,
-                unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
-            )?;
-        }
-        Ok(())
+        let summary = Summary {
+            at: Stamp::at(ts_ns),
+            trees: self.trees,
+            lost: stats.iter().map(|s| s.lost).sum(),
+            unreadable: stats.iter().map(|s| s.unreadable).sum(),
+            // ROOT RETs the kernel saw outside ROOT, and EXITs the trees could not place.
+            unmatched: unmatched + stats.iter().map(|s| s.unmatched).sum::<u64>(),
+            truncated_calls: truncated,
+            below_min: self.below_min,
+            in_flight_at_start: stats.iter().map(|s| s.in_flight_at_start).sum(),
+            in_flight_at_end: open_at_end,
+            // Records that are no graph record, and (--args) captures that could not be
+            // decoded (their calls are in the trees without values).
+            malformed: self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed),
+            unfollowed: sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?,
+        };
+        Ok(lines::write_summary(out, self.args.target.json, &summary)?)
     }
 }
 
-/// The `--json` summary record: the instant ROOT entries stopped counting, trees printed,
-/// and every record or call that is not in one.
+/// The summary: the instant ROOT entries stopped counting, trees printed, and every record or
+/// call that is not in one; serialized, the `--json` `summary` record.
 #[derive(Serialize)]
 struct Summary {
     #[serde(flatten)]
@@ -565,4 +548,27 @@ struct Summary {
     /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
     #[serde(skip_serializing_if = "Option::is_none")]
     unfollowed: Option<u64>,
+}
+
+impl fmt::Display for Summary {
+    /// The text summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} trees, {} lost, {} malformed, {} unreadable, {} unmatched, {} truncated calls, {} below --min, {} in flight at start, {} at end",
+            self.trees,
+            self.lost,
+            self.malformed,
+            self.unreadable,
+            self.unmatched,
+            self.truncated_calls,
+            self.below_min,
+            self.in_flight_at_start,
+            self.in_flight_at_end
+        )?;
+        match self.unfollowed {
+            Some(n) => write!(f, ", {n} unfollowed"),
+            None => Ok(()),
+        }
+    }
 }

@@ -44,61 +44,55 @@ pub struct RuntimeLayout {
     pub g_atomicstatus: u64,
     /// `g.waitreason` (a `waitReason` byte, [`crate::gobin::runtime::wait_reasons`]).
     pub g_waitreason: u64,
+    /// Where these offsets were read.
     pub source: LayoutSource,
 }
 
-/// `g.goid`, `m.curg`, `g.atomicstatus` and `g.waitreason` for 64-bit (amd64, arm64) and 386;
-/// `g.stack` and `g.m` never moved.
+/// The offsets that moved between Go releases; `g.stack` and `g.m` never did.
+#[derive(Clone, Copy)]
+struct Moved {
+    /// `g.goid`.
+    goid: u64,
+    /// `m.curg`.
+    curg: u64,
+    /// `g.atomicstatus`.
+    atomicstatus: u64,
+    /// `g.waitreason`.
+    waitreason: u64,
+}
+
+/// The [`Moved`] offsets of a range of Go releases, for 64-bit (amd64, arm64) and 386.
 struct Row {
     /// Go 1.x minor versions the row covers, inclusive.
     minors: (u32, u32),
-    goid_64: u64,
-    curg_64: u64,
-    goid_386: u64,
-    curg_386: u64,
-    /// `g.atomicstatus` and `g.waitreason`, 64-bit then 386.
-    status_64: (u64, u64),
-    status_386: (u64, u64),
+    b64: Moved,
+    b386: Moved,
 }
 
-/// Layout by Go minor version (see the module doc for the source of each row).
+/// A [`Row`] from `[goid, curg, atomicstatus, waitreason]` for 64-bit and for 386.
+const fn row(minors: (u32, u32), b64: [u64; 4], b386: [u64; 4]) -> Row {
+    const fn moved([goid, curg, atomicstatus, waitreason]: [u64; 4]) -> Moved {
+        Moved {
+            goid,
+            curg,
+            atomicstatus,
+            waitreason,
+        }
+    }
+    Row {
+        minors,
+        b64: moved(b64),
+        b386: moved(b386),
+    }
+}
+
+/// Layout by Go minor version (see the module doc for the source of each row): `goid`,
+/// `curg`, `atomicstatus`, `waitreason` for 64-bit, then for 386.
 const TABLE: &[Row] = &[
-    Row {
-        minors: (13, 18),
-        goid_64: 152,
-        curg_64: 192,
-        goid_386: 80,
-        curg_386: 104,
-        status_64: (144, 176),
-        status_386: (72, 100),
-    },
-    Row {
-        minors: (19, 22),
-        goid_64: 152,
-        curg_64: 192,
-        goid_386: 80,
-        curg_386: 108,
-        status_64: (144, 176),
-        status_386: (72, 100),
-    },
-    Row {
-        minors: (23, 24),
-        goid_64: 160,
-        curg_64: 192,
-        goid_386: 84,
-        curg_386: 108,
-        status_64: (152, 184),
-        status_386: (76, 104),
-    },
-    Row {
-        minors: (25, 27),
-        goid_64: 152,
-        curg_64: 184,
-        goid_386: 80,
-        curg_386: 100,
-        status_64: (144, 176),
-        status_386: (72, 100),
-    },
+    row((13, 18), [152, 192, 144, 176], [80, 104, 72, 100]),
+    row((19, 22), [152, 192, 144, 176], [80, 108, 72, 100]),
+    row((23, 24), [160, 192, 152, 184], [84, 108, 76, 104]),
+    row((25, 27), [152, 184, 144, 176], [80, 100, 72, 100]),
 ];
 
 /// The layout for a Go (major, minor) release ([`crate::gobin::format::buildinfo::BuildInfo::go_release`])
@@ -111,18 +105,18 @@ pub fn for_release((major, minor): (u32, u32), arch: Arch) -> Option<RuntimeLayo
         .iter()
         .find(|row| (row.minors.0..=row.minors.1).contains(&minor))?;
     let ptr = arch.ptr_size();
-    let (g_goid, m_curg, (g_atomicstatus, g_waitreason)) = match arch {
-        Arch::Amd64 | Arch::Arm64 => (row.goid_64, row.curg_64, row.status_64),
-        Arch::I386 => (row.goid_386, row.curg_386, row.status_386),
+    let moved = match arch {
+        Arch::Amd64 | Arch::Arm64 => row.b64,
+        Arch::I386 => row.b386,
     };
     Some(RuntimeLayout {
-        g_goid,
+        g_goid: moved.goid,
         g_stack_lo: 0,
         g_stack_hi: ptr,
         g_m: 6 * ptr,
-        m_curg,
-        g_atomicstatus,
-        g_waitreason,
+        m_curg: moved.curg,
+        g_atomicstatus: moved.atomicstatus,
+        g_waitreason: moved.waitreason,
         source: LayoutSource::Table,
     })
 }

@@ -5,16 +5,14 @@
 use anyhow::{bail, Context, Result};
 
 use crate::bpf_types::{args_fetch, args_plan_index, site_kind};
-use crate::gobin::format::dwarf::DwarfInfo;
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::signature::{Signatures, UserSignature};
 use crate::plan::ProbePlan;
 
 use super::deep;
 use super::fields::add_field;
 use super::filter::{add_where, Condition};
 use super::path::Expr;
-use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan};
+use super::{add_globals, call_plan, tail, Abi, CallPlan, SitePlan, Sources};
 
 /// The kinds of site a record comes from, each with the index of its fetch plan (args_site
 /// picks the same).
@@ -92,20 +90,18 @@ pub struct CallPlans {
     pub notes: Vec<String>,
 }
 
-/// What is read for every planned function: its ABI plan from its written signature, else
-/// DWARF, with the globals `global_names` read at its entry (strings and bytes up to
-/// `strsize`), `extra`'s globals and field paths read at the entry of each function with a
+/// What is read for every planned function (from `sources`): its ABI plan from its written
+/// signature, else DWARF (strings and bytes read up to `strsize`), `extra`'s globals and field paths read at the entry of each function with a
 /// parameter they start from (an error when one names what its types do not have, or no
 /// function has its parameter), its `--where` (every function must have its parameter), the
 /// structs its pointer arguments point at ([`deep`]), and its results at tail callees' RETs.
-pub fn call_plans(
-    bin: &GoBinary<'_>,
-    dwarf: Option<&DwarfInfo>,
-    plan: &ProbePlan,
-    user_sigs: &[UserSignature],
-    strsize: u32,
-    extra: &Extra,
-) -> Result<CallPlans> {
+pub fn call_plans(sources: &Sources<'_, '_>, plan: &ProbePlan, extra: &Extra) -> Result<CallPlans> {
+    let Sources {
+        bin,
+        dwarf,
+        strsize,
+        ..
+    } = *sources;
     let (global_names, fields) = (&extra.globals, &extra.fields);
     let arch = bin.elf.arch;
     let abi = abi_of(bin);
@@ -130,10 +126,7 @@ pub fn call_plans(
         .collect::<Result<Vec<_>>>()?;
     // A function's signature (and the table of its types): the one the user wrote, else
     // DWARF's; its ABI plan from that.
-    let sigs = Signatures {
-        written: user_sigs,
-        dwarf,
-    };
+    let sigs = sources.signatures();
     let sig_of = |name: &str, entry: u64| sigs.of(name, entry);
     let signature_of = |name: &str, entry: u64| {
         let (sig, types) = sig_of(name, entry)?;

@@ -10,12 +10,11 @@ use crate::gobin::format::dwarf::{DwarfInfo, FuncSig, Param};
 use crate::gobin::format::dwarf_inline::{self, InlinedCallIndex, LocatedPiece, PieceLoc};
 use crate::gobin::runtime::generic_dict;
 use crate::gobin::{Arch, GoBinary};
-use crate::plan::signature::UserSignature;
 use crate::plan::sites::InlineProbe;
 use crate::plan::ProbePlan;
 
 use super::{
-    located_plan, Loc, LocatedValue, Shape, SitePlan, ValuePlan, ValueSource, REGS_AREA,
+    located_plan, Loc, LocatedValue, Shape, SitePlan, Sources, ValuePlan, ValueSource, REGS_AREA,
     STACK_WINDOW,
 };
 
@@ -293,22 +292,19 @@ pub struct InlineRead {
 
 /// What each probe of `plan`'s inlined calls reads, in `inline_sites` order.
 pub fn inline_reads(
-    bin: &GoBinary<'_>,
-    dwarf: Option<&DwarfInfo>,
+    sources: &Sources<'_, '_>,
     plan: &ProbePlan,
-    user_sigs: &[UserSignature],
-    strsize: u32,
 ) -> anyhow::Result<Vec<InlineRead>> {
     if plan.funcs.iter().all(|f| f.instances.is_empty()) {
         return Ok(Vec::new());
     }
-    let located = InlinedArgs::new(bin, dwarf, strsize)?;
+    let located = InlinedArgs::new(sources.bin, sources.dwarf, sources.strsize)?;
     Ok(plan
         .inline_probes()
         .map(|probe| {
-            let user_sig = user_sigs
-                .iter()
-                .find(|u| u.function == probe.func.name)
+            let user_sig = sources
+                .signatures()
+                .written(&probe.func.name)
                 .map(|u| &u.sig);
             InlineRead {
                 func_id: probe.func.id,

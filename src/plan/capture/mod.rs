@@ -30,6 +30,9 @@ pub mod tail;
 
 use crate::bpf_types::args_limits as limits;
 use crate::bpf_types::{where_kind, where_op};
+use crate::gobin::format::dwarf::DwarfInfo;
+use crate::gobin::GoBinary;
+use crate::plan::signature::{Signatures, UserSignature};
 
 pub use assign::{add_globals, call_plan, located_plan, Abi, LocatedValue, ValueSource};
 pub use calls::{
@@ -55,6 +58,28 @@ pub const MAX_FIELD_STEPS: usize = limits::ARGS_MAX_FIELD_STEPS.0 as usize;
 /// Longest single extra read, the upper bound of `--strsize` (ARGS_MAX_READ).
 pub const MAX_READ: u32 = limits::ARGS_MAX_READ.0;
 
+/// What reads are planned from.
+pub struct Sources<'a, 'd> {
+    /// The traced binary.
+    pub bin: &'a GoBinary<'d>,
+    /// Its DWARF; None when it is stripped.
+    pub dwarf: Option<&'a DwarfInfo>,
+    /// The signatures the user wrote, which win over DWARF's.
+    pub user_sigs: &'a [UserSignature],
+    /// Bytes of each string and `[]byte` read at most (--strsize).
+    pub strsize: u32,
+}
+
+impl Sources<'_, '_> {
+    /// Each function's signature: the one the user wrote, else DWARF's.
+    pub fn signatures(&self) -> Signatures<'_> {
+        Signatures {
+            written: self.user_sigs,
+            dwarf: self.dwarf,
+        }
+    }
+}
+
 /// A span of the captured frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loc {
@@ -78,6 +103,7 @@ pub enum DerefKind {
 /// One extra read performed by the BPF program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deref {
+    /// Where the pointer (and a length) are in the frame, and how many bytes it reads.
     pub kind: DerefKind,
     /// At most this many bytes.
     pub max: u32,
@@ -86,15 +112,18 @@ pub struct Deref {
 /// Everything read at one kind of probe site (entry or RET).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SitePlan {
+    /// How each argument (entry) or result (RET) is decoded, in order.
     pub values: Vec<ValuePlan>,
     /// Where each of `values` starts, for plans of the calling convention (empty otherwise):
     /// field paths into a value start there.
     pub origins: Vec<Origin>,
     /// Bytes of stack to copy from SP.
     pub stack_bytes: u32,
+    /// The extra reads, by the index the values' shapes name them with.
     pub derefs: Vec<Deref>,
     /// Globals read at this site (`--global`), decoded by `global_values`.
     pub globals: Vec<GlobalRead>,
+    /// How each of `globals` is decoded, in the same order.
     pub global_values: Vec<ValuePlan>,
     /// Field paths read at this site (`--field`, `--where`, `funclat --by`), each decoded by
     /// its own plan; the chased ones are read by `field_reads` into the globals area.
@@ -174,6 +203,7 @@ pub struct FieldStep {
 pub struct GlobalRead {
     /// Link-time address of the global.
     pub vaddr: u64,
+    /// Bytes copied.
     pub size: u32,
     /// Offset in the globals area.
     pub area_offset: u32,
