@@ -29,7 +29,7 @@ fn main() -> Result<()> {
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
 
     // Rounds alternate the three set-ups, so that drift in the machine's speed hits each alike.
-    let baseline = std::env::var_os("GOTRACE_BENCH_BASELINE").map(PathBuf::from);
+    let baseline = common::baseline();
     let mut before = Duration::MAX;
     let (mut untraced, mut floor, mut traced) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut cpu: f64 = 0.0;
@@ -48,7 +48,6 @@ fn main() -> Result<()> {
         }
     }
     let calls: f64 = CALLS.parse()?;
-    let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
     println!("funclat overhead, {CALLS} calls of main.doWork (best of {RUNS} alternating rounds):");
     common::print_per_call("gotrace funclat", calls, untraced, floor, traced);
     println!(
@@ -56,15 +55,7 @@ fn main() -> Result<()> {
         cpu
     );
     if let Some(baseline) = &baseline {
-        println!(
-            "  baseline {}  {:>10.1} ns/call",
-            baseline.display(),
-            per_call(before)
-        );
-        println!(
-            "  ratio gotrace/baseline {:>9.3}",
-            per_call(traced) / per_call(before)
-        );
+        common::print_baseline(baseline, calls, untraced, before, traced);
     }
 
     let compile = dirs_cache().join("go/1.27.3/go/pkg/tool/linux_amd64/compile");

@@ -4,7 +4,9 @@
 //! example's tight loop (`-rate 0`): calls of main.doWork outside ROOT (ROOT is a function the
 //! loop never calls: each hit costs the prologue and one map lookup), and inside ROOT (ROOT is
 //! main.run, the loop itself: each hit emits a record, which the consumer drains). Goal: ratio
-//! <= 1.10. Also prints what the summary counted lost (goal: 0).
+//! <= 1.10. Also prints what the summary counted lost (goal: 0). With
+//! GOTRACE_BENCH_BASELINE=/path/to/an/older/gotrace, that binary is measured in the same
+//! alternating rounds too, and the per-call ratio new/old is printed.
 
 mod common;
 
@@ -25,9 +27,10 @@ fn main() -> Result<()> {
     let counter = root.join("target/go-targets/go1.27.3/amd64-plain/counter");
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
     let calls: f64 = CALLS.parse()?;
+    let baseline = common::baseline();
     for (label, graph_root) in [("outside ROOT", NEVER_CALLED), ("inside ROOT", "main.run")] {
         let (mut untraced, mut floor, mut traced) = (Duration::MAX, Duration::MAX, Duration::MAX);
-        let mut lost = 0;
+        let (mut lost, mut before) = (0, Duration::MAX);
         for _ in 0..RUNS {
             untraced = untraced.min(common::run_counter(&counter, CALLS)?);
             floor = floor.min(common::with_floor(
@@ -38,10 +41,16 @@ fn main() -> Result<()> {
             let (run, summary) = with_graph(&gotrace, &counter, graph_root)?;
             traced = traced.min(run);
             lost = lost.max(summary_field(&summary, "lost")?);
+            if let Some(baseline) = &baseline {
+                before = before.min(with_graph(baseline, &counter, graph_root)?.0);
+            }
         }
         println!("gotrace graph, {CALLS} calls of main.doWork {label} (ROOT {graph_root}), best of {RUNS} alternating rounds:");
         common::print_per_call("gotrace graph", calls, untraced, floor, traced);
         println!("  lost (worst round)    {lost:>10}   (goal 0)");
+        if let Some(baseline) = &baseline {
+            common::print_baseline(baseline, calls, untraced, before, traced);
+        }
     }
     Ok(())
 }

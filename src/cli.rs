@@ -406,7 +406,8 @@ pub struct GraphArgs {
     pub svg: Option<PathBuf>,
     /// Write the trees as a pprof profile (gzipped protobuf: each call's self time as
     /// wall-clock samples on its stack, call sites with their inlined frames) to FILE at exit,
-    /// for `go tool pprof -top FILE` or `-http`.
+    /// for `go tool pprof -top FILE` or `-http`; with --breakdown also sample types oncpu and
+    /// offcpu (-sample_index=offcpu), the time off the CPU on frames as --folded draws them.
     #[arg(long, value_name = "FILE")]
     pub pprof: Option<PathBuf>,
     /// Nesting beneath a root call kept per tree; deeper calls are cut and counted.

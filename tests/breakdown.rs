@@ -18,10 +18,11 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use common::gotrace::gotrace;
+use common::pprof::top;
 use common::require;
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, GoBinary, Variant};
-use common::toolchain::MATRIX_GO_VERSIONS;
+use common::toolchain::{oracle_toolchain, MATRIX_GO_VERSIONS};
 use common::traced::split_successful;
 
 /// Each phase of the target, in ms.
@@ -296,10 +297,30 @@ fn check_nodes(label: &str, node: &Value) -> Vec<String> {
     problems
 }
 
+/// Adds each function's on- and off-CPU time on the stacks beneath `node` (once per stack, as
+/// pprof's cumulative time counts a recursive function) from the nodes' breakdowns.
+fn add_cumulative(node: &Value, path: &mut Vec<String>, totals: &mut HashMap<String, (u64, u64)>) {
+    let function = node["function"].as_str().unwrap().to_owned();
+    if !path.contains(&function) {
+        let mine = parts(node);
+        let total = totals.entry(function.clone()).or_default();
+        total.0 += mine["oncpu_ns"];
+        total.1 += mine.values().sum::<u64>() - mine["oncpu_ns"];
+    }
+    path.push(function);
+    for child in node["children"].as_array().into_iter().flatten() {
+        add_cumulative(child, path, totals);
+    }
+    path.pop();
+}
+
 /// `graph --breakdown`: each tree's root (main.work) against the target's record of the call,
 /// and every node's parts summing to its duration and within its caller's; `--folded`: the
 /// weights sum to the roots' durations, and each off-CPU frame's (`[blocked: REASON]`,
-/// `[runnable]`, `[syscall]`) over all stacks to that part of the roots' breakdowns.
+/// `[runnable]`, `[syscall]`) over all stacks to that part of the roots' breakdowns; `--pprof`
+/// as Go 1.27's `go tool pprof -top` reads it: per function, its cumulative `oncpu` and
+/// `offcpu` time equal its calls' breakdowns' (on the CPU, and the rest), per off-CPU frame its
+/// `offcpu` time the roots' part, and `wall` their sum.
 #[test]
 fn graph_nodes_equal_the_targets_own_records() {
     let Some(_guard) = bpf_test() else { return };
@@ -314,7 +335,10 @@ fn graph_nodes_equal_the_targets_own_records() {
     let calls = 2;
     let folded = std::env::temp_dir().join(format!("gotrace-bd-{}.folded", std::process::id()));
     let folded_arg = folded.to_str().unwrap();
-    let (json, own) = trace(&["graph", "--folded", folded_arg], &bin, calls, 0);
+    let profile = folded.with_extension("pb.gz");
+    let profile_arg = profile.to_str().unwrap();
+    let command = ["graph", "--folded", folded_arg, "--pprof", profile_arg];
+    let (json, own) = trace(&command, &bin, calls, 0);
     let trees: Vec<&Value> = json.iter().filter(|v| v["type"] == "tree").collect();
     assert_eq!(trees.len(), calls as usize, "{json:?}");
     assert_eq!(own.len(), calls as usize);
@@ -361,5 +385,40 @@ fn graph_nodes_equal_the_targets_own_records() {
             ));
         }
     }
+    if require(oracle_toolchain()).is_some() {
+        let (wall, wall_total) = top(&profile, "wall");
+        let (oncpu, oncpu_total) = top(&profile, "oncpu");
+        let (offcpu, offcpu_total) = top(&profile, "offcpu");
+        if wall_total != roots["(all)"] || oncpu_total + offcpu_total != wall_total {
+            problems.push(format!(
+                "pprof: wall {wall_total} ns = oncpu {oncpu_total} + offcpu {offcpu_total}, the roots' durations {}",
+                roots["(all)"]
+            ));
+        }
+        let mut expected = HashMap::new();
+        for tree in &trees {
+            add_cumulative(tree, &mut Vec::new(), &mut expected);
+        }
+        for (function, (on, off)) in &expected {
+            let got = (
+                oncpu.get(function).map_or(0, |t| t.1),
+                offcpu.get(function).map_or(0, |t| t.1),
+            );
+            if got != (*on, *off) || wall.get(function).map(|t| t.1) != Some(on + off) {
+                problems.push(format!(
+                    "pprof: {function} cumulative oncpu/offcpu {got:?} ns, its calls' breakdowns ({on}, {off})"
+                ));
+            }
+        }
+        for (frame, ns) in &roots {
+            let got = offcpu.get(frame).map_or(0, |t| t.0);
+            if frame.starts_with('[') && frame != "[oncpu]" && got != *ns {
+                problems.push(format!(
+                    "pprof: {frame} offcpu {got} ns, the roots' breakdowns {ns} ns"
+                ));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&profile);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

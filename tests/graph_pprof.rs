@@ -13,15 +13,13 @@ use std::path::Path;
 use std::process::Command;
 
 use common::gotrace::GOTRACE;
+use common::pprof::{pprof, top, Totals};
 use common::require;
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, GoBinary, Variant};
 use common::toolchain::oracle_toolchain;
 use common::traced::field;
 use serde_json::Value;
-
-/// Flat (self) and cumulative ns per function.
-type Totals = BTreeMap<String, (u64, u64)>;
 
 /// Adds `node`'s self time to its function's flat and, once per function on the stack
 /// `path` leads to (recursion counts once, as pprof counts it), to their cumulative time.
@@ -40,60 +38,6 @@ fn add_totals(node: &Value, path: &mut Vec<String>, totals: &mut Totals) {
         add_totals(child, path, totals);
     }
     path.pop();
-}
-
-/// `go tool pprof ARGS FILE`'s stdout.
-fn pprof(args: &[&str], file: &Path) -> String {
-    let go = oracle_toolchain().expect("Go 1.27");
-    let output = go
-        .command()
-        .args(["tool", "pprof"])
-        .args(args)
-        .arg(file)
-        .output()
-        .expect("running go tool pprof");
-    assert!(
-        output.status.success(),
-        "go tool pprof {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8")
-}
-
-/// `-top -unit=ns` rows: function → (flat, cum), with `(inline)` dropped from the name, and
-/// the header's total.
-fn top(file: &Path) -> (Totals, u64) {
-    let text = pprof(
-        &["-top", "-unit=ns", "-nodefraction=0", "-nodecount=100000"],
-        file,
-    );
-    let ns = |s: &str| -> u64 {
-        match s {
-            "0" => 0,
-            s => s
-                .strip_suffix("ns")
-                .expect("a value in ns")
-                .parse()
-                .unwrap(),
-        }
-    };
-    let total = text
-        .lines()
-        .find_map(|l| l.split_once("Total samples = "))
-        .map(|(_, rest)| ns(rest.split_whitespace().next().unwrap()))
-        .expect("a Total samples line");
-    let rows = text
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("flat"))
-        .skip(1)
-        .map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            let name = cols[5..].join(" ");
-            let name = name.trim_end_matches(" (inline)").to_owned();
-            (name, (ns(cols[0]), ns(cols[3])))
-        })
-        .collect();
-    (rows, total)
 }
 
 /// `-raw`'s samples as (value, location ids, leaf first).
@@ -187,7 +131,7 @@ fn check(version: &'static str, goarch: &'static str, variant: Variant) {
         add_totals(tree, &mut Vec::new(), &mut expected);
     }
     let wall: u64 = trees.iter().map(|t| field(t, "duration_ns")).sum();
-    let (reported, total) = top(&profile);
+    let (reported, total) = top(&profile, "wall");
     assert_eq!(
         total, wall,
         "{binary}: pprof's total vs the root calls' wall time"

@@ -314,3 +314,20 @@ fn caddy_keeps_90_percent_of_its_throughput_under_the_guard() {
         dropped.len()
     );
 }
+
+/// goroutines has no guard (its two runtime probes are never detached), so a guard flag is
+/// refused in one line with exit code 2, not silently ignored. No root needed: it is refused
+/// before anything is read or loaded.
+#[test]
+fn goroutines_refuses_the_guard_flags() {
+    for flag in [&["--max-overhead", "5"][..], &["--no-guard"]] {
+        let mut argv = vec!["goroutines"];
+        argv.extend_from_slice(flag);
+        argv.extend(["-p", "1"]);
+        let out = gotrace(argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flag:?}: one line: {stderr}");
+        assert!(stderr.contains("drop the flag"), "{flag:?}: {stderr}");
+    }
+}

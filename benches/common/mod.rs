@@ -81,3 +81,29 @@ pub fn print_per_call(
         per_call(traced) / per_call(floor)
     );
 }
+
+/// Prints an older gotrace's per-call cost (`GOTRACE_BENCH_BASELINE`, measured in the same
+/// alternating rounds) and this one's against it (before/after a change).
+pub fn print_baseline(
+    baseline: &Path,
+    calls: f64,
+    untraced: Duration,
+    before: Duration,
+    traced: Duration,
+) {
+    let per_call = |d: Duration| (d.as_secs_f64() - untraced.as_secs_f64()) * 1e9 / calls;
+    println!(
+        "  baseline {}  {:>10.1} ns/call",
+        baseline.display(),
+        per_call(before)
+    );
+    println!(
+        "  ratio gotrace/baseline {:>9.3}",
+        per_call(traced) / per_call(before)
+    );
+}
+
+/// The older gotrace to measure beside this one (`GOTRACE_BENCH_BASELINE`), if given.
+pub fn baseline() -> Option<PathBuf> {
+    std::env::var_os("GOTRACE_BENCH_BASELINE").map(PathBuf::from)
+}

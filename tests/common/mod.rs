@@ -13,6 +13,7 @@ pub mod chromium;
 pub mod dwarfdump;
 pub mod gotrace;
 pub mod oracle;
+pub mod pprof;
 pub mod prerequisite;
 pub mod schema;
 pub mod serial;

@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::bpf_types::{
@@ -40,6 +40,9 @@ const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `gotrace goroutines`.
 pub fn run(args: &GoroutinesArgs) -> Result<ExitCode> {
+    if args.target.max_overhead.is_some() || args.target.no_guard {
+        bail!("--max-overhead and --no-guard are for funclat, args and graph: goroutines probes only the runtime's goroutine creation and exit, which the overload guard never detaches; drop the flag");
+    }
     if args.blocked {
         return blocked::run(args);
     }

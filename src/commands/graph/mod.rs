@@ -289,7 +289,10 @@ impl<'p, 'o> Printer<'p, 'o> {
                 .min
                 .map(|min| min.as_nanos().try_into().unwrap_or(u64::MAX)),
             folded: (args.folded.is_some() || args.svg.is_some()).then(FoldedStacks::default),
-            pprof: args.pprof.is_some().then(WallProfile::default),
+            pprof: args
+                .pprof
+                .is_some()
+                .then(|| WallProfile::new(args.breakdown.breakdown)),
             text: Vec::new(),
             trees: 0,
             below_min: 0,

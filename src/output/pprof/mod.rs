@@ -9,6 +9,12 @@
 //! calls it sits in as the location's further lines (pprof's inline frames, innermost first).
 //! When that instruction is not in the traced caller (an untraced function called the callee),
 //! the caller's entry follows it, so the traced caller stays on the stack.
+//!
+//! With --breakdown the profile has two more sample types, `oncpu` and `offcpu` (`wall` is
+//! their sum in every sample): a call's self time off the CPU is sampled on frames of its own
+//! beneath the call's (`[blocked: chan receive]`, `[runnable]`, `[syscall]`, `[unattributed]`,
+//! as the flame graphs draw it, [`CallNode::self_off_cpu`]), the rest of it as on-CPU time on
+//! the call's frame.
 
 pub mod proto;
 
@@ -31,6 +37,8 @@ enum Frame {
     /// The call instruction before `return_pc` (0: unknown) in a call of the function entered
     /// at `caller`.
     Call { return_pc: u64, caller: u64 },
+    /// --breakdown: the off-CPU part named `WallProfile::parts[i]`, beneath its call's frame.
+    OffCpu(u32),
 }
 
 /// What the profile says about the run besides its samples.
@@ -49,13 +57,25 @@ pub struct Meta {
 /// Call trees gathered as pprof samples.
 #[derive(Debug, Default)]
 pub struct WallProfile {
-    /// Stack (leaf first) → self ns summed over the calls on it.
-    samples: HashMap<Vec<Frame>, u64>,
+    /// Stack (leaf first) → self ns on and off the CPU, summed over the calls on it.
+    samples: HashMap<Vec<Frame>, [u64; 2]>,
     /// Function names by entry, as the trees name them.
     names: HashMap<u64, String>,
+    /// --breakdown: the sample types `oncpu` and `offcpu` too.
+    breakdown: bool,
+    /// The off-CPU frames' names, by `Frame::OffCpu` index.
+    parts: Vec<String>,
 }
 
 impl WallProfile {
+    /// No samples yet; `breakdown`: the trees carry breakdowns (--breakdown).
+    pub fn new(breakdown: bool) -> Self {
+        WallProfile {
+            breakdown,
+            ..Self::default()
+        }
+    }
+
     /// Adds every call of `tree`.
     pub fn add(&mut self, tree: &CallTree) {
         let mut callers = Vec::new();
@@ -71,9 +91,21 @@ impl WallProfile {
         let stack: Vec<Frame> = std::iter::once(Frame::Entry(node.entry_pc))
             .chain(callers.iter().rev().copied())
             .collect();
-        let self_ns = node.self_ns();
-        if self_ns > 0 {
-            *self.samples.entry(stack).or_default() += self_ns;
+        let off_cpu = node.self_off_cpu();
+        let on_cpu = node.self_ns() - off_cpu.iter().map(|(_, ns)| ns).sum::<u64>();
+        for (part, ns) in off_cpu {
+            let index = match self.parts.iter().position(|p| *p == part) {
+                Some(index) => index,
+                None => {
+                    self.parts.push(part);
+                    self.parts.len() - 1
+                }
+            };
+            let below = std::iter::once(Frame::OffCpu(index as u32)).chain(stack.iter().copied());
+            self.samples.entry(below.collect()).or_default()[1] += ns;
+        }
+        if on_cpu > 0 {
+            self.samples.entry(stack).or_default()[0] += on_cpu;
         }
         for child in &node.children {
             callers.push(Frame::Call {
@@ -109,16 +141,22 @@ impl WallProfile {
             call_sites: bin.call_site_frames(&return_pcs),
             bin,
             names: &self.names,
+            parts: &self.parts,
             profile: Profile::default(),
             strings: HashMap::new(),
             functions: HashMap::new(),
             locations: HashMap::new(),
         };
         tables.string("");
-        let wall = ValueType {
-            r#type: tables.string("wall"),
+        let mut value_type = |name: &str| ValueType {
+            r#type: tables.string(name),
             unit: tables.string("nanoseconds"),
         };
+        let wall = value_type("wall");
+        let mut sample_type = vec![wall.clone()];
+        if self.breakdown {
+            sample_type.extend([value_type("oncpu"), value_type("offcpu")]);
+        }
         // The traced functions first, with the line they start at.
         let mut entries: Vec<u64> = self.names.keys().copied().collect();
         entries.sort_unstable();
@@ -128,14 +166,17 @@ impl WallProfile {
         let mut samples: Vec<_> = self.samples.iter().collect();
         // A stable file: the same trees give the same bytes.
         samples.sort_unstable();
-        for (stack, &ns) in samples {
+        for (stack, &[on_cpu, off_cpu]) in samples {
             let mut location_id = Vec::with_capacity(stack.len());
             for frame in stack {
                 tables.locations_of(*frame, &mut location_id);
             }
             tables.profile.sample.push(Sample {
                 location_id,
-                value: vec![i64::try_from(ns).unwrap_or(i64::MAX)],
+                value: [on_cpu + off_cpu, on_cpu, off_cpu][..sample_type.len()]
+                    .iter()
+                    .map(|&ns| i64::try_from(ns).unwrap_or(i64::MAX))
+                    .collect(),
                 label: Vec::new(),
             });
         }
@@ -144,7 +185,7 @@ impl WallProfile {
         let mut profile = tables.profile;
         profile.mapping = vec![mapping];
         profile.default_sample_type = wall.r#type;
-        profile.sample_type = vec![wall.clone()];
+        profile.sample_type = sample_type;
         profile.period_type = Some(wall);
         profile.period = 1;
         profile.time_nanos = meta.time_ns;
@@ -158,6 +199,7 @@ impl WallProfile {
 struct Tables<'a, 'data> {
     bin: &'a GoBinary<'data>,
     names: &'a HashMap<u64, String>,
+    parts: &'a [String],
     call_sites: HashMap<u64, Vec<SourceFrame<'data>>>,
     profile: Profile,
     strings: HashMap<String, i64>,
@@ -220,7 +262,24 @@ impl Tables<'_, '_> {
                     out.push(self.entry_location(caller));
                 }
             }
+            Frame::OffCpu(index) => out.push(self.off_cpu_location(index)),
         }
+    }
+
+    /// The location of an off-CPU frame: a function of its name, at no address or file.
+    fn off_cpu_location(&mut self, index: u32) -> u64 {
+        let key = Frame::OffCpu(index);
+        if let Some(&id) = self.locations.get(&key) {
+            return id;
+        }
+        let name = self.parts.get(index as usize).cloned().unwrap_or_default();
+        let function_id = self.function(&name, "", 0);
+        let line = vec![Line {
+            function_id,
+            line: 0,
+            column: 0,
+        }];
+        self.push_location(key, 0, line)
     }
 
     /// The location of a function's own frame: its entry, at its first line.
