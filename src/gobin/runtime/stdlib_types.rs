@@ -243,14 +243,10 @@ pub fn row_of(ty: &GoType, name_of: impl Fn(TypeId) -> String) -> Vec<String> {
             "array"
         }
         TypeKind::Struct { fields } => {
-            row.extend(
-                fields
-                    .iter()
-                    .map(|f| {
-                        let mark = if f.embedded { EMBEDDED_MARK } else { "" };
-                        format!("{mark}{} {} {}", f.name, f.offset, name_of(f.ty))
-                    }),
-            );
+            row.extend(fields.iter().map(|f| {
+                let mark = if f.embedded { EMBEDDED_MARK } else { "" };
+                format!("{mark}{} {} {}", f.name, f.offset, name_of(f.ty))
+            }));
             "struct"
         }
         TypeKind::Map => "map",

@@ -262,14 +262,11 @@ fn find_field(types: &TypeTable, ty: TypeId, name: &str, depth: usize) -> Option
     if depth >= MAX_EMBED_DEPTH {
         return None;
     }
-    fields
-        .iter()
-        .filter(|f| f.embedded)
-        .find_map(|f| {
-            let mut chain = find_field(types, struct_of(types, f.ty), name, depth + 1)?;
-            chain.insert(0, f.clone());
-            Some(chain)
-        })
+    fields.iter().filter(|f| f.embedded).find_map(|f| {
+        let mut chain = find_field(types, struct_of(types, f.ty), name, depth + 1)?;
+        chain.insert(0, f.clone());
+        Some(chain)
+    })
 }
 
 /// The names `x.NAME` may take on struct `ty`: its fields, then promoted ones.
