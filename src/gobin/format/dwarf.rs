@@ -25,6 +25,9 @@ use crate::gobin::runtime::layout::{LayoutSource, RuntimeLayout};
 const DW_AT_GO_KIND: DwAt = DwAt(0x2900);
 /// Go's `DW_AT_go_elem`: element type of a slice, map, channel.
 const DW_AT_GO_ELEM: DwAt = DwAt(0x2902);
+/// Go's `DW_AT_go_embedded_field` (a flag on a struct member, Go 1.10+): the field is
+/// embedded (`sync.Mutex`, `*Inner`), so its fields and methods are promoted.
+const DW_AT_GO_EMBEDDED_FIELD: DwAt = DwAt(0x2903);
 
 /// `reflect.Kind` numbers used in `DW_AT_go_kind`.
 mod reflect_kind {
@@ -135,6 +138,8 @@ pub struct Field {
     pub offset: u64,
     /// The field's type.
     pub ty: TypeId,
+    /// An embedded field (DWARF's `DW_AT_go_embedded_field`): its fields are promoted.
+    pub embedded: bool,
 }
 
 /// Every type found in the DWARF, indexed by [`TypeId`]. Recursive types are fine: fields and
@@ -332,6 +337,7 @@ struct DieAttrs<'a> {
     count: Option<u64>,
     upper_bound: Option<u64>,
     member_offset: Option<u64>,
+    go_embedded_field: bool,
     variable_parameter: bool,
     location: Option<Reader<'a>>,
     has_low_pc: bool,
@@ -655,6 +661,7 @@ impl Parser {
                         name: attrs.name(),
                         offset: attrs.member_offset.unwrap_or(0),
                         ty: field_ty,
+                        embedded: attrs.go_embedded_field,
                     });
                 }
             }
@@ -926,6 +933,7 @@ fn is_wanted(name: DwAt) -> bool {
             | constants::DW_AT_abstract_origin
             | DW_AT_GO_KIND
             | DW_AT_GO_ELEM
+            | DW_AT_GO_EMBEDDED_FIELD
     )
 }
 
@@ -970,6 +978,9 @@ fn record<'a>(
         constants::DW_AT_inline => attrs.is_inline = true,
         constants::DW_AT_abstract_origin => attrs.abstract_origin = reference(header, &value),
         DW_AT_GO_KIND => attrs.go_kind = value.udata_value(),
+        DW_AT_GO_EMBEDDED_FIELD => {
+            attrs.go_embedded_field = matches!(value, AttributeValue::Flag(true))
+        }
         _ => {}
     }
     Ok(())

@@ -445,6 +445,7 @@ mod tests {
             name: name.into(),
             offset,
             ty,
+            embedded: false,
         };
         TypeTable::from_types(vec![
             ty("int8", 1, TypeKind::Int { signed: true }),
