@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "gotrace", version, about)]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -148,8 +149,10 @@ pub struct FunclatArgs {
     /// Trace only the functions' own code, not their inlined calls.
     #[arg(long)]
     pub no_inlined: bool,
+    /// --breakdown and its limit.
     #[command(flatten)]
     pub breakdown: Breakdown,
+    /// Which process(es) to trace and for how long.
     #[command(flatten)]
     pub target: TraceTarget,
 }
@@ -194,6 +197,7 @@ pub struct GoroutinesArgs {
     /// site. Reads the process's memory; nothing is probed and the process is not stopped.
     #[arg(long, conflicts_with_all = ["interval", "timestamp", "summary", "stack", "listen"])]
     pub blocked: bool,
+    /// The kernel ring buffer's size.
     #[command(flatten)]
     pub buffer: RingBuffer,
     /// Serve Prometheus metrics at http://ADDR/metrics while tracing (127.0.0.1:9465, or :9465
@@ -205,6 +209,7 @@ pub struct GoroutinesArgs {
     /// one label set per go statement instead of per start function.
     #[arg(long, requires = "listen")]
     pub listen_sites: bool,
+    /// Which process(es) to trace and for how long.
     #[command(flatten)]
     pub target: TraceTarget,
 }
@@ -339,10 +344,13 @@ pub struct ArgsArgs {
     /// evicted and their returns counted as unmatched.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_open_calls: u32,
+    /// --breakdown and its limit.
     #[command(flatten)]
     pub breakdown: Breakdown,
+    /// The kernel ring buffer's size.
     #[command(flatten)]
     pub buffer: RingBuffer,
+    /// Which process(es) to trace and for how long.
     #[command(flatten)]
     pub target: TraceTarget,
 }
@@ -408,13 +416,16 @@ pub struct GraphArgs {
     /// Calls kept per tree; further calls are cut and counted.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_nodes: u32,
+    /// --breakdown and its limit.
     #[command(flatten)]
     pub breakdown: Breakdown,
     /// Goroutines that can be inside ROOT at once; beyond it root calls are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_goroutines: u32,
+    /// The kernel ring buffer's size.
     #[command(flatten)]
     pub buffer: RingBuffer,
+    /// Which process(es) to trace and for how long.
     #[command(flatten)]
     pub target: TraceTarget,
 }

@@ -20,6 +20,7 @@ use values::Captured;
 pub struct CallEvent<'p> {
     /// The record's header (its `data` is not copied).
     pub header: &'p args_event,
+    /// The planned function the record names (its header's `func_id`).
     pub func: &'p PlannedFunc,
     /// A RET hit (results and duration), not an entry (arguments).
     pub is_ret: bool,

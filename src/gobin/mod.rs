@@ -16,8 +16,11 @@ use runtime::{generic_dict, layout, method_wrappers};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
+    /// x86-64 (`GOARCH=amd64`).
     Amd64,
+    /// 32-bit x86 (`GOARCH=386`).
     I386,
+    /// AArch64 (`GOARCH=arm64`).
     Arm64,
 }
 
@@ -121,8 +124,11 @@ impl BinaryFile {
 
 /// A Go executable, read from its bytes: the single source of Go knowledge for the planner.
 pub struct GoBinary<'data> {
+    /// The ELF file: segments, sections, symbols, machine.
     pub elf: elf::ElfImage<'data>,
+    /// The Go build information (Go version, module path).
     pub build: buildinfo::BuildInfo,
+    /// The runtime's function table: names, entries, pc-to-line.
     pub pclntab: pclntab::Pclntab<'data>,
     /// Every function of the pclntab, in address order.
     pub funcs: Vec<pclntab::Func<'data>>,

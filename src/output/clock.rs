@@ -35,8 +35,10 @@ pub fn clock_ns(clock: libc::clockid_t) -> i128 {
 /// (CLOCK_MONOTONIC) and `time`, the same instant as RFC 3339 UTC wall-clock time.
 #[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
+    /// CLOCK_MONOTONIC ns.
     #[serde(serialize_with = "crate::output::lines::exact_u64")]
     pub ts_ns: u64,
+    /// The same instant as RFC 3339 UTC wall-clock time.
     pub time: String,
 }
 

@@ -18,7 +18,9 @@ pub type RowKey = (String, String);
 /// Totals for one start function and creation site.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// Goroutines created while tracing.
     pub created: u64,
+    /// Of those, the ones that exited.
     pub exited: u64,
     /// Goroutines still running when their process exited (they never exit on their own).
     pub running_at_process_exit: u64,

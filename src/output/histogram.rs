@@ -13,9 +13,14 @@ pub const SLOTS: usize = hist_layout::GOTRACE_HIST_SLOTS.0 as usize;
 pub struct Log2Hist {
     /// slots[i]: calls lasting [2^i, 2^(i+1)) units (slot 0 also holds 0).
     pub slots: [u64; SLOTS],
+    /// Calls counted (`untimed` ones too, which are not in `slots`).
     pub count: u64,
+    /// Their summed durations, in ns.
     pub total_ns: u64,
+    /// Entries whose return never came (panic, Goexit).
     pub unmatched: u64,
+    /// Calls not measured: entry not recorded (map full, g unreadable), or a return whose
+    /// entry may have been evicted (struct gate in gotrace.h).
     pub lost: u64,
     /// Returns of calls that began before tracing did (struct gate in gotrace.h).
     pub in_flight_at_start: u64,
@@ -203,8 +208,11 @@ impl Log2Hist {
 /// The unit histograms are bucketed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// Nanoseconds.
     Nanos,
+    /// Microseconds.
     Micros,
+    /// Milliseconds.
     Millis,
 }
 

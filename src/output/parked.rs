@@ -13,15 +13,20 @@ use super::lines::{write_json_line, ExactU64};
 /// One frame of a parked goroutine's stack (inlined calls are frames of their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Frame {
+    /// The function, as the pclntab names it.
     pub function: String,
+    /// Its source file.
     pub file: String,
+    /// The line in `file`.
     pub line: i64,
 }
 
 /// One parked goroutine, named.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParkedGoroutine {
+    /// The process it belongs to.
     pub pid: u32,
+    /// Its goroutine id (`g.goid`).
     pub goid: u64,
     /// `waiting`, or `leaked` (Go 1.27: the GC found it unreachable).
     pub state: &'static str,
@@ -49,6 +54,7 @@ pub struct ParkedGoroutine {
 /// One read of a process's goroutines.
 #[derive(Debug, Default)]
 pub struct ParkedReport {
+    /// The process read.
     pub pid: u32,
     /// CLOCK_MONOTONIC ns of the read.
     pub ts_ns: u64,

@@ -35,6 +35,7 @@ pub struct NamedValue {
     /// Set for values holding strings or slices: whether something was cut.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+    /// Why the value is missing or incomplete (`r.URL is nil`, unreadable memory, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

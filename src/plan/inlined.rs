@@ -14,7 +14,9 @@ use crate::gobin::GoBinary;
 /// One probe of an inlined call, at a file offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstanceSite {
+    /// File offset of the probed instruction (where the uprobe goes).
     pub file_offset: u64,
+    /// Which of its hits count.
     pub test: BranchTest,
     /// Entries: the vaddr of the instance's instruction whose registers and stack a hit
     /// sees (see [`EntryProbe::enters`]); None for exits.
@@ -28,6 +30,7 @@ pub struct PlannedInstance {
     pub parent: String,
     /// `file:line` of the call.
     pub call_site: String,
+    /// The line of `call_site`.
     pub call_line: i64,
     /// The inlined functions the call sits in, innermost first.
     pub callers: Vec<String>,
@@ -52,9 +55,13 @@ pub struct PlannedInstance {
 /// An inlined instance that cannot be probed, so that its calls are missed.
 #[derive(Debug, Clone)]
 pub struct UnprobedInstance {
+    /// The inlined function.
     pub func: String,
+    /// The out-of-line function the call is inlined into.
     pub parent: String,
+    /// `file:line` of the call.
     pub call_site: String,
+    /// Why it cannot be probed.
     pub reason: String,
 }
 

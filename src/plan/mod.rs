@@ -34,12 +34,14 @@ impl GSource {
 pub struct PlannedFunc {
     /// Index in [`ProbePlan::funcs`], carried in every cookie.
     pub id: u32,
+    /// The function's Go name, as the pclntab spells it.
     pub name: String,
     /// Whether the function has code of its own (false: it exists only inlined, and the
     /// entry and RET fields below are empty and unused).
     pub out_of_line: bool,
     /// Its inlined calls (planned only when asked for, see [`Inlined`]).
     pub instances: Vec<PlannedInstance>,
+    /// Link-time vaddr of its entry (0 when not `out_of_line`).
     pub entry: u64,
     /// File offset of the entry instruction (sites' cookies carry their offset from it).
     pub entry_offset: u64,
@@ -142,11 +144,13 @@ pub fn tail_callees<'b, 'data>(
 /// What the patterns resolved to.
 #[derive(Debug, Clone)]
 pub struct ProbePlan {
+    /// The functions to probe, at their `id`s.
     pub funcs: Vec<PlannedFunc>,
     /// Functions a glob matched but that cannot be probed, with the reason.
     pub skipped: Vec<(String, String)>,
     /// Inlined calls of the planned functions that cannot be probed (their calls are missed).
     pub unprobed: Vec<UnprobedInstance>,
+    /// Where the BPF side finds g and its stack bounds in this binary.
     pub runtime: RuntimeFacts,
 }
 

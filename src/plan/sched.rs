@@ -15,7 +15,9 @@ use crate::plan::sites::{cookie, Site};
 /// The scheduler probes of one binary and what the BPF side and the renderer need with them.
 #[derive(Debug, Clone)]
 pub struct SchedPlan {
+    /// The probes: casgstatus, and entersyscall / exitsyscall where the release needs them.
     pub sites: Vec<Site>,
+    /// Where casgstatus's arguments and the g fields are, for the BPF side.
     pub layout: sched_layout,
     /// The binary's wait-reason names (None: a stripped binary of a release the table lacks).
     pub reasons: Option<WaitReasons>,

@@ -16,8 +16,11 @@ use crate::gobin::GoBinary;
 /// A parsed signature: the types live in `types`.
 #[derive(Debug, Clone)]
 pub struct UserSignature {
+    /// The function's name, the pattern before the parameter list.
     pub function: String,
+    /// Its parameters and results, as written.
     pub sig: FuncSig,
+    /// The types `sig` refers to.
     pub types: TypeTable,
 }
 
@@ -61,7 +64,9 @@ pub fn parse_patterns(
 /// Where each function's signature comes from: the one the user wrote, else DWARF's.
 #[derive(Clone, Copy)]
 pub struct Signatures<'a> {
+    /// The signatures written on the command line.
     pub written: &'a [UserSignature],
+    /// The binary's DWARF (None: stripped of it).
     pub dwarf: Option<&'a DwarfInfo>,
 }
 

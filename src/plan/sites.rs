@@ -8,7 +8,9 @@ use crate::plan::ProbePlan;
 /// One place to put a uprobe: a file offset in the binary and the cookie the program sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Site {
+    /// File offset of the probed instruction.
     pub file_offset: u64,
+    /// The BPF cookie (`bpf_get_attach_cookie`), in `enum cookie_layout`.
     pub cookie: u64,
 }
 
@@ -85,17 +87,23 @@ impl ProbePlan {
 /// `inline_sites` map entries their cookies index (`struct inline_site`).
 #[derive(Debug, Default)]
 pub struct InlineSites {
+    /// The sites to attach; a site's cookie holds its index in `entries`.
     pub sites: Vec<Site>,
+    /// The `inline_sites` map's entries, in index order.
     pub entries: Vec<inline_site>,
 }
 
 /// One probe of a planned inlined call, as [`ProbePlan::inline_probes`] lists them.
 pub struct InlineProbe<'p> {
+    /// The planned function whose inlined call it is.
     pub func: &'p crate::plan::PlannedFunc,
     /// 1 + the instance's index over the whole plan: its calls' `frame_key.instance`.
     pub instance_key: u32,
+    /// The inlined instance probed.
     pub instance: &'p crate::plan::inlined::PlannedInstance,
+    /// The probe's instruction and test.
     pub site: &'p crate::plan::inlined::InstanceSite,
+    /// Whether a hit starts a timed call, starts an untimed one or ends one.
     pub role: inline_role,
 }
 

@@ -52,7 +52,9 @@ pub struct Attached {
 
 /// What removing the per-site uprobes cost.
 pub struct Removal {
+    /// Per-site uprobes removed.
     pub probes: usize,
+    /// Wall time releasing the links and closing the perf events (removing the uprobes).
     pub took: Duration,
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 /// The CPU time a process has used, and when it was read.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTime {
+    /// When it was read.
     pub at: Instant,
     /// Seconds in user mode.
     pub user: f64,

@@ -169,7 +169,9 @@ impl GuardPlan {
 /// One function the guard detached.
 #[derive(Debug, Clone)]
 pub struct Dropped {
+    /// The function's name.
     pub function: String,
+    /// Its planned function id.
     pub func_id: u32,
     /// Since the probes were attached.
     pub after: Duration,

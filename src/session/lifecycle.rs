@@ -22,7 +22,9 @@ extern "C" fn on_stop_signal(signal: libc::c_int) {
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
+    /// SIGINT (Ctrl-C) or SIGTERM.
     Signal,
+    /// The `-d` deadline passed.
     Duration,
     /// The command asked to stop (e.g. `--max-events` reached).
     Done,

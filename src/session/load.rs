@@ -48,6 +48,7 @@ pub type Skeleton<'obj, P> = <Open<'obj, P> as OpenSkel<'obj>>::Output;
 
 /// What every program's `.rodata` starts with, and the ring buffer's size.
 pub struct Common<'a> {
+    /// Where the programs find g and its stack bounds.
     pub runtime: &'a RuntimeFacts,
     /// The traced process, or None for every process running the binary.
     pub pid: Option<u32>,

@@ -59,6 +59,7 @@ pub trait Consumer {
 
 /// What a consumer learns at the stop.
 pub struct Stop {
+    /// Why the session ended.
     pub reason: StopReason,
     /// The calls still open after the drain (programs that pair entries with returns), as
     /// their planned functions, a tail caller's kept under its callee's included; only calls
@@ -79,7 +80,9 @@ impl Stop {
 
 /// One tracing session: the target, the output, and the stop conditions.
 pub struct Session {
+    /// What is traced: the binary and the process filter.
     pub target: Target,
+    /// Where the command's lines go.
     pub out: Out,
     json: bool,
     duration: Option<Duration>,

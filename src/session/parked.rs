@@ -23,6 +23,7 @@ const MAX_GOROUTINES: u64 = 10_000_000;
 /// One parked goroutine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedG {
+    /// Its goroutine id (`g.goid`).
     pub goid: u64,
     /// `waiting` or `leaked` ([`allgs::parked`]).
     pub state: &'static str,
@@ -38,6 +39,7 @@ pub struct ParkedG {
 /// What one read of the process found.
 #[derive(Debug, Default)]
 pub struct Parked {
+    /// The parked goroutines, in `allgs` order.
     pub goroutines: Vec<ParkedG>,
     /// Goroutines in `allgs` that are not dead (parked or not).
     pub live: u64,

@@ -8,7 +8,9 @@ use libbpf_rs::Link;
 /// What [`configure_breakdown!`] sets: on or off, where casgstatus's arguments are, and how
 /// many goroutines (and open calls' starts) the maps hold.
 pub struct BreakdownConfig<'p> {
+    /// The scheduler probes (None: `--breakdown` is off).
     pub plan: Option<&'p crate::plan::sched::SchedPlan>,
+    /// `--max-followed`: goroutines, and open calls' starts, the maps hold.
     pub max_followed: u32,
 }
 

@@ -35,6 +35,7 @@ struct HeldChild {
 
 /// How a watched target ended.
 pub enum TargetState {
+    /// It still runs.
     Running,
     /// The process exited (launched children: with this exit code).
     Exited(Option<i32>),

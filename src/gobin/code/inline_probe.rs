@@ -31,13 +31,16 @@ pub enum BranchTest {
 /// One probe of an inlined call: the instruction and when its hits count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeAt {
+    /// The probed instruction's link-time address.
     pub pc: u64,
+    /// Which of its hits count.
     pub test: BranchTest,
 }
 
 /// A probe where calls of an inlined instance start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryProbe {
+    /// The probed instruction and when its hits count.
     pub at: ProbeAt,
     /// The instance's first instruction whose registers and stack a hit sees: the entry
     /// itself, or the one entry a jump probed on its way in leads to (a jump changes neither).

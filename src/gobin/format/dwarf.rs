@@ -25,6 +25,9 @@ use crate::gobin::runtime::layout::{LayoutSource, RuntimeLayout};
 const DW_AT_GO_KIND: DwAt = DwAt(0x2900);
 /// Go's `DW_AT_go_elem`: element type of a slice, map, channel.
 const DW_AT_GO_ELEM: DwAt = DwAt(0x2902);
+/// Go's `DW_AT_go_embedded_field` (a flag on a struct member, Go 1.10+): the field is
+/// embedded (`sync.Mutex`, `*Inner`), so its fields and methods are promoted.
+const DW_AT_GO_EMBEDDED_FIELD: DwAt = DwAt(0x2903);
 
 /// `reflect.Kind` numbers used in `DW_AT_go_kind`.
 mod reflect_kind {
@@ -71,31 +74,72 @@ pub struct GoType {
 /// The shape of a Go type. Named types have the kind of their underlying type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypeKind {
+    /// `bool`.
     Bool,
-    Int { signed: bool },
+    /// An integer of any size but `uintptr` (the size is the type's `size`).
+    Int {
+        /// `int*` rather than `uint*`.
+        signed: bool,
+    },
+    /// `uintptr`.
     Uintptr,
+    /// `float32` or `float64`.
     Float,
+    /// `complex64` or `complex128`.
     Complex,
+    /// `string` (a pointer and a length).
     String,
-    Pointer { elem: Option<TypeId> },
+    /// `*T`.
+    Pointer {
+        /// `T` (None: the DWARF names no pointee type).
+        elem: Option<TypeId>,
+    },
+    /// `unsafe.Pointer`, or a pointer DIE with no pointee type and no Go kind.
     UnsafePointer,
-    Slice { elem: TypeId },
-    Array { elem: TypeId, len: u64 },
-    Struct { fields: Vec<Field> },
+    /// `[]T` (a pointer, a length and a capacity).
+    Slice {
+        /// `T`, from `DW_AT_go_elem`.
+        elem: TypeId,
+    },
+    /// `[N]T`.
+    Array {
+        /// `T`.
+        elem: TypeId,
+        /// `N`, from the array's subrange (0 when the DWARF does not say).
+        len: u64,
+    },
+    /// A struct, with its fields.
+    Struct {
+        /// The fields, in DWARF order.
+        fields: Vec<Field>,
+    },
+    /// A map (the header pointer only; entries are not described).
     Map,
+    /// A channel.
     Chan,
+    /// A func value.
     Func,
-    Interface { empty: bool },
+    /// An interface (a type word and a data word).
+    Interface {
+        /// `any`/`interface{}` (`runtime.eface`: its first word is the type), not one with
+        /// methods (`runtime.iface`: its first word is the itab).
+        empty: bool,
+    },
+    /// A type gotrace cannot read, or one the DWARF does not describe.
     Unknown,
 }
 
 /// A struct field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
+    /// The field's name, as the DWARF gives it.
     pub name: String,
     /// Byte offset from the start of the struct.
     pub offset: u64,
+    /// The field's type.
     pub ty: TypeId,
+    /// An embedded field (DWARF's `DW_AT_go_embedded_field`): its fields are promoted.
+    pub embedded: bool,
 }
 
 /// Every type found in the DWARF, indexed by [`TypeId`]. Recursive types are fine: fields and
@@ -166,23 +210,29 @@ impl TypeTable {
 /// A function's parameters and results, in DWARF order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FuncSig {
+    /// The parameters, the receiver first for a method.
     pub params: Vec<Param>,
+    /// The results.
     pub results: Vec<Param>,
 }
 
 /// One parameter or result (`~r0`, `~r1`... when the result is unnamed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
+    /// The name in the source (`~r0`... for an unnamed result).
     pub name: String,
+    /// Its type.
     pub ty: TypeId,
 }
 
 /// A package-level variable with a static address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Global {
+    /// Qualified Go name, e.g. `main.counter`.
     pub name: String,
     /// Link-time virtual address (add the load bias for PIE).
     pub addr: u64,
+    /// Its type (None: the DWARF gives none).
     pub ty: Option<TypeId>,
 }
 
@@ -287,6 +337,7 @@ struct DieAttrs<'a> {
     count: Option<u64>,
     upper_bound: Option<u64>,
     member_offset: Option<u64>,
+    go_embedded_field: bool,
     variable_parameter: bool,
     location: Option<Reader<'a>>,
     has_low_pc: bool,
@@ -610,6 +661,7 @@ impl Parser {
                         name: attrs.name(),
                         offset: attrs.member_offset.unwrap_or(0),
                         ty: field_ty,
+                        embedded: attrs.go_embedded_field,
                     });
                 }
             }
@@ -881,6 +933,7 @@ fn is_wanted(name: DwAt) -> bool {
             | constants::DW_AT_abstract_origin
             | DW_AT_GO_KIND
             | DW_AT_GO_ELEM
+            | DW_AT_GO_EMBEDDED_FIELD
     )
 }
 
@@ -925,6 +978,9 @@ fn record<'a>(
         constants::DW_AT_inline => attrs.is_inline = true,
         constants::DW_AT_abstract_origin => attrs.abstract_origin = reference(header, &value),
         DW_AT_GO_KIND => attrs.go_kind = value.udata_value(),
+        DW_AT_GO_EMBEDDED_FIELD => {
+            attrs.go_embedded_field = matches!(value, AttributeValue::Flag(true))
+        }
         _ => {}
     }
     Ok(())

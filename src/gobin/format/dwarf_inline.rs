@@ -27,6 +27,7 @@ pub struct InlinedSubroutine {
     pub callers: Vec<String>,
     /// Call site; an empty file when the unit's file table has no such entry.
     pub call_file: String,
+    /// Line of the call site (`DW_AT_call_line`).
     pub call_line: u64,
     /// `[lo, hi)` PC ranges, as DWARF lists them.
     pub ranges: Vec<(u64, u64)>,
@@ -37,9 +38,11 @@ pub struct InlinedSubroutine {
 /// A formal parameter of an inlined call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlinedParam {
+    /// The parameter's name in the source.
     pub name: String,
     /// `DW_AT_variable_parameter`: a result, not an argument.
     pub is_result: bool,
+    /// Where its value is, over the call's PC ranges.
     pub location: ParamLocation,
 }
 
@@ -83,7 +86,9 @@ pub enum PieceLoc {
 /// location holds the whole value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocatedPiece {
+    /// Where the piece is.
     pub loc: PieceLoc,
+    /// Its size in bytes under `DW_OP_piece` (None: the whole value).
     pub size: Option<u64>,
 }
 

@@ -43,8 +43,11 @@ pub fn section_data<'data>(
 /// One PT_LOAD segment: where its bytes sit in memory and in the file.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSegment {
+    /// Link-time virtual address of the segment's first byte (`p_vaddr`).
     pub vaddr: u64,
+    /// Offset of that byte in the file (`p_offset`).
     pub file_offset: u64,
+    /// Bytes of the segment in the file (`p_filesz`; the rest of `p_memsz` is zeroed).
     pub file_size: u64,
 }
 
@@ -54,6 +57,7 @@ pub struct ElfImage<'data> {
     pub file: object::File<'data>,
     /// The whole file's bytes.
     pub data: &'data [u8],
+    /// The machine, from the ELF header's `e_machine`.
     pub arch: Arch,
     /// Position-independent executable (ET_DYN): addresses are relative to a load base.
     pub is_pie: bool,

@@ -50,6 +50,7 @@ pub struct InlinedInstance<'t, 'data> {
     pub callers: &'t [&'data str],
     /// Source file and line of the call.
     pub call_file: &'data str,
+    /// Line of the call: from the tree entry before go1.20, else the line of `parentPc`.
     pub call_line: i64,
     /// `parent_entry + parentPc`: an instruction of the caller whose source position is the
     /// call site. It is an inline mark NOP or an instruction the caller executes anyway at

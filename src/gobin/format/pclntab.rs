@@ -47,6 +47,7 @@ impl PclnVersion {
 /// A parsed pclntab. All tables borrow from the binary's bytes.
 #[derive(Debug, Clone)]
 pub struct Pclntab<'data> {
+    /// The table's format, from its header's magic number.
     pub version: PclnVersion,
     /// The whole table, from its header.
     data: &'data [u8],
@@ -71,6 +72,7 @@ pub struct Pclntab<'data> {
 /// One function from the table.
 #[derive(Debug, Clone)]
 pub struct Func<'data> {
+    /// The function's symbol name, e.g. `main.(*T).Method`.
     pub name: &'data str,
     /// First instruction's vaddr.
     pub entry: u64,
@@ -456,7 +458,9 @@ pub struct FileRef(pub u32);
 /// Where a funcdata table is: Go 1.18+ offsets from `moduledata.gofunc`, earlier addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FuncData {
+    /// Go 1.18+: an offset from `moduledata.gofunc`.
     GoFuncOffset(u64),
+    /// Before Go 1.18: a link-time address.
     Address(u64),
 }
 

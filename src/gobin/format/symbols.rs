@@ -12,7 +12,9 @@ use crate::gobin::GoBinary;
 /// pclntab knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallSite<'data> {
+    /// The function holding the call (None: no pclntab function covers it).
     pub function: Option<&'data str>,
+    /// Its source file and line (None: the pclntab does not know them).
     pub file_line: Option<(&'data str, i64)>,
 }
 
@@ -32,8 +34,11 @@ impl<'data> GoBinary<'data> {
 /// at there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceFrame<'data> {
+    /// The function, inlined or out-of-line.
     pub function: &'data str,
+    /// The source file it is at.
     pub file: &'data str,
+    /// The line in `file`.
     pub line: i64,
 }
 

@@ -58,8 +58,11 @@ pub enum AllgsSource {
 pub struct AllgsLayout {
     /// Link-time address of `runtime.allgs` (a slice: pointer, length, capacity).
     pub allgs: u64,
+    /// How `allgs` was found.
     pub allgs_source: AllgsSource,
+    /// Pointer size of the target in bytes.
     pub ptr_size: u64,
+    /// Offset of `goid` in `runtime.g`.
     pub goid: u64,
     /// `atomicstatus` (a uint32, or `atomic.Uint32` from Go 1.20).
     pub status: u64,
@@ -67,9 +70,15 @@ pub struct AllgsLayout {
     pub waitreason: u64,
     /// `waitsince` (an int64, nanotime).
     pub waitsince: u64,
+    /// Offset of `stack.lo` in `runtime.g`.
     pub stack_lo: u64,
+    /// Offset of `stack.hi` in `runtime.g`.
     pub stack_hi: u64,
+    /// Offset of `sched.sp` (the saved stack pointer of a parked goroutine): from the DWARF,
+    /// else 7 pointers.
     pub sched_sp: u64,
+    /// Offset of `sched.pc` (where a parked goroutine resumes): from the DWARF, else 8
+    /// pointers.
     pub sched_pc: u64,
 }
 

@@ -20,7 +20,9 @@ pub enum GSource {
 /// Facts about the Go runtime of the binary that every BPF program needs.
 #[derive(Debug, Clone, Copy)]
 pub struct RuntimeFacts {
+    /// Where the current goroutine's `g` pointer is.
     pub g_source: GSource,
+    /// Pointer size of the target in bytes.
     pub ptr_size: u32,
     /// offsetof(runtime.g, stack.hi): `stack` is g's first field in every Go release.
     pub g_stack_hi: u32,

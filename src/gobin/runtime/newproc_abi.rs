@@ -22,8 +22,11 @@ pub enum NewprocAbi {
     Registers,
     /// Offsets from SP at entry (equal to SP at each RET).
     Stack {
+        /// Bytes from SP to `fn`.
         fn_sp_offset: u32,
+        /// Bytes from SP to `callerpc`.
         callerpc_sp_offset: u32,
+        /// Bytes from SP to the `*g` result.
         result_sp_offset: u32,
     },
 }

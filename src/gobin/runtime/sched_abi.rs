@@ -20,7 +20,9 @@ pub enum CasgstatusAbi {
     Registers,
     /// Offsets from SP.
     Stack {
+        /// Bytes from SP to `gp`.
         gp_sp_offset: u32,
+        /// Bytes from SP to `newval`.
         newval_sp_offset: u32,
     },
 }

@@ -21,13 +21,18 @@
 //! against each toolchain's DWARF as Go's `debug/dwarf` reads it.
 //!
 //! The file (one line a type: the mask of the columns, release/pointer bits, that have it,
-//! then kind, size, name and the kind's details, tab-separated) shares every line that
-//! releases have in common.
+//! then kind, size, name and the kind's details, tab-separated; a struct's details are its
+//! fields, `name offset type` each, the name marked `+` when the field is embedded) shares
+//! every line that releases have in common.
 
 use std::collections::HashMap;
 
 use crate::gobin::format::dwarf::{Field, GoType, TypeId, TypeKind, TypeTable};
 use crate::gobin::Arch;
+
+/// Before a struct field's name in the table: the field is embedded (DWARF's
+/// `DW_AT_go_embedded_field`), so its fields are promoted. No Go identifier begins with it.
+const EMBEDDED_MARK: &str = "+";
 
 /// The generated layouts (see the module doc).
 pub const TABLE: &str = include_str!("stdlib_types.tsv");
@@ -171,10 +176,15 @@ fn parse_row(row: &[&str], id_of: &mut impl FnMut(&str) -> TypeId) -> GoType {
                 .filter_map(|f| {
                     let mut parts = f.splitn(3, ' ');
                     let (name, offset, ty) = (parts.next()?, parts.next()?, parts.next()?);
+                    let (name, embedded) = match name.strip_prefix(EMBEDDED_MARK) {
+                        Some(name) => (name, true),
+                        None => (name, false),
+                    };
                     Some(Field {
                         name: name.to_owned(),
                         offset: offset.parse().ok()?,
                         ty: id_of(ty),
+                        embedded,
                     })
                 })
                 .collect(),
@@ -233,11 +243,10 @@ pub fn row_of(ty: &GoType, name_of: impl Fn(TypeId) -> String) -> Vec<String> {
             "array"
         }
         TypeKind::Struct { fields } => {
-            row.extend(
-                fields
-                    .iter()
-                    .map(|f| format!("{} {} {}", f.name, f.offset, name_of(f.ty))),
-            );
+            row.extend(fields.iter().map(|f| {
+                let mark = if f.embedded { EMBEDDED_MARK } else { "" };
+                format!("{mark}{} {} {}", f.name, f.offset, name_of(f.ty))
+            }));
             "struct"
         }
         TypeKind::Map => "map",

@@ -31,7 +31,9 @@ pub enum WaitReasonSource {
 /// The runtime's wait-reason names, indexed by the `waitReason` byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitReasons {
+    /// The names, at their `waitReason` values (`waitReasonZero`, 0, is empty).
     pub names: Vec<String>,
+    /// Where they came from.
     pub source: WaitReasonSource,
 }
 

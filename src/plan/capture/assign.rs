@@ -103,8 +103,11 @@ pub enum ValueSource {
 /// One argument of an inlined call and where it is.
 #[derive(Debug, Clone)]
 pub struct LocatedValue {
+    /// The parameter's name in the source.
     pub name: String,
+    /// Its type.
     pub ty: TypeId,
+    /// Where its value is at the probed instruction, or why it cannot be read.
     pub source: ValueSource,
 }
 
@@ -442,6 +445,7 @@ mod tests {
             name: name.into(),
             offset,
             ty,
+            embedded: false,
         };
         TypeTable::from_types(vec![
             ty("int8", 1, TypeKind::Int { signed: true }),

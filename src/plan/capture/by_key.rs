@@ -18,14 +18,21 @@ use super::{abi_of, call_plan, Loc, Shape, SitePlan};
 /// How a key's bytes are read back as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
-    Int { signed: bool },
+    /// An integer.
+    Int {
+        /// Read as signed.
+        signed: bool,
+    },
+    /// A bool.
     Bool,
+    /// A string (its bytes up to `--strsize`).
     String,
 }
 
 /// One planned function's key: the entry plan that reads it, and where it is.
 #[derive(Debug, Clone)]
 pub struct KeyPlan {
+    /// The entry plan: the `--by` expression as its one field path.
     pub site: SitePlan,
     /// None: the function has no parameter the expression starts from.
     pub kind: Option<KeyKind>,

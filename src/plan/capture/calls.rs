@@ -78,15 +78,20 @@ pub fn abi_of(bin: &GoBinary<'_>) -> Abi {
 /// `--where` condition.
 #[derive(Debug, Clone, Default)]
 pub struct Extra {
+    /// `--global` names, as written.
     pub globals: Vec<String>,
+    /// `--field` expressions.
     pub fields: Vec<Expr>,
+    /// `--where` (None: every call is shown).
     pub filter: Option<Condition>,
 }
 
 /// The read plans of every planned function, and notes for the user (functions whose calls
 /// are read without arguments, and why).
 pub struct CallPlans {
+    /// What is read for each planned function, by its id.
     pub reads: Vec<Reads>,
+    /// Lines for the user about functions whose arguments are not read.
     pub notes: Vec<String>,
 }
 

@@ -16,17 +16,24 @@ const MAX_STRING: usize = where_limits::WHERE_BYTES.0 as usize - 1;
 /// A constant of a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Constant {
+    /// An integer (decimal or `0x` hex, perhaps negative).
     Int(i128),
+    /// `true` or `false`.
     Bool(bool),
+    /// A `"string"` (JSON escapes), as bytes.
     Str(Vec<u8>),
 }
 
 /// A parsed `--where`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
+    /// As written.
     pub text: String,
+    /// The value compared (left of the operator).
     pub expr: Expr,
+    /// The operator.
     pub op: where_op,
+    /// The constant compared with (right of it).
     pub constant: Constant,
 }
 

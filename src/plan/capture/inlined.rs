@@ -281,6 +281,7 @@ pub struct InlineRead {
     pub func_id: u32,
     /// The function the call is inlined into, and the call's `file:line`.
     pub parent: String,
+    /// `file:line` of the call.
     pub call_site: String,
     /// Where the call ends (its record is a return), not where it starts.
     pub is_end: bool,

@@ -93,11 +93,26 @@ pub struct Loc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DerefKind {
     /// `min(len * scale, max)` bytes at the pointer.
-    Counted { ptr: Loc, len: Loc, scale: u32 },
+    Counted {
+        /// Where the pointer is.
+        ptr: Loc,
+        /// Where the element count is.
+        len: Loc,
+        /// Bytes per element.
+        scale: u32,
+    },
     /// The data word points at a `(ptr, len)` string header (`*errors.errorString`).
-    StringHeader { ptr: Loc },
+    StringHeader {
+        /// Where the data word is.
+        ptr: Loc,
+    },
     /// `max` bytes at the pointer + `offset` (an itab's type word).
-    Fixed { ptr: Loc, offset: u32 },
+    Fixed {
+        /// Where the pointer is.
+        ptr: Loc,
+        /// Bytes from the pointer to the first byte read.
+        offset: u32,
+    },
 }
 
 /// One extra read performed by the BPF program.
@@ -128,6 +143,8 @@ pub struct SitePlan {
     /// Field paths read at this site (`--field`, `--where`, `funclat --by`), each decoded by
     /// its own plan; the chased ones are read by `field_reads` into the globals area.
     pub fields: Vec<FieldValue>,
+    /// The reads through pointers into the globals area (struct args_field): the chased
+    /// `fields`' and the deeper default values' ([`deep`]).
     pub field_reads: Vec<FieldRead>,
     /// `args --where`: the condition a call's entry must satisfy to be shown.
     pub filter: Option<Filter>,
@@ -138,11 +155,18 @@ pub struct SitePlan {
 /// at `off`); `field`: the field read it comes through, if chased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
+    /// The comparison (`==`, `<`, `^=` ...).
     pub op: where_op,
+    /// Signed or unsigned integer, or string.
     pub kind: where_kind,
+    /// Frame offset of the integer, or of the string's length.
     pub off: u32,
+    /// Bytes of the integer.
     pub size: u32,
+    /// A string's extra read: the index in `derefs` of its bytes.
     pub deref: u32,
+    /// The index in `field_reads` it comes through, when the value is chased (None: in the
+    /// frame).
     pub field: Option<u32>,
     /// The integer constant (an unsigned one's bits).
     pub value: i64,
@@ -155,7 +179,12 @@ pub struct Filter {
 pub enum Origin {
     /// Its pieces take the registers from these counts of integer and floating-point
     /// registers on.
-    Registers { ints: usize, floats: usize },
+    Registers {
+        /// Integer registers taken by the values before it.
+        ints: usize,
+        /// Floating-point registers taken by the values before it.
+        floats: usize,
+    },
     /// Whole in the stack-argument area, at this byte offset.
     Memory(u64),
     /// Not placed: after a value whose layout is unknown.
@@ -177,11 +206,15 @@ pub struct FieldValue {
 /// last pointer into the globals area.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRead {
+    /// Where the first pointer is in the frame.
     pub base: Loc,
     /// A slice indexed by a constant: its length's span and the least length the index needs.
     pub base_len: Option<(Loc, u64)>,
+    /// The pointer reads after the base, in order.
     pub steps: Vec<FieldStep>,
+    /// Bytes from the last pointer to the value.
     pub offset: u64,
+    /// Bytes of the value copied.
     pub size: u32,
     /// Offset in the globals area.
     pub area_offset: u32,
@@ -194,7 +227,9 @@ pub struct FieldRead {
 /// (a slice indexed by a constant) the least length the word after it must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldStep {
+    /// Bytes from the current pointer to the next one.
     pub offset: u64,
+    /// The least length the word after the next pointer must hold (0: not a slice index).
     pub min_len: u64,
 }
 
@@ -212,6 +247,8 @@ pub struct GlobalRead {
 /// The arguments (at entry) and results (at each RET) of one function.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallPlan {
+    /// What the entry probe reads: the arguments.
     pub entry: SitePlan,
+    /// What each RET probe reads: the results.
     pub ret: SitePlan,
 }

@@ -25,7 +25,9 @@ pub enum Step {
 pub struct Expr {
     /// As written (trimmed): the name its values carry.
     pub text: String,
+    /// The parameter (or receiver) it starts from.
     pub root: String,
+    /// The fields and indexes after it, in order.
     pub steps: Vec<Step>,
     /// `len(...)` of a string or slice.
     pub len: bool,
@@ -106,13 +108,20 @@ pub enum Op {
     /// The current value is a pointer (or a slice's data word): follow it. `nil_name` is the
     /// expression up to it (named when it is nil); `min_len`: a slice indexed by a constant,
     /// whose length (the next word) must be at least this.
-    Deref { nil_name: String, min_len: u64 },
+    Deref {
+        /// The expression up to the pointer.
+        nil_name: String,
+        /// The least length of an indexed slice (0: not one).
+        min_len: u64,
+    },
 }
 
 /// An expression resolved against one function's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// Index of the parameter it starts from.
     pub param: usize,
+    /// The operations from the start of that parameter's value.
     pub ops: Vec<Op>,
     /// The type of the value the path ends at.
     pub ty: TypeId,
@@ -242,16 +251,6 @@ fn deref_pointers(types: &TypeTable, mut ty: TypeId, name: &str, ops: &mut Vec<O
     ty
 }
 
-/// An embedded field: named after its type (`Mutex`, `*Inner` embeds as `Inner`). A named field
-/// spelt like its type (`URL *url.URL`) passes too: the type table does not carry
-/// DW_AT_go_embedded_field yet.
-fn is_embedded(types: &TypeTable, f: &Field) -> bool {
-    let name = types.name(f.ty).trim_start_matches('*');
-    let base = name.rsplit('.').next().unwrap_or(name);
-    let base = base.split('[').next().unwrap_or(base);
-    base == f.name
-}
-
 /// The struct type `ty` is, or points at (for an embedded `*T`).
 fn struct_of(types: &TypeTable, ty: TypeId) -> TypeId {
     match types.get(ty).kind {
@@ -272,14 +271,11 @@ fn find_field(types: &TypeTable, ty: TypeId, name: &str, depth: usize) -> Option
     if depth >= MAX_EMBED_DEPTH {
         return None;
     }
-    fields
-        .iter()
-        .filter(|f| is_embedded(types, f))
-        .find_map(|f| {
-            let mut chain = find_field(types, struct_of(types, f.ty), name, depth + 1)?;
-            chain.insert(0, f.clone());
-            Some(chain)
-        })
+    fields.iter().filter(|f| f.embedded).find_map(|f| {
+        let mut chain = find_field(types, struct_of(types, f.ty), name, depth + 1)?;
+        chain.insert(0, f.clone());
+        Some(chain)
+    })
 }
 
 /// The names `x.NAME` may take on struct `ty`: its fields, then promoted ones.
@@ -289,7 +285,7 @@ fn field_names(types: &TypeTable, ty: TypeId, depth: usize) -> Vec<String> {
     };
     let mut names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
     if depth < MAX_EMBED_DEPTH {
-        for f in fields.iter().filter(|f| is_embedded(types, f)) {
+        for f in fields.iter().filter(|f| f.embedded) {
             names.extend(field_names(types, struct_of(types, f.ty), depth + 1));
         }
     }
@@ -361,6 +357,7 @@ mod tests {
             name: name.into(),
             offset,
             ty: TypeId(ty),
+            embedded: name == "stats",
         };
         let t = |name: &str, size: u64, kind: TypeKind| GoType {
             name: name.into(),
@@ -462,19 +459,18 @@ mod tests {
         );
     }
 
-    /// `URL *url.URL` is named as its type is, so [`is_embedded`] takes it for an embedded
-    /// field and offers url.URL's fields as promoted names (the type table has no
-    /// DW_AT_go_embedded_field yet): a known limitation, which accepts `r.Path` for
-    /// `r.URL.Path` where Go would not; fields found directly still come first.
+    /// `URL *url.URL` is named as its type is, but only the embedded `stats` promotes its
+    /// fields: `r.Path` is no name of main.req, as in Go.
     #[test]
     fn unknown_names_are_errors_with_suggestions() {
         let types = types();
         let err = |text: &str| resolve(&parse(text).unwrap(), &params(), &types, 8).unwrap_err();
         assert_eq!(
             err("r.Url.Path"),
-            "r.Url.Path: main.req has no field \"Url\"; did you mean URL? (fields: Method, URL, stats, Tags, Scheme, Path, Hits, Errors)"
+            "r.Url.Path: main.req has no field \"Url\"; did you mean URL? (fields: Method, URL, stats, Tags, Hits, Errors)"
         );
         assert!(err("req.Method").contains("no parameter \"req\"; did you mean r?"));
+        assert!(err("r.Path").contains("main.req has no field \"Path\""));
         assert!(err("r.Method.X").contains("r.Method is a string, which has no fields"));
         assert!(err("len(r.URL)").contains("is not read"));
         assert!(err("r.Method[0]").contains("cannot be indexed"));

@@ -16,52 +16,76 @@ const MAX_ARRAY_ELEMS: u64 = 64;
 /// How to decode one value from the frame and the extra reads.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
+    /// An integer (any size; `uintptr` too).
     Int {
+        /// Where its bytes are.
         loc: Loc,
+        /// Read as signed.
         signed: bool,
     },
+    /// A bool.
     Bool {
+        /// Where its byte is.
         loc: Loc,
     },
     /// Pointers, unsafe.Pointer, maps, channels, funcs: printed as hex; a pointer argument to
     /// a struct of scalars also has the struct it points at.
     Pointer {
+        /// Where the pointer is.
         loc: Loc,
+        /// The struct it points at (None: not a pointer to a struct, or not read).
         pointee: Option<Pointee>,
     },
+    /// A float (`float32` or `float64`, by the span's size).
     Float {
+        /// Where its bytes are.
         loc: Loc,
     },
     /// A string (or `[]byte`): `deref` is the index of the read of its bytes.
     String {
+        /// Where its length is.
         len: Loc,
+        /// The extra read of its bytes, an index in the site's `derefs`.
         deref: usize,
     },
     /// A slice of scalars: its first elements (each decoded by `elem` from its own bytes).
     Slice {
+        /// Where its length is.
         len: Loc,
+        /// Where its capacity is.
         cap: Loc,
+        /// How one element is decoded, its spans relative to the element's first byte.
         elem: Box<Shape>,
+        /// Bytes per element (1 to 8).
         elem_size: u32,
+        /// The extra read of its first elements, an index in the site's `derefs`.
         deref: usize,
     },
+    /// A struct, field by field.
     Struct {
+        /// Each field's name and shape, in order.
         fields: Vec<(String, Shape)>,
     },
+    /// An array, element by element.
     Array {
+        /// Each element's shape, in order.
         elems: Vec<Shape>,
     },
     /// An interface: the first word (itab or type) and, for `error`, the read of an
     /// `*errors.errorString` message.
     Interface {
+        /// Where the first word is.
         tab: Loc,
+        /// `any`: the first word is the type, not an itab.
         empty: bool,
         /// The read of the itab's type word (non-empty interfaces).
         itab_type: Option<usize>,
+        /// `error`: the read of the message (an index in the site's `derefs`).
         message: Option<usize>,
     },
     /// A value gotrace cannot read, with why.
     Unreadable {
+        /// Why, for the user.
         reason: String,
     },
 }
@@ -69,7 +93,9 @@ pub enum Shape {
 /// The struct a pointer argument points at, and where its bytes are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pointee {
+    /// How the struct is decoded, its spans in the bytes `source` names.
     pub shape: Box<Shape>,
+    /// Where those bytes are read.
     pub source: PointeeSource,
 }
 
@@ -80,14 +106,22 @@ pub enum PointeeSource {
     Deref(usize),
     /// Any other struct ([`super::deep`]): field read `read` copied its first bytes into the
     /// globals area, where `shape`'s spans are; `cut`: fields past them are not shown.
-    Area { read: usize, cut: bool },
+    Area {
+        /// The field read, an index in the site's `field_reads`.
+        read: usize,
+        /// Fields past the bytes read are not shown.
+        cut: bool,
+    },
 }
 
 /// One argument or result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValuePlan {
+    /// Its name (the parameter's, the `--global` or the `--field` expression).
     pub name: String,
+    /// Its Go type's name.
     pub type_name: String,
+    /// How it is decoded.
     pub shape: Shape,
 }
 
