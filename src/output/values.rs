@@ -35,7 +35,8 @@ pub struct NamedValue {
     /// Set for values holding strings or slices: whether something was cut.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
-    /// Why the value is missing or incomplete (`r.URL is nil`, unreadable memory, ...).
+    /// Why `value` is null: what could not be read, or the nil pointer on the way (`r.URL is
+    /// nil`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

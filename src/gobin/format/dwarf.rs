@@ -130,7 +130,7 @@ pub enum TypeKind {
         /// The fields, in DWARF order.
         fields: Vec<Field>,
     },
-    /// A map (the header pointer only; entries are not described).
+    /// A map (a pointer to the runtime's map header; its key and value types are not kept).
     Map,
     /// A channel.
     Chan,
