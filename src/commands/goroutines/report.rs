@@ -91,7 +91,9 @@ struct SummaryJson<'a> {
 /// when tracing began (not reported as created) and when it ended.
 #[derive(Serialize, Debug, Default, Clone, Copy)]
 pub struct SummaryEdges {
+    /// newproc1 returns of calls that began before tracing did.
     pub in_flight_at_start: u64,
+    /// newproc1 calls still open at the stop (0 in an interval summary).
     pub in_flight_at_end: u64,
 }
 

@@ -161,7 +161,9 @@ impl Serialize for Params<'_> {
 /// indirect jumps), and `params` the DWARF parameters when DWARF describes the call;
 /// without, those keys are absent.
 pub struct Sites<'a, 'data> {
+    /// The binary listed.
     pub bin: &'a GoBinary<'data>,
+    /// The inlined calls to write.
     pub instances: &'a [InlinedInstance<'a, 'data>],
     /// `--inlined`: the details, and each instance's entries (None: its parent could not be
     /// decoded).

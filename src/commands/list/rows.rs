@@ -17,8 +17,11 @@ use crate::gobin::GoBinary;
 
 /// What every row needs: the binary, its DWARF and inline trees, and the `--inlined` details.
 pub struct Rows<'a, 'data> {
+    /// The binary listed.
     pub bin: &'a GoBinary<'data>,
+    /// Its DWARF (None: stripped of it).
     pub dwarf: Option<&'a DwarfInfo>,
+    /// Every inlined call of the binary.
     pub inlined: &'a InlineTable<'data>,
     /// `--inlined`: each site's entries and parameters.
     pub details: Option<SiteDetails>,

@@ -59,6 +59,7 @@ pub(super) enum FlowKind {
 
 /// One decoded instruction's successors.
 pub(super) struct Flow {
+    /// The instruction's link-time address.
     pub(super) pc: u64,
     /// Address of the next instruction when execution can continue there.
     pub(super) fallthrough: Option<u64>,

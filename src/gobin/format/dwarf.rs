@@ -31,22 +31,39 @@ const DW_AT_GO_EMBEDDED_FIELD: DwAt = DwAt(0x2903);
 
 /// `reflect.Kind` numbers used in `DW_AT_go_kind`.
 mod reflect_kind {
+    /// `reflect.Bool`.
     pub const BOOL: u64 = 1;
+    /// `reflect.Int`, the first signed integer kind (`INT..=INT64`: Int, Int8 ... Int64).
     pub const INT: u64 = 2;
+    /// `reflect.Int64`, the last signed integer kind.
     pub const INT64: u64 = 6;
+    /// `reflect.Uint`, the first unsigned integer kind (`UINT..=UINT64`: Uint ... Uint64).
     pub const UINT: u64 = 7;
+    /// `reflect.Uint64`, the last unsigned integer kind.
     pub const UINT64: u64 = 11;
+    /// `reflect.Uintptr`.
     pub const UINTPTR: u64 = 12;
+    /// `reflect.Float32`.
     pub const FLOAT32: u64 = 13;
+    /// `reflect.Float64`.
     pub const FLOAT64: u64 = 14;
+    /// `reflect.Complex64`.
     pub const COMPLEX64: u64 = 15;
+    /// `reflect.Complex128`.
     pub const COMPLEX128: u64 = 16;
+    /// `reflect.Chan`.
     pub const CHAN: u64 = 18;
+    /// `reflect.Func`.
     pub const FUNC: u64 = 19;
+    /// `reflect.Interface`.
     pub const INTERFACE: u64 = 20;
+    /// `reflect.Map`.
     pub const MAP: u64 = 21;
+    /// `reflect.Slice`.
     pub const SLICE: u64 = 23;
+    /// `reflect.String`.
     pub const STRING: u64 = 24;
+    /// `reflect.UnsafePointer`.
     pub const UNSAFE_POINTER: u64 = 26;
 }
 

@@ -160,9 +160,13 @@ pub fn located_plan(
 }
 /// State of one function's assignment.
 pub(super) struct Assigner<'a> {
+    /// The types the values refer to.
     pub(super) types: &'a TypeTable,
+    /// Pointer size of the target in bytes.
     pub(super) ptr: u64,
+    /// Register or stack calling convention.
     pub(super) abi: Abi,
+    /// Bytes of a string (or `[]byte`) read at most (`--strsize`, clamped).
     pub(super) strsize: u32,
     /// Next free byte of the stack-argument area.
     stack_offset: u64,
@@ -174,7 +178,9 @@ pub(super) struct Assigner<'a> {
 /// Registers still free while assigning one list (arguments or results).
 #[derive(Clone, Copy, Default)]
 pub(super) struct RegCursor {
+    /// Integer registers taken so far.
     pub(super) ints: usize,
+    /// Floating-point registers taken so far.
     pub(super) floats: usize,
 }
 
