@@ -19,10 +19,13 @@ use crate::plan::capture::by_key::KeyKind;
 pub struct Key {
     /// Sorts keys: by function, then values before the keys without one, then by text.
     pub func_id: u32,
+    /// Why the key has no value (`unreadable`, `other`, `not read`); None: it has one.
     pub note: Option<&'static str>,
+    /// The key as the table prints it (a string Go-quoted, or the note in parentheses).
     pub text: String,
     /// The value's JSON text (serde_json::Value is not Ord).
     json: String,
+    /// A string key cut at `--strsize`.
     pub truncated: bool,
 }
 

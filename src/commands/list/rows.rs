@@ -25,6 +25,7 @@ pub struct Rows<'a, 'data> {
     pub inlined: &'a InlineTable<'data>,
     /// `--inlined`: each site's entries and parameters.
     pub details: Option<SiteDetails>,
+    /// `--json`: rows as JSON lines, not table lines.
     pub json: bool,
     /// Width of the FUNCTION column: the longest name listed, so that no name shifts the
     /// columns after it.

@@ -65,6 +65,7 @@ pub(super) struct Flow {
     pub(super) fallthrough: Option<u64>,
     /// Direct branch target.
     pub(super) target: Option<u64>,
+    /// What it does to control flow and the stack pointer.
     pub(super) kind: FlowKind,
     /// Whether Linux accepts a uprobe here (`is_prefix_bad` in arch/x86/kernel/uprobes.c
     /// rejects the LOCK and the ES/CS/SS/DS segment prefixes).
