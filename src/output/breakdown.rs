@@ -18,6 +18,7 @@ pub struct Breakdown {
     /// Ready but waiting for a P, or running on a thread the kernel switched out while it
     /// stayed runnable (`descheduled_ns` of it).
     pub runnable_ns: u64,
+    /// Of `runnable_ns`: running on a thread the kernel switched out.
     pub descheduled_ns: u64,
     /// In a system call, or running on a thread asleep in the kernel.
     pub syscall_ns: u64,
@@ -31,11 +32,17 @@ pub struct Breakdown {
 /// Each part of a [`Breakdown`] as a fraction (0 to 1) of the duration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Share {
+    /// `oncpu_ns`'s share.
     pub oncpu: f64,
+    /// `runnable_ns`'s share.
     pub runnable: f64,
+    /// `descheduled_ns`'s share (part of `runnable`).
     pub descheduled: f64,
+    /// `syscall_ns`'s share.
     pub syscall: f64,
+    /// `blocked_ns`'s shares, by wait reason.
     pub blocked: BTreeMap<String, f64>,
+    /// `unattributed_ns`'s share.
     pub unattributed: f64,
 }
 
@@ -199,9 +206,13 @@ impl Breakdown {
 /// calls, each part's share of their durations, and its slowest calls' breakdowns.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FunctionBreakdown {
+    /// The function's Go name.
     pub function: String,
+    /// Its calls timed (entry and RET seen), followed or not.
     pub calls: u64,
+    /// Their durations' sum, in ns.
     pub duration_ns: u64,
+    /// The parts summed over those calls (the calls not followed: unattributed).
     pub breakdown: Breakdown,
     /// Each part's fraction of `duration_ns` (blocked by reason).
     pub share: Share,
@@ -212,10 +223,14 @@ pub struct FunctionBreakdown {
 /// One of a function's slowest calls.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlowCall {
+    /// Its return, CLOCK_MONOTONIC ns.
     #[serde(serialize_with = "crate::output::lines::exact_u64")]
     pub ts_ns: u64,
+    /// The goroutine it ran on.
     pub goid: u64,
+    /// Its duration in ns.
     pub duration_ns: u64,
+    /// Where that time went.
     pub breakdown: Breakdown,
 }
 

@@ -23,6 +23,7 @@ use crate::output::values::NamedValue;
 /// `args` / `results` only when recorded (each value's object as `gotrace args` prints it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CallNode {
+    /// The function's Go name.
     pub function: String,
     /// The function's link-time entry (0: unknown).
     #[serde(skip)]
@@ -33,7 +34,9 @@ pub struct CallNode {
     /// Monotonic ns (bpf_ktime_get_ns) at entry.
     #[serde(skip)]
     pub start_ns: u64,
+    /// From entry to its RET (or to the unwinding that closed it), in ns.
     pub duration_ns: u64,
+    /// The traced calls it made, in the order they were made.
     pub children: Vec<CallNode>,
     /// Closed by panic/Goexit unwinding (its RET never ran), not by its RET.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -41,6 +44,7 @@ pub struct CallNode {
     /// The decoded argument and result values, when --args.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<NamedValue>>,
+    /// The decoded result values, when --args, from its RET.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<NamedValue>>,
     /// With --breakdown, a call closed by its RET: where its time went (as `gotrace args
@@ -52,12 +56,15 @@ pub struct CallNode {
 /// One call of ROOT with everything recorded beneath it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallTree {
+    /// The process.
     pub pid: u32,
+    /// The goroutine the root call ran on.
     pub goid: u64,
     /// Wall-clock ns since the Unix epoch at the root's entry (converted by the caller).
     pub ts_ns: u64,
     /// The root's file:line (its definition), when known.
     pub root_site: Option<String>,
+    /// The root call, with everything beneath it.
     pub root: CallNode,
     /// Nodes cut by --max-depth / --max-nodes beneath this root.
     pub truncated: u64,
@@ -211,6 +218,7 @@ pub struct TreeLine<'t> {
 }
 
 impl<'t> TreeLine<'t> {
+    /// The `tree` JSON line of `tree`.
     pub fn new(tree: &'t CallTree) -> Self {
         TreeLine {
             pid: tree.pid,

@@ -15,6 +15,7 @@ use crate::session::guard::DroppedList;
 /// What one record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// The function's entry: a call starts.
     Enter,
     /// A RET of the function.
     Exit,
@@ -27,16 +28,22 @@ pub enum Step {
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// The process (tgid).
     pub pid: u32,
+    /// The goroutine.
     pub goid: u64,
+    /// The planned function whose probe made the record.
     pub func_id: u32,
     /// g.stack.hi − SP: the same at a call's entry and its RETs.
     pub depth: u64,
+    /// When the probe fired, CLOCK_MONOTONIC ns.
     pub ts_ns: u64,
+    /// What happened.
     pub step: Step,
     /// ENTER: the function's link-time entry and the call's link-time return address (0:
     /// unknown).
     pub entry_pc: u64,
+    /// ENTER: the call's link-time return address, in its caller (0: unknown).
     pub return_pc: u64,
     /// --args: the arguments (ENTER) or results (EXIT) captured at the site.
     pub values: Option<Vec<NamedValue>>,
@@ -86,6 +93,7 @@ pub struct TreeBuilder {
     n_roots: u32,
     limits: Limits,
     open: HashMap<(u32, u64), OpenTree>,
+    /// Calls unmatched, cut by the limits, and roots open at the end.
     pub counts: Counts,
     /// The functions the overload guard dropped, and their calls closed without an EXIT.
     pub guard: GuardedCalls,
@@ -96,7 +104,9 @@ pub struct TreeBuilder {
 /// here, by function id: `dropped_by_guard`.
 #[derive(Default)]
 pub struct GuardedCalls {
+    /// The functions the guard dropped (shared with the guard, which adds to it).
     pub dropped: DroppedList,
+    /// By function id: its calls closed without an EXIT after the guard dropped it.
     pub open: Vec<u64>,
 }
 

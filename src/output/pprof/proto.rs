@@ -8,34 +8,49 @@
 /// whose entry 0 is "".
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Profile {
+    /// What each sample value is (kind and unit).
     #[prost(message, repeated, tag = "1")]
     pub sample_type: Vec<ValueType>,
+    /// The samples.
     #[prost(message, repeated, tag = "2")]
     pub sample: Vec<Sample>,
+    /// The mapped binaries; `mapping[0]` is the main one.
     #[prost(message, repeated, tag = "3")]
     pub mapping: Vec<Mapping>,
+    /// The locations the samples refer to.
     #[prost(message, repeated, tag = "4")]
     pub location: Vec<Location>,
+    /// The functions the locations refer to.
     #[prost(message, repeated, tag = "5")]
     pub function: Vec<Function>,
+    /// Every string of the profile; entry 0 is "".
     #[prost(string, repeated, tag = "6")]
     pub string_table: Vec<String>,
+    /// Regexp (string index): frames whose function matches are dropped, with their callees.
     #[prost(int64, tag = "7")]
     pub drop_frames: i64,
+    /// Regexp (string index): frames kept even if `drop_frames` matches.
     #[prost(int64, tag = "8")]
     pub keep_frames: i64,
+    /// Collection time, ns since the Unix epoch (UTC).
     #[prost(int64, tag = "9")]
     pub time_nanos: i64,
+    /// How long the profile covers, in ns.
     #[prost(int64, tag = "10")]
     pub duration_nanos: i64,
+    /// The kind of events between sampled occurrences.
     #[prost(message, optional, tag = "11")]
     pub period_type: Option<ValueType>,
+    /// The number of events between sampled occurrences.
     #[prost(int64, tag = "12")]
     pub period: i64,
+    /// Free-form text for the user (string indices).
     #[prost(int64, repeated, tag = "13")]
     pub comment: Vec<i64>,
+    /// The preferred sample value's type (string index; 0: the last one).
     #[prost(int64, tag = "14")]
     pub default_sample_type: i64,
+    /// Documentation link of this profile type (string index).
     #[prost(int64, tag = "15")]
     pub doc_url: i64,
 }
@@ -43,8 +58,10 @@ pub struct Profile {
 /// `message ValueType`: a sample value's kind and unit (string indices).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ValueType {
+    /// The kind, e.g. `samples` (string index).
     #[prost(int64, tag = "1")]
     pub r#type: i64,
+    /// The unit, e.g. `nanoseconds` (string index).
     #[prost(int64, tag = "2")]
     pub unit: i64,
 }
@@ -52,10 +69,13 @@ pub struct ValueType {
 /// `message Sample`: a stack (leaf first) and one value per sample type.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Sample {
+    /// Its stack as `Location` ids, the leaf first.
     #[prost(uint64, repeated, tag = "1")]
     pub location_id: Vec<u64>,
+    /// One value per `Profile.sample_type`.
     #[prost(int64, repeated, tag = "2")]
     pub value: Vec<i64>,
+    /// Extra context (key/value pairs).
     #[prost(message, repeated, tag = "3")]
     pub label: Vec<Label>,
 }
@@ -63,12 +83,16 @@ pub struct Sample {
 /// `message Label`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Label {
+    /// The label's name (string index).
     #[prost(int64, tag = "1")]
     pub key: i64,
+    /// Its string value (string index; at most one of `str` and `num` is set).
     #[prost(int64, tag = "2")]
     pub str: i64,
+    /// Its numeric value.
     #[prost(int64, tag = "3")]
     pub num: i64,
+    /// The unit of `num` (string index).
     #[prost(int64, tag = "4")]
     pub num_unit: i64,
 }
@@ -76,24 +100,34 @@ pub struct Label {
 /// `message Mapping`: the binary's code, and what the profile already resolved in it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Mapping {
+    /// Unique nonzero id.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// Address at which the binary is loaded.
     #[prost(uint64, tag = "2")]
     pub memory_start: u64,
+    /// The limit of the address range it occupies.
     #[prost(uint64, tag = "3")]
     pub memory_limit: u64,
+    /// Offset in the binary of the first mapped address.
     #[prost(uint64, tag = "4")]
     pub file_offset: u64,
+    /// The object it is loaded from (string index).
     #[prost(int64, tag = "5")]
     pub filename: i64,
+    /// An id of the program's version, e.g. its build ID (string index).
     #[prost(int64, tag = "6")]
     pub build_id: i64,
+    /// Its locations are already resolved to functions.
     #[prost(bool, tag = "7")]
     pub has_functions: bool,
+    /// Its locations are already resolved to file names.
     #[prost(bool, tag = "8")]
     pub has_filenames: bool,
+    /// Its locations are already resolved to line numbers.
     #[prost(bool, tag = "9")]
     pub has_line_numbers: bool,
+    /// Its locations already have their inlined frames.
     #[prost(bool, tag = "10")]
     pub has_inline_frames: bool,
 }
@@ -101,14 +135,19 @@ pub struct Mapping {
 /// `message Location`: one address, with its source lines, the innermost inlined call first.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Location {
+    /// Unique nonzero id.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// The `Mapping` it is in (0: unknown).
     #[prost(uint64, tag = "2")]
     pub mapping_id: u64,
+    /// Its instruction address (a non-leaf one may be inside a call instruction).
     #[prost(uint64, tag = "3")]
     pub address: u64,
+    /// Its source lines, the innermost inlined call first and the caller it is inlined into last.
     #[prost(message, repeated, tag = "4")]
     pub line: Vec<Line>,
+    /// Several symbols map to this address (identical code folding).
     #[prost(bool, tag = "5")]
     pub is_folded: bool,
 }
@@ -116,10 +155,13 @@ pub struct Location {
 /// `message Line`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Line {
+    /// The `Function` it is in.
     #[prost(uint64, tag = "1")]
     pub function_id: u64,
+    /// Line number in the source.
     #[prost(int64, tag = "2")]
     pub line: i64,
+    /// Column number in the source.
     #[prost(int64, tag = "3")]
     pub column: i64,
 }
@@ -127,14 +169,19 @@ pub struct Line {
 /// `message Function`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Function {
+    /// Unique nonzero id.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// Its name, human-readable (string index).
     #[prost(int64, tag = "2")]
     pub name: i64,
+    /// Its name as the system identifies it (string index).
     #[prost(int64, tag = "3")]
     pub system_name: i64,
+    /// Its source file (string index).
     #[prost(int64, tag = "4")]
     pub filename: i64,
+    /// Line number of its start in that file.
     #[prost(int64, tag = "5")]
     pub start_line: i64,
 }
