@@ -4,6 +4,8 @@
 //! The `gotrace` binary is a thin `main` over [`commands`]; benches and fuzz targets use the
 //! readers directly. See docs/architecture.md.
 
+#![warn(missing_docs)]
+
 pub mod bpf_types;
 pub mod cli;
 pub mod commands;

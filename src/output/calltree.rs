@@ -60,7 +60,8 @@ pub struct CallTree {
     pub pid: u32,
     /// The goroutine the root call ran on.
     pub goid: u64,
-    /// Wall-clock ns since the Unix epoch at the root's entry (converted by the caller).
+    /// When the root call entered: CLOCK_MONOTONIC ns (the events' clock, as JSON writes
+    /// it); graph turns it into wall-clock ns since the Unix epoch before the human rendering.
     pub ts_ns: u64,
     /// The root's file:line (its definition), when known.
     pub root_site: Option<String>,
