@@ -2,11 +2,14 @@
 //! (docs/design.md §18): each call of main.work spins on the CPU, sleeps, receives from a
 //! channel, waits for a sync.Mutex a helper holds and blocks in read(2) on a pipe, and records
 //! per phase its wall time, its thread's CPU time (CLOCK_THREAD_CPUTIME_ID) and run delay
-//! (/proc/thread-self/schedstat), and the instant the helper readied it. Every part of every
-//! call's breakdown must equal that record within 10 % or 1 ms (what the target cannot know
-//! exactly is bounded instead: a sleep's timer may fire late, so its blocked time lies between
-//! the requested time and the phase's wall time; the thread's wake-up after the write is part
-//! of the read's system call), the parts must sum to the duration within 1 %, and nothing may be
+//! (/proc/thread-self/schedstat), and the instants just before and just after the helper
+//! readied it. Every part of every call's breakdown must equal that record within 10 % or 1 ms
+//! (what the target cannot know exactly is bounded instead: a sleep's timer may fire late, so
+//! its blocked time lies between the requested time and the phase's wall time; a wait the
+//! helper ends, ends between its two instants, which the helper's thread losing its CPU can
+//! set apart; the read's system call lasts until its thread runs again, after the write and a
+//! wake-up the thread's run delay may not show, so its bound is the phase's wall time), the
+//! parts must sum to the duration within 1 %, and nothing may be
 //! unattributed. Go 1.19 / 1.21 / 1.24 / 1.27, amd64 (plain, PIE, stripped) and 386 (plain,
 //! stripped); with and without CPU-bound competitors on 1.27 amd64 and 386 (runnable time).
 //! `funclat --breakdown` and `graph --breakdown` on Go 1.27 amd64 only (the same BPF code).
@@ -58,23 +61,27 @@ fn check_breakdown(
         }
     };
     near("on-CPU", part("oncpu_ns"), o("cpu_ns"), o("cpu_ns"));
+    // A wait ends between the helper's instants before and after it readied the goroutine.
     let (chan, mutex_wait) = (o("chan_readied_ns"), o("mutex_readied_ns"));
-    near("blocked chan receive", blocked("chan receive"), chan, chan);
+    near(
+        "blocked chan receive",
+        blocked("chan receive"),
+        chan,
+        o("chan_done_ns"),
+    );
     near(
         &format!("blocked {mutex}"),
         blocked(mutex),
         mutex_wait,
-        mutex_wait,
+        o("mutex_done_ns"),
     );
     let phase = calls * (PHASE_MS * 1_000_000) as f64;
     near("blocked sleep", blocked("sleep"), phase, o("sleep_wall_ns"));
+    // The read's system call ends when its thread runs again: after the write, plus the
+    // thread's wake-up, which the target's run delay misses when the wake-up goes through an
+    // idle CPU's queue (the kernel enqueues the thread only once that CPU takes the IPI).
     let read = o("read_readied_ns");
-    near(
-        "syscall",
-        part("syscall_ns"),
-        read,
-        read + o("read_delay_ns"),
-    );
+    near("syscall", part("syscall_ns"), read, o("read_wall_ns"));
     // The CPU phase's run delay is runnable time (the goroutine runs or waits for a P there).
     near(
         "runnable",

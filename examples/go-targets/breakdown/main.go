@@ -32,6 +32,7 @@ var (
 	toHelper = make(chan int, 1)
 	fromHelp = make(chan int)
 	readyAt  = make(chan time.Duration, 3)
+	doneAt   = make(chan time.Duration, 3)
 	pipeR    int
 	pipeW    int
 	sink     uint64
@@ -64,41 +65,47 @@ type mark struct{ wall, cpu, delay time.Duration }
 func measure() mark { return mark{now(), threadCPU(), runDelay()} }
 
 // phases is what one call of work measured: the marks between its phases and the instants
-// the helper readied it.
+// the helper began and ended readying it.
 type phases struct {
 	marks   [6]mark
 	readied [5]time.Duration
+	done    [5]time.Duration
 }
 
 var phaseNames = [5]string{"cpu", "sleep", "chan", "mutex", "read"}
 
 // String is the call's record: each phase's wall, CPU and run-delay times and when (from the
-// phase's start) it was readied, then the whole call's.
+// phase's start) its readying began and ended, then the whole call's.
 func (p *phases) String() string {
 	line := ""
 	for i, name := range phaseNames {
 		from, to := p.marks[i], p.marks[i+1]
-		line += fmt.Sprintf(" %s_wall_ns=%d %s_cpu_ns=%d %s_delay_ns=%d %s_readied_ns=%d",
-			name, to.wall-from.wall, name, to.cpu-from.cpu, name, to.delay-from.delay, name, p.readied[i]-from.wall)
+		line += fmt.Sprintf(" %s_wall_ns=%d %s_cpu_ns=%d %s_delay_ns=%d %s_readied_ns=%d %s_done_ns=%d",
+			name, to.wall-from.wall, name, to.cpu-from.cpu, name, to.delay-from.delay,
+			name, p.readied[i]-from.wall, name, p.done[i]-from.wall)
 	}
 	first, last := p.marks[0], p.marks[5]
 	return line + fmt.Sprintf(" wall_ns=%d cpu_ns=%d delay_ns=%d", last.wall-first.wall, last.cpu-first.cpu, last.delay-first.delay)
 }
 
 // helper readies work's waits: a channel send, a mutex it holds, a pipe write, each one
-// phase after it is asked, each instant recorded just before.
+// phase after it is asked, each recorded just before (readyAt) and just after (doneAt): the
+// wait ends between the two instants (the helper's thread may lose its CPU between them).
 func helper() {
 	for range toHelper {
 		time.Sleep(*phase)
 		mu.Lock()
 		readyAt <- now()
 		fromHelp <- 1
+		doneAt <- now()
 		time.Sleep(*phase)
 		readyAt <- now()
 		mu.Unlock()
+		doneAt <- now()
 		time.Sleep(*phase)
 		readyAt <- now()
 		syscall.Write(pipeW, []byte{1})
+		doneAt <- now()
 	}
 }
 
@@ -191,6 +198,7 @@ func main() {
 			work(&records[i])
 			p := &records[i]
 			p.readied = [5]time.Duration{p.marks[0].wall, p.marks[1].wall + *phase, <-readyAt, <-readyAt, <-readyAt}
+			p.done = [5]time.Duration{p.readied[0], p.readied[1], <-doneAt, <-doneAt, <-doneAt}
 		}
 		for i := range records {
 			fmt.Printf("call i=%d%s\n", i, &records[i])
