@@ -329,6 +329,13 @@ struct Scales {
 /// would not call it more often without the probes).
 const BUSY_CPUS: f64 = 0.5;
 
+/// Clock ticks of user time an epoch must hold for the target's work, and so how much its
+/// calls would grow once others are dropped, to be measured: /proc's reading is a tick off at
+/// most, which over fewer ticks (the first 100 ms check of a target whose probes take nearly
+/// all its CPU) can make a function called 300 times a second look as if it would cost several
+/// percent once the hot one is gone.
+const MIN_WORK_TICKS: f64 = 5.0;
+
 /// What the probes cost the target over an epoch, measured (docs/design.md §16).
 struct Pricing {
     /// Seconds the epoch lasted.
@@ -336,7 +343,9 @@ struct Pricing {
     /// The measured cost of a hit over its class's cost (at least 1).
     scale: f64,
     /// The target's CPU seconds outside the probes in the epoch; None when its CPU time is
-    /// unknown (every process running a binary).
+    /// unknown (every process running a binary), or when its user time is under
+    /// [`MIN_WORK_TICKS`] (too few ticks to tell its work; the kept functions are priced at
+    /// their cost now, and a later check drops any that grew).
     work: Option<f64>,
     /// The target's CPU seconds per second without the probes, at least.
     free_rate: f64,
@@ -376,7 +385,7 @@ impl Pricing {
         Pricing {
             elapsed,
             scale,
-            work: Some((user + tick / 2.0) * (1.0 + per_user)),
+            work: (user >= MIN_WORK_TICKS * tick).then(|| (user + tick / 2.0) * (1.0 + per_user)),
             free_rate: (user + system).max(scale * priced) / elapsed,
         }
     }
