@@ -94,7 +94,8 @@ Examples:
   gotrace funclat --by r.URL.Path main.handle ./server                   one histogram per path
   gotrace funclat --by r.Method --max-keys 20 -u main.handle -p 4242    at most 20 keys, the rest under (other)
   gotrace funclat --by r.URL.Path 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped-server   written signature (docs/signatures.md)
-  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls";
+  gotrace funclat --breakdown -d 10 main.handle -p 4242     share of on-CPU, runnable, syscall, blocked time; slowest calls
+  gotrace funclat --breakdown --pprof wait.pb.gz 'main.*' -p 4242     then: go tool pprof -sample_index=offcpu -top wait.pb.gz";
 
 /// Arguments of `gotrace funclat`.
 #[derive(Debug, Args)]
@@ -149,6 +150,15 @@ pub struct FunclatArgs {
     /// Trace only the functions' own code, not their inlined calls.
     #[arg(long)]
     pub no_inlined: bool,
+    /// With --breakdown: write where each function's calls' time went as a pprof profile
+    /// (gzipped protobuf) to FILE at exit, for `go tool pprof -top FILE` or `-http`: each
+    /// function's calls summed on its own frame (no callers: a traced function called by
+    /// another is counted in both), sample types wall, oncpu and offcpu
+    /// (-sample_index=offcpu), the time off the CPU on frames of its own beneath the
+    /// function's ([blocked: chan receive], [runnable], [syscall], [unattributed]). Without
+    /// --breakdown it is an error (funclat measures nothing else a profile could carry).
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
     /// --breakdown and its limit.
     #[command(flatten)]
     pub breakdown: Breakdown,

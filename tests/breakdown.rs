@@ -12,16 +12,19 @@
 //! parts must sum to the duration within 1 %, and nothing may be
 //! unattributed. Go 1.19 / 1.21 / 1.24 / 1.27, amd64 (plain, PIE, stripped) and 386 (plain,
 //! stripped); with and without CPU-bound competitors on 1.27 amd64 and 386 (runnable time).
-//! `funclat --breakdown` and `graph --breakdown` on Go 1.27 amd64 only (the same BPF code).
+//! `funclat --breakdown` and `graph --breakdown` on Go 1.27 amd64 only (the same BPF code),
+//! their `--pprof` profiles as Go 1.27's `go tool pprof -top` reads them.
 
 mod common;
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::MutexGuard;
 
 use serde_json::Value;
 
 use common::gotrace::gotrace;
-use common::pprof::top;
+use common::pprof::{top, top_with};
 use common::require;
 use common::serial::bpf_test;
 use common::targets::{matrix_binary, GoBinary, Variant};
@@ -213,24 +216,43 @@ fn every_part_equals_the_targets_own_record() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// `funclat --breakdown`: the function's parts against the sums of the target's records of its
-/// calls, and its slowest call against the target's slowest.
-#[test]
-fn funclat_sums_equal_the_targets_own_records() {
-    let Some(_guard) = bpf_test() else { return };
-    let Some(bin) = require(matrix_binary(
+/// The BPF test lock and the target built by Go 1.27 for amd64 (plain), which the funclat and
+/// graph tests trace (None: skipped).
+fn go1_27_target() -> Option<(MutexGuard<'static, ()>, GoBinary)> {
+    let guard = bpf_test()?;
+    let bin = require(matrix_binary(
         "1.27.3",
         "amd64",
         Variant::Plain,
         "breakdown",
-    )) else {
+    ))?;
+    Some((guard, bin))
+}
+
+/// A path in the temporary directory for this test process's `name`.
+fn temp_file(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gotrace-bd-{}-{name}", std::process::id()))
+}
+
+/// `funclat --breakdown` (main.work, and main.spin it calls): main.work's parts against the
+/// sums of the target's records of its calls, and its slowest call against the target's
+/// slowest; `--pprof` as Go 1.27's `go tool pprof -top` reads it against the JSON records
+/// ([`check_funclat_pprof`]).
+#[test]
+fn funclat_sums_equal_the_targets_own_records() {
+    let Some((_guard, bin)) = go1_27_target() else {
         return;
     };
     let calls = 3;
-    let (json, own) = trace(&["funclat"], &bin, calls, 0);
+    let profile = temp_file("funclat.pb.gz");
+    let command = ["funclat", "--pprof", profile.to_str().unwrap(), "main.spin"];
+    let (json, own) = trace(&command, &bin, calls, 0);
     let records: Vec<&Value> = json.iter().filter(|v| v["type"] == "breakdown").collect();
-    assert_eq!(records.len(), 1, "{json:?}");
-    let record = records[0];
+    assert_eq!(records.len(), 2, "{json:?}");
+    let record = *records
+        .iter()
+        .find(|r| r["function"] == "main.work")
+        .expect("main.work's breakdown record");
     assert_eq!(record["calls"], calls, "{record}");
     let mut summed: HashMap<String, f64> = HashMap::new();
     for call in &own {
@@ -253,7 +275,90 @@ fn funclat_sums_equal_the_targets_own_records() {
             "slowest call {slowest} ns, the target's {slowest_own} ns"
         ));
     }
+    if require(oracle_toolchain()).is_some() {
+        problems.extend(check_funclat_pprof(&profile, &records));
+    }
+    let _ = std::fs::remove_file(&profile);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The problems of funclat's `--pprof` file against its JSON breakdown `records`, as `go tool
+/// pprof -top` reads it: per function, its cumulative `wall`, `oncpu` and `offcpu` time equal
+/// its record's duration, on-CPU part and the rest; with `-focus` on the function, each
+/// off-CPU frame's `offcpu` time equals that part of its record; over all functions, each
+/// frame's time and the total `wall` time equal the records' sums.
+fn check_funclat_pprof(profile: &Path, records: &[&Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let tops: HashMap<&str, _> = ["wall", "oncpu", "offcpu"]
+        .into_iter()
+        .map(|sample| (sample, top(profile, sample)))
+        .collect();
+    let mut all_frames: HashMap<String, u64> = HashMap::new();
+    let mut all_wall = 0;
+    for record in records {
+        let function = record["function"].as_str().unwrap();
+        let duration = record["duration_ns"].as_u64().unwrap();
+        all_wall += duration;
+        let oncpu = parts(record)["oncpu_ns"];
+        for (sample, ns) in [
+            ("wall", duration),
+            ("oncpu", oncpu),
+            ("offcpu", duration - oncpu),
+        ] {
+            let got = tops[sample].0.get(function).map_or(0, |t| t.1);
+            if got != ns {
+                problems.push(format!(
+                    "pprof: {function} {sample} {got} ns, its breakdown record {ns} ns"
+                ));
+            }
+        }
+        let frames = off_cpu_frames(record);
+        for (frame, ns) in &frames {
+            *all_frames.entry(frame.clone()).or_default() += ns;
+        }
+        let focus = format!("-focus=^{}$", function.replace('.', "\\."));
+        let (focused, _) = top_with(profile, "offcpu", &[&focus]);
+        let got = frames_of(&focused);
+        if got != frames {
+            problems.push(format!(
+                "pprof -focus {function}: off-CPU frames {got:?}, its breakdown record {frames:?}"
+            ));
+        }
+    }
+    let got = frames_of(&tops["offcpu"].0);
+    if got != all_frames || tops["wall"].1 != all_wall {
+        problems.push(format!(
+            "pprof: off-CPU frames {got:?} and wall {} ns, the breakdown records' {all_frames:?} and {all_wall} ns",
+            tops["wall"].1
+        ));
+    }
+    problems
+}
+
+/// The off-CPU frames (`[...]`) among `-top`'s rows, with their flat time.
+fn frames_of(rows: &common::pprof::Totals) -> HashMap<String, u64> {
+    rows.iter()
+        .filter(|(name, _)| name.starts_with('['))
+        .map(|(name, (flat, _))| (name.clone(), *flat))
+        .collect()
+}
+
+/// The flame-graph frames of `node`'s parts off the CPU (`[blocked: REASON]`, `[runnable]`,
+/// `[syscall]`, `[unattributed]`), the non-zero ones, with their ns.
+fn off_cpu_frames(node: &Value) -> HashMap<String, u64> {
+    parts(node)
+        .into_iter()
+        .filter(|(part, ns)| part != "oncpu_ns" && *ns != 0)
+        .map(|(part, ns)| (frame_of(&part), ns))
+        .collect()
+}
+
+/// The flame-graph frame of a part as [`parts`] names it.
+fn frame_of(part: &str) -> String {
+    match part.strip_prefix("blocked ") {
+        Some(reason) => format!("[blocked: {reason}]"),
+        None => format!("[{}]", part.trim_end_matches("_ns")),
+    }
 }
 
 /// Every part of `node`'s breakdown, its blocked reasons as `blocked REASON`, by name.
@@ -330,19 +435,13 @@ fn add_cumulative(node: &Value, path: &mut Vec<String>, totals: &mut HashMap<Str
 /// `offcpu` time the roots' part, and `wall` their sum.
 #[test]
 fn graph_nodes_equal_the_targets_own_records() {
-    let Some(_guard) = bpf_test() else { return };
-    let Some(bin) = require(matrix_binary(
-        "1.27.3",
-        "amd64",
-        Variant::Plain,
-        "breakdown",
-    )) else {
+    let Some((_guard, bin)) = go1_27_target() else {
         return;
     };
     let calls = 2;
-    let folded = std::env::temp_dir().join(format!("gotrace-bd-{}.folded", std::process::id()));
+    let folded = temp_file("graph.folded");
     let folded_arg = folded.to_str().unwrap();
-    let profile = folded.with_extension("pb.gz");
+    let profile = temp_file("graph.pb.gz");
     let profile_arg = profile.to_str().unwrap();
     // main.work's direct callees only: deeper ones (spin's clock reads) would add their probes'
     // cost to the root outside the target's marks.
@@ -387,11 +486,7 @@ fn graph_nodes_equal_the_targets_own_records() {
     for tree in &trees {
         *roots.entry("(all)".to_owned()).or_default() += tree["duration_ns"].as_u64().unwrap();
         for (part, ns) in parts(tree) {
-            let frame = match part.strip_prefix("blocked ") {
-                Some(reason) => format!("[blocked: {reason}]"),
-                None => format!("[{}]", part.trim_end_matches("_ns")),
-            };
-            *roots.entry(frame).or_default() += ns;
+            *roots.entry(frame_of(&part)).or_default() += ns;
         }
     }
     for (frame, ns) in &roots {

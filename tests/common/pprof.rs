@@ -30,17 +30,22 @@ pub fn pprof(args: &[&str], file: &Path) -> String {
 /// `-top -unit=ns` rows of sample type `sample`: function → (flat, cum), with `(inline)`
 /// dropped from the name, and the header's total.
 pub fn top(file: &Path, sample: &str) -> (Totals, u64) {
+    top_with(file, sample, &[])
+}
+
+/// [`top`] with further options (`-focus=REGEXP`: the samples with a matching frame only;
+/// the header's total stays the profile's).
+pub fn top_with(file: &Path, sample: &str, options: &[&str]) -> (Totals, u64) {
     let index = format!("-sample_index={sample}");
-    let text = pprof(
-        &[
-            "-top",
-            "-unit=ns",
-            "-nodefraction=0",
-            "-nodecount=100000",
-            &index,
-        ],
-        file,
-    );
+    let mut args = vec![
+        "-top",
+        "-unit=ns",
+        "-nodefraction=0",
+        "-nodecount=100000",
+        &index,
+    ];
+    args.extend_from_slice(options);
+    let text = pprof(&args, file);
     let ns = |s: &str| -> u64 {
         match s {
             "0" => 0,

@@ -20,6 +20,7 @@ use crate::output::breakdown::FunctionBreakdown;
 use crate::output::clock::Stamp;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::lines;
+use crate::output::pprof::{Meta, Started, WallProfile};
 use crate::plan::capture::{self, by_key::KeyPlan};
 use crate::plan::sched::SchedPlan;
 use crate::plan::signature;
@@ -48,6 +49,7 @@ const SLOWEST: usize = 3;
 /// Runs `gotrace funclat`.
 pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let (patterns, spec) = args.target.split(&args.positional)?;
+    claim_pprof(args)?;
     let unit = unit(args);
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
@@ -76,6 +78,9 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let mut tables = Tables {
         skel: &skel,
+        bin: &bin,
+        binary: file.path().display().to_string(),
+        started: Started::now(),
         plan: &plan,
         args,
         unit,
@@ -96,8 +101,21 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
     let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.funclat_sched_switch)?;
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
+    tables.started = Started::now();
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
+}
+
+/// --pprof: it carries --breakdown's parts, so it needs --breakdown; its file is created now
+/// (a path that cannot be written fails before tracing starts).
+fn claim_pprof(args: &FunclatArgs) -> Result<()> {
+    let Some(path) = &args.pprof else {
+        return Ok(());
+    };
+    if !args.breakdown.breakdown {
+        bail!("--pprof writes where the calls' time went, which funclat measures only with --breakdown: add --breakdown");
+    }
+    crate::output::claim_output_file("--pprof", path)
 }
 
 /// The histograms' unit: -u microseconds, -m milliseconds, else nanoseconds.
@@ -198,6 +216,11 @@ fn load<'o>(
 /// tables each -i and at the stop.
 struct Tables<'s, 'o> {
     skel: &'s FunclatSkel<'o>,
+    /// The traced binary (--pprof names its frames from it), and its path.
+    bin: &'s crate::gobin::GoBinary<'s>,
+    binary: String,
+    /// When tracing began (--pprof).
+    started: Started,
     plan: &'s ProbePlan,
     args: &'s FunclatArgs,
     unit: Unit,
@@ -306,21 +329,33 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
 
 impl Tables<'_, '_> {
     /// --breakdown, at the stop: where each function's calls' time went (a JSON `breakdown`
-    /// record per function, `ts_ns` the instant entries stopped counting).
+    /// record per function, `ts_ns` the instant entries stopped counting), and --pprof.
     fn print_breakdowns(&self, out: &mut impl Write, ts_ns: u64) -> Result<()> {
         let Some(reasons) = self.reasons.as_deref() else {
             return Ok(());
         };
+        let mut profile = self.args.pprof.as_ref().map(|_| WallProfile::new(true));
         for func in &self.plan.funcs {
             let per_cpu = maps::per_cpu::<func_breakdown>(&self.skel.maps.breakdowns, func.id)?;
             let parts =
                 FunctionBreakdown::of_function(&func.name, &per_cpu, Some(reasons), SLOWEST);
+            if let Some(profile) = &mut profile {
+                profile.add_function(func.entry, &func.name, &parts.breakdown);
+            }
             if self.args.target.json {
                 let at = Stamp::at(ts_ns);
                 lines::write_json_line(out, "breakdown", &BreakdownLine { at, parts: &parts })?;
             } else if parts.calls != 0 {
                 write!(out, "\n{}", parts.human())?;
             }
+        }
+        if let (Some(path), Some(profile)) = (&self.args.pprof, profile) {
+            let meta = Meta {
+                binary: self.binary.clone(),
+                started: self.started,
+                comment: format!("gotrace funclat {}", self.args.positional.join(" ")),
+            };
+            profile.write_file(self.bin, &meta, path)?;
         }
         Ok(())
     }

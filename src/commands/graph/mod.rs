@@ -31,7 +31,7 @@ use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
 use crate::output::lines;
-use crate::output::pprof::{Meta, WallProfile};
+use crate::output::pprof::{Meta, Started, WallProfile};
 use crate::plan::capture::{self, Reads};
 use crate::plan::sched::SchedPlan;
 use crate::plan::sites::InlineSites;
@@ -234,9 +234,8 @@ struct Printer<'p, 'o> {
     args: &'p GraphArgs,
     /// The flame graph's title.
     what: String,
-    /// When tracing began, and that instant in wall-clock ns since the Unix epoch.
-    started: std::time::Instant,
-    started_unix_ns: i64,
+    /// When tracing began.
+    started: Started,
     /// The traced binary's path (for --pprof).
     binary: String,
     clock_offset: i128,
@@ -281,8 +280,7 @@ impl<'p, 'o> Printer<'p, 'o> {
             skel,
             args,
             what,
-            started: std::time::Instant::now(),
-            started_unix_ns: 0,
+            started: Started::now(),
             binary: String::new(),
             clock_offset: crate::output::clock::monotonic_to_unix_ns(),
             min_ns: args
@@ -306,10 +304,7 @@ impl<'p, 'o> Printer<'p, 'o> {
 impl Printer<'_, '_> {
     /// Tracing begins now.
     fn mark_start(&mut self) {
-        self.started = std::time::Instant::now();
-        self.started_unix_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        self.started = Started::now();
     }
 }
 
@@ -461,13 +456,10 @@ impl Printer<'_, '_> {
         if let (Some(path), Some(pprof)) = (&args.pprof, &self.pprof) {
             let meta = Meta {
                 binary: self.binary.clone(),
-                time_ns: self.started_unix_ns,
-                duration_ns: i64::try_from(traced.as_nanos()).unwrap_or(i64::MAX),
+                started: self.started,
                 comment: format!("gotrace graph {}", args.positional.join(" ")),
             };
-            let mut file = create(path)?;
-            pprof.write(self.bin, &meta, &mut file)?;
-            file.flush()?;
+            pprof.write_file(self.bin, &meta, path)?;
         }
         let Some(folded) = &self.folded else {
             return Ok(());

@@ -1,14 +1,18 @@
-//! `gotrace graph --pprof FILE`: the call trees as a pprof profile (gzipped `profile.proto`,
+//! `--pprof FILE`: gotrace's wall-clock samples as a pprof profile (gzipped `profile.proto`,
 //! encoded by `prost`), so that `go tool pprof -top` / `-http` open it as any Go profile.
 //!
-//! Every traced call is one wall-clock sample of its self time (its duration less its traced
-//! children's, as the folded stacks weigh it), on the stack of calls from its root call,
-//! summed over the calls with the same stack. A call's own frame is its function's entry; each
-//! caller's frame is the call instruction it called from (the return address the BPF side read
-//! at the callee's entry), named by the binary's pclntab: its `file:line`, and the inlined
-//! calls it sits in as the location's further lines (pprof's inline frames, innermost first).
-//! When that instruction is not in the traced caller (an untraced function called the callee),
-//! the caller's entry follows it, so the traced caller stays on the stack.
+//! `graph --pprof`: every traced call is one wall-clock sample of its self time (its duration
+//! less its traced children's, as the folded stacks weigh it), on the stack of calls from its
+//! root call, summed over the calls with the same stack. A call's own frame is its function's
+//! entry; each caller's frame is the call instruction it called from (the return address the
+//! BPF side read at the callee's entry), named by the binary's pclntab: its `file:line`, and
+//! the inlined calls it sits in as the location's further lines (pprof's inline frames,
+//! innermost first). When that instruction is not in the traced caller (an untraced function
+//! called the callee), the caller's entry follows it, so the traced caller stays on the stack.
+//!
+//! `funclat --breakdown --pprof` ([`WallProfile::add_function`]): funclat keeps no stacks, so
+//! each traced function's calls are summed on the function's own frame alone, their whole
+//! durations (a traced function called by another is counted in both).
 //!
 //! With --breakdown the profile has two more sample types, `oncpu` and `offcpu` (`wall` is
 //! their sum in every sample): a call's self time off the CPU is sampled on frames of its own
@@ -20,12 +24,15 @@ pub mod proto;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use prost::Message;
 
 use crate::gobin::format::symbols::SourceFrame;
 use crate::gobin::GoBinary;
+use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{CallNode, CallTree};
 use proto::{Function, Line, Location, Mapping, Profile, Sample, ValueType};
 
@@ -37,8 +44,34 @@ enum Frame {
     /// The call instruction before `return_pc` (0: unknown) in a call of the function entered
     /// at `caller`.
     Call { return_pc: u64, caller: u64 },
-    /// --breakdown: the off-CPU part named `WallProfile::parts[i]`, beneath its call's frame.
-    OffCpu(u32),
+    /// A frame without code of its own, named `WallProfile::named[i]`: an off-CPU part
+    /// (--breakdown) beneath its call's frame, or a function that exists only inlined.
+    Named(u32),
+}
+
+/// When tracing began: the profile's time, and its duration when it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    at: Instant,
+    /// `at` in wall-clock ns since the Unix epoch.
+    unix_ns: i64,
+}
+
+impl Started {
+    /// Tracing begins now.
+    pub fn now() -> Self {
+        Started {
+            at: Instant::now(),
+            unix_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// How long tracing has lasted.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.at.elapsed()
+    }
 }
 
 /// What the profile says about the run besides its samples.
@@ -46,10 +79,8 @@ enum Frame {
 pub struct Meta {
     /// The traced binary's path (the mapping's file name).
     pub binary: String,
-    /// Wall-clock ns since the Unix epoch when tracing began.
-    pub time_ns: i64,
-    /// How long tracing lasted.
-    pub duration_ns: i64,
+    /// When tracing began (it lasted until the profile is written).
+    pub started: Started,
     /// One comment line (the command that traced).
     pub comment: String,
 }
@@ -63,8 +94,8 @@ pub struct WallProfile {
     names: HashMap<u64, String>,
     /// --breakdown: the sample types `oncpu` and `offcpu` too.
     breakdown: bool,
-    /// The off-CPU frames' names, by `Frame::OffCpu` index.
-    parts: Vec<String>,
+    /// The names of the frames without code, by `Frame::Named` index.
+    named: Vec<String>,
 }
 
 impl WallProfile {
@@ -91,22 +122,7 @@ impl WallProfile {
         let stack: Vec<Frame> = std::iter::once(Frame::Entry(node.entry_pc))
             .chain(callers.iter().rev().copied())
             .collect();
-        let off_cpu = node.self_off_cpu();
-        let on_cpu = node.self_ns() - off_cpu.iter().map(|(_, ns)| ns).sum::<u64>();
-        for (part, ns) in off_cpu {
-            let index = match self.parts.iter().position(|p| *p == part) {
-                Some(index) => index,
-                None => {
-                    self.parts.push(part);
-                    self.parts.len() - 1
-                }
-            };
-            let below = std::iter::once(Frame::OffCpu(index as u32)).chain(stack.iter().copied());
-            self.samples.entry(below.collect()).or_default()[1] += ns;
-        }
-        if on_cpu > 0 {
-            self.samples.entry(stack).or_default()[0] += on_cpu;
-        }
+        self.add_time(stack, node.self_ns(), node.self_off_cpu());
         for child in &node.children {
             callers.push(Frame::Call {
                 return_pc: child.return_pc,
@@ -117,8 +133,58 @@ impl WallProfile {
         }
     }
 
+    /// `funclat --breakdown`: adds the calls of the function `name` entered at `entry` (0: it
+    /// exists only inlined), whose parts summed over them are `parts`, on its own frame.
+    pub fn add_function(&mut self, entry: u64, name: &str, parts: &Breakdown) {
+        let frame = match entry {
+            0 => Frame::Named(self.named_index(name)),
+            entry => {
+                self.names.entry(entry).or_insert_with(|| name.to_owned());
+                Frame::Entry(entry)
+            }
+        };
+        self.add_time(vec![frame], parts.total_ns(), parts.off_cpu_frames());
+    }
+
+    /// Adds `ns` on `stack` (leaf first): `off_cpu` of it on a frame of each part's name
+    /// beneath the stack's leaf, the rest on the CPU on the stack itself.
+    fn add_time(&mut self, stack: Vec<Frame>, ns: u64, off_cpu: Vec<(String, u64)>) {
+        let on_cpu = ns.saturating_sub(off_cpu.iter().map(|(_, ns)| ns).sum::<u64>());
+        for (part, ns) in off_cpu {
+            let below = std::iter::once(Frame::Named(self.named_index(&part)));
+            self.samples
+                .entry(below.chain(stack.iter().copied()).collect())
+                .or_default()[1] += ns;
+        }
+        if on_cpu > 0 {
+            self.samples.entry(stack).or_default()[0] += on_cpu;
+        }
+    }
+
+    /// The `Frame::Named` index of `name`.
+    fn named_index(&mut self, name: &str) -> u32 {
+        let index = match self.named.iter().position(|n| n == name) {
+            Some(index) => index,
+            None => {
+                self.named.push(name.to_owned());
+                self.named.len() - 1
+            }
+        };
+        index as u32
+    }
+
+    /// Writes the gzipped profile to the file at `path`, its frames named from `bin`.
+    pub fn write_file(&self, bin: &GoBinary<'_>, meta: &Meta, path: &Path) -> Result<()> {
+        let mut file = std::fs::File::create(path)
+            .map(std::io::BufWriter::new)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.write(bin, meta, &mut file)?;
+        file.flush()
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// Writes the gzipped profile, its frames named from `bin`.
-    pub fn write(&self, bin: &GoBinary<'_>, meta: &Meta, w: impl Write) -> Result<()> {
+    fn write(&self, bin: &GoBinary<'_>, meta: &Meta, w: impl Write) -> Result<()> {
         let profile = self.profile(bin, meta);
         let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
         gz.write_all(&profile.encode_to_vec())
@@ -141,7 +207,7 @@ impl WallProfile {
             call_sites: bin.call_site_frames(&return_pcs),
             bin,
             names: &self.names,
-            parts: &self.parts,
+            named: &self.named,
             profile: Profile::default(),
             strings: HashMap::new(),
             functions: HashMap::new(),
@@ -188,8 +254,9 @@ impl WallProfile {
         profile.sample_type = sample_type;
         profile.period_type = Some(wall);
         profile.period = 1;
-        profile.time_nanos = meta.time_ns;
-        profile.duration_nanos = meta.duration_ns;
+        profile.time_nanos = meta.started.unix_ns;
+        profile.duration_nanos =
+            i64::try_from(meta.started.elapsed().as_nanos()).unwrap_or(i64::MAX);
         profile.comment = vec![comment];
         profile
     }
@@ -199,7 +266,7 @@ impl WallProfile {
 struct Tables<'a, 'data> {
     bin: &'a GoBinary<'data>,
     names: &'a HashMap<u64, String>,
-    parts: &'a [String],
+    named: &'a [String],
     call_sites: HashMap<u64, Vec<SourceFrame<'data>>>,
     profile: Profile,
     strings: HashMap<String, i64>,
@@ -262,17 +329,17 @@ impl Tables<'_, '_> {
                     out.push(self.entry_location(caller));
                 }
             }
-            Frame::OffCpu(index) => out.push(self.off_cpu_location(index)),
+            Frame::Named(index) => out.push(self.named_location(index)),
         }
     }
 
-    /// The location of an off-CPU frame: a function of its name, at no address or file.
-    fn off_cpu_location(&mut self, index: u32) -> u64 {
-        let key = Frame::OffCpu(index);
+    /// The location of a frame without code: a function of its name, at no address or file.
+    fn named_location(&mut self, index: u32) -> u64 {
+        let key = Frame::Named(index);
         if let Some(&id) = self.locations.get(&key) {
             return id;
         }
-        let name = self.parts.get(index as usize).cloned().unwrap_or_default();
+        let name = self.named.get(index as usize).cloned().unwrap_or_default();
         let function_id = self.function(&name, "", 0);
         let line = vec![Line {
             function_id,
