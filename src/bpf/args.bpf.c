@@ -139,7 +139,7 @@ static __always_inline int args_site(struct pt_regs *ctx)
 	struct args_fetch *plan;
 	struct args_held *slot;
 	struct args_event *e;
-	__u64 now = bpf_ktime_get_ns(), start_ns = 0, sp, size;
+	__u64 now, start_ns = 0, sp, size;
 	bool paired = false;
 	/* One copy of the registers: direct ctx loads on several paths get merged by the
 	 * compiler into a modified-ctx access the verifier refuses. */
@@ -149,6 +149,8 @@ static __always_inline int args_site(struct pt_regs *ctx)
 
 	if (breakdown && (bpf_get_attach_cookie(ctx) & COOKIE_KIND_MASK) == SITE_SCHED)
 		return sched_site(ctx, bpf_get_attach_cookie(ctx));
+	/* Not before: the scheduler's sites take an instant only for a followed goroutine. */
+	now = bpf_ktime_get_ns();
 	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
 		return 0;
 	if (!probe_prologue(ctx, &regs, &layout, now, &hit))

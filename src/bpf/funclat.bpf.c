@@ -279,11 +279,13 @@ static __always_inline int funclat_site(struct pt_regs *ctx)
 {
 	struct probe_hit hit = {};
 	struct func_hist *hist;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now;
 	__u32 func_id, role = INLINE_START;
 
 	if (breakdown && (bpf_get_attach_cookie(ctx) & COOKIE_KIND_MASK) == SITE_SCHED)
 		return sched_site(ctx, bpf_get_attach_cookie(ctx));
+	/* Not before: the scheduler's sites take an instant only for a followed goroutine. */
+	now = bpf_ktime_get_ns();
 	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	if (hit.kind == SITE_INLINE) {

@@ -168,11 +168,13 @@ static __always_inline int graph_site(struct pt_regs *ctx)
 	struct graph_g_key key = {};
 	struct graph_inside *in, opened = {};
 	struct graph_stats *s;
-	__u64 now = bpf_ktime_get_ns(), goid = 0;
+	__u64 now, goid = 0;
 	bool is_root, is_ret, stale, late;
 
 	if (breakdown && (bpf_get_attach_cookie(ctx) & COOKIE_KIND_MASK) == SITE_SCHED)
 		return sched_site(ctx, bpf_get_attach_cookie(ctx));
+	/* Not before: the scheduler's sites take an instant only for a followed goroutine. */
+	now = bpf_ktime_get_ns();
 	if (!probe_prologue(ctx, ctx, &layout, now, &hit))
 		return 0;
 	if (!hit.key.g) {

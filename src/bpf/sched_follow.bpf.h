@@ -6,8 +6,9 @@
  * last one into the part it belongs to (struct sched_counters). A call's breakdown is the
  * difference between the goroutine's counters at its return and at its entry (map
  * `sched_starts`, by frame key), so nested calls each get their own. Every other goroutine's
- * transition costs one hash lookup. The including program defines `layout` and sets
- * `breakdown` and `sched` in its .rodata. */
+ * transition costs one hash lookup, and none while no goroutine is followed at all (the
+ * scheduler's probes and sched_switch return first while `followed_count` is 0). The including
+ * program defines `layout` and sets `breakdown` and `sched` in its .rodata. */
 #ifndef SCHED_FOLLOW_BPF_H
 #define SCHED_FOLLOW_BPF_H
 
@@ -30,6 +31,16 @@ LRU_HASH_MAP(sched_starts, struct frame_key, struct sched_counters);
 
 /* What --breakdown could not follow, counted per CPU. */
 PERCPU_ARRAY_MAP(sched_stat, struct sched_stats);
+
+/* How many goroutines `followed` holds, counted as they enter and leave it. */
+__s64 followed_count = 0;
+
+/* Whether any goroutine is followed. A goroutine that enters `followed` on another CPU runs
+ * there: none of its transitions can happen here before that CPU counts it. */
+static __always_inline bool following(void)
+{
+	return *(volatile __s64 *)&followed_count != 0;
+}
 
 /* A zeroed value to insert from (too big for the BPF stack). */
 static const struct followed_g no_follow = {};
@@ -91,7 +102,8 @@ static __always_inline void follow_end(struct followed_g *f, struct graph_g_key 
 
 	if (on_thread && on_thread->g == key->g && on_thread->tgid == key->tgid)
 		bpf_map_delete_elem(&follow_threads, &tid);
-	bpf_map_delete_elem(&followed, key);
+	if (bpf_map_delete_elem(&followed, key) == 0)
+		__sync_fetch_and_add(&followed_count, -1);
 }
 
 /* A traced call enters on the hit's goroutine: follow it (or go on following it) and keep
@@ -108,12 +120,15 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 	f = bpf_map_lookup_elem(&followed, &gkey);
 	if (f && f->goid != goid) {
 		/* A g reused by a later goroutine: the earlier one's calls never returned. */
-		bpf_map_delete_elem(&followed, &gkey);
+		if (bpf_map_delete_elem(&followed, &gkey) == 0)
+			__sync_fetch_and_add(&followed_count, -1);
 		f = NULL;
 	}
 	if (!f) {
-		if (bpf_map_update_elem(&followed, &gkey, &no_follow, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&followed, &gkey, &no_follow, BPF_NOEXIST) == 0) {
+			__sync_fetch_and_add(&followed_count, 1);
 			f = bpf_map_lookup_elem(&followed, &gkey);
+		}
 		if (!f) {
 			__u32 zero = 0;
 			struct sched_stats *s = bpf_map_lookup_elem(&sched_stat, &zero);
@@ -173,11 +188,16 @@ __noinline int follow_leave(struct probe_hit *hit, __u64 now, struct sched_break
 /* A SITE_SCHED probe: the runtime changes a goroutine's state. */
 static __always_inline int sched_site(struct pt_regs *ctx, __u64 cookie)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid(), now;
-	struct graph_g_key gkey = {.tgid = pid_tgid >> 32};
-	__u32 site = cookie >> COOKIE_FUNC_SHIFT, newval = 0, tid = (__u32)pid_tgid;
+	__u64 pid_tgid, now;
+	struct graph_g_key gkey = {};
+	__u32 site = cookie >> COOKIE_FUNC_SHIFT, newval = 0, tid;
 	struct followed_g *f;
 
+	if (!following())
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	gkey.tgid = pid_tgid >> 32;
+	tid = (__u32)pid_tgid;
 	if (layout.filter_tgid && gkey.tgid != layout.filter_tgid)
 		return 0;
 	if (site == SCHED_CASGSTATUS) {
@@ -259,6 +279,8 @@ static __always_inline void follow_switch(struct task_struct *task, bool off, bo
 	SEC("tp_btf/sched_switch")                                                      \
 	int BPF_PROG(name, bool preempt, struct task_struct *prev, struct task_struct *next) \
 	{                                                                               \
+		if (!following())                                                       \
+			return 0;                                                       \
 		__u64 now = bpf_ktime_get_ns();                                         \
 		bool runnable = preempt || !BPF_CORE_READ(prev, __state);               \
 		follow_switch(prev, true, runnable, now);                               \
