@@ -12,11 +12,11 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use common::{best_rate, printed_rate};
 
 /// Round trips per run.
 const ROUND_TRIPS: &str = "100000";
@@ -29,15 +29,19 @@ fn main() -> Result<()> {
         let target = root.join(format!(
             "target/go-targets/go{version}/amd64-plain/breakdown"
         ));
-        let untraced = best_rate(|| pingpong_rate(Command::new(&target)))?;
+        let untraced = best_rate(RUNS, || {
+            printed_rate(Command::new(&target), &["-pingpong", ROUND_TRIPS])
+        })?;
         let floor = common::with_floor(&target, &[("runtime.casgstatus", false)], || {
-            best_rate(|| pingpong_rate(Command::new(&target)))
+            best_rate(RUNS, || {
+                printed_rate(Command::new(&target), &["-pingpong", ROUND_TRIPS])
+            })
         })?;
         let traced = |args: &[&str]| {
-            best_rate(|| {
+            best_rate(RUNS, || {
                 let mut cmd = Command::new(&gotrace);
                 cmd.args(args).arg("--").arg(&target);
-                pingpong_rate(cmd)
+                printed_rate(cmd, &["-pingpong", ROUND_TRIPS])
             })
         };
         let outside = traced(&["args", "--breakdown", "main.work"])?;
@@ -67,26 +71,4 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn best_rate(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
-    let mut best: f64 = 0.0;
-    for _ in 0..RUNS {
-        best = best.max(f()?);
-    }
-    Ok(best)
-}
-
-/// Runs `cmd` (the target, or gotrace launching it) with `-pingpong ROUND_TRIPS` and returns
-/// the rate the target printed.
-fn pingpong_rate(mut cmd: Command) -> Result<f64> {
-    let out = cmd
-        .args(["-pingpong", ROUND_TRIPS])
-        .stderr(Stdio::null())
-        .output()?;
-    anyhow::ensure!(out.status.success(), "pingpong run failed");
-    out.stdout
-        .lines()
-        .find_map(|l| l.ok()?.strip_prefix("per_second ")?.parse().ok())
-        .context("the target printed no per_second line")
 }

@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use common::{best_rate, printed_rate};
 
 /// Goroutines per run: three probe hits each, tens of microseconds per hit.
 const STORM: &str = "20000";
@@ -25,16 +25,22 @@ fn main() -> Result<()> {
     let gotrace = PathBuf::from(env!("CARGO_BIN_EXE_gotrace"));
     for version in ["1.19", "1.27.3"] {
         let gotree = root.join(format!("target/go-targets/go{version}/amd64-plain/gotree"));
-        let untraced = best_rate(|| storm_rate(Command::new(&gotree)))?;
+        let untraced = best_rate(RUNS, || {
+            printed_rate(Command::new(&gotree), &["-storm", STORM])
+        })?;
         let floor = common::with_floor(
             &gotree,
             &[("runtime.newproc1", true), ("runtime.goexit1", false)],
-            || best_rate(|| storm_rate(Command::new(&gotree))),
+            || {
+                best_rate(RUNS, || {
+                    printed_rate(Command::new(&gotree), &["-storm", STORM])
+                })
+            },
         )?;
-        let traced = best_rate(|| {
+        let traced = best_rate(RUNS, || {
             let mut cmd = Command::new(&gotrace);
             cmd.args(["goroutines", "--summary", "--"]).arg(&gotree);
-            storm_rate(cmd)
+            printed_rate(cmd, &["-storm", STORM])
         })?;
         let cost = |rate: f64| 1e9 / rate - 1e9 / untraced;
         println!("goroutine creation, go{version} amd64, {STORM} goroutines (best of {RUNS}):");
@@ -53,23 +59,4 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn best_rate(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
-    let mut best: f64 = 0.0;
-    for _ in 0..RUNS {
-        best = best.max(f()?);
-    }
-    Ok(best)
-}
-
-/// Runs `cmd` (gotree, or gotrace launching it) with `-storm STORM` and returns the rate the
-/// target printed.
-fn storm_rate(mut cmd: Command) -> Result<f64> {
-    let out = cmd.args(["-storm", STORM]).stderr(Stdio::null()).output()?;
-    anyhow::ensure!(out.status.success(), "storm run failed");
-    out.stdout
-        .lines()
-        .find_map(|l| l.ok()?.strip_prefix("per_second ")?.parse().ok())
-        .context("the target printed no per_second line")
 }

@@ -375,6 +375,7 @@ Examples:
   gotrace graph --folded out.folded --svg out.svg -d 30 main.handle ./server
   gotrace graph --pprof wall.pb.gz -d 30 main.handle -p 4242      then: go tool pprof -top wall.pb.gz
   gotrace graph --args --field r.URL.Path main.handle ./server       each request's path in its tree
+  gotrace graph --args --field r.URL.Path 'main.handle(w http.ResponseWriter, r *http.Request)' ./stripped
   gotrace graph --breakdown --svg wait.svg main.handle -p 4242      each call's on-CPU, runnable, syscall, blocked time; off-CPU frames";
 
 /// Arguments of `gotrace graph`.
@@ -382,7 +383,8 @@ Examples:
 #[command(after_help = GRAPH_EXAMPLES)]
 pub struct GraphArgs {
     /// ROOT (a function or glob), then more functions or globs to trace beneath it, then the
-    /// binary unless -p or -- is given.
+    /// binary unless -p or -- is given. A function may carry its written signature, for --args
+    /// on a stripped binary ('main.handle(w http.ResponseWriter, r *http.Request)').
     #[arg(required = true, value_name = "ROOT [PATTERN...] [BINARY]")]
     pub positional: Vec<String>,
     /// Also trace every function ROOT reaches by direct calls within N calls (decoded from
@@ -398,7 +400,8 @@ pub struct GraphArgs {
     /// Print only root calls that took longer than this (5ms, 100us, 2s, or seconds: 0.5).
     #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
     pub min: Option<Duration>,
-    /// Add each traced call's arguments and results, decoded as `gotrace args` does (needs DWARF).
+    /// Add each traced call's arguments and results, decoded as `gotrace args` does: from
+    /// DWARF, or on a stripped binary from the signature written in the pattern.
     #[arg(long)]
     pub args: bool,
     /// With --args: a field path read at each call that has its parameter, as `gotrace args

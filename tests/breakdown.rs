@@ -4,12 +4,10 @@
 //! per phase its wall time, its thread's CPU time (CLOCK_THREAD_CPUTIME_ID) and run delay
 //! (/proc/thread-self/schedstat), and the instants just before and just after the helper
 //! readied it. Every part of every call's breakdown must equal that record within 10 % or 1 ms
-//! (what the target cannot know exactly is bounded instead: a sleep's timer may fire late, so
-//! its blocked time lies between the requested time and the phase's wall time; a wait the
-//! helper ends, ends between its two instants, which the helper's thread losing its CPU can
-//! set apart; the read's system call lasts until its thread runs again, after the write and a
-//! wake-up the thread's run delay may not show, so its bound is the phase's wall time), the
-//! parts must sum to the duration within 1 %, and nothing may be
+//! (what the target cannot know exactly is bounded instead, see [`with_bounds`]: when a wait
+//! began and ended, a sleep's late timer, the read's wake-up; the CPU phase's run delay is
+//! runnable time), the parts must sum to the duration within 1 %, and
+//! nothing may be
 //! unattributed. Go 1.19 / 1.21 / 1.24 / 1.27, amd64 (plain, PIE, stripped) and 386 (plain,
 //! stripped); with and without CPU-bound competitors on 1.27 amd64 and 386 (runnable time).
 //! `funclat --breakdown` and `graph --breakdown` on Go 1.27 amd64 only (the same BPF code),
@@ -64,33 +62,39 @@ fn check_breakdown(
         }
     };
     near("on-CPU", part("oncpu_ns"), o("cpu_ns"), o("cpu_ns"));
-    // A wait ends between the helper's instants before and after it readied the goroutine.
-    let (chan, mutex_wait) = (o("chan_readied_ns"), o("mutex_readied_ns"));
     near(
         "blocked chan receive",
         blocked("chan receive"),
-        chan,
-        o("chan_done_ns"),
+        o("chan_low_ns"),
+        o("chan_high_ns"),
     );
     near(
         &format!("blocked {mutex}"),
         blocked(mutex),
-        mutex_wait,
-        o("mutex_done_ns"),
+        o("mutex_low_ns"),
+        o("mutex_high_ns"),
     );
-    let phase = calls * (PHASE_MS * 1_000_000) as f64;
-    near("blocked sleep", blocked("sleep"), phase, o("sleep_wall_ns"));
-    // The read's system call ends when its thread runs again: after the write, plus the
-    // thread's wake-up, which the target's run delay misses when the wake-up goes through an
-    // idle CPU's queue (the kernel enqueues the thread only once that CPU takes the IPI).
-    let read = o("read_readied_ns");
-    near("syscall", part("syscall_ns"), read, o("read_wall_ns"));
-    // The CPU phase's run delay is runnable time (the goroutine runs or waits for a P there).
+    near(
+        "blocked sleep",
+        blocked("sleep"),
+        o("sleep_low_ns"),
+        o("sleep_wall_ns"),
+    );
+    near(
+        "syscall",
+        part("syscall_ns"),
+        o("read_low_ns"),
+        o("read_wall_ns"),
+    );
+    // The CPU phase's run delay is runnable time (the goroutine runs on a descheduled
+    // thread); in a wait the thread may wait for a CPU after its goroutine parked, before the
+    // thread sleeps, which is blocked time.
+    let waits = ["chan", "mutex", "sleep", "read"].map(|w| o(&format!("{w}_low_ns")));
     near(
         "runnable",
         part("runnable_ns"),
         o("cpu_delay_ns"),
-        duration - o("cpu_ns") - chan - mutex_wait - phase - read,
+        duration - o("cpu_ns") - waits.iter().sum::<f64>(),
     );
     let sum = part("oncpu_ns")
         + part("runnable_ns")
@@ -109,6 +113,14 @@ fn check_breakdown(
     }
     if part("descheduled_ns") > part("runnable_ns") {
         problems.push(format!("{label}: descheduled beyond runnable: {b}"));
+    }
+    if !problems.is_empty() {
+        let mut record: Vec<String> = own.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        record.sort();
+        problems.push(format!(
+            "{label}: the target's record: {}",
+            record.join(" ")
+        ));
     }
     problems
 }
@@ -144,13 +156,42 @@ fn trace(
         .iter()
         .filter_map(|l| l.strip_prefix("call "))
         .map(|l| {
-            l.split(' ')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
-                .collect()
+            with_bounds(
+                l.split(' ')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+                    .collect(),
+            )
         })
         .collect();
     (json, own)
+}
+
+/// Adds to a call's record the bounds of its waits, in ns (`W_low_ns`, `W_high_ns`; summed
+/// over calls they bound the sums). A wait the helper ends (chan, mutex; the read's system
+/// call) ends between the helper's instants before and after it readied the goroutine
+/// (`W_readied_ns`, `W_done_ns`), and began at the phase's start, or later by what the thread
+/// ran or waited for a CPU before it parked (`W_cpu_ns`, `W_delay_ns`); a helper that readied
+/// it before it parked (it was that late) leaves no wait. A sleep's timer may fire late: its
+/// wait lies between the requested time, less the same, and the phase's wall time. The read's
+/// system call lasts until its thread runs again: after the write, plus a wake-up the thread's
+/// run delay misses when it goes through an idle CPU's queue (the kernel enqueues the thread
+/// only once that CPU takes the IPI), so its bound is the phase's wall time.
+fn with_bounds(mut call: HashMap<String, f64>) -> HashMap<String, f64> {
+    let phase = (PHASE_MS * 1_000_000) as f64;
+    for wait in ["chan", "mutex", "sleep", "read"] {
+        let get = |what: &str| call[&format!("{wait}_{what}_ns")];
+        let ends = if wait == "sleep" {
+            phase
+        } else {
+            get("readied")
+        };
+        let low = (ends - get("cpu") - get("delay")).max(0.0);
+        let high = get("done").max(0.0);
+        call.insert(format!("{wait}_low_ns"), low);
+        call.insert(format!("{wait}_high_ns"), high);
+    }
+    call
 }
 
 /// The runtime's own name of a sync.Mutex wait, as the binary spells it.

@@ -6,7 +6,7 @@
 //! the logged requests that satisfy it (and counts the others); `funclat --by r.URL.Path`
 //! counts as many calls per path as the log has; without `--field`, `r` is shown as its
 //! struct, `r.URL` as its own. On stripped builds, with the handler's signature written, the
-//! fields and `funclat --by` keys equal the log too. Go 1.19 and 1.27 (amd64), Go 1.19 386.
+//! fields (`args`, `graph --args`) and `funclat --by` keys equal the log too. Go 1.19 and 1.27 (amd64), Go 1.19 386.
 
 mod common;
 
@@ -118,7 +118,10 @@ const LOGGED_FIELDS: [&str; 6] = [
 
 /// The call events of `objects`, in time order.
 fn calls_in_order(objects: &[Value]) -> Vec<&Value> {
-    let mut calls: Vec<&Value> = objects.iter().filter(|o| o["type"] == "call").collect();
+    let mut calls: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["type"] == "call" || o["type"] == "tree")
+        .collect();
     calls.sort_by_key(|c| field(c, "ts_ns"));
     calls
 }
@@ -134,10 +137,12 @@ fn served_by_calls(objects: &[Value]) -> Vec<Served> {
         .collect()
 }
 
-/// The string value of the field `expr` of a call event.
+/// The string value of the field `expr` of a call event (`args`: in `fields`; a `graph` tree's
+/// root: among its `args`).
 fn field_value<'v>(call: &'v Value, expr: &str) -> &'v str {
     call["fields"]
         .as_array()
+        .or_else(|| call["args"].as_array())
         .and_then(|fields| fields.iter().find(|f| f["expr"] == expr))
         .and_then(|f| f["value"].as_str())
         .unwrap_or_else(|| panic!("no string field {expr} in {call}"))
@@ -267,6 +272,15 @@ fn stripped_fields_through_the_standard_librarys_layouts() {
         .concat();
         let (log, objects) = traced(&binary, &args, &scratch);
         assert_eq!(served_by_calls(&objects), log, "{}", binary.label);
+        // graph --args takes the written signature too: each root call carries the fields.
+        let args = [
+            &["graph", "--args", "--depth", "0"][..],
+            &LOGGED_FIELDS,
+            &[HANDLE_SIGNATURE],
+        ]
+        .concat();
+        let (log, objects) = traced(&binary, &args, &scratch);
+        assert_eq!(served_by_calls(&objects), log, "{}: graph", binary.label);
         let (log, objects) = traced(&binary, &["args", "--no-ret", HANDLE_SIGNATURE], &scratch);
         let calls = calls_in_order(&objects);
         assert_eq!(calls.len(), log.len(), "{}", binary.label);

@@ -4,12 +4,13 @@
 // Each benchmark is its own crate and uses only part of these helpers.
 #![allow(dead_code)]
 
+use std::io::BufRead;
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use gotrace::gobin::BinaryFile;
 use gotrace::session::attach;
 use gotrace::session::bpf::floor::FloorSkelBuilder;
@@ -106,4 +107,24 @@ pub fn print_baseline(
 /// The older gotrace to measure beside this one (`GOTRACE_BENCH_BASELINE`), if given.
 pub fn baseline() -> Option<PathBuf> {
     std::env::var_os("GOTRACE_BENCH_BASELINE").map(PathBuf::from)
+}
+
+/// The best of `runs` rates `f` measures.
+pub fn best_rate(runs: usize, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut best: f64 = 0.0;
+    for _ in 0..runs {
+        best = best.max(f()?);
+    }
+    Ok(best)
+}
+
+/// Runs `cmd` (a target, or gotrace launching it) with `args` and returns the rate the
+/// target printed on its `per_second N` line.
+pub fn printed_rate(mut cmd: Command, args: &[&str]) -> Result<f64> {
+    let out = cmd.args(args).stderr(Stdio::null()).output()?;
+    anyhow::ensure!(out.status.success(), "{:?} failed", cmd.get_program());
+    out.stdout
+        .lines()
+        .find_map(|l| l.ok()?.strip_prefix("per_second ")?.parse().ok())
+        .context("the target printed no per_second line")
 }

@@ -274,15 +274,20 @@ static __always_inline void follow_switch(struct task_struct *task, bool off, bo
 	f->preempted = off && runnable;
 }
 
-/* The sched_switch program of a program that includes this header. */
+/* The sched_switch program of a program that includes this header. Whether `prev` stays
+ * runnable is the tracepoint's own `prev_state` (the state __schedule() acted on; kernels
+ * 5.18+): prev->__state, read here, can already say TASK_RUNNING for a thread that went to
+ * sleep, when a waker on another CPU runs between the dequeue and the tracepoint (kernel commit
+ * fa2c3254d7cf), and the thread's sleep would be counted as descheduled. */
 #define GOTRACE_SCHED_SWITCH(name)                                                      \
 	SEC("tp_btf/sched_switch")                                                      \
-	int BPF_PROG(name, bool preempt, struct task_struct *prev, struct task_struct *next) \
+	int BPF_PROG(name, bool preempt, struct task_struct *prev, struct task_struct *next, \
+		     unsigned int prev_state)                                           \
 	{                                                                               \
 		if (!following())                                                       \
 			return 0;                                                       \
 		__u64 now = bpf_ktime_get_ns();                                         \
-		bool runnable = preempt || !BPF_CORE_READ(prev, __state);               \
+		bool runnable = preempt || prev_state == 0 /* TASK_RUNNING */;          \
 		follow_switch(prev, true, runnable, now);                               \
 		follow_switch(next, false, false, now);                                 \
 		return 0;                                                               \

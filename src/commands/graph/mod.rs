@@ -34,6 +34,7 @@ use crate::output::lines;
 use crate::output::pprof::{Meta, Started, WallProfile};
 use crate::plan::capture::{self, Reads};
 use crate::plan::sched::SchedPlan;
+use crate::plan::signature::{self, UserSignature};
 use crate::plan::sites::InlineSites;
 use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
@@ -60,11 +61,12 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     }
     let (mut session, file) = Session::resolve(&args.target, spec)?;
     let bin = file.parse()?;
-    let (mut plan, n_roots) = plan_graph(&bin, &patterns, args)?;
+    let (names, written) = signature::parse_patterns(&bin, &patterns)?;
+    let (mut plan, n_roots) = plan_graph(&bin, &names, args)?;
     let goexit_id = plan_goexit(&bin, &mut plan)?;
     let calls = args
         .args
-        .then(|| plan_captures(&bin, &plan, args))
+        .then(|| plan_captures(&bin, &plan, &written, args))
         .transpose()?;
     let sched = plan::sched::plan_if(args.breakdown.breakdown, &bin)?;
     let max_overhead = args.target.max_overhead_pct()?;
@@ -139,15 +141,20 @@ fn plan_goexit(bin: &GoBinary<'_>, plan: &mut ProbePlan) -> Result<u32> {
     Ok(id)
 }
 
-/// --args: what is read at each planned function's sites, from DWARF (as `gotrace args`
-/// reads it, strings up to its default --strsize), with the --field paths; for a stripped
-/// binary only calls and durations (said once).
-fn plan_captures(bin: &GoBinary<'_>, plan: &ProbePlan, args: &GraphArgs) -> Result<Vec<Reads>> {
+/// --args: what is read at each planned function's sites, from its written signature else
+/// DWARF (as `gotrace args` reads it, strings up to its default --strsize), with the --field
+/// paths; for a stripped binary's function without one, only calls and durations (said once).
+fn plan_captures(
+    bin: &GoBinary<'_>,
+    plan: &ProbePlan,
+    written: &[UserSignature],
+    args: &GraphArgs,
+) -> Result<Vec<Reads>> {
     const STRSIZE: u32 = 64;
     let sources = capture::Sources {
         bin,
         dwarf: bin.dwarf()?,
-        user_sigs: &[],
+        user_sigs: written,
         strsize: STRSIZE,
     };
     let extra = capture::Extra {
