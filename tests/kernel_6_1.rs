@@ -3,9 +3,10 @@
 //! shares this machine's root. Emulated boot is slow (~1.5 min), so this is one guest boot
 //! running a short script of gotrace commands on examples/go-targets/counter, whose own
 //! output ("calls N") is the oracle:
-//! - funclat, args (with `--global main.calls`), goroutines and graph: counts equal the calls
-//!   the counter made (graph: one tree per call of the root; goroutines: the one goroutine the
-//!   counter's main starts);
+//! - funclat (with `--breakdown`: the scheduler's probes and sched_switch, whose parts sum to
+//!   the calls' durations), args (with `--global main.calls`), goroutines and graph: counts
+//!   equal the calls the counter made (graph: one tree per call of the root; goroutines: the
+//!   one goroutine the counter's main starts);
 //! - a glob of a few hundred functions (more per-site descriptors than the guest's default
 //!   RLIMIT_NOFILE of 1,024) prints its results within 2 s of the end of tracing;
 //! - with a hard RLIMIT_NOFILE too low, one line says how many files are needed.
@@ -122,7 +123,7 @@ fn tracing_commands_on_debian_6_1() {
     let out = tempdir();
     let stamp = "while IFS= read -r l; do printf '%s %s\\n' \"$EPOCHREALTIME\" \"$l\"; done";
     let commands = vec![
-        format!("{GOTRACE} funclat --json main.doWork -- {counter} -rate 500 -n 300"),
+        format!("{GOTRACE} funclat --breakdown --json main.doWork -- {counter} -rate 500 -n 300"),
         format!(
             "{GOTRACE} args --json --global main.calls main.doWork -- {counter} -rate 500 -n 100"
         ),
@@ -159,16 +160,34 @@ fn tracing_commands_on_debian_6_1() {
         }
     };
 
-    check(0, "funclat", &|ran| {
+    check(0, "funclat --breakdown", &|ran| {
         let (json, calls) = json_and_calls(ran);
         let hist = of_type(&json, "hist");
         let counted = hist
             .iter()
             .find(|h| h["function"] == "main.doWork")
             .map(|h| field(h, "count"));
-        (counted == Some(calls) && calls == 300)
+        let breakdown = of_type(&json, "breakdown");
+        let parts = breakdown.first().map(|b| {
+            let b = &b["breakdown"];
+            let blocked: u64 = b["blocked_ns"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+            ["oncpu_ns", "runnable_ns", "syscall_ns", "unattributed_ns"]
+                .iter()
+                .map(|k| field(b, k))
+                .sum::<u64>()
+                + blocked
+        });
+        let timed = breakdown
+            .first()
+            .map(|b| (field(b, "calls"), field(b, "duration_ns")));
+        (counted == Some(calls) && calls == 300 && timed.map(|t| t.0) == Some(calls))
             .then_some(())
-            .ok_or_else(|| anyhow!("counted {counted:?}, the counter made {calls}"))
+            .ok_or_else(|| anyhow!("counted {counted:?}, breakdown (calls, ns) {timed:?}, the counter made {calls}"))?;
+        (parts.is_some() && parts == timed.map(|t| t.1))
+            .then_some(())
+            .ok_or_else(|| anyhow!("breakdown parts {parts:?}, (calls, duration) {timed:?}"))
     });
     check(1, "args --global", &|ran| {
         let (json, calls) = json_and_calls(ran);

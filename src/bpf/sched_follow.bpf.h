@@ -154,17 +154,20 @@ __noinline int follow_leave(struct probe_hit *hit, __u64 now, struct sched_break
 {
 	struct graph_g_key gkey = {};
 	struct sched_counters *start;
+	struct frame_key key;
 	struct followed_g *f;
 
 	if (!hit || !out)
 		return 0;
-	gkey.g = hit->key.g;
-	gkey.tgid = hit->key.tgid;
+	/* A map key from the stack: before 6.2 the verifier takes no argument memory as one. */
+	key = hit->key;
+	gkey.g = key.g;
+	gkey.tgid = key.tgid;
 	out->followed = 0;
 	if (!breakdown)
 		return 0;
 	f = bpf_map_lookup_elem(&followed, &gkey);
-	start = bpf_map_lookup_elem(&sched_starts, &hit->key);
+	start = bpf_map_lookup_elem(&sched_starts, &key);
 	if (!f || !start)
 		return 0;
 	follow_flush(f, now);
@@ -177,7 +180,7 @@ __noinline int follow_leave(struct probe_hit *hit, __u64 now, struct sched_break
 	out->unknown_ns = f->c.unknown_ns - start->unknown_ns;
 	for (__u32 i = 0; i < BREAKDOWN_REASONS; i++)
 		out->blocked_ns[i] = f->c.blocked_ns[i] - start->blocked_ns[i];
-	bpf_map_delete_elem(&sched_starts, &hit->key);
+	bpf_map_delete_elem(&sched_starts, &key);
 	if (f->open_calls > 1)
 		f->open_calls--;
 	else
