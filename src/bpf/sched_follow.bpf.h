@@ -80,6 +80,34 @@ static __always_inline void follow_flush(struct followed_g *f, __u64 now)
 	}
 }
 
+/* The thread f ran on is seen running (`exec_ns`: its CPU time now) while f says it is
+ * switched out: the kernel ran it again without a sched_switch this program saw (seen on this
+ * VM's kernel with bpftrace too: a thread switched out twice with no switch-in between). The
+ * CPU time it had since its switch-out is on-CPU time of the interval being closed; only the
+ * rest stays descheduled (or syscall). Call before follow_flush. */
+static __always_inline void follow_missed_switch_in(struct followed_g *f, __u64 exec_ns, __u64 now)
+{
+	__u64 ran, span;
+
+	if (!f->off_cpu || f->state != FOLLOW_RUNNING || exec_ns <= f->out_exec_ns ||
+	    now <= f->since_ns)
+		return;
+	ran = exec_ns - f->out_exec_ns;
+	span = now - f->since_ns;
+	if (ran > span)
+		ran = span;
+	f->c.oncpu_ns += ran;
+	f->since_ns += ran;
+	f->out_exec_ns = exec_ns;
+}
+
+/* This thread's CPU time so far (se.sum_exec_runtime: exact at a switch, else as of the last
+ * scheduler tick). */
+static __always_inline __u64 thread_exec_ns(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, se.sum_exec_runtime);
+}
+
 /* The goroutine runs on this thread, on its CPU, from now. */
 static __always_inline void follow_running(struct followed_g *f, struct graph_g_key *key,
 					   __u32 tid, __u32 state)
@@ -141,6 +169,8 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 		f->since_ns = now;
 		f->tid = 0;
 	}
+	if (f->tid == hit->tid)
+		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
 	follow_flush(f, now);
 	follow_running(f, &gkey, hit->tid, FOLLOW_RUNNING);
 	f->open_calls++;
@@ -170,6 +200,8 @@ __noinline int follow_leave(struct probe_hit *hit, __u64 now, struct sched_break
 	start = bpf_map_lookup_elem(&sched_starts, &key);
 	if (!f || !start)
 		return 0;
+	if (f->tid == hit->tid)
+		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
 	follow_flush(f, now);
 	follow_running(f, &gkey, hit->tid, FOLLOW_RUNNING);
 	out->followed = 1;
@@ -222,6 +254,8 @@ static __always_inline int sched_site(struct pt_regs *ctx, __u64 cookie)
 	if (!f)
 		return 0;
 	now = bpf_ktime_get_ns();
+	if (f->tid == tid)
+		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
 	follow_flush(f, now);
 	switch (newval) {
 	case GO_GRUNNING:
@@ -263,6 +297,7 @@ static __always_inline void follow_switch(struct task_struct *task, bool off, bo
 	__u32 tid = BPF_CORE_READ(task, pid);
 	struct graph_g_key *gkey;
 	struct followed_g *f;
+	__u64 exec_ns;
 
 	if (layout.filter_tgid && BPF_CORE_READ(task, tgid) != layout.filter_tgid)
 		return;
@@ -272,9 +307,13 @@ static __always_inline void follow_switch(struct task_struct *task, bool off, bo
 	f = bpf_map_lookup_elem(&followed, gkey);
 	if (!f || f->tid != tid || (f->state != FOLLOW_RUNNING && f->state != FOLLOW_SYSCALL))
 		return;
+	exec_ns = thread_exec_ns(task);
+	if (off)
+		follow_missed_switch_in(f, exec_ns, now);
 	follow_flush(f, now);
 	f->off_cpu = off;
 	f->preempted = off && runnable;
+	f->out_exec_ns = exec_ns;
 }
 
 /* The sched_switch program of a program that includes this header. Whether `prev` stays
