@@ -171,8 +171,8 @@ fn trace(
     (json, own)
 }
 
-/// Adds to a call's record the bounds of its waits, in ns (`W_low_ns`, `W_high_ns`; summed
-/// over calls they bound the sums). A wait the helper ends (chan, mutex; the read's system
+/// Adds to a call's record the bounds of its waits, in ns (`W_low_ns`, and `W_high_ns` for the
+/// chan and mutex waits; summed over calls they bound the sums). A wait the helper ends (chan, mutex; the read's system
 /// call) ends between the helper's instants before and after it readied the goroutine
 /// (`W_readied_ns`, `W_done_ns`), and began at the phase's start, or later by what the thread
 /// ran or waited for a CPU before it parked (`W_cpu_ns`, `W_delay_ns`); a helper that readied
@@ -193,7 +193,9 @@ fn with_bounds(mut call: HashMap<String, f64>) -> HashMap<String, f64> {
         let low = (ends - get("cpu") - get("delay")).max(0.0);
         let high = get("done").max(0.0);
         call.insert(format!("{wait}_low_ns"), low);
-        call.insert(format!("{wait}_high_ns"), high);
+        if wait == "chan" || wait == "mutex" {
+            call.insert(format!("{wait}_high_ns"), high);
+        }
     }
     call
 }

@@ -251,7 +251,7 @@ struct followed_g {
 	__u32 off_cpu;     /* that thread is switched out */
 	__u32 preempted;   /* off_cpu: the thread is still runnable (preempted, or it yielded) */
 	__u32 open_calls;  /* traced calls open on it */
-	__u64 out_exec_ns; /* off_cpu: its thread's CPU time (se.sum_exec_runtime) at the switch-out */
+	__u64 out_exec_ns; /* its thread's CPU time (se.sum_exec_runtime) at its last switch */
 };
 
 /* Where runtime.casgstatus's gp and newval are at its entry: in registers (amd64 register

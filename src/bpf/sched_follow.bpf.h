@@ -108,6 +108,16 @@ static __always_inline __u64 thread_exec_ns(struct task_struct *task)
 	return BPF_CORE_READ(task, se.sum_exec_runtime);
 }
 
+/* follow_flush from a probe on thread `tid`: when that is the thread f runs on, it is on its
+ * CPU now, which makes good a switch-in no sched_switch reported (its CPU time as of the last
+ * tick). */
+static __always_inline void follow_flush_here(struct followed_g *f, __u32 tid, __u64 now)
+{
+	if (f->tid == tid)
+		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
+	follow_flush(f, now);
+}
+
 /* The goroutine runs on this thread, on its CPU, from now. */
 static __always_inline void follow_running(struct followed_g *f, struct graph_g_key *key,
 					   __u32 tid, __u32 state)
@@ -169,9 +179,7 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 		f->since_ns = now;
 		f->tid = 0;
 	}
-	if (f->tid == hit->tid)
-		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
-	follow_flush(f, now);
+	follow_flush_here(f, hit->tid, now);
 	follow_running(f, &gkey, hit->tid, FOLLOW_RUNNING);
 	f->open_calls++;
 	bpf_map_update_elem(&sched_starts, &hit->key, &f->c, BPF_ANY);
@@ -200,9 +208,7 @@ __noinline int follow_leave(struct probe_hit *hit, __u64 now, struct sched_break
 	start = bpf_map_lookup_elem(&sched_starts, &key);
 	if (!f || !start)
 		return 0;
-	if (f->tid == hit->tid)
-		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
-	follow_flush(f, now);
+	follow_flush_here(f, hit->tid, now);
 	follow_running(f, &gkey, hit->tid, FOLLOW_RUNNING);
 	out->followed = 1;
 	out->oncpu_ns = f->c.oncpu_ns - start->oncpu_ns;
@@ -254,9 +260,7 @@ static __always_inline int sched_site(struct pt_regs *ctx, __u64 cookie)
 	if (!f)
 		return 0;
 	now = bpf_ktime_get_ns();
-	if (f->tid == tid)
-		follow_missed_switch_in(f, thread_exec_ns(bpf_get_current_task_btf()), now);
-	follow_flush(f, now);
+	follow_flush_here(f, tid, now);
 	switch (newval) {
 	case GO_GRUNNING:
 	case GO_GCOPYSTACK:
