@@ -156,6 +156,15 @@ fn trace(
         compete.to_string().as_ref(),
     ]));
     let (own_lines, json) = split_successful(&out);
+    // Every command's summary carries --breakdown's counters: nothing left unfollowed here (one
+    // goroutine at a time), and the switch-ins made good from the thread's CPU clock counted
+    // (docs/json.md).
+    let summary = json.last().filter(|v| v["type"] == "summary");
+    let counters = summary.map(|s| (s["unfollowed"].as_u64(), s["switch_ins_missed"].as_u64()));
+    assert!(
+        matches!(counters, Some((Some(0), Some(_)))),
+        "{command:?}: the summary's unfollowed and switch_ins_missed: {summary:?}"
+    );
     let own = own_lines
         .iter()
         .filter_map(|l| l.strip_prefix("call "))

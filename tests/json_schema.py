@@ -5,7 +5,8 @@ Usage: json_schema.py DOCS_JSON_MD COMMAND FILE
 COMMAND is a command as the schemas' "x-commands" name it ("goroutines --blocked").
 Each fenced ```json block of the document is one schema, named by its "$id"; a line of type T
 is checked against "summary.COMMAND" when T is "summary", else against T, whose "x-commands"
-must list COMMAND. Prints every problem; exit status 1 if there was one."""
+must list COMMAND; every top-level key of a line must be one its schema declares. Prints
+every problem; exit status 1 if there was one."""
 import json
 import re
 import sys
@@ -32,6 +33,22 @@ except ImportError:  # Debian 12's 4.10
         resolver = jsonschema.RefResolver.from_schema(schema, store=schemas)
         return jsonschema.Draft202012Validator(schema, resolver=resolver)
 
+
+
+def declared(schema, root=None):
+    """The top-level property names a record's schema declares, its allOf parts' included
+    (a part named by "$ref": in the defs schema, or in `root`'s own $defs)."""
+    root = root or schema
+    names = set(schema.get("properties", {}))
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        for prefix, home in (("defs#/$defs/", schemas["defs"]), ("#/$defs/", root)):
+            if ref.startswith(prefix):
+                part = home["$defs"][ref.removeprefix(prefix)]
+        names |= declared(part, root)
+    return names
+
+
 problems = []
 lines = [l for l in open(path) if l.startswith("{")]
 if not lines:
@@ -47,6 +64,8 @@ for n, line in enumerate(lines, 1):
     validator = validator_for(schema)
     for error in validator.iter_errors(obj):
         problems.append(f"line {n} ({kind}): {error.message} at {list(error.absolute_path)}")
+    for key in sorted(set(obj) - declared(schema)):
+        problems.append(f"line {n} ({kind}): {key!r} is not in its schema (document it)")
 # A command that attaches nothing (a snapshot) is not listed by the attached schema.
 attaches = command in schemas["attached"]["x-commands"]
 if lines and attaches and json.loads(lines[0]).get("type") != "attached":

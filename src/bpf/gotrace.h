@@ -303,6 +303,8 @@ struct func_breakdown {
 /* Counters of --breakdown (per CPU). */
 struct sched_stats {
 	__u64 unfollowed; /* calls whose goroutine could not be followed (map full) */
+	__u64 switch_ins_missed; /* a followed goroutine's thread ran again with no sched_switch
+				  * seen: made good from its CPU time (follow_missed_switch_in) */
 };
 
 /* ---- gotrace funclat ---- */

@@ -87,11 +87,16 @@ static __always_inline void follow_flush(struct followed_g *f, __u64 now)
  * rest stays descheduled (or syscall). Call before follow_flush. */
 static __always_inline void follow_missed_switch_in(struct followed_g *f, __u64 exec_ns, __u64 now)
 {
+	struct sched_stats *stats;
+	__u32 zero = 0;
 	__u64 ran, span;
 
 	if (!f->off_cpu || f->state != FOLLOW_RUNNING || exec_ns <= f->out_exec_ns ||
 	    now <= f->since_ns)
 		return;
+	stats = bpf_map_lookup_elem(&sched_stat, &zero);
+	if (stats)
+		stats->switch_ins_missed++;
 	ran = exec_ns - f->out_exec_ns;
 	span = now - f->since_ns;
 	if (ran > span)

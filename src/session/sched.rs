@@ -56,12 +56,44 @@ pub fn attach_sched_switch(
     .transpose()
 }
 
-/// `--breakdown`'s count of calls whose goroutine could not be followed (the `sched_stat`
-/// map, summed over the CPUs); None without --breakdown (`on` false).
-pub fn unfollowed(on: bool, sched_stat: &impl libbpf_rs::MapCore) -> Result<Option<u64>> {
-    if !on {
-        return Ok(None);
+/// `--breakdown`'s counters (the `sched_stat` map, summed over the CPUs), carried by every
+/// command's summary (flattened into its JSON object).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SchedCounts {
+    /// Calls whose goroutine could not be followed (`--max-followed` full): their time is
+    /// unattributed.
+    pub unfollowed: u64,
+    /// Times a followed goroutine's thread ran again with no sched_switch seen for it (a
+    /// kernel that does not report every switch-in): the CPU time it had since its switch-out
+    /// was counted on-CPU, from the thread's own CPU clock, instead of descheduled.
+    pub switch_ins_missed: u64,
+}
+
+impl SchedCounts {
+    /// The counters; None without --breakdown (`on` false).
+    pub fn read(on: bool, sched_stat: &impl libbpf_rs::MapCore) -> Result<Option<SchedCounts>> {
+        if !on {
+            return Ok(None);
+        }
+        let per_cpu = super::maps::per_cpu::<crate::bpf_types::sched_stats>(sched_stat, 0)?;
+        Ok(Some(SchedCounts {
+            unfollowed: per_cpu.iter().map(|s| s.unfollowed).sum(),
+            switch_ins_missed: per_cpu.iter().map(|s| s.switch_ins_missed).sum(),
+        }))
     }
-    let per_cpu = super::maps::per_cpu::<crate::bpf_types::sched_stats>(sched_stat, 0)?;
-    Ok(Some(per_cpu.iter().map(|s| s.unfollowed).sum()))
+
+    /// The human summary's tail: ", N unfollowed, M switch-ins missed ..." (empty for None).
+    pub fn human_tail(counts: Option<SchedCounts>) -> String {
+        counts.map_or(String::new(), |c| format!(", {c}"))
+    }
+}
+
+impl std::fmt::Display for SchedCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} unfollowed, {} switch-ins missed (made good from the thread's CPU time)",
+            self.unfollowed, self.switch_ins_missed
+        )
+    }
 }

@@ -29,7 +29,7 @@ use crate::plan::{self, ProbePlan};
 use crate::session::bpf::args::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::Wake;
-use crate::session::sched::{self, attach_sched_switch, BreakdownConfig};
+use crate::session::sched::{attach_sched_switch, BreakdownConfig, SchedCounts};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 
 // --strsize's range (cli.rs) is what the BPF side can read.
@@ -99,9 +99,9 @@ struct Summary {
     unmatched: u64,
     in_flight_at_start: u64,
     in_flight_at_end: u64,
-    /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unfollowed: Option<u64>,
+    /// --breakdown's counters.
+    #[serde(flatten)]
+    sched: Option<SchedCounts>,
     /// Calls not shown, by why (--where): the condition did not hold, or its value could not
     /// be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,7 +292,7 @@ impl Printer<'_, '_> {
         let lost: u64 = stats.iter().map(|s| s.lost).sum();
         let mut unmatched: u64 = stats.iter().map(|s| s.unmatched).sum();
         let in_flight_at_start: u64 = stats.iter().map(|s| s.in_flight_at_start).sum();
-        let unfollowed = sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
+        let sched = SchedCounts::read(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
         let not_shown = self.min_duration.map(|_| NotShown {
             below_min_duration: stats.iter().map(|s| s.below_min_duration).sum(),
             untimed: stats.iter().map(|s| s.untimed).sum(),
@@ -321,7 +321,7 @@ impl Printer<'_, '_> {
                 not_shown,
                 filtered_by_where: filtered,
                 where_unreadable,
-                unfollowed,
+                sched,
             };
             lines::write_json_line(out, "summary", &summary)?;
         } else {
@@ -339,7 +339,7 @@ impl Printer<'_, '_> {
             writeln!(
                 out,
                 "{events} events, {lost} lost, {malformed} malformed, {unmatched} unmatched, {in_flight_at_start} in flight at start, {in_flight_at_end} at end{not_shown}{}",
-                unfollowed.map_or(String::new(), |n| format!(", {n} unfollowed"))
+                SchedCounts::human_tail(sched)
             )?;
             if let (Some(filtered), Some(unreadable)) = (filtered, where_unreadable) {
                 writeln!(

@@ -29,7 +29,7 @@ use crate::plan::{self, ProbePlan};
 use crate::session::bpf::funclat::*;
 use crate::session::guard::{self, DroppedList, GuardPlan};
 use crate::session::lifecycle::{PrintClock, Wake};
-use crate::session::sched::{attach_sched_switch, BreakdownConfig};
+use crate::session::sched::{attach_sched_switch, BreakdownConfig, SchedCounts};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use by::Key;
 use live::LiveOutputs;
@@ -295,11 +295,21 @@ impl Consumer for Tables<'_, '_> {
             self.print_period(out, (&now, &self.printed), keyed.as_ref(), stop.close_ns)?;
         }
         self.print_breakdowns(out, stop.close_ns)?;
+        let sched = SchedCounts::read(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
         if self.args.target.json {
             let mut total = Log2Hist::default();
             now.iter().for_each(|h| total.add(h));
-            writeln!(out, "{}", total.summary_json(stop.close_ns))?;
+            let mut summary = total.summary_json(stop.close_ns);
+            if let (Some(object), Some(serde_json::Value::Object(counts))) = (
+                summary.as_object_mut(),
+                sched.map(serde_json::to_value).transpose()?,
+            ) {
+                object.extend(counts);
+            }
+            writeln!(out, "{summary}")?;
+        } else if let Some(sched) = sched {
+            writeln!(out, "\n--breakdown: {sched}")?;
         }
         self.live.finish()?;
         if !self.args.target.json {

@@ -40,7 +40,7 @@ use crate::plan::{self, reach, ProbePlan};
 use crate::session::bpf::graph::*;
 use crate::session::guard::{self, GuardPlan};
 use crate::session::lifecycle::Wake;
-use crate::session::sched::{self, attach_sched_switch, BreakdownConfig};
+use crate::session::sched::{attach_sched_switch, BreakdownConfig, SchedCounts};
 use crate::session::{maps, Consumer, Out, Session, Stop};
 use tree::{Counts, Limits, Record, Step, TreeBuilder};
 
@@ -523,7 +523,7 @@ impl Printer<'_, '_> {
             // Records that are no graph record, and (--args) captures that could not be
             // decoded (their calls are in the trees without values).
             malformed: self.malformed_records + self.decoder.as_ref().map_or(0, Decoder::malformed),
-            unfollowed: sched::unfollowed(self.reasons.is_some(), &self.skel.maps.sched_stat)?,
+            sched: SchedCounts::read(self.reasons.is_some(), &self.skel.maps.sched_stat)?,
         };
         Ok(lines::write_summary(out, self.args.target.json, &summary)?)
     }
@@ -544,9 +544,9 @@ struct Summary {
     in_flight_at_start: u64,
     in_flight_at_end: u64,
     malformed: u64,
-    /// --breakdown: calls whose goroutine could not be followed (their time is unattributed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unfollowed: Option<u64>,
+    /// --breakdown's counters.
+    #[serde(flatten)]
+    sched: Option<SchedCounts>,
 }
 
 impl fmt::Display for Summary {
@@ -565,9 +565,6 @@ impl fmt::Display for Summary {
             self.in_flight_at_start,
             self.in_flight_at_end
         )?;
-        match self.unfollowed {
-            Some(n) => write!(f, ", {n} unfollowed"),
-            None => Ok(()),
-        }
+        f.write_str(&SchedCounts::human_tail(self.sched))
     }
 }
