@@ -177,7 +177,54 @@ fn check(version: &'static str, goarch: &'static str, variant: Variant) {
         seen.insert(frames.join(";"));
     }
     assert_eq!(seen, recorded, "{binary}: main.leaf's callers");
+    check_window(&binary, &profile, &json);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The profile's time and duration, as `go tool pprof -raw` prints them, are the window in
+/// which entries counted: from the attached line's `time` to the summary's `ts_ns`.
+fn check_window(binary: &GoBinary, profile: &Path, json: &[Value]) {
+    let text = pprof(&["-raw"], profile);
+    let header = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{binary}: no {key} in pprof -raw"))
+            .to_owned()
+    };
+    let (attached, summary) = (&json[0], &json[json.len() - 1]);
+    // "2026-12-07 21:12:41.24737922 +0000 UTC" against "2026-12-07T21:12:41.247379240Z":
+    // the same date, and the same second of the day within 1 ms.
+    let seconds = |hms: &str| -> f64 {
+        hms.split(':')
+            .map(|part| part.parse::<f64>().unwrap())
+            .fold(0.0, |sum, part| sum * 60.0 + part)
+    };
+    let time = header("Time: ");
+    let (date, rest) = time.split_once(' ').unwrap();
+    let expected = attached["time"].as_str().unwrap().trim_end_matches('Z');
+    let (expected_date, expected_hms) = expected.split_once('T').unwrap();
+    assert_eq!(date, expected_date, "{binary}: profile time {time}");
+    let hms = rest.split(' ').next().unwrap();
+    assert!(
+        (seconds(hms) - seconds(expected_hms)).abs() < 1e-3,
+        "{binary}: profile time {time}, attached at {expected}"
+    );
+    // Go prints the duration with "%.4v": its String() cut to 4 characters ("17.155152ms" is
+    // "17.1"); the window's length in Go's unit for it must start with those digits.
+    let window_ns = (field(summary, "ts_ns") - field(attached, "ts_ns")) as f64;
+    let unit = [1e9, 1e6, 1e3, 1.0]
+        .into_iter()
+        .find(|&unit| window_ns >= unit)
+        .unwrap();
+    assert!(window_ns < 60e9, "{binary}: a window of {window_ns} ns");
+    let printed = header("Duration: ");
+    let decimals = printed.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let value = window_ns / unit;
+    let shown: f64 = printed.parse().unwrap();
+    assert!(
+        shown <= value + 1e-9 && value - shown < 10f64.powi(-decimals),
+        "{binary}: profile duration {printed}, the window {window_ns} ns"
+    );
 }
 
 /// `gotrace graph --json -o TREES --pprof PROFILE --depth 0 main.root 'main.*' -- BINARY`.

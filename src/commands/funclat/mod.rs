@@ -20,7 +20,7 @@ use crate::output::breakdown::FunctionBreakdown;
 use crate::output::clock::Stamp;
 use crate::output::histogram::{Log2Hist, Unit};
 use crate::output::lines;
-use crate::output::pprof::{Meta, Started, WallProfile};
+use crate::output::pprof::{Meta, WallProfile};
 use crate::plan::capture::{self, by_key::KeyPlan};
 use crate::plan::sched::SchedPlan;
 use crate::plan::signature;
@@ -80,7 +80,6 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
         skel: &skel,
         bin: &bin,
         binary: file.path().display().to_string(),
-        started: Started::now(),
         plan: &plan,
         args,
         unit,
@@ -101,7 +100,6 @@ pub fn run(args: &FunclatArgs) -> Result<ExitCode> {
     sites.extend(sched.iter().flat_map(|s| s.sites.iter().copied()));
     let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.funclat_sched_switch)?;
     let attached = session.attach(&skel, &sites, wakes, &announcement)?;
-    tables.started = Started::now();
     let stop = session.run(&skel, attached, &mut tables)?;
     Ok(stop.exit_code())
 }
@@ -219,8 +217,6 @@ struct Tables<'s, 'o> {
     /// The traced binary (--pprof names its frames from it), and its path.
     bin: &'s crate::gobin::GoBinary<'s>,
     binary: String,
-    /// When tracing began (--pprof).
-    started: Started,
     plan: &'s ProbePlan,
     args: &'s FunclatArgs,
     unit: Unit,
@@ -294,7 +290,7 @@ impl Consumer for Tables<'_, '_> {
         if self.interval.is_none() || now != self.printed || keys_moved {
             self.print_period(out, (&now, &self.printed), keyed.as_ref(), stop.close_ns)?;
         }
-        self.print_breakdowns(out, stop.close_ns)?;
+        self.print_breakdowns(out, stop)?;
         let sched = SchedCounts::read(self.reasons.is_some(), &self.skel.maps.sched_stat)?;
         guard::summary(&self.dropped, &open_dropped, self.args.target.json, out)?;
         if self.args.target.json {
@@ -340,7 +336,7 @@ fn read_hists(skel: &FunclatSkel<'_>, plan: &ProbePlan) -> Result<Vec<Log2Hist>>
 impl Tables<'_, '_> {
     /// --breakdown, at the stop: where each function's calls' time went (a JSON `breakdown`
     /// record per function, `ts_ns` the instant entries stopped counting), and --pprof.
-    fn print_breakdowns(&self, out: &mut impl Write, ts_ns: u64) -> Result<()> {
+    fn print_breakdowns(&self, out: &mut impl Write, stop: &Stop) -> Result<()> {
         let Some(reasons) = self.reasons.as_deref() else {
             return Ok(());
         };
@@ -353,7 +349,7 @@ impl Tables<'_, '_> {
                 profile.add_function(func.entry, &func.name, &parts.breakdown);
             }
             if self.args.target.json {
-                let at = Stamp::at(ts_ns);
+                let at = Stamp::at(stop.close_ns);
                 lines::write_json_line(out, "breakdown", &BreakdownLine { at, parts: &parts })?;
             } else if parts.calls != 0 {
                 write!(out, "\n{}", parts.human())?;
@@ -362,7 +358,7 @@ impl Tables<'_, '_> {
         if let (Some(path), Some(profile)) = (&self.args.pprof, profile) {
             let meta = Meta {
                 binary: self.binary.clone(),
-                started: self.started,
+                window: (stop.open_ns, stop.close_ns),
                 comment: format!("gotrace funclat {}", self.args.positional.join(" ")),
             };
             profile.write_file(self.bin, &meta, path)?;

@@ -31,7 +31,7 @@ use crate::output::breakdown::Breakdown;
 use crate::output::calltree::{self, CallTree, FoldedStacks, TreeLine};
 use crate::output::clock::Stamp;
 use crate::output::lines;
-use crate::output::pprof::{Meta, Started, WallProfile};
+use crate::output::pprof::{Meta, WallProfile};
 use crate::plan::capture::{self, Reads};
 use crate::plan::sched::SchedPlan;
 use crate::plan::signature::{self, UserSignature};
@@ -92,7 +92,6 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     let _sched_switch = attach_sched_switch(sched.as_ref(), &skel.progs.graph_sched_switch)?;
     let announcement = Announcement::of_plan(&plan, &patterns, args.target.verbose);
     let attached = session.attach(&skel, &sites, None, &announcement)?;
-    printer.mark_start();
     let stop = session.run(&skel, attached, &mut printer)?;
     Ok(stop.exit_code())
 }
@@ -241,8 +240,6 @@ struct Printer<'p, 'o> {
     args: &'p GraphArgs,
     /// The flame graph's title.
     what: String,
-    /// When tracing began.
-    started: Started,
     /// The traced binary's path (for --pprof).
     binary: String,
     clock_offset: i128,
@@ -287,7 +284,6 @@ impl<'p, 'o> Printer<'p, 'o> {
             skel,
             args,
             what,
-            started: Started::now(),
             binary: String::new(),
             clock_offset: crate::output::clock::monotonic_to_unix_ns(),
             min_ns: args
@@ -305,13 +301,6 @@ impl<'p, 'o> Printer<'p, 'o> {
             reasons: None,
             pending: HashMap::new(),
         }
-    }
-}
-
-impl Printer<'_, '_> {
-    /// Tracing begins now.
-    fn mark_start(&mut self) {
-        self.started = Started::now();
     }
 }
 
@@ -395,7 +384,7 @@ impl Consumer for Printer<'_, '_> {
             self.print(tree);
         }
         self.flush(out)?;
-        self.write_files()?;
+        self.write_files(stop)?;
         let stats = maps::per_cpu::<graph_stats>(&self.skel.maps.stats, 0)?;
         let guarded = &self.builder.guard;
         guard::summary(&guarded.dropped, &guarded.open, self.args.target.json, out)?;
@@ -453,8 +442,9 @@ impl Printer<'_, '_> {
     }
 
     /// Writes --folded, --svg and --pprof.
-    fn write_files(&self) -> Result<()> {
-        let (args, what, traced) = (self.args, &self.what, self.started.elapsed());
+    fn write_files(&self, stop: &Stop) -> Result<()> {
+        let (args, what) = (self.args, &self.what);
+        let traced_ns = stop.close_ns.saturating_sub(stop.open_ns);
         let create = |path: &std::path::Path| {
             std::fs::File::create(path)
                 .map(std::io::BufWriter::new)
@@ -463,7 +453,7 @@ impl Printer<'_, '_> {
         if let (Some(path), Some(pprof)) = (&args.pprof, &self.pprof) {
             let meta = Meta {
                 binary: self.binary.clone(),
-                started: self.started,
+                window: (stop.open_ns, stop.close_ns),
                 comment: format!("gotrace graph {}", args.positional.join(" ")),
             };
             pprof.write_file(self.bin, &meta, path)?;
@@ -481,7 +471,7 @@ impl Printer<'_, '_> {
             let subtitle = format!(
                 "{} root calls in {}",
                 self.trees,
-                crate::output::clock::human_duration(traced.as_nanos() as u64)
+                crate::output::clock::human_duration(traced_ns)
             );
             folded.write_svg(&mut file, what, &subtitle)?;
             file.flush()?;

@@ -25,7 +25,6 @@ pub mod proto;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use prost::Message;
@@ -49,38 +48,14 @@ enum Frame {
     Named(u32),
 }
 
-/// When tracing began: the profile's time, and its duration when it is written.
-#[derive(Debug, Clone, Copy)]
-pub struct Started {
-    at: Instant,
-    /// `at` in wall-clock ns since the Unix epoch.
-    unix_ns: i64,
-}
-
-impl Started {
-    /// Tracing begins now.
-    pub fn now() -> Self {
-        Started {
-            at: Instant::now(),
-            unix_ns: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        }
-    }
-
-    /// How long tracing has lasted.
-    pub fn elapsed(&self) -> std::time::Duration {
-        self.at.elapsed()
-    }
-}
-
 /// What the profile says about the run besides its samples.
 #[derive(Debug, Clone)]
 pub struct Meta {
     /// The traced binary's path (the mapping's file name).
     pub binary: String,
-    /// When tracing began (it lasted until the profile is written).
-    pub started: Started,
+    /// When entries began and stopped counting, on the events' clock (the session's
+    /// [`Stop`](crate::session::Stop)): the profile's time and duration.
+    pub window: (u64, u64),
     /// One comment line (the command that traced).
     pub comment: String,
 }
@@ -254,9 +229,11 @@ impl WallProfile {
         profile.sample_type = sample_type;
         profile.period_type = Some(wall);
         profile.period = 1;
-        profile.time_nanos = meta.started.unix_ns;
+        let (open_ns, close_ns) = meta.window;
+        let unix_ns = i128::from(open_ns) + crate::output::clock::monotonic_to_unix_ns();
+        profile.time_nanos = i64::try_from(unix_ns).unwrap_or(0);
         profile.duration_nanos =
-            i64::try_from(meta.started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+            i64::try_from(close_ns.saturating_sub(open_ns)).unwrap_or(i64::MAX);
         profile.comment = vec![comment];
         profile
     }
