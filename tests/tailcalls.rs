@@ -188,6 +188,47 @@ fn wrappers_that_tail_call_count_their_own_calls() {
     }
 }
 
+/// `funclat --breakdown` on the wrappers, their callee and `jump`: a tail caller and its tail
+/// callee share a frame key and are open at once, and each call's time is attributed: one
+/// breakdown record per function with as many calls as the target counted, and no time left
+/// unattributed (one goroutine, far from --max-followed). Before each call kept its own start,
+/// a tail caller's whole time was unattributed.
+#[test]
+fn breakdown_attributes_tail_callers_and_callees() {
+    for (_, binary) in targets() {
+        let functions = [
+            "--breakdown",
+            WRAPPERS[0].0,
+            WRAPPERS[1].0,
+            CALLEE,
+            "main.jump",
+        ];
+        let (own, json) = traced("funclat", &binary, &functions);
+        for (function, key) in [
+            (WRAPPERS[0].0, WRAPPERS[0].1),
+            (WRAPPERS[1].0, WRAPPERS[1].1),
+            (CALLEE, "inner_add"),
+            ("main.jump", "jump"),
+        ] {
+            let record = json
+                .iter()
+                .find(|r| r["type"] == "breakdown" && r["function"] == function)
+                .unwrap_or_else(|| panic!("{binary}: no breakdown of {function}: {json:?}"));
+            assert_eq!(
+                field(record, "calls"),
+                own_count(&own, key),
+                "{binary}: {record}"
+            );
+            assert_eq!(
+                field(&record["breakdown"], "unattributed_ns"),
+                0,
+                "{binary}: {function}'s time unattributed: {record}"
+            );
+            assert!(field(record, "duration_ns") > 0, "{binary}: {record}");
+        }
+    }
+}
+
 /// Every traced pair of a tail caller and its tail callee in the target, with the target's
 /// own count keys: the two wrappers and their callee, the assembly `jump` and its target.
 const ARGS_FUNCTIONS: [(&str, &str); 5] = [

@@ -5,7 +5,7 @@
  * it) and every switch of the thread it runs on (sched_switch) closes the interval since the
  * last one into the part it belongs to (struct sched_counters). A call's breakdown is the
  * difference between the goroutine's counters at its return and at its entry (map
- * `sched_starts`, by frame key), so nested calls each get their own. Every other goroutine's
+ * `sched_starts`, by frame key and function), so nested calls each get their own. Every other goroutine's
  * transition costs one hash lookup, and none while no goroutine is followed at all (the
  * scheduler's probes and sched_switch return first while `followed_count` is 0). The including
  * program defines `layout` and sets `breakdown` and `sched` in its .rodata. */
@@ -26,8 +26,16 @@ HASH_MAP(followed, struct graph_g_key, struct followed_g);
 /* Thread id -> the followed goroutine that last ran on it (checked against followed_g.tid). */
 HASH_MAP(follow_threads, __u32, struct graph_g_key);
 
+/* An open call: its frame key and its function. A tail caller and its tail callee share one
+ * frame key (calls_in_flight.bpf.h) and are open at once; each keeps its own start. */
+struct sched_start_key {
+	struct frame_key frame;
+	__u32 func_id;
+	__u32 pad;
+};
+
 /* Each open call's copy of its goroutine's counters at entry. Sized like the map of starts. */
-LRU_HASH_MAP(sched_starts, struct frame_key, struct sched_counters);
+LRU_HASH_MAP(sched_starts, struct sched_start_key, struct sched_counters);
 
 /* What --breakdown could not follow, counted per CPU. */
 PERCPU_ARRAY_MAP(sched_stat, struct sched_stats);
@@ -154,6 +162,7 @@ static __always_inline void follow_end(struct followed_g *f, struct graph_g_key 
 static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 {
 	struct graph_g_key gkey = {.g = hit->key.g, .tgid = hit->key.tgid};
+	struct sched_start_key start_key = {};
 	struct followed_g *f;
 	__u64 goid = 0;
 
@@ -187,7 +196,9 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 	follow_flush_here(f, hit->tid, now);
 	follow_running(f, &gkey, hit->tid, FOLLOW_RUNNING);
 	f->open_calls++;
-	bpf_map_update_elem(&sched_starts, &hit->key, &f->c, BPF_ANY);
+	start_key.frame = hit->key;
+	start_key.func_id = hit->func_id;
+	bpf_map_update_elem(&sched_starts, &start_key, &f->c, BPF_ANY);
 }
 
 /* A traced call returns (matched): its breakdown into `out`; the goroutine is no longer
@@ -196,16 +207,17 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 __noinline int follow_leave(struct probe_hit *hit, __u64 now, struct sched_breakdown *out)
 {
 	struct graph_g_key gkey = {};
+	struct sched_start_key key = {};
 	struct sched_counters *start;
-	struct frame_key key;
 	struct followed_g *f;
 
 	if (!hit || !out)
 		return 0;
 	/* A map key from the stack: before 6.2 the verifier takes no argument memory as one. */
-	key = hit->key;
-	gkey.g = key.g;
-	gkey.tgid = key.tgid;
+	key.frame = hit->key;
+	key.func_id = hit->func_id;
+	gkey.g = key.frame.g;
+	gkey.tgid = key.frame.tgid;
 	out->followed = 0;
 	if (!breakdown)
 		return 0;
