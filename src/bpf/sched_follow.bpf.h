@@ -158,16 +158,19 @@ static __always_inline void follow_end(struct followed_g *f, struct graph_g_key 
 }
 
 /* A traced call enters on the hit's goroutine: follow it (or go on following it) and keep
- * its counters as the call's start. */
-static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
+ * its counters as the call's start. A global function, as follow_leave is: its locals stay
+ * out of the including program's stack frame (args' would pass 512 bytes). */
+__noinline int follow_enter(struct probe_hit *hit, __u64 now)
 {
-	struct graph_g_key gkey = {.g = hit->key.g, .tgid = hit->key.tgid};
 	struct sched_start_key start_key = {};
+	struct graph_g_key gkey = {};
 	struct followed_g *f;
 	__u64 goid = 0;
 
-	if (!breakdown)
-		return;
+	if (!hit || !breakdown)
+		return 0;
+	gkey.g = hit->key.g;
+	gkey.tgid = hit->key.tgid;
 	bpf_probe_read_user(&goid, 8, (void *)(hit->key.g + sched.g_goid));
 	f = bpf_map_lookup_elem(&followed, &gkey);
 	if (f && f->goid != goid) {
@@ -187,7 +190,7 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 
 			if (s)
 				s->unfollowed++;
-			return;
+			return 0;
 		}
 		f->goid = goid;
 		f->since_ns = now;
@@ -199,6 +202,7 @@ static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
 	start_key.frame = hit->key;
 	start_key.func_id = hit->func_id;
 	bpf_map_update_elem(&sched_starts, &start_key, &f->c, BPF_ANY);
+	return 0;
 }
 
 /* A traced call returns (matched): its breakdown into `out`; the goroutine is no longer
