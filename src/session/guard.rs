@@ -32,10 +32,9 @@ pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_OVERHEAD_PCT: f64 = 5.0;
 
 /// What one hit costs the target, in ns, by the kernel's handling of the probed instruction.
-/// Measured constants until the start-up calibration of each site class (issue 23) is on
-/// main: docs/design.md §15 ("about 0.8 µs against 6 µs per hit on this VM", from
-/// bench/entry_site.sh's per-call overhead of the flag-checked and single-stepped entries on the
-/// 2-core 6.18 VM). An entry whose instruction class the plan does not record, a RET and an
+/// Measured constants (bench/entry_site.sh's per-call overhead of the flag-checked and
+/// single-stepped entries on the 2-core 6.18 VM, docs/internals.md); where the target's
+/// kernel time measures what its hits cost, the guard scales them to it (docs/design.md §16). An entry whose instruction class the plan does not record, a RET and an
 /// inlined call's edge are priced as single-stepped: overstating a cost only drops sooner.
 const EMULATED_NS: f64 = 800.0;
 const STEPPED_NS: f64 = 6_000.0;
