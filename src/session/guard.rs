@@ -34,8 +34,9 @@ pub const DEFAULT_MAX_OVERHEAD_PCT: f64 = 5.0;
 /// What one hit costs the target, in ns, by the kernel's handling of the probed instruction.
 /// Measured constants (bench/entry_site.sh's per-call overhead of the flag-checked and
 /// single-stepped entries on the 2-core 6.18 VM, docs/internals.md); where the target's
-/// kernel time measures what its hits cost, the guard scales them to it (docs/design.md §16). An entry whose instruction class the plan does not record, a RET and an
-/// inlined call's edge are priced as single-stepped: overstating a cost only drops sooner.
+/// kernel time measures what its hits cost, the guard scales them to it (docs/design.md §16).
+/// An entry whose instruction class the plan does not record, a RET and an inlined call's edge
+/// are priced as single-stepped: overstating a cost only drops sooner.
 const EMULATED_NS: f64 = 800.0;
 const STEPPED_NS: f64 = 6_000.0;
 
