@@ -117,6 +117,12 @@ impl Gate {
         self.set_edge(|g| unsafe { &raw mut (*g).open_ns })
     }
 
+    /// The instant `arm` returned (entries count from it).
+    pub fn open_ns(&self) -> u64 {
+        // SAFETY: as in `write`; only user space writes this field.
+        unsafe { std::ptr::read_volatile(&raw const (*self.gate).open_ns) }
+    }
+
     /// Stops admitting entries; returns the instant.
     pub fn close(&self) -> u64 {
         // SAFETY: only the address of a field of the live gate (see `find`); `write` stores to it.

@@ -91,8 +91,6 @@ pub struct Session {
     drain_timeout: Duration,
     lifecycle: Option<Lifecycle>,
     gate: Option<Gate>,
-    /// The instant entries began to count (set by [`Session::attach`]).
-    open_ns: u64,
     guard_plan: Option<GuardPlan>,
     /// The target's CPU time when the guard was set up (before any probe).
     guard_cpu: Option<cpu::CpuTime>,
@@ -122,7 +120,6 @@ impl Session {
             drain_timeout: args.drain_timeout,
             lifecycle: None,
             gate: None,
-            open_ns: 0,
             guard_plan: None,
             guard_cpu: None,
             guard: None,
@@ -188,7 +185,6 @@ impl Session {
             attach::attach(skel.object(), self.target.pid, &self.target.binary, &groups)?;
         // Every link is live: hits count from one instant on (docs/design.md §14).
         let open_ns = gate.arm();
-        self.open_ns = open_ns;
         self.gate = Some(gate);
         if let Some(plan) = self.guard_plan.take() {
             if plan.budget_ns_per_s.is_some() {
@@ -288,7 +284,7 @@ impl Session {
         let stop = Stop {
             reason,
             open_calls,
-            open_ns: self.open_ns,
+            open_ns: gate.open_ns(),
             close_ns,
         };
         consumer.stop(&stop, &mut self.out)?;
