@@ -157,10 +157,9 @@ static __always_inline void follow_end(struct followed_g *f, struct graph_g_key 
 		__sync_fetch_and_add(&followed_count, -1);
 }
 
-/* A traced call enters on the hit's goroutine: follow it (or go on following it) and keep
- * its counters as the call's start. A global function, as follow_leave is: its locals stay
- * out of the including program's stack frame (args' would pass 512 bytes). */
-__noinline int follow_enter(struct probe_hit *hit, __u64 now)
+/* follow_enter's work. A global function, as follow_leave is: its locals stay out of the
+ * including program's stack frame (args' would pass 512 bytes). */
+__noinline int follow_enter_call(struct probe_hit *hit, __u64 now)
 {
 	struct sched_start_key start_key = {};
 	struct graph_g_key gkey = {};
@@ -203,6 +202,14 @@ __noinline int follow_enter(struct probe_hit *hit, __u64 now)
 	start_key.func_id = hit->func_id;
 	bpf_map_update_elem(&sched_starts, &start_key, &f->c, BPF_ANY);
 	return 0;
+}
+
+/* A traced call enters on the hit's goroutine: follow it (or go on following it) and keep
+ * its counters as the call's start. Without --breakdown the verifier drops the call. */
+static __always_inline void follow_enter(struct probe_hit *hit, __u64 now)
+{
+	if (breakdown)
+		follow_enter_call(hit, now);
 }
 
 /* A traced call returns (matched): its breakdown into `out`; the goroutine is no longer
