@@ -103,10 +103,14 @@ impl Gate {
                 (landed - at) / 1000
             );
         }
-        while monotonic_ns() < at {
-            std::thread::sleep(Duration::from_nanos(at - monotonic_ns()));
+        // One reading per turn: the clock may pass `at` between a check and a second reading.
+        loop {
+            let now = monotonic_ns();
+            if now >= at {
+                break at;
+            }
+            std::thread::sleep(Duration::from_nanos(at - now));
         }
-        at
     }
 
     /// Arms the gate once every link is attached: entries count from the returned instant.
